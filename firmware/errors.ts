@@ -1,0 +1,43 @@
+/**
+ * Coded errors. Every error Lifeline raises carries a stable `code` (like undici's
+ * `UND_ERR_*`) and a message that says what to do. Two classes, as h11 separates them:
+ *  - `ProtocolError`: the peer or the input misbehaved (malformed packet, bad ICV, replay,
+ *    corrupt EEPROM). Network input that fails this way is dropped and counted, never thrown
+ *    through an event loop.
+ *  - `UsageError`: local misuse (bad argument, illegal state transition requested locally).
+ */
+export type ErrorCode =
+  // codec
+  | 'E_SHORT' | 'E_LENGTH' | 'E_VERSION' | 'E_CLASS' | 'E_IANA' | 'E_TYPE' | 'E_RESERVED'
+  // ESP / AH / replay
+  | 'E_SPI' | 'E_REPLAY' | 'E_ICV' | 'E_PAD' | 'E_NEXT_HEADER' | 'E_SEQ_EXHAUSTED' | 'E_AH_ICV'
+  // policy / firmware
+  | 'E_REFUSED' | 'E_LINK_DOWN' | 'E_NIC_DOWN' | 'E_NO_SA' | 'E_POLICY'
+  // EEPROM
+  | 'E_EEPROM_CRC' | 'E_EEPROM_FOREIGN' | 'E_EEPROM_SIZE' | 'E_EEPROM_FULL' | 'E_EEPROM_TORN' | 'E_EEPROM_IO'
+  // state machines
+  | 'E_ILLEGAL_TRANSITION'
+  // IKE
+  | 'E_IKE_SYNTAX' | 'E_IKE_AUTH' | 'E_IKE_PROPOSAL' | 'E_IKE_MSGID' | 'E_IKE_STATE' | 'E_IKE_TIMEOUT'
+  // station / CLI / store
+  | 'E_TIMEOUT' | 'E_USAGE' | 'E_NOT_FOUND' | 'E_STORE' | 'E_KEYFILE' | 'E_UNREACHABLE' | 'E_TABLE'
+  | 'E_FENCED' | 'E_INTERNAL';
+
+export class LifelineError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string) {
+    super(message);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** The remote side or the input is at fault: drop and count. */
+export class ProtocolError extends LifelineError {}
+
+/** The local caller is at fault: report and stop. */
+export class UsageError extends LifelineError {}
+
+export function isLifelineError(e: unknown): e is LifelineError {
+  return e instanceof LifelineError;
+}
