@@ -1,0 +1,58 @@
+/**
+ * What the two SQL backends have in common, so the store logic is written once (sql-store.ts).
+ *
+ * A transaction body is a generator that yields SQL operations and receives their rows:
+ *
+ *   function* body(): Tx<number> { const rows = yield sql('SELECT epoch FROM leases WHERE nic = ?', nic); ... }
+ *
+ * The SQLite driver runs it synchronously inside BEGIN IMMEDIATE (better-sqlite3 is synchronous, and a
+ * body that awaited between statements would let a second connection of the same process block the
+ * event loop on SQLite's busy handler while the first one waits for that loop: a deadlock). The
+ * PostgreSQL driver runs the same body with an await per statement on one pooled connection. Placeholders
+ * are written '?' and numbered for PostgreSQL by the driver; no SQL text here contains a literal '?'.
+ */
+import { LifelineError, UsageError } from '../../firmware/errors.js';
+import type { StoreKind } from './store.js';
+
+export type SqlValue = string | number | Uint8Array | null;
+export type Row = Record<string, unknown>;
+
+export interface SqlOp {
+  readonly sql: string;
+  readonly params: readonly SqlValue[];
+}
+
+/** A transaction body: yields statements, receives each statement's rows ([] if it returns none). */
+export type Tx<T> = Generator<SqlOp, T, Row[]>;
+
+export function sql(text: string, ...params: SqlValue[]): SqlOp {
+  return { sql: text, params };
+}
+
+export interface SqlDriver {
+  readonly kind: StoreKind;
+  /** Row lock suffix for SELECT: ' FOR UPDATE' on PostgreSQL, '' on SQLite (BEGIN IMMEDIATE locks the file). */
+  readonly forUpdate: string;
+  /** Redacted URL for messages. */
+  readonly url: string;
+  /** Statements to run before creating the tables (PostgreSQL: schema and setup lock). */
+  prelude(): SqlOp[];
+  /** Run `body` in one transaction: 'write' takes the write lock up front; 'read' sees one snapshot. */
+  transaction<T>(mode: 'read' | 'write', body: () => Tx<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** Coded errors pass through; driver errors become E_STORE naming the store. */
+export function storeError(url: string, e: unknown): LifelineError {
+  if (e instanceof LifelineError) return e;
+  const msg = e instanceof Error ? e.message : String(e);
+  const err = new UsageError('E_STORE', `store ${url}: ${msg}`);
+  (err as Error & { cause?: unknown }).cause = e;
+  return err;
+}
+
+/** Values as the drivers accept them: Buffers for bytes. */
+export function bindable(v: SqlValue): string | number | Buffer | null {
+  if (v instanceof Uint8Array) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  return v;
+}

@@ -1,0 +1,266 @@
+/**
+ * The management station's persistent store (DESIGN §2.6, §5): one async interface, two backends
+ * (SQLite for stations on one host, PostgreSQL for stations on several hosts), one contract test suite.
+ *
+ * Rules every backend keeps:
+ *  - Keys are never stored in clear. PSKs, SA keys and IKE SA keys are wrapped with AES-GCM under the
+ *    cluster key; the AAD binds the row identity (nic, generation, column), so a ciphertext copied to
+ *    another row fails to unwrap (key-wrap.ts).
+ *  - Time is a parameter (`now`, ms). The store never reads a clock.
+ *  - Writes to a NIC's runtime state (SAs, sequence checkpoints, command log) are fenced: they carry the
+ *    caller's lease epoch and fail with E_FENCED once another station took the NIC over (§5 ownership).
+ *    Fencing is by epoch, not by clock: a write under the current epoch is accepted even after the
+ *    lease's expiry time as long as nobody has taken over, since clocks on two hosts cannot be compared.
+ *  - Each call is one transaction; two stations racing on one NIC cannot both win.
+ */
+import type { SaPair } from '../../firmware/sa.js';
+
+export type StoreKind = 'sqlite' | 'postgres';
+
+/** An enrolled NIC. `psk` is the IKE pre-shared key (trust anchor written at enrolment, DESIGN §3). */
+export interface NicRecord {
+  /** Stable name, e.g. 'nic-1': letters, digits, '.', '_', ':', '-' (1..64 characters). */
+  id: string;
+  /** Host (IP address or name) of the NIC's sockets. */
+  address: string;
+  /** Secure RMCP port (664 by default, DESIGN §2.2). */
+  securePort: number;
+  /** Clear RMCP port (623 by default, DESIGN §2.1). */
+  clearPort: number;
+  /** IKE port of the host agent (500 by default, DESIGN §2.4). */
+  ikePort: number;
+  psk: Uint8Array;
+  enrolledAt: number;
+  /** Free-form JSON object (labels, policy file name, ...). */
+  meta: Record<string, unknown>;
+}
+
+/** Station-side life of one SA generation (DESIGN §2.5: pending -> active -> previous -> retired). */
+export type SaState = 'pending' | 'active' | 'previous' | 'retired';
+export const SA_STATES: readonly SaState[] = ['pending', 'active', 'previous', 'retired'];
+
+/**
+ * What the station needs to continue an IKE SA after a restart or takeover (RFC 7296 §2.14 keys,
+ * §2.2 message IDs). Stored as one wrapped blob.
+ */
+export interface IkeSaSnapshot {
+  /** IKE SA SPIs (RFC 7296 §3.1), 8 bytes each. */
+  spiI: Uint8Array;
+  spiR: Uint8Array;
+  /** True if the station was the original initiator (RFC 7296 §2.2, §2.8 after a rekey). */
+  initiator: boolean;
+  skD: Uint8Array;
+  skAi: Uint8Array;
+  skAr: Uint8Array;
+  skEi: Uint8Array;
+  skEr: Uint8Array;
+  skPi: Uint8Array;
+  skPr: Uint8Array;
+  /** Message ID of the next request this side sends (RFC 7296 §2.2). */
+  nextRequestId: number;
+  /** Message ID of the next request this side expects from the peer. */
+  nextPeerRequestId: number;
+  /** Negotiated transform IDs (RFC 7296 §3.3.2), e.g. { encr: 20, encrKeyBits: 256, prf: 5, dh: 31 }. */
+  transforms: { encr: number; encrKeyBits: number; prf: number; integ: number; dh: number };
+}
+
+export interface StoredSa {
+  nic: string;
+  pair: SaPair;
+  state: SaState;
+  ike: IkeSaSnapshot | null;
+  updatedAt: number;
+}
+
+/** What `putSa` writes; `pair.generation` names the row. */
+export interface SaInput {
+  pair: SaPair;
+  state: SaState;
+  ike: IkeSaSnapshot | null;
+}
+
+/** Sequence checkpoint of one SA generation (DESIGN §2.6). */
+export interface SeqCheckpoint {
+  nic: string;
+  generation: number;
+  /** Highest outbound (station -> NIC) sequence number reserved; resume above it. 0n = none. */
+  outReserved: bigint;
+  /** Highest inbound (NIC -> station) sequence number seen. 0n = none. */
+  inHighest: bigint;
+  updatedAt: number;
+}
+
+/** The caller's claim on a NIC: its station id and lease epoch (the fencing token). */
+export interface Fence {
+  station: string;
+  epoch: number;
+}
+
+export interface Lease {
+  nic: string;
+  /** null: free (never taken or released). */
+  owner: string | null;
+  /** Fencing token; grows by one at every change of owner. 0 = never owned. */
+  epoch: number;
+  /** ms; the lease is expired when now >= expiresAt. */
+  expiresAt: number;
+}
+
+export type LeaseResult =
+  | {
+      acquired: true;
+      lease: Lease;
+      /** The NIC was owned by another station whose lease had expired; its claim is gone now. */
+      takeover: boolean;
+      previousOwner: string | null;
+    }
+  | { acquired: false; lease: Lease };
+
+export type CommandOutcome = 'sent' | 'acked' | 'failed' | 'unknown';
+export const COMMAND_OUTCOMES: readonly CommandOutcome[] = ['sent', 'acked', 'failed', 'unknown'];
+
+/** What the caller supplies for a new command entry (station and epoch come from the fence). */
+export interface CommandInput {
+  time: number;
+  /** The command's name, e.g. 'reset', 'power-up', 'power-down', 'power-cycle'. */
+  command: string;
+  /** RMCP sequence number (0..255) and ASF message tag (0..255): together they identify the command (§5). */
+  rmcpSeq: number;
+  asfTag: number;
+  outcome: CommandOutcome;
+}
+
+/**
+ * One row of a NIC's hash-chained command log (command-log.ts). The log is append-only: an outcome
+ * change is a new 'outcome' entry whose `ref` is the index of the command entry it completes.
+ */
+export interface CommandLogEntry {
+  nic: string;
+  /** 1, 2, 3, ... without gaps. */
+  index: number;
+  kind: 'command' | 'outcome';
+  /** For 'outcome' entries: index of the command entry; null for 'command' entries. */
+  ref: number | null;
+  time: number;
+  station: string;
+  epoch: number;
+  command: string;
+  rmcpSeq: number;
+  asfTag: number;
+  outcome: CommandOutcome;
+  /** hex SHA-256 of the previous entry (64 zeros for the first). */
+  prevHash: string;
+  /** hex SHA-256(prevHash || canonical entry). */
+  hash: string;
+}
+
+/** A command with its latest outcome: the log folded by `ref`. */
+export interface CommandRecord {
+  nic: string;
+  index: number;
+  time: number;
+  station: string;
+  epoch: number;
+  command: string;
+  rmcpSeq: number;
+  asfTag: number;
+  outcome: CommandOutcome;
+  /** Time, station and epoch of the entry that set `outcome`. */
+  outcomeTime: number;
+  outcomeStation: string;
+  outcomeEpoch: number;
+}
+
+export interface AuditReport {
+  nic: string;
+  ok: boolean;
+  /** Number of rows in the log. */
+  entries: number;
+  /** The checkpointed head, as stored. */
+  head: { index: number; hash: string } | null;
+  /** First index that cannot be trusted (edited, missing, out of order, beyond/after the head). */
+  firstBadIndex: number | null;
+  /** What is wrong, for the user; null when ok. */
+  problem: string | null;
+}
+
+export interface StationRecord {
+  id: string;
+  address: string;
+  lastSeen: number;
+}
+
+export interface Store {
+  readonly kind: StoreKind;
+  /** The store URL with any password removed, for messages. */
+  readonly url: string;
+
+  // --- NICs (enrolment is an administrative write: not fenced) ---
+  /** Insert or replace (re-enrolment) a NIC. */
+  putNic(nic: NicRecord): Promise<void>;
+  getNic(id: string): Promise<NicRecord | null>;
+  listNics(): Promise<NicRecord[]>;
+
+  // --- SAs ---
+  /**
+   * Insert or replace the SA (nic, sa.pair.generation). The station's inbound SPI (`pair.fromNic.spi`)
+   * must be unique among non-retired SAs of the whole store (E_SPI_IN_USE), so adoption by SPI is
+   * unambiguous; at most one SA per NIC is 'active' (E_ILLEGAL_TRANSITION). Fenced.
+   */
+  putSa(nic: string, sa: SaInput, now: number, fence: Fence): Promise<void>;
+  getSa(nic: string, generation: number): Promise<StoredSa | null>;
+  /** All SAs of a NIC, by generation. */
+  listSas(nic: string): Promise<StoredSa[]>;
+  /** The NIC's 'active' SA, if any. */
+  getActiveSa(nic: string): Promise<StoredSa | null>;
+  /** Adoption by SPI (DESIGN §5): the non-retired SA whose station-inbound SPI (fromNic.spi) is `spi`. */
+  findSaBySpi(spi: number): Promise<StoredSa | null>;
+  /**
+   * Make `generation` the active SA (the station's commit, DESIGN §2.5): the current 'active' becomes
+   * 'previous' and the former 'previous' is retired, in one transaction. Fenced.
+   */
+  activateSa(nic: string, generation: number, now: number, fence: Fence): Promise<void>;
+  /** Set a non-active state ('pending' | 'previous' | 'retired'); 'retired' is final. Fenced. */
+  setSaState(nic: string, generation: number, state: Exclude<SaState, 'active'>, now: number, fence: Fence): Promise<void>;
+
+  // --- sequence checkpoints (DESIGN §2.6) ---
+  /** Raise outReserved to `upTo` (never lowers it); returns the value now stored. Fenced. */
+  reserveOutbound(nic: string, generation: number, upTo: bigint, now: number, fence: Fence): Promise<bigint>;
+  /** Raise inHighest to `highest` (never lowers it); returns the value now stored. Fenced. */
+  recordInbound(nic: string, generation: number, highest: bigint, now: number, fence: Fence): Promise<bigint>;
+  getCheckpoint(nic: string, generation: number): Promise<SeqCheckpoint | null>;
+
+  // --- ownership (DESIGN §5) ---
+  /**
+   * Take or extend the lease: succeeds if the NIC is free, its lease expired (takeover: epoch + 1, the old
+   * owner's claim is replaced) or it is already ours (same epoch, expiry extended).
+   */
+  acquireLease(nic: string, station: string, now: number, ttlMs: number): Promise<LeaseResult>;
+  /** Extend our lease; E_FENCED if the epoch moved on or another station holds it. */
+  renewLease(nic: string, fence: Fence, now: number, ttlMs: number): Promise<Lease>;
+  /** Give the NIC up (owner cleared, epoch kept so the next owner gets epoch + 1). Fenced. */
+  releaseLease(nic: string, fence: Fence): Promise<void>;
+  getLease(nic: string): Promise<Lease | null>;
+  listLeases(): Promise<Lease[]>;
+
+  // --- command log (DESIGN §5, issue 5 "tamper-evident command log") ---
+  /**
+   * Append a command entry and checkpoint the head, atomically. Fenced. E_STORE if the log's head was
+   * altered outside a station (fail closed until audited).
+   */
+  appendCommand(nic: string, input: CommandInput, fence: Fence): Promise<CommandLogEntry>;
+  /** Append an 'outcome' entry for the command at `index` (rows are never modified). Fenced. */
+  updateOutcome(nic: string, index: number, outcome: CommandOutcome, time: number, fence: Fence): Promise<CommandLogEntry>;
+  /** Raw log rows, by index. */
+  readCommandLog(nic: string): Promise<CommandLogEntry[]>;
+  /** Commands with their latest outcome, by index. */
+  listCommands(nic: string): Promise<CommandRecord[]>;
+  /** Verify the chain, every row's MAC and the checkpointed head. */
+  auditCommandLog(nic: string): Promise<AuditReport>;
+
+  // --- cluster membership ---
+  touchStation(id: string, address: string, now: number): Promise<void>;
+  listStations(): Promise<StationRecord[]>;
+
+  close(): Promise<void>;
+}

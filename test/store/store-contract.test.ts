@@ -1,0 +1,516 @@
+/**
+ * The store contract (DESIGN §5, mgmt-station/store/store.ts), generated once per backend: SQLite on a
+ * temp file, PostgreSQL on a private server started once for this file (test/support/postgres-server.ts).
+ * Every test gets an empty store of its own (a new SQLite file / a new PostgreSQL schema).
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import type { SaPair } from '../../firmware/sa.js';
+import { ClusterKey } from '../../mgmt-station/store/cluster-key.js';
+import { openStore } from '../../mgmt-station/store/open-store.js';
+import type { Fence, IkeSaSnapshot, NicRecord, Store } from '../../mgmt-station/store/store.js';
+import { postgresUnavailable, startPostgres, type PostgresServer } from '../support/postgres-server.js';
+
+// --- backends ----------------------------------------------------------------------------------------
+
+interface Place {
+  url: string;
+  /** Run SQL on a raw connection, behind the store's back (an attacker or a DBA with write access). */
+  query(text: string, params?: unknown[]): Promise<Record<string, unknown>[]>;
+}
+
+async function exec(p: Place, text: string, params?: unknown[]): Promise<void> {
+  await p.query(text, params);
+}
+
+interface Backend {
+  name: string;
+  unavailable(): string | null;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  fresh(): Promise<Place>;
+}
+
+function sqliteBackend(): Backend {
+  let dir = '';
+  let n = 0;
+  return {
+    name: 'SQLite',
+    unavailable: () => null,
+    start: async () => {
+      dir = mkdtempSync(join(tmpdir(), 'lifeline-store-'));
+    },
+    stop: async () => rmSync(dir, { recursive: true, force: true }),
+    fresh: async () => {
+      const file = join(dir, `s${++n}.db`);
+      return {
+        url: 'sqlite:' + file,
+        query: async (text, params = []) => {
+          const db = new Database(file);
+          try {
+            db.pragma('busy_timeout = 5000');
+            const st = db.prepare(text.replace(/\$\d+/g, '?'));
+            if (st.reader) return st.all(...params) as Record<string, unknown>[];
+            st.run(...params);
+            return [];
+          } finally {
+            db.close();
+          }
+        },
+      };
+    },
+  };
+}
+
+function postgresBackend(): Backend {
+  let server: PostgresServer | null = null;
+  let n = 0;
+  return {
+    name: 'PostgreSQL',
+    unavailable: postgresUnavailable,
+    start: async () => {
+      server = await startPostgres();
+    },
+    stop: async () => {
+      await server?.stop();
+      server = null;
+    },
+    fresh: async () => {
+      const schema = `t${++n}_${process.pid}`;
+      return {
+        url: server!.url(schema),
+        query: async (text, params = []) => {
+          const c = new pg.Client({ connectionString: server!.url(), options: `-c search_path=${schema}` });
+          await c.connect();
+          try {
+            return (await c.query(text, params)).rows as Record<string, unknown>[];
+          } finally {
+            await c.end();
+          }
+        },
+      };
+    },
+  };
+}
+
+// --- fixtures -----------------------------------------------------------------------------------------
+
+const KEY = ClusterKey.fromBytes(new Uint8Array(randomBytes(32)), 'test');
+const OTHER_KEY = ClusterKey.fromBytes(new Uint8Array(randomBytes(32)), 'test (other cluster)');
+const T0 = 1_700_000_000_000;
+const TTL = 500;
+
+function nic(id: string, over: Partial<NicRecord> = {}): NicRecord {
+  return {
+    id, address: '127.0.1.1', securePort: 664, clearPort: 623, ikePort: 500,
+    psk: new Uint8Array(randomBytes(32)), enrolledAt: T0, meta: { rack: 'A3' }, ...over,
+  };
+}
+
+let nextSpi = 0x1000;
+function pair(generation: number, over: Partial<SaPair> = {}): SaPair {
+  const dir = () => ({ spi: ++nextSpi, encKey: new Uint8Array(randomBytes(36)), ahSpi: ++nextSpi, ahKey: new Uint8Array(randomBytes(32)) });
+  return { generation, transform: 'aes-gcm-16', esn: false, policy: 'esp+ah', toNic: dir(), fromNic: dir(), origin: 'ike', ...over };
+}
+
+function ike(): IkeSaSnapshot {
+  const k = (n: number) => new Uint8Array(randomBytes(n));
+  return {
+    spiI: k(8), spiR: k(8), initiator: true, skD: k(32), skAi: k(0), skAr: k(0), skEi: k(36), skEr: k(36),
+    skPi: k(32), skPr: k(32), nextRequestId: 3, nextPeerRequestId: 1,
+    transforms: { encr: 20, encrKeyBits: 256, prf: 5, integ: 0, dh: 31 },
+  };
+}
+
+async function rejectsWith(p: Promise<unknown>, code: string, re?: RegExp): Promise<void> {
+  await assert.rejects(p, (e: Error & { code?: string }) => {
+    assert.equal(e.code, code, `expected ${code}, got ${e.code}: ${e.message}`);
+    if (re) assert.match(e.message, re);
+    return true;
+  });
+}
+
+// --- the contract -------------------------------------------------------------------------------------
+
+for (const backend of [sqliteBackend(), postgresBackend()]) {
+  describe(`store contract: ${backend.name}`, function () {
+    this.timeout(30000);
+    const open: Store[] = [];
+    let place: Place;
+    let store: Store;
+
+    const openAt = async (url: string, key = KEY): Promise<Store> => {
+      const s = await openStore(url, key, { synchronous: 'NORMAL' });
+      open.push(s);
+      return s;
+    };
+    /** An enrolled NIC leased to station `st`; returns the fence. */
+    const owned = async (s: Store, id: string, st = 'st-a', now = T0): Promise<Fence> => {
+      if (!(await s.getNic(id))) await s.putNic(nic(id));
+      const r = await s.acquireLease(id, st, now, TTL);
+      assert.ok(r.acquired);
+      return { station: st, epoch: r.lease.epoch };
+    };
+
+    before(async function () {
+      const why = backend.unavailable();
+      if (why) {
+        console.log(`    skipping ${backend.name} contract tests: ${why}`);
+        this.skip();
+      }
+      await backend.start();
+    });
+    after(async () => {
+      if (!backend.unavailable()) await backend.stop();
+    });
+    beforeEach(async () => {
+      place = await backend.fresh();
+      store = await openAt(place.url);
+    });
+    afterEach(async () => {
+      for (const s of open.splice(0)) await s.close();
+    });
+
+    describe('NICs', () => {
+      it('stores a NIC and gives back its PSK unwrapped', async () => {
+        const n = nic('nic-1');
+        await store.putNic(n);
+        assert.deepEqual(await store.getNic('nic-1'), n);
+        assert.equal(await store.getNic('nic-2'), null);
+      });
+
+      it('re-enrolment replaces the record; listNics is sorted by id', async () => {
+        await store.putNic(nic('nic-2'));
+        await store.putNic(nic('nic-1'));
+        const again = nic('nic-2', { address: '127.0.1.2', ikePort: 5500, meta: {} });
+        await store.putNic(again);
+        const all = await store.listNics();
+        assert.deepEqual(all.map((x) => x.id), ['nic-1', 'nic-2']);
+        assert.deepEqual(all[1], again);
+      });
+
+      it('rejects bad input with E_USAGE', async () => {
+        await rejectsWith(store.putNic(nic('bad id')), 'E_USAGE', /nic id/);
+        await rejectsWith(store.putNic(nic('nic-1', { securePort: 70000 })), 'E_USAGE', /securePort/);
+        await rejectsWith(store.putNic(nic('nic-1', { psk: new Uint8Array(0) })), 'E_USAGE', /psk/);
+      });
+    });
+
+    describe('SAs', () => {
+      it('round-trips an SA pair with its IKE SA snapshot', async () => {
+        const f = await owned(store, 'nic-1');
+        const p = pair(1);
+        const k = ike();
+        await store.putSa('nic-1', { pair: p, state: 'pending', ike: k }, T0 + 1, f);
+        assert.deepEqual(await store.getSa('nic-1', 1), { nic: 'nic-1', pair: p, state: 'pending', ike: k, updatedAt: T0 + 1 });
+        assert.equal(await store.getSa('nic-1', 2), null);
+      });
+
+      it('activateSa: new active, old active -> previous, older previous -> retired', async () => {
+        const f = await owned(store, 'nic-1');
+        for (const g of [1, 2, 3]) await store.putSa('nic-1', { pair: pair(g), state: 'pending', ike: null }, T0, f);
+        await store.activateSa('nic-1', 1, T0, f);
+        await store.activateSa('nic-1', 2, T0, f);
+        await store.activateSa('nic-1', 3, T0, f);
+        assert.deepEqual((await store.listSas('nic-1')).map((s) => [s.pair.generation, s.state]), [[1, 'retired'], [2, 'previous'], [3, 'active']]);
+        assert.equal((await store.getActiveSa('nic-1'))?.pair.generation, 3);
+        await store.activateSa('nic-1', 3, T0, f); // idempotent
+        await rejectsWith(store.activateSa('nic-1', 1, T0, f), 'E_ILLEGAL_TRANSITION', /retired/);
+        await rejectsWith(store.activateSa('nic-1', 9, T0, f), 'E_NOT_FOUND');
+      });
+
+      it('at most one active SA per NIC; retired is final', async () => {
+        const f = await owned(store, 'nic-1');
+        await store.putSa('nic-1', { pair: pair(1), state: 'active', ike: null }, T0, f);
+        await rejectsWith(store.putSa('nic-1', { pair: pair(2), state: 'active', ike: null }, T0, f), 'E_ILLEGAL_TRANSITION', /activateSa/);
+        await store.setSaState('nic-1', 1, 'retired', T0, f);
+        await rejectsWith(store.setSaState('nic-1', 1, 'pending', T0, f), 'E_ILLEGAL_TRANSITION');
+        await rejectsWith(store.setSaState('nic-1', 1, 'active' as 'pending', T0, f), 'E_USAGE', /activateSa/);
+      });
+
+      it('findSaBySpi finds the SA by the station-inbound SPI, never a retired one (adoption, DESIGN §5)', async () => {
+        const f1 = await owned(store, 'nic-1');
+        const f2 = await owned(store, 'nic-2');
+        const p1 = pair(1);
+        const p2 = pair(1);
+        await store.putSa('nic-1', { pair: p1, state: 'active', ike: ike() }, T0, f1);
+        await store.putSa('nic-2', { pair: p2, state: 'pending', ike: null }, T0, f2);
+        const found = await store.findSaBySpi(p2.fromNic.spi);
+        assert.equal(found?.nic, 'nic-2');
+        assert.deepEqual(found?.pair, p2);
+        assert.equal(await store.findSaBySpi(p2.toNic.spi), null, 'the NIC-inbound SPI is not the lookup key');
+        await store.setSaState('nic-2', 1, 'retired', T0, f2);
+        assert.equal(await store.findSaBySpi(p2.fromNic.spi), null);
+      });
+
+      it('an inbound SPI in use by another live SA is refused with E_SPI_IN_USE', async () => {
+        const f1 = await owned(store, 'nic-1');
+        const f2 = await owned(store, 'nic-2');
+        const p1 = pair(1);
+        await store.putSa('nic-1', { pair: p1, state: 'pending', ike: null }, T0, f1);
+        const clash = pair(1, { fromNic: { ...pair(1).fromNic, spi: p1.fromNic.spi } });
+        await rejectsWith(store.putSa('nic-2', { pair: clash, state: 'pending', ike: null }, T0, f2), 'E_SPI_IN_USE', /nic-1/);
+        await store.setSaState('nic-1', 1, 'retired', T0, f1);
+        await store.putSa('nic-2', { pair: clash, state: 'pending', ike: null }, T0, f2); // free again
+      });
+
+      it('writing an SA needs an enrolled NIC and a lease', async () => {
+        await rejectsWith(store.putSa('nic-9', { pair: pair(1), state: 'pending', ike: null }, T0, { station: 'st-a', epoch: 1 }), 'E_FENCED', /acquire/);
+        await rejectsWith(store.acquireLease('nic-9', 'st-a', T0, TTL), 'E_NOT_FOUND', /enrol/);
+      });
+    });
+
+    describe('sequence checkpoints (DESIGN §2.6)', () => {
+      it('reserveOutbound and recordInbound never lower the checkpoint', async () => {
+        const f = await owned(store, 'nic-1');
+        await store.putSa('nic-1', { pair: pair(1), state: 'active', ike: null }, T0, f);
+        assert.equal(await store.getCheckpoint('nic-1', 1), null);
+        assert.equal(await store.reserveOutbound('nic-1', 1, 1024n, T0, f), 1024n);
+        assert.equal(await store.reserveOutbound('nic-1', 1, 512n, T0 + 1, f), 1024n);
+        assert.equal(await store.recordInbound('nic-1', 1, 77n, T0 + 2, f), 77n);
+        assert.equal(await store.recordInbound('nic-1', 1, 5n, T0 + 3, f), 77n);
+        assert.deepEqual(await store.getCheckpoint('nic-1', 1), { nic: 'nic-1', generation: 1, outReserved: 1024n, inHighest: 77n, updatedAt: T0 + 2 });
+      });
+
+      it('holds the whole 64-bit range (ESN, RFC 4303 §2.2.1)', async () => {
+        const f = await owned(store, 'nic-1');
+        await store.putSa('nic-1', { pair: pair(1, { esn: true }), state: 'active', ike: null }, T0, f);
+        const max = (1n << 64n) - 1n;
+        assert.equal(await store.reserveOutbound('nic-1', 1, max - 1n, T0, f), max - 1n);
+        assert.equal(await store.reserveOutbound('nic-1', 1, max, T0, f), max);
+        assert.equal(await store.reserveOutbound('nic-1', 1, 1n << 40n, T0, f), max);
+        await rejectsWith(store.reserveOutbound('nic-1', 1, max + 1n, T0, f), 'E_USAGE');
+        await rejectsWith(store.reserveOutbound('nic-1', 2, 1n, T0, f), 'E_NOT_FOUND');
+      });
+    });
+
+    describe('leases and fencing (DESIGN §5)', () => {
+      it('a free NIC is acquired at epoch 1; a live lease is refused to others and extended for its owner', async () => {
+        await store.putNic(nic('nic-1'));
+        const a = await store.acquireLease('nic-1', 'st-a', T0, TTL);
+        assert.deepEqual(a, { acquired: true, lease: { nic: 'nic-1', owner: 'st-a', epoch: 1, expiresAt: T0 + TTL }, takeover: false, previousOwner: null });
+        const b = await store.acquireLease('nic-1', 'st-b', T0 + TTL - 1, TTL);
+        assert.deepEqual(b, { acquired: false, lease: { nic: 'nic-1', owner: 'st-a', epoch: 1, expiresAt: T0 + TTL } });
+        const again = await store.acquireLease('nic-1', 'st-a', T0 + 100, TTL);
+        assert.ok(again.acquired && !again.takeover && again.lease.epoch === 1 && again.lease.expiresAt === T0 + 100 + TTL);
+      });
+
+      it('after expiry a backup takes over: epoch + 1, the old claim is gone, the old owner is fenced', async () => {
+        const old = await owned(store, 'nic-1', 'st-a');
+        await store.putSa('nic-1', { pair: pair(1), state: 'active', ike: null }, T0, old);
+        const t = await store.acquireLease('nic-1', 'st-b', T0 + TTL, TTL);
+        assert.ok(t.acquired);
+        assert.deepEqual([t.takeover, t.previousOwner, t.lease.owner, t.lease.epoch], [true, 'st-a', 'st-b', 2]);
+        assert.deepEqual(await store.getLease('nic-1'), t.lease);
+        await rejectsWith(store.renewLease('nic-1', old, T0 + TTL + 1, TTL), 'E_FENCED', /st-b holds it at epoch 2/);
+        await rejectsWith(store.reserveOutbound('nic-1', 1, 99n, T0, old), 'E_FENCED');
+        await rejectsWith(store.recordInbound('nic-1', 1, 99n, T0, old), 'E_FENCED');
+        await rejectsWith(store.appendCommand('nic-1', { time: T0, command: 'reset', rmcpSeq: 1, asfTag: 1, outcome: 'sent' }, old), 'E_FENCED');
+        await rejectsWith(store.putSa('nic-1', { pair: pair(2), state: 'pending', ike: null }, T0, old), 'E_FENCED');
+        await rejectsWith(store.activateSa('nic-1', 1, T0, old), 'E_FENCED');
+        await rejectsWith(store.setSaState('nic-1', 1, 'retired', T0, old), 'E_FENCED');
+        await rejectsWith(store.releaseLease('nic-1', old), 'E_FENCED');
+        // The old owner asking again gets nothing while the new lease is live.
+        assert.equal((await store.acquireLease('nic-1', 'st-a', T0 + TTL + 1, TTL)).acquired, false);
+        const now = { station: 'st-b', epoch: 2 };
+        assert.equal(await store.reserveOutbound('nic-1', 1, 99n, T0, now), 99n);
+        assert.equal(await store.findSaBySpi((await store.getSa('nic-1', 1))!.pair.fromNic.spi).then((s) => s?.state), 'active');
+      });
+
+      it('renewLease extends; a made-up epoch is fenced too', async () => {
+        const f = await owned(store, 'nic-1');
+        assert.deepEqual(await store.renewLease('nic-1', f, T0 + 400, TTL), { nic: 'nic-1', owner: 'st-a', epoch: 1, expiresAt: T0 + 400 + TTL });
+        assert.equal((await store.acquireLease('nic-1', 'st-b', T0 + TTL + 1, TTL)).acquired, false);
+        await rejectsWith(store.renewLease('nic-1', { station: 'st-a', epoch: 2 }, T0, TTL), 'E_FENCED');
+        await rejectsWith(store.renewLease('nic-1', { station: 'st-b', epoch: 1 }, T0, TTL), 'E_FENCED');
+      });
+
+      it('a released NIC goes to the next station at the next epoch', async () => {
+        const f = await owned(store, 'nic-1', 'st-a');
+        await store.releaseLease('nic-1', f);
+        assert.deepEqual(await store.getLease('nic-1'), { nic: 'nic-1', owner: null, epoch: 1, expiresAt: 0 });
+        const b = await store.acquireLease('nic-1', 'st-b', T0 + 1, TTL);
+        assert.ok(b.acquired && b.lease.epoch === 2 && !b.takeover);
+        await store.putNic(nic('nic-0'));
+        await store.acquireLease('nic-0', 'st-a', T0, TTL);
+        assert.deepEqual((await store.listLeases()).map((l) => [l.nic, l.owner, l.epoch]), [['nic-0', 'st-a', 1], ['nic-1', 'st-b', 2]]);
+      });
+
+      it('two stations (two connections) racing for the same NICs: exactly one wins each', async () => {
+        const other = await openAt(place.url);
+        const ids = ['nic-1', 'nic-2', 'nic-3', 'nic-4', 'nic-5', 'nic-6'];
+        for (const id of ids) await store.putNic(nic(id));
+        const race = (now: number) =>
+          Promise.all(ids.flatMap((id) => [store.acquireLease(id, 'st-a', now, TTL), other.acquireLease(id, 'st-b', now, TTL)]));
+        const first = await race(T0);
+        for (let i = 0; i < ids.length; i++) {
+          const [a, b] = [first[2 * i], first[2 * i + 1]];
+          assert.equal(Number(a.acquired) + Number(b.acquired), 1, `${ids[i]}: exactly one winner`);
+          assert.equal(a.lease.epoch, 1);
+        }
+        // And again at takeover time: both contenders see the lease expired, only one takes it over.
+        const second = await Promise.all(
+          ids.flatMap((id) => [store.acquireLease(id, 'st-c', T0 + TTL, TTL), other.acquireLease(id, 'st-d', T0 + TTL, TTL)]),
+        );
+        for (let i = 0; i < ids.length; i++) {
+          const [c, d] = [second[2 * i], second[2 * i + 1]];
+          assert.equal(Number(c.acquired) + Number(d.acquired), 1, `${ids[i]}: exactly one takeover`);
+          assert.equal((await store.getLease(ids[i]))?.epoch, 2);
+        }
+      });
+    });
+
+    describe('command log (tamper-evident, issue 5)', () => {
+      const cmd = (i: number) => ({ time: T0 + i, command: i % 2 ? 'reset' : 'power-cycle', rmcpSeq: i & 0xff, asfTag: (i * 7) & 0xff, outcome: 'sent' as const });
+
+      it('appends hash-chained entries; an outcome is a new entry; listCommands folds them', async () => {
+        const f = await owned(store, 'nic-1');
+        const e1 = await store.appendCommand('nic-1', cmd(1), f);
+        const e2 = await store.appendCommand('nic-1', cmd(2), f);
+        const e3 = await store.updateOutcome('nic-1', 1, 'acked', T0 + 10, f);
+        assert.deepEqual([e1.index, e2.index, e3.index], [1, 2, 3]);
+        assert.equal(e1.prevHash, '0'.repeat(64));
+        assert.equal(e2.prevHash, e1.hash);
+        assert.deepEqual([e3.kind, e3.ref, e3.command, e3.rmcpSeq, e3.outcome], ['outcome', 1, 'reset', 1, 'acked']);
+        assert.deepEqual(await store.readCommandLog('nic-1'), [e1, e2, e3]);
+        const folded = await store.listCommands('nic-1');
+        assert.deepEqual(folded.map((c) => [c.index, c.command, c.outcome, c.outcomeTime]), [[1, 'reset', 'acked', T0 + 10], [2, 'power-cycle', 'sent', T0 + 2]]);
+        await rejectsWith(store.updateOutcome('nic-1', 3, 'acked', T0, f), 'E_NOT_FOUND');
+        assert.deepEqual(await store.auditCommandLog('nic-1'), {
+          nic: 'nic-1', ok: true, entries: 3, head: { index: 3, hash: e3.hash }, firstBadIndex: null, problem: null,
+        });
+      });
+
+      it('a new owner completes the old owner\'s command under its own epoch', async () => {
+        const a = await owned(store, 'nic-1', 'st-a');
+        await store.appendCommand('nic-1', cmd(1), a);
+        const t = await store.acquireLease('nic-1', 'st-b', T0 + TTL, TTL);
+        assert.ok(t.acquired);
+        await store.updateOutcome('nic-1', 1, 'unknown', T0 + TTL, { station: 'st-b', epoch: 2 });
+        const [c] = await store.listCommands('nic-1');
+        assert.deepEqual([c.station, c.epoch, c.outcome, c.outcomeStation, c.outcomeEpoch], ['st-a', 1, 'unknown', 'st-b', 2]);
+        assert.equal((await store.auditCommandLog('nic-1')).ok, true);
+      });
+
+      it('audit names the first entry edited directly in the database', async () => {
+        const f = await owned(store, 'nic-1');
+        for (let i = 1; i <= 5; i++) await store.appendCommand('nic-1', cmd(i), f);
+        await exec(place, `UPDATE command_log SET outcome = 'acked' WHERE nic = 'nic-1' AND idx = 3`);
+        const r = await store.auditCommandLog('nic-1');
+        assert.equal(r.ok, false);
+        assert.equal(r.firstBadIndex, 3);
+        assert.match(r.problem!, /entry 3 was altered/);
+      });
+
+      it('audit catches a rewritten chain (hashes recomputed without the cluster key) and a deleted tail', async () => {
+        const f = await owned(store, 'nic-1');
+        for (let i = 1; i <= 4; i++) await store.appendCommand('nic-1', cmd(i), f);
+        const rows = await store.readCommandLog('nic-1');
+        // Forge entry 2 consistently: new content, recomputed hash and the link from entry 3 -
+        // but the MAC needs the cluster key.
+        const { entryHash } = await import('../../mgmt-station/store/command-log.js');
+        const forged = { ...rows[1], command: 'power-down' };
+        const h = entryHash(forged.prevHash, forged);
+        await exec(place, `UPDATE command_log SET command = 'power-down', hash = $1 WHERE nic = 'nic-1' AND idx = 2`, [h]);
+        await exec(place, `UPDATE command_log SET prev_hash = $1 WHERE nic = 'nic-1' AND idx = 3`, [h]);
+        let r = await store.auditCommandLog('nic-1');
+        assert.deepEqual([r.ok, r.firstBadIndex], [false, 2]);
+        assert.match(r.problem!, /not sealed/);
+
+        const g = await owned(store, 'nic-2');
+        for (let i = 1; i <= 4; i++) await store.appendCommand('nic-2', cmd(i), g);
+        await exec(place, `DELETE FROM command_log WHERE nic = 'nic-2' AND idx = 4`);
+        r = await store.auditCommandLog('nic-2');
+        assert.deepEqual([r.ok, r.firstBadIndex], [false, 4]);
+        assert.match(r.problem!, /deleted/);
+        // The next command chains from the sealed head, so the hole stays visible.
+        await store.appendCommand('nic-2', cmd(5), g);
+        r = await store.auditCommandLog('nic-2');
+        assert.deepEqual([r.ok, r.firstBadIndex], [false, 4]);
+        assert.match(r.problem!, /entry 4 is missing/);
+        // A removed head makes the store refuse to log (and so to acknowledge) further commands.
+        await exec(place, `DELETE FROM command_heads WHERE nic = 'nic-2'`);
+        await rejectsWith(store.appendCommand('nic-2', cmd(6), g), 'E_STORE', /audit nic-2/);
+      });
+
+      it('concurrent appends on one NIC keep one gap-free chain', async () => {
+        const f = await owned(store, 'nic-1');
+        const other = await openAt(place.url);
+        await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 ? store : other).appendCommand('nic-1', cmd(i), f)));
+        const log = await store.readCommandLog('nic-1');
+        assert.deepEqual(log.map((e) => e.index), Array.from({ length: 12 }, (_, i) => i + 1));
+        assert.equal((await store.auditCommandLog('nic-1')).ok, true);
+      });
+    });
+
+    describe('keys are wrapped under the cluster key', () => {
+      it('a station with another cluster key is refused at open (E_KEYFILE)', async () => {
+        await rejectsWith(openAt(place.url, OTHER_KEY), 'E_KEYFILE', /cluster key/);
+      });
+
+      it('a tampered wrapped key fails with E_STORE, never returns garbage', async () => {
+        await store.putNic(nic('nic-1'));
+        const [row] = await place.query(`SELECT psk FROM nics WHERE id = 'nic-1'`);
+        const psk = Buffer.from(row.psk as Buffer);
+        psk[20] ^= 1; // a ciphertext byte (header 5 + nonce 12)
+        await exec(place, `UPDATE nics SET psk = $1 WHERE id = 'nic-1'`, [psk]);
+        await rejectsWith(store.getNic('nic-1'), 'E_STORE', /altered/);
+      });
+
+      it('a wrapped key copied to another row does not unwrap there (AAD binds nic, generation, column)', async () => {
+        await store.putNic(nic('nic-1'));
+        await store.putNic(nic('nic-2'));
+        await exec(place, `UPDATE nics SET psk = (SELECT psk FROM nics WHERE id = 'nic-1') WHERE id = 'nic-2'`);
+        await rejectsWith(store.getNic('nic-2'), 'E_STORE', /moved/);
+        const f = await owned(store, 'nic-1');
+        await store.putSa('nic-1', { pair: pair(1), state: 'previous', ike: null }, T0, f);
+        await store.putSa('nic-1', { pair: pair(2), state: 'active', ike: null }, T0, f);
+        await exec(place, `UPDATE sas SET to_nic_ah_key = (SELECT to_nic_ah_key FROM sas WHERE generation = 1) WHERE generation = 2`);
+        await rejectsWith(store.getSa('nic-1', 2), 'E_STORE');
+        await exec(place, `UPDATE sas SET from_nic_enc_key = to_nic_enc_key WHERE generation = 1`);
+        await rejectsWith(store.getSa('nic-1', 1), 'E_STORE');
+      });
+    });
+
+    describe('restart and membership', () => {
+      it('several stations opening a new store at once all succeed (idempotent schema)', async () => {
+        const fresh = await backend.fresh();
+        const stores = await Promise.all([openAt(fresh.url), openAt(fresh.url), openAt(fresh.url)]);
+        await stores[0].putNic(nic('nic-1'));
+        assert.equal((await stores[2].getNic('nic-1'))?.id, 'nic-1');
+      });
+
+
+      it('everything survives close and reopen (station cold boot, DESIGN §4)', async () => {
+        const f = await owned(store, 'nic-1');
+        const p = pair(1);
+        const k = ike();
+        await store.putSa('nic-1', { pair: p, state: 'active', ike: k }, T0, f);
+        await store.reserveOutbound('nic-1', 1, 4096n, T0, f);
+        await store.appendCommand('nic-1', { time: T0, command: 'reset', rmcpSeq: 9, asfTag: 4, outcome: 'acked' }, f);
+        await store.close();
+        const again = await openAt(place.url);
+        assert.deepEqual((await again.getActiveSa('nic-1'))?.ike, k);
+        assert.deepEqual((await again.getActiveSa('nic-1'))?.pair, p);
+        assert.equal((await again.getCheckpoint('nic-1', 1))?.outReserved, 4096n);
+        assert.equal((await again.auditCommandLog('nic-1')).entries, 1);
+        assert.deepEqual(await again.getLease('nic-1'), { nic: 'nic-1', owner: 'st-a', epoch: 1, expiresAt: T0 + TTL });
+      });
+
+      it('stations register and are listed with their last-seen time', async () => {
+        await store.touchStation('st-b', '127.0.0.3:7000', T0);
+        await store.touchStation('st-a', '127.0.0.2:7000', T0);
+        await store.touchStation('st-b', '127.0.0.3:7000', T0 + 50);
+        assert.deepEqual(await store.listStations(), [
+          { id: 'st-a', address: '127.0.0.2:7000', lastSeen: T0 },
+          { id: 'st-b', address: '127.0.0.3:7000', lastSeen: T0 + 50 },
+        ]);
+      });
+    });
+  });
+}
