@@ -1,0 +1,242 @@
+/**
+ * The management NIC's firmware: everything the NIC does with a datagram, as a pure function of
+ * (its EEPROM-backed state, the datagram, the host's state). No sockets, no clocks: the emulator
+ * hands datagrams in and performs the returned effects (STYLE.md "pure core, thin shells").
+ *
+ * Clear path, UDP 623 (DSP0136 §3.2): Presence Ping is always answered; Capabilities and System State are
+ * answered; Reset / Power-Up / Power-Down / Power Cycle are refused unless the EEPROM configuration enables
+ * clear management, and then only the configured subset (the seed's cold-boot option). Every clear command is
+ * logged. An RMCP ACK precedes the answer whenever the request's sequence is not 0xFF (§3.2.2.1).
+ *
+ * Secure path, UDP 664 (DESIGN §2.2): the payload is an RFC 4303 ESP packet (optionally inside RFC 4302 AH).
+ * Receive order (RFC 4303 §3.4.3): SPI lookup -> replay-window check -> ICV verify + decrypt -> window update.
+ * The decrypted inner packet is UDP (dst 623) + RMCP/ASF, handled like the clear path except that every
+ * command is honoured, in every host state (the NIC runs on auxiliary power). Responses go out under the SA
+ * the request came in on. Retransmitted requests (same RMCP sequence and ASF tag) are answered from a short
+ * response cache and never executed twice (DESIGN §5 "exactly once").
+ *
+ * Bad input never throws out of `receive*`: it is dropped and counted by reason in `counters.dropped`.
+ */
+import { decodeRmcpHeader, rmcpAckFor, RMCP_SEQ_NO_ACK, RMCP_CLASS_ASF, RMCP_PORT, type RmcpHeader } from './rmcp.js';
+import { decodeAsf, encodeRmcpAsf, presencePong, type AsfMessage } from './asf.js';
+import { ProtocolError, LifelineError, type ErrorCode } from './errors.js';
+import { decodeInnerUdp, encodeInnerUdp, espSpi } from './esp.js';
+import type { HostState } from './host-state.js';
+import { systemStateCode, type AsfCommandEvent } from './host-state.js';
+import type { SaPair } from './sa.js';
+import { HEARTBEAT_SPI } from './sa.js';
+import type { SecureChannel, OpenedPacket } from './secure-channel.js';
+
+export interface Endpoint { address: string; port: number }
+
+export type NicEffect =
+  | { kind: 'send'; port: 'clear' | 'secure'; to: Endpoint; bytes: Uint8Array }
+  | { kind: 'host-command'; command: AsfCommandEvent; via: 'clear' | 'secure'; from: Endpoint; rmcpSeq: number; tag: number; generation: number }
+  | { kind: 'log'; level: 'info' | 'warn'; msg: string; fields: Record<string, unknown> }
+  | { kind: 'heartbeat'; from: Endpoint; bytes: Uint8Array };
+
+/** Bit per ASF command in the EEPROM's allowed-clear-commands mask. */
+export const CLEAR_COMMAND_BIT: Record<AsfCommandEvent, number> = { reset: 1, 'power-up': 2, 'power-down': 4, 'power-cycle': 8 };
+
+export interface ClearPolicy { clearManagement: boolean; allowedClearCommands: number }
+
+export interface NicCounters {
+  accepted: { clear: number; secure: number };
+  /** dropped[reason] — reasons are error codes without the E_ prefix, lower-case (replay, icv, spi, ...). */
+  dropped: Record<string, number>;
+  refusedClear: number;
+  executed: number;
+  duplicatesAnswered: number;
+  acksSent: number;
+}
+
+const RESPONSE_CACHE_SIZE = 32;
+
+interface CachedAnswer { key: string; request: Uint8Array; answers: AsfMessage[]; ackSeq: number | null }
+
+export class NicFirmware {
+  readonly counters: NicCounters = {
+    accepted: { clear: 0, secure: 0 },
+    dropped: {},
+    refusedClear: 0,
+    executed: 0,
+    duplicatesAnswered: 0,
+    acksSent: 0,
+  };
+  /** The emulated host's state, kept current by the shell. */
+  hostState: HostState = 'off';
+  private cache: CachedAnswer[] = [];
+
+  constructor(
+    private readonly channel: SecureChannel,
+    private readonly clearPolicy: () => ClearPolicy,
+    private readonly ipmiSupported = false,
+  ) {}
+
+  // ---------------------------------------------------------------- clear path (UDP 623)
+
+  receiveClear(from: Endpoint, bytes: Uint8Array): NicEffect[] {
+    const effects: NicEffect[] = [];
+    let rmcp: RmcpHeader;
+    let asf: AsfMessage;
+    try {
+      rmcp = decodeRmcpHeader(bytes);
+      if (rmcp.ack) return []; // an ACK is never acknowledged nor answered (§3.2.2.1); nothing to do
+      if (rmcp.messageClass !== RMCP_CLASS_ASF) throw new ProtocolError('E_CLASS', `RMCP class ${rmcp.messageClass} is not ASF`);
+      asf = decodeAsf(bytes, 4);
+    } catch (e) {
+      this.drop(e);
+      return effects;
+    }
+    this.counters.accepted.clear++;
+    const ack = rmcpAckFor(rmcp);
+    if (ack) {
+      this.counters.acksSent++;
+      effects.push({ kind: 'send', port: 'clear', to: from, bytes: ack });
+    }
+    if (isCommand(asf)) {
+      const policy = this.clearPolicy();
+      const allowed = policy.clearManagement && (policy.allowedClearCommands & CLEAR_COMMAND_BIT[asf.type]) !== 0;
+      effects.push({
+        kind: 'log', level: allowed ? 'info' : 'warn',
+        msg: allowed ? 'clear command honoured (clear management enabled)' : 'clear command refused',
+        fields: { command: asf.type, from: `${from.address}:${from.port}`, hostState: this.hostState },
+      });
+      if (!allowed) {
+        this.counters.refusedClear++;
+        return effects;
+      }
+      this.counters.executed++;
+      effects.push({ kind: 'host-command', command: asf.type, via: 'clear', from, rmcpSeq: rmcp.sequence, tag: asf.tag, generation: 0 });
+      return effects;
+    }
+    const answer = this.answer(asf, /* secure */ false);
+    if (answer) effects.push({ kind: 'send', port: 'clear', to: from, bytes: encodeRmcpAsf(RMCP_SEQ_NO_ACK, answer) });
+    return effects;
+  }
+
+  // ---------------------------------------------------------------- secure path (UDP 664)
+
+  receiveSecure(from: Endpoint, bytes: Uint8Array): NicEffect[] {
+    let spi: number;
+    try {
+      spi = espSpi(bytes);
+    } catch (e) {
+      this.drop(e);
+      return [];
+    }
+    if (spi === HEARTBEAT_SPI) return [{ kind: 'heartbeat', from, bytes }];
+    let opened: OpenedPacket;
+    try {
+      opened = this.channel.open(bytes, from);
+    } catch (e) {
+      this.drop(e);
+      return [];
+    }
+    const effects: NicEffect[] = [];
+    let rmcp: RmcpHeader;
+    let asf: AsfMessage;
+    let srcPort: number;
+    try {
+      const udp = decodeInnerUdp(opened.payload);
+      if (udp.dstPort !== RMCP_PORT) throw new ProtocolError('E_LENGTH', `inner UDP destination port ${udp.dstPort} is not 623`);
+      srcPort = udp.srcPort;
+      rmcp = decodeRmcpHeader(udp.body);
+      if (rmcp.ack) return []; // station ACKs of our responses: nothing to do
+      if (rmcp.messageClass !== RMCP_CLASS_ASF) throw new ProtocolError('E_CLASS', `RMCP class ${rmcp.messageClass} is not ASF`);
+      asf = decodeAsf(udp.body, 4);
+    } catch (e) {
+      // Authenticated but malformed inside: the station is buggy, not an attacker; still drop and count.
+      this.drop(e);
+      return [];
+    }
+    this.counters.accepted.secure++;
+    const gen = opened.sa.generation;
+    const send = (m: Uint8Array) =>
+      effects.push({ kind: 'send', port: 'secure', to: from, bytes: this.channel.seal(gen, encodeInnerUdp(RMCP_PORT, srcPort, m), from) });
+
+    // Retransmission of a request we already handled: answer from the cache, never execute again.
+    const key = `${gen}:${rmcp.sequence}:${asf.tag}:${asf.type}`;
+    const hit = rmcp.sequence !== RMCP_SEQ_NO_ACK ? this.cache.find((c) => c.key === key) : undefined;
+    if (hit) {
+      this.counters.duplicatesAnswered++;
+      if (hit.ackSeq !== null) send(rmcpAckFor(rmcp)!);
+      for (const a of hit.answers) send(encodeRmcpAsf(RMCP_SEQ_NO_ACK, a));
+      return effects;
+    }
+
+    const ack = rmcpAckFor(rmcp);
+    if (ack) {
+      this.counters.acksSent++;
+      send(ack);
+    }
+    const answers: AsfMessage[] = [];
+    if (isCommand(asf)) {
+      this.counters.executed++;
+      effects.push({
+        kind: 'log', level: 'info', msg: 'secure command accepted',
+        fields: { command: asf.type, generation: gen, from: `${from.address}:${from.port}`, hostState: this.hostState },
+      });
+      effects.push({ kind: 'host-command', command: asf.type, via: 'secure', from, rmcpSeq: rmcp.sequence, tag: asf.tag, generation: gen });
+    } else {
+      const a = this.answer(asf, true);
+      if (a) {
+        answers.push(a);
+        send(encodeRmcpAsf(RMCP_SEQ_NO_ACK, a));
+      }
+    }
+    if (rmcp.sequence !== RMCP_SEQ_NO_ACK) {
+      this.cache.push({ key, request: bytes, answers, ackSeq: ack ? rmcp.sequence : null });
+      if (this.cache.length > RESPONSE_CACHE_SIZE) this.cache.shift();
+    }
+    return effects;
+  }
+
+  /** Forget cached answers (the NIC lost power: RAM is gone). */
+  powerLost(): void {
+    this.cache = [];
+  }
+
+  // ---------------------------------------------------------------- answers
+
+  private answer(req: AsfMessage, secure: boolean): AsfMessage | null {
+    switch (req.type) {
+      case 'presence-ping':
+        // Supported Interactions bit 7: RMCP security extensions (our ESP channel on 664) are supported.
+        return presencePong(req.tag, { ipmi: this.ipmiSupported, secure: true });
+      case 'capabilities-request': {
+        const p = this.clearPolicy();
+        // System Capabilities (DSP0136 §3.2.4.3 byte 11): bits 7:4 = on either port, bits 3:0 = secure port only.
+        let sys = 0;
+        const order: AsfCommandEvent[] = ['reset', 'power-up', 'power-down', 'power-cycle'];
+        order.forEach((c, i) => {
+          const clearOk = p.clearManagement && (p.allowedClearCommands & CLEAR_COMMAND_BIT[c]) !== 0;
+          sys |= clearOk ? 0x80 >> i : 0x08 >> i;
+        });
+        return {
+          type: 'capabilities-response', tag: req.tag, iana: 4542, oem: 0,
+          specialCommands: 0x001f, systemCapabilities: sys, firmwareCapabilities: 0,
+        };
+      }
+      case 'system-state-request':
+        return { type: 'system-state-response', tag: req.tag, systemState: systemStateCode(this.hostState), watchdogExpired: false };
+      default:
+        // Responses sent to us, or messages we do not serve: ASF says acknowledge (done above) and disregard.
+        void secure;
+        return null;
+    }
+  }
+
+  private drop(e: unknown): void {
+    const code: ErrorCode = e instanceof LifelineError ? e.code : 'E_INTERNAL';
+    const reason = code.replace(/^E_/, '').toLowerCase();
+    this.counters.dropped[reason] = (this.counters.dropped[reason] ?? 0) + 1;
+    if (!(e instanceof LifelineError)) throw e; // a bug, not bad input: let the shell crash loudly in tests
+  }
+}
+
+function isCommand(m: AsfMessage): m is Extract<AsfMessage, { type: AsfCommandEvent }> {
+  return m.type === 'reset' || m.type === 'power-up' || m.type === 'power-down' || m.type === 'power-cycle';
+}
+
+export type { SaPair };

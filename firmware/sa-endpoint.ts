@@ -1,0 +1,91 @@
+/**
+ * One end of an SA pair: the ESP sender and receiver (and, under the esp+ah policy, the AH sender and
+ * receiver around them) for the side that holds it. The NIC receives on `toNic` and sends on `fromNic`;
+ * the station the other way round (firmware/sa.ts).
+ *
+ * Wire order on UDP/664 (DESIGN §2.2): esp = ESP; esp+ah = AH(next header 50) || ESP. AH and ESP count
+ * their sequence numbers in step (one of each per datagram), so one checkpoint covers both.
+ */
+import { EspReceiver, EspSender } from './esp.js';
+import { AhReceiver, AhSender, type AhEndpoints } from './ah.js';
+import { ReplayWindow } from './replay-window.js';
+import type { AeadImpl } from './aead.js';
+import type { SaPair } from './sa.js';
+
+export type SaSide = 'nic' | 'station';
+
+export interface SaEndpointOptions {
+  /** First outbound sequence number to use (>= 1): the value after the last reserved block. */
+  outStart: bigint;
+  /** Inbound sequence numbers <= floor are replays (the restart checkpoint). */
+  inFloor: bigint;
+  impl?: AeadImpl;
+  windowSize?: number;
+}
+
+export interface OpenedDatagram { payload: Uint8Array; seq: bigint }
+
+export class SaEndpoint {
+  readonly sa: SaPair;
+  readonly side: SaSide;
+  private espOut: EspSender;
+  private readonly espIn: EspReceiver;
+  private ahOut: AhSender | null;
+  private readonly impl: AeadImpl | undefined;
+  private readonly ahIn: AhReceiver | null;
+
+  constructor(sa: SaPair, side: SaSide, o: SaEndpointOptions) {
+    this.sa = sa;
+    this.side = side;
+    this.impl = o.impl;
+    const out = side === 'nic' ? sa.fromNic : sa.toNic;
+    const inn = side === 'nic' ? sa.toNic : sa.fromNic;
+    this.espOut = new EspSender(out, sa.transform, sa.esn, o.outStart, o.impl);
+    this.espIn = new EspReceiver(inn, sa.transform, sa.esn, new ReplayWindow(o.windowSize, o.inFloor), o.impl);
+    if (sa.policy === 'esp+ah') {
+      this.ahOut = new AhSender(out.ahSpi, out.ahKey, sa.esn, o.outStart);
+      this.ahIn = new AhReceiver(inn.ahSpi, inn.ahKey, sa.esn, new ReplayWindow(o.windowSize, o.inFloor));
+    } else {
+      this.ahOut = null;
+      this.ahIn = null;
+    }
+  }
+
+  /** The SPI that identifies this SA on arriving datagrams (the AH SPI under esp+ah). */
+  get inboundSpi(): number {
+    const inn = this.side === 'nic' ? this.sa.toNic : this.sa.fromNic;
+    return this.sa.policy === 'esp+ah' ? inn.ahSpi : inn.spi;
+  }
+
+  get nextOutSeq(): bigint {
+    return this.espOut.nextSeq;
+  }
+
+  get highestInSeq(): bigint {
+    return this.espIn.window.highest;
+  }
+
+  /**
+   * Continue sending from sequence number `next` (only forwards): used after the peer may have
+   * restarted with a reserved replay floor (DESIGN §2.6).
+   */
+  skipOutboundTo(next: bigint): void {
+    if (next <= this.espOut.nextSeq) return;
+    const out = this.side === 'nic' ? this.sa.fromNic : this.sa.toNic;
+    this.espOut = new EspSender(out, this.sa.transform, this.sa.esn, next, this.impl);
+    if (this.ahOut) this.ahOut = new AhSender(out.ahSpi, out.ahKey, this.sa.esn, next);
+  }
+
+  /** ESP-protect (and AH-wrap) one inner packet. `ep` = this datagram's addresses, for the AH pseudo-header. */
+  seal(inner: Uint8Array, ep: AhEndpoints): Uint8Array {
+    const esp = this.espOut.seal(inner);
+    return this.ahOut ? this.ahOut.wrap(esp, ep) : esp;
+  }
+
+  /** Verify and decrypt one datagram (RFC 4302 §3.4, then RFC 4303 §3.4). Throws ProtocolError on bad input. */
+  open(datagram: Uint8Array, ep: AhEndpoints): OpenedDatagram {
+    const esp = this.ahIn ? this.ahIn.unwrap(datagram, ep).espPacket : datagram;
+    const r = this.espIn.open(esp);
+    return { payload: r.payload, seq: r.seq };
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * The NIC's side of the secure channel on UDP/664: finds the SA a datagram belongs to, opens it in RFC 4303
+ * §3.4 order, records it in the SA database (make-before-break bookkeeping and the inbound sequence
+ * checkpoint, DESIGN §2.5-2.6) before the firmware acts on it, and seals answers under the SA the request
+ * came in on, with outbound sequence numbers handed out (and checkpointed) by the SA database.
+ */
+import { u32 } from './bytes.js';
+import { ProtocolError, UsageError } from './errors.js';
+import { SaEndpoint } from './sa-endpoint.js';
+import type { AeadImpl } from './aead.js';
+import type { SaDatabase } from './sa-database.js';
+import type { SaPair } from './sa.js';
+
+export interface Endpoint { address: string; port: number }
+export interface OpenedPacket { sa: SaPair; payload: Uint8Array; seq: bigint }
+
+export class SecureChannel {
+  /** Live crypto state per SA generation, created on first use (idle NICs hold none). */
+  private readonly endpoints = new Map<number, SaEndpoint>();
+
+  constructor(
+    private readonly db: SaDatabase,
+    /** This NIC's own address and secure port (the AH pseudo-header's NIC side). */
+    private readonly local: Endpoint,
+    private readonly impl?: AeadImpl,
+  ) {}
+
+  /** Verify and decrypt one datagram from the station. Throws ProtocolError (E_SPI, E_REPLAY, E_ICV, ...). */
+  open(datagram: Uint8Array, from: Endpoint): OpenedPacket {
+    if (datagram.length < 8) throw new ProtocolError('E_SHORT', `secure datagram of ${datagram.length} bytes; dropped`);
+    const spi = u32(datagram, 0);
+    const sa = this.db.lookupInbound(spi);
+    if (!sa) throw new ProtocolError('E_SPI', `no SA with SPI 0x${spi.toString(16).padStart(8, '0')}; dropped`);
+    const ep = this.endpoint(sa);
+    const r = ep.open(datagram, { srcAddr: from.address, srcPort: from.port, dstAddr: this.local.address, dstPort: this.local.port });
+    // Persist what must survive a restart before the packet is acted on (DESIGN §2.6).
+    this.db.onAuthenticated(sa.generation, r.seq);
+    return { sa, payload: r.payload, seq: r.seq };
+  }
+
+  /** Seal an answer under SA `generation` (the one its request came in on). */
+  seal(generation: number, inner: Uint8Array, to: Endpoint): Uint8Array {
+    const sa = this.db.byGeneration(generation);
+    if (!sa) throw new UsageError('E_NO_SA', `SA generation ${generation} is no longer held`);
+    const ep = this.endpoint(sa);
+    const { seq } = this.db.nextOutbound(generation);
+    if (seq !== ep.nextOutSeq) ep.skipOutboundTo(seq);
+    return ep.seal(inner, { srcAddr: this.local.address, srcPort: this.local.port, dstAddr: to.address, dstPort: to.port });
+  }
+
+  private endpoint(sa: SaPair): SaEndpoint {
+    let ep = this.endpoints.get(sa.generation);
+    if (!ep) {
+      ep = new SaEndpoint(sa, 'nic', { outStart: this.db.outboundStart(sa.generation), inFloor: this.db.inboundFloor(sa.generation), impl: this.impl });
+      if (this.endpoints.size >= 2) {
+        for (const g of [...this.endpoints.keys()]) if (!this.db.byGeneration(g)) this.endpoints.delete(g);
+      }
+      this.endpoints.set(sa.generation, ep);
+    }
+    return ep;
+  }
+
+  /** Forget live crypto state (the NIC lost power). */
+  reset(): void {
+    this.endpoints.clear();
+  }
+}

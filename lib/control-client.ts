@@ -1,0 +1,54 @@
+/** Client of the emulator's control API (nic-emulator/control-server.ts). */
+import http from 'node:http';
+import { LifelineError, type ErrorCode } from '../firmware/errors.js';
+
+export const DEFAULT_CONTROL = '127.0.0.1:8623';
+
+export class ControlClient {
+  constructor(readonly host: string, readonly port: number, private readonly timeoutMs = 5000) {}
+
+  static parse(hostPort: string): ControlClient {
+    const [h, p] = hostPort.split(':');
+    return new ControlClient(h || '127.0.0.1', Number(p || 8623));
+  }
+
+  get<T = unknown>(path: string): Promise<T> {
+    return this.request('GET', path);
+  }
+
+  post<T = unknown>(path: string, body: unknown = {}): Promise<T> {
+    return this.request('POST', path, body);
+  }
+
+  private request<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    return new Promise<T>((resolve, reject) => {
+      const req = http.request(
+        { host: this.host, port: this.port, method, path, timeout: this.timeoutMs, headers: data ? { 'content-type': 'application/json' } : {} },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => {
+            let parsed: unknown;
+            try {
+              parsed = JSON.parse(text);
+            } catch {
+              reject(new LifelineError('E_UNREACHABLE', `emulator at ${this.host}:${this.port} answered non-JSON (is it a nic-emulator?)`));
+              return;
+            }
+            const err = (parsed as { error?: { code: ErrorCode; message: string } }).error;
+            if ((res.statusCode ?? 500) >= 400 && err) reject(new LifelineError(err.code, err.message));
+            else resolve(parsed as T);
+          });
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', (e) =>
+        reject(new LifelineError('E_UNREACHABLE', `cannot reach the emulator control API at ${this.host}:${this.port} (${e.message}); start it with 'nic-emulator start' or pass --control HOST:PORT`)),
+      );
+      if (data) req.write(data);
+      req.end();
+    });
+  }
+}

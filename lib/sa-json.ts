@@ -1,0 +1,47 @@
+/** SaPair <-> JSON (keys as hex) for the control API and state files. Validates every field on the way in. */
+import type { SaDirection, SaPair, EspTransform, SecurityPolicy } from '../firmware/sa.js';
+import { fromHex, hex } from '../firmware/bytes.js';
+import { UsageError } from '../firmware/errors.js';
+
+export interface SaDirectionJson { spi: number; encKey: string; ahSpi: number; ahKey: string }
+export interface SaPairJson { generation: number; transform: EspTransform; esn: boolean; policy: SecurityPolicy; origin: 'ike' | 'manual'; toNic: SaDirectionJson; fromNic: SaDirectionJson }
+
+export function saToJson(sa: SaPair): SaPairJson {
+  const d = (x: SaDirection): SaDirectionJson => ({ spi: x.spi, encKey: hex(x.encKey), ahSpi: x.ahSpi, ahKey: hex(x.ahKey) });
+  return { generation: sa.generation, transform: sa.transform, esn: sa.esn, policy: sa.policy, origin: sa.origin, toNic: d(sa.toNic), fromNic: d(sa.fromNic) };
+}
+
+function bad(what: string): never {
+  throw new UsageError('E_USAGE', `invalid SA: ${what}`);
+}
+
+export function saFromJson(j: unknown): SaPair {
+  if (typeof j !== 'object' || j === null) bad('expected an object');
+  const o = j as Record<string, unknown>;
+  const transform = o.transform;
+  if (transform !== 'aes-gcm-16' && transform !== 'chacha20-poly1305') bad(`transform ${String(transform)}`);
+  const policy = o.policy;
+  if (policy !== 'esp' && policy !== 'esp+ah') bad(`policy ${String(policy)}`);
+  const keyLens = transform === 'aes-gcm-16' ? [20, 36] : [36];
+  const dir = (x: unknown, name: string): SaDirection => {
+    if (typeof x !== 'object' || x === null) bad(`${name} missing`);
+    const d = x as Record<string, unknown>;
+    const spi = d.spi;
+    if (typeof spi !== 'number' || !Number.isInteger(spi) || spi < 256 || spi >= 0xffffffff) bad(`${name}.spi must be 256..0xfffffffe`);
+    const encKey = fromHex(String(d.encKey ?? ''));
+    if (!keyLens.includes(encKey.length)) bad(`${name}.encKey must be ${keyLens.join(' or ')} bytes (key || 4-byte salt)`);
+    const ahKey = fromHex(String(d.ahKey ?? ''));
+    const ahSpi = Number(d.ahSpi ?? 0);
+    if (policy === 'esp+ah' && (ahKey.length !== 32 || !Number.isInteger(ahSpi) || ahSpi < 256)) bad(`${name}: esp+ah needs ahSpi >= 256 and a 32-byte ahKey`);
+    return { spi, encKey, ahSpi: policy === 'esp+ah' ? ahSpi : 0, ahKey: policy === 'esp+ah' ? ahKey : new Uint8Array(0) };
+  };
+  return {
+    generation: Number(o.generation ?? 0),
+    transform,
+    esn: o.esn === true,
+    policy,
+    origin: o.origin === 'ike' ? 'ike' : 'manual',
+    toNic: dir(o.toNic, 'toNic'),
+    fromNic: dir(o.fromNic, 'fromNic'),
+  };
+}

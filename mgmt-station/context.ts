@@ -1,0 +1,89 @@
+/**
+ * What every station command needs: the store (opened with the cluster key), the station's identity, its
+ * UDP socket, and a lease on each NIC it talks to (DESIGN §5: one owner per NIC, fenced by epoch).
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { openStore } from './store/open-store.js';
+import { loadClusterKey, createClusterKeyFile, CLUSTER_KEY_ENV, type ClusterKey } from './store/cluster-key.js';
+import type { Fence, Store } from './store/store.js';
+import { UdpMux } from './udp-mux.js';
+import { NicSession } from './nic-session.js';
+import { LifelineError } from '../firmware/errors.js';
+
+export const DEFAULT_STORE = 'sqlite:var/station.db';
+export const DEFAULT_KEY_FILE = 'var/cluster.key';
+
+export interface ContextOptions {
+  store: string;
+  keyFile: string;
+  stationId: string;
+  leaseMs: number;
+  /** Create the cluster key file if neither it nor LIFELINE_CLUSTER_KEY exists (first use in a lab). */
+  createKey: boolean;
+  bind?: string;
+}
+
+export class StationContext {
+  private mux: UdpMux | null = null;
+  private sessions = new Map<string, NicSession>();
+  private fences = new Map<string, Fence>();
+
+  private constructor(readonly store: Store, readonly key: ClusterKey, readonly o: ContextOptions) {}
+
+  static async open(o: ContextOptions): Promise<StationContext> {
+    let key: ClusterKey;
+    if (!process.env[CLUSTER_KEY_ENV] && !existsSync(o.keyFile)) {
+      if (!o.createKey) throw new LifelineError('E_KEYFILE', `no cluster key: neither ${o.keyFile} nor ${CLUSTER_KEY_ENV} exists`);
+      mkdirSync(dirname(o.keyFile), { recursive: true });
+      key = createClusterKeyFile(o.keyFile);
+      process.stderr.write(`mgmt-station: created cluster key ${o.keyFile} (0600); every station of this cluster needs it\n`);
+    } else {
+      key = loadClusterKey({ file: existsSync(o.keyFile) ? o.keyFile : undefined });
+    }
+    if (o.store.startsWith('sqlite:')) mkdirSync(dirname(o.store.slice('sqlite:'.length)) || '.', { recursive: true });
+    const store = await openStore(o.store, key);
+    return new StationContext(store, key, o);
+  }
+
+  now(): number {
+    return Date.now();
+  }
+
+  async udp(): Promise<UdpMux> {
+    if (!this.mux) this.mux = await UdpMux.open(this.o.bind ?? '127.0.0.1', 0);
+    return this.mux;
+  }
+
+  /** Take (or keep) this station's lease on the NIC; the fence guards every write that follows. */
+  async fence(nic: string): Promise<Fence> {
+    const r = await this.store.acquireLease(nic, this.o.stationId, this.now(), this.o.leaseMs);
+    if (!r.acquired) {
+      throw new LifelineError(
+        'E_FENCED',
+        `${nic} is owned by station '${r.lease.owner}' (epoch ${r.lease.epoch}) for another ${Math.max(0, r.lease.expiresAt - this.now())} ms; use that station (--id) or wait for its lease to lapse`,
+      );
+    }
+    const f = { station: this.o.stationId, epoch: r.lease.epoch };
+    this.fences.set(nic, f);
+    return f;
+  }
+
+  async session(nic: string): Promise<NicSession> {
+    let s = this.sessions.get(nic);
+    if (!s) {
+      const fence = await this.fence(nic);
+      s = await NicSession.open(nic, { store: this.store, mux: await this.udp(), fence, now: () => this.now() });
+      this.sessions.set(nic, s);
+    }
+    return s;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sessions.values()) s.close();
+    this.sessions.clear();
+    await this.mux?.close();
+    this.mux = null;
+    await this.store.close();
+  }
+}

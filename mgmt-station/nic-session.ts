@@ -1,0 +1,236 @@
+/**
+ * The station's secure channel to one NIC: the SA endpoints it holds (active and previous, DESIGN §2.5),
+ * the sequence-number reservations it keeps in the store (DESIGN §2.6), and request/response matching with
+ * retransmission.
+ *
+ * Reads (Presence Ping, Capabilities, System State) use RMCP sequence 0xFF (no ACK, never cached by the
+ * NIC) and are matched by message type and ASF tag. Commands (Reset, Power-Up, Power-Down, Power Cycle)
+ * are appended to the NIC's command log first; the log index gives the RMCP sequence and ASF tag, so a
+ * command keeps its identity across retransmissions and station restarts and the NIC's response cache
+ * answers a retransmission without executing it twice (DESIGN §5). A command is reported done only after
+ * the NIC's RMCP ACK arrived *and* the outcome is durable in the store ("replicate before acknowledging").
+ *
+ * After two unanswered attempts the session jumps its outbound sequence number past the NIC's checkpoint
+ * block: a NIC that restarted treats everything up to its reserved inbound mark as replayed (DESIGN §2.6),
+ * and this jump (the idea of RFC 6311's replay-counter sync) lets the next retransmission through.
+ */
+import { SaEndpoint } from '../firmware/sa-endpoint.js';
+import { encodeRmcpAsf, decodeRmcpAsf, type AsfMessage } from '../firmware/asf.js';
+import { RMCP_SEQ_NO_ACK, RMCP_PORT } from '../firmware/rmcp.js';
+import { decodeInnerUdp, encodeInnerUdp } from '../firmware/esp.js';
+import { LifelineError, ProtocolError } from '../firmware/errors.js';
+import type { AhEndpoints } from '../firmware/ah.js';
+import type { Fence, NicRecord, Store, StoredSa } from './store/store.js';
+import type { UdpMux } from './udp-mux.js';
+
+export type ReadKind = 'presence-ping' | 'capabilities-request' | 'system-state-request';
+export type CommandKind = 'reset' | 'power-up' | 'power-down' | 'power-cycle';
+
+export interface SessionOptions {
+  store: Store;
+  mux: UdpMux;
+  fence: Fence;
+  now: () => number;
+  /** Outbound sequence numbers reserved in the store per write (station side of DESIGN §2.6). */
+  reserveBlock?: bigint;
+  /** The NIC's inbound checkpoint block; the jump after a NIC restart (DESIGN §2.6). */
+  nicCheckpointBlock?: bigint;
+  /** First retransmission after this many ms, doubling, capped at 1 s. */
+  retransmitMs?: number;
+}
+
+export interface RequestResult {
+  nic: string;
+  request: string;
+  generation: number;
+  attempts: number;
+  rttMs: number;
+  response: AsfMessage | { type: 'rmcp-ack'; sequence: number };
+  command?: { index: number; rmcpSeq: number; tag: number };
+}
+
+interface Held { stored: StoredSa; ep: SaEndpoint; inboundSpi: number }
+
+interface Waiter { match: (m: AsfMessage | null, rmcpSeq: number, ack: boolean) => boolean; resolve: (r: { msg: AsfMessage | null; rmcpSeq: number; generation: number }) => void }
+
+export class NicSession {
+  readonly nic: NicRecord;
+  private held: Held[] = [];
+  private active: Held | null = null;
+  private reservedOut = 0n;
+  private waiters = new Set<Waiter>();
+  private tag: number;
+  readonly counters = { accepted: 0, dropped: {} as Record<string, number> };
+
+  private constructor(nic: NicRecord, private readonly o: SessionOptions) {
+    this.nic = nic;
+    this.tag = (o.now() & 0xff) ^ 0x5a;
+  }
+
+  /** Load the NIC's SAs and checkpoints from the store. */
+  static async open(nicId: string, o: SessionOptions): Promise<NicSession> {
+    const nic = await o.store.getNic(nicId);
+    if (!nic) throw new LifelineError('E_NOT_FOUND', `NIC '${nicId}' is not known to this station; enrol it or key it with 'mgmt-station sa manual ${nicId}'`);
+    const s = new NicSession(nic, o);
+    await s.reload();
+    return s;
+  }
+
+  /** (Re)read the SAs from the store: after a refresh, a takeover or an adoption. */
+  async reload(): Promise<void> {
+    for (const h of this.held) this.o.mux.unregister(h.inboundSpi);
+    this.held = [];
+    this.active = null;
+    const sas = (await this.o.store.listSas(this.nic.id)).filter((s) => s.state === 'active' || s.state === 'previous');
+    for (const stored of sas) {
+      const cp = await this.o.store.getCheckpoint(this.nic.id, stored.pair.generation);
+      const outReserved = cp?.outReserved ?? 0n;
+      const ep = new SaEndpoint(stored.pair, 'station', { outStart: outReserved + 1n, inFloor: cp?.inHighest ?? 0n });
+      const h: Held = { stored, ep, inboundSpi: ep.inboundSpi };
+      this.held.push(h);
+      this.o.mux.register(h.inboundSpi, (b, from) => this.onDatagram(h, b, from));
+      if (stored.state === 'active') {
+        this.active = h;
+        this.reservedOut = outReserved;
+      }
+    }
+  }
+
+  close(): void {
+    for (const h of this.held) this.o.mux.unregister(h.inboundSpi);
+    this.held = [];
+    for (const w of this.waiters) w.resolve({ msg: null, rmcpSeq: -1, generation: -1 });
+    this.waiters.clear();
+  }
+
+  get activeGeneration(): number | null {
+    return this.active?.stored.pair.generation ?? null;
+  }
+
+  // ------------------------------------------------------------------ requests
+
+  async read(kind: ReadKind, timeoutMs: number): Promise<RequestResult> {
+    const tag = (this.tag = (this.tag + 1) & 0xff);
+    const want = ({ 'presence-ping': 'presence-pong', 'capabilities-request': 'capabilities-response', 'system-state-request': 'system-state-response' } as const)[kind];
+    const msg = { type: kind, tag } as AsfMessage;
+    const r = await this.exchange(encodeRmcpAsf(RMCP_SEQ_NO_ACK, msg), (m) => m !== null && m.type === want && m.tag === tag, timeoutMs, kind);
+    return { ...r, request: kind, response: r.msg! };
+  }
+
+  async command(kind: CommandKind, timeoutMs: number): Promise<RequestResult> {
+    const t0 = this.o.now();
+    const entry = await this.o.store.appendCommand(this.nic.id, { time: t0, command: kind, rmcpSeq: 0, asfTag: 0, outcome: 'sent' }, this.o.fence);
+    // Identity of the command on the wire: from its log index, unique per NIC across restarts (DESIGN §5).
+    const rmcpSeq = (entry.index - 1) % 255;
+    const tag = Math.floor((entry.index - 1) / 255) % 256;
+    const msg = { type: kind, tag, bootOptions: null } as AsfMessage;
+    let r;
+    try {
+      r = await this.exchange(encodeRmcpAsf(rmcpSeq, msg), (m, seq, ack) => ack && seq === rmcpSeq, timeoutMs, kind);
+    } catch (e) {
+      // No ACK: the NIC may or may not have executed it. Say so, durably.
+      await this.o.store.updateOutcome(this.nic.id, entry.index, 'unknown', this.o.now(), this.o.fence).catch(() => undefined);
+      throw e;
+    }
+    // Second ack: the outcome and the sequence state are durable before the user hears "done".
+    await this.persistInbound(r.generation);
+    await this.o.store.updateOutcome(this.nic.id, entry.index, 'acked', this.o.now(), this.o.fence);
+    return { ...r, request: kind, response: { type: 'rmcp-ack', sequence: rmcpSeq }, command: { index: entry.index, rmcpSeq, tag } };
+  }
+
+  private async exchange(
+    rmcpAsf: Uint8Array,
+    match: Waiter['match'],
+    timeoutMs: number,
+    what: string,
+  ): Promise<{ nic: string; msg: AsfMessage | null; generation: number; attempts: number; rttMs: number }> {
+    const h = this.active;
+    if (!h) throw new LifelineError('E_NO_SA', `no active SA for ${this.nic.id}; run 'mgmt-station sa manual ${this.nic.id}' or 'mgmt-station enroll ${this.nic.id}'`);
+    const t0 = performance.now();
+    const inner = encodeInnerUdp(this.o.mux.port, RMCP_PORT, rmcpAsf);
+    let attempts = 0;
+    let settled: { msg: AsfMessage | null; rmcpSeq: number; generation: number } | null = null;
+    const waiter: Waiter = { match, resolve: (r) => (settled = r) };
+    const done = new Promise<void>((resolve) => {
+      waiter.resolve = (r) => {
+        settled = r;
+        resolve();
+      };
+    });
+    this.waiters.add(waiter);
+    try {
+      let interval = this.o.retransmitMs ?? 250;
+      const deadline = t0 + timeoutMs;
+      while (!settled) {
+        if (attempts === 2) await this.jumpOutbound(h);
+        await this.sendOn(h, inner);
+        attempts++;
+        const wait = Math.min(interval, deadline - performance.now());
+        if (wait <= 0) break;
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([done, new Promise<void>((r) => (timer = setTimeout(r, wait)))]);
+        clearTimeout(timer);
+        interval = Math.min(interval * 2, 1000);
+        if (performance.now() >= deadline) break;
+      }
+    } finally {
+      this.waiters.delete(waiter);
+    }
+    if (!settled) {
+      throw new LifelineError('E_TIMEOUT', `no answer from ${this.nic.id} (${this.nic.address}:${this.nic.securePort}) to ${what} after ${attempts} attempts in ${timeoutMs} ms; is the emulator running and the NIC's link up?`);
+    }
+    const s = settled as { msg: AsfMessage | null; rmcpSeq: number; generation: number };
+    return { nic: this.nic.id, msg: s.msg, generation: s.generation, attempts, rttMs: performance.now() - t0 };
+  }
+
+  private async sendOn(h: Held, inner: Uint8Array): Promise<void> {
+    const next = h.ep.nextOutSeq;
+    if (next > this.reservedOut) {
+      const block = this.o.reserveBlock ?? 1024n;
+      this.reservedOut = await this.o.store.reserveOutbound(this.nic.id, h.stored.pair.generation, next + block - 1n, this.o.now(), this.o.fence);
+    }
+    const bytes = h.ep.seal(inner, this.ahOut());
+    this.o.mux.send(bytes, this.nic.securePort, this.nic.address);
+  }
+
+  /** Skip past the NIC's reserved inbound block (see the file comment). */
+  private async jumpOutbound(h: Held): Promise<void> {
+    const to = h.ep.nextOutSeq + (this.o.nicCheckpointBlock ?? 16384n);
+    this.reservedOut = await this.o.store.reserveOutbound(this.nic.id, h.stored.pair.generation, to, this.o.now(), this.o.fence);
+    h.ep.skipOutboundTo(to + 1n);
+  }
+
+  private async persistInbound(generation: number): Promise<void> {
+    const h = this.held.find((x) => x.stored.pair.generation === generation);
+    if (h) await this.o.store.recordInbound(this.nic.id, generation, h.ep.highestInSeq, this.o.now(), this.o.fence);
+  }
+
+  private ahOut(): AhEndpoints {
+    return { srcAddr: this.o.mux.address, srcPort: this.o.mux.port, dstAddr: this.nic.address, dstPort: this.nic.securePort };
+  }
+
+  private ahIn(from: { address: string; port: number }): AhEndpoints {
+    return { srcAddr: from.address, srcPort: from.port, dstAddr: this.o.mux.address, dstPort: this.o.mux.port };
+  }
+
+  private onDatagram(h: Held, bytes: Uint8Array, from: { address: string; port: number }): void {
+    let payload: Uint8Array;
+    try {
+      payload = h.ep.open(bytes, this.ahIn(from)).payload;
+      const udp = decodeInnerUdp(payload);
+      const pkt = decodeRmcpAsf(udp.body);
+      this.counters.accepted++;
+      for (const w of this.waiters) {
+        if (w.match(pkt.asf, pkt.rmcp.sequence, pkt.rmcp.ack)) {
+          w.resolve({ msg: pkt.asf, rmcpSeq: pkt.rmcp.sequence, generation: h.stored.pair.generation });
+          this.waiters.delete(w);
+          break;
+        }
+      }
+    } catch (e) {
+      const code = e instanceof ProtocolError || e instanceof LifelineError ? e.code : 'E_INTERNAL';
+      const k = code.replace(/^E_/, '').toLowerCase();
+      this.counters.dropped[k] = (this.counters.dropped[k] ?? 0) + 1;
+    }
+  }
+}

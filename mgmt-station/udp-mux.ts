@@ -1,0 +1,68 @@
+/**
+ * The station's one UDP socket for secure RMCP: every NIC session sends through it, and arriving datagrams
+ * are dispatched by SPI (the first four bytes: the ESP SPI, or the AH SPI under esp+ah) to the session that
+ * owns that inbound SA. Datagrams for an SPI nobody holds go to `onUnknownSpi` (adoption by SPI, DESIGN §5),
+ * else they are counted and dropped.
+ */
+import dgram from 'node:dgram';
+import { u32 } from '../firmware/bytes.js';
+
+export type DatagramHandler = (bytes: Uint8Array, from: { address: string; port: number }) => void;
+
+export class UdpMux {
+  private readonly handlers = new Map<number, DatagramHandler>();
+  readonly dropped = { short: 0, unknownSpi: 0 };
+  onUnknownSpi: ((spi: number, bytes: Uint8Array, from: { address: string; port: number }) => void) | null = null;
+
+  private constructor(private readonly socket: dgram.Socket, readonly address: string, readonly port: number) {
+    socket.on('message', (msg, rinfo) => {
+      if (msg.length < 4) {
+        this.dropped.short++;
+        return;
+      }
+      const bytes = new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength);
+      const spi = u32(bytes, 0);
+      const h = this.handlers.get(spi);
+      const from = { address: rinfo.address, port: rinfo.port };
+      if (h) h(bytes, from);
+      else if (this.onUnknownSpi) this.onUnknownSpi(spi, bytes, from);
+      else this.dropped.unknownSpi++;
+    });
+  }
+
+  /** Bind to a loopback address (the AH pseudo-header needs a concrete local address). */
+  static async open(address = '127.0.0.1', port = 0): Promise<UdpMux> {
+    const s = dgram.createSocket('udp4');
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', reject);
+      s.bind({ address, port }, () => {
+        s.removeListener('error', reject);
+        resolve();
+      });
+    });
+    s.on('error', () => undefined);
+    const a = s.address();
+    return new UdpMux(s, a.address, a.port);
+  }
+
+  register(spi: number, h: DatagramHandler): void {
+    this.handlers.set(spi >>> 0, h);
+  }
+
+  unregister(spi: number): void {
+    this.handlers.delete(spi >>> 0);
+  }
+
+  send(bytes: Uint8Array, port: number, address: string): void {
+    this.socket.send(bytes, port, address);
+  }
+
+  close(): Promise<void> {
+    return new Promise((r) => this.socket.close(() => r()));
+  }
+
+  /** Don't keep the process alive for this socket alone. */
+  unref(): void {
+    this.socket.unref();
+  }
+}

@@ -1,0 +1,219 @@
+/**
+ * nic-emulator: hosts a fleet of emulated management NICs and their hosts.
+ * Run `nic-emulator --help` for the verbs; README "CLI reference" documents them with exit codes.
+ */
+import { parseArgs } from 'node:util';
+import { Fleet } from './fleet.js';
+import { startControlServer } from './control-server.js';
+import { ControlClient, DEFAULT_CONTROL } from '../lib/control-client.js';
+import { createLogger, type LogFormat } from '../lib/log.js';
+import { EXIT, fail, parseHostPort, printJson, progress } from '../lib/cli.js';
+import { UsageError } from '../firmware/errors.js';
+import { CLEAR_COMMAND_BIT } from '../firmware/nic-firmware.js';
+import { HOST_STATES, type HostState, type AsfCommandEvent } from '../firmware/host-state.js';
+import type { SecurityPolicy } from '../firmware/sa.js';
+
+const PROG = 'nic-emulator';
+
+const HELP = `Usage: nic-emulator <command> [options]
+
+Commands:
+  start                     host a fleet of NICs (stays in the foreground; Ctrl-C or 'stop' ends it)
+  status [NIC] [--json]     host state, SA generations, packet counters and EEPROM writes of every NIC (or one)
+  host NIC EVENT [--json]   drive a host: hang suspend wake crash power-loss power-restore cable-pull cable-plug
+                            reset power-up power-down power-cycle
+  exec-log NIC [--json]     commands the NIC executed (clear and secure), oldest first
+  fault NIC tear-next-write BYTE   the NIC's next EEPROM write loses power after BYTE bytes
+  stop                      stop a running emulator
+
+Options for start:
+  --nics N                  number of NICs (default 4)
+  --first-address A         address of the first NIC, one loopback address per NIC (default 127.0.1.1),
+                            ports 623 (clear), 664 (secure), 500 (IKE); needs root or cap_net_bind_service
+  --port-base P             port-per-NIC instead: all NICs on --first-address (default then 127.0.0.1),
+                            NIC i uses P+3(i-1) clear, +1 secure, +2 IKE; no privileges needed
+  --data-dir D              one EEPROM file per NIC under D (default ./var/nics)
+  --boot-delay MS           pre-boot -> OS up delay (default 2000)
+  --host-state S            host state of every NIC at start: ${HOST_STATES.join('|')} (default up)
+  --policy esp|esp+ah       security policy written into new EEPROM images (default esp)
+  --clear-management CMDS   new images allow these clear commands on 623, comma-separated
+                            (reset,power-up,power-down,power-cycle); default: none (refused)
+  --checkpoint-block K      sequence numbers reserved per EEPROM checkpoint (default 16384)
+
+Common options:
+  --control HOST:PORT       control API address (default ${DEFAULT_CONTROL}; loopback only)
+  --json                    machine-readable output
+  --log-format text|json    log lines on stderr (default text)
+  -h, --help                this help
+
+Exit codes: 0 ok, 1 operation failed, 2 usage error, 3 emulator unreachable, 4 internal error.`;
+
+async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      nics: { type: 'string' },
+      'first-address': { type: 'string' },
+      'port-base': { type: 'string' },
+      'data-dir': { type: 'string' },
+      'boot-delay': { type: 'string' },
+      'host-state': { type: 'string' },
+      policy: { type: 'string' },
+      'clear-management': { type: 'string' },
+      'checkpoint-block': { type: 'string' },
+      control: { type: 'string' },
+      json: { type: 'boolean' },
+      'log-format': { type: 'string' },
+      'log-level': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const verb = positionals[0];
+  if (values.help || !verb || verb === 'help') {
+    process.stdout.write(HELP + '\n');
+    process.exit(verb || values.help ? EXIT.OK : EXIT.USAGE);
+  }
+  const control = values.control ?? DEFAULT_CONTROL;
+  const json = values.json === true;
+  const client = () => ControlClient.parse(control);
+
+  switch (verb) {
+    case 'start':
+      return start(values, control);
+    case 'status': {
+      const data = positionals[1] ? await client().get(`/v1/nics/${encodeURIComponent(positionals[1])}`) : await client().get('/v1/nics');
+      if (json) return printJson(data);
+      const rows = Array.isArray(data) ? data : [data];
+      for (const r of rows as Record<string, any>[]) {
+        const g = (x: any) => (x ? x.generation : '-');
+        const sa = r.sa ? `sa active=${g(r.sa.active)} previous=${g(r.sa.previous)} pending=${g(r.sa.pending)}` : 'sa -';
+        const c = r.counters;
+        const dropped = c ? Object.entries(c.dropped as Record<string, number>).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${v}`).join(',') || '0' : '-';
+        process.stdout.write(
+          `${r.id.padEnd(8)} ${String(r.address).padEnd(11)} ${String(r.state).padEnd(9)} host=${String(r.host).padEnd(8)} link=${r.link} ${sa} ` +
+            `rx clear=${c?.accepted.clear ?? '-'} secure=${c?.accepted.secure ?? '-'} dropped ${dropped} refused=${c?.refusedClear ?? '-'} ` +
+            `eeprom-writes=${r.eepromWrites?.total ?? '-'}${r.error ? ' ERROR: ' + r.error : ''}\n`,
+        );
+      }
+      return;
+    }
+    case 'host': {
+      const [, nic, event] = positionals;
+      if (!nic || !event) throw new UsageError('E_USAGE', 'usage: nic-emulator host NIC EVENT (see --help for events)');
+      const r = await client().post<{ from: string; to: string }>(`/v1/nics/${encodeURIComponent(nic)}/host`, { event });
+      if (json) return printJson({ ok: true, nic, event, ...r });
+      process.stdout.write(`${nic}: ${event}: ${r.from} -> ${r.to}\n`);
+      return;
+    }
+    case 'exec-log': {
+      const nic = positionals[1];
+      if (!nic) throw new UsageError('E_USAGE', 'usage: nic-emulator exec-log NIC');
+      const log = await client().get<Record<string, unknown>[]>(`/v1/nics/${encodeURIComponent(nic)}/exec-log`);
+      if (json) return printJson(log);
+      for (const e of log) process.stdout.write(`${e.at} ${e.via} ${e.command} seq=${e.rmcpSeq} tag=${e.tag} sa=${e.generation} ${e.hostBefore}->${e.hostAfter}\n`);
+      return;
+    }
+    case 'fault': {
+      const [, nic, kind, at] = positionals;
+      if (!nic || kind !== 'tear-next-write' || at === undefined) throw new UsageError('E_USAGE', 'usage: nic-emulator fault NIC tear-next-write BYTE');
+      await client().post(`/v1/nics/${encodeURIComponent(nic)}/fault`, { kind, atByte: Number(at) });
+      if (json) return printJson({ ok: true });
+      process.stdout.write(`${nic}: next EEPROM write will be torn after ${at} bytes\n`);
+      return;
+    }
+    case 'stop':
+      await client().post('/v1/shutdown');
+      if (json) return printJson({ ok: true });
+      process.stdout.write('emulator stopping\n');
+      return;
+    default:
+      throw new UsageError('E_USAGE', `unknown command '${verb}'; run 'nic-emulator --help'`);
+  }
+}
+
+function int(v: string | undefined, def: number, name: string): number {
+  if (v === undefined) return def;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError('E_USAGE', `--${name} must be a whole number, got '${v}'`);
+  return n;
+}
+
+async function start(values: Record<string, string | boolean | undefined>, control: string): Promise<void> {
+  const log = createLogger({ format: (values['log-format'] as LogFormat) ?? 'text', level: (values['log-level'] as any) ?? 'info', component: PROG });
+  const portBase = values['port-base'] !== undefined ? int(values['port-base'] as string, 0, 'port-base') : null;
+  const hostState = (values['host-state'] as string | undefined) ?? 'up';
+  if (!(HOST_STATES as readonly string[]).includes(hostState)) throw new UsageError('E_USAGE', `--host-state must be one of ${HOST_STATES.join(', ')}`);
+  const policy = (values.policy as string | undefined) ?? 'esp';
+  if (policy !== 'esp' && policy !== 'esp+ah') throw new UsageError('E_USAGE', `--policy must be esp or esp+ah, got '${policy}'`);
+  let allowed = 0;
+  const cm = values['clear-management'] as string | undefined;
+  if (cm) {
+    for (const c of cm.split(',').map((s) => s.trim()).filter(Boolean)) {
+      const bit = CLEAR_COMMAND_BIT[c as AsfCommandEvent];
+      if (!bit) throw new UsageError('E_USAGE', `--clear-management: unknown command '${c}' (reset, power-up, power-down, power-cycle)`);
+      allowed |= bit;
+    }
+  }
+  const fleet = new Fleet({
+    nics: int(values.nics as string | undefined, 4, 'nics'),
+    firstAddress: (values['first-address'] as string | undefined) ?? (portBase !== null ? '127.0.0.1' : '127.0.1.1'),
+    portBase,
+    dataDir: (values['data-dir'] as string | undefined) ?? 'var/nics',
+    bootDelayMs: int(values['boot-delay'] as string | undefined, 2000, 'boot-delay'),
+    initialHostState: hostState as HostState,
+    initialConfig: {
+      securityPolicy: policy as SecurityPolicy,
+      clearManagement: allowed !== 0,
+      allowedClearCommands: allowed,
+      trustAnchor: { kind: 'none', key: new Uint8Array(32) },
+      clusterPolicy: '',
+    },
+    checkpointBlock: values['checkpoint-block'] !== undefined ? int(values['checkpoint-block'] as string, 16384, 'checkpoint-block') : undefined,
+    log,
+  });
+  const { host, port } = parseHostPort(control, 8623);
+  let stopping = false;
+  const shutdown = async (why: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.log('info', 'stopping', { why });
+    await server.close().catch(() => undefined);
+    await fleet.stop();
+    process.exit(EXIT.OK);
+  };
+  const server = await startControlServer(fleet, host, port, () => void shutdown('control API'));
+  const bar = progress('starting NICs');
+  const t0 = performance.now();
+  try {
+    await fleet.start((d, t) => bar.update(d, t));
+  } catch (e) {
+    bar.done();
+    await server.close();
+    await fleet.stop();
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'EACCES') throw new UsageError('E_USAGE', `cannot bind ports below 1024 (${err.message}): run as root, grant 'setcap cap_net_bind_service=+ep $(command -v node)', or use --port-base 10000`);
+    if (err.code === 'EADDRINUSE') throw new UsageError('E_USAGE', `address in use (${err.message}): another emulator running? try 'nic-emulator stop' or other --first-address/--port-base`);
+    if (err.code === 'EADDRNOTAVAIL') throw new UsageError('E_USAGE', `address not available (${err.message}): on this OS add loopback aliases or use --port-base`);
+    throw e;
+  }
+  bar.done();
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  const running = fleet.nics.filter((n) => n.runState === 'running').length;
+  const first = fleet.nics[0].addr;
+  const last = fleet.nics[fleet.nics.length - 1].addr;
+  const ready = {
+    ready: true, pid: process.pid, nics: fleet.nics.length, running, failed: fleet.nics.length - running,
+    first: `${first.address}:${first.clearPort}`, last: `${last.address}:${last.clearPort}`,
+    control: `${host}:${server.port}`, startMs: Math.round(performance.now() - t0),
+  };
+  if (values.json) process.stdout.write(JSON.stringify(ready) + '\n');
+  else
+    process.stdout.write(
+      `nic-emulator: ${running}/${fleet.nics.length} NICs running (${ready.first} .. ${ready.last}), control http://${ready.control}, started in ${ready.startMs} ms\n`,
+    );
+  for (const n of fleet.nics.filter((x) => x.runState === 'failed')) process.stderr.write(`${PROG}: ${n.id} failed: ${n.error}\n`);
+}
+
+main(process.argv.slice(2)).catch((e) => fail(PROG, e, process.argv.includes('--json')));

@@ -1,0 +1,57 @@
+/** A fleet of emulated NICs in one process, plus the control API that drives them. */
+import { mkdirSync } from 'node:fs';
+import { NicNode } from './nic-node.js';
+import { assignAddresses, type AddressingOptions } from './addressing.js';
+import type { NicConfig } from '../firmware/eeprom-image.js';
+import type { HostState } from '../firmware/host-state.js';
+import type { Logger } from '../lib/log.js';
+
+export interface FleetOptions extends AddressingOptions {
+  dataDir: string;
+  bootDelayMs: number;
+  initialConfig: NicConfig;
+  initialHostState: HostState;
+  checkpointBlock?: number;
+  log: Logger;
+  /** How many NICs bind their sockets concurrently while starting. */
+  startConcurrency?: number;
+}
+
+export class Fleet {
+  readonly nics: NicNode[] = [];
+  private readonly byId = new Map<string, NicNode>();
+
+  constructor(private readonly opts: FleetOptions) {
+    mkdirSync(opts.dataDir, { recursive: true });
+    for (const addr of assignAddresses(opts)) {
+      const n = new NicNode({
+        addr, dataDir: opts.dataDir, bootDelayMs: opts.bootDelayMs, initialConfig: opts.initialConfig,
+        initialHostState: opts.initialHostState, checkpointBlock: opts.checkpointBlock, log: opts.log,
+      });
+      this.nics.push(n);
+      this.byId.set(n.id, n);
+      this.byId.set(addr.address + (opts.portBase !== null ? `:${addr.clearPort}` : ''), n);
+    }
+  }
+
+  /** Start every NIC. A NIC whose EEPROM is corrupt stays 'failed'; the others run. Socket errors are fatal. */
+  async start(onProgress?: (done: number, total: number) => void): Promise<void> {
+    const queue = [...this.nics];
+    let done = 0;
+    const worker = async () => {
+      for (let n = queue.shift(); n; n = queue.shift()) {
+        await n.start();
+        onProgress?.(++done, this.nics.length);
+      }
+    };
+    await Promise.all(Array.from({ length: this.opts.startConcurrency ?? 64 }, worker));
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nics.map((n) => n.stop()));
+  }
+
+  get(idOrAddress: string): NicNode | undefined {
+    return this.byId.get(idOrAddress);
+  }
+}

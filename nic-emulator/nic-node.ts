@@ -1,0 +1,272 @@
+/**
+ * One emulated NIC and its host, as the emulator process hosts it: the EEPROM file, the UDP sockets
+ * (623 clear, 664 secure, the host agent's IKE port), the emulated host's power/OS state with its boot
+ * timer, and the lab faults (NIC power loss, cable pull, torn EEPROM writes). All protocol decisions are
+ * the firmware's (firmware/nic-firmware.ts); this file only moves bytes and time.
+ */
+import dgram from 'node:dgram';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { NicFirmware, type NicEffect, type Endpoint } from '../firmware/nic-firmware.js';
+import { transition, hostAgentAlive, type HostEvent, type HostState } from '../firmware/host-state.js';
+import { EepromImage, EEPROM_SIZE, type NicConfig } from '../firmware/eeprom-image.js';
+import { TornWriteError } from '../firmware/eeprom-device.js';
+import { SaDatabase } from '../firmware/sa-database.js';
+import { SecureChannel } from '../firmware/secure-channel.js';
+import type { SaPair } from '../firmware/sa.js';
+import { LifelineError, UsageError } from '../firmware/errors.js';
+import { FileEepromDevice } from './file-eeprom-device.js';
+import type { NicAddress } from './addressing.js';
+import type { Logger } from '../lib/log.js';
+
+export type NicRunState = 'starting' | 'running' | 'unpowered' | 'failed' | 'stopped';
+
+export interface ExecutedCommand { at: string; command: string; via: 'clear' | 'secure'; rmcpSeq: number; tag: number; generation: number; from: string; hostBefore: HostState; hostAfter: HostState }
+
+export interface NicNodeOptions {
+  addr: NicAddress;
+  dataDir: string;
+  bootDelayMs: number;
+  initialConfig: NicConfig;
+  /** The host starts in this state when the emulator starts a NIC (default: up). */
+  initialHostState: HostState;
+  checkpointBlock?: number;
+  log: Logger;
+}
+
+export class NicNode {
+  readonly id: string;
+  readonly addr: NicAddress;
+  readonly eepromPath: string;
+  runState: NicRunState = 'starting';
+  error: string | null = null;
+  hostState: HostState;
+  link = true;
+  execLog: ExecutedCommand[] = [];
+  linkDrops = 0;
+  powerDrops = 0;
+  private device: FileEepromDevice | null = null;
+  private image: EepromImage | null = null;
+  private db: SaDatabase | null = null;
+  private firmware: NicFirmware | null = null;
+  private sockets: { clear?: dgram.Socket; secure?: dgram.Socket } = {};
+  private bootTimer: NodeJS.Timeout | null = null;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: NicNodeOptions) {
+    this.id = opts.addr.id;
+    this.addr = opts.addr;
+    this.eepromPath = join(opts.dataDir, `${this.id}.eeprom`);
+    this.hostState = opts.initialHostState;
+    this.log = opts.log.child({ nic: this.id });
+  }
+
+  /** Boot the NIC from its EEPROM file (creating it on first start) and bind its sockets. */
+  async start(): Promise<void> {
+    this.powerOnFirmware(true);
+    if (this.runState === 'failed') return;
+    await this.bindSockets();
+    this.setHost(this.hostState, this.hostState === 'pre-boot');
+  }
+
+  async stop(): Promise<void> {
+    if (this.bootTimer) clearTimeout(this.bootTimer);
+    this.bootTimer = null;
+    await Promise.all(Object.values(this.sockets).map((s) => new Promise<void>((r) => (s ? s.close(() => r()) : r()))));
+    this.sockets = {};
+    this.device?.close();
+    this.device = null;
+    if (this.runState !== 'failed') this.runState = 'stopped';
+  }
+
+  // ------------------------------------------------------------------ firmware lifecycle
+
+  private powerOnFirmware(createIfMissing: boolean): void {
+    try {
+      this.device?.close();
+      if (!existsSync(this.eepromPath)) {
+        if (!createIfMissing) throw new LifelineError('E_EEPROM_IO', `EEPROM file ${this.eepromPath} disappeared`);
+        this.device = FileEepromDevice.create(this.eepromPath, EEPROM_SIZE);
+        this.image = EepromImage.format(this.device, this.id, this.opts.initialConfig);
+      } else {
+        this.device = FileEepromDevice.open(this.eepromPath);
+        this.image = EepromImage.load(this.device, this.eepromPath);
+        for (const r of this.image.recoveredRecords) this.log.log('warn', 'EEPROM record recovered from older copy', { record: r });
+      }
+      this.db = new SaDatabase(this.image, { checkpointBlock: this.opts.checkpointBlock });
+      const channel = new SecureChannel(this.db, { address: this.addr.address, port: this.addr.securePort });
+      const image = this.image;
+      this.firmware = new NicFirmware(channel, () => ({ clearManagement: image.config.clearManagement, allowedClearCommands: image.config.allowedClearCommands }));
+      this.firmware.hostState = this.hostState;
+      this.runState = 'running';
+      this.error = null;
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  private fail(e: unknown): void {
+    this.runState = 'failed';
+    this.error = e instanceof Error ? e.message : String(e);
+    this.firmware = null;
+    this.log.log('error', 'NIC stopped', { error: this.error, code: (e as LifelineError).code });
+  }
+
+  // ------------------------------------------------------------------ sockets
+
+  private async bindSockets(): Promise<void> {
+    const bind = (port: number, onMessage: (msg: Buffer, rinfo: dgram.RemoteInfo) => void) =>
+      new Promise<dgram.Socket>((resolve, reject) => {
+        const s = dgram.createSocket({ type: 'udp4', reuseAddr: false });
+        s.once('error', reject);
+        s.on('message', onMessage);
+        s.bind({ address: this.addr.address, port, exclusive: true }, () => {
+          s.removeListener('error', reject);
+          s.on('error', (err) => this.log.log('warn', 'socket error', { port, error: err.message }));
+          resolve(s);
+        });
+      });
+    this.sockets.clear = await bind(this.addr.clearPort, (m, r) => this.onDatagram('clear', m, r));
+    this.sockets.secure = await bind(this.addr.securePort, (m, r) => this.onDatagram('secure', m, r));
+  }
+
+  private onDatagram(port: 'clear' | 'secure', msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (!this.link) {
+      this.linkDrops++;
+      return;
+    }
+    const fw = this.firmware;
+    if (!fw || this.runState !== 'running') {
+      this.powerDrops++;
+      return;
+    }
+    const from: Endpoint = { address: rinfo.address, port: rinfo.port };
+    const bytes = new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength);
+    let effects: NicEffect[];
+    try {
+      effects = port === 'clear' ? fw.receiveClear(from, bytes) : fw.receiveSecure(from, bytes);
+    } catch (e) {
+      if (e instanceof TornWriteError) {
+        // Mains power lost mid-write (injected): the NIC goes down and boots again from its file.
+        this.log.log('warn', 'EEPROM write torn (injected power loss); rebooting NIC from its file', { error: e.message });
+        this.runState = 'unpowered';
+        this.powerOnFirmware(false);
+        return;
+      }
+      this.log.log('error', 'firmware error', { error: (e as Error).message });
+      return;
+    }
+    this.perform(effects);
+  }
+
+  private perform(effects: NicEffect[]): void {
+    for (const e of effects) {
+      switch (e.kind) {
+        case 'send': {
+          const s = e.port === 'clear' ? this.sockets.clear : this.sockets.secure;
+          s?.send(e.bytes, e.to.port, e.to.address);
+          break;
+        }
+        case 'host-command': {
+          const before = this.hostState;
+          const t = transition(this.hostState, e.command);
+          this.setHost(t.to, t.startBootTimer);
+          this.execLog.push({
+            at: new Date().toISOString(), command: e.command, via: e.via, rmcpSeq: e.rmcpSeq, tag: e.tag,
+            generation: e.generation, from: `${e.from.address}:${e.from.port}`, hostBefore: before, hostAfter: t.to,
+          });
+          if (this.execLog.length > 10000) this.execLog.splice(0, this.execLog.length - 10000);
+          break;
+        }
+        case 'log':
+          this.log.log(e.level, e.msg, e.fields);
+          break;
+        case 'heartbeat':
+          break; // station heartbeats: handled with the cluster policy (DESIGN §2.3)
+      }
+    }
+  }
+
+  // ------------------------------------------------------------------ host
+
+  private setHost(state: HostState, startBoot: boolean): void {
+    const was = this.hostState;
+    this.hostState = state;
+    if (this.firmware) this.firmware.hostState = state;
+    if (this.bootTimer) {
+      clearTimeout(this.bootTimer);
+      this.bootTimer = null;
+    }
+    if (startBoot) {
+      this.bootTimer = setTimeout(() => {
+        this.bootTimer = null;
+        this.applyHostEvent('boot-complete');
+      }, this.opts.bootDelayMs);
+      this.bootTimer.unref();
+    }
+    if (was !== state) this.log.log('info', 'host state', { from: was, to: state, agent: hostAgentAlive(state) });
+  }
+
+  /** Drive the host from the lab (control API). Illegal events throw UsageError and change nothing. */
+  applyHostEvent(event: HostEvent | 'power-restore' | 'cable-pull' | 'cable-plug'): { from: HostState; to: HostState } {
+    const from = this.hostState;
+    if (event === 'cable-pull' || event === 'cable-plug') {
+      this.link = event === 'cable-plug';
+      return { from, to: from };
+    }
+    if (event === 'power-restore') {
+      if (this.runState !== 'unpowered') throw new UsageError('E_ILLEGAL_TRANSITION', `${this.id} has power; power-restore only follows power-loss`);
+      this.powerOnFirmware(false);
+      return { from, to: this.hostState };
+    }
+    const t = transition(this.hostState, event);
+    if (event === 'power-loss') {
+      this.firmware?.powerLost();
+      this.firmware = null;
+      this.runState = 'unpowered';
+    }
+    this.setHost(t.to, t.startBootTimer);
+    return { from, to: t.to };
+  }
+
+  // ------------------------------------------------------------------ SA installation (host driver / manual keying)
+
+  /** Manual keying (RFC 4301 §4.5): the host driver writes a complete SA and commits it at once. */
+  installSa(sa: SaPair): { generation: number } {
+    const db = this.requireDb();
+    const generation = db.nextGeneration();
+    db.writePending({ ...sa, generation });
+    db.commitPending();
+    return { generation };
+  }
+
+  private requireDb(): SaDatabase {
+    if (!this.db || this.runState !== 'running') throw new LifelineError('E_NIC_DOWN', `${this.id} is ${this.runState}${this.error ? ': ' + this.error : ''}`);
+    return this.db;
+  }
+
+  tearNextEepromWrite(atByte: number): void {
+    if (!this.device) throw new LifelineError('E_NIC_DOWN', `${this.id} has no EEPROM open`);
+    this.device.tearNextWrite(atByte);
+  }
+
+  status(): Record<string, unknown> {
+    const fw = this.firmware;
+    const img = this.image;
+    return {
+      id: this.id,
+      address: this.addr.address,
+      ports: { clear: this.addr.clearPort, secure: this.addr.securePort, ike: this.addr.ikePort },
+      state: this.runState,
+      error: this.error,
+      host: this.hostState,
+      link: this.link ? 'up' : 'down',
+      eeprom: this.eepromPath,
+      config: img ? { securityPolicy: img.config.securityPolicy, clearManagement: img.config.clearManagement, allowedClearCommands: img.config.allowedClearCommands } : null,
+      sa: this.db ? this.db.summary() : null,
+      counters: fw ? { ...fw.counters, dropped: { ...fw.counters.dropped, link_down: this.linkDrops, nic_unpowered: this.powerDrops } } : null,
+      eepromWrites: img ? img.pageWrites : null,
+      executed: this.execLog.length,
+    };
+  }
+}
