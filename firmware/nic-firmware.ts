@@ -20,6 +20,7 @@
 import { decodeRmcpHeader, rmcpAckFor, RMCP_SEQ_NO_ACK, RMCP_CLASS_ASF, RMCP_PORT, type RmcpHeader } from './rmcp.js';
 import { decodeAsf, encodeRmcpAsf, presencePong, type AsfMessage } from './asf.js';
 import { ProtocolError, LifelineError, type ErrorCode } from './errors.js';
+import { TornWriteError } from './eeprom-device.js';
 import { decodeInnerUdp, encodeInnerUdp, espSpi } from './esp.js';
 import type { HostState } from './host-state.js';
 import { systemStateCode, type AsfCommandEvent } from './host-state.js';
@@ -227,12 +228,21 @@ export class NicFirmware {
     }
   }
 
+  /**
+   * Count a dropped datagram by reason. A torn EEPROM write is not bad input but lost power: it propagates
+   * so the shell can take the NIC down. Anything that is not a coded error is a bug; it is counted as
+   * `internal` (tests assert that count stays 0) rather than crashing the NIC on hostile input.
+   */
   private drop(e: unknown): void {
+    if (e instanceof TornWriteError) throw e;
     const code: ErrorCode = e instanceof LifelineError ? e.code : 'E_INTERNAL';
     const reason = code.replace(/^E_/, '').toLowerCase();
     this.counters.dropped[reason] = (this.counters.dropped[reason] ?? 0) + 1;
-    if (!(e instanceof LifelineError)) throw e; // a bug, not bad input: let the shell crash loudly in tests
+    if (!(e instanceof LifelineError)) this.lastInternalError = e instanceof Error ? e.stack ?? e.message : String(e);
   }
+
+  /** The last non-coded error swallowed by drop(), for diagnosis. */
+  lastInternalError: string | null = null;
 }
 
 function isCommand(m: AsfMessage): m is Extract<AsfMessage, { type: AsfCommandEvent }> {

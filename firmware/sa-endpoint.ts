@@ -14,6 +14,20 @@ import type { SaPair } from './sa.js';
 
 export type SaSide = 'nic' | 'station';
 
+/**
+ * The SPIs a datagram on UDP/664 could be addressed to. An AH header starts with next header 50 and payload
+ * length 5 and carries its SPI at offset 4 (RFC 4302 §2); an ESP packet carries its SPI at offset 0 (RFC 4303
+ * §2). The receiver tries the AH reading first when the first two bytes allow it, and accepts it only if an
+ * esp+ah SA owns that SPI, so an ESP SPI that happens to start 0x3205 still works.
+ */
+export function candidateSpis(datagram: Uint8Array): { ahSpi: number | null; espSpi: number } {
+  const espSpi = ((datagram[0] << 24) | (datagram[1] << 16) | (datagram[2] << 8) | datagram[3]) >>> 0;
+  const ahSpi = datagram.length >= 8 && datagram[0] === 50 && datagram[1] === 5
+    ? ((datagram[4] << 24) | (datagram[5] << 16) | (datagram[6] << 8) | datagram[7]) >>> 0
+    : null;
+  return { ahSpi, espSpi };
+}
+
 export interface SaEndpointOptions {
   /** First outbound sequence number to use (>= 1): the value after the last reserved block. */
   outStart: bigint;

@@ -4,9 +4,8 @@
  * checkpoint, DESIGN §2.5-2.6) before the firmware acts on it, and seals answers under the SA the request
  * came in on, with outbound sequence numbers handed out (and checkpointed) by the SA database.
  */
-import { u32 } from './bytes.js';
 import { ProtocolError, UsageError } from './errors.js';
-import { SaEndpoint } from './sa-endpoint.js';
+import { SaEndpoint, candidateSpis } from './sa-endpoint.js';
 import type { AeadImpl } from './aead.js';
 import type { SaDatabase } from './sa-database.js';
 import type { SaPair } from './sa.js';
@@ -28,9 +27,15 @@ export class SecureChannel {
   /** Verify and decrypt one datagram from the station. Throws ProtocolError (E_SPI, E_REPLAY, E_ICV, ...). */
   open(datagram: Uint8Array, from: Endpoint): OpenedPacket {
     if (datagram.length < 8) throw new ProtocolError('E_SHORT', `secure datagram of ${datagram.length} bytes; dropped`);
-    const spi = u32(datagram, 0);
-    const sa = this.db.lookupInbound(spi);
-    if (!sa) throw new ProtocolError('E_SPI', `no SA with SPI 0x${spi.toString(16).padStart(8, '0')}; dropped`);
+    const { ahSpi, espSpi } = candidateSpis(datagram);
+    let sa = ahSpi !== null ? this.db.lookupInbound(ahSpi) : null;
+    if (sa && (sa.policy !== 'esp+ah' || sa.toNic.ahSpi !== ahSpi)) sa = null;
+    if (!sa) {
+      sa = this.db.lookupInbound(espSpi);
+      // An esp+ah SA accepts only AH-wrapped datagrams: ESP alone would skip the policy's AH check.
+      if (sa && (sa.policy !== 'esp' || sa.toNic.spi !== espSpi)) sa = null;
+    }
+    if (!sa) throw new ProtocolError('E_SPI', `no SA with SPI 0x${espSpi.toString(16).padStart(8, '0')}${ahSpi !== null ? ` or AH SPI 0x${ahSpi.toString(16).padStart(8, '0')}` : ''}; dropped`);
     const ep = this.endpoint(sa);
     const r = ep.open(datagram, { srcAddr: from.address, srcPort: from.port, dstAddr: this.local.address, dstPort: this.local.port });
     // Persist what must survive a restart before the packet is acted on (DESIGN §2.6).

@@ -5,7 +5,7 @@
  * else they are counted and dropped.
  */
 import dgram from 'node:dgram';
-import { u32 } from '../firmware/bytes.js';
+import { candidateSpis } from '../firmware/sa-endpoint.js';
 
 export type DatagramHandler = (bytes: Uint8Array, from: { address: string; port: number }) => void;
 
@@ -21,8 +21,10 @@ export class UdpMux {
         return;
       }
       const bytes = new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength);
-      const spi = u32(bytes, 0);
-      const h = this.handlers.get(spi);
+      const { ahSpi, espSpi } = candidateSpis(bytes);
+      const ah = ahSpi !== null ? this.handlers.get(ahSpi) : undefined;
+      const spi = ah ? ahSpi! : espSpi;
+      const h = ah ?? this.handlers.get(espSpi);
       const from = { address: rinfo.address, port: rinfo.port };
       if (h) h(bytes, from);
       else if (this.onUnknownSpi) this.onUnknownSpi(spi, bytes, from);

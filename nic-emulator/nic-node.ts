@@ -235,8 +235,16 @@ export class NicNode {
   installSa(sa: SaPair): { generation: number } {
     const db = this.requireDb();
     const generation = db.nextGeneration();
-    db.writePending({ ...sa, generation });
-    db.commitPending();
+    try {
+      db.writePending({ ...sa, generation });
+      db.commitPending();
+    } catch (e) {
+      if (!(e instanceof TornWriteError)) throw e;
+      this.log.log('warn', 'EEPROM write torn (injected power loss) while installing an SA; rebooting NIC from its file', { error: e.message });
+      this.runState = 'unpowered';
+      this.powerOnFirmware(false);
+      throw new LifelineError('E_NIC_DOWN', `${this.id} lost power while writing the SA (injected); it rebooted from ${this.eepromPath} with the last committed SA`);
+    }
     return { generation };
   }
 

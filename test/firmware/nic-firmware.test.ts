@@ -1,0 +1,190 @@
+/**
+ * The NIC firmware core driven without sockets or clocks: a station-side SaEndpoint talks to a NicFirmware
+ * over byte arrays, on an in-memory EEPROM. DESIGN §2.1-2.2, §2.6; issue 2 criteria 4, 5, 7.
+ */
+import assert from 'node:assert/strict';
+import { MemoryEepromDevice } from '../../firmware/eeprom-device.js';
+import { EepromImage, EEPROM_SIZE, type NicConfig } from '../../firmware/eeprom-image.js';
+import { SaDatabase } from '../../firmware/sa-database.js';
+import { SecureChannel } from '../../firmware/secure-channel.js';
+import { NicFirmware, CLEAR_COMMAND_BIT, type NicEffect } from '../../firmware/nic-firmware.js';
+import { SaEndpoint } from '../../firmware/sa-endpoint.js';
+import { encodeRmcpAsf, decodeRmcpAsf, type AsfMessage } from '../../firmware/asf.js';
+import { decodeInnerUdp, encodeInnerUdp } from '../../firmware/esp.js';
+import { transition, HOST_STATES, type HostState } from '../../firmware/host-state.js';
+import type { SaPair, SecurityPolicy } from '../../firmware/sa.js';
+
+const NIC = { address: '127.0.1.1', port: 664 };
+const STATION = { address: '127.0.0.1', port: 40000 };
+
+function bytes(n: number, seed: number): Uint8Array {
+  return Uint8Array.from({ length: n }, (_, i) => (seed * 31 + i * 7) & 0xff);
+}
+
+function testSa(policy: SecurityPolicy = 'esp', generation = 0): SaPair {
+  const ah = policy === 'esp+ah';
+  return {
+    generation, transform: 'aes-gcm-16', esn: false, policy, origin: 'manual',
+    toNic: { spi: 0x1001, encKey: bytes(20, 1), ahSpi: ah ? 0x4001 : 0, ahKey: ah ? bytes(32, 2) : new Uint8Array(0) },
+    fromNic: { spi: 0x2002, encKey: bytes(20, 3), ahSpi: ah ? 0x4002 : 0, ahKey: ah ? bytes(32, 4) : new Uint8Array(0) },
+  };
+}
+
+const CONFIG: NicConfig = { securityPolicy: 'esp', clearManagement: false, allowedClearCommands: 0, trustAnchor: { kind: 'none', key: new Uint8Array(32) }, clusterPolicy: '' };
+
+class Rig {
+  dev = new MemoryEepromDevice(EEPROM_SIZE);
+  image: EepromImage;
+  db!: SaDatabase;
+  fw!: NicFirmware;
+  station!: SaEndpoint;
+  hostState: HostState = 'up';
+
+  constructor(policy: SecurityPolicy = 'esp', config: NicConfig = CONFIG) {
+    this.image = EepromImage.format(this.dev, 'nic-1', config);
+    this.boot();
+    const sa = { ...testSa(policy), generation: this.db.nextGeneration() };
+    this.db.writePending(sa);
+    this.db.commitPending();
+    this.station = new SaEndpoint(sa, 'station', { outStart: 1n, inFloor: 0n });
+  }
+
+  /** Power the NIC on from its EEPROM, as after a restart. */
+  boot(): void {
+    this.image = EepromImage.load(this.dev, 'test.eeprom');
+    this.db = new SaDatabase(this.image);
+    const img = this.image;
+    this.fw = new NicFirmware(new SecureChannel(this.db, NIC), () => ({ clearManagement: img.config.clearManagement, allowedClearCommands: img.config.allowedClearCommands }));
+    this.fw.hostState = this.hostState;
+  }
+
+  seal(msg: AsfMessage, rmcpSeq = 0xff): Uint8Array {
+    return this.station.seal(encodeInnerUdp(STATION.port, 623, encodeRmcpAsf(rmcpSeq, msg)), { srcAddr: STATION.address, srcPort: STATION.port, dstAddr: NIC.address, dstPort: NIC.port });
+  }
+
+  /** Deliver a secure datagram; apply host commands like the emulator does; return decoded answers. */
+  secure(datagram: Uint8Array): { answers: ReturnType<typeof decodeRmcpAsf>[]; effects: NicEffect[] } {
+    const effects = this.fw.receiveSecure(STATION, datagram);
+    const answers = [];
+    for (const e of effects) {
+      if (e.kind === 'send') {
+        const opened = this.station.open(e.bytes, { srcAddr: NIC.address, srcPort: NIC.port, dstAddr: STATION.address, dstPort: STATION.port });
+        answers.push(decodeRmcpAsf(decodeInnerUdp(opened.payload).body));
+      }
+      if (e.kind === 'host-command') {
+        this.hostState = transition(this.hostState, e.command).to;
+        this.fw.hostState = this.hostState;
+      }
+    }
+    return { answers, effects };
+  }
+}
+
+describe('NIC firmware core (no sockets, no clocks)', () => {
+  it('answers a secure Presence Ping with a Pong under the same SA (DESIGN §2.2)', () => {
+    const rig = new Rig();
+    const { answers } = rig.secure(rig.seal({ type: 'presence-ping', tag: 7 }));
+    assert.equal(answers.length, 1);
+    assert.equal(answers[0].asf?.type, 'presence-pong');
+    assert.equal(answers[0].asf?.tag, 7);
+    assert.equal(rig.fw.counters.accepted.secure, 1);
+  });
+
+  for (const policy of ['esp', 'esp+ah'] as const) {
+    it(`accepts a secure power-cycle in every host state and moves the host as ASF says (${policy})`, () => {
+      for (const start of HOST_STATES) {
+        const rig = new Rig(policy);
+        rig.hostState = start;
+        rig.fw.hostState = start;
+        const { answers, effects } = rig.secure(rig.seal({ type: 'power-cycle', tag: 1, bootOptions: null }, 3));
+        assert.deepEqual(answers.map((a) => a.rmcp.ack), [true], `${start}: one RMCP ACK ${JSON.stringify(rig.fw.counters)} ${rig.fw.lastInternalError}`);
+        assert.equal(answers[0].rmcp.sequence, 3);
+        assert.ok(effects.some((e) => e.kind === 'host-command' && e.command === 'power-cycle'), `${start}: executed`);
+        assert.equal(rig.hostState, 'pre-boot', `${start} -> pre-boot`);
+      }
+    });
+  }
+
+  it('reports the host S-state truthfully in System State (DSP0136 §3.2.4.5)', () => {
+    const expected: Record<HostState, number> = { up: 0, hung: 0, 'pre-boot': 0, suspend: 3, off: 5 };
+    for (const s of HOST_STATES) {
+      const rig = new Rig();
+      rig.fw.hostState = s;
+      const a = rig.secure(rig.seal({ type: 'system-state-request', tag: 2 })).answers[0].asf!;
+      assert.equal(a.type, 'system-state-response');
+      assert.equal((a as { systemState: number }).systemState, expected[s], s);
+    }
+  });
+
+  it('drops a replayed datagram, also after a restart from the EEPROM (DESIGN §2.6)', () => {
+    const rig = new Rig();
+    const captured = rig.seal({ type: 'reset', tag: 1, bootOptions: null }, 9);
+    assert.equal(rig.secure(captured).answers.length, 1);
+    rig.secure(captured);
+    assert.equal(rig.fw.counters.dropped.replay, 1);
+    rig.boot(); // power cycle of the NIC: RAM gone, EEPROM kept
+    assert.equal(rig.secure(captured).answers.length, 0);
+    assert.equal(rig.fw.counters.dropped.replay, 1, 'rejected by the restart floor');
+  });
+
+  it('answers a retransmitted command from its response cache without executing it twice (DESIGN §5)', () => {
+    const rig = new Rig();
+    const first = rig.secure(rig.seal({ type: 'power-down', tag: 4 }, 12));
+    const again = rig.secure(rig.seal({ type: 'power-down', tag: 4 }, 12)); // same RMCP seq + tag, new ESP seq
+    assert.equal(first.effects.filter((e) => e.kind === 'host-command').length, 1);
+    assert.equal(again.effects.filter((e) => e.kind === 'host-command').length, 0);
+    assert.deepEqual(again.answers.map((a) => a.rmcp.ack), [true]);
+    assert.equal(rig.fw.counters.duplicatesAnswered, 1);
+  });
+
+  it('drops wrong-key, truncated, bit-flipped and unknown-SPI datagrams, counted by reason', () => {
+    const rig = new Rig();
+    const good = rig.seal({ type: 'presence-ping', tag: 1 });
+    const flipped = good.slice();
+    flipped[20] ^= 1;
+    rig.secure(flipped);
+    rig.secure(good.subarray(0, 10));
+    const other = new SaEndpoint({ ...testSa(), toNic: { ...testSa().toNic, encKey: bytes(20, 99) } }, 'station', { outStart: 1n, inFloor: 0n });
+    rig.secure(other.seal(encodeInnerUdp(1, 623, encodeRmcpAsf(0xff, { type: 'presence-ping', tag: 1 })), { srcAddr: STATION.address, srcPort: STATION.port, dstAddr: NIC.address, dstPort: NIC.port }));
+    const unknown = good.slice();
+    unknown[0] ^= 0x40;
+    rig.secure(unknown);
+    assert.deepEqual(rig.fw.counters.dropped, { icv: 2, short: 1, spi: 1 });
+    assert.equal(rig.secure(good).answers.length, 1, 'the good packet still works after the garbage');
+  });
+
+  it('refuses clear power commands by default, honours only the configured subset (DESIGN §2.1)', () => {
+    const clear = (rig: Rig, msg: AsfMessage, seq = 5) => rig.fw.receiveClear(STATION, encodeRmcpAsf(seq, msg));
+    const def = new Rig();
+    const e1 = clear(def, { type: 'reset', tag: 1, bootOptions: null });
+    assert.ok(!e1.some((e) => e.kind === 'host-command'));
+    assert.equal(def.fw.counters.refusedClear, 1);
+    assert.ok(e1.some((e) => e.kind === 'send'), 'still ACKed (ASF: acknowledge, then disregard)');
+    const pong = clear(def, { type: 'presence-ping', tag: 3 }, 0xff).find((e) => e.kind === 'send');
+    assert.equal(pong && pong.kind === 'send' ? pong.bytes.length : 0, 28, 'presence ping always answered with a 28-byte pong');
+
+    const cfg = { ...CONFIG, clearManagement: true, allowedClearCommands: CLEAR_COMMAND_BIT['power-cycle'] };
+    const some = new Rig('esp', cfg);
+    assert.ok(clear(some, { type: 'power-cycle', tag: 1, bootOptions: null }).some((e) => e.kind === 'host-command'));
+    assert.ok(!clear(some, { type: 'reset', tag: 2, bootOptions: null }).some((e) => e.kind === 'host-command'));
+    assert.equal(some.fw.counters.refusedClear, 1);
+  });
+
+  it('survives 20,000 mutated datagrams on both ports without a state change or an internal error', () => {
+    const rig = new Rig();
+    const good = [rig.seal({ type: 'presence-ping', tag: 1 }), encodeRmcpAsf(0xff, { type: 'presence-ping', tag: 1 })];
+    let x = 0x12345678;
+    const rnd = () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 8) & 0xff;
+    const before = JSON.stringify(rig.db.summary());
+    for (let i = 0; i < 20000; i++) {
+      const base = good[i & 1];
+      const m = i % 4 === 0 ? Uint8Array.from({ length: rnd() % 80 }, rnd) : base.slice(0, Math.max(1, base.length - (rnd() % 8)));
+      if (m.length) m[rnd() % m.length] ^= 1 << (rnd() % 8);
+      if (i & 1) rig.fw.receiveClear(STATION, m);
+      else rig.fw.receiveSecure(STATION, m);
+    }
+    assert.equal(rig.fw.counters.dropped.internal ?? 0, 0, rig.fw.lastInternalError ?? '');
+    assert.equal(JSON.stringify(rig.db.summary()), before);
+    assert.equal(rig.hostState, 'up');
+  });
+});
