@@ -1,0 +1,44 @@
+/**
+ * What the IKE machines ask their shell to do. Effects come back, in order, from every call
+ * (connect, receive, handleTimeout, ...); the shell performs them in that order.
+ *
+ * Ordering contract for the host side: `nic-write-pending` / `nic-commit` precede the `send`
+ * that announces them (SA_READY / SA_CONFIRM). If a nic-* effect fails, the shell must not
+ * perform the rest of that batch and must restart the agent from the NIC's EEPROM
+ * (IkeResponder.recover), exactly like a crash: nothing is then announced that the NIC does not hold.
+ * Station side: persist the SA of `switch-outbound` before sending on it.
+ */
+import type { ErrorCode } from '../../firmware/errors.js';
+import type { SaPair } from '../../firmware/sa.js';
+
+export type IkeEffect =
+  /** A datagram for the peer's IKE port. */
+  | { kind: 'send'; bytes: Uint8Array }
+  /** The IKE SA is authenticated (spiI/spiR as 16 hex digits). */
+  | { kind: 'established'; spiI: string; spiR: string }
+  /**
+   * Station: a Child SA the host has staged on the NIC (it sent SA_READY for it); keys derived,
+   * generation known, not yet in use. `role` says whether it replaces the current SA.
+   */
+  | { kind: 'child-sa'; sa: SaPair; role: 'new' | 'rekey' }
+  /** Host: write `sa` to the NIC's pending EEPROM slot (DESIGN §2.5). */
+  | { kind: 'nic-write-pending'; sa: SaPair }
+  /** Host: make the pending slot of that generation the active SA. */
+  | { kind: 'nic-commit'; generation: number }
+  /** Host: drop the pending slot of that generation; the active SA stays in force. */
+  | { kind: 'nic-discard'; generation: number }
+  /** Station: SA_CONFIRM received; persist `sa`, then send on it (the NIC holds it committed). */
+  | { kind: 'switch-outbound'; sa: SaPair }
+  /** Station: the host refused or lost the staged SA; the current SA stays in use. */
+  | { kind: 'commit-aborted'; generation: number; message: string }
+  /** A liveness (empty INFORMATIONAL) exchange got its answer (§1.4). */
+  | { kind: 'alive' }
+  /** The IKE SA is gone (DELETE received or sent and answered). */
+  | { kind: 'closed'; message: string }
+  /** scope 'ike': the IKE SA failed or died; 'child': only the Child SA request was refused. */
+  | { kind: 'failed'; scope: 'ike' | 'child'; code: ErrorCode; message: string }
+  | { kind: 'log'; level: 'debug' | 'info' | 'warn'; event: string; message: string };
+
+export function log(level: 'debug' | 'info' | 'warn', event: string, message: string): IkeEffect {
+  return { kind: 'log', level, event, message };
+}
