@@ -21,6 +21,7 @@ import { decodeRmcpHeader, rmcpAckFor, RMCP_SEQ_NO_ACK, RMCP_CLASS_ASF, RMCP_POR
 import { decodeAsf, encodeRmcpAsf, presencePong, type AsfMessage } from './asf.js';
 import { ProtocolError, LifelineError, type ErrorCode } from './errors.js';
 import { TornWriteError } from './eeprom-device.js';
+import { CLEAR_COMMAND_BITS } from './eeprom-image.js';
 import { decodeInnerUdp, encodeInnerUdp, espSpi } from './esp.js';
 import type { HostState } from './host-state.js';
 import { systemStateCode, type AsfCommandEvent } from './host-state.js';
@@ -36,8 +37,8 @@ export type NicEffect =
   | { kind: 'log'; level: 'info' | 'warn'; msg: string; fields: Record<string, unknown> }
   | { kind: 'heartbeat'; from: Endpoint; bytes: Uint8Array };
 
-/** Bit per ASF command in the EEPROM's allowed-clear-commands mask. */
-export const CLEAR_COMMAND_BIT: Record<AsfCommandEvent, number> = { reset: 1, 'power-up': 2, 'power-down': 4, 'power-cycle': 8 };
+/** Bit per ASF command in the EEPROM's allowed-clear-commands mask (eeprom-image.ts). */
+export const CLEAR_COMMAND_BIT: Record<AsfCommandEvent, number> = CLEAR_COMMAND_BITS;
 
 export interface ClearPolicy { clearManagement: boolean; allowedClearCommands: number }
 

@@ -4,13 +4,18 @@
  */
 import { parseArgs } from 'node:util';
 import { randomBytes, randomInt } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve as resolvePath } from 'node:path';
+import http from 'node:http';
+import { StationDaemon } from './daemon.js';
+import { createLogger, type LogFormat } from '../lib/log.js';
 import { StationContext, DEFAULT_STORE, DEFAULT_KEY_FILE } from './context.js';
 import { ControlClient, DEFAULT_CONTROL } from '../lib/control-client.js';
 import { EXIT, fail, printJson } from '../lib/cli.js';
 import { LifelineError, UsageError } from '../firmware/errors.js';
 import { saToJson } from '../lib/sa-json.js';
 import { espSaUatLines } from './wireshark-keys.js';
+import { ikev2DecryptionTableLine } from '../protocol/index.js';
 import type { EspTransform, SaPair, SecurityPolicy } from '../firmware/sa.js';
 import type { CommandKind, ReadKind, RequestResult } from './nic-session.js';
 import { asfTypeName, ASF_TYPE_CODE } from '../firmware/asf.js';
@@ -26,13 +31,25 @@ Secure commands (ESP on UDP 664, retransmitted on loss; one line on stdout, or J
   reset NIC | power-up NIC | power-down NIC | power-cycle NIC
                             ASF power commands; done = the NIC acknowledged it and the outcome is stored
 
+Daemon:
+  serve                     run the station daemon: keeps leases, polls NICs, refreshes SAs on its timer when the
+                            host is up, and serves the verbs above (the CLI forwards to it when it runs)
+      [--refresh-interval S] (default 3600)  [--max-down-time S] (default 86400)  [--lifetime S] (default: infinite)
+      [--poll-interval MS] (default 5000)  [--control HOST:PORT] (default 127.0.0.1:0)
+
 Keys and NICs:
   sa manual NIC             manual keying (RFC 4301 §4.5): create an SA, install it in the NIC through the
                             emulator's control API, keep it in the store
       [--emulator HOST:PORT] [--policy esp|esp+ah] [--transform aes-gcm-16|chacha20-poly1305] [--key-bits 128|256]
+  enroll NIC --psk-file F   write the pre-shared key F (64 hex digits) as the NIC's trust anchor, then negotiate
+                            a child SA with the host agent (IKEv2, host must be up) and commit it (two-phase)
+  refresh NIC               SA refresh: new child SA + ready/ack/confirm commit (host must be up)
   list [--json]             NICs this station knows, with their SAs
-  keys --wireshark FILE     write esp_sa UAT lines for every SA held (see README "Checking packets with tshark")
+  keys --wireshark FILE [--ikev2 FILE]
+                            write esp_sa (and ikev2_decryption_table) UAT lines for the SAs held
+                            (see README "Checking packets with tshark")
   log NIC [--json]          the NIC's command log with outcomes
+  audit NIC [--json]        verify the NIC's hash-chained command log; names the first bad entry
 
 Common options:
   --store URL               sqlite:FILE (default ${DEFAULT_STORE}) or postgres://...
@@ -42,6 +59,7 @@ Common options:
   --lease-ms MS             NIC ownership lease (default 10000)
   --timeout MS              answer timeout for secure commands (default 3000)
   --emulator HOST:PORT      the emulator control API, for manual keying (default ${DEFAULT_CONTROL})
+  --no-daemon               run a verb in this process even if a daemon of this station runs
   --json                    machine-readable output
   -h, --help                this help
 
@@ -71,7 +89,16 @@ async function main(argv: string[]): Promise<void> {
       transform: { type: 'string' },
       'key-bits': { type: 'string' },
       wireshark: { type: 'string' },
+      ikev2: { type: 'string' },
+      'psk-file': { type: 'string' },
       json: { type: 'boolean' },
+      'no-daemon': { type: 'boolean' },
+      'refresh-interval': { type: 'string' },
+      'max-down-time': { type: 'string' },
+      lifetime: { type: 'string' },
+      'poll-interval': { type: 'string' },
+      control: { type: 'string' },
+      'log-format': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -88,13 +115,53 @@ async function main(argv: string[]): Promise<void> {
     return n;
   };
   const timeoutMs = num(values.timeout, 3000, 'timeout');
+  const storeUrl = values.store ?? process.env.LIFELINE_STORE ?? DEFAULT_STORE;
+  const stationId = values.id ?? 'station-1';
+  const announce = announceFile(storeUrl, stationId);
+  // Verbs go through this station's daemon when it runs (one process holds the sequence state).
+  if (!values['no-daemon'] && (READS[verb] || (COMMANDS as readonly string[]).includes(verb) || verb === 'refresh')) {
+    const d = runningDaemon(announce);
+    if (d) {
+      const nic = positionals[1];
+      if (!nic) throw new UsageError('E_USAGE', `usage: mgmt-station ${verb} NIC`);
+      // A daemon killed with -9 leaves its file behind: if it does not answer, run the verb here.
+      const r = await postJson(d, `/v1/nics/${encodeURIComponent(nic)}/${verb}`).catch(() => null);
+      if (r) {
+        if (!r.ok) throw new LifelineError(r.error.code, r.error.message);
+        if (json) printJson(r);
+        else process.stdout.write((verb === 'refresh' ? `${r.nic}: refreshed: SA generation ${r.generation} committed (${r.exchange} + SA_READY/SA_ACK/SA_CONFIRM, ${Number(r.ms).toFixed(1)} ms)` : describe(r)) + ' [via daemon]\n');
+        return;
+      }
+    }
+  }
   const ctx = await StationContext.open({
-    store: values.store ?? process.env.LIFELINE_STORE ?? DEFAULT_STORE,
+    store: storeUrl,
     keyFile: values['cluster-key'] ?? DEFAULT_KEY_FILE,
-    stationId: values.id ?? 'station-1',
+    stationId,
     leaseMs: num(values['lease-ms'], 10000, 'lease-ms'),
     createKey: true,
   });
+  if (verb === 'serve') {
+    const log = createLogger({ format: (values['log-format'] as LogFormat) ?? 'text', component: PROG });
+    const [host, port] = (values.control ?? '127.0.0.1:0').split(':');
+    const daemon = new StationDaemon(ctx, {
+      refreshIntervalS: num(values['refresh-interval'], 3600, 'refresh-interval'),
+      maxDownTimeS: values['max-down-time'] !== undefined ? Number(values['max-down-time']) : 86400,
+      lifetimeS: values.lifetime !== undefined ? num(values.lifetime, 0, 'lifetime') : Infinity,
+      pollIntervalMs: num(values['poll-interval'], 5000, 'poll-interval'),
+      timeoutMs,
+      controlHost: host || '127.0.0.1',
+      controlPort: Number(port || 0),
+      announceFile: announce,
+    }, log);
+    await daemon.start();
+    const line = { ready: true, id: stationId, pid: process.pid, control: `${host || '127.0.0.1'}:${daemon.port}`, store: storeUrl.replace(/:[^:@/]*@/, ':***@') };
+    process.stdout.write((json ? JSON.stringify(line) : `mgmt-station: station '${stationId}' serving on http://${line.control} (store ${line.store})`) + '\n');
+    const stop = () => void daemon.stop().finally(() => process.exit(EXIT.OK));
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+    return;
+  }
   try {
     if (READS[verb] || (COMMANDS as readonly string[]).includes(verb)) {
       const nic = positionals[1];
@@ -130,6 +197,40 @@ async function main(argv: string[]): Promise<void> {
         else process.stdout.write(`${st.id}: manual SA generation ${generation} installed (${sa.transform}, ${sa.policy}, SPI to NIC 0x${sa.toNic.spi.toString(16)}, from NIC 0x${sa.fromNic.spi.toString(16)})\n`);
         return;
       }
+      case 'enroll':
+      case 'refresh': {
+        const nicId = positionals[1];
+        if (!nicId) throw new UsageError('E_USAGE', `usage: mgmt-station ${verb} NIC${verb === 'enroll' ? ' --psk-file FILE' : ''}`);
+        let nic = await ctx.store.getNic(nicId);
+        if (verb === 'enroll') {
+          if (!values['psk-file']) throw new UsageError('E_USAGE', 'enroll needs --psk-file FILE (64 hex digits; make one with: head -c 32 /dev/urandom | xxd -p -c 64 > psk.hex)');
+          const psk = readPsk(values['psk-file']);
+          const emu = ControlClient.parse(values.emulator ?? DEFAULT_CONTROL);
+          const st = await emu.get<{ id: string; address: string; ports: { clear: number; secure: number; ike: number } }>(`/v1/nics/${encodeURIComponent(nicId)}`);
+          // Enrolment writes the trust anchor into the NIC (the admin's step; DESIGN §3), then keys it over IKE.
+          await emu.post(`/v1/nics/${encodeURIComponent(st.id)}/trust-anchor`, { psk: Buffer.from(psk).toString('hex') });
+          nic = {
+            id: st.id, address: st.address, securePort: st.ports.secure, clearPort: st.ports.clear, ikePort: st.ports.ike, psk,
+            enrolledAt: ctx.now(), meta: { ...(nic?.meta ?? {}), emulator: `${emu.host}:${emu.port}`, enrolled: true },
+          };
+          await ctx.store.putNic(nic);
+        }
+        if (!nic) throw new LifelineError('E_NOT_FOUND', `NIC '${nicId}' is not enrolled; run 'mgmt-station enroll ${nicId} --psk-file FILE'`);
+        const r = await ctx.keyExchange(nic, verb === 'enroll' ? 'enroll' : 'refresh', timeoutMs < 10000 ? 10000 : timeoutMs);
+        if (json) printJson({ ok: true, ...r, ms: Math.round(r.ms * 1000) / 1000 });
+        else process.stdout.write(`${nic.id}: ${verb === 'enroll' ? 'enrolled' : 'refreshed'}: SA generation ${r.generation} committed (${r.exchange} + SA_READY/SA_ACK/SA_CONFIRM, ${r.ms.toFixed(1)} ms)\n`);
+        return;
+      }
+      case 'audit': {
+        const nic = positionals[1];
+        if (!nic) throw new UsageError('E_USAGE', 'usage: mgmt-station audit NIC');
+        const rep = await ctx.store.auditCommandLog(nic);
+        if (json) printJson(rep);
+        else if (rep.ok) process.stdout.write(`${nic}: command log intact (${rep.entries} entries, head ${rep.head?.index ?? 0})\n`);
+        else process.stdout.write(`${nic}: command log TAMPERED: first bad entry ${rep.firstBadIndex}: ${rep.problem}\n`);
+        if (!rep.ok) process.exitCode = EXIT.FAILED;
+        return;
+      }
       case 'list': {
         const out = [];
         for (const n of await ctx.store.listNics()) {
@@ -150,19 +251,25 @@ async function main(argv: string[]): Promise<void> {
       }
       case 'keys': {
         const file = values.wireshark;
-        if (!file) throw new UsageError('E_USAGE', 'usage: mgmt-station keys --wireshark FILE');
-        const lines = ['# esp_sa UAT lines written by mgmt-station (Wireshark 4.0, 8 columns); keys are secrets'];
+        if (!file && !values.ikev2) throw new UsageError('E_USAGE', 'usage: mgmt-station keys --wireshark FILE [--ikev2 FILE]');
+        const esp = ['# esp_sa UAT lines written by mgmt-station (Wireshark 4.0, 8 columns); keys are secrets'];
+        const ike: string[] = [];
         let n = 0;
         for (const nic of await ctx.store.listNics()) {
           for (const s of await ctx.store.listSas(nic.id)) {
+            if (s.ike) {
+              const line = ikev2DecryptionTableLine(s.ike);
+              if (!ike.includes(line)) ike.push(line);
+            }
             if (s.state === 'retired') continue;
-            lines.push(...espSaUatLines(nic, s.pair));
+            esp.push(...espSaUatLines(nic, s.pair));
             n++;
           }
         }
-        writeFileSync(file, lines.join('\n') + '\n', { mode: 0o600 });
-        if (json) printJson({ ok: true, file, sas: n });
-        else process.stdout.write(`wrote ${n} SA(s) to ${file}\n`);
+        if (file) writeFileSync(file, esp.join('\n') + '\n', { mode: 0o600 });
+        if (values.ikev2) writeFileSync(values.ikev2, ike.map((l) => l + '\n').join(''), { mode: 0o600 });
+        if (json) printJson({ ok: true, file: file ?? null, sas: n, ikev2File: values.ikev2 ?? null, ikeSas: ike.length });
+        else process.stdout.write(`wrote ${n} ESP SA(s)${file ? ` to ${file}` : ''}${values.ikev2 ? `, ${ike.length} IKE SA(s) to ${values.ikev2}` : ''}\n`);
         return;
       }
       case 'log': {
@@ -197,6 +304,53 @@ function describe(r: RequestResult): string {
     default:
       return `${r.nic}: ${asfTypeName(ASF_TYPE_CODE[m.type])} (${base})`;
   }
+}
+
+/** Where a station daemon announces its control address: beside an SQLite store, else under ./var. */
+function announceFile(storeUrl: string, id: string): string {
+  const dir = storeUrl.startsWith('sqlite:') && !storeUrl.includes(':memory:') ? dirname(resolvePath(storeUrl.slice('sqlite:'.length))) : resolvePath('var');
+  return join(dir, `station-${id}.daemon.json`);
+}
+
+function runningDaemon(file: string): string | null {
+  try {
+    const d = JSON.parse(readFileSync(file, 'utf8')) as { pid: number; control: string };
+    process.kill(d.pid, 0); // throws if the process is gone (a killed daemon leaves its file behind)
+    return d.control;
+  } catch {
+    return null;
+  }
+}
+
+function postJson(hostPort: string, path: string): Promise<any> {
+  const [host, port] = hostPort.split(':');
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host, port: Number(port), method: 'POST', path, timeout: 60000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => {
+        try {
+          resolve(JSON.parse(text));
+        } catch {
+          reject(new LifelineError('E_UNREACHABLE', `station daemon at ${hostPort} answered non-JSON`));
+        }
+      });
+    });
+    req.on('error', (e) => reject(new LifelineError('E_UNREACHABLE', `cannot reach the station daemon at ${hostPort}: ${e.message}; retry with --no-daemon`)));
+    req.end();
+  });
+}
+
+function readPsk(path: string): Uint8Array {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8').trim();
+  } catch (e) {
+    throw new UsageError('E_USAGE', `cannot read --psk-file ${path}: ${(e as Error).message}`);
+  }
+  if (!/^[0-9a-fA-F]{64}$/.test(text)) throw new UsageError('E_USAGE', `--psk-file ${path} must hold 64 hex digits (32 bytes); make one with: head -c 32 /dev/urandom | xxd -p -c 64`);
+  return new Uint8Array(Buffer.from(text, 'hex'));
 }
 
 function manualSa(policy: SecurityPolicy, transform: EspTransform, keyBits: number): SaPair {

@@ -6,7 +6,8 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { openStore } from './store/open-store.js';
 import { loadClusterKey, createClusterKeyFile, CLUSTER_KEY_ENV, type ClusterKey } from './store/cluster-key.js';
-import type { Fence, Store } from './store/store.js';
+import type { Fence, NicRecord, Store } from './store/store.js';
+import { KeyExchange, type ExchangeResult } from './key-exchange.js';
 import { UdpMux } from './udp-mux.js';
 import { NicSession } from './nic-session.js';
 import { LifelineError } from '../firmware/errors.js';
@@ -28,6 +29,7 @@ export class StationContext {
   private mux: UdpMux | null = null;
   private sessions = new Map<string, NicSession>();
   private fences = new Map<string, Fence>();
+  private exchanges = new Map<string, KeyExchange>();
 
   private constructor(readonly store: Store, readonly key: ClusterKey, readonly o: ContextOptions) {}
 
@@ -79,7 +81,22 @@ export class StationContext {
     return s;
   }
 
+  /** Run an enrolment or a refresh for `nic` with this station's lease. */
+  async keyExchange(nic: NicRecord, kind: 'enroll' | 'refresh', timeoutMs: number): Promise<ExchangeResult> {
+    const fence = await this.fence(nic.id);
+    let kx = this.exchanges.get(nic.id);
+    if (!kx) {
+      kx = new KeyExchange(nic, { store: this.store, fence: () => this.fences.get(nic.id) ?? fence, now: () => this.now(), stationId: this.o.stationId, bind: this.o.bind });
+      this.exchanges.set(nic.id, kx);
+    }
+    const r = kind === 'enroll' ? await kx.enroll(timeoutMs) : await kx.refresh(timeoutMs);
+    await this.sessions.get(nic.id)?.reload();
+    return r;
+  }
+
   async close(): Promise<void> {
+    for (const k of this.exchanges.values()) await k.close();
+    this.exchanges.clear();
     for (const s of this.sessions.values()) s.close();
     this.sessions.clear();
     await this.mux?.close();

@@ -29,3 +29,4 @@ export function espSaUatLines(nic: NicRecord, sa: SaPair): string[] {
     row(sa.fromNic, nic.address, '*', 'NIC->station'),
   ];
 }
+

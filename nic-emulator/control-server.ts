@@ -8,6 +8,7 @@
  *   POST /v1/nics/:id/host   {event}     -> { from, to }   events: hang suspend wake crash power-loss power-restore
  *                                                            cable-pull cable-plug reset power-up power-down power-cycle
  *   POST /v1/nics/:id/sa     {sa}        -> { generation } manual keying: the host driver writes and commits an SA
+ *   POST /v1/nics/:id/trust-anchor {psk} -> {}          enrolment: the admin writes the IKE pre-shared key (64 hex)
  *   POST /v1/nics/:id/fault  {kind:'tear-next-write', atByte}
  *   POST /v1/shutdown                    -> {}                          stops the emulator cleanly
  * Errors: HTTP 4xx/5xx with { error: { code, message } }.
@@ -16,6 +17,7 @@ import http from 'node:http';
 import type { Fleet } from './fleet.js';
 import { LifelineError, UsageError } from '../firmware/errors.js';
 import { saFromJson } from '../lib/sa-json.js';
+import { fromHex } from '../firmware/bytes.js';
 import { HOST_EVENTS } from '../firmware/host-state.js';
 
 const LAB_EVENTS = [...HOST_EVENTS.filter((e) => e !== 'boot-complete'), 'power-restore', 'cable-pull', 'cable-plug'];
@@ -87,6 +89,10 @@ function route(fleet: Fleet, method: string, url: string, body: Record<string, u
     return nic.applyHostEvent(ev as Parameters<typeof nic.applyHostEvent>[0]);
   }
   if (method === 'POST' && sub === 'sa') return nic.installSa(saFromJson(body.sa));
+  if (method === 'POST' && sub === 'trust-anchor') {
+    nic.setTrustAnchor(fromHex(String(body.psk ?? '')));
+    return {};
+  }
   if (method === 'POST' && sub === 'fault') {
     if (body.kind !== 'tear-next-write') throw new UsageError('E_USAGE', `unknown fault '${String(body.kind)}'; use tear-next-write`);
     nic.tearNextEepromWrite(Number(body.atByte ?? 0));

@@ -16,6 +16,7 @@ import { SecureChannel } from '../firmware/secure-channel.js';
 import type { SaPair } from '../firmware/sa.js';
 import { LifelineError, UsageError } from '../firmware/errors.js';
 import { FileEepromDevice } from './file-eeprom-device.js';
+import { HostAgent } from './host-agent.js';
 import type { NicAddress } from './addressing.js';
 import type { Logger } from '../lib/log.js';
 
@@ -31,6 +32,8 @@ export interface NicNodeOptions {
   /** The host starts in this state when the emulator starts a NIC (default: up). */
   initialHostState: HostState;
   checkpointBlock?: number;
+  /** Host agent: how long a pending SA waits for SA_ACK (DESIGN §2.5). */
+  commitTimeoutMs?: number;
   log: Logger;
 }
 
@@ -52,6 +55,7 @@ export class NicNode {
   private sockets: { clear?: dgram.Socket; secure?: dgram.Socket } = {};
   private bootTimer: NodeJS.Timeout | null = null;
   private readonly log: Logger;
+  readonly agent: HostAgent;
 
   constructor(private readonly opts: NicNodeOptions) {
     this.id = opts.addr.id;
@@ -59,6 +63,17 @@ export class NicNode {
     this.eepromPath = join(opts.dataDir, `${this.id}.eeprom`);
     this.hostState = opts.initialHostState;
     this.log = opts.log.child({ nic: this.id });
+    this.agent = new HostAgent({
+      nicId: this.id,
+      address: this.addr.address,
+      port: this.addr.ikePort,
+      db: () => (this.runState === 'running' ? this.db : null),
+      psk: () => (this.image && this.image.config.trustAnchor.kind === 'psk' ? this.image.config.trustAnchor.key : null),
+      policy: () => (this.image && this.image.config.securityPolicy !== 'none' ? this.image.config.securityPolicy : 'esp'),
+      log: this.log,
+      commitTimeoutMs: opts.commitTimeoutMs,
+      onEepromFailure: (e) => this.powerFailure(e),
+    });
   }
 
   /** Boot the NIC from its EEPROM file (creating it on first start) and bind its sockets. */
@@ -70,6 +85,7 @@ export class NicNode {
   }
 
   async stop(): Promise<void> {
+    await this.agent.stop();
     if (this.bootTimer) clearTimeout(this.bootTimer);
     this.bootTimer = null;
     await Promise.all(Object.values(this.sockets).map((s) => new Promise<void>((r) => (s ? s.close(() => r()) : r()))));
@@ -103,6 +119,14 @@ export class NicNode {
     } catch (e) {
       this.fail(e);
     }
+  }
+
+  /** Mains power lost mid-write (injected): the NIC goes down and boots again from its file. */
+  private powerFailure(e: unknown): void {
+    this.log.log('warn', 'EEPROM write torn (injected power loss); rebooting NIC from its file', { error: (e as Error).message });
+    this.runState = 'unpowered';
+    this.agent.resetTrust();
+    this.powerOnFirmware(false);
   }
 
   private fail(e: unknown): void {
@@ -147,10 +171,7 @@ export class NicNode {
       effects = port === 'clear' ? fw.receiveClear(from, bytes) : fw.receiveSecure(from, bytes);
     } catch (e) {
       if (e instanceof TornWriteError) {
-        // Mains power lost mid-write (injected): the NIC goes down and boots again from its file.
-        this.log.log('warn', 'EEPROM write torn (injected power loss); rebooting NIC from its file', { error: e.message });
-        this.runState = 'unpowered';
-        this.powerOnFirmware(false);
+        this.powerFailure(e);
         return;
       }
       this.log.log('error', 'firmware error', { error: (e as Error).message });
@@ -204,6 +225,11 @@ export class NicNode {
       }, this.opts.bootDelayMs);
       this.bootTimer.unref();
     }
+    if (hostAgentAlive(state) && this.runState === 'running') {
+      this.agent.start().catch((e) => this.log.log('error', 'host agent cannot bind its IKE port', { port: this.addr.ikePort, error: (e as Error).message }));
+    } else if (!hostAgentAlive(state)) {
+      void this.agent.stop();
+    }
     if (was !== state) this.log.log('info', 'host state', { from: was, to: state, agent: hostAgentAlive(state) });
   }
 
@@ -253,6 +279,15 @@ export class NicNode {
     return this.db;
   }
 
+  /** Enrolment: the admin writes the station's pre-shared key into the NIC configuration (trust anchor, DESIGN §3). */
+  setTrustAnchor(psk: Uint8Array): void {
+    // The EEPROM's trust anchor field holds 32 bytes (eeprom-image.ts).
+    if (psk.length !== 32) throw new UsageError('E_USAGE', `the pre-shared key must be 32 bytes (64 hex digits), got ${psk.length}; make one with: head -c 32 /dev/urandom | xxd -p -c 64`);
+    if (!this.image || this.runState !== 'running') throw new LifelineError('E_NIC_DOWN', `${this.id} is ${this.runState}`);
+    this.image.writeConfig({ ...this.image.config, trustAnchor: { kind: 'psk', key: psk.slice() } });
+    this.agent.resetTrust();
+  }
+
   tearNextEepromWrite(atByte: number): void {
     if (!this.device) throw new LifelineError('E_NIC_DOWN', `${this.id} has no EEPROM open`);
     this.device.tearNextWrite(atByte);
@@ -275,6 +310,7 @@ export class NicNode {
       counters: fw ? { ...fw.counters, dropped: { ...fw.counters.dropped, link_down: this.linkDrops, nic_unpowered: this.powerDrops } } : null,
       eepromWrites: img ? img.pageWrites : null,
       executed: this.execLog.length,
+      hostAgent: this.agent.status(),
     };
   }
 }

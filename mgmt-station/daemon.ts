@@ -1,0 +1,160 @@
+/**
+ * `mgmt-station serve`: the station daemon. It owns the NICs it holds leases on (DESIGN §5), polls each one
+ * over the secure channel (System State), refreshes SAs on its timer only when the host answers IKE (the host
+ * agent exists only while the OS is up, DESIGN §2.4-2.5), and serves the CLI's verbs over a local JSON API so
+ * commands go through one process that holds the sequence state.
+ *
+ * Control API (127.0.0.1 only):
+ *   GET  /v1/status                         -> { id, pid, nics: [{ id, generation, host, lastRefresh, ... }] }
+ *   POST /v1/nics/:id/:verb  (ping|state|capabilities|reset|power-up|power-down|power-cycle|refresh)
+ *                                           -> the same JSON the CLI prints with --json
+ * A restart (even kill -9) resumes from the store: SAs, sequence reservations and the command log.
+ */
+import http from 'node:http';
+import { writeFileSync, rmSync } from 'node:fs';
+import { StationContext } from './context.js';
+import { LifelineError, UsageError } from '../firmware/errors.js';
+import type { CommandKind, ReadKind } from './nic-session.js';
+import type { Logger } from '../lib/log.js';
+
+export interface DaemonOptions {
+  /** Seconds between SA refreshes of a NIC (DESIGN §2.5). */
+  refreshIntervalS: number;
+  /** Longest time a host may be down (no refresh possible) that the lifetime must still cover. */
+  maxDownTimeS: number;
+  /** SA lifetime in seconds; Infinity = the seed's default. */
+  lifetimeS: number;
+  pollIntervalMs: number;
+  timeoutMs: number;
+  controlHost: string;
+  controlPort: number;
+  /** Where the daemon announces its control address, so CLI verbs find it. */
+  announceFile: string;
+}
+
+const READS: Record<string, ReadKind> = { ping: 'presence-ping', state: 'system-state-request', capabilities: 'capabilities-request' };
+const COMMANDS = ['reset', 'power-up', 'power-down', 'power-cycle'];
+
+export function validateLifetime(o: Pick<DaemonOptions, 'refreshIntervalS' | 'maxDownTimeS' | 'lifetimeS'>): void {
+  if (!(o.refreshIntervalS > 0)) throw new UsageError('E_USAGE', '--refresh-interval must be > 0 seconds');
+  if (!(o.maxDownTimeS >= 0)) throw new UsageError('E_USAGE', '--max-down-time must be >= 0 seconds');
+  if (o.refreshIntervalS + o.maxDownTimeS > o.lifetimeS) {
+    throw new UsageError(
+      'E_USAGE',
+      `refresh interval (${o.refreshIntervalS} s) + max down time (${o.maxDownTimeS} s) exceeds the SA lifetime (${o.lifetimeS} s): an SA could expire while the host is down; raise --lifetime or lower the others`,
+    );
+  }
+}
+
+interface NicState { lastRefresh: number; host: string; lastError: string | null; refreshes: number; busy: boolean }
+
+export class StationDaemon {
+  private server: http.Server | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly nics = new Map<string, NicState>();
+  private stopped = false;
+  port = 0;
+
+  constructor(private readonly ctx: StationContext, private readonly o: DaemonOptions, private readonly log: Logger) {
+    validateLifetime(o);
+  }
+
+  async start(): Promise<void> {
+    this.server = http.createServer((req, res) => void this.handle(req, res));
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(this.o.controlPort, this.o.controlHost, () => resolve());
+    });
+    const a = this.server.address();
+    this.port = typeof a === 'object' && a ? a.port : this.o.controlPort;
+    writeFileSync(this.o.announceFile, JSON.stringify({ pid: process.pid, control: `${this.o.controlHost}:${this.port}`, id: this.ctx.o.stationId }) + '\n');
+    await this.ctx.store.touchStation(this.ctx.o.stationId, `${this.o.controlHost}:${this.port}`, this.ctx.now());
+    // Restore every NIC's channel from the store right away: no key exchange needed (DESIGN §2.6, §4 station cold boot).
+    for (const n of await this.ctx.store.listNics()) {
+      try {
+        await this.ctx.session(n.id);
+        this.nics.set(n.id, { lastRefresh: Date.now(), host: 'unknown', lastError: null, refreshes: 0, busy: false });
+      } catch (e) {
+        this.log.log('warn', 'cannot take NIC', { nic: n.id, error: (e as Error).message });
+      }
+    }
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.tick().finally(() => this.schedule()), this.o.pollIntervalMs);
+  }
+
+  /** One poll round: renew leases, read host state, refresh what is due. */
+  private async tick(): Promise<void> {
+    for (const n of await this.ctx.store.listNics()) {
+      const st = this.nics.get(n.id) ?? { lastRefresh: Date.now(), host: 'unknown', lastError: null, refreshes: 0, busy: false };
+      this.nics.set(n.id, st);
+      if (st.busy) continue;
+      st.busy = true;
+      try {
+        await this.ctx.fence(n.id);
+        const s = await this.ctx.session(n.id);
+        const r = await s.read('system-state-request', Math.min(this.o.timeoutMs, this.o.pollIntervalMs));
+        const code = (r.response as { systemState?: number }).systemState;
+        st.host = code === 0 ? 'S0' : code === 3 ? 'S3' : code === 5 ? 'S5' : `state ${code}`;
+        const due = Date.now() - st.lastRefresh >= this.o.refreshIntervalS * 1000;
+        // Refresh only when the host can be up (S0); a hung host does not answer IKE and the attempt just fails.
+        if (due && code === 0 && n.psk.length > 0 && n.meta.enrolled === true) await this.refresh(n.id, st);
+        st.lastError = null;
+      } catch (e) {
+        st.lastError = (e as Error).message;
+      } finally {
+        st.busy = false;
+      }
+    }
+  }
+
+  private async refresh(nic: string, st: NicState): Promise<unknown> {
+    const n = await this.ctx.store.getNic(nic);
+    if (!n) throw new LifelineError('E_NOT_FOUND', `NIC '${nic}' is not enrolled`);
+    const r = await this.ctx.keyExchange(n, 'refresh', Math.max(this.o.timeoutMs, 5000));
+    st.lastRefresh = Date.now();
+    st.refreshes++;
+    this.log.log('info', 'SA refreshed', { nic, generation: r.generation, exchange: r.exchange, ms: Math.round(r.ms) });
+    return r;
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    let status = 200;
+    let out: unknown;
+    try {
+      const path = (req.url ?? '/').split('?')[0];
+      if (req.method === 'GET' && path === '/v1/status') {
+        out = { id: this.ctx.o.stationId, pid: process.pid, nics: [...this.nics].map(([id, s]) => ({ id, ...s })) };
+      } else {
+        const m = /^\/v1\/nics\/([^/]+)\/([a-z-]+)$/.exec(path);
+        if (req.method !== 'POST' || !m) throw new LifelineError('E_NOT_FOUND', `no such endpoint: ${req.method} ${path}`);
+        const [nic, verb] = [decodeURIComponent(m[1]), m[2]];
+        if (READS[verb]) out = await (await this.ctx.session(nic)).read(READS[verb], this.o.timeoutMs);
+        else if (COMMANDS.includes(verb)) out = await (await this.ctx.session(nic)).command(verb as CommandKind, this.o.timeoutMs);
+        else if (verb === 'refresh') {
+          const st = this.nics.get(nic) ?? { lastRefresh: 0, host: 'unknown', lastError: null, refreshes: 0, busy: false };
+          this.nics.set(nic, st);
+          out = await this.refresh(nic, st);
+        } else throw new UsageError('E_USAGE', `unknown verb '${verb}'`);
+        out = { ok: true, ...(out as object) };
+      }
+    } catch (e) {
+      const code = e instanceof LifelineError ? e.code : 'E_INTERNAL';
+      status = code === 'E_NOT_FOUND' ? 404 : code === 'E_INTERNAL' ? 500 : 400;
+      out = { ok: false, error: { code, message: (e as Error).message } };
+    }
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(out, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    rmSync(this.o.announceFile, { force: true });
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+    await this.ctx.close();
+  }
+}

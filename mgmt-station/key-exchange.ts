@@ -1,0 +1,187 @@
+/**
+ * The station's IKE driver for one NIC: runs the sans-I/O IkeInitiator (protocol/ike) over a UDP socket to
+ * the host agent, and records the outcome in the store in the order the commit needs (DESIGN §2.5):
+ *   child-sa (host staged it, sent SA_READY)  -> store it as 'pending'
+ *   switch-outbound (SA_CONFIRM arrived)      -> make it 'active' in the store, then use it
+ *   commit-aborted / failed                   -> the current SA stays in use; the pending row is retired
+ * `enroll()` runs IKE_SA_INIT + IKE_AUTH (with the first child SA); `refresh()` runs CREATE_CHILD_SA on the
+ * IKE SA this driver holds, or a new IKE SA when it holds none (e.g. after a station restart).
+ */
+import dgram from 'node:dgram';
+import { randomBytes } from 'node:crypto';
+import { IkeInitiator, type IkeEffect } from '../protocol/index.js';
+import { LifelineError } from '../firmware/errors.js';
+import type { SaPair, SecurityPolicy, EspTransform } from '../firmware/sa.js';
+import type { Fence, IkeSaSnapshot, NicRecord, Store } from './store/store.js';
+
+export interface KeyExchangeOptions {
+  store: Store;
+  fence: () => Fence;
+  now: () => number;
+  stationId: string;
+  policy?: SecurityPolicy;
+  espTransforms?: EspTransform[];
+  esn?: boolean;
+  bind?: string;
+  /** Called with every IKE SA's ikev2_decryption_table line (for `keys --wireshark`). */
+  onIkeKeys?: (nic: string, uatLine: string) => void;
+  log?: (level: string, msg: string) => void;
+}
+
+export interface ExchangeResult { nic: string; generation: number; kind: 'enroll' | 'refresh'; exchange: 'IKE_AUTH' | 'CREATE_CHILD_SA'; ms: number }
+
+export class KeyExchange {
+  private initiator: IkeInitiator | null = null;
+  private socket: dgram.Socket | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private waiting: { resolve: (sa: SaPair) => void; reject: (e: Error) => void } | null = null;
+  private staged: SaPair | null = null;
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(readonly nic: NicRecord, private readonly o: KeyExchangeOptions) {}
+
+  get hasIkeSa(): boolean {
+    return this.initiator?.state === 'established';
+  }
+
+  /** IKE_SA_INIT + IKE_AUTH with the first child SA, then the two-phase commit. */
+  enroll(timeoutMs = 10000): Promise<ExchangeResult> {
+    return this.run('enroll', timeoutMs);
+  }
+
+  /** CREATE_CHILD_SA on the held IKE SA (or a new IKE SA), then the two-phase commit. */
+  refresh(timeoutMs = 10000): Promise<ExchangeResult> {
+    return this.run('refresh', timeoutMs);
+  }
+
+  private async run(kind: 'enroll' | 'refresh', timeoutMs: number): Promise<ExchangeResult> {
+    await this.open();
+    const t0 = performance.now();
+    const useChild = kind === 'refresh' && this.initiator?.canRefresh === true;
+    if (!useChild) {
+      this.initiator = new IkeInitiator({
+        random: (n) => new Uint8Array(randomBytes(n)),
+        psk: this.nic.psk,
+        id: `${this.o.stationId}.station.lifeline`,
+        peerId: `${this.nic.id}.host.lifeline`,
+        policy: this.o.policy,
+        espTransforms: this.o.espTransforms,
+        esn: this.o.esn,
+      });
+    }
+    const done = new Promise<SaPair>((resolve, reject) => (this.waiting = { resolve, reject }));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new LifelineError('E_IKE_TIMEOUT', `key exchange with ${this.nic.id}'s host agent (${this.nic.address}:${this.nic.ikePort}) did not finish in ${timeoutMs} ms; the host OS must be up`)), timeoutMs);
+    });
+    try {
+      await this.perform(useChild ? this.initiator!.refresh(Date.now()) : this.initiator!.connect(Date.now()));
+      const sa = await Promise.race([done, timeout]);
+      return { nic: this.nic.id, generation: sa.generation, kind, exchange: useChild ? 'CREATE_CHILD_SA' : 'IKE_AUTH', ms: performance.now() - t0 };
+    } finally {
+      clearTimeout(timer);
+      this.waiting = null;
+    }
+  }
+
+  private async open(): Promise<void> {
+    if (this.socket) return;
+    const s = dgram.createSocket('udp4');
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', reject);
+      s.bind({ address: this.o.bind ?? '127.0.0.1', port: 0 }, () => {
+        s.removeListener('error', reject);
+        resolve();
+      });
+    });
+    s.on('error', () => undefined);
+    s.on('message', (msg) => {
+      if (!this.initiator) return;
+      const fx = this.initiator.receive(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength), Date.now());
+      this.chain = this.chain.then(() => this.perform(fx)).catch((e) => this.waiting?.reject(e));
+    });
+    this.socket = s;
+  }
+
+  private async perform(fx: IkeEffect[]): Promise<void> {
+    const store = this.o.store;
+    for (const e of fx) {
+      switch (e.kind) {
+        case 'send':
+          this.socket?.send(e.bytes, this.nic.ikePort, this.nic.address);
+          break;
+        case 'established': {
+          const line = this.initiator?.decryptionTableLine();
+          if (line) this.o.onIkeKeys?.(this.nic.id, line);
+          break;
+        }
+        case 'child-sa':
+          // The host staged it in the NIC's pending slot and said SA_READY: remember it before acknowledging.
+          this.staged = e.sa;
+          await store.putSa(this.nic.id, { pair: e.sa, state: 'pending', ike: this.ikeSnapshot() }, this.o.now(), this.o.fence());
+          break;
+        case 'switch-outbound':
+          // SA_CONFIRM: the NIC holds it committed. Persist, then use it (the old one stays as 'previous').
+          await store.activateSa(this.nic.id, e.sa.generation, this.o.now(), this.o.fence());
+          this.staged = null;
+          this.waiting?.resolve(e.sa);
+          break;
+        case 'commit-aborted':
+          await this.retireStaged(e.generation);
+          this.waiting?.reject(new LifelineError('E_IKE_STATE', `${this.nic.id}: SA generation ${e.generation} was not committed (${e.message})`));
+          break;
+        case 'failed':
+          if (this.staged) await this.retireStaged(this.staged.generation);
+          this.waiting?.reject(new LifelineError(e.code, `${this.nic.id}: ${e.message}`));
+          break;
+        case 'log':
+          if (e.level !== 'debug') this.o.log?.(e.level, `${this.nic.id}: ${e.message}`);
+          break;
+        default:
+          break;
+      }
+    }
+    this.schedule();
+  }
+
+  /**
+   * What the store keeps of the IKE SA: its SPIs and SK_e keys, for `keys --ikev2` (Wireshark's
+   * ikev2_decryption_table). The IKE SA itself is not resumed after a station restart; the next refresh
+   * then runs a new IKE_SA_INIT + IKE_AUTH (documented in README).
+   */
+  private ikeSnapshot(): IkeSaSnapshot | null {
+    const k = this.initiator?.ikeKeys();
+    if (!k) return null;
+    const none = new Uint8Array(0);
+    return {
+      spiI: k.spiI, spiR: k.spiR, initiator: true, skD: none, skAi: none, skAr: none, skEi: k.skEi, skEr: k.skEr, skPi: none, skPr: none,
+      nextRequestId: 0, nextPeerRequestId: 0, transforms: { encr: 20, encrKeyBits: 128, prf: 5, integ: 0, dh: 31 },
+    };
+  }
+
+  private async retireStaged(generation: number): Promise<void> {
+    this.staged = null;
+    await this.o.store.setSaState(this.nic.id, generation, 'retired', this.o.now(), this.o.fence()).catch(() => undefined);
+  }
+
+  private schedule(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const at = this.initiator?.pollTimeout();
+    if (at === null || at === undefined) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      if (!this.initiator) return;
+      const fx = this.initiator.handleTimeout(Date.now());
+      this.chain = this.chain.then(() => this.perform(fx)).catch((e) => this.waiting?.reject(e));
+    }, Math.max(0, at - Date.now()));
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    const s = this.socket;
+    this.socket = null;
+    if (s) await new Promise<void>((r) => s.close(() => r()));
+  }
+}
