@@ -24,7 +24,7 @@ export class ControlClient {
     const data = body === undefined ? undefined : JSON.stringify(body);
     return new Promise<T>((resolve, reject) => {
       const req = http.request(
-        { host: this.host, port: this.port, method, path, timeout: this.timeoutMs, headers: data ? { 'content-type': 'application/json' } : {} },
+        { host: this.host, port: this.port, method, path, timeout: this.timeoutMs, agent: false, headers: data ? { 'content-type': 'application/json', connection: 'close' } : { connection: 'close' } },
         (res) => {
           let text = '';
           res.setEncoding('utf8');

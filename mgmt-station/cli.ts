@@ -8,10 +8,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve as resolvePath } from 'node:path';
 import http from 'node:http';
 import { StationDaemon } from './daemon.js';
+import { parseTable } from './replay/table.js';
+import { replayTable } from './replay/runner.js';
 import { createLogger, type LogFormat } from '../lib/log.js';
 import { StationContext, DEFAULT_STORE, DEFAULT_KEY_FILE } from './context.js';
 import { ControlClient, DEFAULT_CONTROL } from '../lib/control-client.js';
-import { EXIT, fail, printJson } from '../lib/cli.js';
+import { EXIT, fail, printJson, progress } from '../lib/cli.js';
 import { LifelineError, UsageError } from '../firmware/errors.js';
 import { saToJson } from '../lib/sa-json.js';
 import { espSaUatLines } from './wireshark-keys.js';
@@ -50,6 +52,10 @@ Keys and NICs:
                             (see README "Checking packets with tshark")
   log NIC [--json]          the NIC's command log with outcomes
   audit NIC [--json]        verify the NIC's hash-chained command log; names the first bad entry
+
+Tables:
+  replay TABLE [--json]     bring up an isolated lab, drive every row of a state-transition table (e.g.
+                            fixtures/fig6.table), print expected vs observed; exit 1 on any mismatch
 
 Common options:
   --store URL               sqlite:FILE (default ${DEFAULT_STORE}) or postgres://...
@@ -134,6 +140,7 @@ async function main(argv: string[]): Promise<void> {
       }
     }
   }
+  if (verb === 'replay') return replay(positionals[1], json);
   const ctx = await StationContext.open({
     store: storeUrl,
     keyFile: values['cluster-key'] ?? DEFAULT_KEY_FILE,
@@ -325,7 +332,7 @@ function runningDaemon(file: string): string | null {
 function postJson(hostPort: string, path: string): Promise<any> {
   const [host, port] = hostPort.split(':');
   return new Promise((resolve, reject) => {
-    const req = http.request({ host, port: Number(port), method: 'POST', path, timeout: 60000 }, (res) => {
+    const req = http.request({ host, port: Number(port), method: 'POST', path, timeout: 60000, agent: false }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (text += c));
@@ -340,6 +347,31 @@ function postJson(hostPort: string, path: string): Promise<any> {
     req.on('error', (e) => reject(new LifelineError('E_UNREACHABLE', `cannot reach the station daemon at ${hostPort}: ${e.message}; retry with --no-daemon`)));
     req.end();
   });
+}
+
+async function replay(file: string | undefined, json: boolean): Promise<void> {
+  if (!file) throw new UsageError('E_USAGE', 'usage: mgmt-station replay TABLE (e.g. fixtures/fig6.table)');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError('E_USAGE', `cannot read table ${file}: ${(e as Error).message}`);
+  }
+  const rows = parseTable(text, file);
+  const bar = progress(`replaying ${rows.length} rows`);
+  const results = await replayTable(rows, (_r, i) => bar.update(i + 1, rows.length));
+  bar.done();
+  const bad = results.filter((r) => !r.ok);
+  if (json) printJson({ ok: bad.length === 0, rows: results.map((r) => ({ id: r.row.id, line: r.row.line, client: r.row.client, station: r.row.station, action: r.row.action, expected: r.row.expect, observed: r.observed, ok: r.ok, detail: r.detail, ms: Math.round(r.ms) })) });
+  else {
+    const w = (s: string, n: number) => s.padEnd(n);
+    process.stdout.write(`${w('id', 4)} ${w('client', 9)} ${w('station', 15)} ${w('action', 19)} ${w('expected', 9)} ${w('observed', 9)}\n`);
+    for (const r of results) {
+      process.stdout.write(`${w(r.row.id, 4)} ${w(r.row.client, 9)} ${w(r.row.station, 15)} ${w(r.row.action, 19)} ${w(r.row.expect, 9)} ${w(String(r.observed), 9)} ${r.ok ? 'ok' : 'MISMATCH'}  ${r.detail}\n`);
+    }
+    process.stdout.write(`${results.length - bad.length}/${results.length} rows as expected${bad.length ? `; mismatches: ${bad.map((b) => `${b.row.id} (line ${b.row.line}: expected ${b.row.expect}, observed ${b.observed})`).join(', ')}` : ''}\n`);
+  }
+  if (bad.length) process.exitCode = EXIT.FAILED;
 }
 
 function readPsk(path: string): Uint8Array {

@@ -8,6 +8,7 @@
  *   POST /v1/nics/:id/host   {event}     -> { from, to }   events: hang suspend wake crash power-loss power-restore
  *                                                            cable-pull cable-plug reset power-up power-down power-cycle
  *   POST /v1/nics/:id/sa     {sa}        -> { generation } manual keying: the host driver writes and commits an SA
+ *   POST /v1/nics/:id/config {clearManagement: [cmd...]} -> {} the seed's cold-boot option ([] = refuse all)
  *   POST /v1/nics/:id/trust-anchor {psk} -> {}          enrolment: the admin writes the IKE pre-shared key (64 hex)
  *   POST /v1/nics/:id/fault  {kind:'tear-next-write', atByte}
  *   POST /v1/shutdown                    -> {}                          stops the emulator cleanly
@@ -89,6 +90,11 @@ function route(fleet: Fleet, method: string, url: string, body: Record<string, u
     return nic.applyHostEvent(ev as Parameters<typeof nic.applyHostEvent>[0]);
   }
   if (method === 'POST' && sub === 'sa') return nic.installSa(saFromJson(body.sa));
+  if (method === 'POST' && sub === 'config') {
+    if (!Array.isArray(body.clearManagement)) throw new UsageError('E_USAGE', 'config needs clearManagement: [commands]');
+    nic.setClearManagement(body.clearManagement.map(String));
+    return {};
+  }
   if (method === 'POST' && sub === 'trust-anchor') {
     nic.setTrustAnchor(fromHex(String(body.psk ?? '')));
     return {};

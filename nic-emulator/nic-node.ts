@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { NicFirmware, type NicEffect, type Endpoint } from '../firmware/nic-firmware.js';
 import { transition, hostAgentAlive, type HostEvent, type HostState } from '../firmware/host-state.js';
-import { EepromImage, EEPROM_SIZE, type NicConfig } from '../firmware/eeprom-image.js';
+import { EepromImage, EEPROM_SIZE, CLEAR_COMMAND_BITS, type NicConfig } from '../firmware/eeprom-image.js';
 import { TornWriteError } from '../firmware/eeprom-device.js';
 import { SaDatabase } from '../firmware/sa-database.js';
 import { SecureChannel } from '../firmware/secure-channel.js';
@@ -286,6 +286,18 @@ export class NicNode {
     if (!this.image || this.runState !== 'running') throw new LifelineError('E_NIC_DOWN', `${this.id} is ${this.runState}`);
     this.image.writeConfig({ ...this.image.config, trustAnchor: { kind: 'psk', key: psk.slice() } });
     this.agent.resetTrust();
+  }
+
+  /** The NIC's clear-management option (the seed's cold-boot option, DESIGN §2.1), as the admin configures it. */
+  setClearManagement(commands: string[]): void {
+    if (!this.image || this.runState !== 'running') throw new LifelineError('E_NIC_DOWN', `${this.id} is ${this.runState}`);
+    let bits = 0;
+    for (const c of commands) {
+      const b = (CLEAR_COMMAND_BITS as Record<string, number>)[c];
+      if (!b) throw new UsageError('E_USAGE', `unknown clear command '${c}'; use reset, power-up, power-down, power-cycle`);
+      bits |= b;
+    }
+    this.image.writeConfig({ ...this.image.config, clearManagement: bits !== 0, allowedClearCommands: bits });
   }
 
   tearNextEepromWrite(atByte: number): void {
