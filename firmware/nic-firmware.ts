@@ -17,7 +17,8 @@
  *
  * Bad input never throws out of `receive*`: it is dropped and counted by reason in `counters.dropped`.
  */
-import { decodeRmcpHeader, rmcpAckFor, RMCP_SEQ_NO_ACK, RMCP_CLASS_ASF, RMCP_PORT, type RmcpHeader } from './rmcp.js';
+import { decodeRmcpHeader, rmcpAckFor, RMCP_SEQ_NO_ACK, RMCP_CLASS_ASF, RMCP_CLASS_OEM, RMCP_PORT, type RmcpHeader } from './rmcp.js';
+import { decodeOwnerNotice, type OwnerNotice } from './owner-notice.js';
 import { decodeAsf, encodeRmcpAsf, presencePong, type AsfMessage } from './asf.js';
 import { ProtocolError, LifelineError, type ErrorCode } from './errors.js';
 import { TornWriteError } from './eeprom-device.js';
@@ -35,7 +36,9 @@ export type NicEffect =
   | { kind: 'send'; port: 'clear' | 'secure'; to: Endpoint; bytes: Uint8Array }
   | { kind: 'host-command'; command: AsfCommandEvent; via: 'clear' | 'secure'; from: Endpoint; rmcpSeq: number; tag: number; generation: number }
   | { kind: 'log'; level: 'info' | 'warn'; msg: string; fields: Record<string, unknown> }
-  | { kind: 'heartbeat'; from: Endpoint; bytes: Uint8Array };
+  | { kind: 'heartbeat'; from: Endpoint; bytes: Uint8Array }
+  /** A station that took this NIC over said so, authenticated (firmware/owner-notice.ts). */
+  | { kind: 'owner'; notice: OwnerNotice; from: Endpoint };
 
 /** Bit per ASF command in the EEPROM's allowed-clear-commands mask (eeprom-image.ts). */
 export const CLEAR_COMMAND_BIT: Record<AsfCommandEvent, number> = CLEAR_COMMAND_BITS;
@@ -65,6 +68,8 @@ export class NicFirmware {
     duplicatesAnswered: 0,
     acksSent: 0,
   };
+  /** Highest owner epoch announced to this NIC (RAM only: a NIC restart accepts the next notice). */
+  ownerEpoch = 0;
   /** The emulated host's state, kept current by the shell. */
   hostState: HostState = 'off';
   private cache: CachedAnswer[] = [];
@@ -145,6 +150,17 @@ export class NicFirmware {
       srcPort = udp.srcPort;
       rmcp = decodeRmcpHeader(udp.body);
       if (rmcp.ack) return []; // station ACKs of our responses: nothing to do
+      if (rmcp.messageClass === RMCP_CLASS_OEM && rmcp.sequence !== RMCP_SEQ_NO_ACK) {
+        const notice = decodeOwnerNotice(udp.body);
+        this.counters.accepted.secure++;
+        const fresh = notice.epoch >= this.ownerEpoch;
+        if (fresh) this.ownerEpoch = notice.epoch;
+        else this.counters.dropped.stale_owner = (this.counters.dropped.stale_owner ?? 0) + 1;
+        const gen = opened.sa.generation;
+        effects.push({ kind: 'send', port: 'secure', to: from, bytes: this.channel.seal(gen, encodeInnerUdp(RMCP_PORT, udp.srcPort, rmcpAckFor(rmcp)!), from) });
+        if (fresh) effects.push({ kind: 'owner', notice, from });
+        return effects;
+      }
       if (rmcp.messageClass !== RMCP_CLASS_ASF) throw new ProtocolError('E_CLASS', `RMCP class ${rmcp.messageClass} is not ASF`);
       asf = decodeAsf(udp.body, 4);
     } catch (e) {

@@ -38,6 +38,8 @@ Daemon:
                             host is up, and serves the verbs above (the CLI forwards to it when it runs)
       [--refresh-interval S] (default 3600)  [--max-down-time S] (default 86400)  [--lifetime S] (default: infinite)
       [--poll-interval MS] (default 5000)  [--control HOST:PORT] (default 127.0.0.1:0)
+      [--listen ADDR:PORT]  the station's secure UDP socket: NIC heartbeats and owner notices name it
+                            (use the address:port the NICs' cluster policy lists); default 127.0.0.1:any
 
 Keys and NICs:
   sa manual NIC             manual keying (RFC 4301 §4.5): create an SA, install it in the NIC through the
@@ -104,6 +106,7 @@ async function main(argv: string[]): Promise<void> {
       lifetime: { type: 'string' },
       'poll-interval': { type: 'string' },
       control: { type: 'string' },
+      listen: { type: 'string' },
       'log-format': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -141,12 +144,15 @@ async function main(argv: string[]): Promise<void> {
     }
   }
   if (verb === 'replay') return replay(positionals[1], json);
+  const [listenAddr, listenPort] = (values.listen ?? '127.0.0.1:0').split(':');
   const ctx = await StationContext.open({
     store: storeUrl,
     keyFile: values['cluster-key'] ?? DEFAULT_KEY_FILE,
     stationId,
     leaseMs: num(values['lease-ms'], 10000, 'lease-ms'),
     createKey: true,
+    bind: listenAddr || '127.0.0.1',
+    port: Number(listenPort || 0),
   });
   if (verb === 'serve') {
     const log = createLogger({ format: (values['log-format'] as LogFormat) ?? 'text', component: PROG });
@@ -160,6 +166,7 @@ async function main(argv: string[]): Promise<void> {
       controlHost: host || '127.0.0.1',
       controlPort: Number(port || 0),
       announceFile: announce,
+      leaseMs: num(values['lease-ms'], 10000, 'lease-ms'),
     }, log);
     await daemon.start();
     const line = { ready: true, id: stationId, pid: process.pid, control: `${host || '127.0.0.1'}:${daemon.port}`, store: storeUrl.replace(/:[^:@/]*@/, ':***@') };

@@ -23,6 +23,8 @@ export interface ContextOptions {
   /** Create the cluster key file if neither it nor LIFELINE_CLUSTER_KEY exists (first use in a lab). */
   createKey: boolean;
   bind?: string;
+  /** UDP port of the station's secure socket (heartbeats and owner notices name it); 0 = any. */
+  port?: number;
 }
 
 export class StationContext {
@@ -30,6 +32,8 @@ export class StationContext {
   private sessions = new Map<string, NicSession>();
   private fences = new Map<string, Fence>();
   private exchanges = new Map<string, KeyExchange>();
+  /** NICs this process took over from another station (their sessions start above the old owner's window). */
+  readonly takeovers = new Set<string>();
 
   private constructor(readonly store: Store, readonly key: ClusterKey, readonly o: ContextOptions) {}
 
@@ -53,8 +57,15 @@ export class StationContext {
   }
 
   async udp(): Promise<UdpMux> {
-    if (!this.mux) this.mux = await UdpMux.open(this.o.bind ?? '127.0.0.1', 0);
+    if (!this.mux) this.mux = await UdpMux.open(this.o.bind ?? '127.0.0.1', this.o.port ?? 0);
     return this.mux;
+  }
+
+  /** Forget our own claim on a NIC (e.g. the lease could not be renewed). */
+  dropSession(nic: string): void {
+    this.sessions.get(nic)?.close();
+    this.sessions.delete(nic);
+    this.fences.delete(nic);
   }
 
   /** Take (or keep) this station's lease on the NIC; the fence guards every write that follows. */
@@ -67,7 +78,14 @@ export class StationContext {
       );
     }
     const f = { station: this.o.stationId, epoch: r.lease.epoch };
+    const old = this.fences.get(nic);
     this.fences.set(nic, f);
+    if (r.takeover) this.takeovers.add(nic);
+    if (old && old.epoch !== f.epoch) {
+      // We lost the NIC and got it back: our session's fence and sequence state are stale.
+      this.sessions.get(nic)?.close();
+      this.sessions.delete(nic);
+    }
     return f;
   }
 
@@ -75,7 +93,7 @@ export class StationContext {
     let s = this.sessions.get(nic);
     if (!s) {
       const fence = await this.fence(nic);
-      s = await NicSession.open(nic, { store: this.store, mux: await this.udp(), fence, now: () => this.now() });
+      s = await NicSession.open(nic, { store: this.store, mux: await this.udp(), fence, now: () => this.now(), takeover: this.takeovers.has(nic) });
       this.sessions.set(nic, s);
     }
     return s;

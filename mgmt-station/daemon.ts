@@ -16,6 +16,8 @@ import { StationContext } from './context.js';
 import { LifelineError, UsageError } from '../firmware/errors.js';
 import type { CommandKind, ReadKind } from './nic-session.js';
 import type { Logger } from '../lib/log.js';
+import { HEARTBEAT_SPI } from '../firmware/sa.js';
+import { answerProbe, HEARTBEAT_LENGTH } from '../firmware/heartbeat.js';
 
 export interface DaemonOptions {
   /** Seconds between SA refreshes of a NIC (DESIGN §2.5). */
@@ -30,6 +32,8 @@ export interface DaemonOptions {
   controlPort: number;
   /** Where the daemon announces its control address, so CLI verbs find it. */
   announceFile: string;
+  /** Lease renewals happen every poll; the lease must outlast a poll interval. */
+  leaseMs: number;
 }
 
 const READS: Record<string, ReadKind> = { ping: 'presence-ping', state: 'system-state-request', capabilities: 'capabilities-request' };
@@ -54,9 +58,11 @@ export class StationDaemon {
   private readonly nics = new Map<string, NicState>();
   private stopped = false;
   port = 0;
+  readonly heartbeats = { answered: 0, unknownSpi: 0, badProbe: 0, ownedElsewhere: 0, adopted: 0 };
 
   constructor(private readonly ctx: StationContext, private readonly o: DaemonOptions, private readonly log: Logger) {
     validateLifetime(o);
+    if (o.pollIntervalMs >= o.leaseMs) throw new UsageError('E_USAGE', `--poll-interval (${o.pollIntervalMs} ms) must be shorter than --lease-ms (${o.leaseMs} ms): the lease is renewed at every poll`);
   }
 
   async start(): Promise<void> {
@@ -69,15 +75,10 @@ export class StationDaemon {
     this.port = typeof a === 'object' && a ? a.port : this.o.controlPort;
     writeFileSync(this.o.announceFile, JSON.stringify({ pid: process.pid, control: `${this.o.controlHost}:${this.port}`, id: this.ctx.o.stationId }) + '\n');
     await this.ctx.store.touchStation(this.ctx.o.stationId, `${this.o.controlHost}:${this.port}`, this.ctx.now());
+    const mux = await this.ctx.udp();
+    mux.register(HEARTBEAT_SPI, (bytes, from) => void this.onHeartbeat(bytes, from).catch(() => undefined));
     // Restore every NIC's channel from the store right away: no key exchange needed (DESIGN §2.6, §4 station cold boot).
-    for (const n of await this.ctx.store.listNics()) {
-      try {
-        await this.ctx.session(n.id);
-        this.nics.set(n.id, { lastRefresh: Date.now(), host: 'unknown', lastError: null, refreshes: 0, busy: false });
-      } catch (e) {
-        this.log.log('warn', 'cannot take NIC', { nic: n.id, error: (e as Error).message });
-      }
-    }
+    await this.tick();
     this.schedule();
   }
 
@@ -94,8 +95,19 @@ export class StationDaemon {
       if (st.busy) continue;
       st.busy = true;
       try {
-        await this.ctx.fence(n.id);
+        try {
+          await this.ctx.fence(n.id);
+        } catch (e) {
+          // Another live station owns it: not ours to poll (DESIGN §5). Drop any stale claim we had.
+          if ((e as LifelineError).code === 'E_FENCED') {
+            this.ctx.dropSession(n.id);
+            st.host = 'owned elsewhere';
+            continue;
+          }
+          throw e;
+        }
         const s = await this.ctx.session(n.id);
+        if (this.ctx.takeovers.has(n.id)) await this.afterTakeover(n.id);
         const r = await s.read('system-state-request', Math.min(this.o.timeoutMs, this.o.pollIntervalMs));
         const code = (r.response as { systemState?: number }).systemState;
         st.host = code === 0 ? 'S0' : code === 3 ? 'S3' : code === 5 ? 'S5' : `state ${code}`;
@@ -108,6 +120,62 @@ export class StationDaemon {
       } finally {
         st.busy = false;
       }
+    }
+  }
+
+  /**
+   * We took the NIC over (its owner's lease lapsed): tell the NIC, then finish the commands the former owner
+   * logged as sent but never saw acknowledged — each completes exactly once or is reported unknown (DESIGN §5).
+   */
+  private async afterTakeover(nic: string): Promise<void> {
+    this.ctx.takeovers.delete(nic);
+    const s = await this.ctx.session(nic);
+    const lease = await this.ctx.store.getLease(nic);
+    const mux = await this.ctx.udp();
+    this.log.log('info', 'took NIC over', { nic, epoch: lease?.epoch });
+    await s.notifyOwner(lease?.epoch ?? 0, { address: mux.address, port: mux.port }, this.o.timeoutMs).catch((e) =>
+      this.log.log('warn', 'owner notice not acknowledged', { nic, error: (e as Error).message }),
+    );
+    for (const c of await this.ctx.store.listCommands(nic)) {
+      if (c.outcome !== 'sent') continue;
+      const ok = await s.completeCommand(c.index, c.command as CommandKind, this.o.timeoutMs);
+      this.log.log(ok ? 'info' : 'warn', ok ? 'completed a command of the former owner' : 'command outcome unknown', { nic, index: c.index, command: c.command });
+    }
+  }
+
+  /**
+   * A heartbeat probe from a NIC (DESIGN §2.3). The probe names the SA it was sent under; a station that does
+   * not hold that SA yet adopts it from the store (DESIGN §5 "adoption by SPI") — only after the probe
+   * verified, and only if the lease is free — and answers without a key exchange.
+   */
+  private async onHeartbeat(bytes: Uint8Array, from: { address: string; port: number }): Promise<void> {
+    if (bytes.length !== HEARTBEAT_LENGTH) {
+      this.heartbeats.badProbe++;
+      return;
+    }
+    const spi = ((bytes[4] << 24) | (bytes[5] << 16) | (bytes[6] << 8) | bytes[7]) >>> 0;
+    const stored = await this.ctx.store.findSaBySpi(spi);
+    if (!stored) {
+      this.heartbeats.unknownSpi++;
+      return;
+    }
+    const answer = answerProbe(bytes, stored.pair);
+    if (!answer.ok) {
+      this.heartbeats.badProbe++;
+      return;
+    }
+    try {
+      await this.ctx.fence(stored.nic);
+    } catch {
+      this.heartbeats.ownedElsewhere++;
+      return;
+    }
+    const mux = await this.ctx.udp();
+    mux.send(answer.bytes, from.port, from.address);
+    this.heartbeats.answered++;
+    if (this.ctx.takeovers.has(stored.nic)) {
+      this.heartbeats.adopted++;
+      await this.afterTakeover(stored.nic);
     }
   }
 
@@ -127,7 +195,7 @@ export class StationDaemon {
     try {
       const path = (req.url ?? '/').split('?')[0];
       if (req.method === 'GET' && path === '/v1/status') {
-        out = { id: this.ctx.o.stationId, pid: process.pid, nics: [...this.nics].map(([id, s]) => ({ id, ...s })) };
+        out = { id: this.ctx.o.stationId, pid: process.pid, heartbeats: this.heartbeats, nics: [...this.nics].map(([id, s]) => ({ id, ...s })) };
       } else {
         const m = /^\/v1\/nics\/([^/]+)\/([a-z-]+)$/.exec(path);
         if (req.method !== 'POST' || !m) throw new LifelineError('E_NOT_FOUND', `no such endpoint: ${req.method} ${path}`);

@@ -18,6 +18,7 @@ import { SaEndpoint } from '../firmware/sa-endpoint.js';
 import { encodeRmcpAsf, decodeRmcpAsf, type AsfMessage } from '../firmware/asf.js';
 import { RMCP_SEQ_NO_ACK, RMCP_PORT } from '../firmware/rmcp.js';
 import { decodeInnerUdp, encodeInnerUdp } from '../firmware/esp.js';
+import { encodeOwnerNotice } from '../firmware/owner-notice.js';
 import { LifelineError, ProtocolError } from '../firmware/errors.js';
 import type { AhEndpoints } from '../firmware/ah.js';
 import type { Fence, NicRecord, Store, StoredSa } from './store/store.js';
@@ -37,7 +38,15 @@ export interface SessionOptions {
   nicCheckpointBlock?: bigint;
   /** First retransmission after this many ms, doubling, capped at 1 s. */
   retransmitMs?: number;
+  /**
+   * This session starts after a takeover: resume one replay window (1024) above the reserved block, so that
+   * nothing the former owner may still send from its reservation is accepted by the NIC (DESIGN §5).
+   */
+  takeover?: boolean;
 }
+
+/** The NIC's replay window (firmware/replay-window.ts DEFAULT_REPLAY_WINDOW). */
+const NIC_REPLAY_WINDOW = 1024n;
 
 export interface RequestResult {
   nic: string;
@@ -85,7 +94,8 @@ export class NicSession {
     for (const stored of sas) {
       const cp = await this.o.store.getCheckpoint(this.nic.id, stored.pair.generation);
       const outReserved = cp?.outReserved ?? 0n;
-      const ep = new SaEndpoint(stored.pair, 'station', { outStart: outReserved + 1n, inFloor: cp?.inHighest ?? 0n });
+      const outStart = outReserved + 1n + (this.o.takeover ? NIC_REPLAY_WINDOW : 0n);
+      const ep = new SaEndpoint(stored.pair, 'station', { outStart, inFloor: cp?.inHighest ?? 0n });
       const h: Held = { stored, ep, inboundSpi: ep.inboundSpi };
       this.held.push(h);
       this.o.mux.register(h.inboundSpi, (b, from) => this.onDatagram(h, b, from));
@@ -136,6 +146,35 @@ export class NicSession {
     await this.persistInbound(r.generation);
     await this.o.store.updateOutcome(this.nic.id, entry.index, 'acked', this.o.now(), this.o.fence);
     return { ...r, request: kind, response: { type: 'rmcp-ack', sequence: rmcpSeq }, command: { index: entry.index, rmcpSeq, tag } };
+  }
+
+  /**
+   * Finish a command a former owner (or this station before a crash) logged as sent but never saw acknowledged
+   * (DESIGN §5): resend it with its original RMCP sequence and ASF tag, so a NIC that executed it answers from
+   * its response cache and one that did not executes it now. Outcome: 'acked', else 'unknown'.
+   */
+  async completeCommand(index: number, kind: CommandKind, timeoutMs: number): Promise<boolean> {
+    const rmcpSeq = (index - 1) % 255;
+    const tag = Math.floor((index - 1) / 255) % 256;
+    try {
+      const r = await this.exchange(encodeRmcpAsf(rmcpSeq, { type: kind, tag, bootOptions: null } as AsfMessage), (m, seq, ack) => ack && seq === rmcpSeq, timeoutMs, kind);
+      await this.persistInbound(r.generation);
+      await this.o.store.updateOutcome(this.nic.id, index, 'acked', this.o.now(), this.o.fence);
+      return true;
+    } catch {
+      await this.o.store.updateOutcome(this.nic.id, index, 'unknown', this.o.now(), this.o.fence).catch(() => undefined);
+      return false;
+    }
+  }
+
+  /**
+   * Tell the NIC that this station owns it now (firmware/owner-notice.ts): it points its heartbeats and
+   * alerts at `listen`. Authenticated by the SA; acknowledged by an RMCP ACK.
+   */
+  async notifyOwner(epoch: number, listen: { address: string; port: number }, timeoutMs: number): Promise<RequestResult> {
+    const seq = (epoch % 254) + 1; // never 0xFF: the notice asks for an ACK
+    const r = await this.exchange(encodeOwnerNotice(seq, { epoch, address: listen.address, port: listen.port }), (m, s2, ack) => ack && s2 === seq, timeoutMs, 'owner notice');
+    return { ...r, request: 'owner-notice', response: { type: 'rmcp-ack', sequence: seq } };
   }
 
   private async exchange(

@@ -3,6 +3,7 @@
  * Run `nic-emulator --help` for the verbs; README "CLI reference" documents them with exit codes.
  */
 import { parseArgs } from 'node:util';
+import { readFileSync } from 'node:fs';
 import { Fleet } from './fleet.js';
 import { startControlServer } from './control-server.js';
 import { ControlClient, DEFAULT_CONTROL } from '../lib/control-client.js';
@@ -24,6 +25,8 @@ Commands:
                             reset power-up power-down power-cycle
   exec-log NIC [--json]     commands the NIC executed (clear and secure), oldest first
   fault NIC tear-next-write BYTE   the NIC's next EEPROM write loses power after BYTE bytes
+  policy NIC FILE           write a station-cluster policy (seed INI: [GENERAL] Heartbeat=..., [CLUSTER]
+                            Cluster1 = addr:port ...) into the NIC's EEPROM; heartbeats start per it
   stop                      stop a running emulator
 
 Options for start:
@@ -120,6 +123,20 @@ async function main(argv: string[]): Promise<void> {
       await client().post(`/v1/nics/${encodeURIComponent(nic)}/fault`, { kind, atByte: Number(at) });
       if (json) return printJson({ ok: true });
       process.stdout.write(`${nic}: next EEPROM write will be torn after ${at} bytes\n`);
+      return;
+    }
+    case 'policy': {
+      const [, nic, file] = positionals;
+      if (!nic || !file) throw new UsageError('E_USAGE', 'usage: nic-emulator policy NIC FILE');
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (e) {
+        throw new UsageError('E_USAGE', `cannot read policy file ${file}: ${(e as Error).message}`);
+      }
+      await client().post(`/v1/nics/${encodeURIComponent(nic)}/policy`, { text, source: file });
+      if (json) return printJson({ ok: true });
+      process.stdout.write(`${nic}: cluster policy from ${file} written\n`);
       return;
     }
     case 'stop':

@@ -9,6 +9,7 @@
  *                                                            cable-pull cable-plug reset power-up power-down power-cycle
  *   POST /v1/nics/:id/sa     {sa}        -> { generation } manual keying: the host driver writes and commits an SA
  *   POST /v1/nics/:id/config {clearManagement: [cmd...]} -> {} the seed's cold-boot option ([] = refuse all)
+ *   POST /v1/nics/:id/policy {text, source} -> {}       cluster policy (seed INI); E_POLICY names source:line
  *   POST /v1/nics/:id/trust-anchor {psk} -> {}          enrolment: the admin writes the IKE pre-shared key (64 hex)
  *   POST /v1/nics/:id/fault  {kind:'tear-next-write', atByte}
  *   POST /v1/shutdown                    -> {}                          stops the emulator cleanly
@@ -93,6 +94,10 @@ function route(fleet: Fleet, method: string, url: string, body: Record<string, u
   if (method === 'POST' && sub === 'config') {
     if (!Array.isArray(body.clearManagement)) throw new UsageError('E_USAGE', 'config needs clearManagement: [commands]');
     nic.setClearManagement(body.clearManagement.map(String));
+    return {};
+  }
+  if (method === 'POST' && sub === 'policy') {
+    nic.setClusterPolicy(String(body.text ?? ''), String(body.source ?? 'policy'));
     return {};
   }
   if (method === 'POST' && sub === 'trust-anchor') {

@@ -17,6 +17,8 @@ import type { SaPair } from '../firmware/sa.js';
 import { LifelineError, UsageError } from '../firmware/errors.js';
 import { FileEepromDevice } from './file-eeprom-device.js';
 import { HostAgent } from './host-agent.js';
+import { NicHeartbeat } from './nic-heartbeat.js';
+import { parseClusterPolicy } from '../firmware/cluster-policy.js';
 import type { NicAddress } from './addressing.js';
 import type { Logger } from '../lib/log.js';
 
@@ -56,6 +58,9 @@ export class NicNode {
   private bootTimer: NodeJS.Timeout | null = null;
   private readonly log: Logger;
   readonly agent: HostAgent;
+  readonly heartbeat: NicHeartbeat;
+  /** The station that announced it owns this NIC (owner notice), if any since the NIC booted. */
+  owner: { station: string; epoch: number; at: string } | null = null;
 
   constructor(private readonly opts: NicNodeOptions) {
     this.id = opts.addr.id;
@@ -74,6 +79,15 @@ export class NicNode {
       commitTimeoutMs: opts.commitTimeoutMs,
       onEepromFailure: (e) => this.powerFailure(e),
     });
+    this.heartbeat = new NicHeartbeat({
+      nicId: this.id,
+      log: this.log,
+      send: (to, bytes) => {
+        if (this.link && this.runState === 'running') this.sockets.secure?.send(bytes, to.port, to.address);
+      },
+      activeSa: () => this.db?.active ?? null,
+      lookupSa: (spi) => this.db?.lookupInbound(spi) ?? null,
+    });
   }
 
   /** Boot the NIC from its EEPROM file (creating it on first start) and bind its sockets. */
@@ -85,6 +99,7 @@ export class NicNode {
   }
 
   async stop(): Promise<void> {
+    this.heartbeat.stop();
     await this.agent.stop();
     if (this.bootTimer) clearTimeout(this.bootTimer);
     this.bootTimer = null;
@@ -116,6 +131,12 @@ export class NicNode {
       this.firmware.hostState = this.hostState;
       this.runState = 'running';
       this.error = null;
+      this.owner = null;
+      try {
+        this.heartbeat.configure(this.image.config.clusterPolicy, `${this.eepromPath} (cluster policy)`);
+      } catch (e) {
+        this.log.log('warn', 'cluster policy in the EEPROM is invalid; heartbeats off', { error: (e as Error).message });
+      }
     } catch (e) {
       this.fail(e);
     }
@@ -167,8 +188,10 @@ export class NicNode {
     const from: Endpoint = { address: rinfo.address, port: rinfo.port };
     const bytes = new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength);
     let effects: NicEffect[];
+    const accepted = fw.counters.accepted.secure;
     try {
       effects = port === 'clear' ? fw.receiveClear(from, bytes) : fw.receiveSecure(from, bytes);
+      if (fw.counters.accepted.secure !== accepted) this.heartbeat.noteReceived();
     } catch (e) {
       if (e instanceof TornWriteError) {
         this.powerFailure(e);
@@ -203,7 +226,13 @@ export class NicNode {
           this.log.log(e.level, e.msg, e.fields);
           break;
         case 'heartbeat':
-          break; // station heartbeats: handled with the cluster policy (DESIGN §2.3)
+          this.heartbeat.onAnswer(e.bytes);
+          break;
+        case 'owner':
+          this.owner = { station: `${e.notice.address}:${e.notice.port}`, epoch: e.notice.epoch, at: new Date().toISOString() };
+          this.heartbeat.setOwner(this.owner.station);
+          this.log.log('info', 'new owner station', { station: this.owner.station, epoch: e.notice.epoch });
+          break;
       }
     }
   }
@@ -247,6 +276,7 @@ export class NicNode {
     }
     const t = transition(this.hostState, event);
     if (event === 'power-loss') {
+      this.heartbeat.stop();
       this.firmware?.powerLost();
       this.firmware = null;
       this.runState = 'unpowered';
@@ -300,6 +330,14 @@ export class NicNode {
     this.image.writeConfig({ ...this.image.config, clearManagement: bits !== 0, allowedClearCommands: bits });
   }
 
+  /** Write the station-cluster policy (seed INI syntax) into the EEPROM and start heartbeats per it. */
+  setClusterPolicy(text: string, source: string): void {
+    if (!this.image || this.runState !== 'running') throw new LifelineError('E_NIC_DOWN', `${this.id} is ${this.runState}`);
+    parseClusterPolicy(text, source); // E_POLICY with file and line before anything is written
+    this.image.writeConfig({ ...this.image.config, clusterPolicy: text });
+    this.heartbeat.configure(text, source);
+  }
+
   tearNextEepromWrite(atByte: number): void {
     if (!this.device) throw new LifelineError('E_NIC_DOWN', `${this.id} has no EEPROM open`);
     this.device.tearNextWrite(atByte);
@@ -323,6 +361,8 @@ export class NicNode {
       eepromWrites: img ? img.pageWrites : null,
       executed: this.execLog.length,
       hostAgent: this.agent.status(),
+      owner: this.owner,
+      heartbeat: this.heartbeat.status(),
     };
   }
 }
