@@ -42,3 +42,19 @@ export type IkeEffect =
 export function log(level: 'debug' | 'info' | 'warn', event: string, message: string): IkeEffect {
   return { kind: 'log', level, event, message };
 }
+
+/** Bad input is dropped and counted, never thrown (RFC 7296 §2.21, STYLE 4). */
+export class DropCounter {
+  private readonly counts = new Map<string, number>();
+
+  /** Counts one drop and returns `fx` with a debug log appended. */
+  drop(reason: string, fx: IkeEffect[], detail?: string): IkeEffect[] {
+    this.counts.set(reason, (this.counts.get(reason) ?? 0) + 1);
+    fx.push(log('debug', 'ike.drop', detail ? `${reason}: ${detail}` : reason));
+    return fx;
+  }
+
+  get record(): Record<string, number> {
+    return Object.fromEntries(this.counts);
+  }
+}

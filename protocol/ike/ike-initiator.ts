@@ -18,65 +18,21 @@
  * on in the NIC's EEPROM (that is Lifeline's point), the station keeps using it.
  */
 import { concat, equalBytes, hex } from '../../firmware/bytes.js';
-import { ProtocolError, UsageError, isLifelineError, type ErrorCode } from '../../firmware/errors.js';
+import { UsageError, isLifelineError, type ErrorCode } from '../../firmware/errors.js';
 import type { EspTransform, SaPair, SecurityPolicy } from '../../firmware/sa.js';
 import { StationCommit, commitIdOf, type StationCommitState } from '../commit.js';
-import { buildSaPair, keymatLength, NIC_TS, randomEspSpi, selectorsAnswerOk, STATION_TS } from './child-sa.js';
-import {
-  AUTH_SHARED_KEY_MIC,
-  CURVE25519_KE_LENGTH,
-  DH_CURVE25519,
-  EXCHANGE,
-  ID_FQDN,
-  IKE_HEADER_LENGTH,
-  NONCE_LENGTH,
-  PAYLOAD,
-  PROTO_ESP,
-  PROTO_IKE,
-} from './constants.js';
-import { type IkeEffect, log } from './effects.js';
-import { childKeymat, deriveIkeSaKeys, pskAuth, x25519PublicKey, x25519SharedSecret } from './ike-crypto.js';
-import {
-  decodeHeader,
-  decodePayloadChain,
-  encodeMessage,
-  fromInitiator,
-  isResponse,
-  unsupportedCritical,
-  type EncodedPayload,
-  type IkeHeader,
-  type RawPayload,
-} from './ike-message.js';
-import {
-  decodeAuth,
-  decodeDelete,
-  decodeId,
-  decodeKe,
-  decodeNonce,
-  decodeTs,
-  encodeAuth,
-  encodeDelete,
-  encodeId,
-  encodeKe,
-  encodeNonce,
-  encodeNotify,
-  encodeTs,
-} from './ike-payloads.js';
+import { makeChildOffer, readChildAnswer, type ChildOffer } from './child-exchange.js';
+import { randomEspSpi } from './child-sa.js';
+import { EXCHANGE, NONCE_LENGTH, PAYLOAD, PROTO_ESP, PROTO_IKE } from './constants.js';
+import { DropCounter, type IkeEffect, log } from './effects.js';
+import { authPayloads, verifyPeerAuth } from './ike-auth.js';
+import { decodeHeader, fromInitiator, isResponse, type EncodedPayload, type IkeHeader, type RawPayload } from './ike-message.js';
+import { decodeDelete, encodeDelete, encodeNotify } from './ike-payloads.js';
+import { buildInitRequest, readInitResponse } from './ike-sa-init.js';
 import { IkeSaCore } from './ike-sa.js';
 import { COMMIT_DATA_LENGTH, NOTIFY, decodeCommitId, encodeCommitId, type CommitId } from './notify.js';
-import {
-  describeError,
-  errorCodeFor,
-  findNotify,
-  firstError,
-  maybe,
-  need,
-  notifiesOf,
-  spi4,
-} from './payload-helpers.js';
-import { answerMatchesOffer, espOffer, ikeOffer, readEspAnswer } from './proposals.js';
+import { describeError, errorCodeFor, findNotify, firstError, maybe, notifiesOf, spi4 } from './payload-helpers.js';
 import { DEFAULT_RETRANSMIT, assertRetransmitPolicy, type RetransmitPolicy } from './retransmit.js';
-import { decodeSa, encodeSa, type Proposal } from './sa-payload.js';
 import { ikev2DecryptionTableLine } from './wireshark-uat.js';
 
 export interface InitiatorOptions {
@@ -113,18 +69,10 @@ export const INITIATOR_TABLE: Record<InitiatorState, Partial<Record<InitiatorEve
   failed: {},
 };
 
-/** A Child SA exchange in flight; `earlyReady` holds an SA_READY that overtook its response. */
-interface ChildExchange {
-  role: 'new' | 'rekey';
-  offer: Proposal[];
-  spiFromNic: number;
-  ni: Uint8Array;
-  kePriv: Uint8Array | null;
-  earlyReady: CommitId | null;
-}
+/** A Child SA exchange in flight; `earlyReady` holds an SA_READY that overtook its answer. */
+type ChildPurpose = { kind: 'auth' | 'child'; x: ChildOffer; earlyReady: CommitId | null };
 
-type ChildPurpose = ({ kind: 'auth' } & ChildExchange) | ({ kind: 'child' } & ChildExchange);
-
+/** What each of our outstanding requests is for (the response is read accordingly). */
 type Purpose =
   | { kind: 'init' }
   | ChildPurpose
@@ -134,7 +82,6 @@ type Purpose =
   | { kind: 'delete-ike' };
 
 const MAX_COOKIE_ROUNDS = 3;
-const utf8 = new TextEncoder();
 
 export class IkeInitiator {
   private readonly o: Required<Omit<InitiatorOptions, 'peerId'>> & { peerId?: string };
@@ -147,8 +94,10 @@ export class IkeInitiator {
   private initResponse: Uint8Array = new Uint8Array(0);
   private cookieRounds = 0;
   private current: SaPair | null = null;
+  /** An IKE_AUTH / CREATE_CHILD_SA is sent or queued and its answer not yet read. */
+  private childInFlight = false;
   private readonly commit = new StationCommit();
-  private readonly dropCounts = new Map<string, number>();
+  private readonly dropped = new DropCounter();
 
   constructor(opts: InitiatorOptions) {
     if (typeof opts?.random !== 'function') throw new UsageError('E_USAGE', 'IkeInitiator: random(n) is required');
@@ -189,14 +138,12 @@ export class IkeInitiator {
 
   /** True when refresh() may be called: established, no Child SA exchange or commit running. */
   get canRefresh(): boolean {
-    if (this.s !== 'established' || !this.core || this.commit.state !== 'idle') return false;
-    const out = this.core.outstanding;
-    return !(out && (out.purpose.kind === 'child' || out.purpose.kind === 'auth'));
+    return this.s === 'established' && this.commit.state === 'idle' && !this.childInFlight;
   }
 
   /** Dropped inputs by reason (never thrown, RFC 7296 §2.21 / STYLE 4). */
   get drops(): Record<string, number> {
-    return Object.fromEntries(this.dropCounts);
+    return this.dropped.record;
   }
 
   private go(e: InitiatorEvent): void {
@@ -206,9 +153,7 @@ export class IkeInitiator {
   }
 
   private drop(reason: string, fx: IkeEffect[], detail?: string): IkeEffect[] {
-    this.dropCounts.set(reason, (this.dropCounts.get(reason) ?? 0) + 1);
-    fx.push(log('debug', 'ike.drop', detail ? `${reason}: ${detail}` : reason));
-    return fx;
+    return this.dropped.drop(reason, fx, detail);
   }
 
   // ---- local calls --------------------------------------------------------------------------
@@ -221,18 +166,10 @@ export class IkeInitiator {
     this.ni = this.o.random(NONCE_LENGTH);
     this.kePriv = this.o.random(32);
     this.core = new IkeSaCore<Purpose>({ spiI, spiR: new Uint8Array(8), originalInitiator: true, retransmit: this.o.retransmit });
-    this.initRequest = this.buildInit(null);
+    this.initRequest = buildInitRequest({ spiI, kePriv: this.kePriv, ni: this.ni, cookie: null });
     this.core.requestPlain(this.initRequest, EXCHANGE.IKE_SA_INIT, { kind: 'init' }, now);
     this.go('connect');
     return [{ kind: 'send', bytes: this.initRequest }];
-  }
-
-  private buildInit(cookie: Uint8Array | null): Uint8Array {
-    const core = this.core as IkeSaCore<Purpose>;
-    const payloads: EncodedPayload[] = [];
-    if (cookie) payloads.push(encodeNotify(NOTIFY.COOKIE, cookie)); // §2.6: COOKIE first
-    payloads.push(encodeSa(ikeOffer()), encodeKe(PAYLOAD.KE, DH_CURVE25519, x25519PublicKey(this.kePriv)), encodeNonce(this.ni));
-    return encodeMessage(core.fields(EXCHANGE.IKE_SA_INIT, false, 0), payloads);
   }
 
   /**
@@ -241,22 +178,22 @@ export class IkeInitiator {
    */
   refresh(now: number): IkeEffect[] {
     if (!this.canRefresh) {
-      throw new UsageError('E_IKE_STATE', `IKE initiator: refresh() needs an established IKE SA with no exchange or commit running (state '${this.s}', commit '${this.commit.state}')`);
+      throw new UsageError(
+        'E_IKE_STATE',
+        `IKE initiator: refresh() needs an established IKE SA with no Child SA exchange or commit running (state '${this.s}', commit '${this.commit.state}')`,
+      );
     }
-    const core = this.core as IkeSaCore<Purpose>;
-    const role: 'new' | 'rekey' = this.current ? 'rekey' : 'new';
-    const spiFromNic = randomEspSpi(this.o.random, (x) => x === this.current?.fromNic.spi);
-    const ni = this.o.random(NONCE_LENGTH);
-    const kePriv = this.o.pfs ? this.o.random(32) : null;
-    const offer = espOffer(spiFromNic, this.o.espTransforms, this.o.esn, this.o.pfs);
-    const payloads: EncodedPayload[] = [];
-    // §1.3.3: the SPI in REKEY_SA is the one we expect in inbound packets of the old SA.
-    if (this.current) payloads.push(encodeNotify(NOTIFY.REKEY_SA, new Uint8Array(0), PROTO_ESP, spi4(this.current.fromNic.spi)));
-    payloads.push(encodeNotify(NOTIFY.USE_TRANSPORT_MODE), encodeSa(offer), encodeNonce(ni));
-    if (kePriv) payloads.push(encodeKe(PAYLOAD.KE, DH_CURVE25519, x25519PublicKey(kePriv)));
-    payloads.push(encodeTs(PAYLOAD.TSi, [STATION_TS]), encodeTs(PAYLOAD.TSr, [NIC_TS]));
-    const purpose: Purpose = { kind: 'child', role, offer, spiFromNic, ni, kePriv, earlyReady: null };
-    return this.sendRequest(EXCHANGE.CREATE_CHILD_SA, payloads, purpose, now);
+    const { offer, payloads } = makeChildOffer({
+      inAuth: false,
+      spiFromNic: randomEspSpi(this.o.random, (x) => x === this.current?.fromNic.spi),
+      transforms: this.o.espTransforms,
+      esn: this.o.esn,
+      ni: this.o.random(NONCE_LENGTH),
+      kePriv: this.o.pfs ? this.o.random(32) : null,
+      rekeySpi: this.current ? this.current.fromNic.spi : null,
+    });
+    this.childInFlight = true;
+    return this.sendRequest(EXCHANGE.CREATE_CHILD_SA, payloads, { kind: 'child', x: offer, earlyReady: null }, now);
   }
 
   /** Liveness check (§1.4): an empty INFORMATIONAL request; its answer yields `alive`. */
@@ -309,7 +246,12 @@ export class IkeInitiator {
     }
     this.abortCommit(fx, 'IKE SA dead');
     this.go('fail');
-    fx.push({ kind: 'failed', scope: 'ike', code: 'E_IKE_TIMEOUT', message: `no answer from the host agent to ${r.dead.purpose.kind} after ${this.o.retransmit.tries} tries: is the host OS up? (RFC 7296 §2.4)` });
+    fx.push({
+      kind: 'failed',
+      scope: 'ike',
+      code: 'E_IKE_TIMEOUT',
+      message: `no answer from the host agent to ${r.dead.purpose.kind} after ${this.o.retransmit.tries} tries: is the host OS up? (RFC 7296 §2.4)`,
+    });
     return fx;
   }
 
@@ -346,9 +288,7 @@ export class IkeInitiator {
     if (h.exchange === EXCHANGE.IKE_SA_INIT) return this.drop('unexpected', fx);
     if (isResponse(h)) {
       if (!core.isOurResponse(h)) return this.drop('msgid', fx);
-      const inner = core.decodeInner(core.openOuter(bytes, this.skPayload(h, bytes)));
-      if (unsupportedCritical(inner) !== null) return this.drop('critical', fx);
-      return this.onResponse(inner, now, fx);
+      return this.onResponse(core.openResponse(h, bytes), now, fx);
     }
     const cls = core.classifyRequest(h, bytes);
     if (cls === 'drop') return this.drop('msgid', fx);
@@ -356,23 +296,9 @@ export class IkeInitiator {
       fx.push({ kind: 'send', bytes: core.cachedResponse as Uint8Array });
       return fx;
     }
-    const opened = core.openOuter(bytes, this.skPayload(h, bytes)); // E_ICV: dropped, nothing changes
-    let inner: RawPayload[];
-    try {
-      inner = core.decodeInner(opened);
-    } catch (e) {
-      if (!(e instanceof ProtocolError)) throw e;
-      return this.answer(h, bytes, [encodeNotify(NOTIFY.INVALID_SYNTAX)], fx); // §2.21: authenticated but malformed
-    }
-    const crit = unsupportedCritical(inner);
-    if (crit !== null) return this.answer(h, bytes, [encodeNotify(NOTIFY.UNSUPPORTED_CRITICAL_PAYLOAD, new Uint8Array([crit]))], fx);
-    return this.onRequest(h, bytes, inner, now, fx);
-  }
-
-  private skPayload(h: IkeHeader, bytes: Uint8Array): RawPayload {
-    const top = decodePayloadChain(h.nextPayload, bytes, IKE_HEADER_LENGTH, bytes.length);
-    if (top.length !== 1 || top[0].type !== PAYLOAD.SK) throw new ProtocolError('E_IKE_SYNTAX', 'expected SK as the only payload');
-    return top[0];
+    const opened = core.openRequest(h, bytes); // E_ICV throws: dropped, nothing changes
+    if ('error' in opened) return this.answer(h, bytes, [opened.error], fx);
+    return this.onRequest(h, bytes, opened.inner, now, fx);
   }
 
   private answer(h: IkeHeader, request: Uint8Array, payloads: EncodedPayload[], fx: IkeEffect[]): IkeEffect[] {
@@ -384,58 +310,40 @@ export class IkeInitiator {
 
   private onInitResponse(h: IkeHeader, bytes: Uint8Array, now: number, fx: IkeEffect[]): IkeEffect[] {
     const core = this.core as IkeSaCore<Purpose>;
-    const top = decodePayloadChain(h.nextPayload, bytes, IKE_HEADER_LENGTH, bytes.length);
-    if (unsupportedCritical(top) !== null) return this.drop('critical', fx);
-    const ns = notifiesOf(top);
-    const cookie = findNotify(ns, NOTIFY.COOKIE);
-    if (cookie) {
-      // §2.6: repeat IKE_SA_INIT with the cookie first; same nonce, KE and SPIi.
-      if (cookie.data.length < 1 || cookie.data.length > 64 || this.cookieRounds >= MAX_COOKIE_ROUNDS) return this.drop('cookie', fx);
+    const r = readInitResponse(h, bytes, { spiI: core.spiI, kePriv: this.kePriv, ni: this.ni });
+    if (r.kind === 'cookie') {
+      // §2.6: repeat IKE_SA_INIT with the cookie first; same SPIi, nonce and KE.
+      if (this.cookieRounds >= MAX_COOKIE_ROUNDS) return this.drop('cookie', fx, 'too many COOKIE rounds');
       this.cookieRounds++;
-      this.initRequest = this.buildInit(cookie.data);
+      this.initRequest = buildInitRequest({ spiI: core.spiI, kePriv: this.kePriv, ni: this.ni, cookie: r.cookie });
       core.replacePlain(this.initRequest, now);
       fx.push({ kind: 'send', bytes: this.initRequest });
       return fx;
     }
-    const err = firstError(ns);
-    if (err) {
-      // Unauthenticated (§2.21.1); a lab has no one to forge them, so we believe them at once.
-      const msg = err.notifyType === NOTIFY.INVALID_KE_PAYLOAD && err.data.length === 2
-        ? `host wants DH group ${(err.data[0] << 8) | err.data[1]}, Lifeline only does 31 (Curve25519)`
-        : describeError(err);
-      return this.fail(errorCodeFor(err.notifyType), `IKE_SA_INIT refused: ${msg}`, fx);
-    }
-    if (h.spiR.every((b) => b === 0)) return this.drop('spi', fx);
-    const answer = answerMatchesOffer(decodeSa(need(top, PAYLOAD.SA)), ikeOffer());
-    if (!answer) return this.fail('E_IKE_PROPOSAL', 'host chose an IKE proposal we did not offer (§2.7)', fx);
-    const ke = decodeKe(need(top, PAYLOAD.KE));
-    if (ke.group !== DH_CURVE25519 || ke.data.length !== CURVE25519_KE_LENGTH) return this.drop('E_IKE_SYNTAX', fx, 'KEr is not a Curve25519 value');
-    const nr = decodeNonce(need(top, PAYLOAD.NONCE));
-    const gir = x25519SharedSecret(this.kePriv, ke.data);
-    const { keys } = deriveIkeSaKeys({ ni: this.ni, nr, gir, spiI: core.spiI, spiR: h.spiR });
+    if (r.kind === 'refused') return this.fail(r.code, r.message, fx);
 
-    // Everything verified: commit the new state.
-    core.spiR = new Uint8Array(h.spiR);
-    core.keys = keys;
-    this.nr = new Uint8Array(nr);
+    // Everything verified: commit the new state, then IKE_AUTH.
+    core.spiR = r.spiR;
+    core.keys = r.keys;
+    this.nr = r.nr;
     this.initResponse = new Uint8Array(bytes);
     core.finishRequest(now);
     this.go('init-response');
 
-    const idBody = encodeId(PAYLOAD.IDi, ID_FQDN, utf8.encode(this.o.id));
-    const auth = pskAuth(this.o.psk, this.initRequest, this.nr, keys.skPi, idBody.body);
-    const spiFromNic = randomEspSpi(this.o.random, () => false);
-    const offer = espOffer(spiFromNic, this.o.espTransforms, this.o.esn, false);
-    const payloads: EncodedPayload[] = [idBody, encodeAuth(AUTH_SHARED_KEY_MIC, auth)];
+    const child = makeChildOffer({
+      inAuth: true,
+      spiFromNic: randomEspSpi(this.o.random, () => false),
+      transforms: this.o.espTransforms,
+      esn: this.o.esn,
+      ni: this.ni,
+      kePriv: null,
+      rekeySpi: null,
+    });
+    const payloads = authPayloads({ idPayloadType: PAYLOAD.IDi, id: this.o.id, psk: this.o.psk, realMessage: this.initRequest, peerNonce: this.nr, skP: r.keys.skPi });
     if (this.o.initialContact) payloads.push(encodeNotify(NOTIFY.INITIAL_CONTACT));
-    payloads.push(
-      encodeNotify(NOTIFY.USE_TRANSPORT_MODE),
-      encodeSa(offer),
-      encodeTs(PAYLOAD.TSi, [STATION_TS]),
-      encodeTs(PAYLOAD.TSr, [NIC_TS]),
-    );
-    const purpose: Purpose = { kind: 'auth', role: 'new', offer, spiFromNic, ni: this.ni, kePriv: null, earlyReady: null };
-    fx.push(...this.sendRequest(EXCHANGE.IKE_AUTH, payloads, purpose, now));
+    payloads.push(...child.payloads);
+    this.childInFlight = true;
+    fx.push(...this.sendRequest(EXCHANGE.IKE_AUTH, payloads, { kind: 'auth', x: child.offer, earlyReady: null }, now));
     return fx;
   }
 
@@ -457,7 +365,7 @@ export class IkeInitiator {
         this.onAuthResponse(inner, purpose, now, fx);
         break;
       case 'child':
-        this.onChildResponse(inner, purpose, now, fx);
+        this.onChildAnswer(inner, purpose, now, fx);
         break;
       case 'ack':
         this.onAckResponse(inner, purpose.id, now, fx);
@@ -498,78 +406,38 @@ export class IkeInitiator {
       }
       return;
     }
-    const idr = decodeId(idrBody);
-    const auth = decodeAuth(authBody);
-    const expected = pskAuth(this.o.psk, this.initResponse, this.ni, keys.skPr, idr.body);
-    if (auth.method !== AUTH_SHARED_KEY_MIC || !equalBytes(auth.data, expected)) {
-      this.fail('E_IKE_AUTH', 'the host agent AUTH does not verify (§2.15): wrong pre-shared key on one side', fx);
+    const v = verifyPeerAuth({
+      idBody: idrBody,
+      authBody,
+      psk: this.o.psk,
+      realMessage: this.initResponse,
+      ourNonce: this.ni,
+      skP: keys.skPr,
+      expectedId: this.o.peerId,
+    });
+    if (!v.ok) {
+      this.fail('E_IKE_AUTH', `host agent failed authentication: ${v.message}`, fx);
       return;
     }
-    const peer = new TextDecoder().decode(idr.data);
-    if (idr.idType !== ID_FQDN || (this.o.peerId !== undefined && peer !== this.o.peerId)) {
-      this.fail('E_IKE_AUTH', `host identified as '${peer}', expected '${this.o.peerId}'`, fx);
-      return;
-    }
+    const peer = v.peer;
     this.go('auth-response');
     fx.push({ kind: 'established', spiI: core.spiIHex, spiR: core.spiRHex }, log('info', 'ike.established', `IKE SA with ${peer} up`));
-    if (err) {
-      fx.push({ kind: 'failed', scope: 'child', code: errorCodeFor(err.notifyType), message: `Child SA refused in IKE_AUTH: ${describeError(err)}` });
-      return;
-    }
-    this.deriveChild(inner, x, undefined, now, fx);
+    this.onChildAnswer(inner, x, now, fx);
   }
 
-  private onChildResponse(inner: RawPayload[], x: ChildPurpose, now: number, fx: IkeEffect[]): void {
-    const err = firstError(notifiesOf(inner));
-    if (err) {
-      fx.push({ kind: 'failed', scope: 'child', code: errorCodeFor(err.notifyType), message: `CREATE_CHILD_SA refused: ${describeError(err)}` });
-      return;
-    }
-    let gir: Uint8Array | undefined;
-    if (x.kePriv) {
-      const keBody = maybe(inner, PAYLOAD.KE);
-      const ke = keBody ? decodeKe(keBody) : null;
-      if (!ke || ke.group !== DH_CURVE25519) {
-        fx.push({ kind: 'failed', scope: 'child', code: 'E_IKE_PROPOSAL', message: 'CREATE_CHILD_SA answer lacks a Curve25519 KEr' });
-        return;
-      }
-      try {
-        gir = x25519SharedSecret(x.kePriv, ke.data);
-      } catch (e) {
-        fx.push({ kind: 'failed', scope: 'child', code: 'E_IKE_SYNTAX', message: (e as Error).message });
-        return;
-      }
-    }
-    this.deriveChild(inner, x, gir, now, fx);
-  }
-
-  /** Common tail of IKE_AUTH / CREATE_CHILD_SA answers: check SA + TS, derive KEYMAT, stage. */
-  private deriveChild(inner: RawPayload[], x: ChildPurpose, gir: Uint8Array | undefined, now: number, fx: IkeEffect[]): void {
+  /** The Child SA part of an IKE_AUTH / CREATE_CHILD_SA answer: stage the SA until SA_READY. */
+  private onChildAnswer(inner: RawPayload[], x: ChildPurpose, now: number, fx: IkeEffect[]): void {
     const core = this.core as IkeSaCore<Purpose>;
     const skD = (core.keys as NonNullable<typeof core.keys>).skD;
-    let choice;
-    let nr: Uint8Array;
-    try {
-      choice = readEspAnswer(decodeSa(need(inner, PAYLOAD.SA)), x.offer);
-      // §2.17: the IKE_AUTH Child SA uses the IKE_SA_INIT nonces, a CREATE_CHILD_SA its own.
-      nr = x.kind === 'auth' ? this.nr : decodeNonce(need(inner, PAYLOAD.NONCE));
-      if (!selectorsAnswerOk(decodeTs(need(inner, PAYLOAD.TSi)), decodeTs(need(inner, PAYLOAD.TSr)))) choice = null;
-    } catch (e) {
-      fx.push({ kind: 'failed', scope: 'child', code: 'E_IKE_SYNTAX', message: `Child SA answer malformed: ${(e as Error).message}` });
+    this.childInFlight = false;
+    const r = readChildAnswer(inner, x.x, { inAuth: x.kind === 'auth', ikeNr: this.nr, skD, policy: this.o.policy });
+    if (!r.ok) {
+      fx.push({ kind: 'failed', scope: 'child', code: r.code, message: `${x.kind === 'auth' ? 'IKE_AUTH' : 'CREATE_CHILD_SA'}: ${r.message}` });
       return;
     }
-    if (!choice || (x.kePriv !== null) !== choice.dh) {
-      fx.push({ kind: 'failed', scope: 'child', code: 'E_IKE_PROPOSAL', message: 'host answered a Child SA we did not offer (§2.7, §2.9)' });
-      return;
-    }
-    if (!findNotify(notifiesOf(inner), NOTIFY.USE_TRANSPORT_MODE)) {
-      fx.push(log('warn', 'ike.mode', 'host did not confirm USE_TRANSPORT_MODE; using the SA anyway (UDP/664 only)'));
-    }
-    const params = { transform: choice.transform, esn: choice.esn, policy: this.o.policy, spiToNic: choice.peerSpi, spiFromNic: x.spiFromNic };
-    const keymat = childKeymat(skD, x.ni, nr, keymatLength(choice.transform, this.o.policy), gir);
-    const sa = buildSaPair(params, keymat, 0);
-    this.commit.derived(sa, x.role);
-    fx.push(log('info', 'ike.child-derived', `Child SA ${sa.toNic.spi.toString(16)}/${sa.fromNic.spi.toString(16)} derived; waiting for SA_READY`));
+    if (!r.transportMode) fx.push(log('warn', 'ike.mode', 'host did not confirm USE_TRANSPORT_MODE; using the SA anyway (UDP/664 only)'));
+    this.commit.derived(r.sa, x.x.role);
+    fx.push(log('info', 'ike.child-derived', `Child SA ${r.sa.toNic.spi.toString(16)}/${r.sa.fromNic.spi.toString(16)} derived; waiting for SA_READY`));
     if (x.earlyReady && this.commit.matches(x.earlyReady)) this.acceptReady(x.earlyReady, now, fx);
   }
 
@@ -584,8 +452,8 @@ export class IkeInitiator {
         fx.push({ kind: 'switch-outbound', sa }, log('info', 'ike.switch', `host confirmed generation ${sa.generation}: switching outbound`));
         if (old && old.fromNic.spi !== sa.fromNic.spi) {
           // §1.4.1 / §2.8: the replaced SA is closed once the new one is in use.
-          const del = (this.core as IkeSaCore<Purpose>).request(EXCHANGE.INFORMATIONAL, [encodeDelete(PROTO_ESP, [spi4(old.fromNic.spi)])], { kind: 'delete-child', spi: old.fromNic.spi }, now);
-          if (del) fx.push({ kind: 'send', bytes: del });
+          const del = encodeDelete(PROTO_ESP, [spi4(old.fromNic.spi)]);
+          fx.push(...this.sendRequest(EXCHANGE.INFORMATIONAL, [del], { kind: 'delete-child', spi: old.fromNic.spi }, now));
         }
         return;
       }
@@ -651,7 +519,7 @@ export class IkeInitiator {
       return fx;
     }
     const out = core.outstanding?.purpose;
-    if (out && (out.kind === 'child' || out.kind === 'auth') && out.spiFromNic === id.spiFromNic) {
+    if (out && (out.kind === 'child' || out.kind === 'auth') && out.x.spiFromNic === id.spiFromNic) {
       // The READY overtook the answer to our exchange: keep it until the answer arrives.
       out.earlyReady = id;
       return this.answer(h, bytes, [], fx);

@@ -15,58 +15,26 @@
  * CHILD_SA_NOT_FOUND (44) for a rekey of an SA already rekeyed or unknown and for an SA_ACK
  * naming no pending/committed SA, INVALID_SYNTAX (7) only inside a verified SK payload (§2.21).
  * No cookies (§2.6): the half-open table is bounded instead (maxSessions, oldest evicted).
+ * shutdown() (graceful OS shutdown) sends INFORMATIONAL { D(IKE) } on every IKE SA.
  */
 import { equalBytes, hex } from '../../firmware/bytes.js';
 import { ProtocolError, UsageError, isLifelineError } from '../../firmware/errors.js';
 import type { EspTransform, SaPair, SecurityPolicy } from '../../firmware/sa.js';
 import { HostCommit, commitIdOf } from '../commit.js';
-import { buildSaPair, keymatLength, narrowSelectors, NIC_TS, randomEspSpi, STATION_TS } from './child-sa.js';
-import {
-  AUTH_SHARED_KEY_MIC,
-  CURVE25519_KE_LENGTH,
-  DH_CURVE25519,
-  EXCHANGE,
-  ID_FQDN,
-  IKE_HEADER_LENGTH,
-  NONCE_LENGTH,
-  PAYLOAD,
-  PROTO_ESP,
-  PROTO_IKE,
-} from './constants.js';
-import { type IkeEffect, log } from './effects.js';
-import { childKeymat, deriveIkeSaKeys, pskAuth, x25519PublicKey, x25519SharedSecret } from './ike-crypto.js';
-import {
-  decodeHeader,
-  decodePayloadChain,
-  encodeMessage,
-  fromInitiator,
-  isResponse,
-  unsupportedCritical,
-  type EncodedPayload,
-  type IkeHeader,
-  type RawPayload,
-} from './ike-message.js';
-import {
-  decodeAuth,
-  decodeDelete,
-  decodeId,
-  decodeKe,
-  decodeNonce,
-  decodeTs,
-  encodeAuth,
-  encodeDelete,
-  encodeId,
-  encodeKe,
-  encodeNonce,
-  encodeNotify,
-  encodeTs,
-} from './ike-payloads.js';
+import { answerChild } from './child-exchange.js';
+import { randomEspSpi } from './child-sa.js';
+import { CURVE25519_KE_LENGTH, DH_CURVE25519, EXCHANGE, NONCE_LENGTH, PAYLOAD, PROTO_ESP, PROTO_IKE } from './constants.js';
+import { DropCounter, type IkeEffect, log } from './effects.js';
+import { authPayloads, verifyPeerAuth } from './ike-auth.js';
+import { decodeHeader, fromInitiator, isResponse, type EncodedPayload, type IkeHeader, type RawPayload } from './ike-message.js';
+import { decodeDelete, decodeKe, decodeNonce, decodeTs, encodeDelete, encodeNotify } from './ike-payloads.js';
+import { answerInit, plainErrorAnswer } from './ike-sa-init.js';
 import { IkeSaCore } from './ike-sa.js';
 import { NOTIFY, decodeCommitId, encodeCommitId, type CommitId } from './notify.js';
 import { findNotify, maybe, need, notifiesOf, readSpi4, spi4 } from './payload-helpers.js';
-import { chooseEspProposal, chooseIkeProposal, type EspPolicy } from './proposals.js';
+import { type EspPolicy } from './proposals.js';
 import { DEFAULT_RETRANSMIT, assertRetransmitPolicy, type RetransmitPolicy } from './retransmit.js';
-import { decodeSa, encodeSa } from './sa-payload.js';
+import { decodeSa } from './sa-payload.js';
 
 export interface ResponderOptions {
   random: (n: number) => Uint8Array;
@@ -101,7 +69,7 @@ interface Child {
   replaces: number | null;
 }
 
-type Purpose = { kind: 'ready'; id: CommitId } | { kind: 'ping' };
+type Purpose = { kind: 'ready'; id: CommitId } | { kind: 'ping' } | { kind: 'delete-ike' };
 
 interface Session {
   core: IkeSaCore<Purpose>;
@@ -115,14 +83,13 @@ interface Session {
 }
 
 const EMPTY = new Uint8Array(0);
-const utf8 = new TextEncoder();
 
 export class IkeResponder {
   private readonly o: Required<Omit<ResponderOptions, 'peerId' | 'nextGeneration'>> & { peerId?: string };
   private nextGeneration: number;
   private readonly sessions = new Map<string, Session>();
   private readonly commit = new HostCommit();
-  private readonly dropCounts = new Map<string, number>();
+  private readonly dropped = new DropCounter();
 
   constructor(opts: ResponderOptions) {
     if (typeof opts?.random !== 'function') throw new UsageError('E_USAGE', 'IkeResponder: random(n) is required');
@@ -167,8 +134,30 @@ export class IkeResponder {
     ];
   }
 
+  /**
+   * Graceful host shutdown: INFORMATIONAL { D(IKE) } on every established IKE SA (§1.4.1), so
+   * the station learns at once instead of after its retransmissions. The Child SAs stay on the
+   * NIC. A pending SA can no longer be confirmed and is discarded.
+   */
+  shutdown(now: number): IkeEffect[] {
+    const fx: IkeEffect[] = [];
+    const d = this.commit.discard();
+    if (d) fx.push({ kind: 'nic-discard', generation: d.id.generation });
+    for (const [key, s] of [...this.sessions]) {
+      if (s.state !== 'established') {
+        this.sessions.delete(key);
+        continue;
+      }
+      s.core.clearQueue();
+      const bytes = s.core.request(EXCHANGE.INFORMATIONAL, [encodeDelete(PROTO_IKE, [])], { kind: 'delete-ike' }, now);
+      if (bytes) fx.push({ kind: 'send', bytes });
+    }
+    return fx;
+  }
+
+  /** Dropped inputs by reason (never thrown, RFC 7296 §2.21 / STYLE 4). */
   get drops(): Record<string, number> {
-    return Object.fromEntries(this.dropCounts);
+    return this.dropped.record;
   }
 
   /** Number of IKE SAs in each state (for status output and tests). */
@@ -181,9 +170,7 @@ export class IkeResponder {
   }
 
   private drop(reason: string, fx: IkeEffect[], detail?: string): IkeEffect[] {
-    this.dropCounts.set(reason, (this.dropCounts.get(reason) ?? 0) + 1);
-    fx.push(log('debug', 'ike.drop', detail ? `${reason}: ${detail}` : reason));
-    return fx;
+    return this.dropped.drop(reason, fx, detail);
   }
 
   // ---- timers -------------------------------------------------------------------------------
@@ -239,7 +226,7 @@ export class IkeResponder {
     if (h.majorVersion !== 2) {
       if (h.majorVersion > 2 && !isResponse(h)) {
         // §2.5: drop it, and say which version we speak (unauthenticated, no state).
-        fx.push({ kind: 'send', bytes: this.plainAnswer(h, NOTIFY.INVALID_MAJOR_VERSION) });
+        fx.push({ kind: 'send', bytes: plainErrorAnswer(h, NOTIFY.INVALID_MAJOR_VERSION) });
       }
       return this.drop('E_VERSION', fx);
     }
@@ -250,9 +237,7 @@ export class IkeResponder {
     if (!s || !equalBytes(h.spiI, s.core.spiI)) return this.drop('spi', fx);
     if (isResponse(h)) {
       if (!s.core.isOurResponse(h)) return this.drop('msgid', fx);
-      const inner = s.core.decodeInner(s.core.openOuter(bytes, this.skPayload(h, bytes)));
-      if (unsupportedCritical(inner) !== null) return this.drop('critical', fx);
-      return this.onResponse(key, s, inner, now, fx);
+      return this.onResponse(key, s, s.core.openResponse(h, bytes), now, fx);
     }
     const cls = s.core.classifyRequest(h, bytes);
     if (cls === 'drop') return this.drop('msgid', fx);
@@ -263,51 +248,28 @@ export class IkeResponder {
     if (s.state === 'failed') return this.drop('state', fx);
     const wanted = s.state === 'half-open' ? h.exchange === EXCHANGE.IKE_AUTH : h.exchange === EXCHANGE.CREATE_CHILD_SA || h.exchange === EXCHANGE.INFORMATIONAL;
     if (!wanted) return this.drop('unexpected', fx, `exchange ${h.exchange} in state ${s.state}`);
-    const opened = s.core.openOuter(bytes, this.skPayload(h, bytes)); // E_ICV: dropped, nothing changes
-    let inner: RawPayload[];
+    const opened = s.core.openRequest(h, bytes); // E_ICV throws: dropped, nothing changes
+    if ('error' in opened) return this.answerError(s, h, bytes, opened.error, fx);
     try {
-      inner = s.core.decodeInner(opened);
-    } catch (e) {
-      if (!(e instanceof ProtocolError)) throw e;
-      return this.syntaxError(s, h, bytes, fx);
-    }
-    const crit = unsupportedCritical(inner);
-    if (crit !== null) {
-      if (s.state === 'half-open') s.state = 'failed';
-      fx.push({ kind: 'send', bytes: s.core.respond(h, bytes, [encodeNotify(NOTIFY.UNSUPPORTED_CRITICAL_PAYLOAD, new Uint8Array([crit]))]) });
-      return fx;
-    }
-    try {
-      if (h.exchange === EXCHANGE.IKE_AUTH) return this.onAuth(key, s, h, bytes, inner, now, fx);
-      if (h.exchange === EXCHANGE.CREATE_CHILD_SA) return this.onCreateChild(key, s, h, bytes, inner, now, fx);
-      return this.onInformational(key, s, h, bytes, inner, fx);
+      if (h.exchange === EXCHANGE.IKE_AUTH) return this.onAuth(key, s, h, bytes, opened.inner, now, fx);
+      if (h.exchange === EXCHANGE.CREATE_CHILD_SA) return this.onCreateChild(key, s, h, bytes, opened.inner, now, fx);
+      return this.onInformational(key, s, h, bytes, opened.inner, fx);
     } catch (e) {
       // Handlers validate before they change anything; a syntax error found there earns INVALID_SYNTAX.
       if (!(e instanceof ProtocolError) || e.code !== 'E_IKE_SYNTAX') throw e;
-      return this.syntaxError(s, h, bytes, fx);
+      return this.answerError(s, h, bytes, encodeNotify(NOTIFY.INVALID_SYNTAX), fx);
     }
   }
 
-  /** §2.21: INVALID_SYNTAX, only ever inside a verified SK payload. A failed IKE_AUTH leaves no IKE SA. */
-  private syntaxError(s: Session, h: IkeHeader, bytes: Uint8Array, fx: IkeEffect[]): IkeEffect[] {
+  /**
+   * INVALID_SYNTAX (§2.21) or UNSUPPORTED_CRITICAL_PAYLOAD (§2.5), only ever inside a verified SK
+   * payload. An IKE_AUTH that earns one leaves no IKE SA (§2.21.2).
+   */
+  private answerError(s: Session, h: IkeHeader, bytes: Uint8Array, error: EncodedPayload, fx: IkeEffect[]): IkeEffect[] {
     if (s.state === 'half-open') s.state = 'failed';
-    this.dropCounts.set('invalid-syntax', (this.dropCounts.get('invalid-syntax') ?? 0) + 1);
-    fx.push({ kind: 'send', bytes: s.core.respond(h, bytes, [encodeNotify(NOTIFY.INVALID_SYNTAX)]) });
+    this.drop('answered-error', fx);
+    fx.push({ kind: 'send', bytes: s.core.respond(h, bytes, [error]) });
     return fx;
-  }
-
-  private skPayload(h: IkeHeader, bytes: Uint8Array): RawPayload {
-    const top = decodePayloadChain(h.nextPayload, bytes, IKE_HEADER_LENGTH, bytes.length);
-    if (top.length !== 1 || top[0].type !== PAYLOAD.SK) throw new ProtocolError('E_IKE_SYNTAX', 'expected SK as the only payload');
-    return top[0];
-  }
-
-  /** An unencrypted error answer to an IKE_SA_INIT request: no state is created (§2.6, §1.2). */
-  private plainAnswer(h: IkeHeader, notifyType: number, data: Uint8Array = EMPTY): Uint8Array {
-    return encodeMessage(
-      { spiI: h.spiI, spiR: new Uint8Array(8), exchange: h.exchange, initiator: false, response: true, messageId: h.messageId },
-      [encodeNotify(notifyType, data)],
-    );
   }
 
   // ---- IKE_SA_INIT --------------------------------------------------------------------------
@@ -323,53 +285,25 @@ export class IkeResponder {
       }
       return this.drop('spi', fx, 'SPIi already in use');
     }
-    const top = decodePayloadChain(h.nextPayload, bytes, IKE_HEADER_LENGTH, bytes.length);
-    const crit = unsupportedCritical(top);
-    if (crit !== null) {
-      fx.push({ kind: 'send', bytes: this.plainAnswer(h, NOTIFY.UNSUPPORTED_CRITICAL_PAYLOAD, new Uint8Array([crit])) });
+    const r = answerInit(h, bytes, this.o.random, (spi) => this.sessions.has(spi));
+    if (r.kind === 'refuse') {
+      fx.push({ kind: 'send', bytes: r.bytes }, log('warn', 'ike.init-refused', r.message));
       return fx;
     }
-    const proposals = decodeSa(need(top, PAYLOAD.SA));
-    const ke = decodeKe(need(top, PAYLOAD.KE));
-    const ni = decodeNonce(need(top, PAYLOAD.NONCE));
-    notifiesOf(top); // syntax check only
-    const chosen = chooseIkeProposal(proposals);
-    if (!chosen) {
-      fx.push({ kind: 'send', bytes: this.plainAnswer(h, NOTIFY.NO_PROPOSAL_CHOSEN) }, log('warn', 'ike.no-proposal', 'IKE_SA_INIT offered nothing we accept (AES-GCM-16/128, HMAC-SHA2-256, Curve25519)'));
-      return fx;
-    }
-    if (ke.group !== DH_CURVE25519) {
-      // §1.2: the KE must be for the group we chose; tell the initiator which one (2 octets).
-      fx.push({ kind: 'send', bytes: this.plainAnswer(h, NOTIFY.INVALID_KE_PAYLOAD, new Uint8Array([0, DH_CURVE25519])) });
-      return fx;
-    }
-    if (ke.data.length !== CURVE25519_KE_LENGTH) return this.drop('E_IKE_SYNTAX', fx, 'Curve25519 KE data must be 32 octets');
-    const kePriv = this.o.random(32);
-    const gir = x25519SharedSecret(kePriv, ke.data); // throws on a small-order point: dropped, nothing created
-    let spiR = this.o.random(8);
-    while (spiR.every((b) => b === 0) || this.sessions.has(hex(spiR))) spiR = this.o.random(8);
-    const nr = this.o.random(NONCE_LENGTH);
-    const spiI = new Uint8Array(h.spiI);
-    const { keys } = deriveIkeSaKeys({ ni, nr, gir, spiI, spiR });
-    const core = new IkeSaCore<Purpose>({ spiI, spiR, originalInitiator: false, retransmit: this.o.retransmit });
-    core.keys = keys;
-    const response = encodeMessage(core.fields(EXCHANGE.IKE_SA_INIT, true, 0), [
-      encodeSa([chosen]),
-      encodeKe(PAYLOAD.KE, DH_CURVE25519, x25519PublicKey(kePriv)),
-      encodeNonce(nr),
-    ]);
-    core.remember(0, new Uint8Array(bytes), response);
+    const core = new IkeSaCore<Purpose>({ spiI: new Uint8Array(h.spiI), spiR: r.spiR, originalInitiator: false, retransmit: this.o.retransmit });
+    core.keys = r.keys;
+    core.remember(0, new Uint8Array(bytes), r.response);
     this.makeRoom(fx);
-    this.sessions.set(hex(spiR), {
+    this.sessions.set(hex(r.spiR), {
       core,
       state: 'half-open',
-      ni: new Uint8Array(ni),
-      nr,
+      ni: r.ni,
+      nr: r.nr,
       initRequest: new Uint8Array(bytes),
-      initResponse: response,
+      initResponse: r.response,
       children: new Map(),
     });
-    fx.push({ kind: 'send', bytes: response });
+    fx.push({ kind: 'send', bytes: r.response });
     return fx;
   }
 
@@ -393,39 +327,40 @@ export class IkeResponder {
 
   private onAuth(key: string, s: Session, h: IkeHeader, bytes: Uint8Array, inner: RawPayload[], now: number, fx: IkeEffect[]): IkeEffect[] {
     const keys = s.core.keys as NonNullable<typeof s.core.keys>;
-    const idi = decodeId(need(inner, PAYLOAD.IDi));
-    const auth = decodeAuth(need(inner, PAYLOAD.AUTH));
+    const idiBody = need(inner, PAYLOAD.IDi);
+    const authBody = need(inner, PAYLOAD.AUTH);
     const proposals = decodeSa(need(inner, PAYLOAD.SA));
     const tsi = decodeTs(need(inner, PAYLOAD.TSi));
     const tsr = decodeTs(need(inner, PAYLOAD.TSr));
     const ns = notifiesOf(inner);
-    const expected = pskAuth(this.o.psk, s.initRequest, s.nr, keys.skPi, idi.body);
-    const peer = new TextDecoder().decode(idi.data);
-    if (auth.method !== AUTH_SHARED_KEY_MIC || !equalBytes(auth.data, expected) || idi.idType !== ID_FQDN || (this.o.peerId !== undefined && peer !== this.o.peerId)) {
+    const v = verifyPeerAuth({ idBody: idiBody, authBody, psk: this.o.psk, realMessage: s.initRequest, ourNonce: s.nr, skP: keys.skPi, expectedId: this.o.peerId });
+    if (!v.ok) {
       // §2.21.2: answer AUTHENTICATION_FAILED and create no IKE SA and no Child SA.
       s.state = 'failed';
       fx.push(
         { kind: 'send', bytes: s.core.respond(h, bytes, [encodeNotify(NOTIFY.AUTHENTICATION_FAILED)]) },
-        { kind: 'failed', scope: 'ike', code: 'E_IKE_AUTH', message: `station '${peer}' failed authentication (wrong pre-shared key or identity)` },
+        { kind: 'failed', scope: 'ike', code: 'E_IKE_AUTH', message: `station failed authentication: ${v.message}` },
       );
       return fx;
     }
-    const idr = encodeId(PAYLOAD.IDr, ID_FQDN, utf8.encode(this.o.id));
-    const myAuth = encodeAuth(AUTH_SHARED_KEY_MIC, pskAuth(this.o.psk, s.initResponse, s.ni, keys.skPr, idr.body));
-    const child = this.negotiateChild(s, proposals, tsi, tsr, null, s.ni, s.nr, undefined);
+    const peer = v.peer;
+    const me = authPayloads({ idPayloadType: PAYLOAD.IDr, id: this.o.id, psk: this.o.psk, realMessage: s.initResponse, peerNonce: s.ni, skP: keys.skPr });
+    const child = answerChild(
+      { proposals, tsi, tsr, ni: s.ni, ke: null, transportMode: !!findNotify(ns, NOTIFY.USE_TRANSPORT_MODE) },
+      { ...this.childPolicy(s), inAuth: true, nr: s.nr, kePriv: null },
+    );
     s.state = 'established';
     fx.push({ kind: 'established', spiI: s.core.spiIHex, spiR: key }, log('info', 'ike.established', `IKE SA with station '${peer}' up`));
     if (findNotify(ns, NOTIFY.INITIAL_CONTACT)) {
       // §2.4 / §3.10.1: the station restarted or another one took over: forget older IKE SAs.
       for (const k of [...this.sessions.keys()]) if (k !== key) this.removeSession(k, fx);
     }
-    const payloads: EncodedPayload[] = [idr, myAuth];
+    const payloads: EncodedPayload[] = [...me];
     if ('refuse' in child) {
       payloads.push(encodeNotify(child.refuse));
       fx.push({ kind: 'send', bytes: s.core.respond(h, bytes, payloads) });
       return fx;
     }
-    if (findNotify(ns, NOTIFY.USE_TRANSPORT_MODE)) payloads.push(encodeNotify(NOTIFY.USE_TRANSPORT_MODE));
     payloads.push(...child.payloads);
     this.stage(key, s, child.sa, null, now, fx);
     fx.push({ kind: 'send', bytes: s.core.respond(h, bytes, payloads) });
@@ -433,35 +368,16 @@ export class IkeResponder {
     return fx;
   }
 
-  /**
-   * Proposal + TS choice and KEYMAT for a new Child SA. Pure until the caller stages it;
-   * returns the Notify type to refuse with instead, if any.
-   */
-  private negotiateChild(
-    s: Session,
-    proposals: ReturnType<typeof decodeSa>,
-    tsi: ReturnType<typeof decodeTs>,
-    tsr: ReturnType<typeof decodeTs>,
-    ke: { data: Uint8Array } | null,
-    ni: Uint8Array,
-    nr: Uint8Array,
-    kePriv: Uint8Array | undefined,
-  ): { refuse: number } | { sa: SaPair; payloads: EncodedPayload[] } {
-    const policy: EspPolicy = { transforms: this.o.espTransforms, allowEsn: this.o.allowEsn };
-    const choice = chooseEspProposal(proposals, policy, ke !== null);
-    if (!choice) return { refuse: NOTIFY.NO_PROPOSAL_CHOSEN };
-    if (!narrowSelectors(tsi, tsr)) return { refuse: NOTIFY.TS_UNACCEPTABLE };
+  /** What answerChild() needs besides the request: acceptable transforms, SK_d, a fresh SPI, the generation. */
+  private childPolicy(s: Session): { accept: EspPolicy; policy: SecurityPolicy; skD: Uint8Array; spiToNic: number; generation: number } {
     const inUse = (spi: number): boolean => [...this.sessions.values()].some((x) => [...x.children.values()].some((c) => c.sa.toNic.spi === spi));
-    const spiToNic = randomEspSpi(this.o.random, inUse);
-    const gir = ke && kePriv ? x25519SharedSecret(kePriv, ke.data) : undefined;
-    const keymat = childKeymat((s.core.keys as NonNullable<typeof s.core.keys>).skD, ni, nr, keymatLength(choice.transform, this.o.policy), gir);
-    const sa = buildSaPair(
-      { transform: choice.transform, esn: choice.esn, policy: this.o.policy, spiToNic, spiFromNic: choice.peerSpi },
-      keymat,
-      this.nextGeneration,
-    );
-    const answer = { ...choice.proposal, spi: spi4(spiToNic) };
-    return { sa, payloads: [encodeSa([answer]), encodeTs(PAYLOAD.TSi, [STATION_TS]), encodeTs(PAYLOAD.TSr, [NIC_TS])] };
+    return {
+      accept: { transforms: this.o.espTransforms, allowEsn: this.o.allowEsn },
+      policy: this.o.policy,
+      skD: (s.core.keys as NonNullable<typeof s.core.keys>).skD,
+      spiToNic: randomEspSpi(this.o.random, inUse),
+      generation: this.nextGeneration,
+    };
   }
 
   /** The new SA goes to the NIC's pending slot (DESIGN §2.5); a pending SA it replaces is discarded. */
@@ -523,23 +439,15 @@ export class IkeResponder {
     }
     if (!ke && this.o.requirePfs) return refuse(NOTIFY.NO_PROPOSAL_CHOSEN);
     const nr = this.o.random(NONCE_LENGTH);
-    const kePriv = ke ? this.o.random(32) : undefined;
-    let child;
-    try {
-      child = this.negotiateChild(s, proposals, tsi, tsr, ke, ni, nr, kePriv);
-    } catch (e) {
-      if (e instanceof ProtocolError && e.code === 'E_IKE_SYNTAX') return refuse(NOTIFY.INVALID_KE_PAYLOAD, new Uint8Array([0, DH_CURVE25519]));
-      throw e;
+    const child = answerChild(
+      { proposals, tsi, tsr, ni, ke, transportMode: !!findNotify(ns, NOTIFY.USE_TRANSPORT_MODE) },
+      { ...this.childPolicy(s), inAuth: false, nr, kePriv: ke ? this.o.random(32) : null },
+    );
+    if ('refuse' in child) {
+      return child.refuse === NOTIFY.INVALID_KE_PAYLOAD ? refuse(child.refuse, new Uint8Array([0, DH_CURVE25519])) : refuse(child.refuse);
     }
-    if ('refuse' in child) return refuse(child.refuse);
-    const [saPayload, tsiPayload, tsrPayload] = child.payloads;
-    const payloads: EncodedPayload[] = [];
-    if (findNotify(ns, NOTIFY.USE_TRANSPORT_MODE)) payloads.push(encodeNotify(NOTIFY.USE_TRANSPORT_MODE));
-    payloads.push(saPayload, encodeNonce(nr));
-    if (kePriv) payloads.push(encodeKe(PAYLOAD.KE, DH_CURVE25519, x25519PublicKey(kePriv)));
-    payloads.push(tsiPayload, tsrPayload);
     this.stage(key, s, child.sa, replaces, now, fx);
-    fx.push({ kind: 'send', bytes: s.core.respond(h, bytes, payloads) });
+    fx.push({ kind: 'send', bytes: s.core.respond(h, bytes, child.payloads) });
     this.sendReady(s, child.sa, now, fx);
     return fx;
   }
@@ -607,19 +515,31 @@ export class IkeResponder {
       if (p && p.owner === key && p.id.generation === purpose.id.generation) {
         this.commit.discard(key);
         this.forgetPending(key, p.id.spiFromNic);
-        fx.push({ kind: 'nic-discard', generation: p.id.generation }, log('warn', 'ike.ready-refused', `station does not know generation ${p.id.generation}: discarded`));
+        fx.push(
+          { kind: 'nic-discard', generation: p.id.generation },
+          log('warn', 'ike.ready-refused', `station does not know generation ${p.id.generation}: discarded`),
+        );
       }
     } else if (purpose.kind === 'ping') {
       fx.push({ kind: 'alive' });
+    } else if (purpose.kind === 'delete-ike') {
+      this.removeSession(key, fx);
+      fx.push({ kind: 'closed', message: `IKE SA ${key} deleted (host shutdown)` });
+      return fx;
     }
     const next = s.core.finishRequest(now);
     if (next) fx.push({ kind: 'send', bytes: next });
     return fx;
   }
 
-  /** Everything that must not change on bad input (used by the fuzz tests). */
-  snapshot(): string {
-    const sessions = [...this.sessions].map(([k, s]) => [k, s.state, s.core.snapshot(), [...s.children].map(([c, x]) => [c, x.status, x.sa.generation])]);
+  /**
+   * Everything that must not change on bad input (used by the fuzz tests). `halfOpen: false`
+   * leaves out half-open IKE SAs, which any well-formed IKE_SA_INIT may legitimately create.
+   */
+  snapshot(halfOpen = true): string {
+    const sessions = [...this.sessions]
+      .filter(([, s]) => halfOpen || s.state !== 'half-open')
+      .map(([k, s]) => [k, s.state, s.core.snapshot(), [...s.children].map(([c, x]) => [c, x.status, x.sa.generation])]);
     return JSON.stringify({ sessions, commit: this.commit.state, pending: this.commit.pending?.id ?? null, next: this.nextGeneration });
   }
 }

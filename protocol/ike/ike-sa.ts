@@ -8,11 +8,21 @@
  * It does not interpret payloads; ike-initiator.ts / ike-responder.ts do.
  */
 import { equalBytes, hex, putU64 } from '../../firmware/bytes.js';
-import { UsageError } from '../../firmware/errors.js';
+import { ProtocolError, UsageError } from '../../firmware/errors.js';
 import type { IkeSaKeys } from './ike-crypto.js';
-import { fromInitiator, isResponse, type EncodedPayload, type HeaderFields, type IkeHeader, type RawPayload } from './ike-message.js';
+import {
+  fromInitiator,
+  isResponse,
+  unsupportedCritical,
+  type EncodedPayload,
+  type HeaderFields,
+  type IkeHeader,
+  type RawPayload,
+} from './ike-message.js';
+import { encodeNotify } from './ike-payloads.js';
+import { NOTIFY } from './notify.js';
 import { RetransmitTimer, type RetransmitPolicy } from './retransmit.js';
-import { decodeInner, openSk, sealSk } from './sk-payload.js';
+import { decodeInner, onlySkPayload, openSk, sealSk } from './sk-payload.js';
 
 export interface OwnRequest<P> {
   messageId: number;
@@ -80,14 +90,37 @@ export class IkeSaCore<P> {
     return sealSk(this.fields(exchange, response, messageId), payloads, skE, this.nextIv());
   }
 
-  /** Verifies and decrypts a message from the peer: E_ICV / E_PAD before, E_IKE_SYNTAX after the ICV. */
-  openOuter(bytes: Uint8Array, sk: RawPayload): { first: number; plain: Uint8Array } {
+  /** Verifies and decrypts a message from the peer (E_ICV, E_PAD); nothing is decrypted unverified. */
+  private openOuter(bytes: Uint8Array, sk: RawPayload): { first: number; plain: Uint8Array } {
     const k = this.requireKeys();
     return openSk(bytes, sk, this.originalInitiator ? k.skEr : k.skEi);
   }
 
-  decodeInner(opened: { first: number; plain: Uint8Array }): RawPayload[] {
-    return decodeInner(opened);
+  /** A response to our request: verified, decrypted, decoded. Any fault throws (the caller drops it). */
+  openResponse(h: IkeHeader, bytes: Uint8Array): RawPayload[] {
+    const inner = decodeInner(this.openOuter(bytes, onlySkPayload(h, bytes)));
+    const crit = unsupportedCritical(inner);
+    if (crit !== null) throw new ProtocolError('E_IKE_SYNTAX', `unsupported critical payload ${crit} in a response (§2.5)`);
+    return inner;
+  }
+
+  /**
+   * A new request from the peer. An ICV failure throws (dropped, nothing changes); once the
+   * ICV verified, a malformed inside earns INVALID_SYNTAX (§2.21) and an unknown critical
+   * payload UNSUPPORTED_CRITICAL_PAYLOAD naming its type (§2.5): returned as `error`.
+   */
+  openRequest(h: IkeHeader, bytes: Uint8Array): { inner: RawPayload[] } | { error: EncodedPayload } {
+    const opened = this.openOuter(bytes, onlySkPayload(h, bytes));
+    let inner: RawPayload[];
+    try {
+      inner = decodeInner(opened);
+    } catch (e) {
+      if (!(e instanceof ProtocolError)) throw e;
+      return { error: encodeNotify(NOTIFY.INVALID_SYNTAX) };
+    }
+    const crit = unsupportedCritical(inner);
+    if (crit !== null) return { error: encodeNotify(NOTIFY.UNSUPPORTED_CRITICAL_PAYLOAD, new Uint8Array([crit])) };
+    return { inner };
   }
 
   // ---- requests we initiate ------------------------------------------------------------------
@@ -202,12 +235,12 @@ export class IkeSaCore<P> {
     return JSON.stringify({
       spiI: this.spiIHex,
       spiR: this.spiRHex,
-      keys: this.keys ? hex(this.keys.skD) : null,
+      keys: this.keys ? hex(this.keys.skD.subarray(0, 8)) : null,
       nextOwnId: this.nextOwnId,
       out: this.out ? [this.out.messageId, this.out.exchange, this.out.timer.deadline] : null,
       queue: this.queue.length,
       nextPeerId: this.nextPeerId,
-      cache: this.cache ? [this.cache.messageId, hex(this.cache.response)] : null,
+      cache: this.cache ? [this.cache.messageId, this.cache.response.length, this.cache.response[this.cache.response.length - 1]] : null,
       iv: String(this.ivCounter),
     });
   }

@@ -103,6 +103,16 @@ export function decodeInner(opened: { first: number; plain: Uint8Array }): RawPa
   return inner;
 }
 
+/**
+ * The SK payload of an IKE_AUTH / CREATE_CHILD_SA / INFORMATIONAL message. Lifeline sends no
+ * unencrypted payloads in these exchanges, and accepts none (§3.14 would allow some before SK).
+ */
+export function onlySkPayload(header: IkeHeader, message: Uint8Array): RawPayload {
+  const top = decodePayloadChain(header.nextPayload, message, IKE_HEADER_LENGTH, message.length);
+  if (top.length !== 1 || top[0].type !== PAYLOAD.SK) throw new ProtocolError('E_IKE_SYNTAX', 'expected SK as the only payload');
+  return top[0];
+}
+
 /** Convenience for tests and tools: header check + decrypt + inner decode. */
 export function openMessage(message: Uint8Array, header: IkeHeader, top: RawPayload[], skE: Uint8Array): RawPayload[] {
   const sk = top[top.length - 1];

@@ -1,0 +1,155 @@
+/**
+ * Child SA negotiation (RFC 7296 §1.3, §2.7, §2.9, §2.17), the part IKE_AUTH and
+ * CREATE_CHILD_SA share, for both ends. Pure functions: offer (station), answer (host),
+ * read the answer (station). Randomness and keys come in as arguments.
+ *
+ *   station offer  IKE_AUTH:        N(USE_TRANSPORT_MODE), SA, TSi, TSr
+ *                  CREATE_CHILD_SA: [N(REKEY_SA),] N(USE_TRANSPORT_MODE), SA, Ni, [KEi,] TSi, TSr
+ *   host answer    IKE_AUTH:        [N(USE_TRANSPORT_MODE),] SA, TSi, TSr
+ *                  CREATE_CHILD_SA: [N(USE_TRANSPORT_MODE),] SA, Nr, [KEr,] TSi, TSr
+ *   KEYMAT = prf+(SK_d, [g^ir (new) |] Ni | Nr); the IKE_AUTH Child SA uses the IKE_SA_INIT
+ *   nonces, a CREATE_CHILD_SA its own (§2.17).
+ */
+import type { ErrorCode } from '../../firmware/errors.js';
+import type { EspTransform, SaPair, SecurityPolicy } from '../../firmware/sa.js';
+import { buildSaPair, keymatLength, NIC_TS, selectorsAnswerOk, STATION_TS, narrowSelectors } from './child-sa.js';
+import { DH_CURVE25519, PAYLOAD, PROTO_ESP } from './constants.js';
+import { childKeymat, x25519PublicKey, x25519SharedSecret } from './ike-crypto.js';
+import type { EncodedPayload, RawPayload } from './ike-message.js';
+import { decodeKe, decodeNonce, decodeTs, encodeKe, encodeNonce, encodeNotify, encodeTs, type KePayload, type TrafficSelector } from './ike-payloads.js';
+import { NOTIFY } from './notify.js';
+import { describeError, errorCodeFor, findNotify, firstError, maybe, need, notifiesOf, spi4 } from './payload-helpers.js';
+import { chooseEspProposal, espOffer, readEspAnswer, type EspPolicy } from './proposals.js';
+import { decodeSa, encodeSa, type Proposal } from './sa-payload.js';
+
+/** What the station remembers about its own offer until the answer comes. */
+export interface ChildOffer {
+  role: 'new' | 'rekey';
+  offer: Proposal[];
+  /** The SPI the station chose for its inbound (NIC -> station) SA. */
+  spiFromNic: number;
+  /** The initiator nonce for KEYMAT: Ni of IKE_SA_INIT in IKE_AUTH, the fresh Ni of CREATE_CHILD_SA. */
+  ni: Uint8Array;
+  /** Private X25519 value for the PFS exchange, or null (IKE_AUTH, or pfs off). */
+  kePriv: Uint8Array | null;
+}
+
+export function makeChildOffer(p: {
+  inAuth: boolean;
+  spiFromNic: number;
+  transforms: EspTransform[];
+  esn: boolean;
+  /** IKE_AUTH: the IKE_SA_INIT Ni; CREATE_CHILD_SA: a fresh nonce. */
+  ni: Uint8Array;
+  kePriv: Uint8Array | null;
+  /** CREATE_CHILD_SA rekeying this inbound SPI (§1.3.3: the SPI we expect inbound on the old SA). */
+  rekeySpi: number | null;
+}): { offer: ChildOffer; payloads: EncodedPayload[] } {
+  const kePriv = p.inAuth ? null : p.kePriv; // §1.2: no KE in IKE_AUTH
+  const offer = espOffer(p.spiFromNic, p.transforms, p.esn, kePriv !== null);
+  const payloads: EncodedPayload[] = [];
+  if (p.rekeySpi !== null) payloads.push(encodeNotify(NOTIFY.REKEY_SA, new Uint8Array(0), PROTO_ESP, spi4(p.rekeySpi)));
+  payloads.push(encodeNotify(NOTIFY.USE_TRANSPORT_MODE), encodeSa(offer));
+  if (!p.inAuth) payloads.push(encodeNonce(p.ni));
+  if (kePriv) payloads.push(encodeKe(PAYLOAD.KE, DH_CURVE25519, x25519PublicKey(kePriv)));
+  payloads.push(encodeTs(PAYLOAD.TSi, [STATION_TS]), encodeTs(PAYLOAD.TSr, [NIC_TS]));
+  return { offer: { role: p.rekeySpi === null ? 'new' : 'rekey', offer, spiFromNic: p.spiFromNic, ni: p.ni, kePriv }, payloads };
+}
+
+export type ChildResult =
+  | { ok: true; sa: SaPair; transportMode: boolean }
+  | { ok: false; code: ErrorCode; message: string };
+
+/**
+ * Station: verify the host's answer against our offer (error Notify, SA a subset of the offer,
+ * selectors, KEr) and derive the SA pair (generation 0: the host names it in SA_READY).
+ */
+export function readChildAnswer(
+  inner: RawPayload[],
+  x: ChildOffer,
+  p: { inAuth: boolean; ikeNr: Uint8Array; skD: Uint8Array; policy: SecurityPolicy },
+): ChildResult {
+  try {
+    const ns = notifiesOf(inner);
+    const err = firstError(ns);
+    if (err) return { ok: false, code: errorCodeFor(err.notifyType), message: `Child SA refused: ${describeError(err)}` };
+    const choice = readEspAnswer(decodeSa(need(inner, PAYLOAD.SA)), x.offer);
+    const nr = p.inAuth ? p.ikeNr : decodeNonce(need(inner, PAYLOAD.NONCE));
+    const tsOk = selectorsAnswerOk(decodeTs(need(inner, PAYLOAD.TSi)), decodeTs(need(inner, PAYLOAD.TSr)));
+    if (!choice || !tsOk || (x.kePriv !== null) !== choice.dh) {
+      return { ok: false, code: 'E_IKE_PROPOSAL', message: 'host answered a Child SA we did not offer (§2.7, §2.9)' };
+    }
+    let gir: Uint8Array | undefined;
+    if (x.kePriv) {
+      const keBody = maybe(inner, PAYLOAD.KE);
+      const ke = keBody ? decodeKe(keBody) : null;
+      if (!ke || ke.group !== DH_CURVE25519) return { ok: false, code: 'E_IKE_PROPOSAL', message: 'CREATE_CHILD_SA answer lacks a Curve25519 KEr' };
+      gir = x25519SharedSecret(x.kePriv, ke.data);
+    }
+    const keymat = childKeymat(p.skD, x.ni, nr, keymatLength(choice.transform, p.policy), gir);
+    const sa = buildSaPair(
+      { transform: choice.transform, esn: choice.esn, policy: p.policy, spiToNic: choice.peerSpi, spiFromNic: x.spiFromNic },
+      keymat,
+      0,
+    );
+    return { ok: true, sa, transportMode: !!findNotify(ns, NOTIFY.USE_TRANSPORT_MODE) };
+  } catch (e) {
+    return { ok: false, code: 'E_IKE_SYNTAX', message: `Child SA answer malformed: ${(e as Error).message}` };
+  }
+}
+
+/** The Child SA part of a request, as the host reads it. */
+export interface ChildRequest {
+  proposals: Proposal[];
+  tsi: TrafficSelector[];
+  tsr: TrafficSelector[];
+  /** The station's Ni for KEYMAT (IKE_SA_INIT's in IKE_AUTH). */
+  ni: Uint8Array;
+  ke: KePayload | null;
+  transportMode: boolean;
+}
+
+/**
+ * Host: choose a proposal and selectors, derive KEYMAT, build the answer payloads. Returns the
+ * Notify type to refuse with instead (NO_PROPOSAL_CHOSEN, TS_UNACCEPTABLE, INVALID_KE_PAYLOAD).
+ */
+export function answerChild(
+  req: ChildRequest,
+  p: {
+    inAuth: boolean;
+    accept: EspPolicy;
+    policy: SecurityPolicy;
+    skD: Uint8Array;
+    /** The host's Nr for KEYMAT (IKE_SA_INIT's in IKE_AUTH, fresh otherwise). */
+    nr: Uint8Array;
+    kePriv: Uint8Array | null;
+    spiToNic: number;
+    generation: number;
+  },
+): { refuse: number } | { sa: SaPair; payloads: EncodedPayload[] } {
+  const choice = chooseEspProposal(req.proposals, p.accept, req.ke !== null);
+  if (!choice) return { refuse: NOTIFY.NO_PROPOSAL_CHOSEN };
+  if (!narrowSelectors(req.tsi, req.tsr)) return { refuse: NOTIFY.TS_UNACCEPTABLE };
+  let gir: Uint8Array | undefined;
+  if (req.ke) {
+    if (!p.kePriv) return { refuse: NOTIFY.INVALID_KE_PAYLOAD };
+    try {
+      gir = x25519SharedSecret(p.kePriv, req.ke.data);
+    } catch {
+      return { refuse: NOTIFY.INVALID_KE_PAYLOAD };
+    }
+  }
+  const keymat = childKeymat(p.skD, req.ni, p.nr, keymatLength(choice.transform, p.policy), gir);
+  const sa = buildSaPair(
+    { transform: choice.transform, esn: choice.esn, policy: p.policy, spiToNic: p.spiToNic, spiFromNic: choice.peerSpi },
+    keymat,
+    p.generation,
+  );
+  const payloads: EncodedPayload[] = [];
+  if (req.transportMode) payloads.push(encodeNotify(NOTIFY.USE_TRANSPORT_MODE)); // §1.3.1: echo to accept
+  payloads.push(encodeSa([{ ...choice.proposal, spi: spi4(p.spiToNic) }]));
+  if (!p.inAuth) payloads.push(encodeNonce(p.nr));
+  if (gir && p.kePriv) payloads.push(encodeKe(PAYLOAD.KE, DH_CURVE25519, x25519PublicKey(p.kePriv)));
+  payloads.push(encodeTs(PAYLOAD.TSi, [STATION_TS]), encodeTs(PAYLOAD.TSr, [NIC_TS]));
+  return { sa, payloads };
+}
