@@ -9,6 +9,14 @@ import { LifelineError } from '../firmware/errors.js';
 
 export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, UNREACHABLE: 3, INTERNAL: 4 } as const;
 
+/** `prog ... | head` closes stdout early: that is not an error. */
+export function exitQuietlyOnEpipe(): void {
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(EXIT.OK);
+    throw e;
+  });
+}
+
 export function exitCodeFor(e: unknown): number {
   if (!(e instanceof LifelineError)) return EXIT.INTERNAL;
   switch (e.code) {

@@ -13,7 +13,7 @@ import { replayTable } from './replay/runner.js';
 import { createLogger, type LogFormat } from '../lib/log.js';
 import { StationContext, DEFAULT_STORE, DEFAULT_KEY_FILE } from './context.js';
 import { ControlClient, DEFAULT_CONTROL } from '../lib/control-client.js';
-import { EXIT, fail, printJson, progress } from '../lib/cli.js';
+import { EXIT, exitQuietlyOnEpipe, fail, printJson, progress } from '../lib/cli.js';
 import { LifelineError, UsageError } from '../firmware/errors.js';
 import { saToJson } from '../lib/sa-json.js';
 import { espSaUatLines } from './wireshark-keys.js';
@@ -45,9 +45,11 @@ Keys and NICs:
   sa manual NIC             manual keying (RFC 4301 §4.5): create an SA, install it in the NIC through the
                             emulator's control API, keep it in the store
       [--emulator HOST:PORT] [--policy esp|esp+ah] [--transform aes-gcm-16|chacha20-poly1305] [--key-bits 128|256]
-  enroll NIC --psk-file F   write the pre-shared key F (64 hex digits) as the NIC's trust anchor, then negotiate
-                            a child SA with the host agent (IKEv2, host must be up) and commit it (two-phase)
-  refresh NIC               SA refresh: new child SA + ready/ack/confirm commit (host must be up)
+  enroll NIC|all --psk-file F
+                            write the pre-shared key F (64 hex digits) as the NIC's trust anchor, then negotiate
+                            a child SA with the host agent (IKEv2, host must be up) and commit it (two-phase);
+                            'all' = every NIC of the emulator, with a progress bar on a TTY
+  refresh NIC|all           SA refresh: new child SA + ready/ack/confirm commit (host must be up)
   list [--json]             NICs this station knows, with their SAs
   keys --wireshark FILE [--ikev2 FILE]
                             write esp_sa (and ikev2_decryption_table) UAT lines for the SAs held
@@ -128,7 +130,7 @@ async function main(argv: string[]): Promise<void> {
   const stationId = values.id ?? 'station-1';
   const announce = announceFile(storeUrl, stationId);
   // Verbs go through this station's daemon when it runs (one process holds the sequence state).
-  if (!values['no-daemon'] && (READS[verb] || (COMMANDS as readonly string[]).includes(verb) || verb === 'refresh')) {
+  if (!values['no-daemon'] && positionals[1] !== 'all' && (READS[verb] || (COMMANDS as readonly string[]).includes(verb) || verb === 'refresh')) {
     const d = runningDaemon(announce);
     if (d) {
       const nic = positionals[1];
@@ -213,26 +215,59 @@ async function main(argv: string[]): Promise<void> {
       }
       case 'enroll':
       case 'refresh': {
-        const nicId = positionals[1];
-        if (!nicId) throw new UsageError('E_USAGE', `usage: mgmt-station ${verb} NIC${verb === 'enroll' ? ' --psk-file FILE' : ''}`);
-        let nic = await ctx.store.getNic(nicId);
-        if (verb === 'enroll') {
-          if (!values['psk-file']) throw new UsageError('E_USAGE', 'enroll needs --psk-file FILE (64 hex digits; make one with: head -c 32 /dev/urandom | xxd -p -c 64 > psk.hex)');
-          const psk = readPsk(values['psk-file']);
-          const emu = ControlClient.parse(values.emulator ?? DEFAULT_CONTROL);
-          const st = await emu.get<{ id: string; address: string; ports: { clear: number; secure: number; ike: number } }>(`/v1/nics/${encodeURIComponent(nicId)}`);
-          // Enrolment writes the trust anchor into the NIC (the admin's step; DESIGN §3), then keys it over IKE.
-          await emu.post(`/v1/nics/${encodeURIComponent(st.id)}/trust-anchor`, { psk: Buffer.from(psk).toString('hex') });
-          nic = {
-            id: st.id, address: st.address, securePort: st.ports.secure, clearPort: st.ports.clear, ikePort: st.ports.ike, psk,
-            enrolledAt: ctx.now(), meta: { ...(nic?.meta ?? {}), emulator: `${emu.host}:${emu.port}`, enrolled: true },
-          };
-          await ctx.store.putNic(nic);
+        const target = positionals[1];
+        if (!target) throw new UsageError('E_USAGE', `usage: mgmt-station ${verb} NIC|all${verb === 'enroll' ? ' --psk-file FILE' : ''}`);
+        const emu = ControlClient.parse(values.emulator ?? DEFAULT_CONTROL);
+        const psk = verb === 'enroll' ? readPsk(values['psk-file'] ?? '') : null;
+        // `all`: every NIC of the emulator (enroll) or every enrolled NIC of this station (refresh).
+        const ids = target !== 'all'
+          ? [target]
+          : verb === 'enroll'
+            ? (await emu.get<{ id: string }[]>('/v1/nics')).map((n) => n.id)
+            : (await ctx.store.listNics()).filter((n) => n.meta.enrolled === true).map((n) => n.id);
+        const kx = timeoutMs < 10000 ? 10000 : timeoutMs;
+        const one = async (nicId: string) => {
+          let nic = await ctx.store.getNic(nicId);
+          if (psk) {
+            const st = await emu.get<{ id: string; address: string; ports: { clear: number; secure: number; ike: number } }>(`/v1/nics/${encodeURIComponent(nicId)}`);
+            // Enrolment writes the trust anchor into the NIC (the admin's step; DESIGN §3), then keys it over IKE.
+            await emu.post(`/v1/nics/${encodeURIComponent(st.id)}/trust-anchor`, { psk: Buffer.from(psk).toString('hex') });
+            nic = {
+              id: st.id, address: st.address, securePort: st.ports.secure, clearPort: st.ports.clear, ikePort: st.ports.ike, psk,
+              enrolledAt: ctx.now(), meta: { ...(nic?.meta ?? {}), emulator: `${emu.host}:${emu.port}`, enrolled: true },
+            };
+            await ctx.store.putNic(nic);
+          }
+          if (!nic) throw new LifelineError('E_NOT_FOUND', `NIC '${nicId}' is not enrolled; run 'mgmt-station enroll ${nicId} --psk-file FILE'`);
+          return ctx.keyExchange(nic, psk ? 'enroll' : 'refresh', kx);
+        };
+        if (target !== 'all') {
+          const r = await one(target);
+          if (json) printJson({ ok: true, ...r, ms: Math.round(r.ms * 1000) / 1000 });
+          else process.stdout.write(`${r.nic}: ${verb === 'enroll' ? 'enrolled' : 'refreshed'}: SA generation ${r.generation} committed (${r.exchange} + SA_READY/SA_ACK/SA_CONFIRM, ${r.ms.toFixed(1)} ms)\n`);
+          return;
         }
-        if (!nic) throw new LifelineError('E_NOT_FOUND', `NIC '${nicId}' is not enrolled; run 'mgmt-station enroll ${nicId} --psk-file FILE'`);
-        const r = await ctx.keyExchange(nic, verb === 'enroll' ? 'enroll' : 'refresh', timeoutMs < 10000 ? 10000 : timeoutMs);
-        if (json) printJson({ ok: true, ...r, ms: Math.round(r.ms * 1000) / 1000 });
-        else process.stdout.write(`${nic.id}: ${verb === 'enroll' ? 'enrolled' : 'refreshed'}: SA generation ${r.generation} committed (${r.exchange} + SA_READY/SA_ACK/SA_CONFIRM, ${r.ms.toFixed(1)} ms)\n`);
+        // Fleet-wide: a few exchanges in flight, progress on a TTY, one line per failure.
+        const bar = progress(`${verb} ${ids.length} NICs`);
+        const queue = [...ids];
+        const failed: { nic: string; error: string }[] = [];
+        let done = 0;
+        const t0 = performance.now();
+        const worker = async () => {
+          for (let id = queue.shift(); id; id = queue.shift()) {
+            await one(id).catch((e) => failed.push({ nic: id!, error: (e as Error).message }));
+            bar.update(++done, ids.length);
+          }
+        };
+        await Promise.all(Array.from({ length: Math.min(8, ids.length) }, worker));
+        bar.done();
+        const secs = (performance.now() - t0) / 1000;
+        if (json) printJson({ ok: failed.length === 0, nics: ids.length, failed, seconds: Math.round(secs * 1000) / 1000 });
+        else {
+          for (const f of failed) process.stderr.write(`${PROG}: ${f.nic}: ${f.error}\n`);
+          process.stdout.write(`${verb}: ${ids.length - failed.length}/${ids.length} NICs in ${secs.toFixed(1)} s${failed.length ? `, ${failed.length} failed` : ''}\n`);
+        }
+        if (failed.length) process.exitCode = EXIT.FAILED;
         return;
       }
       case 'audit': {
@@ -382,6 +417,7 @@ async function replay(file: string | undefined, json: boolean): Promise<void> {
 }
 
 function readPsk(path: string): Uint8Array {
+  if (!path) throw new UsageError('E_USAGE', 'enroll needs --psk-file FILE (64 hex digits; make one with: head -c 32 /dev/urandom | xxd -p -c 64 > psk.hex)');
   let text: string;
   try {
     text = readFileSync(path, 'utf8').trim();
@@ -407,4 +443,5 @@ function manualSa(policy: SecurityPolicy, transform: EspTransform, keyBits: numb
   return { generation: 0, transform, esn: false, policy, origin: 'manual', toNic: dir(), fromNic: dir() };
 }
 
+exitQuietlyOnEpipe();
 main(process.argv.slice(2)).catch((e) => fail(PROG, e instanceof LifelineError ? e : e, process.argv.includes('--json')));

@@ -108,7 +108,11 @@ export class StationContext {
       this.exchanges.set(nic.id, kx);
     }
     const r = kind === 'enroll' ? await kx.enroll(timeoutMs) : await kx.refresh(timeoutMs);
-    await this.sessions.get(nic.id)?.reload();
+    // Use the new SA at once (protocol/README.md shell contract): the NIC then retires the previous SA, and
+    // the next refresh cannot start before a packet under this one has been answered.
+    const s = await this.session(nic.id);
+    await s.reload();
+    await s.read('presence-ping', 2000).catch(() => undefined);
     return r;
   }
 

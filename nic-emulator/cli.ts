@@ -8,7 +8,7 @@ import { Fleet } from './fleet.js';
 import { startControlServer } from './control-server.js';
 import { ControlClient, DEFAULT_CONTROL } from '../lib/control-client.js';
 import { createLogger, type LogFormat } from '../lib/log.js';
-import { EXIT, fail, parseHostPort, printJson, progress } from '../lib/cli.js';
+import { EXIT, exitQuietlyOnEpipe, fail, parseHostPort, printJson, progress } from '../lib/cli.js';
 import { UsageError } from '../firmware/errors.js';
 import { CLEAR_COMMAND_BIT } from '../firmware/nic-firmware.js';
 import { HOST_STATES, type HostState, type AsfCommandEvent } from '../firmware/host-state.js';
@@ -233,4 +233,5 @@ async function start(values: Record<string, string | boolean | undefined>, contr
   for (const n of fleet.nics.filter((x) => x.runState === 'failed')) process.stderr.write(`${PROG}: ${n.id} failed: ${n.error}\n`);
 }
 
+exitQuietlyOnEpipe();
 main(process.argv.slice(2)).catch((e) => fail(PROG, e, process.argv.includes('--json')));
