@@ -1,12 +1,14 @@
 /**
- * `npm start`: a lab on this machine with the embedded default — 4 emulated NICs, one station, SQLite —
- * that stays up until Ctrl-C. Everything lives under ./var (the CLIs' defaults), so the commands printed
- * at the end work as they are.
+ * `npm start`: a lab on this machine with the embedded default — 4 emulated NICs, one station daemon, SQLite —
+ * that stays up until Ctrl-C. Everything lives under ./var (the CLIs' defaults), so the commands printed at
+ * the end work as they are, and a restarted lab keeps its SAs.
  *
  * As root, NICs get one loopback address each (127.0.1.1 ...) with the standard ports, so `rmcpping
- * 127.0.1.1` works. Otherwise they share 127.0.0.1 with a port per NIC (see README "Running without root").
+ * 127.0.1.1` works. Otherwise they share 127.0.0.1 with a port per NIC (README "Running without root").
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -14,57 +16,77 @@ const EMULATOR = join(ROOT, 'bin/nic-emulator.js');
 const STATION = join(ROOT, 'bin/mgmt-station.js');
 const NICS = Number(process.env.LIFELINE_LAB_NICS ?? 4);
 const isRoot = process.getuid?.() === 0;
+const children: ChildProcess[] = [];
 
-function station(args: string[]): { ok: boolean; out: string } {
-  const r = spawnSync(process.execPath, [STATION, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 20000 });
-  return { ok: r.status === 0, out: (r.stdout + r.stderr).trim() };
+function station(args: string[]): { ok: boolean; out: string; err: string } {
+  const r = spawnSync(process.execPath, [STATION, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60000 });
+  return { ok: r.status === 0, out: r.stdout.trim(), err: r.stderr.trim() };
+}
+
+function startChild(bin: string, args: string[], what: string): Promise<Record<string, unknown>> {
+  const c = spawn(process.execPath, [bin, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(c);
+  c.once('exit', (code) => {
+    process.stderr.write(`lab: ${what} exited (${code}); stopping the lab\n`);
+    shutdown(1);
+  });
+  return new Promise((res, rej) => {
+    let buf = '';
+    const t = setTimeout(() => rej(new Error(`${what} did not start in 30 s`)), 30000);
+    c.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      buf += chunk;
+      const line = buf.split('\n').find((l) => l.startsWith('{'));
+      if (line) {
+        clearTimeout(t);
+        res(JSON.parse(line));
+      }
+    });
+  });
+}
+
+let stopping = false;
+function shutdown(code: number): void {
+  if (stopping) return;
+  stopping = true;
+  for (const c of children) c.kill('SIGTERM');
+  setTimeout(() => process.exit(code), 500).unref();
 }
 
 async function main(): Promise<void> {
+  mkdirSync(join(ROOT, 'var'), { recursive: true });
   const addressing = isRoot ? ['--first-address', '127.0.1.1'] : ['--port-base', '16230'];
-  const emu: ChildProcess = spawn(process.execPath, [EMULATOR, 'start', '--nics', String(NICS), '--data-dir', 'var/nics', '--json', ...addressing], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const ready = await new Promise<{ first: string; last: string; control: string; running: number }>((res, rej) => {
-    let buf = '';
-    emu.stdout!.setEncoding('utf8').on('data', (c: string) => {
-      buf += c;
-      const line = buf.split('\n').find((l) => l.startsWith('{'));
-      if (line) res(JSON.parse(line));
-    });
-    emu.once('exit', (code) => rej(new Error(`nic-emulator exited with ${code}`)));
-  });
-  // Key every NIC that the station does not hold an SA for yet (a restarted lab keeps its SAs).
+  const emu = await startChild(EMULATOR, ['start', '--nics', String(NICS), '--data-dir', 'var/nics', '--json', ...addressing], 'nic-emulator');
+  // Enrol every NIC the station does not hold an SA for yet (a restarted lab keeps its SAs).
+  const psk = join(ROOT, 'var/psk.hex');
+  if (!existsSync(psk)) writeFileSync(psk, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
   const listed = station(['list', '--json']);
-  const known: { id: string; sas: { state: string }[] }[] = listed.ok ? JSON.parse(listed.out.slice(listed.out.indexOf('['))) : [];
+  const known: { id: string; sas: { state: string }[] }[] = listed.ok ? JSON.parse(listed.out) : [];
   for (let i = 1; i <= NICS; i++) {
     const id = `nic-${i}`;
     if (known.find((n) => n.id === id && n.sas.some((s) => s.state === 'active'))) continue;
-    const r = station(['sa', 'manual', id]);
-    if (!r.ok) process.stderr.write(`lab: keying ${id} failed: ${r.out}\n`);
+    const r = station(['enroll', id, '--psk-file', psk]);
+    if (!r.ok) process.stderr.write(`lab: enrolling ${id} failed: ${r.err}\n`);
   }
+  const st = await startChild(STATION, ['serve', '--json', '--refresh-interval', '3600'], 'mgmt-station serve');
   const ping = station(['ping', 'nic-1']);
   process.stdout.write(`
-Lifeline lab is up: ${ready.running} NICs (${ready.first} .. ${ready.last}), control API http://${ready.control}
-Station store sqlite:var/station.db, cluster key var/cluster.key.   ${ping.ok ? 'Secure ping nic-1: ok' : 'Secure ping nic-1 FAILED: ' + ping.out}
+Lifeline lab is up: ${emu.running} NICs (${emu.first} .. ${emu.last}), emulator control http://${emu.control}
+Station daemon 'station-1' on http://${st.control}; store sqlite:var/station.db, cluster key var/cluster.key
+${ping.ok ? 'Secure ping nic-1: ' + ping.out : 'Secure ping nic-1 FAILED: ' + ping.err}
 
 Try, in another terminal:
   ./bin/mgmt-station.js state nic-1              # System State over ESP on UDP 664
   ./bin/nic-emulator.js host nic-1 hang          # hang the host ...
   ./bin/mgmt-station.js power-cycle nic-1        # ... the NIC still takes a secure power cycle
+  ./bin/mgmt-station.js refresh nic-1            # two-phase SA refresh (the host must be up)
   ./bin/nic-emulator.js status                   # host states, SAs, counters
 ${isRoot ? '  rmcpping -c 3 127.0.1.1                       # FreeIPMI against the clear port 623\n' : ''}Ctrl-C stops the lab.
 `);
-  const stop = () => {
-    emu.kill('SIGTERM');
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
-  emu.once('exit', (code) => process.exit(code ?? 0));
+  process.on('SIGINT', () => shutdown(0));
+  process.on('SIGTERM', () => shutdown(0));
 }
 
 main().catch((e) => {
   process.stderr.write(`lab: ${(e as Error).message}\n`);
-  process.exit(1);
+  shutdown(1);
 });
