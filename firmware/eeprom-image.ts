@@ -20,11 +20,14 @@
  *   pages 3-10   0x00C0  checkpoint  ring of 8 (generation g in page 3 + g mod 8), kind 0x05:
  *                                    last-authenticated gen u32, count u8, count x (SA gen u32,
  *                                    out reserved u64, in reserved u64)
- *   pages 11-34  0x02C0  SA slots    8 slots x 3 pages (192 bytes, exactly), kind 0x03, generation =
+ *   pages 11-34  0x02C0  SA slots    8 slots x 3 pages (192 bytes), kind 0x03, generation =
  *                                    SA generation: transform id u8, esn u8, policy u8, origin u8,
- *                                    toNic dir, fromNic dir (each: spi u32, key length u8, key||salt[36],
- *                                    AH spi u32, AH key length u8, AH key[32]), initial out reserved u64,
- *                                    initial in reserved u64, SA-region page writes u32
+ *                                    toNic dir, fromNic dir, initial out reserved u64, initial in
+ *                                    reserved u64, SA-region page writes u32. Under policy esp+ah each
+ *                                    dir is spi u32, key length u8, key||salt[36], AH spi u32, AH key
+ *                                    length u8, AH key[32] (180-byte payload, 3 pages exactly); under
+ *                                    policy esp a dir has no AH fields (106-byte payload, 2 pages), so
+ *                                    a default refresh writes one page less (DESIGN §3, EEPROM wear)
  *   pages 35-51  0x08C0  config A    kind 0x02, up to 17 pages: policy u8 (0 none, 1 esp, 2 esp+ah),
  *   pages 52-68  0x0D00  config B    flags u8 (bit 0 clear management), clear commands u8 (reset 1,
  *                                    power-up 2, power-down 4, power-cycle 8), trust kind u8 (0 none,
@@ -34,8 +37,9 @@
  *
  * SA slots and directory (DESIGN §2.5): the directory names the active and previous SA by generation and
  * slot. A pending SA is not named: it is the newest valid SA record whose generation is above both the
- * active generation and the directory's discarded-up-to mark. So writing a pending SA costs its 3 pages,
- * committing or discarding it one directory page: a refresh is 4 page writes. A pending SA goes into the
+ * active generation and the directory's discarded-up-to mark. So writing a pending SA costs its 2 pages
+ * (3 under esp+ah), committing or discarding it one directory page; with the checkpoint page of the first
+ * station packet under the new SA, a refresh is 4 page writes (5 under esp+ah). A pending SA goes into the
  * slot of the pending it replaces, else into a slot neither directory copy names, so a torn write can
  * only destroy a record nobody relies on.
  *
@@ -259,6 +263,9 @@ function decodeConfig(p: Uint8Array, bad: (detail: string) => ProtocolError): { 
 
 const SA_PAYLOAD = 180;
 const DIR_BYTES = 78;
+/** Policy esp: directions without the AH fields (spi u32, key length u8, key||salt[36]). */
+const SA_PAYLOAD_ESP = 106;
+const DIR_BYTES_ESP = 41;
 const ENC_KEY_LENGTHS: Record<EspTransform, number[]> = { 'aes-gcm-16': [20, 28, 36], 'chacha20-poly1305': [36] };
 
 function assertSpi(spi: number, what: string, zeroOk: boolean): void {
@@ -289,42 +296,61 @@ function cloneSa(sa: SaPair): SaPair {
   return { generation: sa.generation, transform: sa.transform, esn: sa.esn, policy: sa.policy, toNic: dir(sa.toNic), fromNic: dir(sa.fromNic), origin: sa.origin };
 }
 
+/** Pages an SA record of this policy takes: 2 under esp, 3 under esp+ah. */
+function saRecordPages(policy: SecurityPolicy): number {
+  return Math.ceil((FRAME + (policy === 'esp' ? SA_PAYLOAD_ESP : SA_PAYLOAD) + CRC) / EEPROM_PAGE);
+}
+
+/** Offset of the initial reservations and page count in an SA payload of this length (the layout's tail). */
+const saTail = (payloadLength: number): number => payloadLength - 20;
+
 function encodeSa(sa: SaPair, init: Reservation, pagesWritten: number): Uint8Array {
-  const p = new Uint8Array(SA_PAYLOAD);
+  const esp = sa.policy === 'esp';
+  const p = new Uint8Array(esp ? SA_PAYLOAD_ESP : SA_PAYLOAD);
   p[0] = ESP_TRANSFORM_ID[sa.transform];
   p[1] = sa.esn ? 1 : 0;
-  p[2] = sa.policy === 'esp' ? 1 : 2;
+  p[2] = esp ? 1 : 2;
   p[3] = sa.origin === 'ike' ? 0 : 1;
   [sa.toNic, sa.fromNic].forEach((d, i) => {
-    const o = 4 + i * DIR_BYTES;
+    const o = 4 + i * (esp ? DIR_BYTES_ESP : DIR_BYTES);
     putU32(p, o, d.spi);
     p[o + 4] = d.encKey.length;
     p.set(d.encKey, o + 5);
+    if (esp) return; // no AH fields: ahSpi 0 and an empty AH key (assertSaPair)
     putU32(p, o + 41, d.ahSpi);
     p[o + 45] = d.ahKey.length;
     p.set(d.ahKey, o + 46);
   });
-  putU64(p, 160, init.outReserved);
-  putU64(p, 168, init.inReserved);
-  putU32(p, 176, pagesWritten);
+  const t = saTail(p.length);
+  putU64(p, t, init.outReserved);
+  putU64(p, t + 8, init.inReserved);
+  putU32(p, t + 16, pagesWritten);
   return p;
 }
 
 function decodeSa(generation: number, p: Uint8Array, bad: (detail: string) => ProtocolError): { sa: SaPair; init: Reservation; pagesWritten: number } {
-  if (p.length !== SA_PAYLOAD) throw bad(`payload is ${p.length} bytes, not ${SA_PAYLOAD}`);
+  // Two layouts: the full one (any policy; esp records written before the short layout existed use it
+  // too) and the short esp one, told apart by the payload length in the frame.
+  const short = p.length === SA_PAYLOAD_ESP;
+  if (p.length !== SA_PAYLOAD && !short) throw bad(`payload is ${p.length} bytes, not ${SA_PAYLOAD} (or ${SA_PAYLOAD_ESP} under policy esp)`);
   const transform = (Object.keys(ESP_TRANSFORM_ID) as EspTransform[]).find((t) => ESP_TRANSFORM_ID[t] === p[0]);
   if (!transform || p[1] > 1 || (p[2] !== 1 && p[2] !== 2) || p[3] > 1) throw bad('transform, ESN, policy or origin field out of range');
+  if (short && p[2] !== 1) throw bad(`a ${SA_PAYLOAD_ESP}-byte SA record must have policy esp`);
   const dir = (o: number): SaDirection => {
-    if (p[o + 4] > 36 || p[o + 45] > 32) throw bad('key length out of range');
-    return { spi: u32(p, o), encKey: p.slice(o + 5, o + 5 + p[o + 4]), ahSpi: u32(p, o + 41), ahKey: p.slice(o + 46, o + 46 + p[o + 45]) };
+    if (p[o + 4] > 36 || (!short && p[o + 45] > 32)) throw bad('key length out of range');
+    const encKey = p.slice(o + 5, o + 5 + p[o + 4]);
+    if (short) return { spi: u32(p, o), encKey, ahSpi: 0, ahKey: new Uint8Array(0) };
+    return { spi: u32(p, o), encKey, ahSpi: u32(p, o + 41), ahKey: p.slice(o + 46, o + 46 + p[o + 45]) };
   };
-  const sa: SaPair = { generation, transform, esn: p[1] === 1, policy: p[2] === 1 ? 'esp' : 'esp+ah', toNic: dir(4), fromNic: dir(4 + DIR_BYTES), origin: p[3] === 0 ? 'ike' : 'manual' };
+  const dirBytes = short ? DIR_BYTES_ESP : DIR_BYTES;
+  const sa: SaPair = { generation, transform, esn: p[1] === 1, policy: p[2] === 1 ? 'esp' : 'esp+ah', toNic: dir(4), fromNic: dir(4 + dirBytes), origin: p[3] === 0 ? 'ike' : 'manual' };
   try {
     assertSaPair(sa);
   } catch (e) {
     throw bad((e as Error).message);
   }
-  return { sa, init: { outReserved: u64(p, 160), inReserved: u64(p, 168) }, pagesWritten: u32(p, 176) };
+  const t = saTail(p.length);
+  return { sa, init: { outReserved: u64(p, t), inReserved: u64(p, t + 8) }, pagesWritten: u32(p, t + 16) };
 }
 
 // ---------------------------------------------------------------- directory and checkpoint
@@ -520,7 +546,7 @@ export class EepromImage {
       if (d.state === 'ok') {
         slotGen[i] = d.generation;
         maxGeneration = Math.max(maxGeneration, d.generation);
-        if (d.payload.length === SA_PAYLOAD) writes.sa = Math.max(writes.sa, u32(d.payload, 176));
+        if (d.payload.length === SA_PAYLOAD || d.payload.length === SA_PAYLOAD_ESP) writes.sa = Math.max(writes.sa, u32(d.payload, saTail(d.payload.length) + 16));
       }
     }
     const held = (gen: number, slot: number, role: string): HeldSa | null => {
@@ -634,9 +660,9 @@ export class EepromImage {
   }
 
   /**
-   * Stores `sa` as the pending SA (3 page writes, no directory write). Its generation must be at least
-   * nextGeneration(); it replaces an earlier pending SA in that one's slot. `reservation` is the sequence
-   * reservation the SA starts with once committed (DESIGN §2.6).
+   * Stores `sa` as the pending SA (2 page writes under policy esp, 3 under esp+ah; no directory write).
+   * Its generation must be at least nextGeneration(); it replaces an earlier pending SA in that one's slot.
+   * `reservation` is the sequence reservation the SA starts with once committed (DESIGN §2.6).
    */
   writePending(sa: SaPair, reservation: Reservation = { outReserved: 0n, inReserved: 0n }): void {
     assertSaPair(sa);
@@ -648,7 +674,7 @@ export class EepromImage {
     }
     const slot = s.pending ? s.pending.slot : this.spareSlot();
     const init = { ...reservation };
-    this.write('sa', SA_PAGE + slot * SA_RECORD_PAGES, encodeRecord(KIND.sa, sa.generation, encodeSa(sa, init, s.writes.sa + SA_RECORD_PAGES)));
+    this.write('sa', SA_PAGE + slot * SA_RECORD_PAGES, encodeRecord(KIND.sa, sa.generation, encodeSa(sa, init, s.writes.sa + saRecordPages(sa.policy))));
     s.slotGen[slot] = sa.generation;
     s.pending = { sa: cloneSa(sa), slot, init };
     s.maxGeneration = sa.generation;

@@ -141,7 +141,7 @@ export class SaDatabase {
 
   // ------------------------------------------------------------ refresh (DESIGN §2.5)
 
-  /** Host agent: store a new SA as pending (3 page writes). Its generation must be nextGeneration() or above. */
+  /** Host agent: store a new SA as pending (2 page writes, 3 under esp+ah). Its generation must be nextGeneration() or above. */
   writePending(sa: SaPair): void {
     const k = BigInt(this.checkpointBlock);
     const max = sa.esn ? MAX_SEQ_ESN : MAX_SEQ_32;

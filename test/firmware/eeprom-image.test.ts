@@ -193,21 +193,26 @@ describe('EEPROM image (DESIGN §3)', () => {
   });
 
   describe('page writes (24C256 endurance)', () => {
-    it('an SA record is 3 pages; commit and discard are 1 directory page each; a refresh is 4', () => {
-      const { img } = fresh();
+    it('an SA record is 2 pages (3 under esp+ah); commit and discard are 1 directory page each; a refresh is 3 (4)', () => {
+      const { dev, img } = fresh();
       const w0 = img.pageWrites.byRegion;
       img.writePending(makeSa(1));
       img.commitPending(0);
       const w1 = img.pageWrites.byRegion;
-      assert.equal(w1.sa - w0.sa, 3);
+      assert.equal(w1.sa - w0.sa, 2);
       assert.equal(w1.directory - w0.directory, 1);
       const before = img.pageWrites.total;
       img.writePending(makeSa(2));
       img.commitPending(1);
-      assert.ok(img.pageWrites.total - before <= 4);
+      assert.equal(img.pageWrites.total - before, 3);
       img.writePending(makeSa(3));
       img.discardPending();
-      assert.equal(img.pageWrites.total - before, 8);
+      assert.equal(img.pageWrites.total - before, 6);
+      const ah = img.pageWrites.total;
+      img.writePending(makeSa(4, 'esp+ah'));
+      img.commitPending(2);
+      assert.equal(img.pageWrites.total - ah, 4);
+      assert.deepEqual(reload(dev).sas.active, makeSa(4, 'esp+ah'));
     });
 
     it('a checkpoint is 1 page; a 1 KiB cluster policy is 17', () => {
@@ -244,8 +249,20 @@ describe('EEPROM image (DESIGN §3)', () => {
           assert.deepEqual(after.sas, { active: makeSa(2), previous: makeSa(1), pending: null }, `tear ${w}/${b}`);
         }
       });
-      assert.equal(cases, 4 * 65);
+      assert.equal(cases, 3 * 65); // 2 SA pages (policy esp) + 1 directory page
       assert.ok(olds > 0 && olds < cases);
+    });
+
+    it('an esp+ah refresh (3-page SA record) torn at every byte of every write -> old or new committed SA', () => {
+      const { dev, img } = fresh();
+      img.writePending(makeSa(1, 'esp+ah'));
+      img.commitPending(0);
+      const cases = tearEverywhere(dev.image.slice(), (i) => { i.writePending(makeSa(2, 'esp+ah')); i.commitPending(1); }, (after, _b, w, b) => {
+        const { active, previous } = after.sas;
+        if (active?.generation === 1) assert.deepEqual(active, makeSa(1, 'esp+ah'), `tear ${w}/${b}`);
+        else assert.deepEqual({ active, previous }, { active: makeSa(2, 'esp+ah'), previous: makeSa(1, 'esp+ah') }, `tear ${w}/${b}`);
+      });
+      assert.equal(cases, 4 * 65);
     });
 
     it('a discard torn at every byte -> pending still there, or gone', () => {

@@ -1,0 +1,242 @@
+/**
+ * `npm run bench`: Lifeline's fixed benchmark workloads in one run (issue 4), JSON on stdout, a readable
+ * table on stderr when it is a terminal, progress lines on stderr. docs/PERFORMANCE.md describes every
+ * figure and the last recorded run.
+ *
+ *   node dist/bench/bench.js [--quick] [--only net,ipmi,firmware,eeprom,fleet,refresh] [--fleet 1000,10000]
+ *
+ * Bounded: a watchdog ends the run (and every child process) after 290 s; children are killed in
+ * `finally`, on SIGINT/SIGTERM and on exit. Sized for a 2-core machine: one responder process and the
+ * client at a time.
+ */
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { killAll, killAllAndWait, removeTempDirs } from './processes.js';
+import { measureNetwork, type LoadPlan, type NicNetworkResult, type IpmiSimResult, type NodeFloorResult } from './network.js';
+import { firmwareCost, trafficWear, refreshWear, type FirmwareCost, type TrafficWear, type RefreshWear } from './firmware-cost.js';
+import { measureFleet, type FleetResult } from './fleet-scale.js';
+import { measureRefresh, type RefreshResult } from './ike-refresh.js';
+import { check, renderTable, type Row, type TargetCheck } from './report.js';
+import { figure, round, type Figure } from './stats.js';
+
+const SECTIONS = ['net', 'ipmi', 'firmware', 'eeprom', 'fleet', 'refresh'] as const;
+type Section = (typeof SECTIONS)[number];
+const WATCHDOG_S = 290;
+
+interface Results {
+  lifeline?: NicNetworkResult | { error: string };
+  nodeFloor?: NodeFloorResult | { error: string };
+  ipmiSim?: IpmiSimResult | { error: string };
+  comparison?: { p50Ratio: Figure; throughputRatio: Figure } | { skipped: string };
+  firmware?: FirmwareCost | { error: string };
+  eeprom?: { traffic: TrafficWear; refresh: RefreshWear[] } | { error: string };
+  fleet?: FleetResult | { error: string };
+  refreshThroughput?: RefreshResult | { error: string };
+}
+
+function usage(msg: string): never {
+  process.stderr.write(`bench: ${msg}\nusage: node dist/bench/bench.js [--quick] [--only ${SECTIONS.join(',')}] [--fleet 1000,10000]\n`);
+  process.exit(2);
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: { quick: { type: 'boolean' }, only: { type: 'string' }, fleet: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  });
+  if (values.help) usage('Lifeline benchmarks (docs/PERFORMANCE.md)');
+  const only = values.only ? values.only.split(',').map((s) => s.trim()) : [...SECTIONS];
+  for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) usage(`unknown section '${s}'`);
+  const run = (s: Section) => only.includes(s);
+  const quick = values.quick === true;
+  const fleetSizes = (values.fleet ?? (quick ? '1000' : '1000,10000')).split(',').map(Number);
+  if (fleetSizes.some((n) => !Number.isInteger(n) || n < 2)) usage('--fleet takes NIC counts >= 2, e.g. 1000,10000');
+  const plan: LoadPlan = quick
+    ? { rounds: 2, pings: 1000, warmup: 500, inFlight: 32, seconds: 1, warmupSeconds: 0.2 }
+    : { rounds: 5, pings: 5000, warmup: 2000, inFlight: 32, seconds: 3, warmupSeconds: 0.2 };
+  const fw = quick ? { batches: 5, batchSize: 5000 } : { batches: 15, batchSize: 10000 };
+  const wearRequests = quick ? 100_000 : 500_000;
+  const ikeNics = quick ? 200 : 1000;
+
+  const t0 = performance.now();
+  const loadAtStart = os.loadavg()[0];
+  const log = (s: string) => process.stderr.write(`[bench ${((performance.now() - t0) / 1000).toFixed(1).padStart(5)} s] ${s}\n`);
+  const r: Results = {};
+  const guard = async <T>(name: string, f: () => Promise<T>): Promise<T | { error: string }> => {
+    try {
+      return await f();
+    } catch (e) {
+      log(`${name} failed: ${(e as Error).message}`);
+      return { error: (e as Error).message };
+    }
+  };
+
+  if (run('net') || run('ipmi')) {
+    log('round trips: one emulated NIC (clear Presence Ping, secure System State) and OpenIPMI ipmi_sim (Presence Ping)');
+    const net = await guard('net', () => measureNetwork(plan, run('ipmi'), log));
+    if ('error' in net) {
+      r.lifeline = net;
+      r.ipmiSim = net;
+    } else {
+      r.lifeline = net.lifeline;
+      r.ipmiSim = net.ipmiSim;
+      r.nodeFloor = net.nodeFloor;
+    }
+  }
+  if (r.lifeline && 'clear' in r.lifeline && r.ipmiSim && 'clear' in r.ipmiSim) {
+    const l = r.lifeline.clear;
+    const i = r.ipmiSim.clear;
+    r.comparison = {
+      p50Ratio: figure(l.p50.value / i.p50.value, 'ratio', 'Lifeline clear Presence Ping p50 / ipmi_sim p50, same run, same client'),
+      throughputRatio: figure(l.throughput.value / i.throughput.value, 'ratio', `Lifeline / ipmi_sim Presence Pings per second, ${plan.inFlight} in flight, same run`),
+    };
+  } else if (r.ipmiSim && 'skipped' in r.ipmiSim) {
+    r.comparison = { skipped: r.ipmiSim.skipped };
+  }
+  if (run('firmware')) {
+    log('firmware cost per secure packet (in-process)');
+    r.firmware = await guard('firmware', async () => firmwareCost(fw));
+  }
+  if (run('eeprom')) {
+    log(`EEPROM wear: ${wearRequests} secure requests, SA refresh (esp, esp+ah)`);
+    r.eeprom = await guard('eeprom', async () => ({ traffic: trafficWear(wearRequests), refresh: [refreshWear('esp'), refreshWear('esp+ah')] }));
+  }
+  if (run('fleet')) {
+    log(`fleet: ${fleetSizes.join(', ')} NICs in one emulator process`);
+    r.fleet = await guard('fleet', () => measureFleet(fleetSizes, log));
+  }
+  if (run('refresh')) {
+    log('refresh throughput (IKE, in-process)');
+    r.refreshThroughput = await guard('refresh', () => measureRefresh(ikeNics, log));
+  }
+
+  const seconds = (performance.now() - t0) / 1000;
+  const targets = judge(r, seconds, quick);
+  const cpus = os.cpus();
+  const out = {
+    bench: 'lifeline',
+    date: new Date().toISOString(),
+    command: `node dist/bench/bench.js${process.argv.slice(2).length ? ' ' + process.argv.slice(2).join(' ') : ''}`,
+    quick,
+    machine: {
+      cpus: cpus.length, cpuModel: cpus[0]?.model ?? 'unknown', node: process.version, platform: process.platform, arch: process.arch,
+      kernel: os.release(), memoryGiB: round(os.totalmem() / 2 ** 30), root: process.getuid?.() === 0, loadAvg1mAtStart: round(loadAtStart), loadAvg1mAtEnd: round(os.loadavg()[0]),
+    },
+    plan: { ...plan, firmware: fw, wearRequests, ikeNics, fleetSizes },
+    results: r,
+    targets,
+    durationSeconds: round(seconds),
+  };
+  process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+  if (process.stderr.isTTY) process.stderr.write(renderTable(rows(r), targets));
+  return 0;
+}
+
+function ok<T extends object>(x: T | { error: string } | { skipped: string } | undefined): T | null {
+  return x && !('error' in x) && !('skipped' in x) ? (x as T) : null;
+}
+
+function judge(r: Results, seconds: number, quick: boolean): TargetCheck[] {
+  const t: TargetCheck[] = [];
+  const cmp = ok(r.comparison);
+  const why = r.comparison && 'skipped' in r.comparison ? r.comparison.skipped : 'not measured';
+  t.push(check('ping-p50-vs-ipmi-sim', 'Presence Ping p50, Lifeline / ipmi_sim', cmp?.p50Ratio.value, '<=', 1, 'ratio', cmp ? undefined : why));
+  t.push(check('ping-throughput-vs-ipmi-sim', 'Presence Ping throughput, Lifeline / ipmi_sim', cmp?.throughputRatio.value, '>=', 1, 'ratio', cmp ? undefined : why));
+  const net = ok(r.lifeline);
+  t.push(check('secure-over-clear-p50', 'secure System State p50 / clear Ping p50', net?.secureOverClearP50.value, '<=', 1.5, 'ratio'));
+  const fleet = ok(r.fleet);
+  const big = fleet?.points.find((p) => p.requested === 10000);
+  const note = big?.limitedBy ? `measured at ${big.nics} NICs: ${big.limitedBy}` : big ? undefined : 'fleet of 10,000 not run';
+  const notAt10k = (c: TargetCheck): TargetCheck => (big?.limitedBy ? { ...c, pass: null } : c);
+  t.push(notAt10k(check('fleet-10000-rss', 'RSS per NIC, 10,000 NICs', big?.rssPerNic.value, '<=', 20, 'KiB/NIC', note)));
+  t.push(notAt10k(check('fleet-10000-start', 'start-up of 10,000 NICs (spawn to ready)', big?.coldWall.value, '<=', 5000, 'ms', note)));
+  const ike = ok(r.refreshThroughput);
+  t.push(check('full-exchanges', 'full key exchanges with commit', ike?.fullExchanges.value, '>=', 500, 'per s', ike ? undefined : r.refreshThroughput && 'skipped' in r.refreshThroughput ? r.refreshThroughput.skipped : 'not measured'));
+  const ee = ok(r.eeprom);
+  t.push(check('eeprom-traffic', 'EEPROM page writes per 10^6 secure packets', ee?.traffic.perMillionPackets.value, '<=', 100, 'pages'));
+  t.push(check('eeprom-refresh', 'EEPROM page writes per refresh (esp)', ee?.refresh.find((x) => x.policy === 'esp')?.pages.value, '<=', 4, 'pages'));
+  t.push(check('bench-duration', 'whole bench', seconds, '<=', 300, 's', quick ? '--quick run' : undefined));
+  return t;
+}
+
+function rows(r: Results): Row[] {
+  const out: Row[] = [];
+  const f = (x: Figure) => `${x.value} ${x.unit}`;
+  const net = ok(r.lifeline);
+  if (net) {
+    const s = 'Lifeline, one emulated NIC (' + net.placement + ')';
+    out.push({ section: s, name: 'clear Presence Ping p50 / p99', value: `${net.clear.p50.value} / ${net.clear.p99.value} µs` });
+    out.push({ section: s, name: 'clear Presence Ping, 32 in flight', value: f(net.clear.throughput) });
+    out.push({ section: s, name: 'secure System State p50 / p99', value: `${net.secure.p50.value} / ${net.secure.p99.value} µs` });
+    out.push({ section: s, name: 'secure System State, 32 in flight', value: f(net.secure.throughput) });
+    out.push({ section: s, name: 'secure / clear p50', value: f(net.secureOverClearP50) });
+    out.push({ section: s, name: 'emulator RSS (1 NIC)', value: f(net.emulatorRss) });
+  } else if (r.lifeline) out.push({ section: 'Lifeline, one emulated NIC', name: 'error', value: (r.lifeline as { error: string }).error });
+  const ipmi = ok(r.ipmiSim);
+  if (ipmi) {
+    const s = `OpenIPMI ipmi_sim (${ipmi.address})`;
+    out.push({ section: s, name: 'Presence Ping p50 / p99', value: `${ipmi.clear.p50.value} / ${ipmi.clear.p99.value} µs` });
+    out.push({ section: s, name: 'Presence Ping, 32 in flight', value: f(ipmi.clear.throughput) });
+    out.push({ section: s, name: 'ipmi_sim RSS', value: f(ipmi.rss) });
+  } else if (r.ipmiSim) out.push({ section: 'OpenIPMI ipmi_sim', name: 'skipped', value: JSON.stringify(r.ipmiSim) });
+  const floor = ok(r.nodeFloor);
+  if (floor) {
+    const s = 'Reference: bare Node UDP responder (the floor of any Node responder)';
+    out.push({ section: s, name: 'Presence Ping p50 / p99', value: `${floor.clear.p50.value} / ${floor.clear.p99.value} µs` });
+    out.push({ section: s, name: 'Presence Ping, 32 in flight', value: f(floor.clear.throughput) });
+  }
+  const fw = ok(r.firmware);
+  if (fw) {
+    const s = 'Firmware, in-process';
+    out.push({ section: s, name: 'secure packet (esp, aes-gcm-16)', value: f(fw.perPacket) });
+    for (const [k, v] of Object.entries(fw.byVariant)) out.push({ section: s, name: `secure packet (${k})`, value: f(v) });
+  }
+  const ee = ok(r.eeprom);
+  if (ee) {
+    const s = 'EEPROM wear';
+    out.push({ section: s, name: 'per 10^6 secure packets', value: f(ee.traffic.perMillionPackets) });
+    for (const x of ee.refresh) out.push({ section: s, name: `per refresh (${x.policy})`, value: f(x.pages), note: JSON.stringify(x.steps) });
+  }
+  const fleet = ok(r.fleet);
+  if (fleet) {
+    const s = `Fleet (baseline 1-NIC process ${fleet.baselineRss.value} MiB, fd limit ${fleet.fdLimit.hard})`;
+    for (const p of fleet.points) {
+      const n = p.nics === p.requested ? `${p.nics} NICs` : `${p.requested} NICs -> ${p.nics} (fd limit)`;
+      out.push({ section: s, name: `${n}: RSS per NIC`, value: f(p.rssPerNic) });
+      out.push({ section: s, name: `${n}: cold start (startMs / spawn-to-ready)`, value: `${p.coldStart.value} / ${p.coldWall.value} ms` });
+      out.push({ section: s, name: `${n}: warm restart (startMs)`, value: f(p.warmStart) });
+    }
+  }
+  const ike = ok(r.refreshThroughput);
+  if (ike) {
+    out.push({ section: 'Refresh throughput (in-process)', name: 'IKE_SA_INIT + IKE_AUTH + commit', value: f(ike.fullExchanges) });
+    out.push({ section: 'Refresh throughput (in-process)', name: 'CREATE_CHILD_SA + commit', value: f(ike.childRefreshes) });
+  } else if (r.refreshThroughput) out.push({ section: 'Refresh throughput', name: 'skipped', value: JSON.stringify(r.refreshThroughput) });
+  return out;
+}
+
+const cleanup = () => {
+  killAll();
+  removeTempDirs();
+};
+process.on('exit', cleanup);
+const stop = async (why: string, code: number) => {
+  process.stderr.write(`bench: ${why}: stopping every child process\n`);
+  await killAllAndWait();
+  cleanup();
+  process.exit(code);
+};
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void stop(sig, 130));
+const watchdog = setTimeout(() => void stop(`still running after ${WATCHDOG_S} s`, 1), WATCHDOG_S * 1000);
+watchdog.unref();
+
+main()
+  .then(async (code) => {
+    await killAllAndWait();
+    cleanup();
+    process.exit(code);
+  })
+  .catch((e) => {
+    cleanup();
+    process.stderr.write(`bench: ${(e as Error).stack ?? String(e)}\n`);
+    process.exit(1);
+  });

@@ -1,0 +1,19 @@
+/**
+ * A reference point for the round-trip figures, not a product part: the smallest Node UDP responder that
+ * answers an ASF Presence Ping (a fixed 28-byte Pong with the tag copied, as ipmi_sim does), with no
+ * firmware, no effects and no checks. Its round trip is the floor any Node responder (such as the
+ * emulator) starts from on this machine: what the emulator adds is its figure minus this one.
+ *
+ *   node dist/bench/echo-responder.js ADDRESS   -> prints the bound port on stdout, serves until killed
+ */
+import dgram from 'node:dgram';
+
+// RMCP 06 00 FF 06 | ASF 00 00 11 BE, type 40, tag, 00, length 10 | IANA 4542, OEM 0, entities 81, interactions 00, reserved.
+const PONG = Buffer.from('0600ff06' + '000011be' + '40000010' + '000011be' + '00000000' + '8100' + '000000000000', 'hex');
+const s = dgram.createSocket('udp4');
+s.on('message', (m, r) => {
+  if (m.length < 12 || m[8] !== 0x80) return;
+  PONG[9] = m[9];
+  s.send(PONG, r.port, r.address);
+});
+s.bind(0, process.argv[2] ?? '127.0.0.1', () => process.stdout.write(`${s.address().port}\n`));

@@ -1,0 +1,145 @@
+/**
+ * In-process measurements of the NIC firmware, no sockets: the cost of one secure packet, and the EEPROM
+ * wear of secure traffic and of SA refreshes (DESIGN §2.6, §3), on a memory EEPROM (24C256 image).
+ *
+ * Cost per secure packet = NicFirmware.receiveSecure() of a System State Request sealed by the station
+ * beforehand: SPI lookup, replay check, AEAD open, inner UDP/RMCP/ASF decode, the SA database's inbound
+ * bookkeeping, and the seal of the System State Response (RFC 4303 §3.4 order, firmware/secure-channel.ts).
+ */
+import { MemoryEepromDevice } from '../firmware/eeprom-device.js';
+import { EepromImage, EEPROM_SIZE, type EepromRegion } from '../firmware/eeprom-image.js';
+import { SaDatabase } from '../firmware/sa-database.js';
+import { SecureChannel } from '../firmware/secure-channel.js';
+import { NicFirmware } from '../firmware/nic-firmware.js';
+import { SaEndpoint } from '../firmware/sa-endpoint.js';
+import { encodeInnerUdp } from '../firmware/esp.js';
+import { RMCP_PORT } from '../firmware/rmcp.js';
+import type { SaPair, SecurityPolicy, EspTransform } from '../firmware/sa.js';
+import { randomSaPair } from './probes.js';
+import { figure, percentile, type Figure } from './stats.js';
+
+const NIC = { address: '127.0.0.1', port: 664 };
+const STATION = { address: '127.0.0.1', port: 40664 };
+
+interface Rig { image: EepromImage; db: SaDatabase; fw: NicFirmware; sa: SaPair; station: SaEndpoint }
+
+function rig(policy: SecurityPolicy, transform: EspTransform): Rig {
+  const image = EepromImage.format(new MemoryEepromDevice(EEPROM_SIZE), 'bench-nic', {
+    securityPolicy: policy, clearManagement: false, allowedClearCommands: 0, trustAnchor: { kind: 'none', key: new Uint8Array(32) }, clusterPolicy: '',
+  });
+  const db = new SaDatabase(image);
+  const fw = new NicFirmware(new SecureChannel(db, NIC), () => ({ clearManagement: false, allowedClearCommands: 0 }));
+  fw.hostState = 'up';
+  const sa = install(db, randomSaPair(policy, transform));
+  return { image, db, fw, sa, station: new SaEndpoint(sa, 'station', { outStart: 1n, inFloor: 0n }) };
+}
+
+/** Manual keying as the host driver does it: write pending, commit (nic-emulator/nic-node.ts installSa). */
+function install(db: SaDatabase, sa: SaPair): SaPair {
+  const keyed = { ...sa, generation: db.nextGeneration() };
+  db.writePending(keyed);
+  db.commitPending();
+  return keyed;
+}
+
+const ahOut = { srcAddr: STATION.address, srcPort: STATION.port, dstAddr: NIC.address, dstPort: NIC.port };
+const requests = Array.from({ length: 256 }, (_, tag) =>
+  encodeInnerUdp(STATION.port, RMCP_PORT, Uint8Array.of(0x06, 0x00, 0xff, 0x06, 0x00, 0x00, 0x11, 0xbe, 0x82, tag, 0x00, 0x00)));
+
+function sealBatch(r: Rig, n: number): Uint8Array[] {
+  const out = new Array<Uint8Array>(n);
+  for (let i = 0; i < n; i++) out[i] = r.station.seal(requests[i & 0xff], ahOut);
+  return out;
+}
+
+/** Feeds a batch to the firmware; returns µs per packet. Every answer must be one sealed datagram. */
+function feed(r: Rig, batch: Uint8Array[]): number {
+  let sent = 0;
+  const t0 = performance.now();
+  for (let i = 0; i < batch.length; i++) {
+    const fx = r.fw.receiveSecure(STATION, batch[i]);
+    if (fx.length === 1 && fx[0].kind === 'send') sent++;
+  }
+  const us = ((performance.now() - t0) * 1000) / batch.length;
+  if (sent !== batch.length) throw new Error(`firmware answered ${sent} of ${batch.length} secure requests; counters ${JSON.stringify(r.fw.counters)}`);
+  return us;
+}
+
+export interface FirmwareCost { perPacket: Figure; p90Batch: Figure; byVariant: Record<string, Figure> }
+
+/** µs per secure request handled (median of batches), for the default SA and two variants. */
+export function firmwareCost(opts: { batches: number; batchSize: number }): FirmwareCost {
+  const run = (policy: SecurityPolicy, transform: EspTransform, batches: number) => {
+    const r = rig(policy, transform);
+    feed(r, sealBatch(r, 2000)); // warm-up: JIT, first-packet checkpoint
+    const per: number[] = [];
+    for (let b = 0; b < batches; b++) per.push(feed(r, sealBatch(r, opts.batchSize)));
+    return per;
+  };
+  const main = run('esp', 'aes-gcm-16', opts.batches);
+  const wl = (p: string, t: string, b: number) => `NicFirmware.receiveSecure of a sealed System State Request (${p}, ${t}, ESN off) incl. seal of the answer; median of ${b} batches x ${opts.batchSize}, in-process, memory EEPROM`;
+  const variants: [SecurityPolicy, EspTransform][] = [['esp+ah', 'aes-gcm-16'], ['esp', 'chacha20-poly1305']];
+  const byVariant: Record<string, Figure> = {};
+  for (const [p, t] of variants) {
+    const b = Math.max(3, Math.floor(opts.batches / 2));
+    byVariant[`${p}/${t}`] = figure(percentile(run(p, t, b), 50), 'µs/packet', wl(p, t, b));
+  }
+  return {
+    perPacket: figure(percentile(main, 50), 'µs/packet', wl('esp', 'aes-gcm-16', opts.batches)),
+    p90Batch: figure(percentile(main, 90), 'µs/packet', 'the same, 90th percentile of the batch means'),
+    byVariant,
+  };
+}
+
+export interface TrafficWear { perMillionPackets: Figure; perMillionRequests: Figure; pages: number; requests: number; checkpointBlock: number }
+
+/**
+ * EEPROM page writes while the NIC answers `requests` secure requests (each = 1 packet in + 1 out), after
+ * the first packet under the SA (whose checkpoint belongs to the refresh, see refreshWear).
+ */
+export function trafficWear(requestsTotal: number): TrafficWear {
+  const r = rig('esp', 'aes-gcm-16');
+  feed(r, sealBatch(r, 1));
+  const w0 = r.image.pageWrites.total;
+  const batch = 10000;
+  for (let done = 0; done < requestsTotal; done += batch) feed(r, sealBatch(r, Math.min(batch, requestsTotal - done)));
+  const pages = r.image.pageWrites.total - w0;
+  const packets = 2 * requestsTotal;
+  const k = r.db.checkpointBlock;
+  return {
+    perMillionPackets: figure((pages * 1e6) / packets, 'page writes / 10^6 packets', `${requestsTotal} secure System State requests + ${requestsTotal} answers (${packets} ESP packets) through NicFirmware, checkpoint block K=${k}`),
+    perMillionRequests: figure((pages * 1e6) / requestsTotal, 'page writes / 10^6 requests', 'the same, per request/answer pair'),
+    pages,
+    requests: requestsTotal,
+    checkpointBlock: k,
+  };
+}
+
+export interface RefreshWear { policy: SecurityPolicy; pages: Figure; byRegion: Partial<Record<EepromRegion, number>>; steps: { writePending: number; commit: number; firstPacket: number } }
+
+/** Page writes of one SA refresh: writePending + commit + the first station packet under the new SA. */
+export function refreshWear(policy: SecurityPolicy): RefreshWear {
+  const r = rig(policy, 'aes-gcm-16');
+  feed(r, sealBatch(r, 100)); // the old SA is in use, as it is when a refresh starts
+  const total = () => r.image.pageWrites.total;
+  const before = { ...r.image.pageWrites.byRegion };
+  const t0 = total();
+  const next = { ...randomSaPair(policy, 'aes-gcm-16'), generation: r.db.nextGeneration() };
+  r.db.writePending(next);
+  const t1 = total();
+  r.db.commitPending(next.generation);
+  const t2 = total();
+  r.sa = next;
+  r.station = new SaEndpoint(next, 'station', { outStart: 1n, inFloor: 0n });
+  feed(r, sealBatch(r, 1));
+  const t3 = total();
+  const after = r.image.pageWrites.byRegion;
+  const byRegion: Partial<Record<EepromRegion, number>> = {};
+  for (const k of Object.keys(after) as EepromRegion[]) if (after[k] !== before[k]) byRegion[k] = after[k] - before[k];
+  return {
+    policy,
+    pages: figure(t3 - t0, 'page writes / refresh', `SaDatabase.writePending + commitPending + first System State Request under the new SA (${policy}, aes-gcm-16), memory EEPROM`),
+    byRegion,
+    steps: { writePending: t1 - t0, commit: t2 - t1, firstPacket: t3 - t2 },
+  };
+}

@@ -1,0 +1,177 @@
+/**
+ * Round trips over real UDP on loopback: one emulated NIC in a `nic-emulator` child process (clear
+ * Presence Ping on its 623 port, secure System State on its 664 port), and OpenIPMI's ipmi_sim for the
+ * same Presence Ping workload. The bench process is the client (Node dgram), so on a 2-core machine the
+ * responder and the client each have a core.
+ *
+ * The three workloads run in interleaved rounds (clear, secure, ipmi_sim, clear, secure, ...) and each
+ * figure pools its rounds: on a shared machine the load changes from second to second, and interleaving
+ * makes every ratio compare figures taken under the same conditions.
+ */
+import type dgram from 'node:dgram';
+import { ControlClient } from '../lib/control-client.js';
+import { saToJson } from '../lib/sa-json.js';
+import { openClient, sequential, window, type Probe, type Target } from './udp-load.js';
+import { presencePingProbe, randomSaPair, secureStateProbe } from './probes.js';
+import { startEmulator, stopChild, rssKiB, tempDir, spawnChild, type Emulator } from './processes.js';
+import type { ChildProcess } from 'node:child_process';
+import { resolve } from 'node:path';
+import { findIpmiSim, startIpmiSim, type IpmiSim } from './ipmi-sim.js';
+import { figure, summarize, type Figure } from './stats.js';
+
+export interface LoadPlan { rounds: number; pings: number; warmup: number; inFlight: number; seconds: number; warmupSeconds: number }
+
+export interface RoundTrip { p50: Figure; p99: Figure; mean: Figure; lost: number; throughput: Figure; loadedP50: Figure; windowLost: number; roundP50s: number[]; roundThroughputs: number[] }
+
+export interface NicPlacement { mode: 'address-per-NIC' | 'port-per-NIC'; args: string[]; clear: Target; secure: Target }
+
+const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+
+/** A fresh 127.x.y.1 as root (standard ports 623/664, as rmcpping needs), else a port-per-NIC base. */
+export function placeOneNic(): NicPlacement {
+  if (isRoot) {
+    const a = `127.${100 + (process.pid % 100)}.${1 + Math.floor(Math.random() * 250)}.1`;
+    return { mode: 'address-per-NIC', args: ['--first-address', a], clear: { address: a, port: 623 }, secure: { address: a, port: 664 } };
+  }
+  const base = 20000 + 3 * Math.floor(Math.random() * 3000);
+  return { mode: 'port-per-NIC', args: ['--port-base', String(base)], clear: { address: '127.0.0.1', port: base }, secure: { address: '127.0.0.1', port: base + 1 } };
+}
+
+export interface NicNetworkResult { placement: string; clear: RoundTrip; secure: RoundTrip; secureOverClearP50: Figure; emulatorRss: Figure; nicDropped: Record<string, number> }
+
+export type IpmiSimResult = { skipped: string } | { address: string; clear: RoundTrip; rss: Figure };
+
+export interface NodeFloorResult { clear: RoundTrip; note: string }
+
+export interface NetworkResult { lifeline: NicNetworkResult; ipmiSim: IpmiSimResult; nodeFloor: NodeFloorResult | { error: string } }
+
+/** The bare Node responder (bench/echo-responder.ts) as a child process; resolves with its port. */
+async function startEchoResponder(): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawnChild(process.execPath, [resolve(import.meta.dirname, 'echo-responder.js'), '127.0.0.1']);
+  const port = await new Promise<number>((ok, fail) => {
+    const t = setTimeout(() => fail(new Error('echo responder not ready in 5 s')), 5000);
+    child.stdout!.setEncoding('utf8').once('data', (d: string) => {
+      clearTimeout(t);
+      ok(Number(d.trim()));
+    });
+    child.once('exit', (c) => fail(new Error(`echo responder exited (${c})`)));
+  });
+  return { child, port };
+}
+
+interface Workload { name: string; describe: string; sock: dgram.Socket; to: Target; probe: Probe; seq: number[][]; win: { completed: number; seconds: number; lost: number; lat: number[] }[]; lost: number }
+
+function roundTrip(w: Workload, plan: LoadPlan): RoundTrip {
+  const all = w.seq.flat();
+  const s = summarize(all);
+  const lat = summarize(w.win.flatMap((x) => x.lat));
+  const completed = w.win.reduce((a, x) => a + x.completed, 0);
+  const seconds = w.win.reduce((a, x) => a + x.seconds, 0);
+  const seqWl = `${w.describe}: ${plan.rounds} rounds x ${plan.pings / plan.rounds} sequential requests (after ${plan.warmup} warm-up), interleaved with the other workloads, pooled; Node dgram client on loopback`;
+  const winWl = `${w.describe}: ${plan.inFlight} requests in flight, ${plan.rounds} rounds x ${plan.seconds / plan.rounds} s (each after ${plan.warmupSeconds} s warm-up), interleaved, pooled; Node dgram client on loopback`;
+  return {
+    p50: figure(s.p50, 'µs', seqWl),
+    p99: figure(s.p99, 'µs', seqWl),
+    mean: figure(s.mean, 'µs', seqWl),
+    lost: w.lost,
+    throughput: figure(completed / seconds, 'requests/s', winWl),
+    loadedP50: figure(lat.p50, 'µs', `${winWl}; round trip under that load (1 in 8 sampled)`),
+    windowLost: w.win.reduce((a, x) => a + x.lost, 0),
+    roundP50s: w.seq.map((x) => Math.round(summarize(x).p50 * 10) / 10),
+    roundThroughputs: w.win.map((x) => Math.round(x.completed / x.seconds)),
+  };
+}
+
+async function interleave(ws: Workload[], plan: LoadPlan, log: (s: string) => void): Promise<void> {
+  const per = Math.ceil(plan.pings / plan.rounds);
+  for (const w of ws) await sequential(w.sock, w.to, w.probe, 0, plan.warmup);
+  log(`  sequential: ${plan.rounds} rounds x ${per} requests x [${ws.map((w) => w.name).join(', ')}]`);
+  for (let r = 0; r < plan.rounds; r++) {
+    for (const w of ws) {
+      const s = await sequential(w.sock, w.to, w.probe, per, 50);
+      w.seq.push(s.samples);
+      w.lost += s.lost;
+    }
+  }
+  log(`  ${plan.inFlight} in flight: ${plan.rounds} rounds x ${plan.seconds / plan.rounds} s x [${ws.map((w) => w.name).join(', ')}]`);
+  for (let r = 0; r < plan.rounds; r++) {
+    for (const w of ws) {
+      const x = await window(w.sock, w.to, w.probe, plan.inFlight, (plan.seconds / plan.rounds) * 1000, plan.warmupSeconds * 1000);
+      w.win.push({ completed: x.completed, seconds: x.seconds, lost: x.lost, lat: x.samples });
+    }
+  }
+}
+
+/** Clear Presence Ping and secure System State against one NIC, and Presence Ping against ipmi_sim. */
+export async function measureNetwork(plan: LoadPlan, withIpmiSim: boolean, log: (s: string) => void): Promise<NetworkResult> {
+  let place = placeOneNic();
+  let emu: Emulator | null = null;
+  let sim: IpmiSim | null = null;
+  let echo: { child: ChildProcess; port: number } | null = null;
+  const socks: dgram.Socket[] = [];
+  try {
+    // A fresh address (or port base) can be taken by another lab on the same machine: try a few.
+    for (let attempt = 1; !emu; attempt++) {
+      try {
+        emu = await startEmulator(['--nics', '1', '--data-dir', tempDir('nic'), ...place.args], 20000);
+      } catch (e) {
+        if (attempt >= 3 || !/in use/i.test((e as Error).message)) throw e;
+        place = placeOneNic();
+      }
+    }
+    const control = ControlClient.parse(emu.ready.control);
+    const sa = randomSaPair('esp', 'aes-gcm-16');
+    const { generation } = await control.post<{ generation: number }>('/v1/nics/nic-1/sa', { sa: saToJson(sa) });
+    const mk = async (name: string, describe: string, to: Target, probe: (local: Target) => Probe): Promise<Workload> => {
+      const sock = await openClient('127.0.0.1', to);
+      socks.push(sock);
+      const a = sock.address();
+      return { name, describe, sock, to, probe: probe({ address: a.address, port: a.port }), seq: [], win: [], lost: 0 };
+    };
+    const ws: Workload[] = [
+      await mk('lifeline-clear', 'ASF Presence Ping -> Pong (UDP 623, 12 -> 28 bytes), one emulated NIC', place.clear, () => presencePingProbe()),
+      await mk('lifeline-secure', 'ESP System State Request -> Response (UDP 664, AES-GCM-16, station SaEndpoint), one emulated NIC', place.secure,
+        (local) => secureStateProbe({ ...sa, generation }, local, place.secure)),
+    ];
+    let skipped: string | null = null;
+    const bin = findIpmiSim();
+    if (!withIpmiSim) skipped = 'not requested (--only)';
+    else if (!bin) skipped = 'ipmi_sim not installed (Debian package openipmi); Lifeline/ipmi_sim ratios not measured';
+    else {
+      sim = await startIpmiSim(bin, '127.0.0.1');
+      ws.push(await mk('ipmi_sim', 'ASF Presence Ping -> Pong (UDP, 12 -> 28 bytes), OpenIPMI ipmi_sim with one BMC', { address: sim.address, port: sim.port }, () => presencePingProbe()));
+    }
+    let echoError: string | null = null;
+    try {
+      echo = await startEchoResponder();
+      ws.push(await mk('node-floor', 'ASF Presence Ping -> fixed Pong from a bare Node dgram responder (bench/echo-responder.ts), the Node floor', { address: '127.0.0.1', port: echo.port }, () => presencePingProbe()));
+    } catch (e) {
+      echoError = (e as Error).message;
+    }
+    await interleave(ws, plan, log);
+    const status = await control.get<{ counters: { dropped: Record<string, number> } }>('/v1/nics/nic-1');
+    const nicDropped = Object.fromEntries(Object.entries(status.counters.dropped).filter(([, v]) => v > 0));
+    const [clear, secure] = [roundTrip(ws[0], plan), roundTrip(ws[1], plan)];
+    const lifeline: NicNetworkResult = {
+      placement: `${place.mode} ${place.clear.address}:${place.clear.port}`,
+      clear,
+      secure,
+      secureOverClearP50: figure(secure.p50.value / clear.p50.value, 'ratio', 'secure System State p50 / clear Presence Ping p50, same emulator process, interleaved rounds of the same run'),
+      emulatorRss: figure(rssKiB(emu.ready.pid) / 1024, 'MiB', 'VmRSS of the 1-NIC emulator process after the load'),
+      nicDropped,
+    };
+    const ipmiSim: IpmiSimResult = sim
+      ? { address: `${sim.address}:${sim.port}`, clear: roundTrip(ws[2], plan), rss: figure(rssKiB(sim.child.pid!) / 1024, 'MiB', 'VmRSS of ipmi_sim after the load') }
+      : { skipped: skipped! };
+    const floor = ws.find((w) => w.name === 'node-floor');
+    const nodeFloor = floor
+      ? { clear: roundTrip(floor, plan), note: 'reference only: the smallest Node UDP responder, same client and rounds; the emulator adds its own figure minus this one' }
+      : { error: echoError ?? 'not run' };
+    return { lifeline, ipmiSim, nodeFloor };
+  } finally {
+    if (echo) await stopChild(echo.child, 1000);
+    for (const s of socks) s.close();
+    if (sim) await sim.stop();
+    if (emu) await stopChild(emu.child);
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * Child processes of the bench (nic-emulator, ipmi_sim) and what the bench reads about them from /proc.
+ * Every child is registered; `killAll()` runs in `finally`, on SIGINT/SIGTERM and on exit, so the bench
+ * never leaves a process running.
+ */
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+/** The compiled emulator CLI next to the compiled bench (dist/bench -> dist/nic-emulator). */
+export const EMULATOR_CLI = resolve(import.meta.dirname, '../nic-emulator/cli.js');
+
+const children = new Set<ChildProcess>();
+const tempDirs = new Set<string>();
+
+export function spawnChild(cmd: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
+  const c = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  children.add(c);
+  c.once('exit', () => children.delete(c));
+  return c;
+}
+
+/** SIGKILL every child still running (synchronous: safe in 'exit' handlers). */
+export function killAll(): void {
+  for (const c of children) {
+    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  }
+  children.clear();
+}
+
+/** SIGKILL every child and wait (at most `timeoutMs`) until each has been reaped, so none is left a zombie. */
+export async function killAllAndWait(timeoutMs = 2000): Promise<void> {
+  const live = [...children].filter((c) => c.exitCode === null && c.signalCode === null);
+  const gone = Promise.all(live.map((c) => new Promise<void>((r) => c.once('exit', () => r()))));
+  killAll();
+  await Promise.race([gone, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+}
+
+/** A scratch directory, removed by removeTempDirs(). `base` defaults to the OS temp directory. */
+export function tempDir(name: string, base = tmpdir()): string {
+  const d = mkdtempSync(join(base, `lifeline-bench-${name}-`));
+  tempDirs.add(d);
+  return d;
+}
+
+/**
+ * tmpfs when the machine has one: fleet EEPROM files live there, so start-up figures measure the
+ * emulator rather than the disk's journal (creating files on a busy ext4 costs 0.04-0.7 ms each here).
+ */
+export function memoryBackedBase(): { dir: string; kind: string } {
+  return existsSync('/dev/shm') ? { dir: '/dev/shm', kind: 'tmpfs /dev/shm' } : { dir: tmpdir(), kind: `${tmpdir()} (no /dev/shm)` };
+}
+
+export function removeTempDirs(): void {
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+  tempDirs.clear();
+}
+
+/** Ask a child to stop (SIGTERM), then SIGKILL it after `graceMs`; resolves when it is gone. */
+export function stopChild(c: ChildProcess, graceMs = 5000): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const t = setTimeout(() => c.kill('SIGKILL'), graceMs);
+    c.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    c.kill('SIGTERM');
+  });
+}
+
+/** Resident set size of a process, from /proc/PID/status VmRSS, in KiB. */
+export function rssKiB(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!m) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(m[1]);
+}
+
+export function openFds(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+/** This process's RLIMIT_NOFILE (children inherit it; Node raises its own soft limit to the hard one). */
+export function fdLimit(): { soft: number; hard: number } {
+  const m = /^Max open files\s+(\S+)\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+  const n = (s: string | undefined) => (s === undefined || s === 'unlimited' ? Infinity : Number(s));
+  return { soft: n(m?.[1]), hard: n(m?.[2]) };
+}
+
+export interface EmulatorReady { ready: true; pid: number; nics: number; running: number; failed: number; first: string; last: string; control: string; startMs: number }
+
+export interface Emulator { child: ChildProcess; ready: EmulatorReady; wallMs: number; stderr: () => string }
+
+/** Start `nic-emulator start --json ...` and wait for its ready line. `wallMs` = spawn to ready line. */
+export function startEmulator(args: string[], timeoutMs: number): Promise<Emulator> {
+  const t0 = performance.now();
+  const child = spawnChild(process.execPath, [EMULATOR_CLI, 'start', '--json', '--control', '127.0.0.1:0', '--log-level', 'warn', ...args]);
+  let err = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+    err += d;
+    if (err.length > 100000) err = err.slice(-50000);
+  });
+  return new Promise((resolvePromise, reject) => {
+    let out = '';
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`nic-emulator not ready within ${timeoutMs} ms; stderr: ${err.slice(-1500)}`));
+    }, timeoutMs);
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (!line) return;
+      clearTimeout(timer);
+      child.stdout!.removeAllListeners('data');
+      child.stdout!.resume();
+      resolvePromise({ child, ready: JSON.parse(line) as EmulatorReady, wallMs: performance.now() - t0, stderr: () => err });
+    });
+    child.once('exit', (code, sig) => {
+      clearTimeout(timer);
+      reject(new Error(`nic-emulator exited (${code ?? sig}) before it was ready: ${err.trim().split('\n').slice(-3).join(' | ')}`));
+    });
+  });
+}
