@@ -37,11 +37,11 @@ export async function startControlServer(fleet: Fleet, host: string, port: numbe
       body += c;
       if (body.length > 1 << 20) req.destroy();
     });
-    req.on('end', () => {
+    req.on('end', async () => {
       let status = 200;
       let out: unknown;
       try {
-        out = route(fleet, req.method ?? 'GET', req.url ?? '/', body ? JSON.parse(body) : {}, onShutdown);
+        out = await route(fleet, req.method ?? 'GET', req.url ?? '/', body ? JSON.parse(body) : {}, onShutdown);
       } catch (e) {
         const code = e instanceof LifelineError ? e.code : e instanceof SyntaxError ? 'E_USAGE' : 'E_INTERNAL';
         status = code === 'E_NOT_FOUND' ? 404 : code === 'E_INTERNAL' ? 500 : code === 'E_NIC_DOWN' ? 409 : 400;

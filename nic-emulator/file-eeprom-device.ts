@@ -3,6 +3,10 @@
  * the firmware writes rarely (a checkpoint per K packets, a few pages per refresh), and a synchronous write
  * means an acknowledged packet is never ahead of its checkpoint on disk.
  *
+ * The file is not held open: a fleet of 10,000 NICs would otherwise spend 10,000 file descriptors on files
+ * that are written a few times an hour. Boot reads come from one preloaded copy of the image's used region
+ * (`preload`), dropped with `release()` once the image is parsed.
+ *
  * Fault injection for the lab: `tearNextWrite(atByte)` makes the next write stop after `atByte` bytes, as if
  * mains power were lost mid-write; the NIC then goes down and boots again from the file.
  */
@@ -11,60 +15,85 @@ import type { EepromDevice } from '../firmware/eeprom-device.js';
 import { TornWriteError } from '../firmware/eeprom-device.js';
 import { LifelineError } from '../firmware/errors.js';
 
+/** One erased (0xFF) image per part size, shared by every create(): nothing per NIC stays resident. */
+const erased = new Map<number, Uint8Array>();
+
 export class FileEepromDevice implements EepromDevice {
   readonly size: number;
   readonly path: string;
-  private fd: number;
   private tearAt: number | null = null;
+  private preloaded: Uint8Array | null = null;
   /** fsync after each write: off by default in the lab (the page cache survives a killed process). */
   durable = false;
 
-  private constructor(path: string, fd: number, size: number) {
+  private constructor(path: string, size: number) {
     this.path = path;
-    this.fd = fd;
     this.size = size;
   }
 
-  /** Open an existing image file. Its size is checked by the image loader (E_EEPROM_SIZE). */
-  static open(path: string): FileEepromDevice {
-    let fd: number;
-    try {
-      fd = openSync(path, 'r+');
-    } catch (e) {
-      throw new LifelineError('E_EEPROM_IO', `cannot open EEPROM file ${path}: ${(e as Error).message}`);
-    }
-    return new FileEepromDevice(path, fd, fstatSync(fd).size);
+  /** Open an existing image file, preloading its first `preload` bytes for boot. Size is checked by the loader. */
+  static open(path: string, preload = 8192): FileEepromDevice {
+    return FileEepromDevice.withFd(path, 'r', (fd) => {
+      const dev = new FileEepromDevice(path, fstatSync(fd).size);
+      const n = Math.min(preload, dev.size);
+      dev.preloaded = new Uint8Array(n);
+      readSync(fd, dev.preloaded, 0, n, 0);
+      return dev;
+    });
   }
 
   /** Create a new, blank (0xFF, like an erased part) image file of `size` bytes; fails if it exists. */
   static create(path: string, size: number): FileEepromDevice {
+    let blank = erased.get(size);
+    if (!blank) erased.set(size, (blank = new Uint8Array(size).fill(0xff)));
+    FileEepromDevice.withFd(path, 'wx', (fd) => writeSync(fd, blank!, 0, size, 0));
+    return new FileEepromDevice(path, size);
+  }
+
+  private static withFd<T>(path: string, flags: string, f: (fd: number) => T): T {
     let fd: number;
     try {
-      fd = openSync(path, 'wx+');
+      fd = openSync(path, flags);
     } catch (e) {
-      throw new LifelineError('E_EEPROM_IO', `cannot create EEPROM file ${path}: ${(e as Error).message}`);
+      throw new LifelineError('E_EEPROM_IO', `cannot ${flags === 'wx' ? 'create' : 'open'} EEPROM file ${path}: ${(e as Error).message}`);
     }
-    writeSync(fd, new Uint8Array(size).fill(0xff), 0, size, 0);
-    return new FileEepromDevice(path, fd, size);
+    try {
+      return f(fd);
+    } finally {
+      closeSync(fd);
+    }
   }
 
   read(offset: number, length: number): Uint8Array {
     this.bounds(offset, length);
+    const p = this.preloaded;
+    if (p && offset + length <= p.length) return p.slice(offset, offset + length);
     const out = new Uint8Array(length);
-    readSync(this.fd, out, 0, length, offset);
+    FileEepromDevice.withFd(this.path, 'r', (fd) => readSync(fd, out, 0, length, offset));
     return out;
   }
 
   write(offset: number, bytes: Uint8Array): void {
     this.bounds(offset, bytes.length);
+    let n = bytes.length;
+    let torn = false;
     if (this.tearAt !== null) {
-      const n = Math.min(this.tearAt, bytes.length);
+      n = Math.min(this.tearAt, bytes.length);
       this.tearAt = null;
-      if (n > 0) writeSync(this.fd, bytes, 0, n, offset);
-      throw new TornWriteError(`power lost after ${n} of ${bytes.length} bytes at offset ${offset} of ${this.path}`);
+      torn = true;
     }
-    writeSync(this.fd, bytes, 0, bytes.length, offset);
-    if (this.durable) fsyncSync(this.fd);
+    FileEepromDevice.withFd(this.path, 'r+', (fd) => {
+      if (n > 0) writeSync(fd, bytes, 0, n, offset);
+      if (this.durable) fsyncSync(fd);
+    });
+    const p = this.preloaded;
+    if (p && offset < p.length) p.set(bytes.subarray(0, Math.min(n, p.length - offset)), offset);
+    if (torn) throw new TornWriteError(`power lost after ${n} of ${bytes.length} bytes at offset ${offset} of ${this.path}`);
+  }
+
+  /** Boot is over: drop the preloaded copy (reads then go to the file). */
+  release(): void {
+    this.preloaded = null;
   }
 
   /** Fault injection: the next write() is torn after `atByte` bytes. */
@@ -74,11 +103,7 @@ export class FileEepromDevice implements EepromDevice {
   }
 
   close(): void {
-    try {
-      closeSync(this.fd);
-    } catch {
-      /* already closed */
-    }
+    this.preloaded = null;
   }
 
   private bounds(offset: number, length: number): void {

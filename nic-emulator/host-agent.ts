@@ -26,6 +26,8 @@ export interface HostAgentOptions {
   commitTimeoutMs?: number;
   /** An EEPROM write failed mid-batch (power lost): the NIC shell reboots the NIC. */
   onEepromFailure: (e: unknown) => void;
+  /** An SA was committed to the NIC (the shell binds the secure port if it is not yet). */
+  onCommit?: () => void;
 }
 
 export class HostAgent {
@@ -122,6 +124,7 @@ export class HostAgent {
             break;
           case 'nic-commit':
             db!.commitPending(e.generation);
+            this.o.onCommit?.();
             break;
           case 'nic-discard':
             db!.discardPending(e.generation);

@@ -58,17 +58,20 @@ export class NicHeartbeat {
     this.schedule();
   }
 
-  /** A heartbeat datagram from a station: an answer to one of our probes (or a forgery, counted by the monitor). */
-  onAnswer(bytes: Uint8Array): void {
-    if (!this.monitor || bytes.length < 8) return;
+  /**
+   * A heartbeat datagram from a station: an answer to one of our probes, or a forgery the monitor counts.
+   * Returns the drop reason when there is nothing to give it to (no heartbeats configured, too short, no such
+   * SA), so the NIC counts it with its other drops.
+   */
+  onAnswer(bytes: Uint8Array): string | null {
+    if (!this.monitor) return 'unexpected_heartbeat';
+    if (bytes.length < 8) return 'short';
     const spi = ((bytes[4] << 24) | (bytes[5] << 16) | (bytes[6] << 8) | bytes[7]) >>> 0;
     const sa = this.o.lookupSa(spi);
-    if (!sa) {
-      this.monitor.counters.dropped.spi = (this.monitor.counters.dropped.spi ?? 0) + 1;
-      return;
-    }
+    if (!sa) return 'spi';
     this.monitor.handleAnswer(bytes, Date.now(), sa);
     this.schedule();
+    return null;
   }
 
   /** A station that took the NIC over said so (owner notice): use it. */

@@ -56,6 +56,7 @@ export class NicNode {
   private firmware: NicFirmware | null = null;
   private sockets: { clear?: dgram.Socket; secure?: dgram.Socket } = {};
   private bootTimer: NodeJS.Timeout | null = null;
+  private secureBinding = false;
   private readonly log: Logger;
   readonly agent: HostAgent;
   readonly heartbeat: NicHeartbeat;
@@ -78,6 +79,7 @@ export class NicNode {
       log: this.log,
       commitTimeoutMs: opts.commitTimeoutMs,
       onEepromFailure: (e) => this.powerFailure(e),
+      onCommit: () => void this.ensureSecureSocket(),
     });
     this.heartbeat = new NicHeartbeat({
       nicId: this.id,
@@ -122,6 +124,7 @@ export class NicNode {
       } else {
         this.device = FileEepromDevice.open(this.eepromPath);
         this.image = EepromImage.load(this.device, this.eepromPath);
+        this.device.release();
         for (const r of this.image.recoveredRecords) this.log.log('warn', 'EEPROM record recovered from older copy', { record: r });
       }
       this.db = new SaDatabase(this.image, { checkpointBlock: this.opts.checkpointBlock });
@@ -160,19 +163,37 @@ export class NicNode {
   // ------------------------------------------------------------------ sockets
 
   private async bindSockets(): Promise<void> {
-    const bind = (port: number, onMessage: (msg: Buffer, rinfo: dgram.RemoteInfo) => void) =>
-      new Promise<dgram.Socket>((resolve, reject) => {
-        const s = dgram.createSocket({ type: 'udp4', reuseAddr: false });
-        s.once('error', reject);
-        s.on('message', onMessage);
-        s.bind({ address: this.addr.address, port, exclusive: true }, () => {
-          s.removeListener('error', reject);
-          s.on('error', (err) => this.log.log('warn', 'socket error', { port, error: err.message }));
-          resolve(s);
-        });
+    this.sockets.clear = await this.bindUdp(this.addr.clearPort, (m, r) => this.onDatagram('clear', m, r));
+    await this.ensureSecureSocket();
+  }
+
+  /**
+   * UDP 664 is bound once the NIC holds an SA: before that nothing could authenticate there, and a fleet of
+   * 10,000 fresh NICs then needs one socket per NIC, not two (file descriptors are the fleet's limit).
+   */
+  private async ensureSecureSocket(): Promise<void> {
+    if (this.sockets.secure || this.secureBinding || !this.db || (!this.db.active && !this.db.previous)) return;
+    this.secureBinding = true;
+    try {
+      this.sockets.secure = await this.bindUdp(this.addr.securePort, (m, r) => this.onDatagram('secure', m, r));
+    } catch (e) {
+      this.log.log('error', 'cannot bind the secure port', { port: this.addr.securePort, error: (e as Error).message });
+    } finally {
+      this.secureBinding = false;
+    }
+  }
+
+  private bindUdp(port: number, onMessage: (msg: Buffer, rinfo: dgram.RemoteInfo) => void): Promise<dgram.Socket> {
+    return new Promise<dgram.Socket>((resolve, reject) => {
+      const s = dgram.createSocket({ type: 'udp4', reuseAddr: false });
+      s.once('error', reject);
+      s.on('message', onMessage);
+      s.bind({ address: this.addr.address, port, exclusive: true }, () => {
+        s.removeListener('error', reject);
+        s.on('error', (err) => this.log.log('warn', 'socket error', { port, error: err.message }));
+        resolve(s);
       });
-    this.sockets.clear = await bind(this.addr.clearPort, (m, r) => this.onDatagram('clear', m, r));
-    this.sockets.secure = await bind(this.addr.securePort, (m, r) => this.onDatagram('secure', m, r));
+    });
   }
 
   private onDatagram(port: 'clear' | 'secure', msg: Buffer, rinfo: dgram.RemoteInfo): void {
@@ -225,9 +246,12 @@ export class NicNode {
         case 'log':
           this.log.log(e.level, e.msg, e.fields);
           break;
-        case 'heartbeat':
-          this.heartbeat.onAnswer(e.bytes);
+        case 'heartbeat': {
+          const reason = this.heartbeat.onAnswer(e.bytes);
+          const d = this.firmware?.counters.dropped;
+          if (reason && d) d[reason] = (d[reason] ?? 0) + 1;
           break;
+        }
         case 'owner':
           this.owner = { station: `${e.notice.address}:${e.notice.port}`, epoch: e.notice.epoch, at: new Date().toISOString() };
           this.heartbeat.setOwner(this.owner.station);
@@ -254,7 +278,8 @@ export class NicNode {
       }, this.opts.bootDelayMs);
       this.bootTimer.unref();
     }
-    if (hostAgentAlive(state) && this.runState === 'running') {
+    if (hostAgentAlive(state) && this.runState === 'running' && this.image?.config.trustAnchor.kind === 'psk') {
+      // The IKE port is bound only once the NIC was enrolled (trust anchor written): nothing to negotiate before.
       this.agent.start().catch((e) => this.log.log('error', 'host agent cannot bind its IKE port', { port: this.addr.ikePort, error: (e as Error).message }));
     } else if (!hostAgentAlive(state)) {
       void this.agent.stop();
@@ -288,7 +313,7 @@ export class NicNode {
   // ------------------------------------------------------------------ SA installation (host driver / manual keying)
 
   /** Manual keying (RFC 4301 §4.5): the host driver writes a complete SA and commits it at once. */
-  installSa(sa: SaPair): { generation: number } {
+  async installSa(sa: SaPair): Promise<{ generation: number }> {
     const db = this.requireDb();
     const generation = db.nextGeneration();
     try {
@@ -301,6 +326,7 @@ export class NicNode {
       this.powerOnFirmware(false);
       throw new LifelineError('E_NIC_DOWN', `${this.id} lost power while writing the SA (injected); it rebooted from ${this.eepromPath} with the last committed SA`);
     }
+    await this.ensureSecureSocket();
     return { generation };
   }
 
@@ -316,6 +342,7 @@ export class NicNode {
     if (!this.image || this.runState !== 'running') throw new LifelineError('E_NIC_DOWN', `${this.id} is ${this.runState}`);
     this.image.writeConfig({ ...this.image.config, trustAnchor: { kind: 'psk', key: psk.slice() } });
     this.agent.resetTrust();
+    if (hostAgentAlive(this.hostState)) this.agent.start().catch((e) => this.log.log('error', 'host agent cannot bind its IKE port', { port: this.addr.ikePort, error: (e as Error).message }));
   }
 
   /** The NIC's clear-management option (the seed's cold-boot option, DESIGN §2.1), as the admin configures it. */

@@ -4,12 +4,20 @@
  * and every wait is bounded, so a stuck test cannot hang CI.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { ControlClient } from '../../lib/control-client.js';
 
-export const ROOT = resolve(import.meta.dirname, '../../..');
+/** The repository root: the nearest directory above this file with bin/nic-emulator.js (dist/ or a .build/ copy). */
+export const ROOT = findRoot(import.meta.dirname);
+
+function findRoot(from: string): string {
+  for (let d = from; ; d = dirname(d)) {
+    if (existsSync(join(d, 'bin', 'nic-emulator.js')) && existsSync(join(d, 'package.json'))) return d;
+    if (dirname(d) === d) return resolve(import.meta.dirname, '../../..');
+  }
+}
 export const EMULATOR = join(ROOT, 'bin/nic-emulator.js');
 export const STATION = join(ROOT, 'bin/mgmt-station.js');
 
@@ -32,6 +40,8 @@ export class Lab {
   ready: Ready | null = null;
   control!: ControlClient;
   emulatorStderr = '';
+  /** The flags of the last start, addressing included: restartEmulator() reuses them. */
+  startArgs: string[] = [];
   private children = new Set<ChildProcess>();
 
   constructor(readonly name = 'lab') {
@@ -53,6 +63,7 @@ export class Lab {
       : isRoot
         ? ['--first-address', freshFirstAddress()]
         : ['--port-base', String(20000 + ((process.pid * 7) % 30000))];
+    this.startArgs = [...addressing, ...args];
     const child = spawn(process.execPath, [EMULATOR, 'start', '--json', '--control', '127.0.0.1:0', '--data-dir', join(this.dir, 'nics'), '--boot-delay', '300', ...addressing, ...args], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -101,12 +112,80 @@ export class Lab {
     this.emulator = null;
   }
 
-  /** Run a CLI (station by default) to completion, bounded in time. */
-  run(args: string[], opts: { bin?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+  /**
+   * Stop the emulator with `signal` (SIGTERM: clean shutdown; SIGKILL: as if the process died) and start it
+   * again on the same data directory, addresses and flags: every NIC resumes from its EEPROM file.
+   */
+  async restartEmulator(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 20000): Promise<Ready> {
+    const args = this.startArgs;
+    await this.stopEmulator(signal);
+    return this.startEmulator(args, timeoutMs);
+  }
+
+  /** True while the emulator process is alive. */
+  get emulatorAlive(): boolean {
+    const c = this.emulator;
+    return c !== null && c.exitCode === null && c.signalCode === null;
+  }
+
+  /** Run `nic-emulator ARGS --control <this lab's control API>` to completion. */
+  emulatorCli(args: string[], timeoutMs?: number): Promise<RunResult> {
+    return this.run([...args, '--control', this.ready?.control ?? '127.0.0.1:1'], { bin: EMULATOR, timeoutMs });
+  }
+
+  /** Run any executable (e.g. FreeIPMI's rmcpping) to completion, bounded in time; killed in cleanup(). */
+  exec(command: string, args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+    return this.spawnBounded(command, args, args, opts);
+  }
+
+  /**
+   * Run a CLI (station by default) to completion, bounded in time. For the station, `store` and `keyFile`
+   * replace the lab's (e.g. a PostgreSQL URL), and `cwd` runs it from another working directory.
+   */
+  run(args: string[], opts: { bin?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string; store?: string; keyFile?: string } = {}): Promise<RunResult> {
     const bin = opts.bin ?? STATION;
-    const full = bin === STATION ? [...args, '--store', this.store, '--cluster-key', this.keyFile, '--emulator', this.ready?.control ?? '127.0.0.1:1'] : args;
+    const full = bin === STATION ? [...args, '--store', opts.store ?? this.store, '--cluster-key', opts.keyFile ?? this.keyFile, '--emulator', this.ready?.control ?? '127.0.0.1:1'] : args;
+    return this.spawnBounded(process.execPath, [bin, ...full], args, opts);
+  }
+
+  /**
+   * `mgmt-station serve --json --id ID ARGS` with the lab's emulator and (unless given in `opts`) its store and
+   * cluster key; resolves on the daemon's ready line, rejects (and kills it) if it exits first or is not ready in
+   * time. The process is killed in cleanup().
+   */
+  async startStation(id: string, args: string[] = [], opts: { cwd?: string; store?: string; keyFile?: string; timeoutMs?: number } = {}): Promise<StationProcess> {
+    const timeoutMs = opts.timeoutMs ?? 15000;
+    const argv = [STATION, 'serve', '--json', '--id', id, ...args, '--store', opts.store ?? this.store, '--cluster-key', opts.keyFile ?? this.keyFile, '--emulator', this.ready?.control ?? '127.0.0.1:1'];
+    const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd });
+    this.children.add(child);
+    child.once('exit', () => this.children.delete(child));
+    const st = new StationProcess(id, child, opts.cwd ?? process.cwd());
+    const ready = await new Promise<StationReady>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`station ${id} not ready in ${timeoutMs} ms; stderr:\n${st.stderr.slice(-2000)}`)), timeoutMs);
+      const onData = () => {
+        const line = st.stdout.split('\n').find((l) => l.startsWith('{') && l.endsWith('}'));
+        if (!line) return;
+        clearTimeout(timer);
+        child.stdout!.off('data', onData);
+        resolve(JSON.parse(line) as StationReady);
+      };
+      child.stdout!.on('data', onData);
+      child.once('exit', (code, signal) => {
+        clearTimeout(timer);
+        reject(new Error(`station ${id} exited (${code ?? signal}) before ready; stderr:\n${st.stderr.slice(-2000)}`));
+      });
+    }).catch((e) => {
+      child.kill('SIGKILL');
+      throw e;
+    });
+    st.setReady(ready);
+    return st;
+  }
+
+  private spawnBounded(command: string, argv: string[], args: string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string }): Promise<RunResult> {
+    const bin = command === process.execPath ? argv[0] : command;
     return new Promise((resolve, reject) => {
-      const c = spawn(process.execPath, [bin, ...full], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+      const c = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env }, cwd: opts.cwd });
       this.children.add(c);
       let stdout = '';
       let stderr = '';
@@ -116,7 +195,17 @@ export class Lab {
         c.kill('SIGKILL');
         reject(new Error(`${bin} ${args.join(' ')} did not finish in ${opts.timeoutMs ?? 20000} ms; stderr: ${stderr}`));
       }, opts.timeoutMs ?? 20000);
-      c.once('exit', (code) => {
+      c.once('error', (e) => {
+        clearTimeout(t);
+        this.children.delete(c);
+        reject(new Error(`cannot run ${bin}: ${e.message}`));
+      });
+      // Output is complete on 'close' (stdio drained), which can lag 'exit'; a grandchild holding the pipes
+      // open must not hang the test, so 'exit' finishes after a grace period anyway.
+      let done = false;
+      const finish = (code: number | null) => {
+        if (done) return;
+        done = true;
         clearTimeout(t);
         this.children.delete(c);
         let json: any;
@@ -128,7 +217,9 @@ export class Lab {
           }
         }
         resolve({ code, stdout, stderr, json });
-      });
+      };
+      c.once('close', (code) => finish(code));
+      c.once('exit', (code) => setTimeout(() => finish(code), 1000).unref());
     });
   }
 
@@ -152,6 +243,66 @@ export class Lab {
     for (const c of this.children) c.kill('SIGKILL');
     this.children.clear();
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** The line `mgmt-station serve --json` prints once it listens. */
+export interface StationReady { ready: true; id: string; pid: number; control: string; store: string }
+
+/** A `mgmt-station serve` process started by Lab.startStation. */
+export class StationProcess {
+  stdout = '';
+  stderr = '';
+  ready!: StationReady;
+  control!: ControlClient;
+
+  constructor(readonly id: string, readonly child: ChildProcess, readonly cwd: string) {
+    child.stdout!.setEncoding('utf8').on('data', (c: string) => (this.stdout += c));
+    child.stderr!.setEncoding('utf8').on('data', (c: string) => {
+      this.stderr += c;
+      if (this.stderr.length > 200000) this.stderr = this.stderr.slice(-100000);
+    });
+  }
+
+  /** @internal Lab.startStation sets it once the ready line arrived. */
+  setReady(r: StationReady): void {
+    this.ready = r;
+    this.control = ControlClient.parse(r.control);
+  }
+
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /**
+   * Send `signal`. SIGSTOP/SIGCONT return at once; any other signal waits (bounded, then SIGKILL) until the
+   * process is gone: SIGKILL = the station dies on the spot, as with `kill -9`.
+   */
+  async kill(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 5000): Promise<void> {
+    const c = this.child;
+    if (!this.alive) return;
+    if (signal === 'SIGSTOP' || signal === 'SIGCONT') {
+      c.kill(signal);
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
+      c.once('exit', () => {
+        clearTimeout(t);
+        resolve();
+      });
+      c.kill(signal);
+    });
+  }
+
+  /** POST /v1/nics/:nic/:verb on the daemon's control API (what the CLI forwards); rejects with its coded error. */
+  verb(nic: string, verb: string): Promise<any> {
+    return this.control.post(`/v1/nics/${encodeURIComponent(nic)}/${verb}`);
+  }
+
+  /** GET /v1/status. */
+  status(): Promise<any> {
+    return this.control.get('/v1/status');
   }
 }
 
