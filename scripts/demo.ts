@@ -5,7 +5,8 @@
  * replays a stale packet, restarts the emulator from its EEPROM files, and ends with a summary. Exit 0 = every
  * step behaved as described.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnReady } from '../lib/spawn-ready.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -40,20 +41,9 @@ function emulatorCli(...args: string[]): any {
 }
 
 async function startEmulator(): Promise<{ first: string; control: string }> {
-  emu = spawn(process.execPath, [EMU, 'start', '--nics', '4', '--json', '--control', '127.0.0.1:0', '--data-dir', join(dir, 'nics'), '--boot-delay', '500', ...addressing], { stdio: ['ignore', 'pipe', 'ignore'] });
-  return new Promise((res, rej) => {
-    let buf = '';
-    const t = setTimeout(() => rej(new Error('emulator did not start in 15 s')), 15000);
-    emu!.stdout!.setEncoding('utf8').on('data', (c: string) => {
-      buf += c;
-      const line = buf.split('\n').find((l) => l.startsWith('{'));
-      if (line) {
-        clearTimeout(t);
-        res(JSON.parse(line));
-      }
-    });
-    emu!.once('exit', (c) => rej(new Error(`emulator exited ${c}`)));
-  });
+  const r = await spawnReady<{ first: string; control: string }>(EMU, ['start', '--nics', '4', '--json', '--control', '127.0.0.1:0', '--data-dir', join(dir, 'nics'), '--boot-delay', '500', ...addressing], 'nic-emulator', { timeoutMs: 15000 });
+  emu = r.child;
+  return r.ready;
 }
 
 async function stopEmulator(): Promise<void> {

@@ -6,7 +6,8 @@
  * As root, NICs get one loopback address each (127.0.1.1 ...) with the standard ports, so `rmcpping
  * 127.0.1.1` works. Otherwise they share 127.0.0.1 with a port per NIC (README "Running without root").
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnReady } from '../lib/spawn-ready.js';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
@@ -23,25 +24,14 @@ function station(args: string[]): { ok: boolean; out: string; err: string } {
   return { ok: r.status === 0, out: r.stdout.trim(), err: r.stderr.trim() };
 }
 
-function startChild(bin: string, args: string[], what: string): Promise<Record<string, unknown>> {
-  const c = spawn(process.execPath, [bin, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(c);
-  c.once('exit', (code) => {
+async function startChild(bin: string, args: string[], what: string): Promise<Record<string, unknown>> {
+  const { child, ready } = await spawnReady(bin, args, what, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], timeoutMs: 30000 });
+  children.push(child);
+  child.once('exit', (code) => {
     process.stderr.write(`lab: ${what} exited (${code}); stopping the lab\n`);
     shutdown(1);
   });
-  return new Promise((res, rej) => {
-    let buf = '';
-    const t = setTimeout(() => rej(new Error(`${what} did not start in 30 s`)), 30000);
-    c.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
-      buf += chunk;
-      const line = buf.split('\n').find((l) => l.startsWith('{'));
-      if (line) {
-        clearTimeout(t);
-        res(JSON.parse(line));
-      }
-    });
-  });
+  return ready;
 }
 
 let stopping = false;

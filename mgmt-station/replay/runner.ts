@@ -6,7 +6,8 @@
  * client state through the emulator's control API, put the station into its state, perform the action with
  * a fresh `mgmt-station` process (or a raw clear RMCP datagram), and observe the outcome.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnReady } from '../../lib/spawn-ready.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -14,7 +15,6 @@ import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { ControlClient } from '../../lib/control-client.js';
 import { encodeRmcpAsf, decodeRmcpAsf } from '../../firmware/asf.js';
-import { LifelineError } from '../../firmware/errors.js';
 import type { Outcome, TableRow } from './table.js';
 
 const ROOT = resolve(import.meta.dirname, '../../..');
@@ -32,23 +32,11 @@ async function startLab(nics: number): Promise<Lab> {
   const dir = mkdtempSync(join(tmpdir(), 'lifeline-replay-'));
   const root = process.getuid?.() === 0;
   const addressing = root ? ['--first-address', `127.${100 + (process.pid % 100)}.${1 + ((process.pid >> 7) % 200)}.1`] : ['--port-base', String(30000 + (process.pid % 900) * 30)];
-  const emu = spawn(process.execPath, [EMULATOR, 'start', '--json', '--nics', String(nics), '--control', '127.0.0.1:0', '--data-dir', join(dir, 'nics'), '--boot-delay', '60000', ...addressing], { stdio: ['ignore', 'pipe', 'ignore'] });
-  const ready = await new Promise<{ control: string }>((res, rej) => {
-    let buf = '';
-    const t = setTimeout(() => rej(new LifelineError('E_TIMEOUT', 'replay lab: emulator did not start in 20 s')), 20000);
-    emu.stdout!.setEncoding('utf8').on('data', (c: string) => {
-      buf += c;
-      const line = buf.split('\n').find((l) => l.startsWith('{'));
-      if (line) {
-        clearTimeout(t);
-        res(JSON.parse(line));
-      }
-    });
-    emu.once('exit', (code) => {
-      clearTimeout(t);
-      rej(new LifelineError('E_UNREACHABLE', `replay lab: emulator exited with ${code} (ports in use? run as root or free ${addressing.join(' ')})`));
-    });
-  });
+  const { child: emu, ready } = await spawnReady<{ control: string }>(
+    EMULATOR,
+    ['start', '--json', '--nics', String(nics), '--control', '127.0.0.1:0', '--data-dir', join(dir, 'nics'), '--boot-delay', '60000', ...addressing],
+    `replay lab emulator (${addressing.join(' ')})`,
+  );
   writeFileSync(join(dir, 'psk.hex'), randomBytes(32).toString('hex'));
   return { dir, emu, control: ControlClient.parse(ready.control), controlAddr: ready.control };
 }
@@ -66,16 +54,7 @@ function station(lab: Lab, store: string, args: string[]): { ok: boolean; json: 
 
 /** Start a station daemon, send one command through it, then kill -9 it: a station cold boot follows. */
 async function crashDaemon(lab: Lab, nic: string): Promise<void> {
-  const d = spawn(process.execPath, [STATION, 'serve', '--json', '--store', `sqlite:${join(lab.dir, 'station.db')}`, '--cluster-key', join(lab.dir, 'cluster.key'), '--lease-ms', String(LEASE_MS), '--poll-interval', '600000', '--control', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'ignore'] });
-  await new Promise<void>((res, rej) => {
-    const t = setTimeout(() => rej(new LifelineError('E_TIMEOUT', 'replay: station daemon did not start')), 15000);
-    d.stdout!.setEncoding('utf8').on('data', (c: string) => {
-      if (c.includes('"ready"')) {
-        clearTimeout(t);
-        res();
-      }
-    });
-  });
+  const { child: d } = await spawnReady(STATION, ['serve', '--json', '--store', `sqlite:${join(lab.dir, 'station.db')}`, '--cluster-key', join(lab.dir, 'cluster.key'), '--lease-ms', String(LEASE_MS), '--poll-interval', '600000', '--control', '127.0.0.1:0'], 'replay station daemon');
   spawnSync(process.execPath, [STATION, 'ping', nic, '--json', '--store', `sqlite:${join(lab.dir, 'station.db')}`, '--cluster-key', join(lab.dir, 'cluster.key')], { timeout: 15000 });
   await new Promise<void>((r) => {
     d.once('exit', () => r());
