@@ -52,7 +52,7 @@ Keys and NICs:
   refresh NIC|all           SA refresh: new child SA + ready/ack/confirm commit (host must be up)
   list [--json]             NICs this station knows, with their SAs
   keys --wireshark FILE [--ikev2 FILE]
-                            write esp_sa (and ikev2_decryption_table) UAT lines for the SAs held
+                            write esp_sa (and ikev2_decryption_table) UAT lines for every SA in the store (retired ones too)
                             (see README "Checking packets with tshark")
   log NIC [--json]          the NIC's command log with outcomes
   audit NIC [--json]        verify the NIC's hash-chained command log; names the first bad entry
@@ -170,12 +170,13 @@ async function main(argv: string[]): Promise<void> {
       announceFile: announce,
       leaseMs: num(values['lease-ms'], 10000, 'lease-ms'),
     }, log);
-    await daemon.start();
-    const line = { ready: true, id: stationId, pid: process.pid, control: `${host || '127.0.0.1'}:${daemon.port}`, store: storeUrl.replace(/:[^:@/]*@/, ':***@') };
-    process.stdout.write((json ? JSON.stringify(line) : `mgmt-station: station '${stationId}' serving on http://${line.control} (store ${line.store})`) + '\n');
+    // Signal handlers first: whoever reads the ready line may stop the daemon at once.
     const stop = () => void daemon.stop().finally(() => process.exit(EXIT.OK));
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
+    await daemon.start();
+    const line = { ready: true, id: stationId, pid: process.pid, control: `${host || '127.0.0.1'}:${daemon.port}`, store: storeUrl.replace(/:[^:@/]*@/, ':***@') };
+    process.stdout.write((json ? JSON.stringify(line) : `mgmt-station: station '${stationId}' serving on http://${line.control} (store ${line.store})`) + '\n');
     return;
   }
   try {
@@ -310,8 +311,8 @@ async function main(argv: string[]): Promise<void> {
               const line = ikev2DecryptionTableLine(s.ike);
               if (!ike.includes(line)) ike.push(line);
             }
-            if (s.state === 'retired') continue;
-            esp.push(...espSaUatLines(nic, s.pair));
+            // Retired SAs too: a capture that spans refreshes holds packets under them.
+            esp.push(...espSaUatLines(nic, s.pair, s.state));
             n++;
           }
         }

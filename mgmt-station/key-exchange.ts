@@ -28,6 +28,9 @@ export interface KeyExchangeOptions {
   log?: (level: string, msg: string) => void;
 }
 
+/** 200 ms, 400, 800, 1.6 s: a host agent that does not answer is taken as gone after 3 s (RFC 7296 §2.4). */
+const STATION_RETRANSMIT = { baseMs: 200, factor: 2, tries: 4 };
+
 export interface ExchangeResult { nic: string; generation: number; kind: 'enroll' | 'refresh'; exchange: 'IKE_AUTH' | 'CREATE_CHILD_SA'; ms: number }
 
 export class KeyExchange {
@@ -57,7 +60,22 @@ export class KeyExchange {
   private async run(kind: 'enroll' | 'refresh', timeoutMs: number): Promise<ExchangeResult> {
     await this.open();
     const t0 = performance.now();
-    const useChild = kind === 'refresh' && this.initiator?.canRefresh === true;
+    if (kind === 'refresh' && this.initiator?.canRefresh === true) {
+      try {
+        const sa = await this.attempt(true, timeoutMs);
+        return { nic: this.nic.id, generation: sa.generation, kind, exchange: 'CREATE_CHILD_SA', ms: performance.now() - t0 };
+      } catch (e) {
+        // The host agent forgot our IKE SA (its OS went down and came back): start a new IKE SA right away.
+        if ((e as LifelineError).code !== 'E_IKE_TIMEOUT' || performance.now() - t0 > timeoutMs / 2) throw e;
+        this.o.log?.('info', `${this.nic.id}: no answer to CREATE_CHILD_SA; the host agent restarted? starting a new IKE SA`);
+      }
+    }
+    const sa = await this.attempt(false, timeoutMs - (performance.now() - t0));
+    return { nic: this.nic.id, generation: sa.generation, kind, exchange: 'IKE_AUTH', ms: performance.now() - t0 };
+  }
+
+  /** One exchange (CREATE_CHILD_SA on the held IKE SA, or a new IKE SA) through the commit. */
+  private async attempt(useChild: boolean, timeoutMs: number): Promise<SaPair> {
     if (!useChild) {
       this.initiator = new IkeInitiator({
         random: (n) => new Uint8Array(randomBytes(n)),
@@ -67,17 +85,17 @@ export class KeyExchange {
         policy: this.o.policy,
         espTransforms: this.o.espTransforms,
         esn: this.o.esn,
+        retransmit: STATION_RETRANSMIT,
       });
     }
     const done = new Promise<SaPair>((resolve, reject) => (this.waiting = { resolve, reject }));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new LifelineError('E_IKE_TIMEOUT', `key exchange with ${this.nic.id}'s host agent (${this.nic.address}:${this.nic.ikePort}) did not finish in ${timeoutMs} ms; the host OS must be up`)), timeoutMs);
+      timer = setTimeout(() => reject(new LifelineError('E_IKE_TIMEOUT', `key exchange with ${this.nic.id}'s host agent (${this.nic.address}:${this.nic.ikePort}) did not finish in ${Math.round(timeoutMs)} ms; the host OS must be up`)), Math.max(0, timeoutMs));
     });
     try {
       await this.perform(useChild ? this.initiator!.refresh(Date.now()) : this.initiator!.connect(Date.now()));
-      const sa = await Promise.race([done, timeout]);
-      return { nic: this.nic.id, generation: sa.generation, kind, exchange: useChild ? 'CREATE_CHILD_SA' : 'IKE_AUTH', ms: performance.now() - t0 };
+      return await Promise.race([done, timeout]);
     } finally {
       clearTimeout(timer);
       this.waiting = null;

@@ -17,14 +17,14 @@ function spiHex(spi: number): string {
 }
 
 /** Two UAT rows (station -> NIC and NIC -> station), or comment lines where Wireshark cannot decrypt. */
-export function espSaUatLines(nic: NicRecord, sa: SaPair): string[] {
+export function espSaUatLines(nic: NicRecord, sa: SaPair, state = 'held'): string[] {
   const name = ESP_ENCRYPTION_NAME[sa.transform];
   const row = (dir: SaDirection, src: string, dst: string, what: string) =>
     name
       ? `"IPv4","${src}","${dst}","${spiHex(dir.spi)}","${name}","0x${hex(dir.encKey)}","NULL",""`
       : `# ${nic.id} SA ${sa.generation} ${what} SPI ${spiHex(dir.spi)}: ${sa.transform} cannot be decrypted by Wireshark 4.0`;
   return [
-    `# ${nic.id} SA generation ${sa.generation} (${sa.policy}${sa.esn ? ', ESN: Wireshark 4.0 cannot verify ESN packets' : ''})`,
+    `# ${nic.id} SA generation ${sa.generation}, ${state} (${sa.policy}${sa.esn ? ', ESN: Wireshark 4.0 cannot verify ESN packets' : ''})`,
     row(sa.toNic, '*', nic.address, 'station->NIC'),
     row(sa.fromNic, nic.address, '*', 'NIC->station'),
   ];
