@@ -55,9 +55,15 @@ export interface NicCounters {
   acksSent: number;
 }
 
-const RESPONSE_CACHE_SIZE = 32;
+/**
+ * Answers kept for retransmitted commands. A command's identity is its RMCP sequence + ASF tag (+ type), which
+ * the stations derive from the NIC's shared command log (65,280 distinct values), so the cache only has to
+ * outlive a station's retransmissions and a takeover's completion of unacknowledged commands: stations keep
+ * at most 16 commands in flight per NIC (mgmt-station/nic-session.ts), far below this size.
+ */
+export const RESPONSE_CACHE_SIZE = 256;
 
-interface CachedAnswer { key: string; request: Uint8Array; answers: AsfMessage[]; ackSeq: number | null }
+interface CachedAnswer { answers: AsfMessage[]; ackSeq: number | null }
 
 export class NicFirmware {
   readonly counters: NicCounters = {
@@ -72,7 +78,8 @@ export class NicFirmware {
   ownerEpoch = 0;
   /** The emulated host's state, kept current by the shell. */
   hostState: HostState = 'off';
-  private cache: CachedAnswer[] = [];
+  /** Insertion-ordered: the oldest entry goes first when the cache is full. Allocated on first use. */
+  private cache: Map<string, CachedAnswer> | null = null;
 
   constructor(
     private readonly channel: SecureChannel,
@@ -173,9 +180,10 @@ export class NicFirmware {
     const send = (m: Uint8Array) =>
       effects.push({ kind: 'send', port: 'secure', to: from, bytes: this.channel.seal(gen, encodeInnerUdp(RMCP_PORT, srcPort, m), from) });
 
-    // Retransmission of a request we already handled: answer from the cache, never execute again.
-    const key = `${gen}:${rmcp.sequence}:${asf.tag}:${asf.type}`;
-    const hit = rmcp.sequence !== RMCP_SEQ_NO_ACK ? this.cache.find((c) => c.key === key) : undefined;
+    // Retransmission of a request we already handled: answer from the cache, never execute again. The key has
+    // no SA generation: a command sent before a refresh and completed after it is still the same command.
+    const key = `${rmcp.sequence}:${asf.tag}:${asf.type}`;
+    const hit = rmcp.sequence !== RMCP_SEQ_NO_ACK ? this.cache?.get(key) : undefined;
     if (hit) {
       this.counters.duplicatesAnswered++;
       if (hit.ackSeq !== null) send(rmcpAckFor(rmcp)!);
@@ -204,15 +212,16 @@ export class NicFirmware {
       }
     }
     if (rmcp.sequence !== RMCP_SEQ_NO_ACK) {
-      this.cache.push({ key, request: bytes, answers, ackSeq: ack ? rmcp.sequence : null });
-      if (this.cache.length > RESPONSE_CACHE_SIZE) this.cache.shift();
+      this.cache ??= new Map();
+      this.cache.set(key, { answers, ackSeq: ack ? rmcp.sequence : null });
+      if (this.cache.size > RESPONSE_CACHE_SIZE) this.cache.delete(this.cache.keys().next().value!);
     }
     return effects;
   }
 
   /** Forget cached answers (the NIC lost power: RAM is gone). */
   powerLost(): void {
-    this.cache = [];
+    this.cache = null;
   }
 
   // ---------------------------------------------------------------- answers

@@ -9,7 +9,7 @@ import { loadClusterKey, createClusterKeyFile, CLUSTER_KEY_ENV, type ClusterKey 
 import type { Fence, NicRecord, Store } from './store/store.js';
 import { KeyExchange, type ExchangeResult } from './key-exchange.js';
 import { UdpMux } from './udp-mux.js';
-import { NicSession } from './nic-session.js';
+import { NicSession, type CommandKind } from './nic-session.js';
 import { LifelineError } from '../firmware/errors.js';
 
 export const DEFAULT_STORE = 'sqlite:var/station.db';
@@ -32,6 +32,7 @@ export class StationContext {
   private sessions = new Map<string, NicSession>();
   private fences = new Map<string, Fence>();
   private exchanges = new Map<string, KeyExchange>();
+  private opening = new Map<string, Promise<NicSession>>();
   /** NICs this process took over from another station (their sessions start above the old owner's window). */
   readonly takeovers = new Set<string>();
 
@@ -89,14 +90,31 @@ export class StationContext {
     return f;
   }
 
+  /**
+   * The secure session to a NIC, opened once per process (concurrent callers share the opening). Before it
+   * serves anything, it finishes the commands that an earlier owner — another station, or an earlier process
+   * of this one — logged as sent and never saw acknowledged (DESIGN §5): resent with their recorded identity,
+   * the NIC answers them from its response cache or runs them now, and never a second time.
+   */
   async session(nic: string): Promise<NicSession> {
-    let s = this.sessions.get(nic);
-    if (!s) {
-      const fence = await this.fence(nic);
-      s = await NicSession.open(nic, { store: this.store, mux: await this.udp(), fence, now: () => this.now(), takeover: this.takeovers.has(nic) });
-      this.sessions.set(nic, s);
+    const have = this.sessions.get(nic);
+    if (have) return have;
+    let opening = this.opening.get(nic);
+    if (!opening) {
+      opening = (async () => {
+        const openedAt = Date.now();
+        const fence = await this.fence(nic);
+        const s = await NicSession.open(nic, { store: this.store, mux: await this.udp(), fence, now: () => this.now(), takeover: this.takeovers.has(nic) });
+        for (const c of await this.store.listCommands(nic)) {
+          if (c.outcome !== 'sent' || c.time >= openedAt) continue;
+          await s.completeCommand(c.index, c.command as CommandKind, c.rmcpSeq, c.asfTag, 2000);
+        }
+        this.sessions.set(nic, s);
+        return s;
+      })().finally(() => this.opening.delete(nic));
+      this.opening.set(nic, opening);
     }
-    return s;
+    return opening;
   }
 
   /** Run an enrolment or a refresh for `nic` with this station's lease. */

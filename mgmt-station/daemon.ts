@@ -124,8 +124,8 @@ export class StationDaemon {
   }
 
   /**
-   * We took the NIC over (its owner's lease lapsed): tell the NIC, then finish the commands the former owner
-   * logged as sent but never saw acknowledged — each completes exactly once or is reported unknown (DESIGN §5).
+   * We took the NIC over (its owner's lease lapsed): tell the NIC. (The session, when it opened, already finished
+   * the commands the former owner logged as sent but never saw acknowledged: context.ts.)
    */
   private async afterTakeover(nic: string): Promise<void> {
     this.ctx.takeovers.delete(nic);
@@ -136,11 +136,6 @@ export class StationDaemon {
     await s.notifyOwner(lease?.epoch ?? 0, { address: mux.address, port: mux.port }, this.o.timeoutMs).catch((e) =>
       this.log.log('warn', 'owner notice not acknowledged', { nic, error: (e as Error).message }),
     );
-    for (const c of await this.ctx.store.listCommands(nic)) {
-      if (c.outcome !== 'sent') continue;
-      const ok = await s.completeCommand(c.index, c.command as CommandKind, this.o.timeoutMs);
-      this.log.log(ok ? 'info' : 'warn', ok ? 'completed a command of the former owner' : 'command outcome unknown', { nic, index: c.index, command: c.command });
-    }
   }
 
   /**

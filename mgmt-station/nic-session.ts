@@ -48,6 +48,9 @@ export interface SessionOptions {
 /** The NIC's replay window (firmware/replay-window.ts DEFAULT_REPLAY_WINDOW). */
 const NIC_REPLAY_WINDOW = 1024n;
 
+/** Commands in flight to one NIC (the NIC's response cache holds 256, firmware/nic-firmware.ts). */
+export const MAX_COMMANDS_IN_FLIGHT = 16;
+
 export interface RequestResult {
   nic: string;
   request: string;
@@ -68,6 +71,10 @@ export class NicSession {
   private active: Held | null = null;
   private reservedOut = 0n;
   private waiters = new Set<Waiter>();
+  private claiming: Promise<void> | null = null;
+  private inFlight = 0;
+  private queue: (() => void)[] = [];
+  private closed = false;
   private tag: number;
   readonly counters = { accepted: 0, dropped: {} as Record<string, number> };
 
@@ -109,6 +116,8 @@ export class NicSession {
   close(): void {
     for (const h of this.held) this.o.mux.unregister(h.inboundSpi);
     this.held = [];
+    // Waiting requests fail: a closed session (lost lease, shutdown) must never look like an answer.
+    this.closed = true;
     for (const w of this.waiters) w.resolve({ msg: null, rmcpSeq: -1, generation: -1 });
     this.waiters.clear();
   }
@@ -128,34 +137,48 @@ export class NicSession {
   }
 
   async command(kind: CommandKind, timeoutMs: number): Promise<RequestResult> {
-    const t0 = this.o.now();
-    const entry = await this.o.store.appendCommand(this.nic.id, { time: t0, command: kind, rmcpSeq: 0, asfTag: 0, outcome: 'sent' }, this.o.fence);
-    // Identity of the command on the wire: from its log index, unique per NIC across restarts (DESIGN §5).
-    const rmcpSeq = (entry.index - 1) % 255;
-    const tag = Math.floor((entry.index - 1) / 255) % 256;
-    const msg = { type: kind, tag, bootOptions: null } as AsfMessage;
-    let r;
+    await this.enterCommand();
     try {
-      r = await this.exchange(encodeRmcpAsf(rmcpSeq, msg), (m, seq, ack) => ack && seq === rmcpSeq, timeoutMs, kind);
-    } catch (e) {
-      // No ACK: the NIC may or may not have executed it. Say so, durably.
-      await this.o.store.updateOutcome(this.nic.id, entry.index, 'unknown', this.o.now(), this.o.fence).catch(() => undefined);
-      throw e;
+      const t0 = this.o.now();
+      // The store gives the command its identity on the wire from its log index (store.ts wireIdentity): unique
+      // per NIC across stations and restarts, so the NIC's response cache recognises a retransmission (DESIGN §5).
+      const entry = await this.o.store.appendCommand(this.nic.id, { time: t0, command: kind, outcome: 'sent' }, this.o.fence);
+      const { rmcpSeq, asfTag: tag } = entry;
+      const msg = { type: kind, tag, bootOptions: null } as AsfMessage;
+      let r;
+      try {
+        r = await this.exchange(encodeRmcpAsf(rmcpSeq, msg), (m, seq, ack) => ack && seq === rmcpSeq, timeoutMs, kind);
+      } catch (e) {
+        // No ACK: the NIC may or may not have executed it. Say so, durably.
+        await this.o.store.updateOutcome(this.nic.id, entry.index, 'unknown', this.o.now(), this.o.fence).catch(() => undefined);
+        throw e;
+      }
+      // Second ack: the outcome and the sequence state are durable before the user hears "done".
+      await this.persistInbound(r.generation);
+      await this.o.store.updateOutcome(this.nic.id, entry.index, 'acked', this.o.now(), this.o.fence);
+      return { ...r, request: kind, response: { type: 'rmcp-ack', sequence: rmcpSeq }, command: { index: entry.index, rmcpSeq, tag } };
+    } finally {
+      this.leaveCommand();
     }
-    // Second ack: the outcome and the sequence state are durable before the user hears "done".
-    await this.persistInbound(r.generation);
-    await this.o.store.updateOutcome(this.nic.id, entry.index, 'acked', this.o.now(), this.o.fence);
-    return { ...r, request: kind, response: { type: 'rmcp-ack', sequence: rmcpSeq }, command: { index: entry.index, rmcpSeq, tag } };
+  }
+
+  /** At most MAX_COMMANDS_IN_FLIGHT commands per NIC: far fewer than the NIC's response cache holds. */
+  private async enterCommand(): Promise<void> {
+    while (this.inFlight >= MAX_COMMANDS_IN_FLIGHT) await new Promise<void>((r) => this.queue.push(r));
+    this.inFlight++;
+  }
+
+  private leaveCommand(): void {
+    this.inFlight--;
+    this.queue.shift()?.();
   }
 
   /**
-   * Finish a command a former owner (or this station before a crash) logged as sent but never saw acknowledged
-   * (DESIGN §5): resend it with its original RMCP sequence and ASF tag, so a NIC that executed it answers from
-   * its response cache and one that did not executes it now. Outcome: 'acked', else 'unknown'.
+   * Finish a command a former owner (or an earlier process of this station) logged as sent but never saw
+   * acknowledged (DESIGN §5): resend it with its recorded RMCP sequence and ASF tag, so a NIC that executed it
+   * answers from its response cache and one that did not executes it now. Outcome: 'acked', else 'unknown'.
    */
-  async completeCommand(index: number, kind: CommandKind, timeoutMs: number): Promise<boolean> {
-    const rmcpSeq = (index - 1) % 255;
-    const tag = Math.floor((index - 1) / 255) % 256;
+  async completeCommand(index: number, kind: CommandKind, rmcpSeq: number, tag: number, timeoutMs: number): Promise<boolean> {
     try {
       const r = await this.exchange(encodeRmcpAsf(rmcpSeq, { type: kind, tag, bootOptions: null } as AsfMessage), (m, seq, ack) => ack && seq === rmcpSeq, timeoutMs, kind);
       await this.persistInbound(r.generation);
@@ -219,24 +242,32 @@ export class NicSession {
       throw new LifelineError('E_TIMEOUT', `no answer from ${this.nic.id} (${this.nic.address}:${this.nic.securePort}) to ${what} after ${attempts} attempts in ${timeoutMs} ms; is the emulator running and the NIC's link up?`);
     }
     const s = settled as { msg: AsfMessage | null; rmcpSeq: number; generation: number };
+    if (s.generation < 0 || this.closed) throw new LifelineError('E_FENCED', `the session to ${this.nic.id} was closed before ${what} was answered (lease lost or station stopping)`);
     return { nic: this.nic.id, msg: s.msg, generation: s.generation, attempts, rttMs: performance.now() - t0 };
   }
 
   private async sendOn(h: Held, inner: Uint8Array): Promise<void> {
-    const next = h.ep.nextOutSeq;
-    if (next > this.reservedOut) {
-      const block = this.o.reserveBlock ?? 1024n;
-      this.reservedOut = await this.o.store.reserveOutbound(this.nic.id, h.stored.pair.generation, next + block - 1n, this.o.now(), this.o.fence);
+    // Every number comes from an exclusive block claimed in the store: two processes sending on one SA never
+    // use the same sequence number (same nonce under one AES-GCM key, DESIGN §2.6).
+    while (h.ep.nextOutSeq > this.reservedOut) {
+      this.claiming ??= this.claim(h, h.ep.nextOutSeq).finally(() => (this.claiming = null));
+      await this.claiming;
     }
     const bytes = h.ep.seal(inner, this.ahOut());
     this.o.mux.send(bytes, this.nic.securePort, this.nic.address);
   }
 
+  private async claim(h: Held, minNext: bigint): Promise<void> {
+    const block = this.o.reserveBlock ?? 1024n;
+    const start = await this.o.store.claimOutbound(this.nic.id, h.stored.pair.generation, minNext, block, this.o.now(), this.o.fence);
+    h.ep.skipOutboundTo(start);
+    this.reservedOut = start + block - 1n;
+  }
+
   /** Skip past the NIC's reserved inbound block (see the file comment). */
   private async jumpOutbound(h: Held): Promise<void> {
-    const to = h.ep.nextOutSeq + (this.o.nicCheckpointBlock ?? 16384n);
-    this.reservedOut = await this.o.store.reserveOutbound(this.nic.id, h.stored.pair.generation, to, this.o.now(), this.o.fence);
-    h.ep.skipOutboundTo(to + 1n);
+    await this.claiming;
+    await this.claim(h, h.ep.nextOutSeq + (this.o.nicCheckpointBlock ?? 16384n));
   }
 
   private async persistInbound(generation: number): Promise<void> {

@@ -284,7 +284,12 @@ export class NicNode {
     } else if (!hostAgentAlive(state)) {
       void this.agent.stop();
     }
-    if (was !== state) this.log.log('info', 'host state', { from: was, to: state, agent: hostAgentAlive(state) });
+    if (was !== state) {
+      this.log.log('info', 'host state', { from: was, to: state, agent: hostAgentAlive(state) });
+      // A host state change is an event the NIC reports to its station (an ASF alert): traffic to send, which is
+      // what DEFERRED heartbeats wait for (DESIGN §2.3).
+      this.heartbeat.noteTrafficToSend();
+    }
   }
 
   /** Drive the host from the lab (control API). Illegal events throw UsageError and change nothing. */

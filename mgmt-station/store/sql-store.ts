@@ -6,6 +6,7 @@
  * then writes. A takeover needs the same row lock, so no write under an old epoch can land after a newer
  * epoch was granted, and two stations racing for one NIC are serialised: exactly one wins.
  */
+import { wireIdentity } from './store.js';
 import { UsageError } from '../../firmware/errors.js';
 import type { ClusterKey } from './cluster-key.js';
 import { auditChain, LogSealer, type SealedEntry } from './command-log.js';
@@ -210,6 +211,32 @@ export class SqlStore implements Store {
     return this.#raise(nic, generation, 'out_reserved', upTo, now, fence);
   }
 
+  async claimOutbound(nic: string, generation: number, minNext: bigint, size: bigint, now: number, fence: Fence): Promise<bigint> {
+    v.assertName('nic id', nic);
+    v.assertGeneration(generation);
+    v.assertU64('minNext', minNext);
+    v.assertU64('size', size);
+    if (size < 1n) throw new UsageError('E_USAGE', 'size must be >= 1');
+    v.assertTime('now', now);
+    v.assertFence(fence);
+    const fu = this.#db.forUpdate;
+    return this.#db.transaction('write', function* (): Tx<bigint> {
+      yield* fenced(nic, fence, fu, 'claim sequence numbers');
+      yield* saState(nic, generation);
+      const [cur] = yield sql('SELECT out_reserved, in_highest FROM seq_checkpoints WHERE nic = ? AND generation = ?', nic, generation);
+      const reserved = cur ? BigInt(String(cur.out_reserved)) : 0n;
+      const start = minNext > reserved ? minNext : reserved + 1n;
+      const end = start + size - 1n;
+      v.assertU64('claimed block end', end);
+      yield sql(
+        `INSERT INTO seq_checkpoints (nic, generation, out_reserved, in_highest, updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (nic, generation) DO UPDATE SET out_reserved = excluded.out_reserved, updated_at = excluded.updated_at`,
+        nic, generation, end.toString(), cur ? String(cur.in_highest) : '0', now,
+      );
+      return start;
+    });
+  }
+
   async recordInbound(nic: string, generation: number, highest: bigint, now: number, fence: Fence): Promise<bigint> {
     v.assertU64('highest', highest);
     return this.#raise(nic, generation, 'in_highest', highest, now, fence);
@@ -323,11 +350,17 @@ export class SqlStore implements Store {
     if (typeof input.command !== 'string' || input.command.length === 0 || input.command.length > 64) {
       throw new UsageError('E_USAGE', `command must be a name of 1..64 characters, got ${JSON.stringify(input.command)}`);
     }
-    v.assertInt('rmcpSeq', input.rmcpSeq, 0, 255);
-    v.assertInt('asfTag', input.asfTag, 0, 255);
+    // Omitted wire identity: the store assigns it from the log index, in the same transaction (wireIdentity()).
+    const auto = input.rmcpSeq === undefined && input.asfTag === undefined;
+    if (!auto) {
+      v.assertInt('rmcpSeq', input.rmcpSeq, 0, 255);
+      v.assertInt('asfTag', input.asfTag, 0, 255);
+    }
     v.assertOutcome(input.outcome);
     v.assertFence(fence);
-    const { time, command, rmcpSeq, asfTag, outcome } = input;
+    const { time, command, outcome } = input;
+    const rmcpSeq = auto ? -1 : (input.rmcpSeq as number);
+    const asfTag = auto ? -1 : (input.asfTag as number);
     return this.#append(nic, fence, 'record a command', () => ({ kind: 'command', ref: null, command, rmcpSeq, asfTag, outcome, time }));
   }
 
@@ -369,6 +402,7 @@ export class SqlStore implements Store {
       if ((prev && !sealer.verifyHead(nic, prev)) || (tail && (!prev || Number(tail.idx) > prev.index))) {
         throw new UsageError('E_STORE', `the command log of ${nic} was altered outside a station; run \`mgmt-station audit ${nic}\` and restore the store`);
       }
+      if (fields.rmcpSeq < 0) Object.assign(fields, wireIdentity((prev?.index ?? 0) + 1));
       const e = sealer.seal(prev, { ...fields, nic, station: fence.station, epoch: fence.epoch });
       yield sql(`INSERT INTO command_log (${codec.LOG_COLUMNS}) VALUES (${Array(14).fill('?').join(', ')})`, ...codec.logParams(e));
       yield sql(

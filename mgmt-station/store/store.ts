@@ -116,6 +116,15 @@ export type LeaseResult =
     }
   | { acquired: false; lease: Lease };
 
+/**
+ * A command's identity on the wire, from its index in the NIC's (shared) command log: unique across stations
+ * and restarts for 65,280 commands, far beyond the NIC's response cache (firmware/nic-firmware.ts).
+ * RMCP sequence 0xFF is never used (it would suppress the ACK, DSP0136 §3.2.2.1).
+ */
+export function wireIdentity(index: number): { rmcpSeq: number; asfTag: number } {
+  return { rmcpSeq: (index - 1) % 255, asfTag: Math.floor((index - 1) / 255) % 256 };
+}
+
 export type CommandOutcome = 'sent' | 'acked' | 'failed' | 'unknown';
 export const COMMAND_OUTCOMES: readonly CommandOutcome[] = ['sent', 'acked', 'failed', 'unknown'];
 
@@ -124,9 +133,12 @@ export interface CommandInput {
   time: number;
   /** The command's name, e.g. 'reset', 'power-up', 'power-down', 'power-cycle'. */
   command: string;
-  /** RMCP sequence number (0..255) and ASF message tag (0..255): together they identify the command (§5). */
-  rmcpSeq: number;
-  asfTag: number;
+  /**
+   * RMCP sequence number (0..254) and ASF message tag (0..255): together they identify the command on the
+   * wire (DESIGN §5). Omit both and the store assigns them from the log index (wireIdentity).
+   */
+  rmcpSeq?: number;
+  asfTag?: number;
   outcome: CommandOutcome;
 }
 
@@ -226,6 +238,12 @@ export interface Store {
   // --- sequence checkpoints (DESIGN §2.6) ---
   /** Raise outReserved to `upTo` (never lowers it); returns the value now stored. Fenced. */
   reserveOutbound(nic: string, generation: number, upTo: bigint, now: number, fence: Fence): Promise<bigint>;
+  /**
+   * Claim an exclusive block of `size` outbound sequence numbers starting at or above `minNext` and above every
+   * block claimed before (by any process of any station); returns its first number. Two senders on one SA can
+   * never get the same number (AES-GCM nonce reuse, DESIGN §2.6). Fenced.
+   */
+  claimOutbound(nic: string, generation: number, minNext: bigint, size: bigint, now: number, fence: Fence): Promise<bigint>;
   /** Raise inHighest to `highest` (never lowers it); returns the value now stored. Fenced. */
   recordInbound(nic: string, generation: number, highest: bigint, now: number, fence: Fence): Promise<bigint>;
   getCheckpoint(nic: string, generation: number): Promise<SeqCheckpoint | null>;

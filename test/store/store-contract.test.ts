@@ -277,6 +277,21 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
         assert.deepEqual(await store.getCheckpoint('nic-1', 1), { nic: 'nic-1', generation: 1, outReserved: 1024n, inHighest: 77n, updatedAt: T0 + 2 });
       });
 
+      it('claimOutbound hands out exclusive blocks, also to two connections at once', async () => {
+        const f = await owned(store, 'nic-1');
+        await store.putSa('nic-1', { pair: pair(1), state: 'active', ike: null }, T0, f);
+        assert.equal(await store.claimOutbound('nic-1', 1, 1n, 1024n, T0, f), 1n);
+        // A second process of the same station asks from 1 again: it gets the next block, not the same one.
+        assert.equal(await store.claimOutbound('nic-1', 1, 1n, 1024n, T0, f), 1025n);
+        // A sender already further on keeps its number and reserves above it.
+        assert.equal(await store.claimOutbound('nic-1', 1, 5000n, 10n, T0, f), 5000n);
+        assert.equal((await store.getCheckpoint('nic-1', 1))!.outReserved, 5009n);
+        const starts = await Promise.all(Array.from({ length: 8 }, () => store.claimOutbound('nic-1', 1, 1n, 100n, T0, f)));
+        const sorted = [...starts].sort((a, b) => (a < b ? -1 : 1));
+        for (let i = 1; i < sorted.length; i++) assert.ok(sorted[i] - sorted[i - 1] >= 100n, `overlapping blocks ${sorted.join(',')}`);
+        await rejectsWith(store.claimOutbound('nic-1', 1, 1n, 1n, T0, { station: 'st-x', epoch: 9 }), 'E_FENCED');
+      });
+
       it('holds the whole 64-bit range (ESN, RFC 4303 §2.2.1)', async () => {
         const f = await owned(store, 'nic-1');
         await store.putSa('nic-1', { pair: pair(1, { esn: true }), state: 'active', ike: null }, T0, f);
