@@ -3,7 +3,7 @@
  * table on stderr when it is a terminal, progress lines on stderr. docs/PERFORMANCE.md describes every
  * figure and the last recorded run.
  *
- *   node dist/bench/bench.js [--quick] [--only net,ipmi,firmware,eeprom,fleet,refresh] [--fleet 1000,10000]
+ *   node dist/bench/bench.js [--quick] [--only net,ipmi,firmware,eeprom,fleet,refresh,failover] [--fleet 1000,10000]
  *
  * Bounded: a watchdog ends the run (and every child process) after 290 s; children are killed in
  * `finally`, on SIGINT/SIGTERM and on exit. Sized for a 2-core machine: one responder process and the
@@ -16,10 +16,11 @@ import { measureNetwork, type LoadPlan, type NicNetworkResult, type IpmiSimResul
 import { firmwareCost, trafficWear, refreshWear, type FirmwareCost, type TrafficWear, type RefreshWear } from './firmware-cost.js';
 import { measureFleet, type FleetResult } from './fleet-scale.js';
 import { measureRefresh, type RefreshResult } from './ike-refresh.js';
+import { measureFailover, type FailoverResult } from './failover.js';
 import { check, renderTable, type Row, type TargetCheck } from './report.js';
 import { figure, round, type Figure } from './stats.js';
 
-const SECTIONS = ['net', 'ipmi', 'firmware', 'eeprom', 'fleet', 'refresh'] as const;
+const SECTIONS = ['net', 'ipmi', 'firmware', 'eeprom', 'fleet', 'refresh', 'failover'] as const;
 type Section = (typeof SECTIONS)[number];
 const WATCHDOG_S = 290;
 
@@ -32,6 +33,7 @@ interface Results {
   eeprom?: { traffic: TrafficWear; refresh: RefreshWear[] } | { error: string };
   fleet?: FleetResult | { error: string };
   refreshThroughput?: RefreshResult | { error: string };
+  failover?: FailoverResult | { error: string };
 }
 
 function usage(msg: string): never {
@@ -109,6 +111,12 @@ async function main(): Promise<number> {
     r.refreshThroughput = await guard('refresh', () => measureRefresh(ikeNics, log));
   }
 
+  if (run('failover')) {
+    const trials = quick ? 5 : 20;
+    log(`station failover: ${trials} kill -9 trials`);
+    r.failover = await guard('failover', () => measureFailover(trials, log));
+  }
+
   const seconds = (performance.now() - t0) / 1000;
   const targets = judge(r, seconds, quick);
   const cpus = os.cpus();
@@ -154,6 +162,9 @@ function judge(r: Results, seconds: number, quick: boolean): TargetCheck[] {
   const ee = ok(r.eeprom);
   t.push(check('eeprom-traffic', 'EEPROM page writes per 10^6 secure packets', ee?.traffic.perMillionPackets.value, '<=', 100, 'pages'));
   t.push(check('eeprom-refresh', 'EEPROM page writes per refresh (esp)', ee?.refresh.find((x) => x.policy === 'esp')?.pages.value, '<=', 4, 'pages'));
+  const fo = ok(r.failover);
+  t.push(check('failover-first-command', 'kill -9 of the owner -> first command through the backup (max)', fo?.firstCommandAfterKill.max.value, '<=', 1000 + 500, 'ms', 'lease 500 ms: within 1 s of the lease lapsing'));
+  t.push(check('failover-lost-or-duplicated', 'commands lost or run twice across the failovers', fo ? fo.commands.lost + fo.commands.duplicated : null, '<=', 0, 'commands'));
   t.push(check('bench-duration', 'whole bench', seconds, '<=', 300, 's', quick ? '--quick run' : undefined));
   return t;
 }
@@ -195,6 +206,13 @@ function rows(r: Results): Row[] {
     const s = 'EEPROM wear';
     out.push({ section: s, name: 'per 10^6 secure packets', value: f(ee.traffic.perMillionPackets) });
     for (const x of ee.refresh) out.push({ section: s, name: `per refresh (${x.policy})`, value: f(x.pages), note: JSON.stringify(x.steps) });
+  }
+  const fo = ok(r.failover);
+  if (fo) {
+    const s = `Station failover (${fo.trials} trials)`;
+    out.push({ section: s, name: 'kill -9 -> first command through the backup p50 / max', value: `${fo.firstCommandAfterKill.p50.value} / ${fo.firstCommandAfterKill.max.value} ms` });
+    out.push({ section: s, name: 'kill -9 -> NIC names the backup p50 / max', value: `${fo.nicSwitch.p50.value} / ${fo.nicSwitch.max.value} ms` });
+    out.push({ section: s, name: 'commands acknowledged / lost / run twice', value: `${fo.commands.acked} / ${fo.commands.lost} / ${fo.commands.duplicated}` });
   }
   const fleet = ok(r.fleet);
   if (fleet) {
