@@ -11,7 +11,7 @@
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { killAll, killAllAndWait, removeTempDirs } from './processes.js';
+import { killAll, killAllAndWait, removeTempDirs, setPinning, type Pinning } from './processes.js';
 import { measureNetwork, type LoadPlan, type NicNetworkResult, type IpmiSimResult, type NodeFloorResult } from './network.js';
 import { firmwareCost, trafficWear, refreshWear, type FirmwareCost, type TrafficWear, type RefreshWear } from './firmware-cost.js';
 import { measureFleet, type FleetResult } from './fleet-scale.js';
@@ -37,14 +37,17 @@ interface Results {
 }
 
 function usage(msg: string): never {
-  process.stderr.write(`bench: ${msg}\nusage: node dist/bench/bench.js [--quick] [--only ${SECTIONS.join(',')}] [--fleet 1000,10000]\n`);
+  process.stderr.write(`bench: ${msg}\nusage: node dist/bench/bench.js [--quick] [--only ${SECTIONS.join(',')}] [--fleet 1000,10000] [--pin split|same|none]\n`);
   process.exit(2);
 }
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: { quick: { type: 'boolean' }, only: { type: 'string' }, fleet: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: { quick: { type: 'boolean' }, only: { type: 'string' }, fleet: { type: 'string' }, pin: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
   });
+  const pinRequest = (values.pin ?? 'split') as Pinning;
+  if (!['split', 'same', 'none'].includes(pinRequest)) usage(`--pin takes split, same or none`);
+  const pinned = setPinning(pinRequest);
   if (values.help) usage('Lifeline benchmarks (docs/PERFORMANCE.md)');
   const only = values.only ? values.only.split(',').map((s) => s.trim()) : [...SECTIONS];
   for (const s of only) if (!(SECTIONS as readonly string[]).includes(s)) usage(`unknown section '${s}'`);
@@ -129,7 +132,7 @@ async function main(): Promise<number> {
       cpus: cpus.length, cpuModel: cpus[0]?.model ?? 'unknown', node: process.version, platform: process.platform, arch: process.arch,
       kernel: os.release(), memoryGiB: round(os.totalmem() / 2 ** 30), root: process.getuid?.() === 0, loadAvg1mAtStart: round(loadAtStart), loadAvg1mAtEnd: round(os.loadavg()[0]),
     },
-    plan: { ...plan, firmware: fw, wearRequests, ikeNics, fleetSizes },
+    plan: { ...plan, firmware: fw, wearRequests, ikeNics, fleetSizes, cpuPinning: pinned },
     results: r,
     targets,
     durationSeconds: round(seconds),

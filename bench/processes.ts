@@ -3,7 +3,7 @@
  * Every child is registered; `killAll()` runs in `finally`, on SIGINT/SIGTERM and on exit, so the bench
  * never leaves a process running.
  */
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -14,8 +14,28 @@ export const EMULATOR_CLI = resolve(import.meta.dirname, '../nic-emulator/cli.js
 const children = new Set<ChildProcess>();
 const tempDirs = new Set<string>();
 
+/**
+ * CPU placement. On this VM a wake-up across vCPUs costs ~80 µs (an IPI to a halted vCPU) against ~25 µs on
+ * the same vCPU, and the scheduler co-locates a single-threaded C responder with its client more readily than
+ * a Node process: left to chance, placement decides the comparison. So the bench pins every responder
+ * (emulator, ipmi_sim, the reference responder) to one CPU and itself to another (`split`, the default: like
+ * two hosts), or all to one CPU (`same`), or not at all (`none`). Needs `taskset` (util-linux).
+ */
+export type Pinning = 'split' | 'same' | 'none';
+let pinning: Pinning = 'none';
+
+export function setPinning(p: Pinning): Pinning {
+  if (p !== 'none' && spawnSync('taskset', ['-pc', p === 'split' ? '0' : '0', String(process.pid)], { stdio: 'ignore' }).status !== 0) {
+    pinning = 'none';
+    return pinning;
+  }
+  pinning = p;
+  return pinning;
+}
+
 export function spawnChild(cmd: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
-  const c = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  const pinned = pinning === 'none' ? [cmd, args] as const : (['taskset', ['-c', pinning === 'split' ? '1' : '0', cmd, ...args]] as const);
+  const c = spawn(pinned[0], [...pinned[1]], { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
   children.add(c);
   c.once('exit', () => children.delete(c));
   return c;
