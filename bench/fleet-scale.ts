@@ -76,7 +76,7 @@ export async function measureFleet(sizes: number[], log: (s: string) => void): P
     log(`  ${n} NICs, warm restart`);
     const warm = await measured(n, dir, n, 60000);
     await stopChild(warm.emu.child, 15000);
-    const wl = `${n} NICs in one nic-emulator process (${isRoot ? 'address-per-NIC' : 'port-per-NIC'}, hosts up: 623 + 664 + IKE sockets each, EEPROM files on ${store.kind}), 1 NIC baseline subtracted`;
+    const wl = `${n} NICs in one nic-emulator process (${isRoot ? 'address-per-NIC' : 'port-per-NIC'}, fresh NICs with hosts up: the clear socket each (664 is bound once a NIC holds an SA, the IKE port once it is enrolled), EEPROM files on ${store.kind}), 1 NIC baseline subtracted`;
     points.push({
       requested,
       nics: n,

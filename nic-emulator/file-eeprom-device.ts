@@ -31,8 +31,11 @@ export class FileEepromDevice implements EepromDevice {
     this.size = size;
   }
 
-  /** Open an existing image file, preloading its first `preload` bytes for boot. Size is checked by the loader. */
-  static open(path: string, preload = 8192): FileEepromDevice {
+  /**
+   * Open an existing image file, preloading its first `preload` bytes for boot: by default the region the
+   * image uses (pages 0-68, firmware/eeprom-image.ts map). Size is checked by the loader.
+   */
+  static open(path: string, preload = 0x1140): FileEepromDevice {
     return FileEepromDevice.withFd(path, 'r', (fd) => {
       const dev = new FileEepromDevice(path, fstatSync(fd).size);
       const n = Math.min(preload, dev.size);
