@@ -147,7 +147,7 @@ export class NicSession {
       const msg = { type: kind, tag, bootOptions: null } as AsfMessage;
       let r;
       try {
-        r = await this.exchange(encodeRmcpAsf(rmcpSeq, msg), (m, seq, ack) => ack && seq === rmcpSeq, timeoutMs, kind);
+        r = await this.exchange(encodeRmcpAsf(rmcpSeq, msg), (_m, seq, ack) => ack && seq === rmcpSeq, timeoutMs, kind);
       } catch (e) {
         // No ACK: the NIC may or may not have executed it. Say so, durably.
         await this.o.store.updateOutcome(this.nic.id, entry.index, 'unknown', this.o.now(), this.o.fence).catch(() => undefined);
@@ -180,7 +180,7 @@ export class NicSession {
    */
   async completeCommand(index: number, kind: CommandKind, rmcpSeq: number, tag: number, timeoutMs: number): Promise<boolean> {
     try {
-      const r = await this.exchange(encodeRmcpAsf(rmcpSeq, { type: kind, tag, bootOptions: null } as AsfMessage), (m, seq, ack) => ack && seq === rmcpSeq, timeoutMs, kind);
+      const r = await this.exchange(encodeRmcpAsf(rmcpSeq, { type: kind, tag, bootOptions: null } as AsfMessage), (_m, seq, ack) => ack && seq === rmcpSeq, timeoutMs, kind);
       await this.persistInbound(r.generation);
       await this.o.store.updateOutcome(this.nic.id, index, 'acked', this.o.now(), this.o.fence);
       return true;
@@ -196,7 +196,7 @@ export class NicSession {
    */
   async notifyOwner(epoch: number, listen: { address: string; port: number }, timeoutMs: number): Promise<RequestResult> {
     const seq = (epoch % 254) + 1; // never 0xFF: the notice asks for an ACK
-    const r = await this.exchange(encodeOwnerNotice(seq, { epoch, address: listen.address, port: listen.port }), (m, s2, ack) => ack && s2 === seq, timeoutMs, 'owner notice');
+    const r = await this.exchange(encodeOwnerNotice(seq, { epoch, address: listen.address, port: listen.port }), (_m, s2, ack) => ack && s2 === seq, timeoutMs, 'owner notice');
     return { ...r, request: 'owner-notice', response: { type: 'rmcp-ack', sequence: seq } };
   }
 
