@@ -124,7 +124,7 @@ export class NicFirmware {
       effects.push({ kind: 'host-command', command: asf.type, via: 'clear', from, rmcpSeq: rmcp.sequence, tag: asf.tag, generation: 0 });
       return effects;
     }
-    const answer = this.answer(asf, /* secure */ false);
+    const answer = this.answer(asf);
     if (answer) effects.push({ kind: 'send', port: 'clear', to: from, bytes: encodeRmcpAsf(RMCP_SEQ_NO_ACK, answer) });
     return effects;
   }
@@ -205,7 +205,7 @@ export class NicFirmware {
       });
       effects.push({ kind: 'host-command', command: asf.type, via: 'secure', from, rmcpSeq: rmcp.sequence, tag: asf.tag, generation: gen });
     } else {
-      const a = this.answer(asf, true);
+      const a = this.answer(asf);
       if (a) {
         answers.push(a);
         send(encodeRmcpAsf(RMCP_SEQ_NO_ACK, a));
@@ -226,7 +226,8 @@ export class NicFirmware {
 
   // ---------------------------------------------------------------- answers
 
-  private answer(req: AsfMessage, secure: boolean): AsfMessage | null {
+  /** The same answers on both ports: only commands differ between clear and secure (DESIGN §2.1). */
+  private answer(req: AsfMessage): AsfMessage | null {
     switch (req.type) {
       case 'presence-ping':
         // Supported Interactions bit 7: RMCP security extensions (our ESP channel on 664) are supported.
@@ -249,7 +250,6 @@ export class NicFirmware {
         return { type: 'system-state-response', tag: req.tag, systemState: systemStateCode(this.hostState), watchdogExpired: false };
       default:
         // Responses sent to us, or messages we do not serve: ASF says acknowledge (done above) and disregard.
-        void secure;
         return null;
     }
   }
