@@ -7,7 +7,8 @@
  * newest SA. Run for the commit after IKE_AUTH and after CREATE_CHILD_SA, with continuous
  * station traffic and with only the §2.8 dummy packet after each switch.
  *
- * Model: the NIC is NicDouble (slots persisted in EEPROM); the host agent keeps nothing but what
+ * Model: the NIC is NicDouble (slots persisted in EEPROM), and again the real firmware (FirmwareNic:
+ * SaDatabase on an EEPROM image, rebooted from it after a crash); the host agent keeps nothing but what
  * the NIC holds (a restart calls recover()); the station keeps only its persisted outbound SA;
  * a NIC write that fails (NIC down) crashes the host agent (effects contract, effects.ts).
  */
@@ -20,6 +21,7 @@ import { IkeInitiator } from '../../protocol/ike/ike-initiator.js';
 import { decodeHeader } from '../../protocol/ike/ike-message.js';
 import { IkeResponder } from '../../protocol/ike/ike-responder.js';
 import { NicDouble } from './helpers/nic-double.js';
+import { FirmwareNic } from './helpers/firmware-nic.js';
 import { PSK } from './helpers/pair.js';
 import { seededRandom } from './helpers/prng.js';
 
@@ -35,6 +37,8 @@ interface Datagram {
 }
 
 interface Case {
+  /** Which NIC: the model of DESIGN §2.5 or the real firmware SA database on an EEPROM image. */
+  nic: 'model' | 'firmware';
   flow: Flow;
   traffic: Traffic;
   fault?: { target: MsgKind; kind: FaultKind };
@@ -47,7 +51,7 @@ class World {
   now = 0;
   net: Datagram[] = [];
   held: { d: Datagram; mode: 'delay' | 'reorder' } | null = null;
-  readonly nic = new NicDouble();
+  readonly nic: NicDouble | FirmwareNic;
   station: IkeInitiator | null = null;
   host: IkeResponder | null = null;
   down: Record<Party, number | null> = { station: null, host: null, nic: null };
@@ -63,7 +67,9 @@ class World {
   readonly violations: string[] = [];
   readonly trace: string[] = [];
 
-  constructor(readonly c: Case, readonly seed: string) {}
+  constructor(readonly c: Case, readonly seed: string) {
+    this.nic = c.nic === 'firmware' ? new FirmwareNic() : new NicDouble();
+  }
 
   newStation(): IkeInitiator {
     return new IkeInitiator({ random: seededRandom(`${this.seed}/station/${this.restarts++}`), psk: PSK, id: 'station.lab', peerId: 'nic.lab' });
@@ -317,13 +323,15 @@ describe('two-phase SA commit under faults (DESIGN §2.5, exhaustive)', () => {
   const kinds: FaultKind[] = ['drop', 'drop-all', 'duplicate', 'delay', 'reorder'];
   let total = 0;
 
+  for (const nic of ['model', 'firmware'] as const) {
   for (const flow of ['auth', 'rekey'] as Flow[]) {
     for (const traffic of ['continuous', 'switch-only'] as Traffic[]) {
-      it(`${flow === 'auth' ? 'IKE_AUTH' : 'CREATE_CHILD_SA'} commit, ${traffic} traffic: every message x every fault`, () => {
+      const name = `${nic === 'firmware' ? 'firmware NIC, ' : ''}${flow === 'auth' ? 'IKE_AUTH' : 'CREATE_CHILD_SA'} commit, ${traffic} traffic`;
+      it(`${name}: every message x every fault`, () => {
         let n = 0;
         for (const target of targets) {
           for (const kind of kinds) {
-            runCase({ flow, traffic, fault: { target, kind } }, `${flow}/${traffic}/${target}/${kind}`);
+            runCase({ nic, flow, traffic, fault: { target, kind } }, `${flow}/${traffic}/${target}/${kind}`);
             n++;
           }
         }
@@ -331,14 +339,14 @@ describe('two-phase SA commit under faults (DESIGN §2.5, exhaustive)', () => {
         assert.equal(n, 20);
       });
 
-      it(`${flow === 'auth' ? 'IKE_AUTH' : 'CREATE_CHILD_SA'} commit, ${traffic} traffic: crash of host, NIC or station after every step`, () => {
-        const steps = runCase({ flow, traffic }, `${flow}/${traffic}/baseline`);
+      it(`${name}: crash of host, NIC or station after every step`, () => {
+        const steps = runCase({ nic, flow, traffic }, `${flow}/${traffic}/baseline`);
         assert.ok(steps >= 8, `the fault-free phase has ${steps} steps`);
         let n = 1;
         for (const who of ['host', 'nic', 'station'] as Party[]) {
           for (let atStep = 0; atStep <= steps; atStep++) {
             for (const downMs of [1_000, 30_000]) {
-              runCase({ flow, traffic, crash: { who, atStep, downMs } }, `${flow}/${traffic}/${who}/${atStep}/${downMs}`);
+              runCase({ nic, flow, traffic, crash: { who, atStep, downMs } }, `${flow}/${traffic}/${who}/${atStep}/${downMs}`);
               n++;
             }
           }
@@ -346,6 +354,7 @@ describe('two-phase SA commit under faults (DESIGN §2.5, exhaustive)', () => {
         total += n;
       });
     }
+  }
   }
 
   after(() => {
