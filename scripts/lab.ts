@@ -16,16 +16,20 @@ const ROOT = resolve(import.meta.dirname, '../..');
 const EMULATOR = join(ROOT, 'bin/nic-emulator.js');
 const STATION = join(ROOT, 'bin/mgmt-station.js');
 const NICS = Number(process.env.LIFELINE_LAB_NICS ?? 4);
+// For tests that run a lab beside a developer's: where var/ goes, the control API, the first NIC address.
+const CWD = process.env.LIFELINE_LAB_DIR ?? ROOT;
+const CONTROL = process.env.LIFELINE_LAB_CONTROL ?? '127.0.0.1:8623';
+const FIRST = process.env.LIFELINE_LAB_FIRST_ADDRESS ?? '127.0.1.1';
 const isRoot = process.getuid?.() === 0;
 const children: ChildProcess[] = [];
 
 function station(args: string[]): { ok: boolean; out: string; err: string } {
-  const r = spawnSync(process.execPath, [STATION, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60000 });
+  const r = spawnSync(process.execPath, [STATION, ...args, '--emulator', CONTROL], { cwd: CWD, encoding: 'utf8', timeout: 60000 });
   return { ok: r.status === 0, out: r.stdout.trim(), err: r.stderr.trim() };
 }
 
 async function startChild(bin: string, args: string[], what: string): Promise<Record<string, unknown>> {
-  const { child, ready } = await spawnReady(bin, args, what, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], timeoutMs: 30000 });
+  const { child, ready } = await spawnReady(bin, args, what, { cwd: CWD, stdio: ['ignore', 'pipe', 'inherit'], timeoutMs: 30000 });
   children.push(child);
   child.once('exit', (code) => {
     process.stderr.write(`lab: ${what} exited (${code}); stopping the lab\n`);
@@ -43,11 +47,11 @@ function shutdown(code: number): void {
 }
 
 async function main(): Promise<void> {
-  mkdirSync(join(ROOT, 'var'), { recursive: true });
-  const addressing = isRoot ? ['--first-address', '127.0.1.1'] : ['--port-base', '16230'];
-  const emu = await startChild(EMULATOR, ['start', '--nics', String(NICS), '--data-dir', 'var/nics', '--json', ...addressing], 'nic-emulator');
+  mkdirSync(join(CWD, 'var'), { recursive: true });
+  const addressing = isRoot ? ['--first-address', FIRST] : ['--port-base', '16230'];
+  const emu = await startChild(EMULATOR, ['start', '--nics', String(NICS), '--data-dir', 'var/nics', '--control', CONTROL, '--json', ...addressing], 'nic-emulator');
   // Enrol every NIC the station does not hold an SA for yet (a restarted lab keeps its SAs).
-  const psk = join(ROOT, 'var/psk.hex');
+  const psk = join(CWD, 'var/psk.hex');
   if (!existsSync(psk)) writeFileSync(psk, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
   const listed = station(['list', '--json']);
   const known: { id: string; sas: { state: string }[] }[] = listed.ok ? JSON.parse(listed.out) : [];
