@@ -117,6 +117,10 @@ export class StationDaemon {
         st.lastError = null;
       } catch (e) {
         st.lastError = (e as Error).message;
+        // The SA's counter is used up (RFC 4303 §3.3.3): refresh now rather than on the timer.
+        if ((e as LifelineError).code === 'E_SEQ_EXHAUSTED' && n.meta.enrolled === true) {
+          await this.refresh(n.id, st).then(() => (st.lastError = null)).catch((e2) => (st.lastError = (e2 as Error).message));
+        }
       } finally {
         st.busy = false;
       }

@@ -17,7 +17,7 @@
 import { SaEndpoint } from '../firmware/sa-endpoint.js';
 import { encodeRmcpAsf, decodeRmcpAsf, type AsfMessage } from '../firmware/asf.js';
 import { RMCP_SEQ_NO_ACK, RMCP_PORT } from '../firmware/rmcp.js';
-import { decodeInnerUdp, encodeInnerUdp } from '../firmware/esp.js';
+import { decodeInnerUdp, encodeInnerUdp, maxSequence } from '../firmware/esp.js';
 import { encodeOwnerNotice } from '../firmware/owner-notice.js';
 import { LifelineError, ProtocolError } from '../firmware/errors.js';
 import type { AhEndpoints } from '../firmware/ah.js';
@@ -101,7 +101,9 @@ export class NicSession {
     for (const stored of sas) {
       const cp = await this.o.store.getCheckpoint(this.nic.id, stored.pair.generation);
       const outReserved = cp?.outReserved ?? 0n;
-      const outStart = outReserved + 1n + (this.o.takeover ? NIC_REPLAY_WINDOW : 0n);
+      const max = maxSequence(stored.pair.esn);
+      const wanted = outReserved + 1n + (this.o.takeover ? NIC_REPLAY_WINDOW : 0n);
+      const outStart = wanted > max + 1n ? max + 1n : wanted; // max + 1 = exhausted: sends fail, never wrap
       const ep = new SaEndpoint(stored.pair, 'station', { outStart, inFloor: cp?.inHighest ?? 0n });
       const h: Held = { stored, ep, inboundSpi: ep.inboundSpi };
       this.held.push(h);
@@ -149,8 +151,9 @@ export class NicSession {
       try {
         r = await this.exchange(encodeRmcpAsf(rmcpSeq, msg), (_m, seq, ack) => ack && seq === rmcpSeq, timeoutMs, kind);
       } catch (e) {
-        // No ACK: the NIC may or may not have executed it. Say so, durably.
-        await this.o.store.updateOutcome(this.nic.id, entry.index, 'unknown', this.o.now(), this.o.fence).catch(() => undefined);
+        // No ACK: the NIC may or may not have executed it. Say so, durably. (Nothing sent at all: failed.)
+        const outcome = (e as LifelineError).code === 'E_SEQ_EXHAUSTED' ? 'failed' : 'unknown';
+        await this.o.store.updateOutcome(this.nic.id, entry.index, outcome, this.o.now(), this.o.fence).catch(() => undefined);
         throw e;
       }
       // Second ack: the outcome and the sequence state are durable before the user hears "done".
@@ -259,9 +262,20 @@ export class NicSession {
 
   private async claim(h: Held, minNext: bigint): Promise<void> {
     const block = this.o.reserveBlock ?? 1024n;
+    const max = maxSequence(h.stored.pair.esn);
+    if (minNext > max) throw this.exhausted(h);
     const start = await this.o.store.claimOutbound(this.nic.id, h.stored.pair.generation, minNext, block, this.o.now(), this.o.fence);
+    if (start > max) throw this.exhausted(h);
     h.ep.skipOutboundTo(start);
     this.reservedOut = start + block - 1n;
+  }
+
+  /** RFC 4303 §3.3.3: a counter never cycles; the SA must be replaced. */
+  private exhausted(h: Held): LifelineError {
+    return new LifelineError(
+      'E_SEQ_EXHAUSTED',
+      `${this.nic.id}: SA generation ${h.stored.pair.generation} has used every sequence number (RFC 4303 §3.3.3: it never wraps); refresh it: mgmt-station refresh ${this.nic.id}`,
+    );
   }
 
   /** Skip past the NIC's reserved inbound block (see the file comment). */
