@@ -10,7 +10,7 @@
  *    knew the NIC was its business: B finds the SA in the store by the probe's SPI, takes the lease (A's claim is
  *    gone, epoch + 1) and answers — no key exchange (the host is hung; same SA generation; no IKE datagram).
  *  - `Randomize = no` keeps the listed order; `Randomize = yes` spreads NICs over the stations.
- *  - DEFERRED does not probe without traffic to send.
+ *  - DEFERRED does not probe without traffic to send, and does once a host event is to be reported.
  *  - A bad policy file is refused with file:line, exit 2, and the policy in force stays.
  */
 import assert from 'node:assert/strict';
@@ -199,5 +199,14 @@ describe('e2e cluster: NIC heartbeats, failover and adoption by SPI', function (
     const hb = (await lab.nic('nic-2')).heartbeat;
     assert.ok(Date.now() - deferredSince >= 4 * R_MS, 'several response times have passed');
     assert.deepEqual([hb.mode, hb.counters.probesSent, hb.failovers.length], ['DEFERRED', 0, 0]);
+  });
+
+  it('DEFERRED: a host event to report (traffic to send) with nothing heard from the station starts probing', async () => {
+    await lab.host('nic-2', 'hang'); // an ASF alert the NIC has to send to its station
+    const hb = await waitFor('a DEFERRED probe', async () => {
+      const h = (await lab.nic('nic-2')).heartbeat;
+      return h.counters.probesSent > 0 ? h : null;
+    }, 4 * R_MS, 100);
+    assert.equal(hb.mode, 'DEFERRED');
   });
 });
