@@ -24,7 +24,7 @@
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { ProtocolError, UsageError } from './errors.js';
 import { equalBytes, putU16, putU32, u32 } from './bytes.js';
-import { maxSequence } from './esp.js';
+import { SendCounter } from './send-counter.js';
 import { ReplayWindow } from './replay-window.js';
 
 export const NEXT_HEADER_ESP = 50;
@@ -113,41 +113,34 @@ export class AhSender {
   readonly spi: number;
   readonly esn: boolean;
   readonly #icv: AhIcv;
-  readonly #max: bigint;
-  #next: bigint;
+  readonly #counter: SendCounter;
 
   constructor(spi: number, key: Uint8Array, esn: boolean, nextSeq: bigint) {
     assertSpi(spi);
-    const max = maxSequence(esn);
-    if (typeof nextSeq !== 'bigint' || nextSeq < 1n || nextSeq > max + 1n) {
-      throw new UsageError('E_USAGE', `first AH sequence number must be 1..${max + 1n}, got ${String(nextSeq)}`);
-    }
+    this.#counter = new SendCounter(esn, nextSeq, 'AH');
     this.spi = spi;
     this.esn = esn;
     this.#icv = new AhIcv(key, esn);
-    this.#max = max;
-    this.#next = nextSeq;
   }
 
   get nextSeq(): bigint {
-    return this.#next;
+    return this.#counter.next;
   }
 
   get exhausted(): boolean {
-    return this.#next > this.#max;
+    return this.#counter.exhausted;
+  }
+
+  /** Continue from `next` (forward only), in step with the ESP sender. */
+  skipTo(next: bigint): void {
+    this.#counter.skipTo(next);
   }
 
   /** Prepends the AH header to `espPacket`, under the next sequence number. */
   wrap(espPacket: Uint8Array, ep: AhEndpoints): Uint8Array {
     if (!(espPacket instanceof Uint8Array)) throw new UsageError('E_USAGE', 'AH payload must be a Uint8Array');
-    const seq = this.#next;
-    if (seq > this.#max) {
-      // RFC 4302 §3.3.2: the counter must not cycle; a new SA is needed.
-      throw new ProtocolError(
-        'E_SEQ_EXHAUSTED',
-        `AH SPI 0x${this.spi.toString(16).padStart(8, '0')} has sent sequence number ${this.#max}; refresh the SA before sending more`,
-      );
-    }
+    // RFC 4302 §3.3.2: the counter must not cycle; a new SA is needed.
+    const seq = this.#counter.take(this.spi);
     const out = new Uint8Array(AH_LENGTH + espPacket.length);
     out[0] = NEXT_HEADER_ESP;
     out[1] = AH_PAYLOAD_LEN;
@@ -155,7 +148,6 @@ export class AhSender {
     putU32(out, 8, Number(seq & LOW32));
     out.set(espPacket, AH_LENGTH);
     out.set(this.#icv.compute(ep, out.subarray(0, 12), espPacket, seq), 12);
-    this.#next = seq + 1n;
     return out;
   }
 }

@@ -12,6 +12,7 @@
  * and deterministic (the firmware core takes no randomness on this path).
  * Padding aligns the ciphertext to 4 bytes with the default pattern 1, 2, 3, ... (RFC 4303 §2.4).
  */
+import { SendCounter, maxSequence } from './send-counter.js';
 import { createAead, AEAD_KEY_LENGTHS, AEAD_TAG_LENGTH, type Aead, type AeadImpl } from './aead.js';
 import { ProtocolError, UsageError } from './errors.js';
 import { putU16, putU32, u16, u32 } from './bytes.js';
@@ -35,9 +36,7 @@ export const NEXT_HEADER_NONE = 59;
 const LOW32 = 0xffffffffn;
 
 /** Highest sequence number an SA may send before it must be replaced (RFC 4303 §3.3.3). */
-export function maxSequence(esn: boolean): bigint {
-  return esn ? (1n << 64n) - 1n : LOW32;
-}
+export { maxSequence };
 
 /** Padding for a payload so that payload + pad + 2 ends on a 4-byte boundary (RFC 4303 §2.4). */
 export function espPadLength(payloadLength: number): number {
@@ -161,48 +160,39 @@ export class EspSender {
   readonly spi: number;
   readonly esn: boolean;
   readonly #crypto: EspCrypto;
-  readonly #max: bigint;
-  #next: bigint;
+  readonly #counter: SendCounter;
 
   constructor(dir: SaDirection, transform: EspTransform, esn: boolean, nextSeq: bigint, impl?: AeadImpl) {
     assertSpi(dir.spi);
-    const max = maxSequence(esn);
     // nextSeq = max + 1 is a legal (exhausted) state, e.g. restored from a checkpoint.
-    if (typeof nextSeq !== 'bigint' || nextSeq < 1n || nextSeq > max + 1n) {
-      throw new UsageError('E_USAGE', `first sequence number must be 1..${max + 1n}, got ${String(nextSeq)}`);
-    }
+    this.#counter = new SendCounter(esn, nextSeq, 'ESP');
     this.spi = dir.spi;
     this.esn = esn;
     this.#crypto = new EspCrypto(transform, dir.encKey, esn, impl);
-    this.#max = max;
-    this.#next = nextSeq;
   }
 
   /** The sequence number the next seal() will use. */
   get nextSeq(): bigint {
-    return this.#next;
+    return this.#counter.next;
   }
 
   /** True once the counter has used its last value: the SA must be refreshed (RFC 4303 §3.3.3). */
   get exhausted(): boolean {
-    return this.#next > this.#max;
+    return this.#counter.exhausted;
+  }
+
+  /** Continue from `next` (forward only), e.g. above a block reserved by another sender. */
+  skipTo(next: bigint): void {
+    this.#counter.skipTo(next);
   }
 
   /** Seals `payload` under the next sequence number and advances the counter. */
   seal(payload: Uint8Array, nextHeader: number = NEXT_HEADER_UDP): Uint8Array {
     if (!(payload instanceof Uint8Array)) throw new UsageError('E_USAGE', 'ESP payload must be a Uint8Array');
     assertNextHeader(nextHeader);
-    const seq = this.#next;
-    if (seq > this.#max) {
-      // RFC 4303 §3.3.3: the counter must not cycle; a new SA is needed (DESIGN §2.2 forces a refresh).
-      throw new ProtocolError(
-        'E_SEQ_EXHAUSTED',
-        `SPI 0x${this.spi.toString(16).padStart(8, '0')} has sent sequence number ${this.#max}; refresh the SA before sending more`,
-      );
-    }
-    const packet = this.#crypto.seal(this.spi, seq, undefined, payload, nextHeader);
-    this.#next = seq + 1n;
-    return packet;
+    // RFC 4303 §3.3.3: the counter must not cycle; a new SA is needed (DESIGN §2.2 forces a refresh).
+    const seq = this.#counter.take(this.spi);
+    return this.#crypto.seal(this.spi, seq, undefined, payload, nextHeader);
   }
 }
 

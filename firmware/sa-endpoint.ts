@@ -42,16 +42,14 @@ export interface OpenedDatagram { payload: Uint8Array; seq: bigint }
 export class SaEndpoint {
   readonly sa: SaPair;
   readonly side: SaSide;
-  private espOut: EspSender;
+  private readonly espOut: EspSender;
   private readonly espIn: EspReceiver;
-  private ahOut: AhSender | null;
-  private readonly impl: AeadImpl | undefined;
+  private readonly ahOut: AhSender | null;
   private readonly ahIn: AhReceiver | null;
 
   constructor(sa: SaPair, side: SaSide, o: SaEndpointOptions) {
     this.sa = sa;
     this.side = side;
-    this.impl = o.impl;
     const out = side === 'nic' ? sa.fromNic : sa.toNic;
     const inn = side === 'nic' ? sa.toNic : sa.fromNic;
     this.espOut = new EspSender(out, sa.transform, sa.esn, o.outStart, o.impl);
@@ -84,10 +82,8 @@ export class SaEndpoint {
    * restarted with a reserved replay floor (DESIGN §2.6).
    */
   skipOutboundTo(next: bigint): void {
-    if (next <= this.espOut.nextSeq) return;
-    const out = this.side === 'nic' ? this.sa.fromNic : this.sa.toNic;
-    this.espOut = new EspSender(out, this.sa.transform, this.sa.esn, next, this.impl);
-    if (this.ahOut) this.ahOut = new AhSender(out.ahSpi, out.ahKey, this.sa.esn, next);
+    this.espOut.skipTo(next);
+    this.ahOut?.skipTo(next);
   }
 
   /** ESP-protect (and AH-wrap) one inner packet. `ep` = this datagram's addresses, for the AH pseudo-header. */
