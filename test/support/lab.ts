@@ -300,8 +300,8 @@ export class StationProcess {
     return this.control.post(`/v1/nics/${encodeURIComponent(nic)}/${verb}`);
   }
 
-  /** GET /v1/status. */
-  status(): Promise<any> {
+  /** GET /v1/status: { id, pid, heartbeats, nics: [{ id, lastRefresh, host, lastError, refreshes, busy }] }. */
+  status(): Promise<{ id: string; pid: number; heartbeats: Record<string, number>; nics: { id: string; host: string; lastError: string | null; refreshes: number; busy: boolean }[] }> {
     return this.control.get('/v1/status');
   }
 }

@@ -3,96 +3,32 @@
  * cluster key and emulator), its control API, and read-only looks at the lab's SQLite store. Every daemon
  * started here is killed by stopAllStations() (call it in after/afterEach), and every wait is bounded.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { ControlClient } from '../../lib/control-client.js';
-import { STATION, freshFirstAddress, isRoot, type Lab } from './lab.js';
+import { freshFirstAddress, isRoot, type Lab, type StationProcess } from './lab.js';
 
-/** The line `serve --json` prints once it listens. */
-export interface StationReady { ready: true; id: string; pid: number; control: string; store: string }
+const running = new Set<StationProcess>();
 
-const running = new Set<StationDaemon>();
+/** A station daemon of the lab: Lab.startStation's process (its control API, signals, output). */
+export type StationDaemon = StationProcess;
 
-export class StationDaemon {
-  stdout = '';
-  stderr = '';
-  readonly control: ControlClient;
-  private constructor(readonly child: ChildProcess, readonly ready: StationReady) {
-    this.control = ControlClient.parse(ready.control);
-  }
-
+export const StationDaemon = {
   /**
-   * `mgmt-station serve --json ARGS` with the lab's --store/--cluster-key/--emulator; resolves on the ready
-   * line, rejects (and kills the process) if it exits first or is not ready within `timeoutMs`.
+   * `mgmt-station serve --json ARGS` with the lab's --store/--cluster-key/--emulator (Lab.startStation); the
+   * station id is taken from `--id` in ARGS (default station-1). Resolves on the ready line.
    */
-  static async start(lab: Lab, args: string[] = [], timeoutMs = 15000): Promise<StationDaemon> {
-    const argv = [STATION, 'serve', '--json', ...args, '--store', lab.store, '--cluster-key', lab.keyFile, '--emulator', lab.ready?.control ?? '127.0.0.1:1'];
-    const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
-    child.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
-    let ready: StationReady;
-    try {
-      ready = await new Promise<StationReady>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`mgmt-station serve not ready in ${timeoutMs} ms; stderr:\n${err}`)), timeoutMs);
-        const onData = () => {
-          const line = out.split('\n').find((l) => l.startsWith('{') && l.endsWith('}'));
-          if (!line) return;
-          clearTimeout(timer);
-          child.stdout!.off('data', onData);
-          resolve(JSON.parse(line) as StationReady);
-        };
-        child.stdout!.on('data', onData);
-        child.once('exit', (code, signal) => {
-          clearTimeout(timer);
-          reject(new Error(`mgmt-station serve exited (${code ?? signal}) before ready; stderr:\n${err}`));
-        });
-      });
-    } catch (e) {
-      child.kill('SIGKILL');
-      throw e;
-    }
-    const d = new StationDaemon(child, ready);
-    child.stdout!.on('data', (c: string) => (d.stdout += c));
-    child.stderr!.on('data', (c: string) => (d.stderr += c));
-    d.stderr = err;
+  async start(lab: Lab, args: string[] = [], timeoutMs = 15000): Promise<StationProcess> {
+    const i = args.indexOf('--id');
+    const id = i >= 0 ? args[i + 1] : 'station-1';
+    const rest = i >= 0 ? [...args.slice(0, i), ...args.slice(i + 2)] : args;
+    const d = await lab.startStation(id, rest, { timeoutMs });
     running.add(d);
-    child.once('exit', () => running.delete(d));
+    d.child.once('exit', () => running.delete(d));
     return d;
-  }
-
-  get alive(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  /** Send `signal` and wait (bounded) for the process to be gone; SIGKILL = the station dies on the spot. */
-  async kill(signal: NodeJS.Signals = 'SIGTERM', timeoutMs = 5000): Promise<void> {
-    const c = this.child;
-    if (!this.alive) return;
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
-      c.once('exit', () => {
-        clearTimeout(t);
-        resolve();
-      });
-      c.kill(signal);
-    });
-  }
-
-  /** GET /v1/status: { id, pid, nics: [{ id, lastRefresh, host, lastError, refreshes, busy }] }. */
-  status(): Promise<{ id: string; pid: number; nics: { id: string; host: string; lastError: string | null; refreshes: number; busy: boolean }[] }> {
-    return this.control.get('/v1/status');
-  }
-
-  /** POST /v1/nics/:nic/:verb, the request the CLI forwards; rejects with the daemon's coded error. */
-  verb(nic: string, verb: string): Promise<any> {
-    return this.control.post(`/v1/nics/${encodeURIComponent(nic)}/${verb}`);
-  }
-}
+  },
+};
 
 /** Kill every daemon this process started and has not seen exit (for after hooks). */
 export async function stopAllStations(): Promise<void> {
