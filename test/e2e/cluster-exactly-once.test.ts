@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import { Lab, waitFor, type StationProcess } from '../support/lab.js';
 import { writePskFile } from '../support/station-daemon.js';
 import { execLog, logIndexOf, nicDrops, postVerb, unfinishedCommands, type VerbOutcome } from '../support/cluster.js';
+import { prng } from '../support/prng.js';
 
 const COMMANDS = 1000;
 const KILLS = 22;
@@ -21,17 +22,6 @@ const POLL_MS = 150;
 const VERBS = ['power-up', 'power-down', 'power-cycle', 'reset'] as const;
 const PACED = process.env.LIFELINE_CLUSTER_PACED === '1';
 
-/** mulberry32: a small seeded generator, so a failing run can be repeated. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -54,7 +44,7 @@ describe('e2e cluster: 1,000 commands while the owner is killed at >= 20 random 
 
   it('every acknowledged command ran exactly once, every other at most once and reported', async () => {
     const seed = Number(process.env.LIFELINE_SEED ?? Math.floor(Math.random() * 2 ** 31));
-    const rand = prng(seed);
+    const rand = prng(seed).next;
     // Kill points: attempts at which the owner is killed, spread over the run, at least 25 apart.
     const killAt = new Set<number>();
     while (killAt.size < KILLS) {

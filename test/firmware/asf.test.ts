@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { prng } from '../support/prng.js';
 import { ProtocolError, UsageError } from '../../firmware/errors.js';
 import { fromHex, hex } from '../../firmware/bytes.js';
 import { RMCP_CLASS_ASF, RMCP_CLASS_IPMI } from '../../firmware/rmcp.js';
@@ -309,21 +310,10 @@ describe('ASF messages (DSP0136 §3.2.4)', () => {
   });
 });
 
-/** mulberry32: a tiny seeded PRNG, so the property test is reproducible. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('decodeRmcpAsf on hostile input (property)', () => {
   it('20,000 random and mutated datagrams: only ProtocolError is thrown, and what decodes re-encodes to itself', () => {
-    const rand = prng(0x5eed0623);
+    const rand = prng(0x5eed0623).next;
     const int = (n: number): number => Math.floor(rand() * n);
     const seeds = [...TSHARK_GOOD.map((v) => fromHex(v.bytes)), fromHex('0600ff06000011be420700020000'), fromHex('06000586')];
     let decoded = 0;

@@ -3,6 +3,7 @@
  * over byte arrays, on an in-memory EEPROM. DESIGN §2.1-2.2, §2.6; issue 2 criteria 4, 5, 7.
  */
 import assert from 'node:assert/strict';
+import { prng } from '../support/prng.js';
 import { MemoryEepromDevice } from '../../firmware/eeprom-device.js';
 import { EepromImage, EEPROM_SIZE, type NicConfig } from '../../firmware/eeprom-image.js';
 import { SaDatabase } from '../../firmware/sa-database.js';
@@ -173,8 +174,8 @@ describe('NIC firmware core (no sockets, no clocks)', () => {
   it('survives 20,000 mutated datagrams on both ports without a state change or an internal error', () => {
     const rig = new Rig();
     const good = [rig.seal({ type: 'presence-ping', tag: 1 }), encodeRmcpAsf(0xff, { type: 'presence-ping', tag: 1 })];
-    let x = 0x12345678;
-    const rnd = () => ((x = (Math.imul(x, 1103515245) + 12345) >>> 0) >>> 8) & 0xff;
+    const random = prng(0x12345678);
+    const rnd = () => random.int(256);
     const before = JSON.stringify(rig.db.summary());
     for (let i = 0; i < 20000; i++) {
       const base = good[i & 1];
