@@ -203,6 +203,7 @@ function rows(r: Results): Row[] {
     const s = 'Firmware, in-process';
     out.push({ section: s, name: 'secure packet (esp, aes-gcm-16)', value: f(fw.perPacket) });
     for (const [k, v] of Object.entries(fw.byVariant)) out.push({ section: s, name: `secure packet (${k})`, value: f(v) });
+    for (const [k, v] of Object.entries(fw.aead)) out.push({ section: s, name: `AEAD ${k}`, value: f(v) });
   }
   const ee = ok(r.eeprom);
   if (ee) {

@@ -16,6 +16,7 @@ import { encodeInnerUdp } from '../firmware/esp.js';
 import { RMCP_PORT } from '../firmware/rmcp.js';
 import type { SaPair, SecurityPolicy, EspTransform } from '../firmware/sa.js';
 import { randomSaPair } from './probes.js';
+import { createAead, type AeadImpl } from '../firmware/aead.js';
 import { figure, percentile, type Figure } from './stats.js';
 
 const NIC = { address: '127.0.0.1', port: 664 };
@@ -65,7 +66,7 @@ function feed(r: Rig, batch: Uint8Array[]): number {
   return us;
 }
 
-export interface FirmwareCost { perPacket: Figure; p90Batch: Figure; byVariant: Record<string, Figure> }
+export interface FirmwareCost { perPacket: Figure; p90Batch: Figure; byVariant: Record<string, Figure>; aead: Record<string, Figure> }
 
 /** µs per secure request handled (median of batches), for the default SA and two variants. */
 export function firmwareCost(opts: { batches: number; batchSize: number }): FirmwareCost {
@@ -88,7 +89,33 @@ export function firmwareCost(opts: { batches: number; batchSize: number }): Firm
     perPacket: figure(percentile(main, 50), 'µs/packet', wl('esp', 'aes-gcm-16', opts.batches)),
     p90Batch: figure(percentile(main, 90), 'µs/packet', 'the same, 90th percentile of the batch means'),
     byVariant,
+    aead: aeadCost(opts.batchSize),
   };
+}
+
+/**
+ * The AEAD choice of firmware/aead.ts, measured: µs per seal + open of a 48-byte payload with an 8-byte AAD,
+ * for each transform and implementation (median of 5 batches of `n`).
+ */
+function aeadCost(n: number): Record<string, Figure> {
+  const out: Record<string, Figure> = {};
+  const nonce = new Uint8Array(12);
+  const aad = new Uint8Array(8);
+  const plain = new Uint8Array(48);
+  const cases: [string, EspTransform, number][] = [['aes-128-gcm', 'aes-gcm-16', 16], ['aes-256-gcm', 'aes-gcm-16', 32], ['chacha20-poly1305', 'chacha20-poly1305', 32]];
+  for (const [name, transform, keyLength] of cases) {
+    for (const impl of ['node', 'noble'] as AeadImpl[]) {
+      const a = createAead(transform, new Uint8Array(keyLength).fill(7), impl);
+      const per: number[] = [];
+      for (let b = 0; b < 6; b++) {
+        const t0 = performance.now();
+        for (let i = 0; i < n; i++) a.open(nonce, aad, a.seal(nonce, aad, plain));
+        if (b > 0) per.push(((performance.now() - t0) * 1000) / n); // batch 0 warms up the JIT
+      }
+      out[`${name}/${impl}`] = figure(percentile(per, 50), 'µs/seal+open', `48-byte payload, 8-byte AAD, ${impl === 'node' ? 'node:crypto' : '@noble/ciphers'}; median of 5 batches x ${n}`);
+    }
+  }
+  return out;
 }
 
 export interface TrafficWear { perMillionPackets: Figure; perMillionRequests: Figure; pages: number; requests: number; checkpointBlock: number }

@@ -4,13 +4,13 @@
  *  - 'chacha20-poly1305': ChaCha20-Poly1305 (RFC 8439 §2.8, used by ESP per RFC 7634), 256-bit key.
  *
  * Two implementations, chosen per hot path by measurement: node:crypto (OpenSSL) and @noble/ciphers.
- * Measured on this machine (2 shared cores, Node 20.20) with a scratch script, not committed:
- *   `node .build/esp/bench-aead.mjs` — µs per seal+open of a 48-byte payload, 8-byte AAD:
- *     aes-128-gcm        node  8.9  | noble 33.2
- *     aes-256-gcm        node  8.3  | noble 31.2
- *     chacha20-poly1305  node  8.5  | noble 16.0   (second run: 11.4 | 20.9)
- * so 'node' is the default for every transform. A cached KeyObject (createSecretKey) saves ~0.4 µs
- * per operation over a raw key buffer (`node .build/esp/bench-key.mjs`: 4.9 vs 5.3 µs per seal).
+ * `node dist/bench/bench.js --only firmware` (results.firmware.aead; also part of `npm run bench`) measures
+ * µs per seal+open of a 48-byte payload, 8-byte AAD. One run on this machine (2 shared cores, Node 20.20):
+ *     aes-128-gcm        node 12.8 | noble 36.9
+ *     aes-256-gcm        node 17.4 | noble 41.9
+ *     chacha20-poly1305  node 18.1 | noble 25.3
+ * so 'node' is the default for every transform. Its key is a cached KeyObject (createSecretKey), not a raw
+ * buffer parsed per packet.
  *
  * Keys are given WITHOUT the 4-byte salt: the salt belongs to the nonce, which the ESP layer builds
  * (RFC 4106 §4, RFC 7634 §2).

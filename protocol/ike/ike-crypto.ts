@@ -127,8 +127,9 @@ export function pskAuth(
   return prf(prf(psk, KEY_PAD, hash), concat(realMessage, peerNonce, macedId), hash);
 }
 
-// X25519 through node:crypto. Keys are imported as JWK (RFC 8037 OKP): OpenSSL 3's DER decoders cost
-// ~460 us per private key on this machine, the raw JWK import ~110 us (bench: IKE exchanges/s). For a private
+// X25519 through node:crypto. Keys are imported as JWK (RFC 8037 OKP), not PKCS#8 DER: OpenSSL 3's DER decoder
+// was most of an exchange's cost; the switch took `npm run bench` (refresh section, full exchanges/s) from 150/s
+// to over 1,000/s (docs/PERFORMANCE.md "Fixes made for the targets"). For a private
 // JWK Node derives the public value from `d` itself; `x` must be present but is not used (checked in tests
 // against RFC 7748 §6.1).
 const JWK_X_UNUSED = Buffer.alloc(32).toString('base64url');
