@@ -55,6 +55,7 @@ Keys and NICs:
                             write esp_sa (and ikev2_decryption_table) UAT lines for every SA in the store (retired ones too)
                             (see README "Checking packets with tshark")
   log NIC [--json]          the NIC's command log with outcomes
+  status [--json]           the running daemon's view: NICs it owns, host states, refreshes, drops by reason
   audit NIC [--json]        verify the NIC's hash-chained command log; names the first bad entry
 
 Tables:
@@ -146,6 +147,16 @@ async function main(argv: string[]): Promise<void> {
     }
   }
   if (verb === 'replay') return replay(positionals[1], json);
+  if (verb === 'status') {
+    // The daemon's view: leases it polls, host states, refreshes, and what it dropped (by reason).
+    const d = runningDaemon(announce);
+    if (!d) throw new LifelineError('E_UNREACHABLE', `no daemon of station '${stationId}' is running for this store; start one with 'mgmt-station serve'`);
+    const st = await getJson(d, '/v1/status');
+    if (json) return printJson(st);
+    process.stdout.write(`station ${st.id} (pid ${st.pid}); dropped on its socket: ${fmtCounts(st.socketDrops)}; heartbeats: ${fmtCounts(st.heartbeats)}\n`);
+    for (const n of st.nics) process.stdout.write(`${String(n.id).padEnd(8)} host=${n.host} refreshes=${n.refreshes} dropped ${fmtCounts(n.dropped)}${n.lastError ? ' last error: ' + n.lastError : ''}\n`);
+    return;
+  }
   const [listenAddr, listenPort] = (values.listen ?? '127.0.0.1:0').split(':');
   const ctx = await StationContext.open({
     store: storeUrl,
@@ -370,6 +381,26 @@ function runningDaemon(file: string): string | null {
   } catch {
     return null;
   }
+}
+
+function fmtCounts(c: Record<string, number>): string {
+  return Object.entries(c).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${v}`).join(',') || 'none';
+}
+
+function getJson(hostPort: string, path: string): Promise<any> {
+  const [host, port] = hostPort.split(':');
+  return new Promise((resolve, reject) => {
+    http.get({ host, port: Number(port), path, timeout: 10000, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => {
+        try {
+          resolve(JSON.parse(text));
+        } catch {
+          reject(new LifelineError('E_UNREACHABLE', `station daemon at ${hostPort} answered non-JSON`));
+        }
+      });
+    }).on('error', (e) => reject(new LifelineError('E_UNREACHABLE', `cannot reach the station daemon at ${hostPort}: ${e.message}`)));
+  });
 }
 
 function postJson(hostPort: string, path: string): Promise<any> {

@@ -62,6 +62,13 @@ export class StationContext {
     return this.mux;
   }
 
+  /** What this process dropped, by reason: datagrams on its socket nobody holds an SA for, and per NIC session. */
+  drops(): { socket: Record<string, number>; nics: Record<string, Record<string, number>> } {
+    const nics: Record<string, Record<string, number>> = {};
+    for (const [id, s] of this.sessions) nics[id] = { ...s.counters.dropped };
+    return { socket: { ...(this.mux?.dropped ?? {}) }, nics };
+  }
+
   /** Forget our own claim on a NIC (e.g. the lease could not be renewed). */
   dropSession(nic: string): void {
     this.sessions.get(nic)?.close();

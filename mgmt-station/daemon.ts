@@ -5,7 +5,8 @@
  * commands go through one process that holds the sequence state.
  *
  * Control API (127.0.0.1 only):
- *   GET  /v1/status                         -> { id, pid, nics: [{ id, generation, host, lastRefresh, ... }] }
+ *   GET  /v1/status                         -> { id, pid, heartbeats, socketDrops, nics: [{ id, host, lastRefresh,
+ *                                              refreshes, lastError, dropped: { reason: count } }] }
  *   POST /v1/nics/:id/:verb  (ping|state|capabilities|reset|power-up|power-down|power-cycle|refresh)
  *                                           -> the same JSON the CLI prints with --json
  * A restart (even kill -9) resumes from the store: SAs, sequence reservations and the command log.
@@ -194,7 +195,11 @@ export class StationDaemon {
     try {
       const path = (req.url ?? '/').split('?')[0];
       if (req.method === 'GET' && path === '/v1/status') {
-        out = { id: this.ctx.o.stationId, pid: process.pid, heartbeats: this.heartbeats, nics: [...this.nics].map(([id, s]) => ({ id, ...s })) };
+        const drops = this.ctx.drops();
+        out = {
+          id: this.ctx.o.stationId, pid: process.pid, heartbeats: this.heartbeats, socketDrops: drops.socket,
+          nics: [...this.nics].map(([id, s]) => ({ id, ...s, dropped: drops.nics[id] ?? {} })),
+        };
       } else {
         const m = /^\/v1\/nics\/([^/]+)\/([a-z-]+)$/.exec(path);
         if (req.method !== 'POST' || !m) throw new LifelineError('E_NOT_FOUND', `no such endpoint: ${req.method} ${path}`);
