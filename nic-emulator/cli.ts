@@ -199,7 +199,11 @@ async function start(values: Record<string, string | boolean | undefined>, contr
     await fleet.stop();
     process.exit(EXIT.OK);
   };
-  const server = await startControlServer(fleet, host, port, () => void shutdown('control API'));
+  const server = await startControlServer(fleet, host, port, () => void shutdown('control API')).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'EADDRINUSE') throw new UsageError('E_USAGE', `control address ${host}:${port} is in use: another emulator running? try 'nic-emulator stop' or another --control`);
+    if (e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') throw new UsageError('E_USAGE', `cannot listen on control address ${host}:${port} (${e.message}); try another --control`);
+    throw e;
+  });
   const bar = progress('starting NICs');
   const t0 = performance.now();
   try {

@@ -18,13 +18,15 @@ const STATION = join(ROOT, 'bin/mgmt-station.js');
 const NICS = Number(process.env.LIFELINE_LAB_NICS ?? 4);
 // For tests that run a lab beside a developer's: where var/ goes, the control API, the first NIC address.
 const CWD = process.env.LIFELINE_LAB_DIR ?? ROOT;
+// (port 0 picks a free one; the station commands then use the address the emulator reports).
 const CONTROL = process.env.LIFELINE_LAB_CONTROL ?? '127.0.0.1:8623';
+let control = CONTROL;
 const FIRST = process.env.LIFELINE_LAB_FIRST_ADDRESS ?? '127.0.1.1';
 const isRoot = process.getuid?.() === 0;
 const children: ChildProcess[] = [];
 
 function station(args: string[]): { ok: boolean; out: string; err: string } {
-  const r = spawnSync(process.execPath, [STATION, ...args, '--emulator', CONTROL], { cwd: CWD, encoding: 'utf8', timeout: 60000 });
+  const r = spawnSync(process.execPath, [STATION, ...args, '--emulator', control], { cwd: CWD, encoding: 'utf8', timeout: 60000 });
   return { ok: r.status === 0, out: r.stdout.trim(), err: r.stderr.trim() };
 }
 
@@ -42,6 +44,7 @@ let stopping = false;
 function shutdown(code: number): void {
   if (stopping) return;
   stopping = true;
+  process.exitCode = code;
   for (const c of children) c.kill('SIGTERM');
   setTimeout(() => process.exit(code), 500).unref();
 }
@@ -50,6 +53,7 @@ async function main(): Promise<void> {
   mkdirSync(join(CWD, 'var'), { recursive: true });
   const addressing = isRoot ? ['--first-address', FIRST] : ['--port-base', '16230'];
   const emu = await startChild(EMULATOR, ['start', '--nics', String(NICS), '--data-dir', 'var/nics', '--control', CONTROL, '--json', ...addressing], 'nic-emulator');
+  control = String(emu.control);
   // Enrol every NIC the station does not hold an SA for yet (a restarted lab keeps its SAs).
   const psk = join(CWD, 'var/psk.hex');
   if (!existsSync(psk)) writeFileSync(psk, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
@@ -63,6 +67,7 @@ async function main(): Promise<void> {
   }
   const st = await startChild(STATION, ['serve', '--json', '--refresh-interval', '3600'], 'mgmt-station serve');
   const ping = station(['ping', 'nic-1']);
+  if (stopping) return; // a child died while we set up; shutdown() has said which
   process.stdout.write(`
 Lifeline lab is up: ${emu.running} NICs (${emu.first} .. ${emu.last}), emulator control http://${emu.control}
 Station daemon 'station-1' on http://${st.control}; store sqlite:var/station.db, cluster key var/cluster.key

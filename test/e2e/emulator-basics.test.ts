@@ -72,4 +72,11 @@ describe('e2e: an address-per-NIC fleet answers standard tools', function () {
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     assert.match(r.stderr, /^nic-emulator: E_UNREACHABLE: cannot reach the emulator control API at 127\.0\.0\.1:1/);
   });
+
+  it('a second emulator on a control address in use fails with one line, exit code 2', async () => {
+    const r = await lab.run(['start', '--nics', '1', '--port-base', '29000', '--data-dir', `${lab.dir}/second`, '--control', lab.ready!.control], { bin: EMULATOR });
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^nic-emulator: E_USAGE: control address .* is in use/);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  });
 });

@@ -22,18 +22,18 @@ describe('npm start and npm run demo', function () {
   it('npm start: a lab with 4 enrolled NICs and a station daemon that stays up, answers, and stops on SIGINT', async function () {
     if (!isRoot) this.skip(); // port-per-NIC lab uses fixed ports; the address-per-NIC lab needs root
     const dir = mkdtempSync(join(tmpdir(), 'lifeline-npm-start-'));
-    const control = `127.0.0.1:${20000 + (process.pid % 20000)}`;
     const lab = spawn(process.execPath, [join(ROOT, 'dist/scripts/lab.js')], {
       cwd: ROOT,
-      env: { ...process.env, LIFELINE_LAB_DIR: dir, LIFELINE_LAB_CONTROL: control, LIFELINE_LAB_FIRST_ADDRESS: freshFirstAddress() },
+      env: { ...process.env, LIFELINE_LAB_DIR: dir, LIFELINE_LAB_CONTROL: '127.0.0.1:0', LIFELINE_LAB_FIRST_ADDRESS: freshFirstAddress() },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
+    let err = '';
     lab.stdout!.setEncoding('utf8').on('data', (c: string) => (out += c));
-    lab.stderr!.resume();
+    lab.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
     try {
       await new Promise<void>((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`lab not up in 60 s: ${out}`)), 60000);
+        const t = setTimeout(() => reject(new Error(`lab not up in 60 s: ${out}${err}`)), 60000);
         const poll = setInterval(() => {
           if (out.includes('Ctrl-C stops the lab')) {
             clearTimeout(t);
@@ -41,10 +41,11 @@ describe('npm start and npm run demo', function () {
             resolve();
           }
         }, 100);
-        lab.once('exit', (code) => reject(new Error(`lab exited ${code}: ${out}`)));
+        lab.once('exit', (code) => reject(new Error(`lab exited ${code}: ${out}${err}`)));
       });
-      assert.match(out, /Lifeline lab is up: 4 NICs/);
-      assert.match(out, /Secure ping nic-1: pong from nic-1/);
+      assert.match(out, /Lifeline lab is up: 4 NICs/, err);
+      assert.match(out, /Secure ping nic-1: pong from nic-1/, err);
+      const control = /emulator control http:\/\/(\S+)/.exec(out)![1]!;
       // A user's command in the lab's directory goes through the lab's station daemon.
       const r = spawnSync(process.execPath, [STATION, 'state', 'nic-4', '--json', '--emulator', control], { cwd: dir, encoding: 'utf8', timeout: 20000 });
       assert.equal(r.status, 0, r.stderr);
