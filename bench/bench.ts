@@ -28,7 +28,7 @@ interface Results {
   lifeline?: NicNetworkResult | { error: string };
   nodeFloor?: NodeFloorResult | { error: string };
   ipmiSim?: IpmiSimResult | { error: string };
-  comparison?: { p50Ratio: Figure; throughputRatio: Figure } | { skipped: string };
+  comparison?: { p50Ratio: Figure; throughputRatio: Figure; lowLatencyP50Ratio?: Figure; lowLatencyThroughputRatio?: Figure } | { skipped: string };
   firmware?: FirmwareCost | { error: string };
   eeprom?: { traffic: TrafficWear; refresh: RefreshWear[] } | { error: string };
   fleet?: FleetResult | { error: string };
@@ -93,6 +93,10 @@ async function main(): Promise<number> {
     r.comparison = {
       p50Ratio: figure(l.p50.value / i.p50.value, 'ratio', 'Lifeline clear Presence Ping p50 / ipmi_sim p50, same run, same client'),
       throughputRatio: figure(l.throughput.value / i.throughput.value, 'ratio', `Lifeline / ipmi_sim Presence Pings per second, ${plan.inFlight} in flight, same run`),
+      ...((bp) => (bp ? {
+        lowLatencyP50Ratio: figure(bp.p50.value / i.p50.value, 'ratio', 'Lifeline in low-latency mode (--busy-poll-us 200, not the default) Presence Ping p50 / ipmi_sim p50, same run; informational, the target uses the default'),
+        lowLatencyThroughputRatio: figure(bp.throughput.value / i.throughput.value, 'ratio', 'the same, Presence Pings per second with 32 in flight; informational'),
+      } : {}))(ok(r.lifeline.clearWithBusyPoll)),
     };
   } else if (r.ipmiSim && 'skipped' in r.ipmiSim) {
     r.comparison = { skipped: r.ipmiSim.skipped };
@@ -180,6 +184,13 @@ function rows(r: Results): Row[] {
     const s = 'Lifeline, one emulated NIC (' + net.placement + ')';
     out.push({ section: s, name: 'clear Presence Ping p50 / p99', value: `${net.clear.p50.value} / ${net.clear.p99.value} µs` });
     out.push({ section: s, name: 'clear Presence Ping, 32 in flight', value: f(net.clear.throughput) });
+    if (net.clear.responderCpu) out.push({ section: s, name: 'emulator CPU per Presence Ping, sequential / in flight', value: `${net.clear.responderCpu.sequential.value} / ${net.clear.responderCpu.inFlight.value} µs` });
+    const bp = ok(net.clearWithBusyPoll);
+    if (bp) {
+      out.push({ section: s, name: 'low-latency mode (--busy-poll-us 200): Presence Ping p50 / p99', value: `${bp.p50.value} / ${bp.p99.value} µs` });
+      out.push({ section: s, name: 'low-latency mode: 32 in flight', value: f(bp.throughput) });
+      if (bp.responderCpu) out.push({ section: s, name: 'low-latency mode: CPU per ping, sequential / in flight', value: `${bp.responderCpu.sequential.value} / ${bp.responderCpu.inFlight.value} µs` });
+    }
     out.push({ section: s, name: 'secure System State p50 / p99', value: `${net.secure.p50.value} / ${net.secure.p99.value} µs` });
     out.push({ section: s, name: 'secure System State, 32 in flight', value: f(net.secure.throughput) });
     out.push({ section: s, name: 'secure / clear p50', value: f(net.secureOverClearP50) });
@@ -190,6 +201,7 @@ function rows(r: Results): Row[] {
     const s = `OpenIPMI ipmi_sim (${ipmi.address})`;
     out.push({ section: s, name: 'Presence Ping p50 / p99', value: `${ipmi.clear.p50.value} / ${ipmi.clear.p99.value} µs` });
     out.push({ section: s, name: 'Presence Ping, 32 in flight', value: f(ipmi.clear.throughput) });
+    if (ipmi.clear.responderCpu) out.push({ section: s, name: 'CPU per Presence Ping, sequential / in flight', value: `${ipmi.clear.responderCpu.sequential.value} / ${ipmi.clear.responderCpu.inFlight.value} µs` });
     out.push({ section: s, name: 'ipmi_sim RSS', value: f(ipmi.rss) });
   } else if (r.ipmiSim) out.push({ section: 'OpenIPMI ipmi_sim', name: 'skipped', value: JSON.stringify(r.ipmiSim) });
   const floor = ok(r.nodeFloor);

@@ -16,12 +16,18 @@ import { presencePingProbe, randomSaPair, secureStateProbe } from './probes.js';
 import { startEmulator, stopChild, rssKiB, tempDir, spawnChild, type Emulator } from './processes.js';
 import type { ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { findIpmiSim, startIpmiSim, type IpmiSim } from './ipmi-sim.js';
+import { SUGGESTED_BUSY_POLL_MAX_US } from '../nic-emulator/busy-poll.js';
 import { figure, summarize, type Figure } from './stats.js';
 
 export interface LoadPlan { rounds: number; pings: number; warmup: number; inFlight: number; seconds: number; warmupSeconds: number }
 
-export interface RoundTrip { p50: Figure; p99: Figure; mean: Figure; lost: number; throughput: Figure; loadedP50: Figure; windowLost: number; roundP50s: number[]; roundThroughputs: number[] }
+export interface RoundTrip {
+  p50: Figure; p99: Figure; mean: Figure; lost: number; throughput: Figure; loadedP50: Figure; windowLost: number; roundP50s: number[]; roundThroughputs: number[];
+  /** CPU time of the responder process per request (user + system, /proc/PID/stat), sequential and in flight. */
+  responderCpu: { sequential: Figure; inFlight: Figure } | null;
+}
 
 export interface NicPlacement { mode: 'address-per-NIC' | 'port-per-NIC'; args: string[]; clear: Target; secure: Target }
 
@@ -37,7 +43,11 @@ export function placeOneNic(): NicPlacement {
   return { mode: 'port-per-NIC', args: ['--port-base', String(base)], clear: { address: '127.0.0.1', port: base }, secure: { address: '127.0.0.1', port: base + 1 } };
 }
 
-export interface NicNetworkResult { placement: string; clear: RoundTrip; secure: RoundTrip; secureOverClearP50: Figure; emulatorRss: Figure; nicDropped: Record<string, number> }
+export interface NicNetworkResult {
+  placement: string; clear: RoundTrip; secure: RoundTrip; secureOverClearP50: Figure; emulatorRss: Figure; nicDropped: Record<string, number>;
+  /** The same clear workload against a second emulator in low-latency mode (--busy-poll-us 200). */
+  clearWithBusyPoll: RoundTrip | { error: string };
+}
 
 export type IpmiSimResult = { skipped: string } | { address: string; clear: RoundTrip; rss: Figure };
 
@@ -59,7 +69,22 @@ async function startEchoResponder(): Promise<{ child: ChildProcess; port: number
   return { child, port };
 }
 
-interface Workload { name: string; describe: string; sock: dgram.Socket; to: Target; probe: Probe; seq: number[][]; win: { completed: number; seconds: number; lost: number; lat: number[] }[]; lost: number }
+interface Workload {
+  name: string; describe: string; sock: dgram.Socket; to: Target; probe: Probe; seq: number[][]; win: { completed: number; seconds: number; lost: number; lat: number[] }[]; lost: number;
+  /** The responder's pid, for its CPU time; CPU ms and requests, sequential and in flight. */
+  pid: number | null; cpu: { seqMs: number; seqN: number; winMs: number; winN: number };
+}
+
+/** User + system CPU time of a process and all its threads, in ms (/proc/PID/stat fields 14 and 15). */
+function cpuMs(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLOCK_TICKS;
+  } catch {
+    return NaN;
+  }
+}
+const CLOCK_TICKS = 100; // sysconf(_SC_CLK_TCK) on Linux
 
 function roundTrip(w: Workload, plan: LoadPlan): RoundTrip {
   const all = w.seq.flat();
@@ -79,6 +104,12 @@ function roundTrip(w: Workload, plan: LoadPlan): RoundTrip {
     windowLost: w.win.reduce((a, x) => a + x.lost, 0),
     roundP50s: w.seq.map((x) => Math.round(summarize(x).p50 * 10) / 10),
     roundThroughputs: w.win.map((x) => Math.round(x.completed / x.seconds)),
+    responderCpu: w.pid === null || !(w.cpu.seqN > 0 && w.cpu.winN > 0) || Number.isNaN(w.cpu.seqMs + w.cpu.winMs)
+      ? null
+      : {
+          sequential: figure((w.cpu.seqMs * 1000) / w.cpu.seqN, 'µs/request', `${seqWl}; responder CPU (user + system, all threads, /proc/PID/stat) per request, 10 ms ticks`),
+          inFlight: figure((w.cpu.winMs * 1000) / w.cpu.winN, 'µs/request', `${winWl}; responder CPU per request, warm-up included in both time and count`),
+        },
   };
 }
 
@@ -88,7 +119,12 @@ async function interleave(ws: Workload[], plan: LoadPlan, log: (s: string) => vo
   log(`  sequential: ${plan.rounds} rounds x ${per} requests x [${ws.map((w) => w.name).join(', ')}]`);
   for (let r = 0; r < plan.rounds; r++) {
     for (const w of ws) {
+      const c0 = w.pid === null ? 0 : cpuMs(w.pid);
       const s = await sequential(w.sock, w.to, w.probe, per, 50);
+      if (w.pid !== null) {
+        w.cpu.seqMs += cpuMs(w.pid) - c0;
+        w.cpu.seqN += per + 50;
+      }
       w.seq.push(s.samples);
       w.lost += s.lost;
     }
@@ -96,7 +132,12 @@ async function interleave(ws: Workload[], plan: LoadPlan, log: (s: string) => vo
   log(`  ${plan.inFlight} in flight: ${plan.rounds} rounds x ${plan.seconds / plan.rounds} s x [${ws.map((w) => w.name).join(', ')}]`);
   for (let r = 0; r < plan.rounds; r++) {
     for (const w of ws) {
+      const c0 = w.pid === null ? 0 : cpuMs(w.pid);
       const x = await window(w.sock, w.to, w.probe, plan.inFlight, (plan.seconds / plan.rounds) * 1000, plan.warmupSeconds * 1000);
+      if (w.pid !== null) {
+        w.cpu.winMs += cpuMs(w.pid) - c0;
+        w.cpu.winN += x.sent;
+      }
       w.win.push({ completed: x.completed, seconds: x.seconds, lost: x.lost, lat: x.samples });
     }
   }
@@ -106,45 +147,57 @@ async function interleave(ws: Workload[], plan: LoadPlan, log: (s: string) => vo
 export async function measureNetwork(plan: LoadPlan, withIpmiSim: boolean, log: (s: string) => void): Promise<NetworkResult> {
   let place = placeOneNic();
   let emu: Emulator | null = null;
+  let emuPoll: Emulator | null = null;
   let sim: IpmiSim | null = null;
   let echo: { child: ChildProcess; port: number } | null = null;
   const socks: dgram.Socket[] = [];
   try {
     // A fresh address (or port base) can be taken by another lab on the same machine: try a few.
-    for (let attempt = 1; !emu; attempt++) {
-      try {
-        emu = await startEmulator(['--nics', '1', '--data-dir', tempDir('nic'), ...place.args], 20000);
-      } catch (e) {
-        if (attempt >= 3 || !/in use/i.test((e as Error).message)) throw e;
-        place = placeOneNic();
+    const startOne = async (extra: string[]): Promise<{ emu: Emulator; place: NicPlacement }> => {
+      for (let attempt = 1; ; attempt++) {
+        const p = placeOneNic();
+        try {
+          return { emu: await startEmulator(['--nics', '1', '--data-dir', tempDir('nic'), ...p.args, ...extra], 20000), place: p };
+        } catch (e) {
+          if (attempt >= 3 || !/in use/i.test((e as Error).message)) throw e;
+        }
       }
-    }
+    };
+    ({ emu, place } = await startOne([]));
     const control = ControlClient.parse(emu.ready.control);
     const sa = randomSaPair('esp', 'aes-gcm-16');
     const { generation } = await control.post<{ generation: number }>('/v1/nics/nic-1/sa', { sa: saToJson(sa) });
-    const mk = async (name: string, describe: string, to: Target, probe: (local: Target) => Probe): Promise<Workload> => {
+    const mk = async (name: string, describe: string, to: Target, pid: number | null | undefined, probe: (local: Target) => Probe): Promise<Workload> => {
       const sock = await openClient('127.0.0.1', to);
       socks.push(sock);
       const a = sock.address();
-      return { name, describe, sock, to, probe: probe({ address: a.address, port: a.port }), seq: [], win: [], lost: 0 };
+      return { name, describe, sock, to, probe: probe({ address: a.address, port: a.port }), seq: [], win: [], lost: 0, pid: pid ?? null, cpu: { seqMs: 0, seqN: 0, winMs: 0, winN: 0 } };
     };
     const ws: Workload[] = [
-      await mk('lifeline-clear', 'ASF Presence Ping -> Pong (UDP 623, 12 -> 28 bytes), one emulated NIC', place.clear, () => presencePingProbe()),
-      await mk('lifeline-secure', 'ESP System State Request -> Response (UDP 664, AES-GCM-16, station SaEndpoint), one emulated NIC', place.secure,
+      await mk('lifeline-clear', 'ASF Presence Ping -> Pong (UDP 623, 12 -> 28 bytes), one emulated NIC', place.clear, emu.ready.pid, () => presencePingProbe()),
+      await mk('lifeline-secure', 'ESP System State Request -> Response (UDP 664, AES-GCM-16, station SaEndpoint), one emulated NIC', place.secure, emu.ready.pid,
         (local) => secureStateProbe({ ...sa, generation }, local, place.secure)),
     ];
+    let pollError: string | null = null;
+    try {
+      const second = await startOne(['--busy-poll-us', String(SUGGESTED_BUSY_POLL_MAX_US)]);
+      emuPoll = second.emu;
+      ws.push(await mk('lifeline-busy-poll', `ASF Presence Ping -> Pong, one emulated NIC in a second emulator in low-latency mode (--busy-poll-us ${SUGGESTED_BUSY_POLL_MAX_US})`, second.place.clear, emuPoll.ready.pid, () => presencePingProbe()));
+    } catch (e) {
+      pollError = (e as Error).message;
+    }
     let skipped: string | null = null;
     const bin = findIpmiSim();
     if (!withIpmiSim) skipped = 'not requested (--only)';
     else if (!bin) skipped = 'ipmi_sim not installed (Debian package openipmi); Lifeline/ipmi_sim ratios not measured';
     else {
       sim = await startIpmiSim(bin, '127.0.0.1');
-      ws.push(await mk('ipmi_sim', 'ASF Presence Ping -> Pong (UDP, 12 -> 28 bytes), OpenIPMI ipmi_sim with one BMC', { address: sim.address, port: sim.port }, () => presencePingProbe()));
+      ws.push(await mk('ipmi_sim', 'ASF Presence Ping -> Pong (UDP, 12 -> 28 bytes), OpenIPMI ipmi_sim with one BMC', { address: sim.address, port: sim.port }, sim.child.pid, () => presencePingProbe()));
     }
     let echoError: string | null = null;
     try {
       echo = await startEchoResponder();
-      ws.push(await mk('node-floor', 'ASF Presence Ping -> fixed Pong from a bare Node dgram responder (bench/echo-responder.ts), the Node floor', { address: '127.0.0.1', port: echo.port }, () => presencePingProbe()));
+      ws.push(await mk('node-floor', 'ASF Presence Ping -> fixed Pong from a bare Node dgram responder (bench/echo-responder.ts), the Node floor', { address: '127.0.0.1', port: echo.port }, echo.child.pid, () => presencePingProbe()));
     } catch (e) {
       echoError = (e as Error).message;
     }
@@ -159,9 +212,11 @@ export async function measureNetwork(plan: LoadPlan, withIpmiSim: boolean, log: 
       secureOverClearP50: figure(secure.p50.value / clear.p50.value, 'ratio', 'secure System State p50 / clear Presence Ping p50, same emulator process, interleaved rounds of the same run'),
       emulatorRss: figure(rssKiB(emu.ready.pid) / 1024, 'MiB', 'VmRSS of the 1-NIC emulator process after the load'),
       nicDropped,
+      clearWithBusyPoll: ((w) => (w ? roundTrip(w, plan) : { error: pollError ?? 'not run' }))(ws.find((w) => w.name === 'lifeline-busy-poll')),
     };
-    const ipmiSim: IpmiSimResult = sim
-      ? { address: `${sim.address}:${sim.port}`, clear: roundTrip(ws[2], plan), rss: figure(rssKiB(sim.child.pid!) / 1024, 'MiB', 'VmRSS of ipmi_sim after the load') }
+    const simWl = ws.find((w) => w.name === 'ipmi_sim');
+    const ipmiSim: IpmiSimResult = sim && simWl
+      ? { address: `${sim.address}:${sim.port}`, clear: roundTrip(simWl, plan), rss: figure(rssKiB(sim.child.pid!) / 1024, 'MiB', 'VmRSS of ipmi_sim after the load') }
       : { skipped: skipped! };
     const floor = ws.find((w) => w.name === 'node-floor');
     const nodeFloor = floor
@@ -172,6 +227,7 @@ export async function measureNetwork(plan: LoadPlan, withIpmiSim: boolean, log: 
     if (echo) await stopChild(echo.child, 1000);
     for (const s of socks) s.close();
     if (sim) await sim.stop();
+    if (emuPoll) await stopChild(emuPoll.child);
     if (emu) await stopChild(emu.child);
   }
 }

@@ -19,7 +19,7 @@ export interface Probe {
 export interface Target { address: string; port: number }
 
 export interface SequentialResult extends LatencySummary { lost: number; unit: 'µs'; samples: number[] }
-export interface WindowResult { requestsPerSecond: number; completed: number; lost: number; seconds: number; inFlight: number; latency: LatencySummary; samples: number[] }
+export interface WindowResult { requestsPerSecond: number; completed: number; lost: number; seconds: number; inFlight: number; latency: LatencySummary; samples: number[]; /** every request sent, warm-up included */ sent: number }
 
 const LOST_AFTER_MS = 500;
 
@@ -126,6 +126,7 @@ export function window(sock: dgram.Socket, to: Target, probe: Probe, inFlight: n
     const sentAt = new Float64Array(256).fill(-1);
     let tag = 0;
     let completed = 0;
+    let sent = 0;
     let lost = 0;
     let measuring = false;
     let stopping = false;
@@ -136,6 +137,7 @@ export function window(sock: dgram.Socket, to: Target, probe: Probe, inFlight: n
       do tag = (tag + 1) & 0xff;
       while (sentAt[tag] >= 0);
       sentAt[tag] = performance.now();
+      sent++;
       out(probe.request(tag));
     };
     const onMessage = (msg: Buffer) => {
@@ -172,7 +174,7 @@ export function window(sock: dgram.Socket, to: Target, probe: Probe, inFlight: n
         setTimeout(() => {
           clearInterval(sweep);
           sock.removeListener('message', onMessage);
-          resolve({ requestsPerSecond: completed / seconds, completed, lost, seconds, inFlight, latency: summarize(lat), samples: lat });
+          resolve({ requestsPerSecond: completed / seconds, completed, lost, seconds, inFlight, latency: summarize(lat), samples: lat, sent });
         }, 100);
       }, durationMs);
     }, warmupMs);

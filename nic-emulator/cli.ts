@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
+import { BusyPoll, DEFAULT_BUSY_POLL_MAX_US, SUGGESTED_BUSY_POLL_MAX_US } from './busy-poll.js';
 import { Fleet } from './fleet.js';
 import { startControlServer } from './control-server.js';
 import { ControlClient, DEFAULT_CONTROL } from '../lib/control-client.js';
@@ -42,6 +43,9 @@ Options for start:
   --clear-management CMDS   new images allow these clear commands on 623, comma-separated
                             (reset,power-up,power-down,power-cycle); default: none (refused)
   --checkpoint-block K      sequence numbers reserved per EEPROM checkpoint (default 16384)
+  --busy-poll-us US         low-latency mode: after a datagram, poll the sockets for up to US µs instead of
+                            sleeping, adapting to the traffic (default 0 = off; try ${SUGGESTED_BUSY_POLL_MAX_US}; costs CPU while
+                            datagrams come less than US µs apart; nic-emulator/busy-poll.ts)
 
 Common options:
   --control HOST:PORT       control API address (default ${DEFAULT_CONTROL}; loopback only)
@@ -65,6 +69,7 @@ async function main(argv: string[]): Promise<void> {
       policy: { type: 'string' },
       'clear-management': { type: 'string' },
       'checkpoint-block': { type: 'string' },
+      'busy-poll-us': { type: 'string' },
       control: { type: 'string' },
       json: { type: 'boolean' },
       'log-format': { type: 'string' },
@@ -172,6 +177,8 @@ async function start(values: Record<string, string | boolean | undefined>, contr
       allowed |= bit;
     }
   }
+  const busyPollUs = int(values['busy-poll-us'] as string | undefined, DEFAULT_BUSY_POLL_MAX_US, 'busy-poll-us');
+  if (busyPollUs > 100_000) throw new UsageError('E_USAGE', `--busy-poll-us must be at most 100000, got ${busyPollUs}`);
   const fleet = new Fleet({
     nics: int(values.nics as string | undefined, 4, 'nics'),
     firstAddress: (values['first-address'] as string | undefined) ?? (portBase !== null ? '127.0.0.1' : '127.0.1.1'),
@@ -187,6 +194,7 @@ async function start(values: Record<string, string | boolean | undefined>, contr
       clusterPolicy: '',
     },
     checkpointBlock: values['checkpoint-block'] !== undefined ? int(values['checkpoint-block'] as string, 16384, 'checkpoint-block') : undefined,
+    busyPoll: new BusyPoll(busyPollUs),
     log,
   });
   const { host, port } = parseHostPort(control, 8623);

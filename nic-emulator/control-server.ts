@@ -71,6 +71,7 @@ function route(fleet: Fleet, method: string, url: string, body: Record<string, u
       nics: fleet.nics.length,
       running: fleet.nics.filter((n) => n.runState === 'running').length,
       failed: fleet.nics.filter((n) => n.runState === 'failed').length,
+      busyPoll: fleet.busyPoll?.stats() ?? null,
     };
   }
   if (method === 'GET' && path === '/v1/nics') return fleet.nics.map((n) => n.status());

@@ -5,6 +5,7 @@ import { assignAddresses, type AddressingOptions } from './addressing.js';
 import type { NicConfig } from '../firmware/eeprom-image.js';
 import type { HostState } from '../firmware/host-state.js';
 import type { Logger } from '../lib/log.js';
+import type { BusyPoll } from './busy-poll.js';
 
 export interface FleetOptions extends AddressingOptions {
   dataDir: string;
@@ -13,6 +14,8 @@ export interface FleetOptions extends AddressingOptions {
   initialHostState: HostState;
   checkpointBlock?: number;
   log: Logger;
+  /** Adaptive busy polling shared by every NIC of the process (the event loop is one). */
+  busyPoll?: BusyPoll;
   /** How many NICs bind their sockets concurrently while starting. */
   startConcurrency?: number;
 }
@@ -27,6 +30,7 @@ export class Fleet {
       const n = new NicNode({
         addr, dataDir: opts.dataDir, bootDelayMs: opts.bootDelayMs, initialConfig: opts.initialConfig,
         initialHostState: opts.initialHostState, checkpointBlock: opts.checkpointBlock, log: opts.log,
+        busyPoll: opts.busyPoll,
       });
       this.nics.push(n);
       this.byId.set(n.id, n);
@@ -49,6 +53,10 @@ export class Fleet {
 
   async stop(): Promise<void> {
     await Promise.all(this.nics.map((n) => n.stop()));
+  }
+
+  get busyPoll(): BusyPoll | undefined {
+    return this.opts.busyPoll;
   }
 
   get(idOrAddress: string): NicNode | undefined {

@@ -5,6 +5,8 @@
  * the firmware's (firmware/nic-firmware.ts); this file only moves bytes and time.
  */
 import dgram from 'node:dgram';
+import dns from 'node:dns';
+import { isIPv4 } from 'node:net';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { NicFirmware, type NicEffect, type Endpoint } from '../firmware/nic-firmware.js';
@@ -21,6 +23,7 @@ import { NicHeartbeat } from './nic-heartbeat.js';
 import { parseClusterPolicy } from '../firmware/cluster-policy.js';
 import type { NicAddress } from './addressing.js';
 import type { Logger } from '../lib/log.js';
+import type { BusyPoll } from './busy-poll.js';
 
 export type NicRunState = 'starting' | 'running' | 'unpowered' | 'failed' | 'stopped';
 
@@ -37,6 +40,8 @@ export interface NicNodeOptions {
   /** Host agent: how long a pending SA waits for SA_ACK (DESIGN §2.5). */
   commitTimeoutMs?: number;
   log: Logger;
+  /** The process's adaptive busy polling (nic-emulator/busy-poll.ts), told of every datagram. */
+  busyPoll?: BusyPoll;
 }
 
 export class NicNode {
@@ -185,7 +190,7 @@ export class NicNode {
 
   private bindUdp(port: number, onMessage: (msg: Buffer, rinfo: dgram.RemoteInfo) => void): Promise<dgram.Socket> {
     return new Promise<dgram.Socket>((resolve, reject) => {
-      const s = dgram.createSocket({ type: 'udp4', reuseAddr: false });
+      const s = dgram.createSocket({ type: 'udp4', reuseAddr: false, lookup: literalLookup });
       s.once('error', reject);
       s.on('message', onMessage);
       s.bind({ address: this.addr.address, port, exclusive: true }, () => {
@@ -197,6 +202,7 @@ export class NicNode {
   }
 
   private onDatagram(port: 'clear' | 'secure', msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    this.opts.busyPoll?.onDatagram();
     if (!this.link) {
       this.linkDrops++;
       return;
@@ -397,4 +403,14 @@ export class NicNode {
       heartbeat: this.heartbeat.status(),
     };
   }
+}
+
+/**
+ * dgram's address lookup for send(): answers share the sender's address (an IPv4 literal), so the answer goes
+ * out at once instead of after dns.lookup()'s deferred callback; host names (a heartbeat station given by
+ * name in the policy file) still go through dns.lookup.
+ */
+function literalLookup(address: string, options: dns.LookupOneOptions, cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
+  if (isIPv4(address)) cb(null, address, 4);
+  else dns.lookup(address, options, cb);
 }

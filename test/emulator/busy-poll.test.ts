@@ -1,0 +1,152 @@
+/**
+ * nic-emulator/busy-poll.ts on a fake clock: the polling window adapts to the gaps between datagrams as the
+ * haltpoll governor's poll time does, and polling stops while another process preempts it.
+ */
+import assert from 'node:assert/strict';
+import { BusyPoll, type BusyPollClock } from '../../nic-emulator/busy-poll.js';
+
+class FakeClock implements BusyPollClock {
+  now = 1_000_000;
+  switches = 0;
+  /** Involuntary switches added per deferred poll step (another process preempting the loop). */
+  switchesPerStep = 0;
+  private queue: (() => void)[] = [];
+  steps = 0;
+  nowUs(): number {
+    return this.now;
+  }
+  defer(fn: () => void): void {
+    this.queue.push(fn);
+  }
+  preemptions(): number {
+    return this.switches;
+  }
+  /** Let the loop run (each poll step takes `stepUs`) until `untilUs`, or until polling stops. */
+  run(untilUs: number, stepUs = 1): void {
+    while (this.queue.length > 0 && this.now < untilUs) {
+      this.now += stepUs;
+      this.switches += this.switchesPerStep;
+      this.steps++;
+      this.queue.shift()!();
+    }
+    this.now = Math.max(this.now, untilUs);
+  }
+  get polling(): boolean {
+    return this.queue.length > 0;
+  }
+}
+
+describe('emulator busy polling (nic-emulator/busy-poll.ts)', () => {
+  it('a lone datagram does not poll; datagrams closer than the maximum grow the window 10, 20, 40 ... up to it', () => {
+    const c = new FakeClock();
+    const b = new BusyPoll(200, c);
+    b.onDatagram();
+    assert.equal(b.windowUs, 0);
+    assert.equal(c.polling, false);
+    const windows: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      c.run(c.now + 190); // the loop polls out its window, then sleeps; the next datagram comes 190 µs later
+      b.onDatagram();
+      windows.push(b.windowUs);
+    }
+    assert.deepEqual(windows, [10, 20, 40, 80, 160, 200]);
+  });
+
+  it('a datagram within the window is a hit and leaves the window; the loop keeps polling until it passes', () => {
+    const c = new FakeClock();
+    const b = new BusyPoll(200, c);
+    for (let i = 0; i < 8; i++) {
+      c.run(c.now + 190);
+      b.onDatagram();
+    }
+    assert.equal(b.windowUs, 200);
+    const hitsBefore = b.hits;
+    for (let i = 0; i < 100; i++) {
+      c.run(c.now + 50); // a steady exchange every 50 µs: never a wake-up
+      assert.equal(c.polling, true);
+      b.onDatagram();
+    }
+    assert.equal(b.hits - hitsBefore, 100);
+    assert.equal(b.windowUs, 200);
+    c.run(c.now + 1000);
+    assert.equal(c.polling, false, 'polling ends one window after the last datagram');
+  });
+
+  it('sparse traffic halves the window down to 0: an idle emulator never polls', () => {
+    const c = new FakeClock();
+    const b = new BusyPoll(200, c);
+    for (let i = 0; i < 8; i++) {
+      c.run(c.now + 150);
+      b.onDatagram();
+    }
+    assert.equal(b.windowUs, 160); // 10, 20, 40, 80, 160, then datagrams 150 µs apart fall within it
+    const windows: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      c.run(c.now + 5000);
+      b.onDatagram();
+      windows.push(b.windowUs);
+    }
+    assert.deepEqual(windows, [80, 40, 20, 10, 0, 0]);
+    const steps = c.steps;
+    c.run(c.now + 5000);
+    assert.equal(c.steps, steps, 'no poll step once the window is 0');
+  });
+
+  it('the CPU spent is at most one window per datagram', () => {
+    const c = new FakeClock();
+    const b = new BusyPoll(200, c);
+    for (let i = 0; i < 1000; i++) {
+      c.run(c.now + 190);
+      b.onDatagram();
+    }
+    assert.ok(c.steps <= 1000 * 200, `${c.steps} poll steps of 1 µs`);
+    assert.ok(b.misses > 0 || b.hits > 0);
+  });
+
+  it('stops polling for 100 ms when another process preempts it (a client on the same CPU), then tries again', () => {
+    const c = new FakeClock();
+    const b = new BusyPoll(200, c);
+    c.switchesPerStep = 0.1; // preempted every 10 µs of polling
+    for (let i = 0; i < 2000 && b.backoffs === 0; i++) {
+      c.run(c.now + 30);
+      b.onDatagram();
+    }
+    assert.equal(b.backoffs, 1);
+    assert.equal(c.polling, false);
+    const t = c.now;
+    for (; c.now < t + 99_000; ) {
+      c.run(c.now + 30);
+      b.onDatagram();
+      assert.equal(c.polling, false, 'no polling during the back-off');
+    }
+    c.run(t + 100_100);
+    b.onDatagram();
+    c.run(c.now + 30);
+    b.onDatagram();
+    assert.equal(c.polling, true, 'polling resumes after the back-off');
+  });
+
+  it('rare preemptions (our own GC threads, kernel work) do not stop it', () => {
+    const c = new FakeClock();
+    const b = new BusyPoll(200, c);
+    c.switchesPerStep = 0.0005; // one per 2 ms of polling
+    for (let i = 0; i < 5000; i++) {
+      c.run(c.now + 30);
+      b.onDatagram();
+    }
+    assert.equal(b.backoffs, 0);
+  });
+
+  it('--busy-poll-us 0 never polls; out-of-range windows are refused', () => {
+    const c = new FakeClock();
+    const b = new BusyPoll(0, c);
+    for (let i = 0; i < 10; i++) {
+      c.run(c.now + 20);
+      b.onDatagram();
+    }
+    assert.equal(c.steps, 0);
+    assert.throws(() => new BusyPoll(-1), RangeError);
+    assert.throws(() => new BusyPoll(1.5), RangeError);
+    assert.throws(() => new BusyPoll(100_001), RangeError);
+  });
+});
