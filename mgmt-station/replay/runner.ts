@@ -54,7 +54,7 @@ function station(lab: Lab, store: string, args: string[]): { ok: boolean; json: 
 
 /** Start a station daemon, send one command through it, then kill -9 it: a station cold boot follows. */
 async function crashDaemon(lab: Lab, nic: string): Promise<void> {
-  const { child: d } = await spawnReady(STATION, ['serve', '--json', '--store', `sqlite:${join(lab.dir, 'station.db')}`, '--cluster-key', join(lab.dir, 'cluster.key'), '--lease-ms', String(LEASE_MS), '--poll-interval', '600000', '--control', '127.0.0.1:0'], 'replay station daemon');
+  const { child: d } = await spawnReady(STATION, ['serve', '--json', '--store', `sqlite:${join(lab.dir, 'station.db')}`, '--cluster-key', join(lab.dir, 'cluster.key'), '--lease-ms', String(LEASE_MS), '--poll-interval', String(LEASE_MS / 2), '--control', '127.0.0.1:0'], 'replay station daemon');
   spawnSync(process.execPath, [STATION, 'ping', nic, '--json', '--store', `sqlite:${join(lab.dir, 'station.db')}`, '--cluster-key', join(lab.dir, 'cluster.key')], { timeout: 15000 });
   await new Promise<void>((r) => {
     d.once('exit', () => r());
