@@ -145,7 +145,7 @@ async function interleave(ws: Workload[], plan: LoadPlan, log: (s: string) => vo
 
 /** Clear Presence Ping and secure System State against one NIC, and Presence Ping against ipmi_sim. */
 export async function measureNetwork(plan: LoadPlan, withIpmiSim: boolean, log: (s: string) => void): Promise<NetworkResult> {
-  let place = placeOneNic();
+  let place: NicPlacement;
   let emu: Emulator | null = null;
   let emuPoll: Emulator | null = null;
   let sim: IpmiSim | null = null;
