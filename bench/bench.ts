@@ -202,6 +202,7 @@ function rows(r: Results): Row[] {
     out.push({ section: s, name: 'Presence Ping p50 / p99', value: `${ipmi.clear.p50.value} / ${ipmi.clear.p99.value} µs` });
     out.push({ section: s, name: 'Presence Ping, 32 in flight', value: f(ipmi.clear.throughput) });
     if (ipmi.clear.responderCpu) out.push({ section: s, name: 'CPU per Presence Ping, sequential / in flight', value: `${ipmi.clear.responderCpu.sequential.value} / ${ipmi.clear.responderCpu.inFlight.value} µs` });
+    out.push({ section: s, name: 'the client\'s CPU per Presence Ping, in flight', value: f(ipmi.clear.clientCpuInFlight) });
     out.push({ section: s, name: 'ipmi_sim RSS', value: f(ipmi.rss) });
   } else if (r.ipmiSim) out.push({ section: 'OpenIPMI ipmi_sim', name: 'skipped', value: JSON.stringify(r.ipmiSim) });
   const floor = ok(r.nodeFloor);

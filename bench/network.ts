@@ -27,6 +27,8 @@ export interface RoundTrip {
   p50: Figure; p99: Figure; mean: Figure; lost: number; throughput: Figure; loadedP50: Figure; windowLost: number; roundP50s: number[]; roundThroughputs: number[];
   /** CPU time of the responder process per request (user + system, /proc/PID/stat), sequential and in flight. */
   responderCpu: { sequential: Figure; inFlight: Figure } | null;
+  /** CPU time of the bench's own client per request with requests in flight (process.cpuUsage). */
+  clientCpuInFlight: Figure;
 }
 
 export interface NicPlacement { mode: 'address-per-NIC' | 'port-per-NIC'; args: string[]; clear: Target; secure: Target }
@@ -72,7 +74,7 @@ async function startEchoResponder(): Promise<{ child: ChildProcess; port: number
 interface Workload {
   name: string; describe: string; sock: dgram.Socket; to: Target; probe: Probe; seq: number[][]; win: { completed: number; seconds: number; lost: number; lat: number[] }[]; lost: number;
   /** The responder's pid, for its CPU time; CPU ms and requests, sequential and in flight. */
-  pid: number | null; cpu: { seqMs: number; seqN: number; winMs: number; winN: number };
+  pid: number | null; cpu: { seqMs: number; seqN: number; winMs: number; winN: number; clientWinUs: number };
 }
 
 /** User + system CPU time of a process and all its threads, in ms (/proc/PID/stat fields 14 and 15). */
@@ -104,6 +106,7 @@ function roundTrip(w: Workload, plan: LoadPlan): RoundTrip {
     windowLost: w.win.reduce((a, x) => a + x.lost, 0),
     roundP50s: w.seq.map((x) => Math.round(summarize(x).p50 * 10) / 10),
     roundThroughputs: w.win.map((x) => Math.round(x.completed / x.seconds)),
+    clientCpuInFlight: figure(w.cpu.clientWinUs / Math.max(1, w.cpu.winN), 'µs/request', `${winWl}; CPU of the bench process (the client) per request sent, warm-up included`),
     responderCpu: w.pid === null || !(w.cpu.seqN > 0 && w.cpu.winN > 0) || Number.isNaN(w.cpu.seqMs + w.cpu.winMs)
       ? null
       : {
@@ -133,11 +136,12 @@ async function interleave(ws: Workload[], plan: LoadPlan, log: (s: string) => vo
   for (let r = 0; r < plan.rounds; r++) {
     for (const w of ws) {
       const c0 = w.pid === null ? 0 : cpuMs(w.pid);
+      const u0 = process.cpuUsage();
       const x = await window(w.sock, w.to, w.probe, plan.inFlight, (plan.seconds / plan.rounds) * 1000, plan.warmupSeconds * 1000);
-      if (w.pid !== null) {
-        w.cpu.winMs += cpuMs(w.pid) - c0;
-        w.cpu.winN += x.sent;
-      }
+      const u = process.cpuUsage(u0);
+      w.cpu.clientWinUs += u.user + u.system;
+      if (w.pid !== null) w.cpu.winMs += cpuMs(w.pid) - c0;
+      w.cpu.winN += x.sent;
       w.win.push({ completed: x.completed, seconds: x.seconds, lost: x.lost, lat: x.samples });
     }
   }
@@ -171,7 +175,7 @@ export async function measureNetwork(plan: LoadPlan, withIpmiSim: boolean, log: 
       const sock = await openClient('127.0.0.1', to);
       socks.push(sock);
       const a = sock.address();
-      return { name, describe, sock, to, probe: probe({ address: a.address, port: a.port }), seq: [], win: [], lost: 0, pid: pid ?? null, cpu: { seqMs: 0, seqN: 0, winMs: 0, winN: 0 } };
+      return { name, describe, sock, to, probe: probe({ address: a.address, port: a.port }), seq: [], win: [], lost: 0, pid: pid ?? null, cpu: { seqMs: 0, seqN: 0, winMs: 0, winN: 0, clientWinUs: 0 } };
     };
     const ws: Workload[] = [
       await mk('lifeline-clear', 'ASF Presence Ping -> Pong (UDP 623, 12 -> 28 bytes), one emulated NIC', place.clear, emu.ready.pid, () => presencePingProbe()),

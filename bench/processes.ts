@@ -50,6 +50,9 @@ export function killAll(): void {
 }
 
 /** SIGKILL every child and wait (at most `timeoutMs`) until each has been reaped, so none is left a zombie. */
+// Whoever imports these helpers (the bench, or a script of one's own) leaves no child behind when it exits.
+process.once('exit', killAll);
+
 export async function killAllAndWait(timeoutMs = 2000): Promise<void> {
   const live = [...children].filter((c) => c.exitCode === null && c.signalCode === null);
   const gone = Promise.all(live.map((c) => new Promise<void>((r) => c.once('exit', () => r()))));

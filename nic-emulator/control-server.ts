@@ -1,7 +1,7 @@
 /**
  * The emulator's local control API: JSON over HTTP on 127.0.0.1 (never another address).
  *
- *   GET  /v1/health                      -> { pid, nics, running, failed }
+ *   GET  /v1/health                      -> { pid, nics, running, failed, busyPoll: { maxUs, windowUs, hits, misses, backoffs } }
  *   GET  /v1/nics                        -> [status, ...]               (status: see NicNode.status())
  *   GET  /v1/nics/:id                    -> status                      (:id = nic-N or its address)
  *   GET  /v1/nics/:id/exec-log           -> [{ at, command, via, rmcpSeq, tag, generation, ... }]
