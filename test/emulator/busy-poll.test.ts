@@ -36,6 +36,14 @@ class FakeClock implements BusyPollClock {
   }
 }
 
+/** `n` datagrams, each `gapUs` after the previous one, the loop running in between. */
+function datagrams(c: FakeClock, b: BusyPoll, n: number, gapUs: number): void {
+  for (let i = 0; i < n; i++) {
+    c.run(c.now + gapUs);
+    b.onDatagram();
+  }
+}
+
 describe('emulator busy polling (nic-emulator/busy-poll.ts)', () => {
   it('a lone datagram does not poll; datagrams closer than the maximum grow the window 10, 20, 40 ... up to it', () => {
     const c = new FakeClock();
@@ -55,10 +63,7 @@ describe('emulator busy polling (nic-emulator/busy-poll.ts)', () => {
   it('a datagram within the window is a hit and leaves the window; the loop keeps polling until it passes', () => {
     const c = new FakeClock();
     const b = new BusyPoll(200, c);
-    for (let i = 0; i < 8; i++) {
-      c.run(c.now + 190);
-      b.onDatagram();
-    }
+    datagrams(c, b, 8, 190);
     assert.equal(b.windowUs, 200);
     const hitsBefore = b.hits;
     for (let i = 0; i < 100; i++) {
@@ -75,10 +80,7 @@ describe('emulator busy polling (nic-emulator/busy-poll.ts)', () => {
   it('sparse traffic halves the window down to 0: an idle emulator never polls', () => {
     const c = new FakeClock();
     const b = new BusyPoll(200, c);
-    for (let i = 0; i < 8; i++) {
-      c.run(c.now + 150);
-      b.onDatagram();
-    }
+    datagrams(c, b, 8, 150);
     assert.equal(b.windowUs, 160); // 10, 20, 40, 80, 160, then datagrams 150 µs apart fall within it
     const windows: number[] = [];
     for (let i = 0; i < 6; i++) {
@@ -95,10 +97,7 @@ describe('emulator busy polling (nic-emulator/busy-poll.ts)', () => {
   it('the CPU spent is at most one window per datagram', () => {
     const c = new FakeClock();
     const b = new BusyPoll(200, c);
-    for (let i = 0; i < 1000; i++) {
-      c.run(c.now + 190);
-      b.onDatagram();
-    }
+    datagrams(c, b, 1000, 190);
     assert.ok(c.steps <= 1000 * 200, `${c.steps} poll steps of 1 µs`);
     assert.ok(b.misses > 0 || b.hits > 0);
   });
@@ -130,20 +129,14 @@ describe('emulator busy polling (nic-emulator/busy-poll.ts)', () => {
     const c = new FakeClock();
     const b = new BusyPoll(200, c);
     c.switchesPerStep = 0.0005; // one per 2 ms of polling
-    for (let i = 0; i < 5000; i++) {
-      c.run(c.now + 30);
-      b.onDatagram();
-    }
+    datagrams(c, b, 5000, 30);
     assert.equal(b.backoffs, 0);
   });
 
   it('--busy-poll-us 0 never polls; out-of-range windows are refused', () => {
     const c = new FakeClock();
     const b = new BusyPoll(0, c);
-    for (let i = 0; i < 10; i++) {
-      c.run(c.now + 20);
-      b.onDatagram();
-    }
+    datagrams(c, b, 10, 20);
     assert.equal(c.steps, 0);
     assert.throws(() => new BusyPoll(-1), RangeError);
     assert.throws(() => new BusyPoll(1.5), RangeError);
