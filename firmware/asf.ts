@@ -12,14 +12,14 @@
  * reserved bits and bytes, which are ignored on input and sent as zero.
  */
 import { ProtocolError, UsageError } from './errors.js';
-import { concat, putU16, putU32, u16, u32 } from './bytes.js';
+import { putU16, putU32, u16, u32 } from './bytes.js';
 import {
   RMCP_CLASS_ASF,
   RMCP_HEADER_LENGTH,
   RMCP_VERSION_1_0,
   assertBytes,
   decodeRmcpHeader,
-  encodeRmcpHeader,
+  writeRmcpHeader,
   type RmcpHeader,
 } from './rmcp.js';
 
@@ -148,89 +148,114 @@ function assertUint(name: string, v: unknown, max: number): void {
   }
 }
 
-function encodeBootOptions(o: BootOptions): Uint8Array {
+function checkBootOptions(o: BootOptions): void {
   assertUint('bootOptions.iana', o.iana, 0xffffffff);
   assertUint('bootOptions.specialCommand', o.specialCommand, 0xff);
   assertUint('bootOptions.specialCommandParam', o.specialCommandParam, 0xffff);
   assertUint('bootOptions.bootOptionsMask', o.bootOptionsMask, 0xffff);
   assertUint('bootOptions.oemParams', o.oemParams, 0xffff);
-  const d = new Uint8Array(BOOT_OPTIONS_LENGTH);
-  putU32(d, 0, o.iana);
-  d[4] = o.specialCommand;
-  putU16(d, 5, o.specialCommandParam); // parameter byte 1 in data byte 6 (catalogue §3.7)
-  putU16(d, 7, o.bootOptionsMask);
-  putU16(d, 9, o.oemParams);
-  return d;
 }
 
-function encodeData(msg: AsfMessage): Uint8Array {
+/** Checks the message's fields and returns its Data Length (header byte 7), before anything is written. */
+function checkedDataLength(msg: AsfMessage): number {
   switch (msg.type) {
     case 'presence-ping':
     case 'capabilities-request':
     case 'system-state-request':
     case 'power-down':
-      return new Uint8Array(0);
-    case 'presence-pong': {
+      return 0;
+    case 'presence-pong':
       assertUint('iana', msg.iana, 0xffffffff);
       assertUint('oem', msg.oem, 0xffffffff);
       assertUint('supportedEntities', msg.supportedEntities, 0xff);
       assertUint('supportedInteractions', msg.supportedInteractions, 0xff);
-      const d = new Uint8Array(PONG_DATA_LENGTH); // bytes 11-16 reserved, zero
-      putU32(d, 0, msg.iana);
-      putU32(d, 4, msg.oem);
-      d[8] = msg.supportedEntities;
-      d[9] = msg.supportedInteractions;
-      return d;
-    }
-    case 'capabilities-response': {
+      return PONG_DATA_LENGTH;
+    case 'capabilities-response':
       assertUint('iana', msg.iana, 0xffffffff);
       assertUint('oem', msg.oem, 0xffffffff);
       assertUint('specialCommands', msg.specialCommands, 0xffff);
       assertUint('systemCapabilities', msg.systemCapabilities, 0xff);
       assertUint('firmwareCapabilities', msg.firmwareCapabilities, 0xffffffff);
-      const d = new Uint8Array(CAPABILITIES_DATA_LENGTH); // byte 16 reserved, zero
-      putU32(d, 0, msg.iana);
-      putU32(d, 4, msg.oem);
-      putU16(d, 8, msg.specialCommands);
-      d[10] = msg.systemCapabilities;
-      putU32(d, 11, msg.firmwareCapabilities);
-      return d;
-    }
-    case 'system-state-response': {
+      return CAPABILITIES_DATA_LENGTH;
+    case 'system-state-response':
       assertUint('systemState', msg.systemState, 0x0f);
       if (typeof msg.watchdogExpired !== 'boolean') {
         throw new UsageError('E_USAGE', 'watchdogExpired: expected a boolean');
       }
-      return Uint8Array.of(msg.systemState, msg.watchdogExpired ? 1 : 0, 0, 0);
-    }
+      return STATE_DATA_LENGTH;
     case 'reset':
     case 'power-up':
     case 'power-cycle':
-      if (msg.bootOptions === null) return new Uint8Array(0);
+      if (msg.bootOptions === null) return 0;
       if (typeof msg.bootOptions !== 'object') {
         throw new UsageError('E_USAGE', `${msg.type}: bootOptions must be an object or null`);
       }
-      return encodeBootOptions(msg.bootOptions);
+      checkBootOptions(msg.bootOptions);
+      return BOOT_OPTIONS_LENGTH;
   }
 }
 
-/** The 8-byte ASF header plus data (no RMCP header). */
-export function encodeAsf(msg: AsfMessage): Uint8Array {
+/** Writes the Data field of a checked message at `o` (the array is fresh: reserved bytes are already zero). */
+function writeData(msg: AsfMessage, d: Uint8Array, o: number): void {
+  switch (msg.type) {
+    case 'presence-pong': // bytes 11-16 reserved, zero
+      putU32(d, o, msg.iana);
+      putU32(d, o + 4, msg.oem);
+      d[o + 8] = msg.supportedEntities;
+      d[o + 9] = msg.supportedInteractions;
+      return;
+    case 'capabilities-response': // byte 16 reserved, zero
+      putU32(d, o, msg.iana);
+      putU32(d, o + 4, msg.oem);
+      putU16(d, o + 8, msg.specialCommands);
+      d[o + 10] = msg.systemCapabilities;
+      putU32(d, o + 11, msg.firmwareCapabilities);
+      return;
+    case 'system-state-response': // state, watchdog, 2 reserved
+      d[o] = msg.systemState;
+      d[o + 1] = msg.watchdogExpired ? 1 : 0;
+      return;
+    case 'reset':
+    case 'power-up':
+    case 'power-cycle': {
+      const b = msg.bootOptions;
+      if (b === null) return;
+      putU32(d, o, b.iana);
+      d[o + 4] = b.specialCommand;
+      putU16(d, o + 5, b.specialCommandParam); // parameter byte 1 in data byte 6 (catalogue §3.7)
+      putU16(d, o + 7, b.bootOptionsMask);
+      putU16(d, o + 9, b.oemParams);
+      return;
+    }
+    default:
+      return; // no Data field
+  }
+}
+
+/**
+ * The ASF message (8-byte header plus data) in a new array, after `prefix` bytes left for the caller (the RMCP
+ * header): one allocation per datagram on the NIC's answer path.
+ */
+function encodeAsfAfter(prefix: number, msg: AsfMessage): Uint8Array {
   const type: unknown = msg?.type;
   if (typeof type !== 'string' || !Object.hasOwn(ASF_TYPE_CODE, type)) {
     throw new UsageError('E_USAGE', `encodeAsf: unknown message type ${JSON.stringify(msg?.type)}`);
   }
-  const code = ASF_TYPE_CODE[msg.type];
   assertUint('tag', msg.tag, 0xff);
-  const data = encodeData(msg);
-  const out = new Uint8Array(ASF_HEADER_LENGTH + data.length);
-  putU32(out, 0, ASF_IANA);
-  out[4] = code;
-  out[5] = msg.tag;
-  out[6] = 0x00;
-  out[7] = data.length;
-  out.set(data, ASF_HEADER_LENGTH);
+  const length = checkedDataLength(msg);
+  const out = new Uint8Array(prefix + ASF_HEADER_LENGTH + length);
+  putU32(out, prefix, ASF_IANA);
+  out[prefix + 4] = ASF_TYPE_CODE[msg.type];
+  out[prefix + 5] = msg.tag;
+  out[prefix + 6] = 0x00;
+  out[prefix + 7] = length;
+  writeData(msg, out, prefix + ASF_HEADER_LENGTH);
   return out;
+}
+
+/** The 8-byte ASF header plus data (no RMCP header). */
+export function encodeAsf(msg: AsfMessage): Uint8Array {
+  return encodeAsfAfter(0, msg);
 }
 
 // ---- Decoding ------------------------------------------------------------------------------
@@ -336,8 +361,9 @@ export interface RmcpAsfPacket {
 
 /** A whole UDP payload: RMCP header (version 6, class ASF, this sequence) + ASF message. */
 export function encodeRmcpAsf(sequence: number, msg: AsfMessage): Uint8Array {
-  const rmcp = encodeRmcpHeader({ version: RMCP_VERSION_1_0, sequence, messageClass: RMCP_CLASS_ASF, ack: false });
-  return concat(rmcp, encodeAsf(msg));
+  const out = encodeAsfAfter(RMCP_HEADER_LENGTH, msg);
+  writeRmcpHeader(out, { version: RMCP_VERSION_1_0, sequence, messageClass: RMCP_CLASS_ASF, ack: false });
+  return out;
 }
 
 /**

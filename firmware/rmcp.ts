@@ -84,13 +84,23 @@ export function decodeRmcpHeader(b: Uint8Array): RmcpHeader {
 }
 
 export function encodeRmcpHeader(h: RmcpHeader): Uint8Array {
+  const out = new Uint8Array(RMCP_HEADER_LENGTH);
+  writeRmcpHeader(out, h);
+  return out;
+}
+
+/** Writes the 4-byte RMCP header at the start of `out` (the message after it is the caller's). */
+export function writeRmcpHeader(out: Uint8Array, h: RmcpHeader): void {
   assertByte('RMCP version', h.version);
   assertByte('RMCP sequence', h.sequence);
   if (!Number.isInteger(h.messageClass) || h.messageClass < 0 || h.messageClass > CLASS_MASK) {
     throw new UsageError('E_USAGE', `RMCP messageClass: expected an integer 0..31, got ${h.messageClass}`);
   }
   if (typeof h.ack !== 'boolean') throw new UsageError('E_USAGE', 'RMCP ack: expected a boolean');
-  return Uint8Array.of(h.version, 0x00, h.sequence, (h.ack ? ACK_BIT : 0) | h.messageClass);
+  out[0] = h.version;
+  out[1] = 0x00;
+  out[2] = h.sequence;
+  out[3] = (h.ack ? ACK_BIT : 0) | h.messageClass;
 }
 
 /**

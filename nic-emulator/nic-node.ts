@@ -213,11 +213,10 @@ export class NicNode {
       return;
     }
     const from: Endpoint = { address: rinfo.address, port: rinfo.port };
-    const bytes = new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength);
     let effects: NicEffect[];
     const accepted = fw.counters.accepted.secure;
     try {
-      effects = port === 'clear' ? fw.receiveClear(from, bytes) : fw.receiveSecure(from, bytes);
+      effects = port === 'clear' ? fw.receiveClear(from, msg) : fw.receiveSecure(from, msg);
       if (fw.counters.accepted.secure !== accepted) this.heartbeat.noteReceived();
     } catch (e) {
       if (e instanceof TornWriteError) {
@@ -235,7 +234,7 @@ export class NicNode {
       switch (e.kind) {
         case 'send': {
           const s = e.port === 'clear' ? this.sockets.clear : this.sockets.secure;
-          s?.send(e.bytes, e.to.port, e.to.address);
+          s?.send(asBuffer(e.bytes), e.to.port, e.to.address);
           break;
         }
         case 'host-command': {
@@ -406,11 +405,26 @@ export class NicNode {
 }
 
 /**
+ * The firmware's answers are small Uint8Arrays, which V8 keeps inside its heap (64 bytes or less). Handing one
+ * to dgram makes V8 move it out to a malloc'd ArrayBuffer first; a copy into Node's Buffer pool is cheaper.
+ */
+function asBuffer(b: Uint8Array): Buffer {
+  return Buffer.isBuffer(b) ? b : Buffer.from(b);
+}
+
+/**
  * dgram's address lookup for send(): answers share the sender's address (an IPv4 literal), so the answer goes
  * out at once instead of after dns.lookup()'s deferred callback; host names (a heartbeat station given by
  * name in the policy file) still go through dns.lookup.
  */
 function literalLookup(address: string, options: dns.LookupOneOptions, cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
-  if (isIPv4(address)) cb(null, address, 4);
-  else dns.lookup(address, options, cb);
+  if (address !== lastLiteral) {
+    if (!isIPv4(address)) {
+      dns.lookup(address, options, cb);
+      return;
+    }
+    lastLiteral = address; // answers mostly go to the same station: skip isIPv4's regular expression next time
+  }
+  cb(null, address, 4);
 }
+let lastLiteral = '';
