@@ -3,14 +3,16 @@
  *  - 'aes-gcm-16': AES-GCM with a 16-octet ICV (RFC 4106), 128/192/256-bit key.
  *  - 'chacha20-poly1305': ChaCha20-Poly1305 (RFC 8439 §2.8, used by ESP per RFC 7634), 256-bit key.
  *
- * Two implementations, chosen per hot path by measurement: node:crypto (OpenSSL) and @noble/ciphers.
+ * Three implementations, chosen per hot path by measurement: node:crypto (OpenSSL), @noble/ciphers, and
+ * 'keyed' (firmware/aes-gcm-keyed.ts, AES-GCM only: AES key schedule and GHASH table built once per key).
  * `node dist/bench/bench.js --only firmware` (results.firmware.aead; also part of `npm run bench`) measures
  * µs per seal+open of a 48-byte payload, 8-byte AAD. One run on this machine (2 shared cores, Node 20.20):
- *     aes-128-gcm        node 12.8 | noble 36.9
- *     aes-256-gcm        node 17.4 | noble 41.9
- *     chacha20-poly1305  node 18.1 | noble 25.3
- * so 'node' is the default for every transform. Its key is a cached KeyObject (createSecretKey), not a raw
- * buffer parsed per packet.
+ *     aes-128-gcm        keyed 2.3 | node 12.8 | noble 37.2
+ *     aes-256-gcm        keyed 2.6 | node 12.5 | noble 37.3
+ *     chacha20-poly1305             node 13.7 | noble 16.8
+ * so 'keyed' is the default for AES-GCM (per packet, node:crypto builds an OpenSSL context and key schedule,
+ * noble a key schedule and GHASH table) and 'node' for ChaCha20-Poly1305. The node key is a cached KeyObject
+ * (createSecretKey), not a raw buffer parsed per packet.
  *
  * Keys are given WITHOUT the 4-byte salt: the salt belongs to the nonce, which the ESP layer builds
  * (RFC 4106 §4, RFC 7634 §2).
@@ -20,8 +22,15 @@ import { gcm } from '@noble/ciphers/aes.js';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import type { EspTransform } from './sa.js';
 import { UsageError } from './errors.js';
+import { KeyedAesGcm } from './aes-gcm-keyed.js';
 
-export type AeadImpl = 'node' | 'noble';
+/**
+ * 'node': node:crypto (OpenSSL), a cipher context and key schedule per packet.
+ * 'noble': @noble/ciphers, key expansion and GHASH table per packet.
+ * 'keyed': AES-GCM only (firmware/aes-gcm-keyed.ts): key schedule and GHASH table built once per key, so a
+ *          packet costs only CTR + GHASH. ChaCha20-Poly1305 has no 'keyed' variant: asking for it gives 'node'.
+ */
+export type AeadImpl = 'node' | 'noble' | 'keyed';
 
 export const AEAD_TAG_LENGTH = 16;
 export const AEAD_NONCE_LENGTH = 12;
@@ -40,7 +49,7 @@ export const AEAD_KEY_LENGTHS: Record<EspTransform, readonly number[]> = {
   'chacha20-poly1305': [32],
 };
 
-export function createAead(transform: EspTransform, key: Uint8Array, impl: AeadImpl = 'node'): Aead {
+export function createAead(transform: EspTransform, key: Uint8Array, impl: AeadImpl = 'keyed'): Aead {
   const lengths = AEAD_KEY_LENGTHS[transform];
   if (lengths === undefined) throw new UsageError('E_USAGE', `unknown ESP transform ${JSON.stringify(transform)}`);
   if (!(key instanceof Uint8Array) || !lengths.includes(key.length)) {
@@ -51,7 +60,11 @@ export function createAead(transform: EspTransform, key: Uint8Array, impl: AeadI
   }
   if (impl === 'node') return new NodeAead(transform, key);
   if (impl === 'noble') return new NobleAead(transform, key);
-  throw new UsageError('E_USAGE', `unknown AEAD implementation ${JSON.stringify(impl)}; use 'node' or 'noble'`);
+  if (impl === 'keyed') {
+    // Only AES-GCM has a keyed implementation; ChaCha20-Poly1305 falls back to node:crypto.
+    return transform === 'aes-gcm-16' ? new KeyedAesGcm(key) : new NodeAead(transform, key);
+  }
+  throw new UsageError('E_USAGE', `unknown AEAD implementation ${JSON.stringify(impl)}; use 'node', 'noble' or 'keyed'`);
 }
 
 function checkNonce(nonce: Uint8Array): void {

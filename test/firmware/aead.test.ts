@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { createAead, type AeadImpl } from '../../firmware/aead.js';
 import { fromHex } from '../../firmware/bytes.js';
 
-const IMPLS: AeadImpl[] = ['node', 'noble'];
+const IMPLS: AeadImpl[] = ['node', 'noble', 'keyed'];
 
-// McGrew & Viega, "The Galois/Counter Mode of Operation (GCM)", test cases 4 (AES-128) and 16
-// (AES-256): 60-byte plaintext, 20-byte AAD, 96-bit IV.
+// McGrew & Viega, "The Galois/Counter Mode of Operation (GCM)", test cases 4 (AES-128), 10 (AES-192)
+// and 16 (AES-256): 60-byte plaintext, 20-byte AAD, 96-bit IV.
 const GCM_P = fromHex(
   'd9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72' +
     '1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39',
@@ -21,6 +21,15 @@ const GCM_CASES = [
         '21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091',
     ),
     tag: fromHex('5bc94fbc3221a5db94fae95ae7121a47'),
+  },
+  {
+    name: 'test case 10 (AES-192, with AAD)',
+    key: fromHex('feffe9928665731c6d6a8f9467308308feffe9928665731c'),
+    ct: fromHex(
+      '3980ca0b3c00e841eb06fac4872a2757859e1ceaa6efd984628593b40ca1e19c' +
+        '7d773d00c144c525ac619d18c84a3f4718e2448b2fe324d9ccda2710',
+    ),
+    tag: fromHex('2519498e80f1478f37ba55bd6d27618c'),
   },
   {
     name: 'test case 16 (AES-256, with AAD)',
@@ -82,6 +91,15 @@ for (const impl of IMPLS) {
       });
     }
 
+    it('McGrew-Viega GCM test cases 1 and 2 (AES-128, zero key and IV, no AAD, 0 and 16 bytes)', () => {
+      const aead = createAead('aes-gcm-16', new Uint8Array(16), impl);
+      const nonce = new Uint8Array(12);
+      assert.deepEqual(aead.seal(nonce, new Uint8Array(0), new Uint8Array(0)), fromHex('58e2fccefa7e3061367f1d57a4e7455a'));
+      const sealed = fromHex('0388dace60b6a392f328c2b971b2fe78' + 'ab6e47d42cec13bdf53a67b21257bddf');
+      assert.deepEqual(aead.seal(nonce, new Uint8Array(0), new Uint8Array(16)), sealed);
+      assert.deepEqual(aead.open(nonce, new Uint8Array(0), sealed), new Uint8Array(16));
+    });
+
     it('RFC 8439 §2.8.2 ChaCha20-Poly1305 AEAD: seal and open', () => {
       const aead = createAead('chacha20-poly1305', RFC8439.key, impl);
       const sealed = aead.seal(RFC8439.nonce, RFC8439.aad, RFC8439.plaintext);
@@ -133,5 +151,167 @@ describe('AEAD implementations agree', () => {
       assert.deepEqual(b.open(nonce, aad, a.seal(nonce, aad, plaintext)), plaintext);
       assert.deepEqual(a.open(nonce, aad, b.seal(nonce, aad, plaintext)), plaintext);
     }
+  });
+});
+
+describe("AES-GCM 'keyed' against 'node' and 'noble'", () => {
+  // Deterministic pseudo-random bytes (xorshift32), so a failing case can be replayed from its description.
+  let state = 0x9e3779b9;
+  function rand(n: number): Uint8Array {
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i++) {
+      state ^= state << 13;
+      state ^= state >>> 17;
+      state ^= state << 5;
+      out[i] = state;
+    }
+    return out;
+  }
+  const KEY_LENGTHS = [16, 24, 32] as const;
+  const PLAIN_LENGTHS = Array.from({ length: 101 }, (_, i) => i); // 0..100: covers 0, 15, 16, 17, 31, 32, 33, 48, 64
+  const TAMPER_LENGTHS = [0, 1, 15, 16, 17, 31, 32, 33, 48, 64, 100];
+
+  function same(a: Uint8Array | null, b: Uint8Array, what: string): void {
+    assert.ok(a !== null, `${what}: open returned null`);
+    assert.equal(Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)), 0, what);
+  }
+
+  it('seals byte for byte like node and noble, and each opens the others (16/24/32-byte keys, AAD 0..40, text 0..100)', () => {
+    let cases = 0;
+    for (const kl of KEY_LENGTHS) {
+      for (const len of PLAIN_LENGTHS) {
+        for (const aadLen of [len % 41, (len * 13 + 5) % 41]) {
+          const key = rand(kl);
+          const nonce = rand(12);
+          const aad = rand(aadLen);
+          const plaintext = rand(len);
+          const what = `key ${kl}, aad ${aadLen}, text ${len}`;
+          const impls = (['keyed', 'node', 'noble'] as const).map((i) => createAead('aes-gcm-16', key, i));
+          const sealed = impls.map((a) => a.seal(nonce, aad, plaintext));
+          assert.equal(sealed[0].length, len + 16, what);
+          same(sealed[0], sealed[1], `${what}: keyed vs node`);
+          same(sealed[0], sealed[2], `${what}: keyed vs noble`);
+          for (const a of impls) for (const s of sealed) same(a.open(nonce, aad, s), plaintext, `${what}: cross open`);
+          cases++;
+        }
+      }
+    }
+    assert.equal(cases, 3 * 101 * 2);
+  });
+
+  it('open returns null when any single byte of ciphertext or tag, the AAD, or the nonce is changed', () => {
+    for (const kl of KEY_LENGTHS) {
+      for (const len of TAMPER_LENGTHS) {
+        const key = rand(kl);
+        const nonce = rand(12);
+        const aad = rand(len % 41 || 8);
+        const plaintext = rand(len);
+        const aead = createAead('aes-gcm-16', key, 'keyed');
+        const sealed = aead.seal(nonce, aad, plaintext);
+        const what = `key ${kl}, text ${len}`;
+        for (let i = 0; i < sealed.length; i++) {
+          const bad = sealed.slice();
+          bad[i] ^= 1 << (i % 8);
+          assert.equal(aead.open(nonce, aad, bad), null, `${what}: byte ${i} of ciphertext||tag`);
+        }
+        for (let i = 0; i < aad.length; i++) {
+          const bad = aad.slice();
+          bad[i] ^= 0x80 >>> (i % 8);
+          assert.equal(aead.open(nonce, bad, sealed), null, `${what}: AAD byte ${i}`);
+        }
+        assert.equal(aead.open(nonce, aad.subarray(1), sealed), null, `${what}: AAD one byte shorter`);
+        assert.equal(aead.open(nonce, cat(aad, new Uint8Array(1)), sealed), null, `${what}: AAD with a zero byte appended`);
+        assert.equal(aead.open(flip(nonce, 5), aad, sealed), null, `${what}: nonce`);
+        assert.equal(aead.open(nonce, aad, sealed.subarray(1)), null, `${what}: first byte cut`);
+        assert.equal(aead.open(nonce, aad, sealed.subarray(0, sealed.length - 1)), null, `${what}: last byte cut`);
+        assert.equal(aead.open(nonce, aad, cat(sealed, new Uint8Array(1))), null, `${what}: zero byte appended`);
+        // A different key of the same length must not verify either.
+        assert.equal(createAead('aes-gcm-16', flip(key, 0), 'keyed').open(nonce, aad, sealed), null, `${what}: key`);
+        same(aead.open(nonce, aad, sealed), plaintext, `${what}: untouched`);
+      }
+    }
+  });
+
+  it('one object over many packets in a row, bad ones interleaved, matches a fresh node object every time', () => {
+    for (const kl of KEY_LENGTHS) {
+      const key = rand(kl);
+      const keyed = createAead('aes-gcm-16', key, 'keyed');
+      for (let p = 0; p < 400; p++) {
+        const nonce = rand(12);
+        const aad = rand(p % 41);
+        const plaintext = rand((p * 37) % 101);
+        const what = `key ${kl}, packet ${p}`;
+        const expected = createAead('aes-gcm-16', key, 'node').seal(nonce, aad, plaintext);
+        const sealed = keyed.seal(nonce, aad, plaintext);
+        same(sealed, expected, `${what}: seal`);
+        if (p % 3 === 0) assert.equal(keyed.open(nonce, aad, flip(sealed, p % sealed.length)), null, `${what}: bad open`);
+        same(keyed.open(nonce, aad, expected), plaintext, `${what}: open`);
+        if (p % 5 === 0) assert.equal(keyed.open(nonce, aad, new Uint8Array(p % 16)), null, `${what}: short input`);
+      }
+    }
+  });
+
+  it('does not modify its inputs (seal, open, failed open)', () => {
+    for (const kl of KEY_LENGTHS) {
+      const aead = createAead('aes-gcm-16', rand(kl), 'keyed');
+      for (const len of TAMPER_LENGTHS) {
+        const nonce = rand(12);
+        const aad = rand(len % 41);
+        const plaintext = rand(len);
+        const copies = [nonce.slice(), aad.slice(), plaintext.slice()];
+        const sealed = aead.seal(nonce, aad, plaintext);
+        const sealedCopy = sealed.slice();
+        const bad = flip(sealed, 0);
+        const badCopy = bad.slice();
+        same(aead.open(nonce, aad, sealed), plaintext, `text ${len}`);
+        assert.equal(aead.open(nonce, aad, bad), null);
+        assert.deepEqual([nonce, aad, plaintext], copies);
+        assert.deepEqual(sealed, sealedCopy);
+        assert.deepEqual(bad, badCopy);
+      }
+    }
+  });
+
+  it('accepts unaligned subarray views and Buffers for nonce, AAD, plaintext and ciphertext', () => {
+    // Views at odd byte offsets into one backing buffer, and Node Buffers (pooled, so also at arbitrary offsets).
+    function oddView(b: Uint8Array, offset: number): Uint8Array {
+      const backing = rand(b.length + offset + 3);
+      backing.set(b, offset);
+      return backing.subarray(offset, offset + b.length);
+    }
+    for (const kl of KEY_LENGTHS) {
+      const key = rand(kl);
+      const keyed = createAead('aes-gcm-16', oddView(key, 3), 'keyed');
+      const node = createAead('aes-gcm-16', key, 'node');
+      for (const len of [0, 1, 15, 16, 17, 33, 48, 64, 100]) {
+        const nonce = rand(12);
+        const aad = rand((len % 40) + 1);
+        const plaintext = rand(len);
+        const expected = node.seal(nonce, aad, plaintext);
+        const what = `key ${kl}, text ${len}`;
+        const variants: [string, (b: Uint8Array) => Uint8Array][] = [
+          ['odd view 1', (b) => oddView(b, 1)],
+          ['odd view 5', (b) => oddView(b, 5)],
+          ['Buffer', (b) => Buffer.from(b)],
+          ['Buffer subarray', (b) => Buffer.concat([Buffer.alloc(7), b]).subarray(7)],
+        ];
+        for (const [name, wrap] of variants) {
+          const sealed = keyed.seal(wrap(nonce), wrap(aad), wrap(plaintext));
+          same(sealed, expected, `${what}, ${name}: seal`);
+          same(keyed.open(wrap(nonce), wrap(aad), wrap(expected)), plaintext, `${what}, ${name}: open`);
+          assert.equal(keyed.open(wrap(nonce), wrap(aad), wrap(flip(expected, expected.length - 1))), null, `${what}, ${name}: bad tag`);
+        }
+      }
+    }
+  });
+
+  it("falls back to 'node' for ChaCha20-Poly1305 and rejects bad AES key lengths", () => {
+    const a = createAead('chacha20-poly1305', RFC8439.key, 'keyed');
+    assert.deepEqual(a.seal(RFC8439.nonce, RFC8439.aad, RFC8439.plaintext), cat(RFC8439.ct, RFC8439.tag));
+    for (const n of [0, 15, 17, 20, 31, 33]) {
+      assert.throws(() => createAead('aes-gcm-16', new Uint8Array(n), 'keyed'), { code: 'E_USAGE' }, `${n}-byte key`);
+    }
+    const aead = createAead('aes-gcm-16', new Uint8Array(16), 'keyed');
+    assert.throws(() => aead.open(new Uint8Array(13), new Uint8Array(0), new Uint8Array(16)), { code: 'E_USAGE' });
   });
 });
