@@ -28,7 +28,7 @@ interface Results {
   lifeline?: NicNetworkResult | { error: string };
   nodeFloor?: NodeFloorResult | { error: string };
   ipmiSim?: IpmiSimResult | { error: string };
-  comparison?: { p50Ratio: Figure; throughputRatio: Figure; lowLatencyP50Ratio?: Figure; lowLatencyThroughputRatio?: Figure } | { skipped: string };
+  comparison?: { p50Ratio: Figure; throughputRatio: Figure; sleepingP50Ratio?: Figure; sleepingThroughputRatio?: Figure } | { skipped: string };
   firmware?: FirmwareCost | { error: string };
   eeprom?: { traffic: TrafficWear; refresh: RefreshWear[] } | { error: string };
   fleet?: FleetResult | { error: string };
@@ -93,10 +93,10 @@ async function main(): Promise<number> {
     r.comparison = {
       p50Ratio: figure(l.p50.value / i.p50.value, 'ratio', 'Lifeline clear Presence Ping p50 / ipmi_sim p50, same run, same client'),
       throughputRatio: figure(l.throughput.value / i.throughput.value, 'ratio', `Lifeline / ipmi_sim Presence Pings per second, ${plan.inFlight} in flight, same run`),
-      ...((bp) => (bp ? {
-        lowLatencyP50Ratio: figure(bp.p50.value / i.p50.value, 'ratio', 'Lifeline in low-latency mode (--busy-poll-us 200, not the default) Presence Ping p50 / ipmi_sim p50, same run; informational, the target uses the default'),
-        lowLatencyThroughputRatio: figure(bp.throughput.value / i.throughput.value, 'ratio', 'the same, Presence Pings per second with 32 in flight; informational'),
-      } : {}))(ok(r.lifeline.clearWithBusyPoll)),
+      ...((sl) => (sl ? {
+        sleepingP50Ratio: figure(sl.p50.value / i.p50.value, 'ratio', 'Lifeline without busy polling (--busy-poll-us 0) Presence Ping p50 / ipmi_sim p50, same run; informational, the targets use the default'),
+        sleepingThroughputRatio: figure(sl.throughput.value / i.throughput.value, 'ratio', 'the same, Presence Pings per second with 32 in flight; informational'),
+      } : {}))(ok(r.lifeline.clearSleeping)),
     };
   } else if (r.ipmiSim && 'skipped' in r.ipmiSim) {
     r.comparison = { skipped: r.ipmiSim.skipped };
@@ -185,11 +185,11 @@ function rows(r: Results): Row[] {
     out.push({ section: s, name: 'clear Presence Ping p50 / p99', value: `${net.clear.p50.value} / ${net.clear.p99.value} µs` });
     out.push({ section: s, name: 'clear Presence Ping, 32 in flight', value: f(net.clear.throughput) });
     if (net.clear.responderCpu) out.push({ section: s, name: 'emulator CPU per Presence Ping, sequential / in flight', value: `${net.clear.responderCpu.sequential.value} / ${net.clear.responderCpu.inFlight.value} µs` });
-    const bp = ok(net.clearWithBusyPoll);
-    if (bp) {
-      out.push({ section: s, name: 'low-latency mode (--busy-poll-us 200): Presence Ping p50 / p99', value: `${bp.p50.value} / ${bp.p99.value} µs` });
-      out.push({ section: s, name: 'low-latency mode: 32 in flight', value: f(bp.throughput) });
-      if (bp.responderCpu) out.push({ section: s, name: 'low-latency mode: CPU per ping, sequential / in flight', value: `${bp.responderCpu.sequential.value} / ${bp.responderCpu.inFlight.value} µs` });
+    const sl = ok(net.clearSleeping);
+    if (sl) {
+      out.push({ section: s, name: 'without busy polling (--busy-poll-us 0): Presence Ping p50 / p99', value: `${sl.p50.value} / ${sl.p99.value} µs` });
+      out.push({ section: s, name: 'without busy polling: 32 in flight', value: f(sl.throughput) });
+      if (sl.responderCpu) out.push({ section: s, name: 'without busy polling: CPU per ping, sequential / in flight', value: `${sl.responderCpu.sequential.value} / ${sl.responderCpu.inFlight.value} µs` });
     }
     out.push({ section: s, name: 'secure System State p50 / p99', value: `${net.secure.p50.value} / ${net.secure.p99.value} µs` });
     out.push({ section: s, name: 'secure System State, 32 in flight', value: f(net.secure.throughput) });

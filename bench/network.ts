@@ -18,7 +18,6 @@ import type { ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { findIpmiSim, startIpmiSim, type IpmiSim } from './ipmi-sim.js';
-import { SUGGESTED_BUSY_POLL_MAX_US } from '../nic-emulator/busy-poll.js';
 import { figure, summarize, type Figure } from './stats.js';
 
 export interface LoadPlan { rounds: number; pings: number; warmup: number; inFlight: number; seconds: number; warmupSeconds: number }
@@ -47,8 +46,8 @@ export function placeOneNic(): NicPlacement {
 
 export interface NicNetworkResult {
   placement: string; clear: RoundTrip; secure: RoundTrip; secureOverClearP50: Figure; emulatorRss: Figure; nicDropped: Record<string, number>;
-  /** The same clear workload against a second emulator in low-latency mode (--busy-poll-us 200). */
-  clearWithBusyPoll: RoundTrip | { error: string };
+  /** The same clear workload against a second emulator that never busy-polls (--busy-poll-us 0): what polling buys. */
+  clearSleeping: RoundTrip | { error: string };
 }
 
 export type IpmiSimResult = { skipped: string } | { address: string; clear: RoundTrip; rss: Figure };
@@ -151,7 +150,7 @@ async function interleave(ws: Workload[], plan: LoadPlan, log: (s: string) => vo
 export async function measureNetwork(plan: LoadPlan, withIpmiSim: boolean, log: (s: string) => void): Promise<NetworkResult> {
   let place: NicPlacement;
   let emu: Emulator | null = null;
-  let emuPoll: Emulator | null = null;
+  let emuSleeping: Emulator | null = null;
   let sim: IpmiSim | null = null;
   let echo: { child: ChildProcess; port: number } | null = null;
   const socks: dgram.Socket[] = [];
@@ -182,13 +181,13 @@ export async function measureNetwork(plan: LoadPlan, withIpmiSim: boolean, log: 
       await mk('lifeline-secure', 'ESP System State Request -> Response (UDP 664, AES-GCM-16, station SaEndpoint), one emulated NIC', place.secure, emu.ready.pid,
         (local) => secureStateProbe({ ...sa, generation }, local, place.secure)),
     ];
-    let pollError: string | null = null;
+    let sleepingError: string | null = null;
     try {
-      const second = await startOne(['--busy-poll-us', String(SUGGESTED_BUSY_POLL_MAX_US)]);
-      emuPoll = second.emu;
-      ws.push(await mk('lifeline-busy-poll', `ASF Presence Ping -> Pong, one emulated NIC in a second emulator in low-latency mode (--busy-poll-us ${SUGGESTED_BUSY_POLL_MAX_US})`, second.place.clear, emuPoll.ready.pid, () => presencePingProbe()));
+      const second = await startOne(['--busy-poll-us', '0']);
+      emuSleeping = second.emu;
+      ws.push(await mk('lifeline-sleeping', 'ASF Presence Ping -> Pong, one emulated NIC in a second emulator that never busy-polls (--busy-poll-us 0)', second.place.clear, emuSleeping.ready.pid, () => presencePingProbe()));
     } catch (e) {
-      pollError = (e as Error).message;
+      sleepingError = (e as Error).message;
     }
     let skipped: string | null = null;
     const bin = findIpmiSim();
@@ -216,7 +215,7 @@ export async function measureNetwork(plan: LoadPlan, withIpmiSim: boolean, log: 
       secureOverClearP50: figure(secure.p50.value / clear.p50.value, 'ratio', 'secure System State p50 / clear Presence Ping p50, same emulator process, interleaved rounds of the same run'),
       emulatorRss: figure(rssKiB(emu.ready.pid) / 1024, 'MiB', 'VmRSS of the 1-NIC emulator process after the load'),
       nicDropped,
-      clearWithBusyPoll: ((w) => (w ? roundTrip(w, plan) : { error: pollError ?? 'not run' }))(ws.find((w) => w.name === 'lifeline-busy-poll')),
+      clearSleeping: ((w) => (w ? roundTrip(w, plan) : { error: sleepingError ?? 'not run' }))(ws.find((w) => w.name === 'lifeline-sleeping')),
     };
     const simWl = ws.find((w) => w.name === 'ipmi_sim');
     const ipmiSim: IpmiSimResult = sim && simWl
@@ -231,7 +230,7 @@ export async function measureNetwork(plan: LoadPlan, withIpmiSim: boolean, log: 
     if (echo) await stopChild(echo.child, 1000);
     for (const s of socks) s.close();
     if (sim) await sim.stop();
-    if (emuPoll) await stopChild(emuPoll.child);
+    if (emuSleeping) await stopChild(emuSleeping.child);
     if (emu) await stopChild(emu.child);
   }
 }

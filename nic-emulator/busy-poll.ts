@@ -15,7 +15,10 @@
  *   `startUs` it is 0 (no polling);
  * - a datagram within the window leaves it as it is.
  * The CPU it costs is therefore at most one window per datagram, and only while datagrams come at most `maxUs`
- * apart. It is off by default; `nic-emulator start --busy-poll-us 200` turns it on.
+ * apart. On this project's VM that is about what the wake-ups it saves cost anyway: per sequential ping the
+ * emulator spends about the same CPU polling as sleeping and being woken (docs/PERFORMANCE.md, `responderCpu`).
+ * It is on by default, as haltpoll is on KVM guests whose kernel has it (`--busy-poll-us 200`); `--busy-poll-us 0`
+ * turns it off, for a host whose CPUs are better spent elsewhere than on answering fast.
  *
  * Polling pays only on a CPU that would otherwise be idle. When another process needs this CPU (a client on the
  * same CPU, `npm run bench -- --pin same`), it preempts the polling loop, and polling would only delay that
@@ -32,10 +35,8 @@ export interface BusyPollClock {
   preemptions(): number;
 }
 
-/** Off unless asked for: polling trades CPU for latency, and that trade is the user's to make. */
-export const DEFAULT_BUSY_POLL_MAX_US = 0;
-/** The window `npm run bench` measures as the low-latency mode (`--busy-poll-us 200`). */
-export const SUGGESTED_BUSY_POLL_MAX_US = 200;
+/** The longest window, in µs, unless `--busy-poll-us` says otherwise (0: never poll). */
+export const DEFAULT_BUSY_POLL_MAX_US = 200;
 const START_US = 10;
 const CHECK_EVERY_US = 10_000;
 const PREEMPTED_LIMIT = 50;

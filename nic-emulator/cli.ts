@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
-import { BusyPoll, DEFAULT_BUSY_POLL_MAX_US, SUGGESTED_BUSY_POLL_MAX_US } from './busy-poll.js';
+import { BusyPoll, DEFAULT_BUSY_POLL_MAX_US } from './busy-poll.js';
 import { Fleet } from './fleet.js';
 import { startControlServer } from './control-server.js';
 import { ControlClient, DEFAULT_CONTROL } from '../lib/control-client.js';
@@ -43,9 +43,9 @@ Options for start:
   --clear-management CMDS   new images allow these clear commands on 623, comma-separated
                             (reset,power-up,power-down,power-cycle); default: none (refused)
   --checkpoint-block K      sequence numbers reserved per EEPROM checkpoint (default 16384)
-  --busy-poll-us US         low-latency mode: after a datagram, poll the sockets for up to US µs instead of
-                            sleeping, adapting to the traffic (default 0 = off; try ${SUGGESTED_BUSY_POLL_MAX_US}; costs CPU while
-                            datagrams come less than US µs apart; nic-emulator/busy-poll.ts)
+  --busy-poll-us US         after a datagram, poll the sockets for up to US µs instead of sleeping, adapting
+                            to the traffic (default ${DEFAULT_BUSY_POLL_MAX_US}; 0 = never poll: less CPU while datagrams come less
+                            than US µs apart, slower answers; nic-emulator/busy-poll.ts)
 
 Common options:
   --control HOST:PORT       control API address (default ${DEFAULT_CONTROL}; loopback only)

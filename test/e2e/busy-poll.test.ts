@@ -1,7 +1,7 @@
 /**
- * The emulator's low-latency mode (nic-emulator start --busy-poll-us US, nic-emulator/busy-poll.ts): every
- * datagram is still answered, the control API shows how polling went, an idle emulator stops polling, and a
- * bad value is a usage error.
+ * The emulator's busy polling (nic-emulator/busy-poll.ts, on by default, `--busy-poll-us US`): every datagram is
+ * still answered, the control API shows how polling went, an idle emulator stops polling, `--busy-poll-us 0`
+ * never polls, and a bad value is a usage error.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -15,14 +15,16 @@ function cpuMs(pid: number): number {
   return (Number(f[11]) + Number(f[12])) * 10;
 }
 
-describe('e2e: emulator low-latency mode (--busy-poll-us)', function () {
+interface BusyPollStats { maxUs: number; windowUs: number; hits: number; misses: number; backoffs: number }
+
+describe('e2e: emulator busy polling (--busy-poll-us)', function () {
   this.timeout(20000);
   let lab: Lab;
   let peer: UdpPeer;
 
   before(async () => {
     lab = new Lab('busy-poll');
-    await lab.startEmulator(['--nics', '1', '--busy-poll-us', '200']);
+    await lab.startEmulator(['--nics', '1']); // the default: polling on, up to 200 µs
     peer = await UdpPeer.open();
   });
   after(async () => {
@@ -30,16 +32,32 @@ describe('e2e: emulator low-latency mode (--busy-poll-us)', function () {
     await lab?.cleanup();
   });
 
-  it('answers 500 back-to-back Presence Pings, and /v1/health shows datagrams read while polling', async () => {
-    const [address, port] = lab.ready!.first.split(':') as [string, string];
+  /** 500 back-to-back Presence Pings to the lab's first NIC, each answered with its tag; returns /v1/health's busyPoll. */
+  async function pings(l: Lab): Promise<BusyPollStats> {
+    const [address, port] = l.ready!.first.split(':') as [string, string];
     for (let i = 0; i < 500; i++) {
       const r = await peer.request(encodeRmcpAsf(0xff, { type: 'presence-ping', tag: i & 0xff }), Number(port), address, (x) => x.from.port === Number(port));
       assert.ok(r, `pong ${i}`);
       assert.equal(decodeRmcpAsf(r.bytes).asf?.tag, i & 0xff);
     }
-    const h = await lab.control.get<{ busyPoll: { maxUs: number; windowUs: number; hits: number; misses: number; backoffs: number } }>('/v1/health');
-    assert.equal(h.busyPoll.maxUs, 200);
-    assert.ok(h.busyPoll.hits + h.busyPoll.misses > 0, JSON.stringify(h.busyPoll));
+    return (await l.control.get<{ busyPoll: BusyPollStats }>('/v1/health')).busyPoll;
+  }
+
+  it('by default answers 500 back-to-back Presence Pings, and /v1/health shows datagrams read while polling', async () => {
+    const b = await pings(lab);
+    assert.equal(b.maxUs, 200);
+    assert.ok(b.hits + b.misses > 0, JSON.stringify(b));
+  });
+
+  it('--busy-poll-us 0 answers the same pings without polling once', async () => {
+    const off = new Lab('busy-poll-off');
+    try {
+      // As root each lab has its own 127.x.y.1; otherwise a port base apart from the first lab's.
+      await off.startEmulator(['--nics', '1', '--busy-poll-us', '0', ...(process.getuid?.() === 0 ? [] : ['--port-base', '29200'])]);
+      assert.deepEqual(await pings(off), { maxUs: 0, windowUs: 0, hits: 0, misses: 0, backoffs: 0 });
+    } finally {
+      await off.cleanup();
+    }
   });
 
   it('an idle emulator does not poll: under 5 % of a CPU over 1 s without traffic', async () => {
