@@ -59,7 +59,13 @@ export function secureStateProbe(sa: SaPair, local: { address: string; port: num
   const inner = Array.from({ length: 256 }, (_, tag) => encodeInnerUdp(local.port, RMCP_PORT, rmcpAsf(0x82, tag)));
   return {
     endpoint: ep,
-    request: (tag) => ep.seal(inner[tag], out),
+    // As the station does (mgmt-station/nic-session.ts), the request is sealed and the keystream of its answer
+    // prepared (SaEndpoint.prepareNext) before it is sent: both before the clock starts, like building a ping.
+    request: (tag) => {
+      const sealed = ep.seal(inner[tag], out);
+      ep.prepareNext();
+      return sealed;
+    },
     answerTag: (b) => {
       try {
         const udp = decodeInnerUdp(ep.open(b, inn).payload);

@@ -41,6 +41,17 @@ export interface Aead {
   seal(nonce12: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array;
   /** Returns the plaintext, or null when the tag does not verify (nothing is released then). */
   open(nonce12: Uint8Array, aad: Uint8Array, ctAndTag: Uint8Array): Uint8Array | null;
+  /**
+   * Optional: do ahead, in idle time, the nonce-only work of one coming seal/open of `length` bytes under
+   * this nonce, and the AAD's share of the tag when `aad` is given (the keyed AES-GCM has it); a call with
+   * any other nonce or AAD is unaffected.
+   */
+  prepare?(nonce12: Uint8Array, length: number, aad?: Uint8Array): void;
+  /**
+   * Optional: seal buf[at, at + length) where it lies and write the tag right after it, at buf[at + length];
+   * the same bytes as seal(), without a second array (the keyed AES-GCM has it).
+   */
+  sealInPlace?(nonce12: Uint8Array, aad: Uint8Array, buf: Uint8Array, at: number, length: number): void;
 }
 
 /** Key lengths in bytes each transform accepts (RFC 4106 §8.1: 128, 192, 256 bits; RFC 8439: 256). */

@@ -177,7 +177,13 @@ function gctr(
   src: Uint8Array,
   len: number,
   dst: Uint8Array,
+  prepared: Uint32Array | null,
 ): void {
+  if (prepared !== null) {
+    // The keystream words of prepare(), from PRE_KS on, four per block: XOR byte by byte.
+    for (let j = 0; j < len; j++) dst[j] = src[j] ^ (prepared[PRE_KS + (j >> 2)] >>> ((j & 3) << 3));
+    return;
+  }
   let ctr = J0_COUNTER + 1;
   let o = 0;
   for (; o + 16 <= len; o += 16) {
@@ -198,6 +204,21 @@ function gctr(
   }
 }
 
+/**
+ * Work done ahead by prepare(), for one nonce: pre[0..2] the nonce words, pre[3] the byte length covered,
+ * pre[4..7] E_K(J0) (the tag mask), pre[8] the AAD's length (or 0xffffffff: no AAD prepared), pre[9..12] the
+ * AAD (at most one block, big-endian words, zero-padded), pre[13..16] the GHASH state after it,
+ * pre[20..] the keystream E_K(inc32(J0)), E_K(inc32^2(J0)), ... as little-endian words. At most
+ * PREPARE_MAX_BYTES of keystream (ESP packets on this channel are small).
+ */
+const PRE_LEN = 3;
+const PRE_MASK = 4;
+const PRE_AAD_LEN = 8;
+const PRE_AAD = 9;
+const PRE_Y_AAD = 13;
+const PRE_KS = 20;
+export const PREPARE_MAX_BYTES = 128;
+
 function checkNonce(nonce: Uint8Array): void {
   if (nonce.length !== NONCE_LENGTH) {
     throw new UsageError('E_USAGE', `expected a 12-byte nonce, got ${nonce.length}`);
@@ -216,6 +237,8 @@ export class KeyedAesGcm implements Aead {
   readonly #xk: Uint32Array;
   /** The GHASH table M, the per-call scratch and the round keys (layout above ST_Y). */
   readonly #st: Uint32Array;
+  /** prepare()'s result (layout above PRE_LEN), allocated on first use; pre[PRE_LEN] = -1 when spent. */
+  #pre: Uint32Array | null = null;
 
   constructor(key: Uint8Array) {
     if (!(key instanceof Uint8Array) || (key.length !== 16 && key.length !== 24 && key.length !== 32)) {
@@ -260,10 +283,103 @@ export class KeyedAesGcm implements Aead {
     this.#st = st;
   }
 
+  /**
+   * Does ahead of time the part of one coming seal() or open() that depends only on the nonce: E_K(J0) and
+   * the counter-mode keystream for `length` bytes (§7.1 steps 2-3, 6). A caller with idle time (the NIC
+   * after it sent an answer) prepares the next packet's nonce, which it can predict: ESP's IV is the
+   * sequence number. The next call whose nonce matches uses the result once; any other call ignores it, so
+   * a wrong guess costs only the time spent on it. Nothing secret leaves the object.
+   */
+  prepare(nonce12: Uint8Array, length: number, aad?: Uint8Array): void {
+    checkNonce(nonce12);
+    if (!Number.isInteger(length) || length < 0 || length > PREPARE_MAX_BYTES) return;
+    const blocks = Math.ceil(length / 16);
+    const pre = (this.#pre ??= new Uint32Array(PRE_KS + (PREPARE_MAX_BYTES / 16) * 4));
+    const xk = this.#xk;
+    const n0 = le32(nonce12, 0);
+    const n1 = le32(nonce12, 4);
+    const n2 = le32(nonce12, 8);
+    pre[PRE_LEN] = -1; // not usable while half written
+    for (let b = 0, ctr = J0_COUNTER; b <= blocks; b++, ctr = (ctr + 1) | 0) {
+      const k = aesEncrypt(xk, n0, n1, n2, bswap32(ctr));
+      const at = b === 0 ? PRE_MASK : PRE_KS + 4 * (b - 1);
+      pre[at] = k.s0;
+      pre[at + 1] = k.s1;
+      pre[at + 2] = k.s2;
+      pre[at + 3] = k.s3;
+    }
+    pre[PRE_AAD_LEN] = -1;
+    if (aad !== undefined && aad.length <= 16) {
+      // GHASH of the AAD block (§7.1 step 5 begins with A || 0^v): Y = A·H, kept for the call that has this AAD.
+      const st = this.#st;
+      st[ST_Y] = st[ST_Y + 1] = st[ST_Y + 2] = st[ST_Y + 3] = 0;
+      ghashBytes(st, aad, aad.length);
+      for (let i = 0; i < 4; i++) {
+        pre[PRE_AAD + i] = be32Padded(aad, 4 * i, aad.length);
+        pre[PRE_Y_AAD + i] = st[ST_Y + i];
+      }
+      pre[PRE_AAD_LEN] = aad.length;
+    }
+    pre[0] = n0;
+    pre[1] = n1;
+    pre[2] = n2;
+    pre[PRE_LEN] = length;
+  }
+
+  /** prepare()'s result if it was made for this nonce and covers `len` bytes; marked spent (one use). */
+  #take(n0: number, n1: number, n2: number, len: number): Uint32Array | null {
+    const pre = this.#pre;
+    if (pre === null || pre[PRE_LEN] === 0xffffffff || pre[PRE_LEN] < len || pre[0] !== n0 >>> 0 || pre[1] !== n1 >>> 0 || pre[2] !== n2 >>> 0) return null;
+    pre[PRE_LEN] = -1;
+    return pre;
+  }
+
+  /** Starts GHASH with the AAD block(s): from prepare()'s state when it was made for these very bytes. */
+  #ghashAad(aad: Uint8Array, pre: Uint32Array | null): void {
+    const st = this.#st;
+    const n = aad.length;
+    if (
+      pre !== null && pre[PRE_AAD_LEN] === n &&
+      pre[PRE_AAD] === be32Padded(aad, 0, n) >>> 0 && pre[PRE_AAD + 1] === be32Padded(aad, 4, n) >>> 0 &&
+      pre[PRE_AAD + 2] === be32Padded(aad, 8, n) >>> 0 && pre[PRE_AAD + 3] === be32Padded(aad, 12, n) >>> 0
+    ) {
+      for (let i = 0; i < 4; i++) st[ST_Y + i] = pre[PRE_Y_AAD + i];
+      return;
+    }
+    st[ST_Y] = st[ST_Y + 1] = st[ST_Y + 2] = st[ST_Y + 3] = 0;
+    ghashBytes(st, aad, n);
+  }
+
+  /** E_K(J0) into the scratch words st[ST_KS..ST_KS+3] (which gctr() has finished with); returns st. */
+  #tagMask(n0: number, n1: number, n2: number): Uint32Array {
+    const st = this.#st;
+    const e = aesEncrypt(this.#xk, n0, n1, n2, bswap32(J0_COUNTER));
+    st[ST_KS] = e.s0;
+    st[ST_KS + 1] = e.s1;
+    st[ST_KS + 2] = e.s2;
+    st[ST_KS + 3] = e.s3;
+    return st;
+  }
+
   /** GCM-AE (§7.1): returns C || T, T = GHASH_H(A, C) XOR E_K(J0). */
   seal(nonce12: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Uint8Array {
+    const out = new Uint8Array(plaintext.length + TAG_LENGTH);
+    this.#sealInto(nonce12, aad, plaintext, plaintext.length, out);
+    return out;
+  }
+
+  /** seal() of buf[at, at + length), in place, with the tag written at buf[at + length] (Aead.sealInPlace). */
+  sealInPlace(nonce12: Uint8Array, aad: Uint8Array, buf: Uint8Array, at: number, length: number): void {
+    if (!Number.isInteger(at) || !Number.isInteger(length) || at < 0 || length < 0 || at + length + TAG_LENGTH > buf.length) {
+      throw new UsageError('E_USAGE', `sealInPlace: ${length} bytes at ${at} and a 16-byte tag do not fit a ${buf.length}-byte buffer`);
+    }
+    const view = buf.subarray(at, at + length + TAG_LENGTH);
+    this.#sealInto(nonce12, aad, view, length, view);
+  }
+
+  /** GCM-AE of src[0, len) into out[0, len) and the tag into out[len, len + 16); src may be out (in place). */
+  #sealInto(nonce12: Uint8Array, aad: Uint8Array, src: Uint8Array, len: number, out: Uint8Array): void {
     checkNonce(nonce12);
-    const len = plaintext.length;
     if (len > MAX_TEXT_BYTES) throw new UsageError('E_USAGE', `AES-GCM plaintext longer than 2^36 - 32 bytes`);
     const xk = this.#xk;
     const st = this.#st;
@@ -271,21 +387,20 @@ export class KeyedAesGcm implements Aead {
     const n1 = le32(nonce12, 4);
     const n2 = le32(nonce12, 8);
 
-    const out = new Uint8Array(len + TAG_LENGTH);
-    gctr(xk, st, n0, n1, n2, plaintext, len, out);
+    const pre = this.#take(n0, n1, n2, len);
+    gctr(xk, st, n0, n1, n2, src, len, out, pre); // each byte is read before it is written: in place is fine
 
-    st[ST_Y] = st[ST_Y + 1] = st[ST_Y + 2] = st[ST_Y + 3] = 0;
-    ghashBytes(st, aad, aad.length);
+    this.#ghashAad(aad, pre);
     ghashBytes(st, out, len);
     ghashLengths(st, aad.length, len);
 
     // T = GCTR_K(J0, S) = S XOR E_K(J0) (§7.1 step 6; full 128-bit tag).
-    const e = aesEncrypt(xk, n0, n1, n2, bswap32(J0_COUNTER));
-    putBe32(out, len, st[ST_Y] ^ bswap32(e.s0));
-    putBe32(out, len + 4, st[ST_Y + 1] ^ bswap32(e.s1));
-    putBe32(out, len + 8, st[ST_Y + 2] ^ bswap32(e.s2));
-    putBe32(out, len + 12, st[ST_Y + 3] ^ bswap32(e.s3));
-    return out;
+    const e = pre ?? this.#tagMask(n0, n1, n2);
+    const m = pre ? PRE_MASK : ST_KS;
+    putBe32(out, len, st[ST_Y] ^ bswap32(e[m]));
+    putBe32(out, len + 4, st[ST_Y + 1] ^ bswap32(e[m + 1]));
+    putBe32(out, len + 8, st[ST_Y + 2] ^ bswap32(e[m + 2]));
+    putBe32(out, len + 12, st[ST_Y + 3] ^ bswap32(e[m + 3]));
   }
 
   /**
@@ -303,23 +418,24 @@ export class KeyedAesGcm implements Aead {
     const n1 = le32(nonce12, 4);
     const n2 = le32(nonce12, 8);
 
-    st[ST_Y] = st[ST_Y + 1] = st[ST_Y + 2] = st[ST_Y + 3] = 0;
-    ghashBytes(st, aad, aad.length);
+    const pre = this.#take(n0, n1, n2, len);
+    this.#ghashAad(aad, pre);
     ghashBytes(st, ctAndTag, len);
     ghashLengths(st, aad.length, len);
 
     // T' = S XOR E_K(J0) (§7.2 steps 5-7), compared with the received T by OR-ing the XOR of every word:
     // the time taken does not depend on where (or whether) they differ (§7.2 step 8).
-    const e = aesEncrypt(xk, n0, n1, n2, bswap32(J0_COUNTER));
+    const e = pre ?? this.#tagMask(n0, n1, n2);
+    const m = pre ? PRE_MASK : ST_KS;
     const diff =
-      (st[ST_Y] ^ bswap32(e.s0) ^ be32(ctAndTag, len)) |
-      (st[ST_Y + 1] ^ bswap32(e.s1) ^ be32(ctAndTag, len + 4)) |
-      (st[ST_Y + 2] ^ bswap32(e.s2) ^ be32(ctAndTag, len + 8)) |
-      (st[ST_Y + 3] ^ bswap32(e.s3) ^ be32(ctAndTag, len + 12));
+      (st[ST_Y] ^ bswap32(e[m]) ^ be32(ctAndTag, len)) |
+      (st[ST_Y + 1] ^ bswap32(e[m + 1]) ^ be32(ctAndTag, len + 4)) |
+      (st[ST_Y + 2] ^ bswap32(e[m + 2]) ^ be32(ctAndTag, len + 8)) |
+      (st[ST_Y + 3] ^ bswap32(e[m + 3]) ^ be32(ctAndTag, len + 12));
     if (diff !== 0) return null;
 
     const out = new Uint8Array(len);
-    gctr(xk, st, n0, n1, n2, ctAndTag, len, out);
+    gctr(xk, st, n0, n1, n2, ctAndTag, len, out, pre);
     return out;
   }
 }

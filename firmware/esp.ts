@@ -15,7 +15,7 @@
 import { SendCounter, maxSequence } from './send-counter.js';
 import { createAead, AEAD_KEY_LENGTHS, AEAD_TAG_LENGTH, type Aead, type AeadImpl } from './aead.js';
 import { ProtocolError, UsageError } from './errors.js';
-import { putU16, putU32, u16, u32 } from './bytes.js';
+import { putU16, putU32, u16, u32, view } from './bytes.js';
 import { ReplayWindow } from './replay-window.js';
 import type { EspTransform, SaDirection } from './sa.js';
 
@@ -70,6 +70,7 @@ class EspCrypto {
   readonly #aead: Aead;
   readonly #nonce = new Uint8Array(12); // salt(4) || IV(8)
   readonly #aadEsn = new Uint8Array(12); // SPI || SeqHigh || SeqLow
+  readonly #aadPlain = new Uint8Array(8); // SPI || Sequence Number
   readonly #esn: boolean;
 
   constructor(transform: EspTransform, encKey: Uint8Array, esn: boolean, impl: AeadImpl | undefined) {
@@ -87,11 +88,17 @@ class EspCrypto {
 
   /** AAD of RFC 4106 §5 / RFC 7634 §2.1, read from the packet header (and the inferred high half). */
   #aad(packet: Uint8Array, seq: bigint): Uint8Array {
-    if (!this.#esn) return packet.subarray(0, ESP_HEADER_LENGTH);
-    this.#aadEsn.set(packet.subarray(0, 4), 0);
-    putU32(this.#aadEsn, 4, Number(seq >> 32n));
-    this.#aadEsn.set(packet.subarray(4, 8), 8);
-    return this.#aadEsn;
+    // Copied into a buffer of our own: cheaper than a view per packet.
+    if (!this.#esn) {
+      const a = this.#aadPlain;
+      for (let i = 0; i < 8; i++) a[i] = packet[i];
+      return a;
+    }
+    const a = this.#aadEsn;
+    for (let i = 0; i < 4; i++) a[i] = packet[i];
+    putU32(a, 4, Number(seq >> 32n));
+    for (let i = 4; i < 8; i++) a[i + 4] = packet[i];
+    return a;
   }
 
   /**
@@ -102,11 +109,12 @@ class EspCrypto {
     const padLength = espPadLength(payload.length);
     const plainLength = payload.length + padLength + 2;
     const packet = new Uint8Array(ESP_HEADER_LENGTH + ESP_IV_LENGTH + plainLength + ESP_ICV_LENGTH);
+    const low = Number(seq & LOW32);
     putU32(packet, 0, spi);
-    putU32(packet, 4, Number(seq & LOW32));
+    putU32(packet, 4, low);
     if (iv === undefined) {
       putU32(packet, 8, Number(seq >> 32n));
-      putU32(packet, 12, Number(seq & LOW32));
+      putU32(packet, 12, low);
     } else {
       packet.set(iv, 8);
     }
@@ -116,16 +124,38 @@ class EspCrypto {
     for (let i = 1; i <= padLength; i++) packet[body + payload.length + i - 1] = i;
     packet[body + plainLength - 2] = padLength;
     packet[body + plainLength - 1] = nextHeader;
-    this.#nonce.set(packet.subarray(8, 16), ESP_SALT_LENGTH);
-    const sealed = this.#aead.seal(this.#nonce, this.#aad(packet, seq), packet.subarray(body, body + plainLength));
-    packet.set(sealed, body);
+    this.#setIv(packet);
+    const aad = this.#aad(packet, seq);
+    if (this.#aead.sealInPlace) this.#aead.sealInPlace(this.#nonce, aad, packet, body, plainLength);
+    else packet.set(this.#aead.seal(this.#nonce, aad, packet.subarray(body, body + plainLength)), body);
     return packet;
+  }
+
+  /** nonce = salt || the packet's 8-byte IV (RFC 4106 §4). */
+  #setIv(packet: Uint8Array): void {
+    const n = this.#nonce;
+    for (let i = 0; i < ESP_IV_LENGTH; i++) n[ESP_SALT_LENGTH + i] = packet[ESP_HEADER_LENGTH + i];
+  }
+
+  /**
+   * Idle-time work for the packet with sequence number `seq` and `payloadLength` bytes of payload, whose IV
+   * is `seq` (what EspSender sends; RFC 4106 §3.1 lets the IV be the counter): see Aead.prepare.
+   */
+  prepare(spi: number, seq: bigint, payloadLength: number): void {
+    if (!this.#aead.prepare) return;
+    const plainLength = payloadLength + espPadLength(payloadLength) + 2;
+    const header = new Uint8Array(ESP_HEADER_LENGTH);
+    putU32(header, 0, spi);
+    putU32(header, 4, Number(seq & LOW32));
+    putU32(this.#nonce, ESP_SALT_LENGTH, Number(seq >> 32n));
+    putU32(this.#nonce, ESP_SALT_LENGTH + 4, Number(seq & LOW32));
+    this.#aead.prepare(this.#nonce, plainLength, this.#aad(header, seq));
   }
 
   /** The verified plaintext (payload | pad | pad length | next header), or null if the ICV is bad. */
   open(packet: Uint8Array, seq: bigint): Uint8Array | null {
-    this.#nonce.set(packet.subarray(8, 16), ESP_SALT_LENGTH);
-    return this.#aead.open(this.#nonce, this.#aad(packet, seq), packet.subarray(ESP_HEADER_LENGTH + ESP_IV_LENGTH));
+    this.#setIv(packet);
+    return this.#aead.open(this.#nonce, this.#aad(packet, seq), view(packet, ESP_HEADER_LENGTH + ESP_IV_LENGTH));
   }
 }
 
@@ -186,6 +216,11 @@ export class EspSender {
     this.#counter.skipTo(next);
   }
 
+  /** Idle-time work for the next seal(), of a payload of `payloadLength` bytes (Aead.prepare). */
+  prepareNext(payloadLength: number): void {
+    if (!this.#counter.exhausted) this.#crypto.prepare(this.spi, this.#counter.next, payloadLength);
+  }
+
   /** Seals `payload` under the next sequence number and advances the counter. */
   seal(payload: Uint8Array, nextHeader: number = NEXT_HEADER_UDP): Uint8Array {
     if (!(payload instanceof Uint8Array)) throw new UsageError('E_USAGE', 'ESP payload must be a Uint8Array');
@@ -228,6 +263,15 @@ export class EspReceiver {
     this.window = window;
     this.#crypto = new EspCrypto(transform, dir.encKey, esn, impl);
     this.#nextHeaders = [...nextHeaders];
+  }
+
+  /**
+   * Idle-time work for the packet expected next: sequence number highest + 1 with the IV our senders use (the
+   * sequence number), `payloadLength` bytes of payload (Aead.prepare). Any other packet opens as usual.
+   */
+  prepareNext(payloadLength: number): void {
+    const seq = this.window.highest + 1n;
+    if (seq <= maxSequence(this.esn)) this.#crypto.prepare(this.spi, seq, payloadLength);
   }
 
   /**
@@ -274,7 +318,7 @@ export class EspReceiver {
       const why = nextHeader === NEXT_HEADER_NONE ? 'a dummy packet (RFC 4303 §2.6)' : 'not carried by this SA';
       throw new ProtocolError('E_NEXT_HEADER', `ESP next header ${nextHeader} is ${why}; dropped`);
     }
-    return { payload: plain.subarray(0, payloadLength), nextHeader, seq };
+    return { payload: view(plain, 0, payloadLength), nextHeader, seq };
   }
 }
 
@@ -309,5 +353,5 @@ export function decodeInnerUdp(b: Uint8Array): { srcPort: number; dstPort: numbe
   if (length !== b.length) {
     throw new ProtocolError('E_LENGTH', `inner UDP length field says ${length}, datagram has ${b.length} bytes; dropped`);
   }
-  return { srcPort: u16(b, 0), dstPort: u16(b, 2), body: b.subarray(UDP_HEADER_LENGTH) };
+  return { srcPort: u16(b, 0), dstPort: u16(b, 2), body: view(b, UDP_HEADER_LENGTH) };
 }

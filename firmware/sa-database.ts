@@ -240,8 +240,9 @@ export class SaDatabase {
   }
 
   private find(generation: number): LiveSa | null {
-    if (generation === 0) return null;
-    return this.held().find((l) => l.sa.generation === generation) ?? null;
+    if (generation === 0) return null; // (no array: this runs for every secure packet)
+    if (this.activeSa?.sa.generation === generation) return this.activeSa;
+    return this.previousSa?.sa.generation === generation ? this.previousSa : null;
   }
 
   private need(generation: number): LiveSa {

@@ -258,6 +258,7 @@ export class NicSession {
     }
     const bytes = h.ep.seal(inner, this.ahOut());
     this.o.mux.send(bytes, this.nic.securePort, this.nic.address);
+    h.ep.prepareNext(); // while the NIC works: the keystream of its answer and of our next request
   }
 
   private async claim(h: Held, minNext: bigint): Promise<void> {

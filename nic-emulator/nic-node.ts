@@ -227,6 +227,8 @@ export class NicNode {
       return;
     }
     this.perform(effects);
+    // The answer is on its way: the time until the station's next packet is idle, spent on that packet's keystream.
+    if (port === 'secure' && effects.length > 0) fw.prepareNext();
   }
 
   private perform(effects: NicEffect[]): void {

@@ -305,6 +305,73 @@ describe("AES-GCM 'keyed' against 'node' and 'noble'", () => {
     }
   });
 
+  it('prepare(): the prepared call gives the same bytes; other nonces, longer texts and second uses are unaffected', () => {
+    for (const keyLength of KEY_LENGTHS) {
+      const key = rand(keyLength);
+      const keyed = createAead('aes-gcm-16', key, 'keyed');
+      const ref = createAead('aes-gcm-16', key, 'node');
+      assert.ok(keyed.prepare, 'keyed has prepare()');
+      for (const len of [0, 1, 15, 16, 17, 24, 40, 48, 64, 100, 128, 129]) {
+        const nonce = rand(12);
+        const other = rand(12);
+        const aad = rand(8);
+        const plain = rand(len);
+        const expected = ref.seal(nonce, aad, plain);
+        const what = `key ${keyLength}, ${len} bytes`;
+        // Prepared for this nonce and length (or longer): used by the next seal, once.
+        keyed.prepare!(nonce, len);
+        same(keyed.seal(nonce, aad, plain), expected, `${what}: prepared seal`);
+        same(keyed.seal(nonce, aad, plain), expected, `${what}: second seal (preparation spent)`);
+        keyed.prepare!(nonce, len + 16);
+        same(keyed.open(nonce, aad, expected), plain, `${what}: prepared open (prepared longer)`);
+        // A bad tag stays bad with a preparation, and the preparation is spent by the failed open.
+        keyed.prepare!(nonce, len);
+        assert.equal(keyed.open(nonce, aad, flip(expected, expected.length - 1)), null, `${what}: prepared open of a bad tag`);
+        same(keyed.open(nonce, aad, expected), plain, `${what}: open after the failed one`);
+        // With the AAD prepared too (its GHASH share), and with an AAD that differs from the prepared one.
+        keyed.prepare!(nonce, len, aad);
+        same(keyed.seal(nonce, aad, plain), expected, `${what}: seal, AAD prepared`);
+        keyed.prepare!(nonce, len, aad);
+        same(keyed.open(nonce, aad, expected), plain, `${what}: open, AAD prepared`);
+        const aad2 = flip(aad, 7);
+        keyed.prepare!(nonce, len, aad);
+        same(keyed.seal(nonce, aad2, plain), ref.seal(nonce, aad2, plain), `${what}: seal, another AAD prepared`);
+        keyed.prepare!(nonce, len, aad);
+        assert.equal(keyed.open(nonce, aad2, expected), null, `${what}: open under another AAD than sealed, prepared AAD`);
+        keyed.prepare!(nonce, len, rand(12));
+        same(keyed.open(nonce, aad, expected), plain, `${what}: open, a 12-byte AAD prepared`);
+        // Prepared for another nonce, or for a shorter text: ignored.
+        keyed.prepare!(other, len);
+        same(keyed.seal(nonce, aad, plain), expected, `${what}: seal, another nonce prepared`);
+        same(keyed.open(other, aad, ref.seal(other, aad, plain)), plain, `${what}: the other nonce's open still uses it`);
+        if (len > 0) {
+          keyed.prepare!(nonce, len - 1);
+          same(keyed.seal(nonce, aad, plain), expected, `${what}: seal, prepared too short`);
+        }
+      }
+      // sealInPlace(): the same bytes as seal(), written over the plaintext, with or without a preparation.
+      for (const len of [0, 5, 16, 24, 33, 64]) {
+        const nonce = rand(12);
+        const aad = rand(8);
+        const plain = rand(len);
+        const expected = ref.seal(nonce, aad, plain);
+        for (const prep of [false, true]) {
+          const buf = new Uint8Array(3 + len + 16 + 2).fill(0xaa);
+          buf.set(plain, 3);
+          if (prep) keyed.prepare!(nonce, len);
+          keyed.sealInPlace!(nonce, aad, buf, 3, len);
+          same(buf.subarray(3, 3 + len + 16), expected, `key ${keyLength}, ${len} bytes in place${prep ? ', prepared' : ''}`);
+          assert.deepEqual([...buf.subarray(0, 3), ...buf.subarray(3 + len + 16)], [0xaa, 0xaa, 0xaa, 0xaa, 0xaa], 'bytes around untouched');
+        }
+        assert.throws(() => keyed.sealInPlace!(nonce, aad, new Uint8Array(len + 15), 0, len), { code: 'E_USAGE' });
+      }
+      // Out-of-range lengths are ignored rather than refused: preparation is only an optimisation.
+      keyed.prepare!(rand(12), -1);
+      keyed.prepare!(rand(12), 1.5);
+      assert.throws(() => keyed.prepare!(new Uint8Array(11), 16), { code: 'E_USAGE' });
+    }
+  });
+
   it("falls back to 'node' for ChaCha20-Poly1305 and rejects bad AES key lengths", () => {
     const a = createAead('chacha20-poly1305', RFC8439.key, 'keyed');
     assert.deepEqual(a.seal(RFC8439.nonce, RFC8439.aad, RFC8439.plaintext), cat(RFC8439.ct, RFC8439.tag));

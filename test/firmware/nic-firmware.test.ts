@@ -81,6 +81,13 @@ class Rig {
   }
 }
 
+/** A copy of a datagram with its last byte (in the ICV) changed. */
+function flipLast(d: Uint8Array): Uint8Array {
+  const c = d.slice();
+  c[c.length - 1] ^= 1;
+  return c;
+}
+
 describe('NIC firmware core (no sockets, no clocks)', () => {
   it('answers a secure Presence Ping with a Pong under the same SA (DESIGN §2.2)', () => {
     const rig = new Rig();
@@ -103,6 +110,29 @@ describe('NIC firmware core (no sockets, no clocks)', () => {
         assert.ok(effects.some((e) => e.kind === 'host-command' && e.command === 'power-cycle'), `${start}: executed`);
         assert.equal(rig.hostState, 'pre-boot', `${start} -> pre-boot`);
       }
+    });
+  }
+
+  for (const policy of ['esp', 'esp+ah'] as const) {
+    it(`prepareNext() between packets changes no answer byte, whatever comes next (${policy})`, () => {
+      const plain = new Rig(policy);
+      const prepared = new Rig(policy);
+      const sent: Uint8Array[] = [];
+      for (let i = 0; i < 40; i++) {
+        const msg: AsfMessage = i % 3 === 0 ? { type: 'presence-ping', tag: i } : i % 3 === 1 ? { type: 'system-state-request', tag: i } : { type: 'capabilities-request', tag: i };
+        sent.push(plain.seal(msg, i % 5 === 0 ? i : 0xff));
+      }
+      // In order, then out of order (a gap, an older one), a replay, a tampered packet, and the rest.
+      const order = [0, 1, 2, 3, 5, 4, 7, 6, 6, 9, 8, ...Array.from({ length: 30 }, (_, k) => 10 + k)];
+      for (const [step, k] of order.entries()) {
+        const d = step === 20 ? flipLast(sent[k]) : sent[k];
+        const a = plain.fw.receiveSecure(STATION, d);
+        const b = prepared.fw.receiveSecure(STATION, d);
+        prepared.fw.prepareNext();
+        assert.deepEqual(b, a, `step ${step} (packet ${k})`);
+      }
+      assert.deepEqual(prepared.fw.counters, plain.fw.counters);
+      assert.ok(plain.fw.counters.dropped.replay === 1 && (plain.fw.counters.dropped.icv ?? 0) + (plain.fw.counters.dropped.ah_icv ?? 0) === 1, JSON.stringify(plain.fw.counters));
     });
   }
 
