@@ -260,6 +260,8 @@ export function encodeAsf(msg: AsfMessage): Uint8Array {
 
 // ---- Decoding ------------------------------------------------------------------------------
 
+const NO_DATA = new Uint8Array(0);
+
 function lengthError(type: AsfType, got: number, want: string): ProtocolError {
   return new ProtocolError('E_LENGTH', `ASF ${type}: Data Length ${got} is invalid (expected ${want})`);
 }
@@ -347,7 +349,8 @@ export function decodeAsf(b: Uint8Array, offset = 0): AsfMessage {
   }
   const type = TYPE_BY_CODE.get(code);
   if (type === undefined) throw new ProtocolError('E_TYPE', `ASF message type ${describeCode(code)} is not supported`);
-  const data = b.subarray(offset + ASF_HEADER_LENGTH, offset + ASF_HEADER_LENGTH + dataLength);
+  // A copy rather than a view: `b` is often a small array on V8's heap, which a view would first move out.
+  const data = dataLength === 0 ? NO_DATA : b.slice(offset + ASF_HEADER_LENGTH, offset + ASF_HEADER_LENGTH + dataLength);
   return decodeBody(type, tag, data);
 }
 

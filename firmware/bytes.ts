@@ -14,7 +14,8 @@ export function fromHex(s: string): Uint8Array {
 
 /**
  * b[start, end) as a plain Uint8Array over the same memory. Cheaper than subarray() on the per-packet path:
- * no species lookup, and for a Buffer no FastBuffer construction.
+ * no species lookup, and for a Buffer no FastBuffer construction. For received datagrams (Buffers): a small
+ * Uint8Array made in JS lives on V8's heap, and any view of it first moves it out (slice() is cheaper there).
  */
 export function view(b: Uint8Array, start: number, end: number = b.length): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset + start, end - start);

@@ -318,7 +318,8 @@ export class EspReceiver {
       const why = nextHeader === NEXT_HEADER_NONE ? 'a dummy packet (RFC 4303 §2.6)' : 'not carried by this SA';
       throw new ProtocolError('E_NEXT_HEADER', `ESP next header ${nextHeader} is ${why}; dropped`);
     }
-    return { payload: view(plain, 0, payloadLength), nextHeader, seq };
+    // A copy, not a view: plain is small, so V8 keeps it on its heap, and a view would first move it out.
+    return { payload: plain.slice(0, payloadLength), nextHeader, seq };
   }
 }
 
@@ -353,5 +354,5 @@ export function decodeInnerUdp(b: Uint8Array): { srcPort: number; dstPort: numbe
   if (length !== b.length) {
     throw new ProtocolError('E_LENGTH', `inner UDP length field says ${length}, datagram has ${b.length} bytes; dropped`);
   }
-  return { srcPort: u16(b, 0), dstPort: u16(b, 2), body: view(b, UDP_HEADER_LENGTH) };
+  return { srcPort: u16(b, 0), dstPort: u16(b, 2), body: b.slice(UDP_HEADER_LENGTH) }; // a copy: see EspReceiver.open
 }

@@ -365,6 +365,16 @@ describe("AES-GCM 'keyed' against 'node' and 'noble'", () => {
         }
         assert.throws(() => keyed.sealInPlace!(nonce, aad, new Uint8Array(len + 15), 0, len), { code: 'E_USAGE' });
       }
+      // After its first prepare() the object hashes with the byte-wide table: every length still matches node.
+      for (const len of PLAIN_LENGTHS) {
+        const nonce = rand(12);
+        const aad = rand(len % 41);
+        const plain = rand(len);
+        const expected = ref.seal(nonce, aad, plain);
+        same(keyed.seal(nonce, aad, plain), expected, `key ${keyLength}, ${len} bytes, byte table: seal`);
+        same(keyed.open(nonce, aad, expected), plain, `key ${keyLength}, ${len} bytes, byte table: open`);
+        assert.equal(keyed.open(nonce, aad, flip(expected, len >> 1)), null, `key ${keyLength}, ${len} bytes, byte table: tampered`);
+      }
       // Out-of-range lengths are ignored rather than refused: preparation is only an optimisation.
       keyed.prepare!(rand(12), -1);
       keyed.prepare!(rand(12), 1.5);
