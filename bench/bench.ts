@@ -214,7 +214,8 @@ function rows(r: Results): Row[] {
   const fw = ok(r.firmware);
   if (fw) {
     const s = 'Firmware, in-process';
-    out.push({ section: s, name: 'secure packet (esp, aes-gcm-16)', value: f(fw.perPacket) });
+    out.push({ section: s, name: 'secure packet (esp, aes-gcm-16): request in -> answer sealed', value: f(fw.perPacket) });
+    out.push({ section: s, name: 'secure packet, with the idle-time preparation / without any', value: `${fw.perPacketWithPreparation.value} / ${fw.perPacketUnprepared.value} µs/packet` });
     for (const [k, v] of Object.entries(fw.byVariant)) out.push({ section: s, name: `secure packet (${k})`, value: f(v) });
     for (const [k, v] of Object.entries(fw.aead)) out.push({ section: s, name: `AEAD ${k}`, value: f(v) });
   }
