@@ -46,6 +46,9 @@ export class SaEndpoint {
   private readonly espIn: EspReceiver;
   private readonly ahOut: AhSender | null;
   private readonly ahIn: AhReceiver | null;
+  /** Payload lengths of the last packet sealed and opened: the guess for the next ones (-1: none yet). */
+  private lastSealed = -1;
+  private lastOpened = -1;
 
   constructor(sa: SaPair, side: SaSide, o: SaEndpointOptions) {
     this.sa = sa;
@@ -100,10 +103,6 @@ export class SaEndpoint {
     this.lastOpened = r.payload.length;
     return { payload: r.payload, seq: r.seq };
   }
-
-  /** Payload lengths of the last packet sealed and opened: the guess for the next ones (-1: none yet). */
-  private lastSealed = -1;
-  private lastOpened = -1;
 
   /**
    * Use idle time for the next packets each way, guessed to be as long as the last ones: the counter-mode

@@ -228,7 +228,14 @@ export class NicNode {
     }
     this.perform(effects);
     // The answer is on its way: the time until the station's next packet is idle, spent on that packet's keystream.
-    if (port === 'secure' && effects.length > 0) fw.prepareNext();
+    if (port === 'secure' && effects.length > 0) {
+      try {
+        fw.prepareNext();
+      } catch (e) {
+        // Only an optimisation (the next packet is then processed in full), but it should never fail: say so.
+        this.log.log('error', 'keystream preparation failed', { error: (e as Error).message });
+      }
+    }
   }
 
   private perform(effects: NicEffect[]): void {
