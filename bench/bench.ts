@@ -218,6 +218,7 @@ function rows(r: Results): Row[] {
     out.push({ section: s, name: 'secure packet, with the idle-time preparation / without any', value: `${fw.perPacketWithPreparation.value} / ${fw.perPacketUnprepared.value} µs/packet` });
     for (const [k, v] of Object.entries(fw.byVariant)) out.push({ section: s, name: `secure packet (${k})`, value: f(v) });
     for (const [k, v] of Object.entries(fw.aead)) out.push({ section: s, name: `AEAD ${k}`, value: f(v) });
+    out.push({ section: s, name: 'keyed AES-GCM memory per key, idle / after prepare()', value: `${fw.keyMemory.idle.value} / ${fw.keyMemory.prepared.value} KiB` });
   }
   const ee = ok(r.eeprom);
   if (ee) {

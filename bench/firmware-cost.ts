@@ -19,6 +19,8 @@ import type { SaPair, SecurityPolicy, EspTransform } from '../firmware/sa.js';
 import { randomSaPair } from './probes.js';
 import { createAead, type AeadImpl } from '../firmware/aead.js';
 import { figure, percentile, type Figure } from './stats.js';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 const NIC = { address: '127.0.0.1', port: 664 };
 const STATION = { address: '127.0.0.1', port: 40664 };
@@ -97,6 +99,7 @@ export interface FirmwareCost {
   perPacketUnprepared: Figure;
   byVariant: Record<string, Figure>;
   aead: Record<string, Figure>;
+  keyMemory: KeyMemory;
 }
 
 /** µs per secure request handled (median of batches), for the default SA and two variants. */
@@ -126,6 +129,7 @@ export function firmwareCost(opts: { batches: number; batchSize: number }): Firm
     perPacketUnprepared: figure(percentile(plain.map((x) => x.total), 50), 'µs/packet', wl('esp', 'aes-gcm-16', opts.batches, ', without prepareNext()')),
     byVariant,
     aead: aeadCost(opts.batchSize),
+    keyMemory: keyMemory(),
   };
 }
 
@@ -141,18 +145,64 @@ function aeadCost(n: number): Record<string, Figure> {
   const cases: [string, EspTransform, number][] = [['aes-128-gcm', 'aes-gcm-16', 16], ['aes-256-gcm', 'aes-gcm-16', 32], ['chacha20-poly1305', 'chacha20-poly1305', 32]];
   for (const [name, transform, keyLength] of cases) {
     // ChaCha20-Poly1305 has no 'keyed' implementation (createAead gives node:crypto's for it).
-    for (const impl of (transform === 'aes-gcm-16' ? ['keyed', 'node', 'noble'] : ['node', 'noble']) as AeadImpl[]) {
+    // 'keyed+table': the keyed AES-GCM after its first prepare(), which gives it the byte-wide GHASH table;
+    // the packets measured are not the prepared one, so this isolates the table.
+    const impls = transform === 'aes-gcm-16' ? ['keyed', 'keyed+table', 'node', 'noble'] : ['node', 'noble'];
+    for (const variant of impls) {
+      const impl = (variant === 'keyed+table' ? 'keyed' : variant) as AeadImpl;
       const a = createAead(transform, new Uint8Array(keyLength).fill(7), impl);
+      if (variant === 'keyed+table') a.prepare!(new Uint8Array(12).fill(1), 48);
       const per: number[] = [];
       for (let b = 0; b < 6; b++) {
         const t0 = performance.now();
         for (let i = 0; i < n; i++) a.open(nonce, aad, a.seal(nonce, aad, plain));
         if (b > 0) per.push(((performance.now() - t0) * 1000) / n); // batch 0 warms up the JIT
       }
-      out[`${name}/${impl}`] = figure(percentile(per, 50), 'µs/seal+open', `48-byte payload, 8-byte AAD, ${AEAD_IMPL_NAMES[impl]}; median of 5 batches x ${n}`);
+      const what = variant === 'keyed+table' ? `${AEAD_IMPL_NAMES.keyed} with its byte-wide GHASH table` : AEAD_IMPL_NAMES[impl];
+      out[`${name}/${variant}`] = figure(percentile(per, 50), 'µs/seal+open', `48-byte payload, 8-byte AAD, ${what}; median of 5 batches x ${n}`);
     }
   }
   return out;
+}
+
+export interface KeyMemory { idle: Figure; prepared: Figure }
+
+/**
+ * Memory per AES-128-GCM key of the keyed implementation: 5,000 keys held (V8 heap + ArrayBuffers, after a
+ * full GC), then the same keys after one prepare() each (byte-wide table and preparation buffer).
+ */
+export function keyMemory(): KeyMemory {
+  const gc = fullGc();
+  const used = () => {
+    gc();
+    const m = process.memoryUsage();
+    return m.heapUsed + m.arrayBuffers;
+  };
+  const n = 5000;
+  const keys: ReturnType<typeof createAead>[] = [];
+  const m0 = used();
+  for (let i = 0; i < n; i++) keys.push(createAead('aes-gcm-16', Uint8Array.from({ length: 16 }, (_, j) => (i + j) & 0xff), 'keyed'));
+  const m1 = used();
+  const nonce = new Uint8Array(12);
+  for (const k of keys) k.prepare!(nonce, 48);
+  const m2 = used();
+  const wl = `${n} AES-128-GCM keys (firmware/aes-gcm-keyed.ts) held in one array; process.memoryUsage() heapUsed + arrayBuffers after a full GC`;
+  return {
+    idle: figure((m1 - m0) / n / 1024, 'KiB/key', wl),
+    prepared: figure((m2 - m0) / n / 1024, 'KiB/key', `${wl}, after one prepare() per key (byte-wide GHASH table + preparation buffer)`),
+  };
+}
+
+/**
+ * Full, synchronous garbage collections, for memory figures (--expose-gc set at run time, gc taken from a fresh
+ * context). Repeated: ArrayBuffer memory is freed by a sweep that one collection may leave for later.
+ */
+function fullGc(): () => void {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as (o?: { type: 'major'; execution: 'sync' }) => void;
+  return () => {
+    for (let i = 0; i < 4; i++) gc({ type: 'major', execution: 'sync' });
+  };
 }
 
 const AEAD_IMPL_NAMES: Record<AeadImpl, string> = {

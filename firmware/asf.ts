@@ -349,7 +349,8 @@ export function decodeAsf(b: Uint8Array, offset = 0): AsfMessage {
   }
   const type = TYPE_BY_CODE.get(code);
   if (type === undefined) throw new ProtocolError('E_TYPE', `ASF message type ${describeCode(code)} is not supported`);
-  // A copy rather than a view: `b` is often a small array on V8's heap, which a view would first move out.
+  // slice(): a copy of a Uint8Array, which is often small and on V8's heap (a view would first move it out);
+  // a view of a Buffer (Buffer.prototype.slice).
   const data = dataLength === 0 ? NO_DATA : b.slice(offset + ASF_HEADER_LENGTH, offset + ASF_HEADER_LENGTH + dataLength);
   return decodeBody(type, tag, data);
 }

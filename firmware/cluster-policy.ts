@@ -116,6 +116,8 @@ export function parseClusterPolicy(text: string, fileName: string): ClusterPolic
   const fail: (line: number, what: string) => never = (line, what) => {
     throw new UsageError('E_POLICY', `${fileName}:${line}: ${what}`);
   };
+  const seconds = (line: number, key: string, value: string, min: number): number =>
+    wholeSeconds(value, min) ?? fail(line, `${key} must be a whole number of seconds >= ${min} (at most ${MAX_POLICY_SECONDS}), got '${value}'`);
   let section: 'general' | 'cluster' | null = null;
   const sectionLine = new Map<string, number>();
   const keyLine = new Map<string, number>(); // "section.key" -> line
@@ -165,22 +167,12 @@ export function parseClusterPolicy(text: string, fileName: string): ClusterPolic
           heartbeatLine = n;
           break;
         }
-        case 'heartbeatresponsetime': {
-          const s = wholeSeconds(value, 1);
-          if (s === null) {
-            fail(n, `HeartbeatResponseTime must be a whole number of seconds >= 1 (at most ${MAX_POLICY_SECONDS}), got '${value}'`);
-          }
-          policy.heartbeatResponseTime = s;
+        case 'heartbeatresponsetime':
+          policy.heartbeatResponseTime = seconds(n, 'HeartbeatResponseTime', value, 1);
           break;
-        }
-        case 'heartbeatdefertime': {
-          const s = wholeSeconds(value, 0);
-          if (s === null) {
-            fail(n, `HeartbeatDeferTime must be a whole number of seconds >= 0 (at most ${MAX_POLICY_SECONDS}), got '${value}'`);
-          }
-          policy.heartbeatDeferTime = s;
+        case 'heartbeatdefertime':
+          policy.heartbeatDeferTime = seconds(n, 'HeartbeatDeferTime', value, 0);
           break;
-        }
         case 'randomize': {
           const v = value.toLowerCase();
           if (!YES.has(v) && !NO.has(v)) fail(n, `Randomize must be yes or no, got '${value}'`);

@@ -71,6 +71,7 @@ class EspCrypto {
   readonly #nonce = new Uint8Array(12); // salt(4) || IV(8)
   readonly #aadEsn = new Uint8Array(12); // SPI || SeqHigh || SeqLow
   readonly #aadPlain = new Uint8Array(8); // SPI || Sequence Number
+  readonly #prepareHeader = new Uint8Array(ESP_HEADER_LENGTH); // the expected packet's SPI || Sequence Number
   readonly #esn: boolean;
 
   constructor(transform: EspTransform, encKey: Uint8Array, esn: boolean, impl: AeadImpl | undefined) {
@@ -144,7 +145,7 @@ class EspCrypto {
   prepare(spi: number, seq: bigint, payloadLength: number): void {
     if (!this.#aead.prepare) return;
     const plainLength = payloadLength + espPadLength(payloadLength) + 2;
-    const header = new Uint8Array(ESP_HEADER_LENGTH);
+    const header = this.#prepareHeader;
     putU32(header, 0, spi);
     putU32(header, 4, Number(seq & LOW32));
     putU32(this.#nonce, ESP_SALT_LENGTH, Number(seq >> 32n));
@@ -354,5 +355,7 @@ export function decodeInnerUdp(b: Uint8Array): { srcPort: number; dstPort: numbe
   if (length !== b.length) {
     throw new ProtocolError('E_LENGTH', `inner UDP length field says ${length}, datagram has ${b.length} bytes; dropped`);
   }
-  return { srcPort: u16(b, 0), dstPort: u16(b, 2), body: b.slice(UDP_HEADER_LENGTH) }; // a copy: see EspReceiver.open
+  // slice(): a copy for a Uint8Array (a view of a small one would first move it off V8's heap, see
+  // EspReceiver.open); for a Buffer, Buffer.prototype.slice is a view, which costs nothing there.
+  return { srcPort: u16(b, 0), dstPort: u16(b, 2), body: b.slice(UDP_HEADER_LENGTH) };
 }

@@ -14,6 +14,7 @@
  *  - Each call is one transaction; two stations racing on one NIC cannot both win.
  */
 import type { SaPair } from '../../firmware/sa.js';
+import type { IkeSaKeys } from '../../protocol/ike/ike-crypto.js';
 
 export type StoreKind = 'sqlite' | 'postgres';
 
@@ -43,19 +44,12 @@ export const SA_STATES: readonly SaState[] = ['pending', 'active', 'previous', '
  * What the station needs to continue an IKE SA after a restart or takeover (RFC 7296 §2.14 keys,
  * §2.2 message IDs). Stored as one wrapped blob.
  */
-export interface IkeSaSnapshot {
+export interface IkeSaSnapshot extends IkeSaKeys {
   /** IKE SA SPIs (RFC 7296 §3.1), 8 bytes each. */
   spiI: Uint8Array;
   spiR: Uint8Array;
   /** True if the station was the original initiator (RFC 7296 §2.2, §2.8 after a rekey). */
   initiator: boolean;
-  skD: Uint8Array;
-  skAi: Uint8Array;
-  skAr: Uint8Array;
-  skEi: Uint8Array;
-  skEr: Uint8Array;
-  skPi: Uint8Array;
-  skPr: Uint8Array;
   /** Message ID of the next request this side sends (RFC 7296 §2.2). */
   nextRequestId: number;
   /** Message ID of the next request this side expects from the peer. */
@@ -146,13 +140,11 @@ export interface CommandInput {
  * One row of a NIC's hash-chained command log (command-log.ts). The log is append-only: an outcome
  * change is a new 'outcome' entry whose `ref` is the index of the command entry it completes.
  */
-export interface CommandLogEntry {
+/** What a log entry and a command record both say of one entry of the command log. */
+export interface CommandFields {
   nic: string;
   /** 1, 2, 3, ... without gaps. */
   index: number;
-  kind: 'command' | 'outcome';
-  /** For 'outcome' entries: index of the command entry; null for 'command' entries. */
-  ref: number | null;
   time: number;
   station: string;
   epoch: number;
@@ -160,6 +152,12 @@ export interface CommandLogEntry {
   rmcpSeq: number;
   asfTag: number;
   outcome: CommandOutcome;
+}
+
+export interface CommandLogEntry extends CommandFields {
+  kind: 'command' | 'outcome';
+  /** For 'outcome' entries: index of the command entry; null for 'command' entries. */
+  ref: number | null;
   /** hex SHA-256 of the previous entry (64 zeros for the first). */
   prevHash: string;
   /** hex SHA-256(prevHash || canonical entry). */
@@ -167,17 +165,8 @@ export interface CommandLogEntry {
 }
 
 /** A command with its latest outcome: the log folded by `ref`. */
-export interface CommandRecord {
-  nic: string;
-  index: number;
-  time: number;
-  station: string;
-  epoch: number;
-  command: string;
-  rmcpSeq: number;
-  asfTag: number;
-  outcome: CommandOutcome;
-  /** Time, station and epoch of the entry that set `outcome`. */
+export interface CommandRecord extends CommandFields {
+  /** Time, station and epoch of the entry that set `outcome` (the others are the command entry's). */
   outcomeTime: number;
   outcomeStation: string;
   outcomeEpoch: number;
