@@ -23,7 +23,7 @@
  */
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { ProtocolError, UsageError } from './errors.js';
-import { equalBytes, putU16, putU32, u32 } from './bytes.js';
+import { equalBytes, high32, low32, putU16, putU32, u32 } from './bytes.js';
 import { SendCounter } from './send-counter.js';
 import { ReplayWindow } from './replay-window.js';
 
@@ -34,7 +34,6 @@ export const AH_PAYLOAD_LEN = AH_LENGTH / 4 - 2; // 5
 export const AH_KEY_LENGTH = 32; // RFC 4868 §2.1.1
 export const AH_PSEUDO_HEADER_LENGTH = 12;
 
-const LOW32 = 0xffffffffn;
 const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 
 export interface AhEndpoints {
@@ -101,7 +100,7 @@ class AhIcv {
     h.update(AhIcv.#zeroIcv);
     h.update(esp);
     if (this.#esn) {
-      putU32(this.#seqHigh, 0, Number(seq >> 32n));
+      putU32(this.#seqHigh, 0, high32(seq));
       h.update(this.#seqHigh);
     }
     const mac = h.digest();
@@ -145,7 +144,7 @@ export class AhSender {
     out[0] = NEXT_HEADER_ESP;
     out[1] = AH_PAYLOAD_LEN;
     putU32(out, 4, this.spi);
-    putU32(out, 8, Number(seq & LOW32));
+    putU32(out, 8, low32(seq));
     out.set(espPacket, AH_LENGTH);
     out.set(this.#icv.compute(ep, out.subarray(0, 12), espPacket, seq), 12);
     return out;

@@ -58,8 +58,21 @@ export function putU32(b: Uint8Array, o: number, v: number): void {
 }
 
 export function putU64(b: Uint8Array, o: number, v: bigint): void {
-  putU32(b, o, Number((v >> 32n) & 0xffffffffn));
-  putU32(b, o + 4, Number(v & 0xffffffffn));
+  putU32(b, o, high32(v));
+  putU32(b, o + 4, low32(v));
+}
+
+/** Up to here a 64-bit value is exact as a JS number, and its halves need no BigInt arithmetic (an allocation each). */
+const SAFE_U64 = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** The low 32 bits of a 64-bit sequence number. */
+export function low32(v: bigint): number {
+  return v <= SAFE_U64 ? Number(v) % 0x1_0000_0000 : Number(v & 0xffffffffn);
+}
+
+/** The high 32 bits of a 64-bit sequence number (what ESN keeps out of the packet). */
+export function high32(v: bigint): number {
+  return v <= SAFE_U64 ? Math.floor(Number(v) / 0x1_0000_0000) : Number((v >> 32n) & 0xffffffffn);
 }
 
 /** Constant-time equality for MACs and tags. */

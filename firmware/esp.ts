@@ -15,7 +15,7 @@
 import { SendCounter, maxSequence } from './send-counter.js';
 import { createAead, AEAD_KEY_LENGTHS, AEAD_TAG_LENGTH, type Aead, type AeadImpl } from './aead.js';
 import { ProtocolError, UsageError } from './errors.js';
-import { putU16, putU32, u16, u32, view } from './bytes.js';
+import { high32, low32, putU16, putU32, u16, u32, view } from './bytes.js';
 import { ReplayWindow } from './replay-window.js';
 import type { EspTransform, SaDirection } from './sa.js';
 
@@ -33,7 +33,6 @@ export const NEXT_HEADER_UDP = 17;
 /** "No next header": a dummy packet for traffic-flow confidentiality, to be discarded (RFC 4303 §2.6). */
 export const NEXT_HEADER_NONE = 59;
 
-const LOW32 = 0xffffffffn;
 
 /** Highest sequence number an SA may send before it must be replaced (RFC 4303 §3.3.3). */
 export { maxSequence };
@@ -97,7 +96,7 @@ class EspCrypto {
     }
     const a = this.#aadEsn;
     for (let i = 0; i < 4; i++) a[i] = packet[i];
-    putU32(a, 4, Number(seq >> 32n));
+    putU32(a, 4, high32(seq));
     for (let i = 4; i < 8; i++) a[i + 4] = packet[i];
     return a;
   }
@@ -110,11 +109,11 @@ class EspCrypto {
     const padLength = espPadLength(payload.length);
     const plainLength = payload.length + padLength + 2;
     const packet = new Uint8Array(ESP_HEADER_LENGTH + ESP_IV_LENGTH + plainLength + ESP_ICV_LENGTH);
-    const low = Number(seq & LOW32);
+    const low = low32(seq);
     putU32(packet, 0, spi);
     putU32(packet, 4, low);
     if (iv === undefined) {
-      putU32(packet, 8, Number(seq >> 32n));
+      putU32(packet, 8, high32(seq));
       putU32(packet, 12, low);
     } else {
       packet.set(iv, 8);
@@ -147,9 +146,9 @@ class EspCrypto {
     const plainLength = payloadLength + espPadLength(payloadLength) + 2;
     const header = this.#prepareHeader;
     putU32(header, 0, spi);
-    putU32(header, 4, Number(seq & LOW32));
-    putU32(this.#nonce, ESP_SALT_LENGTH, Number(seq >> 32n));
-    putU32(this.#nonce, ESP_SALT_LENGTH + 4, Number(seq & LOW32));
+    putU32(header, 4, low32(seq));
+    putU32(this.#nonce, ESP_SALT_LENGTH, high32(seq));
+    putU32(this.#nonce, ESP_SALT_LENGTH + 4, low32(seq));
     this.#aead.prepare(this.#nonce, plainLength, this.#aad(header, seq));
   }
 

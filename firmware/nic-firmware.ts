@@ -182,8 +182,9 @@ export class NicFirmware {
 
     // Retransmission of a request we already handled: answer from the cache, never execute again. The key has
     // no SA generation: a command sent before a refresh and completed after it is still the same command.
-    const key = `${rmcp.sequence}:${asf.tag}:${asf.type}`;
-    const hit = rmcp.sequence !== RMCP_SEQ_NO_ACK ? this.cache?.get(key) : undefined;
+    // Only requests that asked for an RMCP ACK are cached (sequence 0xFF: the station will not retransmit).
+    const key = rmcp.sequence !== RMCP_SEQ_NO_ACK ? `${rmcp.sequence}:${asf.tag}:${asf.type}` : null;
+    const hit = key !== null ? this.cache?.get(key) : undefined;
     if (hit) {
       this.counters.duplicatesAnswered++;
       if (hit.ackSeq !== null) send(rmcpAckFor(rmcp)!);
@@ -211,7 +212,7 @@ export class NicFirmware {
         send(encodeRmcpAsf(RMCP_SEQ_NO_ACK, a));
       }
     }
-    if (rmcp.sequence !== RMCP_SEQ_NO_ACK) {
+    if (key !== null) {
       this.cache ??= new Map();
       this.cache.set(key, { answers, ackSeq: ack ? rmcp.sequence : null });
       if (this.cache.size > RESPONSE_CACHE_SIZE) this.cache.delete(this.cache.keys().next().value!);

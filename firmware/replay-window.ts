@@ -19,6 +19,8 @@ export const MIN_REPLAY_WINDOW = 128;
 
 const MAX_SEQ = (1n << 64n) - 1n;
 const LOW32 = 0xffffffffn;
+/** Up to here a sequence number is exact as a JS number: check() and mark() then do no BigInt arithmetic (each BigInt result is an allocation, and they run for every packet). */
+const SAFE_SEQ = BigInt(Number.MAX_SAFE_INTEGER);
 
 function assertSeq(seq: bigint): void {
   if (typeof seq !== 'bigint' || seq < 0n || seq > MAX_SEQ) {
@@ -35,6 +37,8 @@ export class ReplayWindow {
   readonly #blocks: Uint32Array;
   readonly #blockCount: bigint;
   #highest: bigint;
+  /** #highest as a number (exact while it is <= SAFE_SEQ). */
+  #highestN: number;
 
   constructor(size: number = DEFAULT_REPLAY_WINDOW, floor: bigint = 0n) {
     if (!Number.isSafeInteger(size) || size < MIN_REPLAY_WINDOW || size % 32 !== 0) {
@@ -48,6 +52,7 @@ export class ReplayWindow {
     this.#blocks = new Uint32Array(size / 32 + 1);
     this.#blockCount = BigInt(this.#blocks.length);
     this.#highest = floor;
+    this.#highestN = Number(floor);
   }
 
   /** Highest sequence number marked so far (or the floor, before anything was marked). */
@@ -60,6 +65,11 @@ export class ReplayWindow {
     assertSeq(seq);
     if (seq <= this.floor) return false;
     if (seq > this.#highest) return true;
+    if (this.#highest <= SAFE_SEQ) {
+      const s = Number(seq);
+      if (this.#highestN - s >= this.size) return false; // too old
+      return (this.#blocks[Math.floor(s / 32) % this.#blocks.length] & (1 << (s & 31))) === 0;
+    }
     if (this.#highest - seq >= this.#sizeBig) return false; // too old
     const block = this.#blocks[Number((seq >> 5n) % this.#blockCount)];
     return (block & (1 << Number(seq & 31n))) === 0;
@@ -68,6 +78,10 @@ export class ReplayWindow {
   /** Records `seq` as received. Call only after its ICV verified (RFC 4303 §3.4.3). */
   mark(seq: bigint): void {
     assertSeq(seq);
+    if (seq <= SAFE_SEQ && this.#highest <= SAFE_SEQ) {
+      this.#markSafe(seq);
+      return;
+    }
     if (seq <= this.floor || this.#highest - seq >= this.#sizeBig) {
       throw new UsageError('E_USAGE', `cannot mark ${seq}: it is outside the window; call check() first`);
     }
@@ -80,8 +94,30 @@ export class ReplayWindow {
         for (let b = from + 1n; b <= to; b++) this.#blocks[Number(b % this.#blockCount)] = 0;
       }
       this.#highest = seq;
+      this.#highestN = Number(seq);
     }
     this.#blocks[Number((seq >> 5n) % this.#blockCount)] |= 1 << Number(seq & 31n);
+  }
+
+  /** mark() for seq and highest both <= SAFE_SEQ: the same steps in numbers. */
+  #markSafe(seq: bigint): void {
+    const s = Number(seq);
+    if (seq <= this.floor || this.#highestN - s >= this.size) {
+      throw new UsageError('E_USAGE', `cannot mark ${seq}: it is outside the window; call check() first`);
+    }
+    const n = this.#blocks.length;
+    if (s > this.#highestN) {
+      const from = Math.floor(this.#highestN / 32);
+      const to = Math.floor(s / 32);
+      if (to - from >= n) {
+        this.#blocks.fill(0);
+      } else {
+        for (let b = from + 1; b <= to; b++) this.#blocks[b % n] = 0;
+      }
+      this.#highest = seq;
+      this.#highestN = s;
+    }
+    this.#blocks[Math.floor(s / 32) % n] |= 1 << (s & 31);
   }
 
   /** Why check(seq) refused `seq`, for error messages. */

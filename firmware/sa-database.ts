@@ -65,6 +65,11 @@ interface LiveSa {
   inFloor: bigint;
 }
 
+/** True if datagrams to the NIC under `sa` carry `spi` (its ESP SPI, or its AH SPI under esp+ah). */
+function carriesInbound(sa: SaPair, spi: number): boolean {
+  return sa.toNic.spi === spi || (sa.policy === 'esp+ah' && sa.toNic.ahSpi === spi);
+}
+
 function live(sa: SaPair, outLast: bigint, outReserved: bigint, inReserved: bigint): LiveSa {
   // inHigh counts only packets seen since boot: extending the inbound reservation from the loaded mark
   // would push it past what resumeAfterPeerRestart() promises a station that sent nothing since.
@@ -117,10 +122,9 @@ export class SaDatabase {
 
   /** The held SA (active or previous) whose station->NIC SPI is `spi` (the AH SPI also matches under esp+ah). */
   lookupInbound(spi: number): SaPair | null {
-    for (const l of this.held()) {
-      const d = l.sa.toNic;
-      if (d.spi === spi || (l.sa.policy === 'esp+ah' && d.ahSpi === spi)) return l.sa;
-    }
+    // The two held SAs, checked in place (no array: this runs for every secure packet).
+    if (this.activeSa && carriesInbound(this.activeSa.sa, spi)) return this.activeSa.sa;
+    if (this.previousSa && carriesInbound(this.previousSa.sa, spi)) return this.previousSa.sa;
     return null;
   }
 
