@@ -62,17 +62,20 @@ export function putU64(b: Uint8Array, o: number, v: bigint): void {
   putU32(b, o + 4, low32(v));
 }
 
-/** Up to here a 64-bit value is exact as a JS number, and its halves need no BigInt arithmetic (an allocation each). */
-const SAFE_U64 = BigInt(Number.MAX_SAFE_INTEGER);
+/**
+ * Up to here (2^53 - 1) a bigint is exact as a JS number. Per-packet code converts sequence numbers below it once
+ * and does number arithmetic: every BigInt operation's result is a new heap object.
+ */
+export const MAX_SAFE_BIGINT = BigInt(Number.MAX_SAFE_INTEGER);
 
 /** The low 32 bits of a 64-bit sequence number. */
 export function low32(v: bigint): number {
-  return v <= SAFE_U64 ? Number(v) % 0x1_0000_0000 : Number(v & 0xffffffffn);
+  return v <= MAX_SAFE_BIGINT ? Number(v) % 0x1_0000_0000 : Number(v & 0xffffffffn);
 }
 
 /** The high 32 bits of a 64-bit sequence number (what ESN keeps out of the packet). */
 export function high32(v: bigint): number {
-  return v <= SAFE_U64 ? Math.floor(Number(v) / 0x1_0000_0000) : Number((v >> 32n) & 0xffffffffn);
+  return v <= MAX_SAFE_BIGINT ? Math.floor(Number(v) / 0x1_0000_0000) : Number((v >> 32n) & 0xffffffffn);
 }
 
 /** Constant-time equality for MACs and tags. */

@@ -33,7 +33,6 @@ export const NEXT_HEADER_UDP = 17;
 /** "No next header": a dummy packet for traffic-flow confidentiality, to be discarded (RFC 4303 §2.6). */
 export const NEXT_HEADER_NONE = 59;
 
-
 /** Highest sequence number an SA may send before it must be replaced (RFC 4303 §3.3.3). */
 export { maxSequence };
 

@@ -4,7 +4,8 @@
  *
  * The bitmap is kept as in RFC 6479: a ring of 32-bit blocks, one block more than the window needs,
  * indexed by (seq / 32) mod blocks. Advancing the right edge only zeroes the blocks it passes into;
- * the window is never shifted bit by bit.
+ * the window is never shifted bit by bit. Below 2^53 the arithmetic is done in JS numbers (no BigInt result,
+ * so no allocation per packet); above, in BigInt.
  *
  * Usage (check, then authenticate, then mark — RFC 4303 §3.4.3):
  *   if (!w.check(seq)) drop as replay;   // cheap, before any cryptography
@@ -12,6 +13,7 @@
  *   w.mark(seq);
  */
 import { UsageError } from './errors.js';
+import { MAX_SAFE_BIGINT } from './bytes.js';
 
 /** DESIGN §2.2 asks for at least 128; RFC 4303 §3.4.3 says 32 minimum, 64 default. */
 export const DEFAULT_REPLAY_WINDOW = 1024;
@@ -19,8 +21,6 @@ export const MIN_REPLAY_WINDOW = 128;
 
 const MAX_SEQ = (1n << 64n) - 1n;
 const LOW32 = 0xffffffffn;
-/** Up to here a sequence number is exact as a JS number: check() and mark() then do no BigInt arithmetic (each BigInt result is an allocation, and they run for every packet). */
-const SAFE_SEQ = BigInt(Number.MAX_SAFE_INTEGER);
 
 function assertSeq(seq: bigint): void {
   if (typeof seq !== 'bigint' || seq < 0n || seq > MAX_SEQ) {
@@ -37,7 +37,7 @@ export class ReplayWindow {
   readonly #blocks: Uint32Array;
   readonly #blockCount: bigint;
   #highest: bigint;
-  /** #highest as a number (exact while it is <= SAFE_SEQ). */
+  /** #highest as a number (exact while it is <= MAX_SAFE_BIGINT). */
   #highestN: number;
 
   constructor(size: number = DEFAULT_REPLAY_WINDOW, floor: bigint = 0n) {
@@ -65,7 +65,7 @@ export class ReplayWindow {
     assertSeq(seq);
     if (seq <= this.floor) return false;
     if (seq > this.#highest) return true;
-    if (this.#highest <= SAFE_SEQ) {
+    if (this.#highest <= MAX_SAFE_BIGINT) {
       const s = Number(seq);
       if (this.#highestN - s >= this.size) return false; // too old
       return (this.#blocks[Math.floor(s / 32) % this.#blocks.length] & (1 << (s & 31))) === 0;
@@ -78,7 +78,7 @@ export class ReplayWindow {
   /** Records `seq` as received. Call only after its ICV verified (RFC 4303 §3.4.3). */
   mark(seq: bigint): void {
     assertSeq(seq);
-    if (seq <= SAFE_SEQ && this.#highest <= SAFE_SEQ) {
+    if (seq <= MAX_SAFE_BIGINT && this.#highest <= MAX_SAFE_BIGINT) {
       this.#markSafe(seq);
       return;
     }
@@ -99,7 +99,7 @@ export class ReplayWindow {
     this.#blocks[Number((seq >> 5n) % this.#blockCount)] |= 1 << Number(seq & 31n);
   }
 
-  /** mark() for seq and highest both <= SAFE_SEQ: the same steps in numbers. */
+  /** mark() for seq and highest both <= MAX_SAFE_BIGINT: the same steps in numbers. */
   #markSafe(seq: bigint): void {
     const s = Number(seq);
     if (seq <= this.floor || this.#highestN - s >= this.size) {
