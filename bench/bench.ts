@@ -57,7 +57,7 @@ async function main(): Promise<number> {
   if (fleetSizes.some((n) => !Number.isInteger(n) || n < 2)) usage('--fleet takes NIC counts >= 2, e.g. 1000,10000');
   const plan: LoadPlan = quick
     ? { rounds: 2, pings: 1000, warmup: 500, inFlight: 32, seconds: 1, warmupSeconds: 0.2 }
-    : { rounds: 5, pings: 5000, warmup: 2000, inFlight: 32, seconds: 3, warmupSeconds: 0.2 };
+    : { rounds: 12, pings: 12000, warmup: 2000, inFlight: 32, seconds: 4.8, warmupSeconds: 0.2 };
   const fw = quick ? { batches: 5, batchSize: 5000 } : { batches: 15, batchSize: 10000 };
   const wearRequests = quick ? 100_000 : 500_000;
   const ikeNics = quick ? 200 : 1000;
