@@ -19,8 +19,9 @@ import type { SaPair, SecurityPolicy, EspTransform } from '../firmware/sa.js';
 import { randomSaPair } from './probes.js';
 import { createAead, type AeadImpl } from '../firmware/aead.js';
 import { figure, percentile, type Figure } from './stats.js';
-import v8 from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { spawnSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import type { KeyMemory } from './key-memory.js';
 
 const NIC = { address: '127.0.0.1', port: 664 };
 const STATION = { address: '127.0.0.1', port: 40664 };
@@ -165,44 +166,11 @@ function aeadCost(n: number): Record<string, Figure> {
   return out;
 }
 
-export interface KeyMemory { idle: Figure; prepared: Figure }
-
-/**
- * Memory per AES-128-GCM key of the keyed implementation: 5,000 keys held (V8 heap + ArrayBuffers, after a
- * full GC), then the same keys after one prepare() each (byte-wide table and preparation buffer).
- */
+/** bench/key-memory.ts in a fresh process (why there: see that file). */
 export function keyMemory(): KeyMemory {
-  const gc = fullGc();
-  const used = () => {
-    gc();
-    const m = process.memoryUsage();
-    return m.heapUsed + m.arrayBuffers;
-  };
-  const n = 5000;
-  const keys: ReturnType<typeof createAead>[] = [];
-  const m0 = used();
-  for (let i = 0; i < n; i++) keys.push(createAead('aes-gcm-16', Uint8Array.from({ length: 16 }, (_, j) => (i + j) & 0xff), 'keyed'));
-  const m1 = used();
-  const nonce = new Uint8Array(12);
-  for (const k of keys) k.prepare!(nonce, 48);
-  const m2 = used();
-  const wl = `${n} AES-128-GCM keys (firmware/aes-gcm-keyed.ts) held in one array; process.memoryUsage() heapUsed + arrayBuffers after a full GC`;
-  return {
-    idle: figure((m1 - m0) / n / 1024, 'KiB/key', wl),
-    prepared: figure((m2 - m0) / n / 1024, 'KiB/key', `${wl}, after one prepare() per key (byte-wide GHASH table + preparation buffer)`),
-  };
-}
-
-/**
- * Full, synchronous garbage collections, for memory figures (--expose-gc set at run time, gc taken from a fresh
- * context). Repeated: ArrayBuffer memory is freed by a sweep that one collection may leave for later.
- */
-function fullGc(): () => void {
-  v8.setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as (o?: { type: 'major'; execution: 'sync' }) => void;
-  return () => {
-    for (let i = 0; i < 4; i++) gc({ type: 'major', execution: 'sync' });
-  };
+  const r = spawnSync(process.execPath, ['--expose-gc', resolve(import.meta.dirname, 'key-memory.js')], { encoding: 'utf8', timeout: 60000 });
+  if (r.status !== 0) throw new Error(`key-memory exited with ${r.status ?? r.signal}: ${r.stderr.trim()}`);
+  return JSON.parse(r.stdout) as KeyMemory;
 }
 
 const AEAD_IMPL_NAMES: Record<AeadImpl, string> = {
