@@ -52,6 +52,11 @@ export interface Aead {
    * the same bytes as seal(), without a second array (the keyed AES-GCM has it).
    */
   sealInPlace?(nonce12: Uint8Array, aad: Uint8Array, buf: Uint8Array, at: number, length: number): void;
+  /**
+   * Optional: open() of buf[at, buf.length) (ciphertext || tag) where it lies, without a view of it; the same
+   * result as open() (the keyed AES-GCM has it).
+   */
+  openAt?(nonce12: Uint8Array, aad: Uint8Array, buf: Uint8Array, at: number): Uint8Array | null;
 }
 
 /** Key lengths in bytes each transform accepts (RFC 4106 §8.1: 128, 192, 256 bits; RFC 8439: 256). */

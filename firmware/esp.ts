@@ -154,7 +154,9 @@ class EspCrypto {
   /** The verified plaintext (payload | pad | pad length | next header), or null if the ICV is bad. */
   open(packet: Uint8Array, seq: bigint): Uint8Array | null {
     this.#setIv(packet);
-    return this.#aead.open(this.#nonce, this.#aad(packet, seq), view(packet, ESP_HEADER_LENGTH + ESP_IV_LENGTH));
+    const body = ESP_HEADER_LENGTH + ESP_IV_LENGTH;
+    const aad = this.#aad(packet, seq);
+    return this.#aead.openAt ? this.#aead.openAt(this.#nonce, aad, packet, body) : this.#aead.open(this.#nonce, aad, view(packet, body));
   }
 }
 

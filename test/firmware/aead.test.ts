@@ -364,6 +364,18 @@ describe("AES-GCM 'keyed' against 'node' and 'noble'", () => {
           assert.deepEqual([...buf.subarray(0, 3), ...buf.subarray(3 + len + 16)], [0xaa, 0xaa, 0xaa, 0xaa, 0xaa], 'bytes around untouched');
         }
         assert.throws(() => keyed.sealInPlace!(nonce, aad, new Uint8Array(len + 15), 0, len), { code: 'E_USAGE' });
+        // openAt(): open() of the bytes from an offset on (as ESP opens after its header), prepared or not.
+        const framed = new Uint8Array(5 + expected.length).fill(0x55);
+        framed.set(expected, 5);
+        for (const prep of [false, true]) {
+          if (prep) keyed.prepare!(nonce, len, aad);
+          same(keyed.openAt!(nonce, aad, framed, 5)!, plain, `key ${keyLength}, ${len} bytes opened at offset 5${prep ? ', prepared' : ''}`);
+        }
+        assert.equal(keyed.openAt!(nonce, aad, flip(framed, framed.length - 1), 5), null, 'openAt: bad tag');
+        assert.equal(keyed.openAt!(nonce, aad, flip(framed, 5), 5), null, 'openAt: first byte after the offset tampered');
+        assert.equal(keyed.openAt!(nonce, aad, framed, framed.length - 15), null, 'openAt: fewer than 16 bytes from the offset');
+        assert.throws(() => keyed.openAt!(nonce, aad, framed, framed.length + 1), { code: 'E_USAGE' });
+        assert.throws(() => keyed.openAt!(nonce, aad, framed, -1), { code: 'E_USAGE' });
       }
       // After its first prepare() the object hashes with the byte-wide table: every length still matches node.
       for (const len of PLAIN_LENGTHS) {
