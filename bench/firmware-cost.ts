@@ -106,20 +106,21 @@ export interface FirmwareCost {
 /** µs per secure request handled (median of batches), for the default SA and two variants. */
 export function firmwareCost(opts: { batches: number; batchSize: number }): FirmwareCost {
   const half = Math.max(3, Math.floor(opts.batches / 2));
-  const configs = [
+  const workloads: { policy: SecurityPolicy; transform: EspTransform; mode: FeedMode; batches: number }[] = [
     { policy: 'esp', transform: 'aes-gcm-16', mode: 'prepared', batches: opts.batches },
     { policy: 'esp', transform: 'aes-gcm-16', mode: 'plain', batches: opts.batches },
     { policy: 'esp+ah', transform: 'aes-gcm-16', mode: 'prepared', batches: half },
     { policy: 'esp', transform: 'chacha20-poly1305', mode: 'prepared', batches: half },
-  ].map((c) => {
-    const r = rig(c.policy as SecurityPolicy, c.transform as EspTransform);
-    feed(r, sealBatch(r, 2000), c.mode as FeedMode); // warm-up: JIT, first-packet checkpoint
+  ];
+  const configs = workloads.map((c) => {
+    const r = rig(c.policy, c.transform);
+    feed(r, sealBatch(r, 2000), c.mode); // warm-up: JIT, first-packet checkpoint
     return { ...c, r, per: [] as { total: number; answer: number }[] };
   });
   // Batches interleaved across the four, as the network rounds are: a slow second of the shared machine then
   // costs each of them a batch, instead of deciding one figure (the prepared/unprepared comparison above all).
   for (let b = 0; b < opts.batches; b++) {
-    for (const c of configs) if (b < c.batches) c.per.push(feed(c.r, sealBatch(c.r, opts.batchSize), c.mode as FeedMode));
+    for (const c of configs) if (b < c.batches) c.per.push(feed(c.r, sealBatch(c.r, opts.batchSize), c.mode));
   }
   const [main, plain] = [configs[0].per, configs[1].per];
   const wl = (p: string, t: string, b: number, what: string) =>
