@@ -136,8 +136,11 @@ async function main(argv: string[]): Promise<void> {
     if (d) {
       const nic = positionals[1];
       if (!nic) throw new UsageError('E_USAGE', `usage: mgmt-station ${verb} NIC`);
-      // A daemon killed with -9 leaves its file behind: if it does not answer, run the verb here.
-      const r = await postJson(d, `/v1/nics/${encodeURIComponent(nic)}/${verb}`).catch(() => null);
+      // A daemon killed with -9 leaves its file behind: if it is not there, run the verb here.
+      const r = await daemonJson(d, 'POST', `/v1/nics/${encodeURIComponent(nic)}/${verb}`, 60000).catch((e: LifelineError) => {
+        if (e.code === 'E_UNREACHABLE') return null;
+        throw e;
+      });
       if (r) {
         if (!r.ok) throw new LifelineError(r.error.code, r.error.message);
         if (json) printJson(r);
@@ -151,7 +154,7 @@ async function main(argv: string[]): Promise<void> {
     // The daemon's view: leases it polls, host states, refreshes, and what it dropped (by reason).
     const d = runningDaemon(announce);
     if (!d) throw new LifelineError('E_UNREACHABLE', `no daemon of station '${stationId}' is running for this store; start one with 'mgmt-station serve'`);
-    const st = await getJson(d, '/v1/status');
+    const st = await daemonJson(d, 'GET', '/v1/status', 10000);
     if (json) return printJson(st);
     process.stdout.write(`station ${st.id} (pid ${st.pid}); dropped on its socket: ${fmtCounts(st.socketDrops)}; heartbeats: ${fmtCounts(st.heartbeats)}\n`);
     for (const n of st.nics) process.stdout.write(`${String(n.id).padEnd(8)} host=${n.host} refreshes=${n.refreshes} dropped ${fmtCounts(n.dropped)}${n.lastError ? ' last error: ' + n.lastError : ''}\n`);
@@ -387,26 +390,16 @@ function fmtCounts(c: Record<string, number>): string {
   return Object.entries(c).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${v}`).join(',') || 'none';
 }
 
-function getJson(hostPort: string, path: string): Promise<any> {
+/**
+ * One JSON request to this station's daemon (mgmt-station/daemon.ts). Resolves with the body, error answers
+ * included ({ ok: false, error }). Rejects with E_UNREACHABLE when the daemon is not there (refused, reset,
+ * not JSON: a verb may then run here instead), and with E_TIMEOUT when it took the request but did not answer
+ * in time (the verb may have run there: it must not run again here).
+ */
+function daemonJson(hostPort: string, method: 'GET' | 'POST', path: string, timeoutMs: number): Promise<any> {
   const [host, port] = hostPort.split(':');
   return new Promise((resolve, reject) => {
-    http.get({ host, port: Number(port), path, timeout: 10000, agent: false }, (res) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (c: string) => (text += c)).on('end', () => {
-        try {
-          resolve(JSON.parse(text));
-        } catch {
-          reject(new LifelineError('E_UNREACHABLE', `station daemon at ${hostPort} answered non-JSON`));
-        }
-      });
-    }).on('error', (e) => reject(new LifelineError('E_UNREACHABLE', `cannot reach the station daemon at ${hostPort}: ${e.message}`)));
-  });
-}
-
-function postJson(hostPort: string, path: string): Promise<any> {
-  const [host, port] = hostPort.split(':');
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host, port: Number(port), method: 'POST', path, timeout: 60000, agent: false }, (res) => {
+    const req = http.request({ host, port: Number(port), method, path, timeout: timeoutMs, agent: false }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (text += c));
@@ -418,7 +411,14 @@ function postJson(hostPort: string, path: string): Promise<any> {
         }
       });
     });
-    req.on('error', (e) => reject(new LifelineError('E_UNREACHABLE', `cannot reach the station daemon at ${hostPort}: ${e.message}; retry with --no-daemon`)));
+    let timedOut = false;
+    req.on('timeout', () => {
+      timedOut = true;
+      req.destroy();
+    });
+    req.on('error', (e) => reject(timedOut
+      ? new LifelineError('E_TIMEOUT', `the station daemon at ${hostPort} took ${method} ${path} but did not answer within ${timeoutMs} ms; see 'mgmt-station log NIC' before retrying`)
+      : new LifelineError('E_UNREACHABLE', `cannot reach the station daemon at ${hostPort}: ${e.message}`)));
     req.end();
   });
 }

@@ -4,6 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
+import http from 'node:http';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Lab, waitFor } from '../support/lab.js';
 import { StationDaemon, stopAllStations, writePskFile } from '../support/station-daemon.js';
 import { freeUdpPort } from '../support/cluster.js';
@@ -37,6 +40,29 @@ describe('e2e station: drops by reason, shown by mgmt-station status', function 
     const text = await lab.run(['status']);
     assert.match(text.stdout, /dropped on its socket: short=1,unknownSpi=1/);
     assert.equal((await d.verb('nic-1', 'ping')).ok, true, 'still serving');
+  });
+
+  it('a daemon that takes the request but never answers: E_TIMEOUT (exit 1), not a hang', async () => {
+    await stopAllStations();
+    const sockets = new Set<import('node:net').Socket>();
+    const hung = http.createServer(() => { /* takes the request, never answers */ });
+    hung.on('connection', (c) => sockets.add(c));
+    await new Promise<void>((r) => hung.listen(0, '127.0.0.1', () => r()));
+    const { port } = hung.address() as import('node:net').AddressInfo;
+    // The announce file a running daemon writes beside the store (this test process stands in for its pid).
+    const announce = join(lab.dir, 'station-station-1.daemon.json');
+    writeFileSync(announce, JSON.stringify({ pid: process.pid, control: `127.0.0.1:${port}` }));
+    try {
+      const t0 = Date.now();
+      const r = await lab.run(['status'], { timeoutMs: 20000 });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^mgmt-station: E_TIMEOUT: the station daemon at 127\.0\.0\.1:\d+ took GET \/v1\/status but did not answer within 10000 ms/);
+      assert.ok(Date.now() - t0 < 15000);
+    } finally {
+      for (const c of sockets) c.destroy();
+      await new Promise<void>((r) => hung.close(() => r()));
+      rmSync(announce, { force: true });
+    }
   });
 
   it('says so in one line when no daemon runs (exit 3)', async () => {
