@@ -1,7 +1,6 @@
 /**
  * Memory per AES-128-GCM key of the keyed implementation (firmware/aes-gcm-keyed.ts): 5,000 keys held, V8 heap
- * + ArrayBuffers after full GCs, then the same keys after one prepare() each (byte-wide GHASH table and
- * preparation buffer).
+ * + ArrayBuffers after full GCs, then the same keys after one prepare() each (its preparation buffer).
  *
  * It runs in a fresh process (`node --expose-gc dist/bench/key-memory.js`, started by firmware-cost.ts), so
  * garbage left by the bench's other figures cannot be released between two readings and be subtracted from
@@ -34,7 +33,7 @@ function measure(gc: () => void): KeyMemory {
   const wl = `${KEYS} AES-128-GCM keys (firmware/aes-gcm-keyed.ts) held in one array, in a fresh process; process.memoryUsage() heapUsed + arrayBuffers after full GCs`;
   return {
     idle: figure((m1 - m0) / KEYS / 1024, 'KiB/key', wl),
-    prepared: figure((m2 - m0) / KEYS / 1024, 'KiB/key', `${wl}, after one prepare() per key (byte-wide GHASH table + preparation buffer)`),
+    prepared: figure((m2 - m0) / KEYS / 1024, 'KiB/key', `${wl}, after one prepare() per key (its preparation buffer)`),
   };
 }
 

@@ -7,9 +7,9 @@
  * 'keyed' (firmware/aes-gcm-keyed.ts, AES-GCM only: AES key schedule and GHASH table built once per key).
  * `node dist/bench/bench.js --only firmware` (results.firmware.aead; also part of `npm run bench`) measures
  * µs per seal+open of a 48-byte payload, 8-byte AAD. One run on this machine (2 shared cores, Node 20.20):
- *     aes-128-gcm        keyed 2.34 (1.69 with its byte table) | node 11.8 | noble 40.8
- *     aes-256-gcm        keyed 2.81 (2.20 with its byte table) | node 11.8 | noble 31.0
- *     chacha20-poly1305                                        | node 10.8 | noble 14.4
+ *     aes-128-gcm        keyed 1.67 | node 7.45 | noble 28.1
+ *     aes-256-gcm        keyed 1.96 | node 7.19 | noble 28.6
+ *     chacha20-poly1305               | node 7.21 | noble 14.3
  * so 'keyed' is the default for AES-GCM (per packet, node:crypto builds an OpenSSL context and key schedule,
  * noble a key schedule and GHASH table) and 'node' for ChaCha20-Poly1305. The node key is a cached KeyObject
  * (createSecretKey), not a raw buffer parsed per packet.

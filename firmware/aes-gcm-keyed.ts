@@ -1,6 +1,6 @@
 /**
  * AES-GCM (NIST SP 800-38D) for the ESP hot path, with every per-key computation done once, when the
- * object is built: the AES key schedule, the hash subkey H and a 4-bit multiplication table for GHASH. Per
+ * object is built: the AES key schedule, the hash subkey H and a byte-wide multiplication table for GHASH. Per
  * packet only the counter-mode encryption (GCTR, §6.5, plus E_K(J0) for the tag) and GHASH (§6.4) remain.
  *
  * Only what ESP needs (RFC 4106): a 96-bit nonce (4-byte salt || 8-byte IV, RFC 4106 §4), a full
@@ -16,18 +16,17 @@
  * x_127, x_0 is the most significant bit of byte 0 and x_i is the coefficient of x^i in GF(2^128) modulo
  * x^128 + x^7 + x^2 + x + 1. Blocks are held as four 32-bit big-endian words (word 0 = bytes 0..3), so
  * "multiply by x" is a right shift of the 128-bit number by one bit, XORing R = 0xe1 || 0^120 in when
- * x_127 was 1 (§6.3, Algorithm 1, step 3). Multiplication by H uses Shoup's 4-bit table method:
- * per key, M[v] = v·H for the 16 nibble values v (256 bytes); X·H is evaluated by Horner's rule one nibble
- * at a time, multiplying the running value by x^4 (a 4-bit right shift whose 4 dropped bits are folded
- * back through the shared 16-entry table RED) and XORing M[nibble] in. A key that is used on a hot path
- * (its user calls prepare()) also gets the byte-wide table T8 (256 entries, 4 KiB) and is hashed a byte at a
- * time, with RED8 for the 8 dropped bits: half the steps.
+ * x_127 was 1 (§6.3, Algorithm 1, step 3). Multiplication by H uses Shoup's table method with a byte-wide
+ * table: per key, T8[b] = b·H for the 256 byte values (4 KiB), built once from the 16 nibble multiples
+ * M[v] = v·H; X·H is evaluated by Horner's rule one byte at a time, multiplying the running value by x^8 (an
+ * 8-bit right shift whose 8 dropped bits are folded back through the shared 256-entry table RED8) and XORing
+ * T8[byte] in.
  *
  * prepare() lets a caller with idle time do the nonce-only part of the next seal or open ahead: E_K(J0), the
  * keystream, and the AAD's GHASH share. A call whose nonce (and AAD) match uses it once; any other ignores it.
  *
  * Side channels: like noble's table-driven AES, the table lookups are indexed by secret-dependent
- * nibbles, so the code is not constant-time against a cache-timing attacker on the same machine. The tag
+ * bytes, so the code is not constant-time against a cache-timing attacker on the same machine. The tag
  * comparison in open() is constant-time (it does not stop at the first difference).
  */
 import { unsafe } from '@noble/ciphers/aes.js';
@@ -99,58 +98,13 @@ function xor4(src: Uint8Array, so: number, dst: Uint8Array, d: number, k: number
 
 /**
  * Per-key state, one Uint32Array (one allocation, to keep the per-key footprint small):
- *   st[0..63]  M[v] = v·H for nibble values v = 0..15, four big-endian words each (Shoup's 4-bit table),
- *   st[64..67] the GHASH accumulator Y (scratch, reset by every seal/open),
- *   st[68..71] the keystream words of a final partial block (scratch),
- *   st[72..]   the AES round keys (44/52/60 words for 128/192/256-bit keys), used through a subarray view.
+ *   st[0..3]   the GHASH accumulator Y (scratch, reset by every seal/open),
+ *   st[4..7]   the keystream words of a final partial block (scratch),
+ *   st[8..]    the AES round keys (44/52/60 words for 128/192/256-bit keys), used through a subarray view.
  */
-const ST_Y = 64;
-const ST_KS = 68;
-const ST_XK = 72;
-
-/**
- * One GHASH step (§6.4): Y ← (Y ⊕ X)·H, with Y in st[ST_Y..] and X = (w0, w1, w2, w3), big-endian words.
- * The product is Horner's rule over the 32 nibbles of Y ⊕ X: nibble k holds the coefficients of
- * x^(4k)..x^(4k+3), so Z = (...((N_31·H)·x^4 ⊕ N_30·H)·x^4 ...)·x^4 ⊕ N_0·H, starting from the last nibble
- * (low nibble of byte 15, low 4 bits of word 3) and ending with the first (high nibble of byte 0).
- * Each nibble step is: Z ← Z·x^4 (shift the 128-bit value right by 4, fold the 4 dropped bits back through
- * RED), then Z ← Z ⊕ M[N]. The 8 steps per word are written out because V8 does not unroll the loop.
- */
-function ghashBlock(st: Uint32Array, w0: number, w1: number, w2: number, w3: number): void {
-  const x0 = st[ST_Y] ^ w0;
-  const x1 = st[ST_Y + 1] ^ w1;
-  const x2 = st[ST_Y + 2] ^ w2;
-  const x3 = st[ST_Y + 3] ^ w3;
-  let z0 = 0;
-  let z1 = 0;
-  let z2 = 0;
-  let z3 = 0;
-  let r = 0;
-  let i = 0;
-  for (let w = 3; w >= 0; w--) {
-    let x = w === 3 ? x3 : w === 2 ? x2 : w === 1 ? x1 : x0; // consumed from its low nibble up
-    r = z3 & 15; z3 = (z3 >>> 4) | (z2 << 28); z2 = (z2 >>> 4) | (z1 << 28); z1 = (z1 >>> 4) | (z0 << 28); z0 = (z0 >>> 4) ^ RED[r];
-    i = (x & 15) << 2; x >>>= 4; z0 ^= st[i]; z1 ^= st[i + 1]; z2 ^= st[i + 2]; z3 ^= st[i + 3];
-    r = z3 & 15; z3 = (z3 >>> 4) | (z2 << 28); z2 = (z2 >>> 4) | (z1 << 28); z1 = (z1 >>> 4) | (z0 << 28); z0 = (z0 >>> 4) ^ RED[r];
-    i = (x & 15) << 2; x >>>= 4; z0 ^= st[i]; z1 ^= st[i + 1]; z2 ^= st[i + 2]; z3 ^= st[i + 3];
-    r = z3 & 15; z3 = (z3 >>> 4) | (z2 << 28); z2 = (z2 >>> 4) | (z1 << 28); z1 = (z1 >>> 4) | (z0 << 28); z0 = (z0 >>> 4) ^ RED[r];
-    i = (x & 15) << 2; x >>>= 4; z0 ^= st[i]; z1 ^= st[i + 1]; z2 ^= st[i + 2]; z3 ^= st[i + 3];
-    r = z3 & 15; z3 = (z3 >>> 4) | (z2 << 28); z2 = (z2 >>> 4) | (z1 << 28); z1 = (z1 >>> 4) | (z0 << 28); z0 = (z0 >>> 4) ^ RED[r];
-    i = (x & 15) << 2; x >>>= 4; z0 ^= st[i]; z1 ^= st[i + 1]; z2 ^= st[i + 2]; z3 ^= st[i + 3];
-    r = z3 & 15; z3 = (z3 >>> 4) | (z2 << 28); z2 = (z2 >>> 4) | (z1 << 28); z1 = (z1 >>> 4) | (z0 << 28); z0 = (z0 >>> 4) ^ RED[r];
-    i = (x & 15) << 2; x >>>= 4; z0 ^= st[i]; z1 ^= st[i + 1]; z2 ^= st[i + 2]; z3 ^= st[i + 3];
-    r = z3 & 15; z3 = (z3 >>> 4) | (z2 << 28); z2 = (z2 >>> 4) | (z1 << 28); z1 = (z1 >>> 4) | (z0 << 28); z0 = (z0 >>> 4) ^ RED[r];
-    i = (x & 15) << 2; x >>>= 4; z0 ^= st[i]; z1 ^= st[i + 1]; z2 ^= st[i + 2]; z3 ^= st[i + 3];
-    r = z3 & 15; z3 = (z3 >>> 4) | (z2 << 28); z2 = (z2 >>> 4) | (z1 << 28); z1 = (z1 >>> 4) | (z0 << 28); z0 = (z0 >>> 4) ^ RED[r];
-    i = (x & 15) << 2; x >>>= 4; z0 ^= st[i]; z1 ^= st[i + 1]; z2 ^= st[i + 2]; z3 ^= st[i + 3];
-    r = z3 & 15; z3 = (z3 >>> 4) | (z2 << 28); z2 = (z2 >>> 4) | (z1 << 28); z1 = (z1 >>> 4) | (z0 << 28); z0 = (z0 >>> 4) ^ RED[r];
-    i = (x & 15) << 2; x >>>= 4; z0 ^= st[i]; z1 ^= st[i + 1]; z2 ^= st[i + 2]; z3 ^= st[i + 3];
-  }
-  st[ST_Y] = z0;
-  st[ST_Y + 1] = z1;
-  st[ST_Y + 2] = z2;
-  st[ST_Y + 3] = z3;
-}
+const ST_Y = 0;
+const ST_KS = 4;
+const ST_XK = 8;
 
 /**
  * RED8[r]: the reduction term for multiplying by x^8, as RED is for x^4: the 8 bits x_120..x_127 dropped by
@@ -169,36 +123,39 @@ const RED8 = /* @__PURE__ */ (() => {
 
 /**
  * The byte-wide table of Shoup's method: T8[b] = b·H for the 256 byte values (four words each, 4 KiB), from
- * the nibble table: a byte's high nibble holds its coefficients of x^0..x^3 and its low nibble those of
- * x^4..x^7, so b·H = M[hi] ⊕ M[lo]·x^4.
+ * the nibble multiples m (M[v] = v·H, four words each): a byte's high nibble holds its coefficients of
+ * x^0..x^3 and its low nibble those of x^4..x^7, so b·H = M[hi] ⊕ M[lo]·x^4.
  */
-function table8(st: Uint32Array): Uint32Array {
+function table8(m: Uint32Array): Uint32Array {
   const t = new Uint32Array(256 * 4);
   for (let b = 0; b < 256; b++) {
     const hi = (b >>> 4) << 2;
     const lo = (b & 15) << 2;
-    let z0 = st[lo];
-    let z1 = st[lo + 1];
-    let z2 = st[lo + 2];
-    let z3 = st[lo + 3];
+    let z0 = m[lo];
+    let z1 = m[lo + 1];
+    let z2 = m[lo + 2];
+    let z3 = m[lo + 3];
     const r = z3 & 15;
     z3 = (z3 >>> 4) | (z2 << 28);
     z2 = (z2 >>> 4) | (z1 << 28);
     z1 = (z1 >>> 4) | (z0 << 28);
     z0 = (z0 >>> 4) ^ RED[r];
-    t[b * 4] = z0 ^ st[hi];
-    t[b * 4 + 1] = z1 ^ st[hi + 1];
-    t[b * 4 + 2] = z2 ^ st[hi + 2];
-    t[b * 4 + 3] = z3 ^ st[hi + 3];
+    t[b * 4] = z0 ^ m[hi];
+    t[b * 4 + 1] = z1 ^ m[hi + 1];
+    t[b * 4 + 2] = z2 ^ m[hi + 2];
+    t[b * 4 + 3] = z3 ^ m[hi + 3];
   }
   return t;
 }
 
 /**
- * ghashBlock() a byte at a time with T8: Horner's rule over the 16 bytes of Y ⊕ X, last byte first, each
- * step Z ← Z·x^8 ⊕ T8[byte]. Half the steps of the nibble table, for SAs on the hot path (see prepare()).
+ * One GHASH step (§6.4): Y ← (Y ⊕ X)·H, with Y in st[ST_Y..] and X = (w0, w1, w2, w3), big-endian words.
+ * Horner's rule over the 16 bytes of Y ⊕ X: byte k holds the coefficients of x^(8k)..x^(8k+7), so
+ * Z = (...((B_15·H)·x^8 ⊕ B_14·H)·x^8 ...)·x^8 ⊕ B_0·H, from the last byte (low byte of word 3) to the first.
+ * Each step is Z ← Z·x^8 (shift right by 8, fold the dropped byte back through RED8) ⊕ T8[byte]. The 4 steps
+ * per word are written out because V8 does not unroll the loop.
  */
-function ghashBlock8(st: Uint32Array, t: Uint32Array, w0: number, w1: number, w2: number, w3: number): void {
+function ghashBlock(st: Uint32Array, t: Uint32Array, w0: number, w1: number, w2: number, w3: number): void {
   const x0 = st[ST_Y] ^ w0;
   const x1 = st[ST_Y + 1] ^ w1;
   const x2 = st[ST_Y + 2] ^ w2;
@@ -226,26 +183,20 @@ function ghashBlock8(st: Uint32Array, t: Uint32Array, w0: number, w1: number, w2
   st[ST_Y + 3] = z3;
 }
 
-/** One GHASH step with the byte table when the key has one, else with the nibble table. */
-function ghashStep(st: Uint32Array, t8: Uint32Array | null, w0: number, w1: number, w2: number, w3: number): void {
-  if (t8 !== null) ghashBlock8(st, t8, w0, w1, w2, w3);
-  else ghashBlock(st, w0, w1, w2, w3);
-}
-
 /** Feeds b[at, at + len) to GHASH as whole blocks, the last one zero-padded (§7.1 step 5: A || 0^v, C || 0^u). */
-function ghashBytes(st: Uint32Array, t8: Uint32Array | null, b: Uint8Array, at: number, len: number): void {
+function ghashBytes(st: Uint32Array, t8: Uint32Array, b: Uint8Array, at: number, len: number): void {
   const end = at + len;
   let o = at;
-  for (; o + 16 <= end; o += 16) ghashStep(st, t8, be32(b, o), be32(b, o + 4), be32(b, o + 8), be32(b, o + 12));
+  for (; o + 16 <= end; o += 16) ghashBlock(st, t8, be32(b, o), be32(b, o + 4), be32(b, o + 8), be32(b, o + 12));
   if (o < end) {
-    ghashStep(st, t8, be32Padded(b, o, end), be32Padded(b, o + 4, end), be32Padded(b, o + 8, end), be32Padded(b, o + 12, end));
+    ghashBlock(st, t8, be32Padded(b, o, end), be32Padded(b, o + 4, end), be32Padded(b, o + 8, end), be32Padded(b, o + 12, end));
   }
 }
 
 /** The final GHASH block [len(A)]_64 || [len(C)]_64, lengths in bits (§7.1 step 5). */
-function ghashLengths(st: Uint32Array, t8: Uint32Array | null, aadBytes: number, textBytes: number): void {
+function ghashLengths(st: Uint32Array, t8: Uint32Array, aadBytes: number, textBytes: number): void {
   // bytes·8 split into two 32-bit words; `n << 3` keeps the low 32 bits of n·8 (ToInt32 is modulo 2^32).
-  ghashStep(st, t8, Math.floor(aadBytes / 2 ** 29), aadBytes << 3, Math.floor(textBytes / 2 ** 29), textBytes << 3);
+  ghashBlock(st, t8, Math.floor(aadBytes / 2 ** 29), aadBytes << 3, Math.floor(textBytes / 2 ** 29), textBytes << 3);
 }
 
 /**
@@ -315,24 +266,23 @@ function checkNonce(nonce: Uint8Array): void {
 
 /**
  * AES-GCM with a 16-byte tag and 12-byte nonce (RFC 4106), key schedule and GHASH table precomputed.
- * Per key: one buffer of 464/496/528 bytes (M 256, scratch 32, round keys 176/208/240) plus the V8 objects
- * (this object and two typed-array views). A key whose user calls prepare() (a NIC or station SA carrying
- * traffic) also gets the byte-wide GHASH table (4 KiB) and the preparation buffer (208 bytes); idle SAs of a
- * large fleet never pay for them. `node dist/bench/bench.js --only firmware` measures both: results.firmware.
- * keyMemory (0.81 / 5.4 KiB per AES-128 key, idle / prepared, in one run) and results.firmware.aead
- * `keyed` against `keyed+table` (seal+open of 48 bytes 2.34 / 1.69 µs in that run).
+ * Per key: the byte-wide GHASH table (4 KiB), one buffer of 208/240/272 bytes (scratch 32, round keys
+ * 176/208/240) and the V8 objects (this object and the typed-array views); a key whose user calls prepare()
+ * also gets the preparation buffer (208 bytes). Keys exist only for SAs that carry traffic: the NIC builds an
+ * SA's crypto state on its first packet (firmware/secure-channel.ts). `node dist/bench/bench.js --only firmware`
+ * measures results.firmware.keyMemory (KiB per AES-128 key, before and after prepare()).
  * Not re-entrant per object (shared scratch), which is fine on one JS thread: nothing here yields.
  */
 export class KeyedAesGcm implements Aead {
   readonly tagLength = 16 as const;
   /** AES round keys (FIPS 197 §5.2), in noble's little-endian word layout: a view of st[ST_XK..]. */
   readonly #xk: Uint32Array;
-  /** The GHASH table M, the per-call scratch and the round keys (layout above ST_Y). */
+  /** The per-call scratch and the round keys (layout above ST_Y). */
   readonly #st: Uint32Array;
   /** prepare()'s result (layout above PRE_LEN), allocated on first use; pre[PRE_LEN] = -1 when spent. */
   #pre: Uint32Array | null = null;
-  /** The byte-wide GHASH table (4 KiB), built by the first prepare(): only SAs on a hot path pay for it. */
-  #t8: Uint32Array | null = null;
+  /** The byte-wide GHASH table T8 (4 KiB). */
+  readonly #t8: Uint32Array;
 
   constructor(key: Uint8Array) {
     if (!(key instanceof Uint8Array) || (key.length !== 16 && key.length !== 24 && key.length !== 32)) {
@@ -354,14 +304,15 @@ export class KeyedAesGcm implements Aead {
     let v2 = bswap32(h.s2);
     let v3 = bswap32(h.s3);
 
-    // A nibble v with bits (from its most significant) c0 c1 c2 c3 holds the coefficients of x^0..x^3 of
-    // its 4 block bits, so v·H = c0·H ⊕ c1·(H·x) ⊕ c2·(H·x^2) ⊕ c3·(H·x^3): M[8] = H, M[4] = H·x,
-    // M[2] = H·x^2, M[1] = H·x^3, and the other entries are XORs of those.
+    // The nibble multiples first, T8 from them. A nibble v with bits (from its most significant) c0 c1 c2 c3
+    // holds the coefficients of x^0..x^3 of its 4 block bits, so v·H = c0·H ⊕ c1·(H·x) ⊕ c2·(H·x^2) ⊕
+    // c3·(H·x^3): M[8] = H, M[4] = H·x, M[2] = H·x^2, M[1] = H·x^3, and the other entries are XORs of those.
+    const m = new Uint32Array(16 * 4);
     for (let bit = 8; bit >= 1; bit >>>= 1) {
-      st[bit * 4] = v0;
-      st[bit * 4 + 1] = v1;
-      st[bit * 4 + 2] = v2;
-      st[bit * 4 + 3] = v3;
+      m[bit * 4] = v0;
+      m[bit * 4 + 1] = v1;
+      m[bit * 4 + 2] = v2;
+      m[bit * 4 + 3] = v3;
       // V ← V·x (§6.3 Algorithm 1 step 3): right shift, XOR R when the dropped bit x_127 was 1 (masked, no branch).
       const carry = -(v3 & 1) & 0xe1000000;
       v3 = (v3 >>> 1) | (v2 << 31);
@@ -372,8 +323,9 @@ export class KeyedAesGcm implements Aead {
     for (let v = 3; v < 16; v++) {
       const low = v & -v; // lowest set bit; v ^ low < v, so both entries exist already
       if (low === v) continue; // a power of two, set above
-      for (let j = 0; j < 4; j++) st[v * 4 + j] = st[low * 4 + j] ^ st[(v ^ low) * 4 + j];
+      for (let j = 0; j < 4; j++) m[v * 4 + j] = m[low * 4 + j] ^ m[(v ^ low) * 4 + j];
     }
+    this.#t8 = table8(m);
     this.#st = st;
   }
 
@@ -389,7 +341,6 @@ export class KeyedAesGcm implements Aead {
     if (!Number.isInteger(length) || length < 0 || length > PREPARE_MAX_BYTES) return;
     const blocks = Math.ceil(length / 16);
     const pre = (this.#pre ??= new Uint32Array(PRE_KS + (PREPARE_MAX_BYTES / 16) * 4));
-    this.#t8 ??= table8(this.#st);
     const xk = this.#xk;
     const n0 = le32(nonce12, 0);
     const n1 = le32(nonce12, 4);

@@ -377,7 +377,7 @@ describe("AES-GCM 'keyed' against 'node' and 'noble'", () => {
         assert.throws(() => keyed.openAt!(nonce, aad, framed, framed.length + 1), { code: 'E_USAGE' });
         assert.throws(() => keyed.openAt!(nonce, aad, framed, -1), { code: 'E_USAGE' });
       }
-      // After its first prepare() the object hashes with the byte-wide table: every length still matches node.
+      // After prepare() calls (the preparation buffer in use) every length still matches node.
       for (const len of PLAIN_LENGTHS) {
         const nonce = rand(12);
         const aad = rand(len % 41);
