@@ -13,7 +13,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
-import { round } from './stats.js';
+import { percentile, round } from './stats.js';
 import type { TargetCheck } from './report.js';
 
 const BENCH = resolve(import.meta.dirname, 'bench.js');
@@ -45,13 +45,6 @@ export interface RepeatSummary {
   durationSeconds: number;
 }
 
-/** Median of the measured values (the lower middle one for an even count, as the bench's p50 does). */
-function median(xs: number[]): number | null {
-  if (xs.length === 0) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[(s.length - 1) >> 1];
-}
-
 /** Folds the runs' target lists (each as bench.js printed it) into one summary per target id. */
 export function summarize(runs: (TargetCheck[] | null)[]): TargetSummary[] {
   const byId = new Map<string, TargetSummary>();
@@ -75,7 +68,7 @@ export function summarize(runs: (TargetCheck[] | null)[]): TargetSummary[] {
     const measured = s.values.filter((v): v is number => v !== null);
     s.min = measured.length ? Math.min(...measured) : null;
     s.max = measured.length ? Math.max(...measured) : null;
-    s.median = median(measured);
+    s.median = measured.length ? percentile(measured, 50) : null;
   }
   return [...byId.values()];
 }
