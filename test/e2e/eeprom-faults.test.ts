@@ -9,7 +9,8 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab } from '../support/lab.js';
-import { UdpPeer, prng } from '../support/udp-peer.js';
+import { UdpPeer } from '../support/udp-peer.js';
+import { prng } from '../support/prng.js';
 import { decodeRmcpAsf, encodeRmcpAsf } from '../../firmware/asf.js';
 
 const EEPROM_SIZE = 32768;

@@ -11,7 +11,8 @@
  */
 import assert from 'node:assert/strict';
 import { Lab, waitFor } from '../support/lab.js';
-import { UdpPeer, prng } from '../support/udp-peer.js';
+import { UdpPeer } from '../support/udp-peer.js';
+import { prng } from '../support/prng.js';
 import { stationActiveSa } from '../support/station-sa.js';
 import { SaEndpoint } from '../../firmware/sa-endpoint.js';
 import { encodeRmcpAsf, type AsfMessage } from '../../firmware/asf.js';

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createAead, type AeadImpl } from '../../firmware/aead.js';
 import { fromHex } from '../../firmware/bytes.js';
+import { prng } from '../support/prng.js';
 
 const IMPLS: AeadImpl[] = ['node', 'noble', 'keyed'];
 
@@ -155,18 +156,8 @@ describe('AEAD implementations agree', () => {
 });
 
 describe("AES-GCM 'keyed' against 'node' and 'noble'", () => {
-  // Deterministic pseudo-random bytes (xorshift32), so a failing case can be replayed from its description.
-  let state = 0x9e3779b9;
-  function rand(n: number): Uint8Array {
-    const out = new Uint8Array(n);
-    for (let i = 0; i < n; i++) {
-      state ^= state << 13;
-      state ^= state >>> 17;
-      state ^= state << 5;
-      out[i] = state;
-    }
-    return out;
-  }
+  // Seeded pseudo-random bytes, so a failing case can be replayed from its description.
+  const rand = prng(0x9e3779b9).bytes;
   const KEY_LENGTHS = [16, 24, 32] as const;
   const PLAIN_LENGTHS = Array.from({ length: 101 }, (_, i) => i); // 0..100: covers 0, 15, 16, 17, 31, 32, 33, 48, 64
   const TAMPER_LENGTHS = [0, 1, 15, 16, 17, 31, 32, 33, 48, 64, 100];

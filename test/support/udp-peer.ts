@@ -109,4 +109,3 @@ export class UdpPeer {
   }
 }
 
-export { prng } from './prng.js';
