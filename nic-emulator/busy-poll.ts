@@ -37,6 +37,8 @@ export interface BusyPollClock {
 
 /** The longest window, in µs, unless `--busy-poll-us` says otherwise (0: never poll). */
 export const DEFAULT_BUSY_POLL_MAX_US = 200;
+/** The largest `--busy-poll-us` accepted (0.1 s: beyond it polling is a busy loop, not a wake-up saver). */
+export const MAX_BUSY_POLL_US = 100_000;
 const START_US = 10;
 const CHECK_EVERY_US = 10_000;
 const PREEMPTED_LIMIT = 50;
@@ -58,7 +60,7 @@ export class BusyPoll {
   private lastPreemptions = 0;
 
   constructor(readonly maxUs: number, private readonly clock: BusyPollClock = realClock) {
-    if (!Number.isInteger(maxUs) || maxUs < 0 || maxUs > 100_000) throw new RangeError(`busy-poll window must be an integer 0..100000 µs, got ${maxUs}`);
+    if (!Number.isInteger(maxUs) || maxUs < 0 || maxUs > MAX_BUSY_POLL_US) throw new RangeError(`busy-poll window must be an integer 0..${MAX_BUSY_POLL_US} µs, got ${maxUs}`);
   }
 
   /** For `GET /v1/health`. */

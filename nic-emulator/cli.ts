@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
-import { BusyPoll, DEFAULT_BUSY_POLL_MAX_US } from './busy-poll.js';
+import { BusyPoll, DEFAULT_BUSY_POLL_MAX_US, MAX_BUSY_POLL_US } from './busy-poll.js';
 import { Fleet } from './fleet.js';
 import { startControlServer } from './control-server.js';
 import { ControlClient, DEFAULT_CONTROL } from '../lib/control-client.js';
@@ -178,7 +178,7 @@ async function start(values: Record<string, string | boolean | undefined>, contr
     }
   }
   const busyPollUs = int(values['busy-poll-us'] as string | undefined, DEFAULT_BUSY_POLL_MAX_US, 'busy-poll-us');
-  if (busyPollUs > 100_000) throw new UsageError('E_USAGE', `--busy-poll-us must be at most 100000, got ${busyPollUs}`);
+  if (busyPollUs > MAX_BUSY_POLL_US) throw new UsageError('E_USAGE', `--busy-poll-us must be at most ${MAX_BUSY_POLL_US}, got ${busyPollUs}`);
   const fleet = new Fleet({
     nics: int(values.nics as string | undefined, 4, 'nics'),
     firstAddress: (values['first-address'] as string | undefined) ?? (portBase !== null ? '127.0.0.1' : '127.0.1.1'),
