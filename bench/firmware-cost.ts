@@ -67,7 +67,7 @@ type FeedMode = 'plain' | 'prepared';
 /**
  * Feeds a batch to the firmware. Returns µs per packet for the whole loop (`total`) and, in 'prepared' mode,
  * for the receiveSecure() calls alone (`answer`: request in to answer sealed, the part a station waits for,
- * timed per call, so it includes ~0.05 µs of performance.now()). Every answer must be one sealed datagram.
+ * timed per call, so it includes a performance.now() call). Every answer must be one sealed datagram.
  */
 function feed(r: Rig, batch: Uint8Array[], mode: FeedMode): { total: number; answer: number } {
   let sent = 0;

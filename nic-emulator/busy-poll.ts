@@ -3,8 +3,8 @@
  * polling (`net.core.busy_read`) and the cpuidle-haltpoll governor.
  *
  * Between two datagrams a process normally sleeps in epoll_wait, and the next datagram has to wake it. On a
- * VM that wake-up is the largest part of a loopback round trip (an IPI to the other vCPU; docs/PERFORMANCE.md
- * measures ~25-40 µs per wake-up against ~10 µs of work). So after a datagram the event loop keeps polling
+ * VM that wake-up is the largest part of a loopback round trip (an IPI to the other vCPU; docs/PERFORMANCE.md,
+ * "Where the time goes", with the bench's figures). So after a datagram the event loop keeps polling
  * with zero timeout (a setImmediate chain: libuv then calls epoll_wait(0)) for a window, instead of sleeping.
  * A datagram that comes within the window is read with no wake-up of this process nor IPI from its sender.
  *
