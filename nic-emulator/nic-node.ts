@@ -212,7 +212,7 @@ export class NicNode {
       this.powerDrops++;
       return;
     }
-    const from: Endpoint = { address: rinfo.address, port: rinfo.port };
+    const from: Endpoint = rinfo; // dgram's RemoteInfo is an Endpoint (address, port): no copy per datagram
     let effects: NicEffect[];
     const accepted = fw.counters.accepted.secure;
     try {
