@@ -432,6 +432,8 @@ interface ImageState {
   pending: HeldSa | null;
   maxGeneration: number;
   checkpoint: Checkpoint;
+  /** The ring's newest page was unreadable at boot (see load()); cleared by the next checkpoint written. */
+  checkpointLost: boolean;
   writes: Record<EepromRegion, number>;
   recovered: string[];
 }
@@ -486,7 +488,7 @@ export class EepromImage {
     return new EepromImage({
       dev, name, serial, config: cfg, configGen: 1, configCopy: 0, dir, dirCopy: 0, olderDir: null,
       slotGen: new Array<number>(SA_SLOTS).fill(0), active: null, previous: null, pending: null, maxGeneration: 0,
-      checkpoint: { generation: 0, lastAuthenticated: 0, entries: [] }, writes, recovered: [],
+      checkpoint: { generation: 0, lastAuthenticated: 0, entries: [] }, checkpointLost: false, writes, recovered: [],
     });
   }
 
@@ -574,23 +576,61 @@ export class EepromImage {
       pending = { sa, slot: pi, init };
     }
 
-    // Sequence checkpoints: a ring; a torn newest page leaves the one before it.
+    // Sequence checkpoints: a ring, generation g in page CHECKPOINT_PAGE + g mod 8. One power loss tears at most
+    // the page the next generation was going to, and the NIC's next checkpoint is written into that same page;
+    // so a sound ring holds the generations V-7..V in their pages (blank where none was written yet), V the
+    // newest, and the only page that may be unreadable is the one generation V+1 goes to. Anything else is not
+    // a torn write but a corrupt file: E_EEPROM_CRC.
     const ring = Array.from({ length: CHECKPOINT_RING }, (_, i) =>
       decodeRecord(dev.read((CHECKPOINT_PAGE + i) * EEPROM_PAGE, EEPROM_PAGE), KIND.checkpoint, name, checkpointName(CHECKPOINT_PAGE + i)));
     const ri = newest(ring);
+    const newestGen = ri >= 0 ? (ring[ri] as Extract<Decoded, { state: 'ok' }>).generation : 0;
+    const nextPage = (newestGen + 1) % CHECKPOINT_RING;
+    let checkpointLost = false;
+    ring.forEach((d, i) => {
+      // The generation this page holds in a sound ring: the newest g <= V with g mod 8 = i (0: never written).
+      const back = (newestGen - i + CHECKPOINT_RING) % CHECKPOINT_RING;
+      const expected = newestGen - back >= 1 ? newestGen - back : 0;
+      if (i === nextPage && d.state === 'bad') {
+        checkpointLost = true;
+        return;
+      }
+      if (expected === 0 ? d.state === 'blank' : d.state === 'ok' && d.generation === expected) return;
+      const found = d.state === 'bad' ? d.why : d.state === 'blank' ? 'blank' : `generation ${d.generation}`;
+      const belongs = expected === 0 ? 'no checkpoint was written there' : `generation ${expected} belongs there`;
+      throw corrupt(name, checkpointName(CHECKPOINT_PAGE + i), `${found}; ${belongs}, and only the page of the next generation may be torn`);
+    });
     let checkpoint: Checkpoint = { generation: 0, lastAuthenticated: 0, entries: [] };
     if (ri >= 0) {
       const r = ring[ri] as Extract<Decoded, { state: 'ok' }>;
       checkpoint = decodeCheckpoint(r.generation, r.payload, (x) => corrupt(name, checkpointName(CHECKPOINT_PAGE + ri), x));
     }
-    ring.forEach((d, i) => {
-      if (d.state === 'bad') recovered.push(`${checkpointName(CHECKPOINT_PAGE + i)}: ${d.why}; using generation ${checkpoint.generation}`);
-    });
+    if (checkpointLost) {
+      const d = ring[nextPage] as Extract<Decoded, { state: 'bad' }>;
+      recovered.push(
+        `${checkpointName(CHECKPOINT_PAGE + nextPage)}: ${d.why}; a torn write of generation ${newestGen + 1}, or that checkpoint corrupted after ` +
+          `it was used: using generation ${newestGen}, with every sequence reservation moved on past what the lost one can have held`,
+      );
+    }
+
+    // Evidence against a directory fallback: every SA a checkpoint names authenticated a packet or was held, so
+    // a directory made it active before the checkpoint was written. A directory copy that does not know it is
+    // older than one the NIC acted on: the newer copy was not torn, it went bad afterwards.
+    const named = Math.max(checkpoint.lastAuthenticated, ...checkpoint.entries.map((e) => e.generation));
+    if (named > dir.activeGen) {
+      const other = dirCopies[1 - di];
+      throw corrupt(
+        name,
+        other.state === 'bad' ? directoryName(1 - di) : `the SA directory (${directoryName(di)})`,
+        `${other.state === 'bad' ? `${other.why}; ` : ''}the sequence checkpoint (generation ${checkpoint.generation}) names SA generation ${named}, ` +
+          `but the readable directory copy has ${dir.activeGen === 0 ? 'no active SA' : `generation ${dir.activeGen} active`}, so a newer directory was in use`,
+      );
+    }
     writes.checkpoint += checkpoint.generation;
 
     return new EepromImage({
       dev, name, serial, config, configGen: cfgRec.generation, configCopy: ci, dir, dirCopy: di, olderDir, slotGen,
-      active, previous, pending, maxGeneration, checkpoint, writes, recovered,
+      active, previous, pending, maxGeneration, checkpoint, checkpointLost, writes, recovered,
     });
   }
 
@@ -619,6 +659,16 @@ export class EepromImage {
   /** Newest SA generation under which a station packet authenticated, as of the last checkpoint (0 = none). */
   get lastAuthenticated(): number {
     return this.s.checkpoint.lastAuthenticated;
+  }
+
+  /**
+   * True when the page the newest checkpoint would have gone to was unreadable at boot and no checkpoint has
+   * been written since: a torn write, which the NIC never acted on, or a checkpoint that went bad after it
+   * was used. Nobody can tell which, so checkpoints() may be one checkpoint behind what was reserved and
+   * used; the SA database then moves every reservation on by what one checkpoint can add.
+   */
+  get newestCheckpointLost(): boolean {
+    return this.s.checkpointLost;
   }
 
   /** Reservations for the active and previous SA (in that order): from the newest checkpoint, else the SA record's initial one. */
@@ -727,6 +777,7 @@ export class EepromImage {
     const next: Checkpoint = { generation: this.bump(s.checkpoint.generation), lastAuthenticated: cp.lastAuthenticated, entries };
     this.write('checkpoint', CHECKPOINT_PAGE + (next.generation % CHECKPOINT_RING), encodeRecord(KIND.checkpoint, next.generation, encodeCheckpoint(next)));
     s.checkpoint = next;
+    s.checkpointLost = false;
   }
 
   // ------------------------------------------------------------ internals

@@ -23,9 +23,15 @@
  *
  * A station that suspects a NIC restart (no answers) continues at `resumeAfterPeerRestart(lastSent, K)`,
  * which is above any inbound reservation the NIC can hold for it.
+ *
+ * A checkpoint page that cannot be read at boot is either a write torn by a power loss (the NIC never acted
+ * on it) or a checkpoint that went bad after it was used; the image cannot tell (EepromImage.load), so the
+ * NIC assumes the worse and moves every reservation on by LOST_CHECKPOINT_BLOCKS blocks. That covers what
+ * the lost checkpoint reserved unless the station packet that wrote it had jumped its counter past a NIC
+ * restart in the same checkpoint interval: packets between the jump and the lost mark could then be replayed.
  */
 import { ProtocolError, UsageError } from './errors.js';
-import type { EepromImage } from './eeprom-image.js';
+import type { EepromImage, SeqCheckpoint } from './eeprom-image.js';
 import type { SaPair } from './sa.js';
 
 export const DEFAULT_CHECKPOINT_BLOCK = 16384;
@@ -46,9 +52,21 @@ export function reserveUpTo(used: bigint, block: number | bigint, maxSeq: bigint
   return mark < maxSeq ? mark : maxSeq;
 }
 
-/** First sequence number a sender may use after its peer NIC (reserving in blocks of K) restarted. */
+/**
+ * Blocks a NIC adds to every reservation when it boots with its newest checkpoint page unreadable
+ * (EepromImage.newestCheckpointLost): a checkpoint moves a counter that is at most one past its mark to at
+ * most 2K above that mark (reserveUpTo), so two blocks cover whatever the lost checkpoint had reserved and
+ * the NIC then used. (Not when the packet that wrote it had jumped its counter further, see the class comment.)
+ */
+export const LOST_CHECKPOINT_BLOCKS = 2n;
+
+/**
+ * First sequence number a sender may use after its peer NIC (reserving in blocks of K) restarted: above any
+ * inbound reservation the NIC can hold for a sender whose last number was `lastSent`, also after a boot that
+ * lost its newest checkpoint page.
+ */
 export function resumeAfterPeerRestart(lastSent: bigint, block: number | bigint): bigint {
-  return reserveUpTo(lastSent, block) + 1n;
+  return reserveUpTo(lastSent, block) + LOST_CHECKPOINT_BLOCKS * BigInt(block) + 1n;
 }
 
 /** One held SA and its counters. */
@@ -92,9 +110,17 @@ export class SaDatabase {
     this.lastAuth = image.lastAuthenticated;
     const { active, previous } = image.sas;
     const [ca, cp] = image.checkpoints();
-    // After a restart nothing at or below a reservation is reused: outbound resumes at reserved + 1.
-    if (active) this.activeSa = live(active, ca.outReserved, ca.outReserved, ca.inReserved);
-    if (active && previous && this.lastAuth < active.generation) this.previousSa = live(previous, cp.outReserved, cp.outReserved, cp.inReserved);
+    // After a restart nothing at or below a reservation is reused: outbound resumes at reserved + 1. When the
+    // newest checkpoint page was unreadable, the one before it may be behind what was reserved and used
+    // (same GCM nonce twice, a captured command accepted again): every reservation moves on two blocks.
+    const margin = image.newestCheckpointLost ? LOST_CHECKPOINT_BLOCKS * BigInt(k) : 0n;
+    const resume = (sa: SaPair, c: SeqCheckpoint): LiveSa => {
+      const max = sa.esn ? MAX_SEQ_ESN : MAX_SEQ_32;
+      const out = c.outReserved + margin < max ? c.outReserved + margin : max;
+      return live(sa, out, out, c.inReserved + margin < max ? c.inReserved + margin : max);
+    };
+    if (active) this.activeSa = resume(active, ca);
+    if (active && previous && this.lastAuth < active.generation) this.previousSa = resume(previous, cp);
   }
 
   get active(): SaPair | null {

@@ -368,6 +368,64 @@ describe('EEPROM image (DESIGN §3)', () => {
       assert.match(back.recoveredRecords.join('\n'), /SA directory copy B \(page 2\): CRC-32/);
     });
 
+    it('a newer directory copy gone bad after the NIC used it (a checkpoint names its SA) -> E_EEPROM_CRC, no silent fallback', () => {
+      const { dev, img } = fresh();
+      img.writePending(makeSa(1));
+      img.commitPending(0);
+      img.writeCheckpoint({ lastAuthenticated: 1, entries: [{ generation: 1, outReserved: 16384n, inReserved: 16384n }] });
+      dev.image[2 * EEPROM_PAGE + 9] ^= 1; // copy B, which made generation 1 active
+      expectCode(() => reload(dev), 'E_EEPROM_CRC', /nic-0007\.eeprom/, /SA directory copy B \(page 2\)/, /names SA generation 1/);
+    });
+
+    describe('sequence checkpoints: only the page of the next generation may be unreadable', () => {
+      /** Pages 3-10 hold the ring; generation g is in page 3 + g mod 8. */
+      const page = (g: number) => (3 + (g % 8)) * EEPROM_PAGE;
+      function used(checkpoints: number) {
+        const { dev, img } = fresh();
+        img.writePending(makeSa(1));
+        img.commitPending(0);
+        for (let g = 1; g <= checkpoints; g++) img.writeCheckpoint({ lastAuthenticated: 1, entries: [{ generation: 1, outReserved: 1000n * BigInt(g), inReserved: 2000n * BigInt(g) }] });
+        return dev;
+      }
+
+      it('the newest page bad -> the one before, flagged as lost (a torn write or a checkpoint gone bad after use)', () => {
+        for (const n of [1, 5, 8, 13]) {
+          const dev = used(n);
+          assert.equal(reload(dev).newestCheckpointLost, false);
+          dev.image[page(n) + 12] ^= 0x40;
+          const back = reload(dev);
+          assert.equal(back.newestCheckpointLost, true, `${n} checkpoints`);
+          assert.deepEqual(back.checkpoints(), n === 1 ? [{ generation: 1, outReserved: 0n, inReserved: 0n }] : [{ generation: 1, outReserved: 1000n * BigInt(n - 1), inReserved: 2000n * BigInt(n - 1) }]);
+          assert.match(back.recoveredRecords.join('\n'), new RegExp(`sequence checkpoint \\(page ${3 + (n % 8)}\\): CRC-32 .*using generation ${n - 1}`));
+          const booted = new MemoryEepromDevice(dev.image);
+          const again = EepromImage.load(booted, FILE);
+          again.writeCheckpoint({ lastAuthenticated: 1, entries: [{ generation: 1, outReserved: 99_000n, inReserved: 99_000n }] });
+          assert.equal(again.newestCheckpointLost, false, 'the next checkpoint rewrites the page');
+          assert.equal(reload(booted).newestCheckpointLost, false);
+        }
+      });
+
+      it('any other unreadable, blank or misplaced page -> E_EEPROM_CRC naming it', () => {
+        const dev = used(13); // generations 6..13 in the ring, 13 in page 8
+        const older = dev.image.slice();
+        older[page(9) + 12] ^= 1; // generation 9: not the page a torn write could hit
+        expectCode(() => reload({ image: older }), 'E_EEPROM_CRC', /sequence checkpoint \(page 4\)/, /generation 9 belongs there/);
+        const two = dev.image.slice();
+        two[page(13) + 12] ^= 1; // the newest ...
+        two[page(12) + 12] ^= 1; // ... and the one before: no single power loss does that
+        expectCode(() => reload({ image: two }), 'E_EEPROM_CRC', /sequence checkpoint \(page 8\)/);
+        const blank = dev.image.slice();
+        blank.fill(0xff, page(10), page(10) + EEPROM_PAGE);
+        expectCode(() => reload({ image: blank }), 'E_EEPROM_CRC', /sequence checkpoint \(page 5\)/, /blank; generation 10 belongs there/);
+        const moved = dev.image.slice();
+        moved.copyWithin(page(7), page(13), page(13) + EEPROM_PAGE); // generation 13 also in page 10 (a good CRC, the wrong place)
+        expectCode(() => reload({ image: moved }), 'E_EEPROM_CRC', /sequence checkpoint \(page 10\)/, /generation 13; generation 7 belongs there/);
+        const early = used(3); // pages 4-6 written, the rest blank
+        early.image[page(6) + 2] ^= 1; // a page never written holds garbage
+        expectCode(() => reload(early), 'E_EEPROM_CRC', /sequence checkpoint \(page 9\)/, /no checkpoint was written there/);
+      });
+    });
+
     it('random bytes or a PNG -> E_EEPROM_FOREIGN; a blank part says it is blank', () => {
       let x = 0x9e3779b9;
       const random = new Uint8Array(EEPROM_SIZE).map(() => ((x ^= x << 13), (x ^= x >>> 17), (x ^= x << 5), x & 0xff));

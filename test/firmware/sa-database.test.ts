@@ -3,6 +3,7 @@ import { MemoryEepromDevice, TearingEepromDevice, TornWriteError } from '../../f
 import { EEPROM_PAGE, EEPROM_SIZE, EepromImage, type NicConfig } from '../../firmware/eeprom-image.js';
 import { SaDatabase, reserveUpTo, resumeAfterPeerRestart } from '../../firmware/sa-database.js';
 import { isLifelineError } from '../../firmware/errors.js';
+import { prng } from '../support/prng.js';
 import type { SaPair } from '../../firmware/sa.js';
 
 const K = 16384;
@@ -223,6 +224,35 @@ describe('SA database (DESIGN §2.5, §2.6)', () => {
         sent = resumeAfterPeerRestart(sent, 64);
         assert.ok(sent > nic.db.inboundFloor(a.generation), `round ${round}`);
         nic.db.onAuthenticated(a.generation, sent);
+      }
+    });
+
+    it('a newest checkpoint unreadable at boot (torn, or gone bad after use): nothing used under it is used or accepted again', () => {
+      // Pages 3-10 hold the ring (eeprom-image.ts); the newest record is the one with the highest generation.
+      const newestPage = (img: Uint8Array) => {
+        let best = -1;
+        for (let p = 3; p <= 10; p++) if (img[p * EEPROM_PAGE] === 0x05 && (best < 0 || u32be(img, p * EEPROM_PAGE + 4) > u32be(img, best * EEPROM_PAGE + 4))) best = p;
+        return best;
+      };
+      const u32be = (b: Uint8Array, o: number) => ((b[o] << 24) | (b[o + 1] << 16) | (b[o + 2] << 8) | b[o + 3]) >>> 0;
+      const nic = new Nic(16);
+      const a = nic.refresh();
+      const rnd = prng(4);
+      nic.db.onAuthenticated(a.generation, 1n); // the first checkpoint
+      let inSeq = 1n;
+      let outSeq = 0n;
+      for (let step = 0; step < 300; step++) {
+        // Requests and answers, not in lockstep (commands get an ACK and a response; some requests go unanswered).
+        for (let i = rnd.int(12); i > 0; i--) nic.db.onAuthenticated(a.generation, ++inSeq);
+        for (let i = rnd.int(12); i > 0; i--) outSeq = nic.db.nextOutbound(a.generation).seq;
+        const image = nic.dev.image.slice();
+        image[newestPage(image) * EEPROM_PAGE + 20] ^= 0x10; // the checkpoint everything above was used under
+        const booted = new SaDatabase(EepromImage.load(new MemoryEepromDevice(image)), { checkpointBlock: 16 });
+        assert.equal(booted.image.newestCheckpointLost, true);
+        assert.ok(booted.outboundStart(a.generation) > outSeq, `step ${step}: outbound resumes above ${outSeq}`);
+        expectCode(() => booted.onAuthenticated(a.generation, inSeq), 'E_REPLAY');
+        // A station that suspects the restart resumes above the raised floor at once.
+        assert.deepEqual(booted.onAuthenticated(a.generation, resumeAfterPeerRestart(inSeq, 16)), { checkpointed: true });
       }
     });
 
