@@ -11,8 +11,9 @@
  * the NIC's RMCP ACK arrived *and* the outcome is durable in the store ("replicate before acknowledging").
  *
  * After two unanswered attempts the session jumps its outbound sequence number past the NIC's checkpoint
- * block: a NIC that restarted treats everything up to its reserved inbound mark as replayed (DESIGN §2.6),
- * and this jump (the idea of RFC 6311's replay-counter sync) lets the next retransmission through.
+ * block (firmware/sa-database.ts resumeAfterPeerRestart): a NIC that restarted treats everything up to its
+ * reserved inbound mark as replayed (DESIGN §2.6), and this jump (the idea of RFC 6311's replay-counter sync)
+ * lets the next retransmission through.
  */
 import { SaEndpoint } from '../firmware/sa-endpoint.js';
 import { encodeRmcpAsf, decodeRmcpAsf, type AsfMessage } from '../firmware/asf.js';
@@ -21,6 +22,7 @@ import { decodeInnerUdp, encodeInnerUdp, maxSequence } from '../firmware/esp.js'
 import { encodeOwnerNotice } from '../firmware/owner-notice.js';
 import { LifelineError, ProtocolError } from '../firmware/errors.js';
 import type { AhEndpoints } from '../firmware/ah.js';
+import { DEFAULT_CHECKPOINT_BLOCK, resumeAfterPeerRestart } from '../firmware/sa-database.js';
 import type { Fence, NicRecord, Store, StoredSa } from './store/store.js';
 import type { UdpMux } from './udp-mux.js';
 
@@ -61,7 +63,21 @@ export interface RequestResult {
   command?: { index: number; rmcpSeq: number; tag: number };
 }
 
-interface Held { stored: StoredSa; ep: SaEndpoint; inboundSpi: number }
+interface Held {
+  stored: StoredSa;
+  ep: SaEndpoint;
+  inboundSpi: number;
+  /** When this SA's counter last jumped (performance.now(); -Infinity: never), and whether an answer came since. */
+  jumpedAt: number;
+  answeredSinceJump: boolean;
+}
+
+/**
+ * While a NIC stays silent, its counter jumps again only after this long: each jump spends about 2.5 checkpoint
+ * blocks of a 32-bit sequence space, and a NIC that is merely unreachable (cable pulled) would otherwise use it
+ * up within days of polling. A second jump is needed only if the NIC took a jumped packet and restarted again.
+ */
+const REJUMP_AFTER_SILENCE_MS = 30_000;
 
 interface Waiter { match: (m: AsfMessage | null, rmcpSeq: number, ack: boolean) => boolean; resolve: (r: { msg: AsfMessage | null; rmcpSeq: number; generation: number }) => void }
 
@@ -105,7 +121,7 @@ export class NicSession {
       const wanted = outReserved + 1n + (this.o.takeover ? NIC_REPLAY_WINDOW : 0n);
       const outStart = wanted > max + 1n ? max + 1n : wanted; // max + 1 = exhausted: sends fail, never wrap
       const ep = new SaEndpoint(stored.pair, 'station', { outStart, inFloor: cp?.inHighest ?? 0n });
-      const h: Held = { stored, ep, inboundSpi: ep.inboundSpi };
+      const h: Held = { stored, ep, inboundSpi: ep.inboundSpi, jumpedAt: -Infinity, answeredSinceJump: true };
       this.held.push(h);
       this.o.mux.register(h.inboundSpi, (b, from) => this.onDatagram(h, b, from));
       if (stored.state === 'active') {
@@ -245,6 +261,7 @@ export class NicSession {
       throw new LifelineError('E_TIMEOUT', `no answer from ${this.nic.id} (${this.nic.address}:${this.nic.securePort}) to ${what} after ${attempts} attempts in ${timeoutMs} ms; is the emulator running and the NIC's link up?`);
     }
     const s = settled as { msg: AsfMessage | null; rmcpSeq: number; generation: number };
+    h.answeredSinceJump = true;
     if (s.generation < 0 || this.closed) throw new LifelineError('E_FENCED', `the session to ${this.nic.id} was closed before ${what} was answered (lease lost or station stopping)`);
     return { nic: this.nic.id, msg: s.msg, generation: s.generation, attempts, rttMs: performance.now() - t0 };
   }
@@ -279,10 +296,14 @@ export class NicSession {
     );
   }
 
-  /** Skip past the NIC's reserved inbound block (see the file comment). */
+  /** Skip past the NIC's reserved inbound block (see the file comment), at most once per silence of REJUMP_AFTER_SILENCE_MS. */
   private async jumpOutbound(h: Held): Promise<void> {
+    const now = performance.now();
+    if (!h.answeredSinceJump && now - h.jumpedAt < REJUMP_AFTER_SILENCE_MS) return;
+    h.jumpedAt = now;
+    h.answeredSinceJump = false;
     await this.claiming;
-    await this.claim(h, h.ep.nextOutSeq + (this.o.nicCheckpointBlock ?? 16384n));
+    await this.claim(h, resumeAfterPeerRestart(h.ep.nextOutSeq - 1n, this.o.nicCheckpointBlock ?? BigInt(DEFAULT_CHECKPOINT_BLOCK)));
   }
 
   private async persistInbound(generation: number): Promise<void> {
