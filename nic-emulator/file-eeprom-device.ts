@@ -53,7 +53,12 @@ export class FileEepromDevice implements EepromDevice {
     return new FileEepromDevice(path, size);
   }
 
-  private static withFd<T>(path: string, flags: string, f: (fd: number) => T): T {
+  /**
+   * Open `path`, run `f` on the descriptor, close it. Every file system failure, the open's and the read's or
+   * write's inside `f` (e.g. EISDIR when a directory stands where the file should be), becomes E_EEPROM_IO
+   * naming the file.
+   */
+  private static withFd<T>(path: string, flags: 'r' | 'r+' | 'wx', f: (fd: number) => T): T {
     let fd: number;
     try {
       fd = openSync(path, flags);
@@ -62,6 +67,9 @@ export class FileEepromDevice implements EepromDevice {
     }
     try {
       return f(fd);
+    } catch (e) {
+      if (e instanceof LifelineError) throw e;
+      throw new LifelineError('E_EEPROM_IO', `cannot ${flags === 'r' ? 'read' : 'write'} EEPROM file ${path}: ${(e as Error).message}`);
     } finally {
       closeSync(fd);
     }
