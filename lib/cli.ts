@@ -5,7 +5,7 @@
  *   0 success · 1 the operation failed (timeout, refused, mismatch) · 2 usage error (bad arguments)
  *   3 cannot reach the emulator, station, NIC or store · 4 internal error (a bug: please report)
  */
-import { LifelineError } from '../firmware/errors.js';
+import { LifelineError, UsageError } from '../firmware/errors.js';
 
 export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, UNREACHABLE: 3, INTERNAL: 4 } as const;
 
@@ -17,7 +17,26 @@ export function exitQuietlyOnEpipe(): void {
   });
 }
 
-export function exitCodeFor(e: unknown): number {
+/**
+ * Node's util.parseArgs rejects an unknown option, an option value it cannot take or a stray positional with a
+ * TypeError coded ERR_PARSE_ARGS_*: that is the user's mistake, so E_USAGE (exit 2), on one line. Any other
+ * error is returned unchanged.
+ */
+export function asUsageError(e: unknown): unknown {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (e instanceof TypeError && typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_')) {
+    return new UsageError('E_USAGE', `${oneLine(e.message)} (see --help)`);
+  }
+  return e;
+}
+
+/** Errors are printed as one line: newlines inside a message become spaces. */
+function oneLine(s: string): string {
+  return s.replace(/\s*\n\s*/g, ' ').trim();
+}
+
+export function exitCodeFor(err: unknown): number {
+  const e = asUsageError(err);
   if (!(e instanceof LifelineError)) return EXIT.INTERNAL;
   switch (e.code) {
     case 'E_USAGE':
@@ -36,9 +55,10 @@ export function exitCodeFor(e: unknown): number {
 }
 
 /** Print the error as one line (`prog: CODE: message`) and exit with its code. */
-export function fail(prog: string, e: unknown, json = false): never {
+export function fail(prog: string, err: unknown, json = false): never {
+  const e = asUsageError(err);
   const code = e instanceof LifelineError ? e.code : 'E_INTERNAL';
-  const msg = e instanceof Error ? e.message : String(e);
+  const msg = oneLine(e instanceof Error ? e.message : String(e));
   if (json) process.stdout.write(JSON.stringify({ ok: false, error: { code, message: msg } }) + '\n');
   process.stderr.write(`${prog}: ${code}: ${msg}\n`);
   if (!(e instanceof LifelineError) && process.env.LIFELINE_DEBUG) console.error(e);

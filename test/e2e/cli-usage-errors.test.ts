@@ -1,0 +1,34 @@
+/**
+ * Bad command lines, as the user types them, against both executables: one line on stderr,
+ * `prog: E_USAGE: ...`, exit code 2 (README "CLI reference"). None of these needs a running emulator.
+ */
+import assert from 'node:assert/strict';
+import { EMULATOR, Lab, STATION, type RunResult } from '../support/lab.js';
+
+function assertUsage(r: RunResult, prog: 'nic-emulator' | 'mgmt-station', message?: RegExp): void {
+  assert.equal(r.code, 2, `exit code; stderr: ${r.stderr}`);
+  assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+  assert.match(r.stderr, new RegExp(`^${prog}: E_USAGE: `));
+  if (message) assert.match(r.stderr, message);
+}
+
+describe('e2e: usage errors exit 2 with one line', function () {
+  this.timeout(30000);
+  let lab: Lab;
+  before(() => {
+    lab = new Lab('cli-usage');
+  });
+  after(async () => lab?.cleanup());
+
+  const emulator = (args: string[]) => lab.run(args, { bin: EMULATOR });
+  const station = (args: string[]) => lab.run(args, { bin: STATION });
+
+  describe('options node:util parseArgs rejects (unknown, malformed)', () => {
+    it('nic-emulator status --bogus', async () => assertUsage(await emulator(['status', '--bogus']), 'nic-emulator', /Unknown option '--bogus'/));
+    it('nic-emulator status --json=1', async () => assertUsage(await emulator(['status', '--json=1']), 'nic-emulator', /'--json' does not take an argument/));
+    it('nic-emulator fault nic-1 tear-next-write -5', async () => assertUsage(await emulator(['fault', 'nic-1', 'tear-next-write', '-5']), 'nic-emulator', /'-5'/));
+    it('mgmt-station state nic-1 --bogus', async () => assertUsage(await station(['state', 'nic-1', '--bogus']), 'mgmt-station', /Unknown option '--bogus'/));
+    it('mgmt-station state nic-1 --timeout -5 (a three-line message from Node, printed on one)', async () =>
+      assertUsage(await station(['state', 'nic-1', '--timeout', '-5']), 'mgmt-station', /'--timeout' argument is ambiguous\. Did you forget/));
+  });
+});
