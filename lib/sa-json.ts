@@ -15,28 +15,42 @@ function bad(what: string): never {
   throw new UsageError('E_USAGE', `invalid SA: ${what}`);
 }
 
+/** A key given as hex (absent = no key); anything else, or bad hex, is E_USAGE naming the field. */
+function hexKey(v: unknown, field: string): Uint8Array {
+  if (v === undefined || v === null) return new Uint8Array(0);
+  if (typeof v !== 'string') bad(`${field} must be a hex string, got ${typeof v}`);
+  try {
+    return fromHex(v);
+  } catch {
+    return bad(`${field} must be an even number of hex digits`);
+  }
+}
+
 export function saFromJson(j: unknown): SaPair {
   if (typeof j !== 'object' || j === null) bad('expected an object');
   const o = j as Record<string, unknown>;
   const transform = o.transform;
-  if (transform !== 'aes-gcm-16' && transform !== 'chacha20-poly1305') bad(`transform ${String(transform)}`);
+  if (transform !== 'aes-gcm-16' && transform !== 'chacha20-poly1305') bad(`transform ${JSON.stringify(transform) ?? 'missing'} (aes-gcm-16 or chacha20-poly1305)`);
   const policy = o.policy;
-  if (policy !== 'esp' && policy !== 'esp+ah') bad(`policy ${String(policy)}`);
+  if (policy !== 'esp' && policy !== 'esp+ah') bad(`policy ${JSON.stringify(policy) ?? 'missing'} (esp or esp+ah)`);
   const keyLens = transform === 'aes-gcm-16' ? [20, 36] : [36];
   const dir = (x: unknown, name: string): SaDirection => {
     if (typeof x !== 'object' || x === null) bad(`${name} missing`);
     const d = x as Record<string, unknown>;
     const spi = d.spi;
     if (typeof spi !== 'number' || !Number.isInteger(spi) || spi < 256 || spi >= 0xffffffff) bad(`${name}.spi must be 256..0xfffffffe`);
-    const encKey = fromHex(String(d.encKey ?? ''));
+    const encKey = hexKey(d.encKey, `${name}.encKey`);
     if (!keyLens.includes(encKey.length)) bad(`${name}.encKey must be ${keyLens.join(' or ')} bytes (key || 4-byte salt)`);
-    const ahKey = fromHex(String(d.ahKey ?? ''));
-    const ahSpi = Number(d.ahSpi ?? 0);
+    const ahKey = hexKey(d.ahKey, `${name}.ahKey`);
+    const ahSpi = d.ahSpi ?? 0;
+    if (typeof ahSpi !== 'number') bad(`${name}.ahSpi must be a number`);
     if (policy === 'esp+ah' && (ahKey.length !== 32 || !Number.isInteger(ahSpi) || ahSpi < 256)) bad(`${name}: esp+ah needs ahSpi >= 256 and a 32-byte ahKey`);
     return { spi, encKey, ahSpi: policy === 'esp+ah' ? ahSpi : 0, ahKey: policy === 'esp+ah' ? ahKey : new Uint8Array(0) };
   };
+  const generation = o.generation ?? 0;
+  if (typeof generation !== 'number' || !Number.isInteger(generation) || generation < 0) bad('generation must be a whole number');
   return {
-    generation: Number(o.generation ?? 0),
+    generation,
     transform,
     esn: o.esn === true,
     policy,

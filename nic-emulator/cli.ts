@@ -125,6 +125,7 @@ async function main(argv: string[]): Promise<void> {
     case 'fault': {
       const [, nic, kind, at] = positionals;
       if (!nic || kind !== 'tear-next-write' || at === undefined) throw new UsageError('E_USAGE', 'usage: nic-emulator fault NIC tear-next-write BYTE');
+      if (!/^\d+$/.test(at) || !Number.isSafeInteger(Number(at))) throw new UsageError('E_USAGE', `tear-next-write: BYTE must be a whole number >= 0, got '${at}'`);
       await client().post(`/v1/nics/${encodeURIComponent(nic)}/fault`, { kind, atByte: Number(at) });
       if (json) return printJson({ ok: true });
       process.stdout.write(`${nic}: next EEPROM write will be torn after ${at} bytes\n`);

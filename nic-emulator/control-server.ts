@@ -40,15 +40,21 @@ export async function startControlServer(fleet: Fleet, host: string, port: numbe
     req.on('end', async () => {
       let status = 200;
       let out: unknown;
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
       try {
-        out = await route(fleet, req.method ?? 'GET', req.url ?? '/', body ? JSON.parse(body) : {}, onShutdown);
+        out = await route(fleet, req.method ?? 'GET', req.url ?? '/', parseBody(body), onShutdown);
       } catch (e) {
         const code = e instanceof LifelineError ? e.code : e instanceof SyntaxError ? 'E_USAGE' : 'E_INTERNAL';
-        status = code === 'E_NOT_FOUND' ? 404 : code === 'E_INTERNAL' ? 500 : code === 'E_NIC_DOWN' ? 409 : 400;
+        status = e instanceof MethodNotAllowed ? 405
+          : code === 'E_NOT_FOUND' ? 404
+          : code === 'E_INTERNAL' ? 500
+          : code === 'E_NIC_DOWN' || code === 'E_SPI_IN_USE' ? 409
+          : 400;
+        if (e instanceof MethodNotAllowed) headers.allow = e.allow;
         out = { error: { code, message: (e as Error).message } };
       }
       const text = JSON.stringify(out, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
-      res.writeHead(status, { 'content-type': 'application/json' });
+      res.writeHead(status, headers);
       res.end(text);
     });
   });
@@ -63,9 +69,59 @@ export async function startControlServer(fleet: Fleet, host: string, port: numbe
   };
 }
 
+/** A known endpoint asked with the wrong method: HTTP 405 with an Allow header. */
+class MethodNotAllowed extends UsageError {
+  constructor(readonly allow: string, method: string, path: string) {
+    super('E_USAGE', `${path} takes ${allow}, not ${method}`);
+  }
+}
+
+/** Every request body is a JSON object (or empty, for GET): anything else is E_USAGE (JSON syntax errors too). */
+function parseBody(text: string): Record<string, unknown> {
+  if (text.trim() === '') return {};
+  const v: unknown = JSON.parse(text);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new UsageError('E_USAGE', `the request body must be a JSON object, got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v}`);
+  return v as Record<string, unknown>;
+}
+
+/** body[field] as a string; `def` when absent; E_USAGE naming the field when it is anything else. */
+function stringField(body: Record<string, unknown>, field: string, def?: string): string {
+  const v = body[field];
+  if (v === undefined && def !== undefined) return def;
+  if (typeof v !== 'string') throw new UsageError('E_USAGE', `${field} must be a string, got ${v === null ? 'null' : typeof v}`);
+  return v;
+}
+
+/** Hex from the body; E_USAGE naming the field when it is not hex. */
+function hexField(body: Record<string, unknown>, field: string): Uint8Array {
+  const v = stringField(body, field);
+  try {
+    return fromHex(v);
+  } catch {
+    throw new UsageError('E_USAGE', `${field} must be an even number of hex digits, got ${JSON.stringify(v.length > 80 ? v.slice(0, 80) + '...' : v)}`);
+  }
+}
+
+/** The NIC id of a URL path segment; E_USAGE when its percent-encoding is malformed. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new UsageError('E_USAGE', `malformed percent-encoding in the NIC id '${segment}'`);
+  }
+}
+
+/** Methods of the endpoints under /v1/nics/:id ('' = the NIC itself). */
+const NIC_ENDPOINTS: Record<string, 'GET' | 'POST'> = {
+  '': 'GET', 'exec-log': 'GET', host: 'POST', sa: 'POST', config: 'POST', policy: 'POST', 'trust-anchor': 'POST', fault: 'POST',
+};
+const TOP_ENDPOINTS: Record<string, 'GET' | 'POST'> = { '/v1/health': 'GET', '/v1/nics': 'GET', '/v1/shutdown': 'POST' };
+
 function route(fleet: Fleet, method: string, url: string, body: Record<string, unknown>, onShutdown: () => void): unknown {
-  const path = url.split('?')[0].replace(/\/+$/, '');
-  if (method === 'GET' && path === '/v1/health') {
+  const path = url.split('?')[0].replace(/\/+$/, '') || '/';
+  const top = TOP_ENDPOINTS[path];
+  if (top !== undefined && top !== method) throw new MethodNotAllowed(top, method, path);
+  if (path === '/v1/health') {
     return {
       pid: process.pid,
       nics: fleet.nics.length,
@@ -74,41 +130,49 @@ function route(fleet: Fleet, method: string, url: string, body: Record<string, u
       busyPoll: fleet.busyPoll?.stats() ?? null,
     };
   }
-  if (method === 'GET' && path === '/v1/nics') return fleet.nics.map((n) => n.status());
-  if (method === 'POST' && path === '/v1/shutdown') {
+  if (path === '/v1/nics') return fleet.nics.map((n) => n.status());
+  if (path === '/v1/shutdown') {
     setImmediate(onShutdown);
     return {};
   }
   const m = /^\/v1\/nics\/([^/]+)(?:\/([a-z-]+))?$/.exec(path);
-  if (!m) throw new LifelineError('E_NOT_FOUND', `no such endpoint: ${method} ${path}`);
-  const nic = fleet.get(decodeURIComponent(m[1]));
-  if (!nic) throw new LifelineError('E_NOT_FOUND', `no NIC '${decodeURIComponent(m[1])}' in this emulator (ids are nic-1..nic-${fleet.nics.length})`);
-  const sub = m[2] ?? '';
-  if (method === 'GET' && sub === '') return nic.status();
-  if (method === 'GET' && sub === 'exec-log') return nic.execLog;
-  if (method === 'POST' && sub === 'host') {
-    const ev = String(body.event ?? '');
-    if (!LAB_EVENTS.includes(ev)) throw new UsageError('E_USAGE', `unknown host event '${ev}'; use one of ${LAB_EVENTS.join(', ')}`);
-    return nic.applyHostEvent(ev as Parameters<typeof nic.applyHostEvent>[0]);
+  const sub = m?.[2] ?? '';
+  if (!m || !Object.hasOwn(NIC_ENDPOINTS, sub)) throw new LifelineError('E_NOT_FOUND', `no such endpoint: ${method} ${path}`);
+  if (NIC_ENDPOINTS[sub] !== method) throw new MethodNotAllowed(NIC_ENDPOINTS[sub], method, path);
+  const id = decodeSegment(m[1]);
+  const nic = fleet.get(id);
+  if (!nic) throw new LifelineError('E_NOT_FOUND', `no NIC '${id}' in this emulator (ids are nic-1..nic-${fleet.nics.length})`);
+  switch (sub) {
+    case '':
+      return nic.status();
+    case 'exec-log':
+      return nic.execLog;
+    case 'host': {
+      const ev = stringField(body, 'event');
+      if (!LAB_EVENTS.includes(ev)) throw new UsageError('E_USAGE', `unknown host event '${ev}'; use one of ${LAB_EVENTS.join(', ')}`);
+      return nic.applyHostEvent(ev as Parameters<typeof nic.applyHostEvent>[0]);
+    }
+    case 'sa':
+      return nic.installSa(saFromJson(body.sa));
+    case 'config': {
+      const cm = body.clearManagement;
+      if (!Array.isArray(cm) || !cm.every((c) => typeof c === 'string')) throw new UsageError('E_USAGE', 'config needs clearManagement: [commands] (strings)');
+      nic.setClearManagement(cm);
+      return {};
+    }
+    case 'policy':
+      nic.setClusterPolicy(stringField(body, 'text', ''), stringField(body, 'source', 'policy'));
+      return {};
+    case 'trust-anchor':
+      nic.setTrustAnchor(hexField(body, 'psk'));
+      return {};
+    case 'fault': {
+      if (body.kind !== 'tear-next-write') throw new UsageError('E_USAGE', `unknown fault ${JSON.stringify(body.kind) ?? 'undefined'}; use tear-next-write`);
+      const at = body.atByte;
+      if (typeof at !== 'number' || !Number.isSafeInteger(at) || at < 0) throw new UsageError('E_USAGE', `atByte must be a whole number >= 0, got ${JSON.stringify(at) ?? 'undefined'}`);
+      nic.tearNextEepromWrite(at);
+      return {};
+    }
   }
-  if (method === 'POST' && sub === 'sa') return nic.installSa(saFromJson(body.sa));
-  if (method === 'POST' && sub === 'config') {
-    if (!Array.isArray(body.clearManagement)) throw new UsageError('E_USAGE', 'config needs clearManagement: [commands]');
-    nic.setClearManagement(body.clearManagement.map(String));
-    return {};
-  }
-  if (method === 'POST' && sub === 'policy') {
-    nic.setClusterPolicy(String(body.text ?? ''), String(body.source ?? 'policy'));
-    return {};
-  }
-  if (method === 'POST' && sub === 'trust-anchor') {
-    nic.setTrustAnchor(fromHex(String(body.psk ?? '')));
-    return {};
-  }
-  if (method === 'POST' && sub === 'fault') {
-    if (body.kind !== 'tear-next-write') throw new UsageError('E_USAGE', `unknown fault '${String(body.kind)}'; use tear-next-write`);
-    nic.tearNextEepromWrite(Number(body.atByte ?? 0));
-    return {};
-  }
-  throw new LifelineError('E_NOT_FOUND', `no such endpoint: ${method} ${path}`);
+  throw new LifelineError('E_INTERNAL', `endpoint ${method} ${path} is listed but not routed`);
 }

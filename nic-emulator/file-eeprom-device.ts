@@ -13,7 +13,7 @@
 import { closeSync, fstatSync, openSync, readSync, writeSync, fsyncSync } from 'node:fs';
 import type { EepromDevice } from '../firmware/eeprom-device.js';
 import { TornWriteError } from '../firmware/eeprom-device.js';
-import { LifelineError } from '../firmware/errors.js';
+import { LifelineError, UsageError } from '../firmware/errors.js';
 
 /** One erased (0xFF) image per part size, shared by every create(): nothing per NIC stays resident. */
 const erased = new Map<number, Uint8Array>();
@@ -109,7 +109,7 @@ export class FileEepromDevice implements EepromDevice {
 
   /** Fault injection: the next write() is torn after `atByte` bytes. */
   tearNextWrite(atByte: number): void {
-    if (!Number.isInteger(atByte) || atByte < 0) throw new RangeError('expected integer >= 0, got ' + atByte);
+    if (!Number.isSafeInteger(atByte) || atByte < 0) throw new UsageError('E_USAGE', `tear-next-write needs a whole number of bytes >= 0, got ${atByte}`);
     this.tearAt = atByte;
   }
 

@@ -31,4 +31,11 @@ describe('e2e: usage errors exit 2 with one line', function () {
     it('mgmt-station state nic-1 --timeout -5 (a three-line message from Node, printed on one)', async () =>
       assertUsage(await station(['state', 'nic-1', '--timeout', '-5']), 'mgmt-station', /'--timeout' argument is ambiguous\. Did you forget/));
   });
+
+  describe('nic-emulator fault NIC tear-next-write BYTE', () => {
+    for (const at of ['abc', '1.5', '0x10', '']) {
+      it(`BYTE '${at}' is refused before anything is armed`, async () =>
+        assertUsage(await emulator(['fault', 'nic-1', 'tear-next-write', at, '--control', '127.0.0.1:1']), 'nic-emulator', /BYTE must be a whole number >= 0/));
+    }
+  });
 });

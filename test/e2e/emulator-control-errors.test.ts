@@ -1,0 +1,119 @@
+/**
+ * The emulator's control API (nic-emulator/control-server.ts) given bad requests: every one is answered with a
+ * 4xx and a coded error naming what is wrong, never HTTP 500 E_INTERNAL (which means a bug).
+ */
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { Lab } from '../support/lab.js';
+
+interface Answer { status: number; allow?: string; body: { error?: { code: string; message: string } } & Record<string, unknown> }
+
+/** One raw HTTP request: the body is sent as given (not JSON-encoded), so malformed bodies can be tested. */
+function request(control: string, method: string, path: string, rawBody?: string): Promise<Answer> {
+  const [host, port] = control.split(':');
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host, port: Number(port), method, path, agent: false, timeout: 5000 }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, allow: res.headers.allow, body: JSON.parse(text) }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    if (rawBody !== undefined) req.write(rawBody);
+    req.end();
+  });
+}
+
+const KEY20 = '11'.repeat(20);
+function sa(toNicSpi: number, fromNicSpi: number): unknown {
+  return { transform: 'aes-gcm-16', policy: 'esp', esn: false, origin: 'manual', toNic: { spi: toNicSpi, encKey: KEY20 }, fromNic: { spi: fromNicSpi, encKey: KEY20 } };
+}
+
+describe('e2e: control API bad requests', function () {
+  this.timeout(30000);
+  let lab: Lab;
+  let control: string;
+  const post = (path: string, body: string) => request(control, 'POST', path, body);
+  const assertUsage = (a: Answer, message?: RegExp) => {
+    assert.equal(a.status, 400, JSON.stringify(a.body));
+    assert.equal(a.body.error?.code, 'E_USAGE', JSON.stringify(a.body));
+    if (message) assert.match(a.body.error!.message, message);
+  };
+
+  before(async () => {
+    lab = new Lab('control-errors');
+    await lab.startEmulator(['--nics', '2']);
+    control = lab.ready!.control;
+  });
+  after(async () => lab?.cleanup());
+
+  describe('fault tear-next-write atByte', () => {
+    for (const atByte of ['-1', '"x"', '1.5', 'null']) {
+      it(`atByte ${atByte}: 400 E_USAGE naming atByte`, async () =>
+        assertUsage(await post('/v1/nics/nic-1/fault', `{"kind":"tear-next-write","atByte":${atByte}}`), /atByte must be a whole number >= 0/));
+    }
+    it('atByte missing: 400 E_USAGE', async () => assertUsage(await post('/v1/nics/nic-1/fault', '{"kind":"tear-next-write"}'), /atByte/));
+  });
+
+  describe('bodies that are not what the endpoint takes', () => {
+    for (const body of ['null', '[]', '5', '"text"']) {
+      for (const ep of ['host', 'sa']) {
+        it(`body ${body} to /${ep}: 400 E_USAGE, the body must be an object`, async () =>
+          assertUsage(await post(`/v1/nics/nic-1/${ep}`, body), /request body must be a JSON object/));
+      }
+    }
+    it('host event that is not a string: 400 E_USAGE naming event', async () =>
+      assertUsage(await post('/v1/nics/nic-1/host', '{"event":{"toString":1}}'), /event must be a string/));
+    it('an SA key that is not hex: 400 E_USAGE naming the key', async () => {
+      const bad = sa(400, 401) as { toNic: { encKey: string } };
+      bad.toNic.encKey = 'zz'.repeat(20);
+      assertUsage(await post('/v1/nics/nic-1/sa', JSON.stringify({ sa: bad })), /toNic\.encKey must be an even number of hex digits/);
+    });
+    it('an SA key of odd length: 400 E_USAGE naming the key', async () => {
+      const bad = sa(400, 401) as { fromNic: { encKey: string } };
+      bad.fromNic.encKey = 'abc';
+      assertUsage(await post('/v1/nics/nic-1/sa', JSON.stringify({ sa: bad })), /fromNic\.encKey/);
+    });
+    it('an SA key that is an object: 400 E_USAGE', async () => {
+      const bad = sa(400, 401) as { toNic: { encKey: unknown } };
+      bad.toNic.encKey = { toString: 1 };
+      assertUsage(await post('/v1/nics/nic-1/sa', JSON.stringify({ sa: bad })), /toNic\.encKey must be a hex string/);
+    });
+    it('an SA transform that is an object: 400 E_USAGE', async () =>
+      assertUsage(await post('/v1/nics/nic-1/sa', JSON.stringify({ sa: { ...(sa(400, 401) as object), transform: { toString: 1 } } })), /transform/));
+    it('a trust-anchor psk that is not hex: 400 E_USAGE naming psk', async () =>
+      assertUsage(await post('/v1/nics/nic-1/trust-anchor', '{"psk":"not hex"}'), /psk must be an even number of hex digits/));
+    it('a policy text that is not a string: 400 E_USAGE naming text', async () =>
+      assertUsage(await post('/v1/nics/nic-1/policy', '{"text":{"toString":1}}'), /text must be a string/));
+    it('clearManagement with a non-string: 400 E_USAGE', async () =>
+      assertUsage(await post('/v1/nics/nic-1/config', '{"clearManagement":[{"toString":1}]}'), /clearManagement/));
+    it('the NIC is unchanged after all of these', async () => {
+      const s = await lab.nic('nic-1');
+      assert.equal(s.state, 'running');
+      assert.equal(s.sa.active, null);
+    });
+  });
+
+  describe('paths and methods', () => {
+    it('a malformed percent-encoding in the NIC id: 400 E_USAGE', async () =>
+      assertUsage(await request(control, 'GET', '/v1/nics/%E0%A4%A'), /malformed percent-encoding/));
+    it('GET on a POST endpoint: 405 with Allow: POST', async () => {
+      const a = await request(control, 'GET', '/v1/nics/nic-1/host');
+      assert.equal(a.status, 405, JSON.stringify(a.body));
+      assert.equal(a.allow, 'POST');
+      assert.equal(a.body.error?.code, 'E_USAGE');
+    });
+    it('POST /v1/nics: 405 with Allow: GET', async () => {
+      const a = await request(control, 'POST', '/v1/nics', '{}');
+      assert.equal(a.status, 405);
+      assert.equal(a.allow, 'GET');
+    });
+    it('GET / : 404 naming the path /', async () => {
+      const a = await request(control, 'GET', '/');
+      assert.equal(a.status, 404);
+      assert.equal(a.body.error?.message, 'no such endpoint: GET /');
+    });
+    it('an unknown sub-resource: 404', async () => assert.equal((await request(control, 'GET', '/v1/nics/nic-1/bogus')).status, 404));
+  });
+});
