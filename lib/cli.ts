@@ -89,10 +89,11 @@ export function progress(label: string): { update(done: number, total: number): 
   };
 }
 
-export function parseHostPort(s: string, defPort: number): { host: string; port: number } {
+/** HOST[:PORT] with PORT 0..65535 (`defPort` when absent); E_USAGE naming `what` (e.g. the option) otherwise. */
+export function parseHostPort(s: string, defPort: number, what = 'address'): { host: string; port: number } {
   const m = /^([^:]+)(?::(\d+))?$/.exec(s);
-  if (!m) throw new LifelineError('E_USAGE', `expected HOST:PORT, got '${s}'`);
+  if (!m) throw new UsageError('E_USAGE', `${what}: expected HOST:PORT with a numeric port, got '${s}'`);
   const port = m[2] ? Number(m[2]) : defPort;
-  if (port < 0 || port > 65535) throw new LifelineError('E_USAGE', `port out of range in '${s}'`);
+  if (port < 0 || port > 65535) throw new UsageError('E_USAGE', `${what}: port out of range (0..65535) in '${s}'`);
   return { host: m[1], port };
 }

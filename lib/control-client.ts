@@ -1,15 +1,22 @@
 /** Client of the emulator's control API (nic-emulator/control-server.ts). */
 import http from 'node:http';
-import { LifelineError, type ErrorCode } from '../firmware/errors.js';
+import { LifelineError, UsageError, type ErrorCode } from '../firmware/errors.js';
+import { parseHostPort } from './cli.js';
 
 export const DEFAULT_CONTROL = '127.0.0.1:8623';
 
 export class ControlClient {
-  constructor(readonly host: string, readonly port: number, private readonly timeoutMs = 5000) {}
+  /**
+   * `option` is the command-line option that gave the address (nic-emulator's `--control`, mgmt-station's
+   * `--emulator`): errors name it, so the user knows what to change.
+   */
+  constructor(readonly host: string, readonly port: number, private readonly timeoutMs = 5000, private readonly option?: string) {}
 
-  static parse(hostPort: string): ControlClient {
-    const [h, p] = hostPort.split(':');
-    return new ControlClient(h || '127.0.0.1', Number(p || 8623));
+  /** HOST[:PORT] (default port 8623), checked as `nic-emulator start` checks it: a bad one is E_USAGE (exit 2). */
+  static parse(hostPort: string, option?: string): ControlClient {
+    const { host, port } = parseHostPort(hostPort, 8623, option ?? 'emulator control address');
+    if (port === 0) throw new UsageError('E_USAGE', `${option ?? 'emulator control address'}: port 0 in '${hostPort}' cannot be connected to; give the emulator's control port`);
+    return new ControlClient(host, port, 5000, option);
   }
 
   get<T = unknown>(path: string): Promise<T> {
@@ -45,7 +52,7 @@ export class ControlClient {
       );
       req.on('timeout', () => req.destroy(new Error('timeout')));
       req.on('error', (e) =>
-        reject(new LifelineError('E_UNREACHABLE', `cannot reach the emulator control API at ${this.host}:${this.port} (${e.message}); start it with 'nic-emulator start' or pass --control HOST:PORT`)),
+        reject(new LifelineError('E_UNREACHABLE', `cannot reach the emulator control API at ${this.host}:${this.port} (${e.message}); start it with 'nic-emulator start' or pass ${this.option ? `${this.option} HOST:PORT` : 'its control address (HOST:PORT)'}`)),
       );
       if (data) req.write(data);
       req.end();

@@ -84,7 +84,7 @@ async function main(argv: string[]): Promise<void> {
   }
   const control = values.control ?? DEFAULT_CONTROL;
   const json = values.json === true;
-  const client = () => ControlClient.parse(control);
+  const client = () => ControlClient.parse(control, '--control');
 
   switch (verb) {
     case 'start':
@@ -198,7 +198,7 @@ async function start(values: Record<string, string | boolean | undefined>, contr
     busyPoll: new BusyPoll(busyPollUs),
     log,
   });
-  const { host, port } = parseHostPort(control, 8623);
+  const { host, port } = parseHostPort(control, 8623, '--control');
   let stopping = false;
   const shutdown = async (why: string) => {
     if (stopping) return;

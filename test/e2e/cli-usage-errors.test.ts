@@ -38,4 +38,23 @@ describe('e2e: usage errors exit 2 with one line', function () {
         assertUsage(await emulator(['fault', 'nic-1', 'tear-next-write', at, '--control', '127.0.0.1:1']), 'nic-emulator', /BYTE must be a whole number >= 0/));
     }
   });
+
+  describe('the control API address (--control, mgmt-station --emulator) is checked before connecting', () => {
+    for (const [addr, why] of [['127.0.0.1:abc', /--control: expected HOST:PORT/], ['127.0.0.1:99999', /--control: port out of range/], ['127.0.0.1:0', /--control: port 0/]] as const) {
+      it(`nic-emulator status --control ${addr}`, async () => assertUsage(await emulator(['status', '--control', addr]), 'nic-emulator', why));
+    }
+    const stationArgs = (emu: string) => [STATION, 'sa', 'manual', 'nic-1', '--no-daemon', '--store', lab.store, '--cluster-key', lab.keyFile, '--emulator', emu];
+    it('mgmt-station sa manual --emulator 127.0.0.1:abc', async () => {
+      const r = await lab.exec(process.execPath, stationArgs('127.0.0.1:abc'));
+      // The first station command of a lab creates the cluster key and says so on a line of its own.
+      r.stderr = r.stderr.replace(/^mgmt-station: created cluster key .*\n/, '');
+      assertUsage(r, 'mgmt-station', /expected HOST:PORT/);
+    });
+    it("mgmt-station's unreachable hint does not name nic-emulator's --control option", async () => {
+      const r = await lab.exec(process.execPath, stationArgs('127.0.0.1:1'));
+      assert.equal(r.code, 3, r.stderr);
+      assert.match(r.stderr, /E_UNREACHABLE: cannot reach the emulator control API at 127\.0\.0\.1:1/);
+      assert.doesNotMatch(r.stderr, /--control/);
+    });
+  });
 });
