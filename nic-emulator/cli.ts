@@ -8,7 +8,7 @@ import { BusyPoll, DEFAULT_BUSY_POLL_MAX_US, MAX_BUSY_POLL_US } from './busy-pol
 import { Fleet } from './fleet.js';
 import { startControlServer } from './control-server.js';
 import { ControlClient, DEFAULT_CONTROL } from '../lib/control-client.js';
-import { createLogger, type LogFormat } from '../lib/log.js';
+import { createLogger, type LogFormat, type LogLevel } from '../lib/log.js';
 import { EXIT, exitQuietlyOnEpipe, fail, parseHostPort, printJson, progress } from '../lib/cli.js';
 import { UsageError } from '../firmware/errors.js';
 import { CLEAR_COMMAND_BIT } from '../firmware/nic-firmware.js';
@@ -16,6 +16,8 @@ import { HOST_STATES, type HostState, type AsfCommandEvent } from '../firmware/h
 import type { SecurityPolicy } from '../firmware/sa.js';
 
 const PROG = 'nic-emulator';
+const LOG_FORMATS: readonly LogFormat[] = ['text', 'json'];
+const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 
 const HELP = `Usage: nic-emulator <command> [options]
 
@@ -51,9 +53,13 @@ Common options:
   --control HOST:PORT       control API address (default ${DEFAULT_CONTROL}; loopback only)
   --json                    machine-readable output
   --log-format text|json    log lines on stderr (default text)
+  --log-level L             least important log line shown: debug|info|warn|error (default info)
   -h, --help                this help
 
 Exit codes: 0 ok, 1 operation failed, 2 usage error, 3 emulator unreachable, 4 internal error.`;
+
+/** How many positional words each verb takes, the verb included: more is a usage error, not silently ignored. */
+const MAX_POSITIONALS: Record<string, number> = { start: 1, status: 2, host: 3, 'exec-log': 2, fault: 4, policy: 3, stop: 1 };
 
 async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -81,6 +87,10 @@ async function main(argv: string[]): Promise<void> {
   if (values.help || !verb || verb === 'help') {
     process.stdout.write(HELP + '\n');
     process.exit(verb || values.help ? EXIT.OK : EXIT.USAGE);
+  }
+  const most = MAX_POSITIONALS[verb];
+  if (most !== undefined && positionals.length > most) {
+    throw new UsageError('E_USAGE', `unexpected argument '${positionals[most]}' after '${positionals.slice(0, most).join(' ')}'; run 'nic-emulator --help'`);
   }
   const control = values.control ?? DEFAULT_CONTROL;
   const json = values.json === true;
@@ -155,15 +165,31 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-function int(v: string | undefined, def: number, name: string): number {
+/** The whole number given for --NAME, `def` when absent; E_USAGE unless it is within min..max. */
+function int(v: string | undefined, def: number, name: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   if (v === undefined) return def;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 0) throw new UsageError('E_USAGE', `--${name} must be a whole number, got '${v}'`);
+  const n = /^\d+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError('E_USAGE', `--${name} must be a whole number ${min}..${max}, got '${v}'`);
   return n;
 }
 
+/** The value given for --NAME, `def` when absent; E_USAGE unless it is one of `allowed`. */
+function oneOf<T extends string>(v: string | undefined, def: T, name: string, allowed: readonly T[]): T {
+  if (v === undefined) return def;
+  if (!(allowed as readonly string[]).includes(v)) throw new UsageError('E_USAGE', `--${name} must be one of ${allowed.join(', ')}, got '${v}'`);
+  return v as T;
+}
+
+/** Sequence numbers per EEPROM checkpoint: SaDatabase takes 1..2^32 (firmware/sa-database.ts). */
+const MAX_CHECKPOINT_BLOCK = 2 ** 32;
+
 async function start(values: Record<string, string | boolean | undefined>, control: string): Promise<void> {
-  const log = createLogger({ format: (values['log-format'] as LogFormat) ?? 'text', level: (values['log-level'] as any) ?? 'info', component: PROG });
+  const log = createLogger({
+    format: oneOf<LogFormat>(values['log-format'] as string | undefined, 'text', 'log-format', LOG_FORMATS),
+    level: oneOf<LogLevel>(values['log-level'] as string | undefined, 'info', 'log-level', LOG_LEVELS),
+    component: PROG,
+  });
+  const { host, port } = parseHostPort(control, 8623, '--control');
   const portBase = values['port-base'] !== undefined ? int(values['port-base'] as string, 0, 'port-base') : null;
   const hostState = (values['host-state'] as string | undefined) ?? 'up';
   if (!(HOST_STATES as readonly string[]).includes(hostState)) throw new UsageError('E_USAGE', `--host-state must be one of ${HOST_STATES.join(', ')}`);
@@ -194,11 +220,10 @@ async function start(values: Record<string, string | boolean | undefined>, contr
       trustAnchor: { kind: 'none', key: new Uint8Array(32) },
       clusterPolicy: '',
     },
-    checkpointBlock: values['checkpoint-block'] !== undefined ? int(values['checkpoint-block'] as string, 16384, 'checkpoint-block') : undefined,
+    checkpointBlock: values['checkpoint-block'] !== undefined ? int(values['checkpoint-block'] as string, 16384, 'checkpoint-block', 1, MAX_CHECKPOINT_BLOCK) : undefined,
     busyPoll: new BusyPoll(busyPollUs),
     log,
   });
-  const { host, port } = parseHostPort(control, 8623, '--control');
   let stopping = false;
   const shutdown = async (why: string) => {
     if (stopping) return;

@@ -1,6 +1,7 @@
 /** A fleet of emulated NICs in one process, plus the control API that drives them. */
 import { mkdirSync } from 'node:fs';
 import { NicNode } from './nic-node.js';
+import { UsageError } from '../firmware/errors.js';
 import { assignAddresses, type AddressingOptions } from './addressing.js';
 import type { NicConfig } from '../firmware/eeprom-image.js';
 import type { HostState } from '../firmware/host-state.js';
@@ -25,7 +26,12 @@ export class Fleet {
   private readonly byId = new Map<string, NicNode>();
 
   constructor(private readonly opts: FleetOptions) {
-    mkdirSync(opts.dataDir, { recursive: true });
+    try {
+      mkdirSync(opts.dataDir, { recursive: true });
+    } catch (e) {
+      // EEXIST / ENOTDIR: a regular file stands where the directory (or one above it) should be; EACCES: no rights.
+      throw new UsageError('E_USAGE', `cannot use ${opts.dataDir} as the EEPROM directory (${(e as Error).message}); give --data-dir a directory`);
+    }
     for (const addr of assignAddresses(opts)) {
       const n = new NicNode({
         addr, dataDir: opts.dataDir, bootDelayMs: opts.bootDelayMs, initialConfig: opts.initialConfig,

@@ -3,6 +3,8 @@
  * `prog: E_USAGE: ...`, exit code 2 (README "CLI reference"). None of these needs a running emulator.
  */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { EMULATOR, Lab, STATION, type RunResult } from '../support/lab.js';
 
 function assertUsage(r: RunResult, prog: 'nic-emulator' | 'mgmt-station', message?: RegExp): void {
@@ -56,5 +58,25 @@ describe('e2e: usage errors exit 2 with one line', function () {
       assert.match(r.stderr, /E_UNREACHABLE: cannot reach the emulator control API at 127\.0\.0\.1:1/);
       assert.doesNotMatch(r.stderr, /--control/);
     });
+  });
+
+  describe('nic-emulator start options are checked before anything starts', () => {
+    const start = (args: string[]) => emulator(['start', '--nics', '1', '--port-base', '29700', '--control', '127.0.0.1:0', '--data-dir', `${lab.dir}/nics`, ...args]);
+    it('--data-dir naming a regular file: E_USAGE naming the path', async () => {
+      const file = join(lab.dir, 'a-file');
+      writeFileSync(file, 'not a directory');
+      assertUsage(await start(['--data-dir', file]), 'nic-emulator', new RegExp(`cannot use ${file} as the EEPROM directory`));
+    });
+    for (const k of ['0', '4294967297', '-1', '1e3']) {
+      it(`--checkpoint-block ${k}: E_USAGE (1..2^32)`, async () => assertUsage(await start([`--checkpoint-block=${k}`]), 'nic-emulator', /--checkpoint-block must be a whole number 1\.\.4294967296/));
+    }
+    it('--log-format bogus: E_USAGE', async () => assertUsage(await start(['--log-format', 'bogus']), 'nic-emulator', /--log-format must be one of text, json/));
+    it('--log-level bogus: E_USAGE', async () => assertUsage(await start(['--log-level', 'bogus']), 'nic-emulator', /--log-level must be one of debug, info, warn, error/));
+  });
+
+  describe('extra positional arguments', () => {
+    for (const args of [['status', 'nic-1', 'extra'], ['stop', 'now'], ['host', 'nic-1', 'hang', 'extra'], ['fault', 'nic-1', 'tear-next-write', '3', '4']]) {
+      it(`nic-emulator ${args.join(' ')}`, async () => assertUsage(await emulator([...args, '--control', '127.0.0.1:1']), 'nic-emulator', /unexpected argument/));
+    }
   });
 });
