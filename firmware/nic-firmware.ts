@@ -6,7 +6,16 @@
  * Clear path, UDP 623 (DSP0136 §3.2): Presence Ping is always answered; Capabilities and System State are
  * answered; Reset / Power-Up / Power-Down / Power Cycle are refused unless the EEPROM configuration enables
  * clear management, and then only the configured subset (the seed's cold-boot option). Every clear command is
- * logged. An RMCP ACK precedes the answer whenever the request's sequence is not 0xFF (§3.2.2.1).
+ * logged.
+ *
+ * RMCP ACKs: an ACK precedes the answer whenever the request's RMCP header decodes (version
+ * 06h, class ASF, IPMI or OEM), it is not itself an ACK and its sequence is not 0xFF — DSP0136 §3.2.2.1 (catalogue
+ * §2.2), which puts no condition on the class or the contents. That includes messages the NIC does not serve (an
+ * unknown ASF type, an IPMI-class message, a malformed body): "the client will acknowledge receipt of any
+ * unsupported message, but will disregard the message contents" (DSP0136 p.19, p.33; catalogue §3.2). They are
+ * ACKed, then dropped and counted by reason. On UDP 664 the same holds for the inner RMCP message once the ESP
+ * packet authenticated (a packet failing its integrity check is never acknowledged, §3.2.2.1 p.20); the ACK goes
+ * out under the same SA.
  *
  * Secure path, UDP 664 (DESIGN §2.2): the payload is an RFC 4303 ESP packet (optionally inside RFC 4302 AH).
  * Receive order (RFC 4303 §3.4.3): SPI lookup -> replay-window check -> ICV verify + decrypt -> window update.
@@ -92,22 +101,29 @@ export class NicFirmware {
   receiveClear(from: Endpoint, bytes: Uint8Array): NicEffect[] {
     const effects: NicEffect[] = [];
     let rmcp: RmcpHeader;
-    let asf: AsfMessage;
     try {
       rmcp = decodeRmcpHeader(bytes);
-      if (rmcp.ack) return []; // an ACK is never acknowledged nor answered (§3.2.2.1); nothing to do
-      if (rmcp.messageClass !== RMCP_CLASS_ASF) throw new ProtocolError('E_CLASS', `RMCP class ${rmcp.messageClass} is not ASF`);
-      asf = decodeAsf(bytes, 4);
     } catch (e) {
-      this.drop(e);
+      this.drop(e); // not RMCP 1.0 with a known class: nothing to acknowledge
       return effects;
     }
-    this.counters.accepted.clear++;
+    if (rmcp.ack) return effects; // an ACK is never acknowledged nor answered (§3.2.2.1); nothing to do
+    // The RMCP ACK depends on the RMCP header alone: it goes out first, also for
+    // messages whose contents are then disregarded.
     const ack = rmcpAckFor(rmcp);
     if (ack) {
       this.counters.acksSent++;
       effects.push({ kind: 'send', port: 'clear', to: from, bytes: ack });
     }
+    let asf: AsfMessage;
+    try {
+      if (rmcp.messageClass !== RMCP_CLASS_ASF) throw new ProtocolError('E_CLASS', `RMCP class ${rmcp.messageClass} is not ASF`);
+      asf = decodeAsf(bytes, 4);
+    } catch (e) {
+      this.drop(e); // acknowledged (above) and disregarded: counted by reason (class, type, iana, length, ...)
+      return effects;
+    }
+    this.counters.accepted.clear++;
     if (isCommand(asf)) {
       const policy = this.clearPolicy();
       const allowed = policy.clearManagement && (policy.allowedClearCommands & CLEAR_COMMAND_BIT[asf.type]) !== 0;
@@ -149,36 +165,57 @@ export class NicFirmware {
     }
     const effects: NicEffect[] = [];
     let rmcp: RmcpHeader;
-    let asf: AsfMessage;
+    let body: Uint8Array;
     let srcPort: number;
     try {
       const udp = decodeInnerUdp(opened.payload);
       if (udp.dstPort !== RMCP_PORT) throw new ProtocolError('E_LENGTH', `inner UDP destination port ${udp.dstPort} is not 623`);
       srcPort = udp.srcPort;
-      rmcp = decodeRmcpHeader(udp.body);
-      if (rmcp.ack) return []; // station ACKs of our responses: nothing to do
-      if (rmcp.messageClass === RMCP_CLASS_OEM && rmcp.sequence !== RMCP_SEQ_NO_ACK) {
-        const notice = decodeOwnerNotice(udp.body);
-        this.counters.accepted.secure++;
-        const fresh = notice.epoch >= this.ownerEpoch;
-        if (fresh) this.ownerEpoch = notice.epoch;
-        else this.counters.dropped.stale_owner = (this.counters.dropped.stale_owner ?? 0) + 1;
-        const gen = opened.sa.generation;
-        effects.push({ kind: 'send', port: 'secure', to: from, bytes: this.channel.seal(gen, encodeInnerUdp(RMCP_PORT, udp.srcPort, rmcpAckFor(rmcp)!), from) });
-        if (fresh) effects.push({ kind: 'owner', notice, from });
-        return effects;
-      }
-      if (rmcp.messageClass !== RMCP_CLASS_ASF) throw new ProtocolError('E_CLASS', `RMCP class ${rmcp.messageClass} is not ASF`);
-      asf = decodeAsf(udp.body, 4);
+      body = udp.body;
+      rmcp = decodeRmcpHeader(body);
     } catch (e) {
       // Authenticated but malformed inside: the station is buggy, not an attacker; still drop and count.
       this.drop(e);
-      return [];
+      return effects;
     }
-    this.counters.accepted.secure++;
+    if (rmcp.ack) return effects; // station ACKs of our responses: nothing to do
     const gen = opened.sa.generation;
     const send = (m: Uint8Array) =>
       effects.push({ kind: 'send', port: 'secure', to: from, bytes: this.channel.seal(gen, encodeInnerUdp(RMCP_PORT, srcPort, m), from) });
+    /** As on the clear path: ACK an authenticated message the NIC does not serve, then disregard it. */
+    const ackAndDrop = (e: unknown): NicEffect[] => {
+      const ack = rmcpAckFor(rmcp);
+      if (ack) {
+        this.counters.acksSent++;
+        send(ack);
+      }
+      this.drop(e);
+      return effects;
+    };
+
+    if (rmcp.messageClass === RMCP_CLASS_OEM && rmcp.sequence !== RMCP_SEQ_NO_ACK) {
+      let notice: OwnerNotice;
+      try {
+        notice = decodeOwnerNotice(body);
+      } catch (e) {
+        return ackAndDrop(e);
+      }
+      this.counters.accepted.secure++;
+      const fresh = notice.epoch >= this.ownerEpoch;
+      if (fresh) this.ownerEpoch = notice.epoch;
+      else this.counters.dropped.stale_owner = (this.counters.dropped.stale_owner ?? 0) + 1;
+      send(rmcpAckFor(rmcp)!);
+      if (fresh) effects.push({ kind: 'owner', notice, from });
+      return effects;
+    }
+    let asf: AsfMessage;
+    try {
+      if (rmcp.messageClass !== RMCP_CLASS_ASF) throw new ProtocolError('E_CLASS', `RMCP class ${rmcp.messageClass} is not ASF`);
+      asf = decodeAsf(body, 4);
+    } catch (e) {
+      return ackAndDrop(e);
+    }
+    this.counters.accepted.secure++;
 
     // Retransmission of a request we already handled: answer from the cache, never execute again. The key has
     // no SA generation: a command sent before a refresh and completed after it is still the same command.

@@ -218,4 +218,82 @@ describe('NIC firmware core (no sockets, no clocks)', () => {
     assert.equal(JSON.stringify(rig.db.summary()), before);
     assert.equal(rig.hostState, 'up');
   });
+
+  describe('RMCP ACK for every message whose RMCP header decodes and whose sequence is not 0xFF (DSP0136 §3.2.2.1, p.19)', () => {
+    /** RMCP header (version 06h, sequence, class) + the 8-byte ASF header (IANA 4542, type, tag, length 0). */
+    const raw = (seq: number, cls: number, type = 0x80): Uint8Array => Uint8Array.from([0x06, 0x00, seq, cls, 0x00, 0x00, 0x11, 0xbe, type, 0x01, 0x00, 0x00]);
+    const sends = (effects: NicEffect[]) => effects.filter((e): e is Extract<NicEffect, { kind: 'send' }> => e.kind === 'send');
+    const cases: [string, number, number, string][] = [
+      ['an unknown ASF message type 99h', 0x06, 0x99, 'type'],
+      ['RAKP Message 1 (C0h), not served here', 0x06, 0xc0, 'type'],
+      ['an IPMI-class message', 0x07, 0x80, 'class'],
+      ['an OEM-class message on the clear port', 0x08, 0x80, 'class'],
+    ];
+
+    for (const [what, cls, type, reason] of cases) {
+      it(`clear, sequence 05h: ${what} is ACKed (06 00 05 ${(0x80 | cls).toString(16)}), then disregarded and counted as '${reason}'`, () => {
+        const rig = new Rig();
+        const effects = rig.fw.receiveClear(STATION, raw(5, cls, type));
+        assert.deepEqual(sends(effects).map((e) => [...e.bytes]), [[0x06, 0x00, 0x05, 0x80 | cls]]);
+        assert.equal(effects.length, 1, 'nothing but the ACK');
+        assert.equal(rig.fw.counters.dropped[reason], 1);
+        assert.equal(rig.fw.counters.acksSent, 1);
+        assert.equal(rig.fw.counters.accepted.clear, 0);
+      });
+
+      it(`clear, sequence FFh: ${what} gets no ACK and is counted as '${reason}'`, () => {
+        const rig = new Rig();
+        assert.deepEqual(rig.fw.receiveClear(STATION, raw(0xff, cls, type)), []);
+        assert.equal(rig.fw.counters.dropped[reason], 1);
+        assert.equal(rig.fw.counters.acksSent, 0);
+      });
+
+      it(`secure, sequence 05h: ${what} inside an authenticated ESP packet is ACKed under the same SA`, () => {
+        const rig = new Rig();
+        const datagram = rig.station.seal(encodeInnerUdp(STATION.port, 623, raw(5, cls, type)), { srcAddr: STATION.address, srcPort: STATION.port, dstAddr: NIC.address, dstPort: NIC.port });
+        const { answers, effects } = rig.secure(datagram);
+        assert.equal(effects.length, 1, 'nothing but the ACK');
+        assert.equal(answers.length, 1);
+        assert.deepEqual(answers[0].rmcp, { version: 6, sequence: 5, messageClass: cls, ack: true });
+        assert.equal(answers[0].asf, null);
+        const expected = cls === 0x08 ? 'length' : reason; // inside ESP an OEM message must be an owner notice
+        assert.equal(rig.fw.counters.dropped[expected], 1, JSON.stringify(rig.fw.counters.dropped));
+        assert.equal(rig.fw.counters.acksSent, 1);
+        assert.equal(rig.fw.counters.accepted.secure, 0);
+      });
+
+      it(`secure, sequence FFh: ${what} gets no ACK`, () => {
+        const rig = new Rig();
+        const datagram = rig.station.seal(encodeInnerUdp(STATION.port, 623, raw(0xff, cls, type)), { srcAddr: STATION.address, srcPort: STATION.port, dstAddr: NIC.address, dstPort: NIC.port });
+        assert.deepEqual(rig.secure(datagram).effects, []);
+        assert.equal(rig.fw.counters.acksSent, 0);
+      });
+    }
+
+    it('a truncated ASF body after a good RMCP header is ACKed and counted as short', () => {
+      const rig = new Rig();
+      const effects = rig.fw.receiveClear(STATION, raw(7, 0x06).subarray(0, 6));
+      assert.deepEqual(sends(effects).map((e) => [...e.bytes]), [[0x06, 0x00, 0x07, 0x86]]);
+      assert.equal(rig.fw.counters.dropped.short, 1);
+    });
+
+    it('no ACK when the RMCP header itself does not decode (version 05h, reserved class 09h) or is an ACK', () => {
+      const rig = new Rig();
+      const badVersion = raw(5, 0x06);
+      badVersion[0] = 0x05;
+      assert.deepEqual(rig.fw.receiveClear(STATION, badVersion), []);
+      assert.deepEqual(rig.fw.receiveClear(STATION, raw(5, 0x09)), []);
+      assert.deepEqual(rig.fw.receiveClear(STATION, Uint8Array.from([0x06, 0x00, 0x05, 0x86])), []);
+      assert.equal(rig.fw.counters.acksSent, 0);
+      assert.equal(rig.fw.counters.dropped.version, 1);
+      assert.equal(rig.fw.counters.dropped.class, 1);
+    });
+
+    it('a secure packet failing its ICV is never ACKed', () => {
+      const rig = new Rig();
+      const datagram = rig.station.seal(encodeInnerUdp(STATION.port, 623, raw(5, 0x07)), { srcAddr: STATION.address, srcPort: STATION.port, dstAddr: NIC.address, dstPort: NIC.port });
+      assert.deepEqual(rig.secure(flipLast(datagram)).effects, []);
+      assert.equal(rig.fw.counters.acksSent, 0);
+    });
+  });
 });
