@@ -44,18 +44,26 @@ export function saFromJson(j: unknown): SaPair {
     const ahKey = hexKey(d.ahKey, `${name}.ahKey`);
     const ahSpi = d.ahSpi ?? 0;
     if (typeof ahSpi !== 'number') bad(`${name}.ahSpi must be a number`);
-    if (policy === 'esp+ah' && (ahKey.length !== 32 || !Number.isInteger(ahSpi) || ahSpi < 256)) bad(`${name}: esp+ah needs ahSpi >= 256 and a 32-byte ahKey`);
+    if (policy === 'esp+ah' && (ahKey.length !== 32 || !Number.isInteger(ahSpi) || ahSpi < 256 || ahSpi >= 0xffffffff)) bad(`${name}: esp+ah needs ahSpi 256..0xfffffffe and a 32-byte ahKey`);
     return { spi, encKey, ahSpi: policy === 'esp+ah' ? ahSpi : 0, ahKey: policy === 'esp+ah' ? ahKey : new Uint8Array(0) };
   };
   const generation = o.generation ?? 0;
   if (typeof generation !== 'number' || !Number.isInteger(generation) || generation < 0) bad('generation must be a whole number');
+  const toNic = dir(o.toNic, 'toNic');
+  const fromNic = dir(o.fromNic, 'fromNic');
+  // An SPI shared by the two directions would let a packet the NIC sent, reflected back to it, be looked up under
+  // this same SA. (ESP and AH of one direction may share an SPI, as IKE-negotiated SAs do: protocol/ike/child-sa.ts.)
+  const inbound = policy === 'esp+ah' ? [toNic.spi, toNic.ahSpi] : [toNic.spi];
+  const outbound = policy === 'esp+ah' ? [fromNic.spi, fromNic.ahSpi] : [fromNic.spi];
+  const shared = inbound.find((spi) => outbound.includes(spi));
+  if (shared !== undefined) bad(`SPI ${shared} is used toward the NIC and from it; the two directions need different SPIs`);
   return {
     generation,
     transform,
     esn: o.esn === true,
     policy,
     origin: o.origin === 'ike' ? 'ike' : 'manual',
-    toNic: dir(o.toNic, 'toNic'),
-    fromNic: dir(o.fromNic, 'fromNic'),
+    toNic,
+    fromNic,
   };
 }

@@ -334,6 +334,16 @@ export class NicNode {
   /** Manual keying (RFC 4301 §4.5): the host driver writes a complete SA and commits it at once. */
   async installSa(sa: SaPair): Promise<{ generation: number }> {
     const db = this.requireDb();
+    // The NIC finds an SA by the SPI of an inbound packet (SaDatabase.lookupInbound, active first): an SA whose
+    // inbound SPI another held SA already carries could never be reached, and packets meant for either would
+    // be checked against the wrong keys.
+    for (const held of [db.active, db.previous]) {
+      if (!held) continue;
+      const clash = inboundSpis(sa).find((spi) => inboundSpis(held).includes(spi));
+      if (clash !== undefined) {
+        throw new UsageError('E_SPI_IN_USE', `${this.id} already holds inbound SPI ${clash} (0x${clash.toString(16)}) in its SA of generation ${held.generation}; give the new SA another toNic SPI`);
+      }
+    }
     const generation = db.nextGeneration();
     try {
       db.writePending({ ...sa, generation });
@@ -411,6 +421,11 @@ export class NicNode {
       heartbeat: this.heartbeat.status(),
     };
   }
+}
+
+/** The SPIs a NIC looks an inbound packet up by: the ESP SPI toward the NIC, and its AH SPI under esp+ah. */
+function inboundSpis(sa: SaPair): number[] {
+  return sa.policy === 'esp+ah' ? [sa.toNic.spi, sa.toNic.ahSpi] : [sa.toNic.spi];
 }
 
 /**

@@ -116,4 +116,44 @@ describe('e2e: control API bad requests', function () {
     });
     it('an unknown sub-resource: 404', async () => assert.equal((await request(control, 'GET', '/v1/nics/nic-1/bogus')).status, 404));
   });
+
+  describe('SPIs: an SA the NIC could not tell apart from one it holds is refused (nic-2)', () => {
+    const install = (pair: unknown) => post('/v1/nics/nic-2/sa', JSON.stringify({ sa: pair }));
+
+    it('the first SA with toNic.spi 300 is installed', async () => {
+      const a = await install(sa(300, 301));
+      assert.equal(a.status, 200, JSON.stringify(a.body));
+    });
+    it('a second SA with toNic.spi 300 (another fromNic SPI): 409 E_SPI_IN_USE, nothing written', async () => {
+      const before = await lab.nic('nic-2');
+      const a = await install(sa(300, 302));
+      assert.equal(a.status, 409, JSON.stringify(a.body));
+      assert.equal(a.body.error?.code, 'E_SPI_IN_USE');
+      assert.match(a.body.error!.message, /nic-2 already holds inbound SPI 300/);
+      const after = await lab.nic('nic-2');
+      assert.deepEqual(after.sa, before.sa);
+      assert.equal(after.eepromWrites.total, before.eepromWrites.total);
+    });
+    it('an esp+ah SA whose AH SPI toward the NIC is a held inbound SPI: 409 E_SPI_IN_USE', async () => {
+      const ah: Record<string, any> = { ...(sa(310, 311) as Record<string, any>), policy: 'esp+ah' };
+      ah.toNic = { ...ah.toNic, ahSpi: 300, ahKey: '22'.repeat(32) };
+      ah.fromNic = { ...ah.fromNic, ahSpi: 312, ahKey: '33'.repeat(32) };
+      const a = await install(ah);
+      assert.equal(a.status, 409, JSON.stringify(a.body));
+      assert.equal(a.body.error?.code, 'E_SPI_IN_USE');
+    });
+    it('an SA using one SPI for both directions: 400 E_USAGE', async () =>
+      assertUsage(await install(sa(320, 320)), /SPI 320 is used toward the NIC and from it/));
+    it('a new SA with fresh SPIs is installed; the first becomes previous, still found by SPI 300', async () => {
+      const a = await install(sa(330, 331));
+      assert.equal(a.status, 200, JSON.stringify(a.body));
+      const s = await lab.nic('nic-2');
+      assert.equal(s.sa.active.generation, (a.body as { generation: number }).generation);
+      assert.ok(s.sa.previous, 'the first SA is kept as previous');
+    });
+    it('the previous SA\'s SPI 300 is still held: 409 E_SPI_IN_USE', async () => {
+      const a = await install(sa(300, 340));
+      assert.equal(a.status, 409, JSON.stringify(a.body));
+    });
+  });
 });
