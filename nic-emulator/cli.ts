@@ -27,7 +27,8 @@ Commands:
   host NIC EVENT [--json]   drive a host: hang suspend wake crash power-loss power-restore cable-pull cable-plug
                             reset power-up power-down power-cycle
   exec-log NIC [--json]     commands the NIC executed (clear and secure), oldest first
-  fault NIC tear-next-write BYTE   the NIC's next EEPROM write loses power after BYTE bytes
+  fault NIC tear-next-write BYTE   the NIC loses power once BYTE more bytes are written to its EEPROM: the
+                            write crossing that point is torn, writes that fit before it complete
   policy NIC FILE           write a station-cluster policy (seed INI: [GENERAL] Heartbeat=..., [CLUSTER]
                             Cluster1 = addr:port ...) into the NIC's EEPROM; heartbeats start per it
   stop                      stop a running emulator

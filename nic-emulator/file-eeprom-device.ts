@@ -8,12 +8,13 @@
  * (`preload`), dropped with `release()` once the image is parsed.
  *
  * Fault injection for the lab: `tearNextWrite(atByte)` makes the next write stop after `atByte` bytes, as if
- * mains power were lost mid-write; the NIC then goes down and boots again from the file.
+ * mains power were lost mid-write; the NIC then goes down and boots again from the file. Writes that fit in
+ * `atByte` complete and are not torn: the count runs on into the following writes.
  */
 import { closeSync, fstatSync, openSync, readSync, writeSync, fsyncSync } from 'node:fs';
 import type { EepromDevice } from '../firmware/eeprom-device.js';
 import { TornWriteError } from '../firmware/eeprom-device.js';
-import { LifelineError, UsageError } from '../firmware/errors.js';
+import { LifelineError, ProtocolError, UsageError } from '../firmware/errors.js';
 
 /** One erased (0xFF) image per part size, shared by every create(): nothing per NIC stays resident. */
 const erased = new Map<number, Uint8Array>();
@@ -38,6 +39,8 @@ export class FileEepromDevice implements EepromDevice {
   static open(path: string, preload = 0x1140): FileEepromDevice {
     return FileEepromDevice.withFd(path, 'r', (fd) => {
       const dev = new FileEepromDevice(path, fstatSync(fd).size);
+      // Left to the image loader, an empty file would read as a blank, never formatted part.
+      if (dev.size === 0) throw new ProtocolError('E_EEPROM_SIZE', `${path}: the EEPROM file is 0 bytes (truncated?); restore it from a backup, or delete it to start this NIC blank`);
       const n = Math.min(preload, dev.size);
       dev.preloaded = new Uint8Array(n);
       readSync(fd, dev.preloaded, 0, n, 0);
@@ -88,8 +91,11 @@ export class FileEepromDevice implements EepromDevice {
     this.bounds(offset, bytes.length);
     let n = bytes.length;
     let torn = false;
-    if (this.tearAt !== null) {
-      n = Math.min(this.tearAt, bytes.length);
+    if (this.tearAt !== null && this.tearAt >= bytes.length) {
+      // Power goes after tearAt more bytes: this write completes (not torn); the rest counts down in the next ones.
+      this.tearAt -= bytes.length;
+    } else if (this.tearAt !== null) {
+      n = this.tearAt;
       this.tearAt = null;
       torn = true;
     }
@@ -107,7 +113,11 @@ export class FileEepromDevice implements EepromDevice {
     this.preloaded = null;
   }
 
-  /** Fault injection: the next write() is torn after `atByte` bytes. */
+  /**
+   * Fault injection: power is lost once `atByte` more bytes are written. The write that crosses that point is
+   * torn after its first bytes; writes that fit before it complete and are not torn (e.g. with 64-byte page
+   * writes, atByte 64 stores a record's first page whole and tears the second at 0 bytes).
+   */
   tearNextWrite(atByte: number): void {
     if (!Number.isSafeInteger(atByte) || atByte < 0) throw new UsageError('E_USAGE', `tear-next-write needs a whole number of bytes >= 0, got ${atByte}`);
     this.tearAt = atByte;
