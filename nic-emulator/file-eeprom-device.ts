@@ -24,6 +24,8 @@ export class FileEepromDevice implements EepromDevice {
   readonly path: string;
   private tearAt: number | null = null;
   private preloaded: Uint8Array | null = null;
+  /** Why the last failed write() failed (E_EEPROM_IO's message), for the NIC's log. */
+  lastWriteError: string | null = null;
   /** fsync after each write: off by default in the lab (the page cache survives a killed process). */
   durable = false;
 
@@ -99,10 +101,15 @@ export class FileEepromDevice implements EepromDevice {
       this.tearAt = null;
       torn = true;
     }
-    FileEepromDevice.withFd(this.path, 'r+', (fd) => {
-      if (n > 0) writeSync(fd, bytes, 0, n, offset);
-      if (this.durable) fsyncSync(fd);
-    });
+    try {
+      FileEepromDevice.withFd(this.path, 'r+', (fd) => {
+        if (n > 0) writeSync(fd, bytes, 0, n, offset);
+        if (this.durable) fsyncSync(fd);
+      });
+    } catch (e) {
+      this.lastWriteError = (e as Error).message;
+      throw e;
+    }
     const p = this.preloaded;
     if (p && offset < p.length) p.set(bytes.subarray(0, Math.min(n, p.length - offset)), offset);
     if (torn) throw new TornWriteError(`power lost after ${n} of ${bytes.length} bytes at offset ${offset} of ${this.path}`);

@@ -25,6 +25,9 @@ import type { NicAddress } from './addressing.js';
 import type { Logger } from '../lib/log.js';
 import type { BusyPoll } from './busy-poll.js';
 
+/** A NIC whose EEPROM file cannot be written logs that at most this often. */
+const EEPROM_FAILURE_LOG_INTERVAL_MS = 60_000;
+
 export type NicRunState = 'starting' | 'running' | 'unpowered' | 'failed' | 'stopped';
 
 export interface ExecutedCommand { at: string; command: string; via: 'clear' | 'secure'; rmcpSeq: number; tag: number; generation: number; from: string; hostBefore: HostState; hostAfter: HostState }
@@ -62,6 +65,7 @@ export class NicNode {
   private sockets: { clear?: dgram.Socket; secure?: dgram.Socket } = {};
   private bootTimer: NodeJS.Timeout | null = null;
   private secureBinding = false;
+  private lastEepromFailureLog = -Infinity;
   private readonly log: Logger;
   readonly agent: HostAgent;
   readonly heartbeat: NicHeartbeat;
@@ -215,9 +219,11 @@ export class NicNode {
     const from: Endpoint = rinfo; // dgram's RemoteInfo is an Endpoint (address, port): no copy per datagram
     let effects: NicEffect[];
     const accepted = fw.counters.accepted.secure;
+    const ioFailures = fw.counters.dropped.eeprom_io;
     try {
       effects = port === 'clear' ? fw.receiveClear(from, msg) : fw.receiveSecure(from, msg);
       if (fw.counters.accepted.secure !== accepted) this.heartbeat.noteReceived();
+      if (fw.counters.dropped.eeprom_io !== ioFailures) this.eepromWriteFailed(fw.counters.dropped.eeprom_io ?? 0);
     } catch (e) {
       if (e instanceof TornWriteError) {
         this.powerFailure(e);
@@ -236,6 +242,19 @@ export class NicNode {
         this.log.log('error', 'keystream preparation failed', { error: (e as Error).message });
       }
     }
+  }
+
+  /**
+   * A packet was dropped because its checkpoint could not be written (read-only file, full disk, ...): the NIC
+   * stays up but drops every secure packet, so say why in the log; the first time, then once a minute.
+   */
+  private eepromWriteFailed(dropped: number): void {
+    const now = Date.now();
+    if (now - this.lastEepromFailureLog < EEPROM_FAILURE_LOG_INTERVAL_MS) return;
+    this.lastEepromFailureLog = now;
+    this.log.log('error', 'EEPROM file cannot be written; secure packets are dropped (eeprom_io) until it can', {
+      file: this.eepromPath, error: this.device?.lastWriteError ?? 'unknown', droppedSoFar: dropped,
+    });
   }
 
   private perform(effects: NicEffect[]): void {
