@@ -30,9 +30,15 @@ export function asUsageError(e: unknown): unknown {
   return e;
 }
 
-/** Errors are printed as one line: newlines inside a message become spaces. */
+/**
+ * Errors are printed as one line: newlines inside a message become spaces, and other control characters (from
+ * a binary file quoted in a message) are shown as \xNN rather than sent to the terminal.
+ */
 function oneLine(s: string): string {
-  return s.replace(/\s*\n\s*/g, ' ').trim();
+  return s
+    .replace(/\s*\n\s*/g, ' ')
+    .trim()
+    .replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 export function exitCodeFor(err: unknown): number {

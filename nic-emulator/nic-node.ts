@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { NicFirmware, type NicEffect, type Endpoint } from '../firmware/nic-firmware.js';
 import { transition, hostAgentAlive, type HostEvent, type HostState } from '../firmware/host-state.js';
-import { EepromImage, EEPROM_SIZE, CLEAR_COMMAND_BITS, type NicConfig } from '../firmware/eeprom-image.js';
+import { EepromImage, EEPROM_SIZE, CLEAR_COMMAND_BITS, CLUSTER_POLICY_MAX, type NicConfig } from '../firmware/eeprom-image.js';
 import { TornWriteError } from '../firmware/eeprom-device.js';
 import { SaDatabase } from '../firmware/sa-database.js';
 import { SecureChannel } from '../firmware/secure-channel.js';
@@ -408,6 +408,8 @@ export class NicNode {
   /** Write the station-cluster policy (seed INI syntax) into the EEPROM and start heartbeats per it. */
   setClusterPolicy(text: string, source: string): void {
     if (!this.image || this.runState !== 'running') throw new LifelineError('E_NIC_DOWN', `${this.id} is ${this.runState}`);
+    const bytes = Buffer.byteLength(text, 'utf8');
+    if (bytes > CLUSTER_POLICY_MAX) throw new UsageError('E_POLICY', `${source}: the policy is ${bytes} bytes; the NIC's EEPROM holds at most ${CLUSTER_POLICY_MAX}`);
     parseClusterPolicy(text, source); // E_POLICY with file and line before anything is written
     this.image.writeConfig({ ...this.image.config, clusterPolicy: text });
     this.heartbeat.configure(text, source);

@@ -4,6 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Lab } from '../support/lab.js';
 
 interface Answer { status: number; allow?: string; body: { error?: { code: string; message: string } } & Record<string, unknown> }
@@ -154,6 +156,25 @@ describe('e2e: control API bad requests', function () {
     it('the previous SA\'s SPI 300 is still held: 409 E_SPI_IN_USE', async () => {
       const a = await install(sa(300, 340));
       assert.equal(a.status, 409, JSON.stringify(a.body));
+    });
+  });
+
+  describe('nic-emulator policy NIC FILE errors', () => {
+    it('a policy over 1024 bytes: E_POLICY naming the file', async () => {
+      const file = join(lab.dir, 'big.ini');
+      writeFileSync(file, '[GENERAL]\n' + '; padding\n'.repeat(120));
+      const r = await lab.emulatorCli(['policy', 'nic-1', file]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, new RegExp(`^nic-emulator: E_POLICY: ${file}: the policy is \\d+ bytes; the NIC's EEPROM holds at most 1024\n$`));
+    });
+    it('binary junk in a policy file is escaped in the one error line', async () => {
+      const file = join(lab.dir, 'junk.ini');
+      writeFileSync(file, Buffer.from([0x1b, 0x5b, 0x32, 0x4a, 0x07, 0x0d, 0x41, 0x00, 0x0a]));
+      const r = await lab.emulatorCli(['policy', 'nic-1', file]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(r.stderr.split('\n').length, 2, JSON.stringify(r.stderr));
+      assert.doesNotMatch(r.stderr.trimEnd(), /[\x00-\x1f\x7f]/, JSON.stringify(r.stderr));
+      assert.match(r.stderr, /\\x1b/);
     });
   });
 });
