@@ -21,7 +21,9 @@ export type ErrorCode =
   | 'E_IKE_SYNTAX' | 'E_IKE_AUTH' | 'E_IKE_PROPOSAL' | 'E_IKE_MSGID' | 'E_IKE_STATE' | 'E_IKE_TIMEOUT'
   // station / CLI / store
   | 'E_TIMEOUT' | 'E_USAGE' | 'E_NOT_FOUND' | 'E_STORE' | 'E_KEYFILE' | 'E_UNREACHABLE' | 'E_TABLE'
-  | 'E_FENCED' | 'E_INTERNAL' | 'E_SPI_IN_USE';
+  | 'E_FENCED' | 'E_INTERNAL' | 'E_SPI_IN_USE'
+  // the station daemon took a request and was lost before answering: it may or may not have run
+  | 'E_OUTCOME_UNKNOWN';
 
 export class LifelineError extends Error {
   readonly code: ErrorCode;

@@ -136,10 +136,12 @@ async function main(argv: string[]): Promise<void> {
     if (d) {
       const nic = positionals[1];
       if (!nic) throw new UsageError('E_USAGE', `usage: mgmt-station ${verb} NIC`);
-      // A daemon killed with -9 leaves its file behind: if it is not there, run the verb here.
-      const r = await daemonJson(d, 'POST', `/v1/nics/${encodeURIComponent(nic)}/${verb}`, 60000).catch((e: LifelineError) => {
-        if (e.code === 'E_UNREACHABLE') return null;
-        throw e;
+      const path = `/v1/nics/${encodeURIComponent(nic)}/${verb}`;
+      const r = await daemonJson(d, 'POST', path, 60000).catch((e: unknown) => {
+        // The daemon was not there when we connected (a daemon killed with -9 leaves its file behind, and its
+        // pid may have been reused): nothing was sent, so the verb runs here.
+        if (e instanceof DaemonRequestFailed && !e.sent) return null;
+        throw e instanceof DaemonRequestFailed ? lostVerb(e, d, verb, nic) : e;
       });
       if (r) {
         if (!r.ok) throw new LifelineError(r.error.code, r.error.message);
@@ -154,7 +156,11 @@ async function main(argv: string[]): Promise<void> {
     // The daemon's view: leases it polls, host states, refreshes, and what it dropped (by reason).
     const d = runningDaemon(announce);
     if (!d) throw new LifelineError('E_UNREACHABLE', `no daemon of station '${stationId}' is running for this store; start one with 'mgmt-station serve'`);
-    const st = await daemonJson(d, 'GET', '/v1/status', 10000);
+    const st = await daemonJson(d, 'GET', '/v1/status', 10000).catch((e: unknown) => {
+      if (!(e instanceof DaemonRequestFailed)) throw e;
+      if (e.timedOut) throw new LifelineError('E_TIMEOUT', `the station daemon at ${d} took GET /v1/status but did not answer within ${e.timeoutMs} ms; is it stopped (SIGSTOP) or overloaded?`);
+      throw new LifelineError('E_UNREACHABLE', `cannot get the status of the station daemon at ${d}: ${e.detail}`);
+    });
     if (json) return printJson(st);
     process.stdout.write(`station ${st.id} (pid ${st.pid}); dropped on its socket: ${fmtCounts(st.socketDrops)}; heartbeats: ${fmtCounts(st.heartbeats)}\n`);
     for (const n of st.nics) process.stdout.write(`${String(n.id).padEnd(8)} host=${n.host} refreshes=${n.refreshes} dropped ${fmtCounts(n.dropped)}${n.lastError ? ' last error: ' + n.lastError : ''}\n`);
@@ -391,14 +397,27 @@ function fmtCounts(c: Record<string, number>): string {
 }
 
 /**
+ * A request to this station's daemon that got no JSON answer. `sent`: the connection was made, so the daemon
+ * may have received the request and acted on it; when false (refused), the daemon was not there at all.
+ */
+class DaemonRequestFailed extends Error {
+  constructor(readonly sent: boolean, readonly timedOut: boolean, readonly timeoutMs: number, readonly detail: string) {
+    super(detail);
+  }
+}
+
+/**
  * One JSON request to this station's daemon (mgmt-station/daemon.ts). Resolves with the body, error answers
- * included ({ ok: false, error }). Rejects with E_UNREACHABLE when the daemon is not there (refused, reset,
- * not JSON: a verb may then run here instead), and with E_TIMEOUT when it took the request but did not answer
- * in time (the verb may have run there: it must not run again here).
+ * included ({ ok: false, error }). Rejects with DaemonRequestFailed: `sent` false when the connection was
+ * refused (no daemon listens: a verb may then run here instead); `sent` true when the daemon took the
+ * connection and then reset it, hung up, answered non-JSON or did not answer within `timeoutMs` (the verb may
+ * have run there: it must not run again here).
  */
 function daemonJson(hostPort: string, method: 'GET' | 'POST', path: string, timeoutMs: number): Promise<any> {
   const [host, port] = hostPort.split(':');
   return new Promise((resolve, reject) => {
+    let sent = false;
+    let timedOut = false;
     const req = http.request({ host, port: Number(port), method, path, timeout: timeoutMs, agent: false }, (res) => {
       let text = '';
       res.setEncoding('utf8');
@@ -407,20 +426,35 @@ function daemonJson(hostPort: string, method: 'GET' | 'POST', path: string, time
         try {
           resolve(JSON.parse(text));
         } catch {
-          reject(new LifelineError('E_UNREACHABLE', `station daemon at ${hostPort} answered non-JSON`));
+          reject(new DaemonRequestFailed(true, false, timeoutMs, `it answered ${method} ${path} with something that is not JSON (HTTP ${res.statusCode})`));
         }
       });
+      res.on('error', (e) => reject(new DaemonRequestFailed(true, timedOut, timeoutMs, `the answer was cut off: ${e.message}`)));
     });
-    let timedOut = false;
+    req.on('socket', (s) => {
+      if (!s.connecting) sent = true;
+      else s.once('connect', () => (sent = true));
+    });
     req.on('timeout', () => {
       timedOut = true;
       req.destroy();
     });
-    req.on('error', (e) => reject(timedOut
-      ? new LifelineError('E_TIMEOUT', `the station daemon at ${hostPort} took ${method} ${path} but did not answer within ${timeoutMs} ms; see 'mgmt-station log NIC' before retrying`)
-      : new LifelineError('E_UNREACHABLE', `cannot reach the station daemon at ${hostPort}: ${e.message}`)));
+    req.on('error', (e) => reject(new DaemonRequestFailed(sent, timedOut, timeoutMs, timedOut ? `no answer within ${timeoutMs} ms` : e.message)));
     req.end();
   });
+}
+
+/**
+ * The daemon took a verb and was lost before answering (killed, stopped, crashed): the verb may have run
+ * there, so it is not run again here (DESIGN §5: a command runs at most once unless acknowledged). A command
+ * the daemon logged stays 'sent' until the next session of this station completes it with its recorded
+ * identity (the NIC answers from its response cache if it executed it): `mgmt-station log NIC` shows which.
+ */
+function lostVerb(e: DaemonRequestFailed, daemon: string, verb: string, nic: string): LifelineError {
+  const what = e.timedOut ? `did not answer ${verb} ${nic} within ${e.timeoutMs} ms` : `took ${verb} ${nic} and was lost before answering (${e.detail})`;
+  if (READS[verb]) return new LifelineError(e.timedOut ? 'E_TIMEOUT' : 'E_UNREACHABLE', `the station daemon at ${daemon} ${what}; a read changes nothing: retry it`);
+  const check = verb === 'refresh' ? `'mgmt-station list' shows the SA generations` : `'mgmt-station log ${nic}' shows whether it was acknowledged`;
+  return new LifelineError('E_OUTCOME_UNKNOWN', `the station daemon at ${daemon} ${what}; it may or may not have run and was not run again here: ${check} before retrying`);
 }
 
 async function replay(file: string | undefined, json: boolean): Promise<void> {

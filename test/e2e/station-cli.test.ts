@@ -1,0 +1,49 @@
+/**
+ * The station CLI's process layer: forwarding verbs to the daemon (and when not to run them here), the lease
+ * before enrolment writes anything, one daemon per station id, --timeout through the daemon, and user mistakes
+ * that must end as one-line usage errors rather than internal errors or stray files.
+ */
+import assert from 'node:assert/strict';
+import { Lab, waitFor } from '../support/lab.js';
+import { StationDaemon, sleep, stopAllStations, writePskFile } from '../support/station-daemon.js';
+import { execLog, unfinishedCommands } from '../support/cluster.js';
+
+describe('e2e station CLI: daemon forwarding, leases, usage errors', function () {
+  this.timeout(60000);
+  let lab: Lab;
+  before(async () => {
+    lab = new Lab('station-cli');
+    await lab.startEmulator(['--nics', '2']);
+    await lab.station(['enroll', 'nic-1', '--psk-file', writePskFile(lab).file]);
+  });
+  afterEach(async () => {
+    await stopAllStations();
+    await lab.host('nic-1', 'cable-plug').catch(() => undefined);
+  });
+  after(async () => {
+    await stopAllStations();
+    await lab?.cleanup();
+  });
+
+  it('a daemon killed (-9) with a command in flight: the CLI reports the outcome unknown and does not run it again', async () => {
+    const d = await StationDaemon.start(lab, ['--poll-interval', '5000']);
+    const before = (await execLog(lab, 'nic-1')).filter((e) => e.command === 'power-cycle').length;
+    await lab.host('nic-1', 'cable-pull');
+    const cli = lab.run(['power-cycle', 'nic-1', '--timeout', '10000'], { timeoutMs: 30000 });
+    await waitFor('the daemon to log the command as sent', async () => (await unfinishedCommands(lab.store, 'nic-1')).length > 0, 5000, 20);
+    await d.kill('SIGKILL');
+    await sleep(300);
+    await lab.host('nic-1', 'cable-plug');
+    const r = await cli;
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^mgmt-station: E_OUTCOME_UNKNOWN: the station daemon at 127\.0\.0\.1:\d+ took power-cycle nic-1 and was lost before answering .*'mgmt-station log nic-1'/);
+    await sleep(500); // room for anything the CLI might still have sent
+    assert.equal((await execLog(lab, 'nic-1')).filter((e) => e.command === 'power-cycle').length - before, 0, 'the CLI ran nothing itself');
+    // The next session of this station completes the logged command with its identity: exactly once.
+    const next = await lab.run(['state', 'nic-1']);
+    assert.equal(next.code, 0, next.stderr);
+    assert.equal((await execLog(lab, 'nic-1')).filter((e) => e.command === 'power-cycle').length - before, 1, 'executed exactly once');
+    const log = (await lab.run(['log', 'nic-1', '--json'])).json as { command: string; outcome: string }[];
+    assert.equal(log.filter((c) => c.command === 'power-cycle').at(-1)!.outcome, 'acked');
+  });
+});
