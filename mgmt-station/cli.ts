@@ -251,13 +251,21 @@ async function main(argv: string[]): Promise<void> {
           let nic = await ctx.store.getNic(nicId);
           if (psk) {
             const st = await emu.get<{ id: string; address: string; ports: { clear: number; secure: number; ike: number } }>(`/v1/nics/${encodeURIComponent(nicId)}`);
-            // Enrolment writes the trust anchor into the NIC (the admin's step; DESIGN §3), then keys it over IKE.
-            await emu.post(`/v1/nics/${encodeURIComponent(st.id)}/trust-anchor`, { psk: Buffer.from(psk).toString('hex') });
-            nic = {
+            // The lease first: a NIC another station owns keeps its trust anchor and its stored PSK (E_FENCED,
+            // nothing changed). A NIC the store does not know yet has no lease: it is recorded, then leased.
+            if (nic) await ctx.fence(st.id);
+            const record = {
               id: st.id, address: st.address, securePort: st.ports.secure, clearPort: st.ports.clear, ikePort: st.ports.ike, psk,
               enrolledAt: ctx.now(), meta: { ...(nic?.meta ?? {}), emulator: `${emu.host}:${emu.port}`, enrolled: true },
             };
-            await ctx.store.putNic(nic);
+            if (!nic) {
+              await ctx.store.putNic(record);
+              await ctx.fence(st.id);
+            }
+            // Enrolment writes the trust anchor into the NIC (the admin's step; DESIGN §3), then keys it over IKE.
+            await emu.post(`/v1/nics/${encodeURIComponent(st.id)}/trust-anchor`, { psk: Buffer.from(psk).toString('hex') });
+            if (nic) await ctx.store.putNic(record);
+            nic = record;
           }
           if (!nic) throw new LifelineError('E_NOT_FOUND', `NIC '${nicId}' is not enrolled; run 'mgmt-station enroll ${nicId} --psk-file FILE'`);
           return ctx.keyExchange(nic, psk ? 'enroll' : 'refresh', kx);

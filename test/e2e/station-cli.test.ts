@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { Lab, waitFor } from '../support/lab.js';
-import { StationDaemon, sleep, stopAllStations, writePskFile } from '../support/station-daemon.js';
+import { StationDaemon, sleep, stopAllStations, withStoreDb, writePskFile } from '../support/station-daemon.js';
 import { execLog, unfinishedCommands } from '../support/cluster.js';
 
 describe('e2e station CLI: daemon forwarding, leases, usage errors', function () {
@@ -45,5 +45,22 @@ describe('e2e station CLI: daemon forwarding, leases, usage errors', function ()
     assert.equal((await execLog(lab, 'nic-1')).filter((e) => e.command === 'power-cycle').length - before, 1, 'executed exactly once');
     const log = (await lab.run(['log', 'nic-1', '--json'])).json as { command: string; outcome: string }[];
     assert.equal(log.filter((c) => c.command === 'power-cycle').at(-1)!.outcome, 'acked');
+  });
+  it('enroll of a NIC another station owns: E_FENCED, and neither the NIC\'s trust anchor nor the store changes', async () => {
+    await lab.station(['--id', 'B', 'enroll', 'nic-2', '--psk-file', writePskFile(lab, 'b.hex').file]);
+    const b = await StationDaemon.start(lab, ['--id', 'B', '--poll-interval', '1000', '--lease-ms', '5000']);
+    await waitFor('B to poll nic-2', async () => (await b.status()).nics.find((n) => n.id === 'nic-2' && n.host === 'S0'), 5000);
+    assert.equal((await lab.run(['--id', 'B', 'refresh', 'nic-2'])).code, 0, 'B keys nic-2 itself (its IKE SA lives in the daemon)');
+    const storedPsk = () => withStoreDb(lab, (db) => Buffer.from((db.prepare('SELECT psk FROM nics WHERE id = ?').get('nic-2') as { psk: Buffer }).psk).toString('hex'));
+    const pskBefore = storedPsk();
+    const other = writePskFile(lab, 'other.hex');
+    const r = await lab.run(['enroll', 'nic-2', '--psk-file', other.file]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^mgmt-station: E_FENCED: nic-2 is owned by station 'B'/);
+    assert.equal(storedPsk(), pskBefore, 'the store keeps the PSK B enrolled');
+    // The NIC keeps its trust anchor, so B's IKE SA stays valid and its next refresh authenticates.
+    const refresh = await lab.run(['--id', 'B', 'refresh', 'nic-2']);
+    assert.equal(refresh.code, 0, refresh.stderr);
+    assert.match(refresh.stdout, /refreshed: SA generation \d+ committed .*\[via daemon\]/);
   });
 });
