@@ -23,7 +23,9 @@ export type ErrorCode =
   | 'E_TIMEOUT' | 'E_USAGE' | 'E_NOT_FOUND' | 'E_STORE' | 'E_KEYFILE' | 'E_UNREACHABLE' | 'E_TABLE'
   | 'E_FENCED' | 'E_INTERNAL' | 'E_SPI_IN_USE'
   // the station daemon took a request and was lost before answering: it may or may not have run
-  | 'E_OUTCOME_UNKNOWN';
+  | 'E_OUTCOME_UNKNOWN'
+  // a daemon of this station already runs on this store
+  | 'E_RUNNING';
 
 export class LifelineError extends Error {
   readonly code: ErrorCode;

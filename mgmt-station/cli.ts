@@ -166,6 +166,7 @@ async function main(argv: string[]): Promise<void> {
     for (const n of st.nics) process.stdout.write(`${String(n.id).padEnd(8)} host=${n.host} refreshes=${n.refreshes} dropped ${fmtCounts(n.dropped)}${n.lastError ? ' last error: ' + n.lastError : ''}\n`);
     return;
   }
+  if (verb === 'serve') await refuseSecondDaemon(announce, stationId);
   const [listenAddr, listenPort] = (values.listen ?? '127.0.0.1:0').split(':');
   const ctx = await StationContext.open({
     store: storeUrl,
@@ -398,6 +399,27 @@ function runningDaemon(file: string): string | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * One daemon per station id and store: a second one would take over the announce file (the CLI would forward to
+ * it alone) and, on stopping, remove it while the first still runs. A file left by a dead daemon (its pid gone,
+ * or nothing listening at its address) does not count.
+ */
+async function refuseSecondDaemon(announce: string, stationId: string): Promise<void> {
+  const d = runningDaemon(announce);
+  if (!d) return;
+  let pid: unknown = '?';
+  try {
+    pid = (JSON.parse(readFileSync(announce, 'utf8')) as { pid?: unknown }).pid;
+  } catch {
+    /* read just now by runningDaemon */
+  }
+  const st = await daemonJson(d, 'GET', '/v1/status', 3000).catch((e: unknown) => {
+    if (e instanceof DaemonRequestFailed && !e.sent) return null; // nothing listens there: a stale file
+    throw new LifelineError('E_RUNNING', `a daemon of station '${stationId}' (pid ${pid}, ${announce}) takes connections at ${d} but did not answer (${(e as Error).message}); stop it (kill ${pid}) before starting another`);
+  });
+  if (st) throw new LifelineError('E_RUNNING', `station '${stationId}' already has a daemon on this store: pid ${pid} at http://${d}; stop it first (kill ${pid}) or use another --id`);
 }
 
 function fmtCounts(c: Record<string, number>): string {

@@ -12,7 +12,7 @@
  * A restart (even kill -9) resumes from the store: SAs, sequence reservations and the command log.
  */
 import http from 'node:http';
-import { writeFileSync, rmSync } from 'node:fs';
+import { readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { StationContext } from './context.js';
 import { LifelineError, UsageError } from '../firmware/errors.js';
 import type { CommandKind, ReadKind } from './nic-session.js';
@@ -225,7 +225,12 @@ export class StationDaemon {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    rmSync(this.o.announceFile, { force: true });
+    // Only our own announce file: a file naming another process belongs to another daemon of this station.
+    try {
+      if ((JSON.parse(readFileSync(this.o.announceFile, 'utf8')) as { pid?: number }).pid === process.pid) rmSync(this.o.announceFile, { force: true });
+    } catch {
+      /* gone or unreadable: not ours to remove */
+    }
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     await this.ctx.close();
   }

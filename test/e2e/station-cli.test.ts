@@ -4,6 +4,8 @@
  * that must end as one-line usage errors rather than internal errors or stray files.
  */
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Lab, waitFor } from '../support/lab.js';
 import { StationDaemon, sleep, stopAllStations, withStoreDb, writePskFile } from '../support/station-daemon.js';
 import { execLog, unfinishedCommands } from '../support/cluster.js';
@@ -62,5 +64,27 @@ describe('e2e station CLI: daemon forwarding, leases, usage errors', function ()
     const refresh = await lab.run(['--id', 'B', 'refresh', 'nic-2']);
     assert.equal(refresh.code, 0, refresh.stderr);
     assert.match(refresh.stdout, /refreshed: SA generation \d+ committed .*\[via daemon\]/);
+  });
+  it('a second serve with the same --id and store is refused (E_RUNNING, exit 1) and the first stays announced', async () => {
+    const first = await StationDaemon.start(lab, ['--poll-interval', '5000']);
+    const r = await lab.run(['serve', '--control', '127.0.0.1:0']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr, `mgmt-station: E_RUNNING: station 'station-1' already has a daemon on this store: pid ${first.ready.pid} at http://${first.ready.control}; stop it first (kill ${first.ready.pid}) or use another --id\n`);
+    const st = await lab.run(['status', '--json']);
+    assert.equal(st.code, 0, st.stderr);
+    assert.equal(st.json.pid, first.ready.pid);
+  });
+
+  it('a stopping daemon removes the announce file only if it is its own', async () => {
+    const d = await StationDaemon.start(lab, ['--poll-interval', '5000']);
+    const announce = join(lab.dir, 'station-station-1.daemon.json');
+    const other = JSON.stringify({ pid: process.pid, control: '127.0.0.1:1', id: 'station-1' }) + '\n';
+    writeFileSync(announce, other); // as if another daemon of this station had announced itself since
+    await d.kill('SIGTERM');
+    assert.equal(readFileSync(announce, 'utf8'), other);
+    rmSync(announce);
+    const own = await StationDaemon.start(lab, ['--poll-interval', '5000']);
+    await own.kill('SIGTERM');
+    assert.equal(existsSync(announce), false, 'its own file is removed');
   });
 });
