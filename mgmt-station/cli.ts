@@ -136,12 +136,16 @@ async function main(argv: string[]): Promise<void> {
     if (d) {
       const nic = positionals[1];
       if (!nic) throw new UsageError('E_USAGE', `usage: mgmt-station ${verb} NIC`);
-      const path = `/v1/nics/${encodeURIComponent(nic)}/${verb}`;
-      const r = await daemonJson(d, 'POST', path, 60000).catch((e: unknown) => {
+      // The daemon answers within this timeout (--timeout, else the one it was started with) for reads and
+      // commands, at least 5 s for a refresh (as it would itself), and the CLI waits that long plus a margin.
+      const verbTimeoutMs = values.timeout !== undefined ? timeoutMs : d.timeoutMs ?? timeoutMs;
+      const path = `/v1/nics/${encodeURIComponent(nic)}/${verb}?timeout=${verbTimeoutMs}`;
+      const waitMs = (verb === 'refresh' ? Math.max(verbTimeoutMs, 5000) : verbTimeoutMs) + DAEMON_ANSWER_MARGIN_MS;
+      const r = await daemonJson(d.control, 'POST', path, waitMs).catch((e: unknown) => {
         // The daemon was not there when we connected (a daemon killed with -9 leaves its file behind, and its
         // pid may have been reused): nothing was sent, so the verb runs here.
         if (e instanceof DaemonRequestFailed && !e.sent) return null;
-        throw e instanceof DaemonRequestFailed ? lostVerb(e, d, verb, nic) : e;
+        throw e instanceof DaemonRequestFailed ? lostVerb(e, d.control, verb, nic) : e;
       });
       if (r) {
         if (!r.ok) throw new LifelineError(r.error.code, r.error.message);
@@ -156,10 +160,10 @@ async function main(argv: string[]): Promise<void> {
     // The daemon's view: leases it polls, host states, refreshes, and what it dropped (by reason).
     const d = runningDaemon(announce);
     if (!d) throw new LifelineError('E_UNREACHABLE', `no daemon of station '${stationId}' is running for this store; start one with 'mgmt-station serve'`);
-    const st = await daemonJson(d, 'GET', '/v1/status', 10000).catch((e: unknown) => {
+    const st = await daemonJson(d.control, 'GET', '/v1/status', 10000).catch((e: unknown) => {
       if (!(e instanceof DaemonRequestFailed)) throw e;
-      if (e.timedOut) throw new LifelineError('E_TIMEOUT', `the station daemon at ${d} took GET /v1/status but did not answer within ${e.timeoutMs} ms; is it stopped (SIGSTOP) or overloaded?`);
-      throw new LifelineError('E_UNREACHABLE', `cannot get the status of the station daemon at ${d}: ${e.detail}`);
+      if (e.timedOut) throw new LifelineError('E_TIMEOUT', `the station daemon at ${d.control} took GET /v1/status but did not answer within ${e.timeoutMs} ms; is it stopped (SIGSTOP) or overloaded?`);
+      throw new LifelineError('E_UNREACHABLE', `cannot get the status of the station daemon at ${d.control}: ${e.detail}`);
     });
     if (json) return printJson(st);
     process.stdout.write(`station ${st.id} (pid ${st.pid}); dropped on its socket: ${fmtCounts(st.socketDrops)}; heartbeats: ${fmtCounts(st.heartbeats)}\n`);
@@ -391,15 +395,21 @@ function announceFile(storeUrl: string, id: string): string {
   return join(dir, `station-${id}.daemon.json`);
 }
 
-function runningDaemon(file: string): string | null {
+/** What a running daemon wrote in its announce file (daemon.ts start()); `timeoutMs` is its --timeout. */
+interface Announced { pid: number; control: string; timeoutMs?: number }
+
+function runningDaemon(file: string): Announced | null {
   try {
-    const d = JSON.parse(readFileSync(file, 'utf8')) as { pid: number; control: string };
+    const d = JSON.parse(readFileSync(file, 'utf8')) as Announced;
     process.kill(d.pid, 0); // throws if the process is gone (a killed daemon leaves its file behind)
-    return d.control;
+    return d;
   } catch {
     return null;
   }
 }
+
+/** How much longer than the verb's own timeout the CLI waits for the daemon's answer (lease, store, queueing). */
+const DAEMON_ANSWER_MARGIN_MS = 5000;
 
 /**
  * One daemon per station id and store: a second one would take over the announce file (the CLI would forward to
@@ -409,17 +419,11 @@ function runningDaemon(file: string): string | null {
 async function refuseSecondDaemon(announce: string, stationId: string): Promise<void> {
   const d = runningDaemon(announce);
   if (!d) return;
-  let pid: unknown = '?';
-  try {
-    pid = (JSON.parse(readFileSync(announce, 'utf8')) as { pid?: unknown }).pid;
-  } catch {
-    /* read just now by runningDaemon */
-  }
-  const st = await daemonJson(d, 'GET', '/v1/status', 3000).catch((e: unknown) => {
+  const st = await daemonJson(d.control, 'GET', '/v1/status', 3000).catch((e: unknown) => {
     if (e instanceof DaemonRequestFailed && !e.sent) return null; // nothing listens there: a stale file
-    throw new LifelineError('E_RUNNING', `a daemon of station '${stationId}' (pid ${pid}, ${announce}) takes connections at ${d} but did not answer (${(e as Error).message}); stop it (kill ${pid}) before starting another`);
+    throw new LifelineError('E_RUNNING', `a daemon of station '${stationId}' (pid ${d.pid}, ${announce}) takes connections at ${d.control} but did not answer (${(e as Error).message}); stop it (kill ${d.pid}) before starting another`);
   });
-  if (st) throw new LifelineError('E_RUNNING', `station '${stationId}' already has a daemon on this store: pid ${pid} at http://${d}; stop it first (kill ${pid}) or use another --id`);
+  if (st) throw new LifelineError('E_RUNNING', `station '${stationId}' already has a daemon on this store: pid ${d.pid} at http://${d.control}; stop it first (kill ${d.pid}) or use another --id`);
 }
 
 function fmtCounts(c: Record<string, number>): string {

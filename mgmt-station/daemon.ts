@@ -7,8 +7,9 @@
  * Control API (127.0.0.1 only):
  *   GET  /v1/status                         -> { id, pid, heartbeats, socketDrops, nics: [{ id, host, lastRefresh,
  *                                              refreshes, lastError, dropped: { reason: count } }] }
- *   POST /v1/nics/:id/:verb  (ping|state|capabilities|reset|power-up|power-down|power-cycle|refresh)
- *                                           -> the same JSON the CLI prints with --json
+ *   POST /v1/nics/:id/:verb[?timeout=MS]  (ping|state|capabilities|reset|power-up|power-down|power-cycle|refresh)
+ *                                           -> the same JSON the CLI prints with --json; MS (the CLI's --timeout)
+ *                                              replaces the daemon's --timeout for this request
  * A restart (even kill -9) resumes from the store: SAs, sequence reservations and the command log.
  */
 import http from 'node:http';
@@ -74,7 +75,7 @@ export class StationDaemon {
     });
     const a = this.server.address();
     this.port = typeof a === 'object' && a ? a.port : this.o.controlPort;
-    writeFileSync(this.o.announceFile, JSON.stringify({ pid: process.pid, control: `${this.o.controlHost}:${this.port}`, id: this.ctx.o.stationId }) + '\n');
+    writeFileSync(this.o.announceFile, JSON.stringify({ pid: process.pid, control: `${this.o.controlHost}:${this.port}`, id: this.ctx.o.stationId, timeoutMs: this.o.timeoutMs }) + '\n');
     await this.ctx.store.touchStation(this.ctx.o.stationId, `${this.o.controlHost}:${this.port}`, this.ctx.now());
     const mux = await this.ctx.udp();
     mux.register(HEARTBEAT_SPI, (bytes, from) => void this.onHeartbeat(bytes, from).catch(() => undefined));
@@ -179,10 +180,10 @@ export class StationDaemon {
     }
   }
 
-  private async refresh(nic: string, st: NicState): Promise<unknown> {
+  private async refresh(nic: string, st: NicState, timeoutMs = this.o.timeoutMs): Promise<unknown> {
     const n = await this.ctx.store.getNic(nic);
     if (!n) throw new LifelineError('E_NOT_FOUND', `NIC '${nic}' is not enrolled`);
-    const r = await this.ctx.keyExchange(n, 'refresh', Math.max(this.o.timeoutMs, 5000));
+    const r = await this.ctx.keyExchange(n, 'refresh', Math.max(timeoutMs, 5000));
     st.lastRefresh = Date.now();
     st.refreshes++;
     this.log.log('info', 'SA refreshed', { nic, generation: r.generation, exchange: r.exchange, ms: Math.round(r.ms) });
@@ -193,7 +194,12 @@ export class StationDaemon {
     let status = 200;
     let out: unknown;
     try {
-      const path = (req.url ?? '/').split('?')[0];
+      const url = new URL(req.url ?? '/', 'http://daemon');
+      const path = url.pathname;
+      // The CLI's --timeout for this verb (?timeout=MS); the daemon's own --timeout when absent.
+      const t = url.searchParams.get('timeout');
+      const timeoutMs = t === null ? this.o.timeoutMs : Number(t);
+      if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new UsageError('E_USAGE', `timeout must be a positive whole number of ms, got '${t}'`);
       if (req.method === 'GET' && path === '/v1/status') {
         const drops = this.ctx.drops();
         out = {
@@ -204,12 +210,12 @@ export class StationDaemon {
         const m = /^\/v1\/nics\/([^/]+)\/([a-z-]+)$/.exec(path);
         if (req.method !== 'POST' || !m) throw new LifelineError('E_NOT_FOUND', `no such endpoint: ${req.method} ${path}`);
         const [nic, verb] = [decodeURIComponent(m[1]), m[2]];
-        if (READS[verb]) out = await (await this.ctx.session(nic)).read(READS[verb], this.o.timeoutMs);
-        else if (COMMANDS.includes(verb)) out = await (await this.ctx.session(nic)).command(verb as CommandKind, this.o.timeoutMs);
+        if (READS[verb]) out = await (await this.ctx.session(nic)).read(READS[verb], timeoutMs);
+        else if (COMMANDS.includes(verb)) out = await (await this.ctx.session(nic)).command(verb as CommandKind, timeoutMs);
         else if (verb === 'refresh') {
           const st = this.nics.get(nic) ?? { lastRefresh: 0, host: 'unknown', lastError: null, refreshes: 0, busy: false };
           this.nics.set(nic, st);
-          out = await this.refresh(nic, st);
+          out = await this.refresh(nic, st, timeoutMs);
         } else throw new UsageError('E_USAGE', `unknown verb '${verb}'`);
         out = { ok: true, ...(out as object) };
       }

@@ -4,6 +4,7 @@
  * that must end as one-line usage errors rather than internal errors or stray files.
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, waitFor } from '../support/lab.js';
@@ -86,5 +87,39 @@ describe('e2e station CLI: daemon forwarding, leases, usage errors', function ()
     const own = await StationDaemon.start(lab, ['--poll-interval', '5000']);
     await own.kill('SIGTERM');
     assert.equal(existsSync(announce), false, 'its own file is removed');
+  });
+  it('--timeout reaches the daemon: a verb it forwards times out after the CLI\'s timeout, not the daemon\'s', async () => {
+    await StationDaemon.start(lab, ['--poll-interval', '5000', '--timeout', '8000']);
+    await lab.host('nic-1', 'cable-pull');
+    const t0 = Date.now();
+    const r = await lab.run(['state', 'nic-1', '--timeout', '700']);
+    const ms = Date.now() - t0;
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^mgmt-station: E_TIMEOUT: no answer from nic-1 .* in 700 ms/);
+    assert.ok(ms < 5000, `answered after ${ms} ms`);
+  });
+
+  it('a hung daemon (takes the verb, never answers) holds the CLI for --timeout plus a margin, not 60 s', async () => {
+    const sockets = new Set<import('node:net').Socket>();
+    const urls: string[] = [];
+    const hung = http.createServer((req) => void urls.push(req.url ?? ''));
+    hung.on('connection', (c) => sockets.add(c));
+    await new Promise<void>((r) => hung.listen(0, '127.0.0.1', () => r()));
+    const { port } = hung.address() as import('node:net').AddressInfo;
+    const announce = join(lab.dir, 'station-station-1.daemon.json');
+    writeFileSync(announce, JSON.stringify({ pid: process.pid, control: `127.0.0.1:${port}` })); // this test process stands in for its pid
+    try {
+      const t0 = Date.now();
+      const r = await lab.run(['power-cycle', 'nic-1', '--timeout', '500'], { timeoutMs: 20000 });
+      const ms = Date.now() - t0;
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^mgmt-station: E_OUTCOME_UNKNOWN: the station daemon at 127\.0\.0\.1:\d+ did not answer power-cycle nic-1 within 5500 ms; .*'mgmt-station log nic-1'/);
+      assert.ok(ms >= 5500 && ms < 9000, `gave up after ${ms} ms`);
+      assert.deepEqual(urls, ['/v1/nics/nic-1/power-cycle?timeout=500']);
+    } finally {
+      for (const c of sockets) c.destroy();
+      await new Promise<void>((r) => hung.close(() => r()));
+      rmSync(announce, { force: true });
+    }
   });
 });
