@@ -13,7 +13,7 @@ import { replayTable } from './replay/runner.js';
 import { createLogger, type LogFormat } from '../lib/log.js';
 import { StationContext, DEFAULT_STORE, DEFAULT_KEY_FILE } from './context.js';
 import { ControlClient, DEFAULT_CONTROL } from '../lib/control-client.js';
-import { EXIT, exitQuietlyOnEpipe, fail, printJson, progress } from '../lib/cli.js';
+import { EXIT, exitQuietlyOnEpipe, fail, parseHostPort, printJson, progress } from '../lib/cli.js';
 import { LifelineError, UsageError } from '../firmware/errors.js';
 import { saToJson } from '../lib/sa-json.js';
 import { espSaUatLines } from './wireshark-keys.js';
@@ -170,28 +170,31 @@ async function main(argv: string[]): Promise<void> {
     for (const n of st.nics) process.stdout.write(`${String(n.id).padEnd(8)} host=${n.host} refreshes=${n.refreshes} dropped ${fmtCounts(n.dropped)}${n.lastError ? ' last error: ' + n.lastError : ''}\n`);
     return;
   }
+  // Address options and the log format are checked before anything is opened or created.
+  const listen = hostPortOption('--listen', values.listen ?? '127.0.0.1:0');
+  const control = hostPortOption('--control', values.control ?? '127.0.0.1:0');
+  const logFormat = values['log-format'] ?? 'text';
+  if (logFormat !== 'text' && logFormat !== 'json') throw new UsageError('E_USAGE', `--log-format must be text or json, got '${logFormat}'`);
   if (verb === 'serve') await refuseSecondDaemon(announce, stationId);
-  const [listenAddr, listenPort] = (values.listen ?? '127.0.0.1:0').split(':');
   const ctx = await StationContext.open({
     store: storeUrl,
     keyFile: values['cluster-key'] ?? DEFAULT_KEY_FILE,
     stationId,
     leaseMs: num(values['lease-ms'], 10000, 'lease-ms'),
     createKey: true,
-    bind: listenAddr || '127.0.0.1',
-    port: Number(listenPort || 0),
+    bind: listen.host,
+    port: listen.port,
   });
   if (verb === 'serve') {
-    const log = createLogger({ format: (values['log-format'] as LogFormat) ?? 'text', component: PROG });
-    const [host, port] = (values.control ?? '127.0.0.1:0').split(':');
+    const log = createLogger({ format: logFormat as LogFormat, component: PROG });
     const daemon = new StationDaemon(ctx, {
       refreshIntervalS: num(values['refresh-interval'], 3600, 'refresh-interval'),
       maxDownTimeS: values['max-down-time'] !== undefined ? Number(values['max-down-time']) : 86400,
       lifetimeS: values.lifetime !== undefined ? num(values.lifetime, 0, 'lifetime') : Infinity,
       pollIntervalMs: num(values['poll-interval'], 5000, 'poll-interval'),
       timeoutMs,
-      controlHost: host || '127.0.0.1',
-      controlPort: Number(port || 0),
+      controlHost: control.host,
+      controlPort: control.port,
       announceFile: announce,
       leaseMs: num(values['lease-ms'], 10000, 'lease-ms'),
     }, log);
@@ -199,8 +202,14 @@ async function main(argv: string[]): Promise<void> {
     const stop = () => void daemon.stop().finally(() => process.exit(EXIT.OK));
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
-    await daemon.start();
-    const line = { ready: true, id: stationId, pid: process.pid, control: `${host || '127.0.0.1'}:${daemon.port}`, store: storeUrl.replace(/:[^:@/]*@/, ':***@') };
+    // The station's UDP socket first (--listen), then the control API (--control): a bad address is named.
+    await ctx.udp().catch((e: unknown) => {
+      throw addressError(e, '--listen', values.listen ?? '127.0.0.1:0');
+    });
+    await daemon.start().catch((e: unknown) => {
+      throw addressError(e, '--control', values.control ?? '127.0.0.1:0');
+    });
+    const line = { ready: true, id: stationId, pid: process.pid, control: `${control.host}:${daemon.port}`, store: storeUrl.replace(/:[^:@/]*@/, ':***@') };
     process.stdout.write((json ? JSON.stringify(line) : `mgmt-station: station '${stationId}' serving on http://${line.control} (store ${line.store})`) + '\n');
     return;
   }
@@ -349,8 +358,8 @@ async function main(argv: string[]): Promise<void> {
             n++;
           }
         }
-        if (file) writeFileSync(file, esp.join('\n') + '\n', { mode: 0o600 });
-        if (values.ikev2) writeFileSync(values.ikev2, ike.map((l) => l + '\n').join(''), { mode: 0o600 });
+        if (file) writeKeyFile('--wireshark', file, esp.join('\n') + '\n');
+        if (values.ikev2) writeKeyFile('--ikev2', values.ikev2, ike.map((l) => l + '\n').join(''));
         if (json) printJson({ ok: true, file: file ?? null, sas: n, ikev2File: values.ikev2 ?? null, ikeSas: ike.length });
         else process.stdout.write(`wrote ${n} ESP SA(s)${file ? ` to ${file}` : ''}${values.ikev2 ? `, ${ike.length} IKE SA(s) to ${values.ikev2}` : ''}\n`);
         return;
@@ -393,6 +402,32 @@ function describe(r: RequestResult): string {
 function announceFile(storeUrl: string, id: string): string {
   const dir = storeUrl.startsWith('sqlite:') && !storeUrl.includes(':memory:') ? dirname(resolvePath(storeUrl.slice('sqlite:'.length))) : resolvePath('var');
   return join(dir, `station-${id}.daemon.json`);
+}
+
+/** HOST:PORT of an address option (port 0 = any); E_USAGE naming the option when it is not one. */
+function hostPortOption(name: string, value: string): { host: string; port: number } {
+  try {
+    return parseHostPort(value, 0);
+  } catch {
+    throw new UsageError('E_USAGE', `${name} ${value}: expected HOST:PORT with a port from 0 (any) to 65535`);
+  }
+}
+
+/**
+ * A socket that could not bind the address the user gave: a one-line E_USAGE (exit 2) naming the option and
+ * the address, since a different address is the fix. Anything else is passed on unchanged.
+ */
+function addressError(e: unknown, option: string, address: string): unknown {
+  if (e instanceof LifelineError) return e;
+  const why: Record<string, string> = {
+    EADDRINUSE: 'the address is in use (another daemon or program listens there); pick another port, or 0 for any',
+    EADDRNOTAVAIL: 'not an address of this host; use a local address such as 127.0.0.1',
+    ENOTFOUND: 'unknown host name',
+    EAI_AGAIN: 'host name lookup failed',
+    EACCES: `binding this port needs root or cap_net_bind_service (README "Running without root"); use a port above 1023`,
+  };
+  const code = (e as NodeJS.ErrnoException)?.code;
+  return code && why[code] ? new UsageError('E_USAGE', `${option} ${address}: ${why[code]} (${code})`) : e;
 }
 
 /** What a running daemon wrote in its announce file (daemon.ts start()); `timeoutMs` is its --timeout. */
@@ -514,6 +549,17 @@ async function replay(file: string | undefined, json: boolean): Promise<void> {
     process.stdout.write(`${results.length - bad.length}/${results.length} rows as expected${bad.length ? `; mismatches: ${bad.map((b) => `${b.row.id} (line ${b.row.line}: expected ${b.row.expect}, observed ${b.observed})`).join(', ')}` : ''}\n`);
   }
   if (bad.length) process.exitCode = EXIT.FAILED;
+}
+
+/** Write an exported key file (0600); a path that cannot be written is a usage error naming it. */
+function writeKeyFile(option: string, path: string, text: string): void {
+  try {
+    writeFileSync(path, text, { mode: 0o600 });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'its directory does not exist' : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
+    throw new UsageError('E_USAGE', `cannot write ${option} ${path}: ${why}`);
+  }
 }
 
 function readPsk(path: string): Uint8Array {

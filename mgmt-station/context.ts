@@ -2,7 +2,7 @@
  * What every station command needs: the store (opened with the cluster key), the station's identity, its
  * UDP socket, and a lease on each NIC it talks to (DESIGN §5: one owner per NIC, fenced by epoch).
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { openStore } from './store/open-store.js';
 import { loadClusterKey, createClusterKeyFile, CLUSTER_KEY_ENV, type ClusterKey } from './store/cluster-key.js';
@@ -46,6 +46,9 @@ export class StationContext {
       key = createClusterKeyFile(o.keyFile);
       process.stderr.write(`mgmt-station: created cluster key ${o.keyFile} (0600); every station of this cluster needs it\n`);
     } else {
+      if (existsSync(o.keyFile) && statSync(o.keyFile).isDirectory()) {
+        throw new LifelineError('E_KEYFILE', `cluster key file ${o.keyFile} is a directory; pass the key file itself (--cluster-key FILE)`);
+      }
       key = loadClusterKey({ file: existsSync(o.keyFile) ? o.keyFile : undefined });
     }
     if (o.store.startsWith('sqlite:')) mkdirSync(dirname(o.store.slice('sqlite:'.length)) || '.', { recursive: true });

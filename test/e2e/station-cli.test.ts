@@ -5,7 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, waitFor } from '../support/lab.js';
 import { StationDaemon, sleep, stopAllStations, withStoreDb, writePskFile } from '../support/station-daemon.js';
@@ -121,5 +122,41 @@ describe('e2e station CLI: daemon forwarding, leases, usage errors', function ()
       await new Promise<void>((r) => hung.close(() => r()));
       rmSync(announce, { force: true });
     }
+  });
+  it('serve with a bad --control/--listen/--log-format: one E_USAGE line naming the option, exit 2', async () => {
+    const busy = net.createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+    const inUse = `127.0.0.1:${(busy.address() as net.AddressInfo).port}`;
+    try {
+      const cases: [string[], RegExp][] = [
+        [['--control', '127.0.0.1:abc'], /^mgmt-station: E_USAGE: --control 127\.0\.0\.1:abc: expected HOST:PORT with a port from 0 \(any\) to 65535\n$/],
+        [['--control', '127.0.0.1:99999'], /^mgmt-station: E_USAGE: --control 127\.0\.0\.1:99999: expected HOST:PORT/],
+        [['--listen', '127.0.0.1:99999'], /^mgmt-station: E_USAGE: --listen 127\.0\.0\.1:99999: expected HOST:PORT/],
+        [['--log-format', 'bogus'], /^mgmt-station: E_USAGE: --log-format must be text or json, got 'bogus'\n$/],
+        [['--control', inUse], new RegExp(`^mgmt-station: E_USAGE: --control ${inUse}: the address is in use .*\\(EADDRINUSE\\)\\n$`)],
+        [['--control', '192.0.2.1:0'], /^mgmt-station: E_USAGE: --control 192\.0\.2\.1:0: not an address of this host.*\(EADDRNOTAVAIL\)\n$/],
+        [['--listen', inUse.replace('127.0.0.1', 'nohost.invalid')], /^mgmt-station: E_USAGE: --listen nohost\.invalid:\d+: (unknown host name|host name lookup failed)/],
+      ];
+      for (const [args, want] of cases) {
+        const r = await lab.run(['serve', ...args]);
+        assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+        assert.match(r.stderr, want, args.join(' '));
+      }
+    } finally {
+      await new Promise<void>((r) => busy.close(() => r()));
+    }
+  });
+
+  it('keys to a path that cannot be written, a --cluster-key that is a directory: one line naming the path', async () => {
+    for (const [file, why] of [[join(lab.dir, 'missing', 'x'), 'its directory does not exist'], [lab.dir, 'it is a directory']]) {
+      const r = await lab.run(['keys', '--wireshark', file]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.equal(r.stderr, `mgmt-station: E_USAGE: cannot write --wireshark ${file}: ${why}\n`);
+    }
+    const dir = join(lab.dir, 'keydir');
+    mkdirSync(dir, { mode: 0o700 });
+    const r = await lab.run(['list'], { keyFile: dir });
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stderr, `mgmt-station: E_KEYFILE: cluster key file ${dir} is a directory; pass the key file itself (--cluster-key FILE)\n`);
   });
 });
