@@ -63,9 +63,10 @@ Tables:
                             fixtures/fig6.table), print expected vs observed; exit 1 on any mismatch
 
 Common options:
-  --store URL               sqlite:FILE (default ${DEFAULT_STORE}) or postgres://...
-  --cluster-key FILE        32-byte cluster key file, mode 0600 (default ${DEFAULT_KEY_FILE}, created on first
-                            use); or set LIFELINE_CLUSTER_KEY=<64 hex>
+  --store URL               sqlite:FILE (default ${DEFAULT_STORE}) or postgres://...; only enroll, sa manual
+                            and serve create a missing SQLite store
+  --cluster-key FILE        32-byte cluster key file, mode 0600 (default ${DEFAULT_KEY_FILE}; enroll, sa manual
+                            and serve create it with a new store); or set LIFELINE_CLUSTER_KEY=<64 hex>
   --id NAME                 this station's id in the cluster (default station-1)
   --lease-ms MS             NIC ownership lease (default 10000)
   --timeout MS              answer timeout for secure commands (default 3000)
@@ -181,7 +182,8 @@ async function main(argv: string[]): Promise<void> {
     keyFile: values['cluster-key'] ?? DEFAULT_KEY_FILE,
     stationId,
     leaseMs: num(values['lease-ms'], 10000, 'lease-ms'),
-    createKey: true,
+    // Only these verbs may create a store and, with a new store, its cluster key: elsewhere a typo is an error.
+    create: verb === 'enroll' || verb === 'sa' || verb === 'serve',
     bind: listen.host,
     port: listen.port,
   });

@@ -5,6 +5,9 @@
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { openStore } from './store/open-store.js';
+import { SqliteDriver } from './store/sqlite-store.js';
+import { PostgresDriver } from './store/postgres-store.js';
+import { sql } from './store/sql-driver.js';
 import { loadClusterKey, createClusterKeyFile, CLUSTER_KEY_ENV, type ClusterKey } from './store/cluster-key.js';
 import type { Fence, NicRecord, Store } from './store/store.js';
 import { KeyExchange, type ExchangeResult } from './key-exchange.js';
@@ -20,11 +23,35 @@ export interface ContextOptions {
   keyFile: string;
   stationId: string;
   leaseMs: number;
-  /** Create the cluster key file if neither it nor LIFELINE_CLUSTER_KEY exists (first use in a lab). */
-  createKey: boolean;
+  /**
+   * May create what does not exist yet (enroll, sa manual, serve): an SQLite store file (and its directory), and
+   * the cluster key file if neither it nor LIFELINE_CLUSTER_KEY exists, only while the store records no cluster
+   * key (a new store). Other verbs need an existing store (E_STORE) and key (E_KEYFILE).
+   */
+  create: boolean;
   bind?: string;
   /** UDP port of the station's secure socket (heartbeats and owner notices name it); 0 = any. */
   port?: number;
+}
+
+/**
+ * The cluster key id an existing store records (store_meta 'cluster_key_id', written when it was first opened),
+ * or null when it records none (its tables are not there yet).
+ */
+async function storeClusterKeyId(url: string, sqlitePath: string | null): Promise<string | null> {
+  const db = sqlitePath !== null ? new SqliteDriver(sqlitePath) : new PostgresDriver(url);
+  try {
+    return await db.transaction('read', function* () {
+      const [t] = yield db.kind === 'sqlite'
+        ? sql(`SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'store_meta'`)
+        : sql(`SELECT count(*) AS n FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'store_meta'`);
+      if (Number(t.n) === 0) return null;
+      const [row] = yield sql('SELECT v FROM store_meta WHERE k = ?', 'cluster_key_id');
+      return row ? String(row.v) : null;
+    });
+  } finally {
+    await db.close();
+  }
 }
 
 export class StationContext {
@@ -39,9 +66,20 @@ export class StationContext {
   private constructor(readonly store: Store, readonly key: ClusterKey, readonly o: ContextOptions) {}
 
   static async open(o: ContextOptions): Promise<StationContext> {
+    // The SQLite file as openStore reads the URL (sqlite:PATH, sqlite:///abs); null for PostgreSQL.
+    const sqlitePath = o.store.startsWith('sqlite:') ? o.store.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '') : null;
+    const storeExists = sqlitePath === null || sqlitePath === ':memory:' || existsSync(sqlitePath);
+    if (!storeExists && !o.create) {
+      throw new LifelineError('E_STORE', `no store at ${sqlitePath}: check --store (only enroll, sa manual and serve create a store)`);
+    }
     let key: ClusterKey;
     if (!process.env[CLUSTER_KEY_ENV] && !existsSync(o.keyFile)) {
-      if (!o.createKey) throw new LifelineError('E_KEYFILE', `no cluster key: neither ${o.keyFile} nor ${CLUSTER_KEY_ENV} exists`);
+      if (!o.create) throw new LifelineError('E_KEYFILE', `no cluster key: neither ${o.keyFile} nor ${CLUSTER_KEY_ENV} exists; check --cluster-key`);
+      // A store that already wraps keys under a cluster key needs that key: a new one would be a typo's orphan.
+      const expected = storeExists ? await storeClusterKeyId(o.store, sqlitePath) : null;
+      if (expected !== null) {
+        throw new LifelineError('E_KEYFILE', `cluster key file ${o.keyFile} does not exist, and store ${o.store} holds keys wrapped under cluster key ${expected}: pass that key (--cluster-key FILE or ${CLUSTER_KEY_ENV}); a new key is created only with a new store`);
+      }
       mkdirSync(dirname(o.keyFile), { recursive: true });
       key = createClusterKeyFile(o.keyFile);
       process.stderr.write(`mgmt-station: created cluster key ${o.keyFile} (0600); every station of this cluster needs it\n`);
@@ -51,7 +89,7 @@ export class StationContext {
       }
       key = loadClusterKey({ file: existsSync(o.keyFile) ? o.keyFile : undefined });
     }
-    if (o.store.startsWith('sqlite:')) mkdirSync(dirname(o.store.slice('sqlite:'.length)) || '.', { recursive: true });
+    if (sqlitePath !== null && !storeExists) mkdirSync(dirname(sqlitePath) || '.', { recursive: true });
     const store = await openStore(o.store, key);
     return new StationContext(store, key, o);
   }

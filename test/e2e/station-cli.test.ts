@@ -159,4 +159,39 @@ describe('e2e station CLI: daemon forwarding, leases, usage errors', function ()
     assert.equal(r.code, 1, r.stderr);
     assert.equal(r.stderr, `mgmt-station: E_KEYFILE: cluster key file ${dir} is a directory; pass the key file itself (--cluster-key FILE)\n`);
   });
+  it('a mistyped --cluster-key for a store that holds keys: E_KEYFILE naming the key id it expects; nothing created', async () => {
+    const typo = join(lab.dir, 'nonexist', 'typo.key');
+    const expected = withStoreDb(lab, (db) => (db.prepare(`SELECT v FROM store_meta WHERE k = 'cluster_key_id'`).get() as { v: string }).v);
+    for (const args of [['list'], ['enroll', 'nic-1', '--psk-file', writePskFile(lab).file]]) {
+      const r = await lab.run(args, { keyFile: typo });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, args[0] === 'list'
+        ? new RegExp(`^mgmt-station: E_KEYFILE: no cluster key: neither ${typo} nor LIFELINE_CLUSTER_KEY exists`)
+        : new RegExp(`^mgmt-station: E_KEYFILE: cluster key file ${typo} does not exist, and store .* holds keys wrapped under cluster key ${expected}: pass that key`));
+      assert.doesNotMatch(r.stderr, /created cluster key/);
+      assert.equal(existsSync(join(lab.dir, 'nonexist')), false, 'no directory or key file created');
+    }
+  });
+
+  it('read verbs on a store that does not exist: E_STORE "no store at PATH" (exit 3), nothing created', async () => {
+    const missing = join(lab.dir, 'nodir', 'sub', 'x.db');
+    for (const args of [['state', 'nic-1'], ['list'], ['log', 'nic-1'], ['audit', 'nic-1'], ['keys', '--wireshark', join(lab.dir, 'esp_sa')]]) {
+      const r = await lab.run([...args, '--no-daemon'], { store: `sqlite:${missing}` });
+      assert.equal(r.code, 3, `${args.join(' ')}: ${r.stderr}`);
+      assert.equal(r.stderr, `mgmt-station: E_STORE: no store at ${missing}: check --store (only enroll, sa manual and serve create a store)\n`);
+    }
+    assert.equal(existsSync(join(lab.dir, 'nodir')), false, 'no directory or database created');
+  });
+
+  it('a new store with no key file: serve creates both (first use in a lab)', async () => {
+    const dir = join(lab.dir, 'fresh');
+    const d = await lab.startStation('fresh', [], { store: `sqlite:${join(dir, 'db', 'station.db')}`, keyFile: join(dir, 'keys', 'cluster.key') });
+    try {
+      assert.match(d.stderr, /created cluster key .*cluster\.key \(0600\)/);
+      assert.equal(existsSync(join(dir, 'db', 'station.db')), true);
+    } finally {
+      await d.kill('SIGKILL');
+    }
+  });
+
 });
