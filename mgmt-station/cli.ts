@@ -121,6 +121,9 @@ async function main(argv: string[]): Promise<void> {
     process.exit(verb || values.help ? EXIT.OK : EXIT.USAGE);
   }
   const json = values.json === true;
+  // Each verb takes a fixed number of positionals: an extra one is a mistake (e.g. 'state nic-1 nic-2').
+  const arity = verb === 'sa' ? 3 : ['list', 'keys', 'status', 'serve'].includes(verb) ? 1 : 2;
+  if (positionals.length > arity) throw new UsageError('E_USAGE', `${verb} takes ${arity - 1 || 'no'} argument${arity === 2 ? '' : 's'}; unexpected '${positionals.slice(arity).join(' ')}'; run 'mgmt-station --help'`);
   const num = (v: string | undefined, def: number, name: string) => {
     if (v === undefined) return def;
     const n = Number(v);
@@ -318,6 +321,7 @@ async function main(argv: string[]): Promise<void> {
       case 'audit': {
         const nic = positionals[1];
         if (!nic) throw new UsageError('E_USAGE', 'usage: mgmt-station audit NIC');
+        await requireNic(ctx, nic);
         const rep = await ctx.store.auditCommandLog(nic);
         if (json) printJson(rep);
         else if (rep.ok) process.stdout.write(`${nic}: command log intact (${rep.entries} entries, head ${rep.head?.index ?? 0})\n`);
@@ -363,12 +367,13 @@ async function main(argv: string[]): Promise<void> {
         if (file) writeKeyFile('--wireshark', file, esp.join('\n') + '\n');
         if (values.ikev2) writeKeyFile('--ikev2', values.ikev2, ike.map((l) => l + '\n').join(''));
         if (json) printJson({ ok: true, file: file ?? null, sas: n, ikev2File: values.ikev2 ?? null, ikeSas: ike.length });
-        else process.stdout.write(`wrote ${n} ESP SA(s)${file ? ` to ${file}` : ''}${values.ikev2 ? `, ${ike.length} IKE SA(s) to ${values.ikev2}` : ''}\n`);
+        else process.stdout.write(`wrote ${[file ? `${n} ESP SA(s) to ${file}` : '', values.ikev2 ? `${ike.length} IKE SA(s) to ${values.ikev2}` : ''].filter(Boolean).join(', ')}\n`);
         return;
       }
       case 'log': {
         const nic = positionals[1];
         if (!nic) throw new UsageError('E_USAGE', 'usage: mgmt-station log NIC');
+        await requireNic(ctx, nic);
         const cmds = await ctx.store.listCommands(nic);
         if (json) return printJson(cmds);
         for (const c of cmds) process.stdout.write(`${c.index} ${new Date(c.time).toISOString()} ${c.command} seq=${c.rmcpSeq} tag=${c.asfTag} ${c.outcome} by ${c.outcomeStation}@${c.outcomeEpoch}\n`);
@@ -380,6 +385,11 @@ async function main(argv: string[]): Promise<void> {
   } finally {
     await ctx.close();
   }
+}
+
+/** E_NOT_FOUND for a NIC this station's store does not know (as a secure verb says it). */
+async function requireNic(ctx: StationContext, nic: string): Promise<void> {
+  if (!(await ctx.store.getNic(nic))) throw new LifelineError('E_NOT_FOUND', `NIC '${nic}' is not known to this station; 'mgmt-station list' shows the NICs it knows`);
 }
 
 function describe(r: RequestResult): string {

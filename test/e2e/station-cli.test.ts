@@ -194,4 +194,20 @@ describe('e2e station CLI: daemon forwarding, leases, usage errors', function ()
     }
   });
 
+  it('log and audit of an unknown NIC: E_NOT_FOUND like state; extra arguments: E_USAGE exit 2; keys says what it wrote where', async () => {
+    for (const verb of ['log', 'audit']) {
+      const r = await lab.run([verb, 'nic-99']);
+      assert.equal(r.code, 1, r.stderr);
+      assert.equal(r.stderr, `mgmt-station: E_NOT_FOUND: NIC 'nic-99' is not known to this station; 'mgmt-station list' shows the NICs it knows\n`);
+    }
+    for (const args of [['state', 'nic-1', 'nic-2'], ['list', 'nic-1'], ['sa', 'manual', 'nic-1', 'nic-2']]) {
+      const r = await lab.run(args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, /^mgmt-station: E_USAGE: \w+ takes (no|\d) arguments?; unexpected '[\w-]+'/);
+    }
+    const ike = join(lab.dir, 'ikev2_keys');
+    const r = await lab.run(['keys', '--ikev2', ike]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^wrote \\d+ IKE SA\\(s\\) to ${ike}\\n$`));
+  });
 });
