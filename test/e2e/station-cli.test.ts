@@ -8,7 +8,8 @@ import http from 'node:http';
 import net from 'node:net';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Lab, waitFor } from '../support/lab.js';
+import { Lab, ROOT, waitFor } from '../support/lab.js';
+import { UDP664_AH_LUA } from '../support/tshark.js';
 import { StationDaemon, sleep, stopAllStations, withStoreDb, writePskFile } from '../support/station-daemon.js';
 import { execLog, unfinishedCommands } from '../support/cluster.js';
 
@@ -209,5 +210,8 @@ describe('e2e station CLI: daemon forwarding, leases, usage errors', function ()
     const r = await lab.run(['keys', '--ikev2', ike]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`^wrote \\d+ IKE SA\\(s\\) to ${ike}\\n$`));
+  });
+  it('the AH dissector script the README names ships in scripts/ and is the one the tests use', () => {
+    assert.equal(readFileSync(join(ROOT, 'scripts', 'udp664_ah.lua'), 'utf8'), UDP664_AH_LUA);
   });
 });
