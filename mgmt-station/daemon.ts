@@ -18,6 +18,7 @@ import { StationContext } from './context.js';
 import { LifelineError, UsageError } from '../firmware/errors.js';
 import type { CommandKind, ReadKind } from './nic-session.js';
 import type { Logger } from '../lib/log.js';
+import type { NicRecord } from './store/store.js';
 import { HEARTBEAT_SPI } from '../firmware/sa.js';
 import { answerProbe, HEARTBEAT_LENGTH } from '../firmware/heartbeat.js';
 
@@ -41,6 +42,31 @@ export interface DaemonOptions {
 const READS: Record<string, ReadKind> = { ping: 'presence-ping', state: 'system-state-request', capabilities: 'capabilities-request' };
 const COMMANDS = ['reset', 'power-up', 'power-down', 'power-cycle'];
 
+/**
+ * NICs polled at once. Their network waits overlap, so one NIC that does not answer costs the others nothing;
+ * the bound keeps a large fleet's round from opening thousands of exchanges at once. Lease renewal never waits
+ * for it (StationDaemon.tick).
+ */
+const MAX_POLLS_IN_FLIGHT = 32;
+
+/** Runs at most `max` tasks at once, the rest in arrival order. */
+class Limiter {
+  private active = 0;
+  private readonly queue: (() => void)[] = [];
+  constructor(private readonly max: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    while (this.active >= this.max) await new Promise<void>((r) => this.queue.push(r));
+    this.active++;
+    try {
+      return await task();
+    } finally {
+      this.active--;
+      this.queue.shift()?.();
+    }
+  }
+}
+
 export function validateLifetime(o: Pick<DaemonOptions, 'refreshIntervalS' | 'maxDownTimeS' | 'lifetimeS'>): void {
   if (!(o.refreshIntervalS > 0)) throw new UsageError('E_USAGE', '--refresh-interval must be > 0 seconds');
   if (!(o.maxDownTimeS >= 0)) throw new UsageError('E_USAGE', '--max-down-time must be >= 0 seconds');
@@ -59,6 +85,7 @@ export class StationDaemon {
   private timer: NodeJS.Timeout | null = null;
   private readonly nics = new Map<string, NicState>();
   private stopped = false;
+  private readonly polls = new Limiter(MAX_POLLS_IN_FLIGHT);
   port = 0;
   readonly heartbeats = { answered: 0, unknownSpi: 0, badProbe: 0, ownedElsewhere: 0, adopted: 0 };
 
@@ -79,52 +106,75 @@ export class StationDaemon {
     await this.ctx.store.touchStation(this.ctx.o.stationId, `${this.o.controlHost}:${this.port}`, this.ctx.now());
     const mux = await this.ctx.udp();
     mux.register(HEARTBEAT_SPI, (bytes, from) => void this.onHeartbeat(bytes, from).catch(() => undefined));
-    // Restore every NIC's channel from the store right away: no key exchange needed (DESIGN §2.6, §4 station cold boot).
-    await this.tick();
+    // Restore every NIC's channel from the store right away: no key exchange needed (DESIGN §2.6, §4 station cold
+    // boot). The ready line waits for that first round's polls; the timer keeps renewing leases meanwhile.
+    const first = await this.tick();
     this.schedule();
+    await first.polls;
   }
 
   private schedule(): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => void this.tick().finally(() => this.schedule()), this.o.pollIntervalMs);
+    this.timer = setTimeout(() => void this.tick().catch((e) => this.log.log('warn', 'poll round failed', { error: (e as Error).message })).finally(() => this.schedule()), this.o.pollIntervalMs);
   }
 
-  /** One poll round: renew leases, read host state, refresh what is due. */
-  private async tick(): Promise<void> {
+  /**
+   * One poll round. First every lease is renewed, in one pass over the store and before any network wait
+   * (DESIGN §5: a daemon renews its leases at every poll): a NIC that does not answer must never delay the
+   * renewal of another NIC's lease, or a live owner would lose NICs to its backup. Then each owned NIC is polled
+   * (System State, a refresh when due) in the background, at most MAX_POLLS_IN_FLIGHT at once and one at a time
+   * per NIC (`busy`); the next round does not wait for them. Resolves once the leases are renewed, with a
+   * promise that settles when the polls this round started have finished.
+   */
+  private async tick(): Promise<{ polls: Promise<unknown> }> {
+    const owned: NicRecord[] = [];
     for (const n of await this.ctx.store.listNics()) {
-      const st = this.nics.get(n.id) ?? { lastRefresh: Date.now(), host: 'unknown', lastError: null, refreshes: 0, busy: false };
-      this.nics.set(n.id, st);
-      if (st.busy) continue;
-      st.busy = true;
+      const st = this.nicState(n.id);
       try {
-        try {
-          await this.ctx.fence(n.id);
-        } catch (e) {
-          // Another live station owns it: not ours to poll (DESIGN §5). Drop any stale claim we had.
-          if ((e as LifelineError).code === 'E_FENCED') {
-            this.ctx.dropSession(n.id);
-            st.host = 'owned elsewhere';
-            continue;
-          }
-          throw e;
-        }
-        const s = await this.ctx.session(n.id);
-        if (this.ctx.takeovers.has(n.id)) await this.afterTakeover(n.id);
-        const r = await s.read('system-state-request', Math.min(this.o.timeoutMs, this.o.pollIntervalMs));
-        const code = (r.response as { systemState?: number }).systemState;
-        st.host = code === 0 ? 'S0' : code === 3 ? 'S3' : code === 5 ? 'S5' : `state ${code}`;
-        const due = Date.now() - st.lastRefresh >= this.o.refreshIntervalS * 1000;
-        // Refresh only when the host can be up (S0); a hung host does not answer IKE and the attempt just fails.
-        if (due && code === 0 && n.psk.length > 0 && n.meta.enrolled === true) await this.refresh(n.id, st);
-        st.lastError = null;
+        await this.ctx.fence(n.id);
+        owned.push(n);
       } catch (e) {
-        st.lastError = (e as Error).message;
-        // The SA's counter is used up (RFC 4303 §3.3.3): refresh now rather than on the timer.
-        if ((e as LifelineError).code === 'E_SEQ_EXHAUSTED' && n.meta.enrolled === true) {
-          await this.refresh(n.id, st).then(() => (st.lastError = null)).catch((e2) => (st.lastError = (e2 as Error).message));
-        }
-      } finally {
-        st.busy = false;
+        // Another live station owns it: not ours to poll (DESIGN §5). Drop any stale claim we had.
+        if ((e as LifelineError).code === 'E_FENCED') {
+          this.ctx.dropSession(n.id);
+          st.host = 'owned elsewhere';
+        } else st.lastError = (e as Error).message;
+      }
+    }
+    const polls: Promise<void>[] = [];
+    for (const n of owned) {
+      const st = this.nicState(n.id);
+      if (st.busy) continue; // its previous poll still waits for the NIC: its lease was renewed above all the same
+      st.busy = true;
+      polls.push(this.polls.run(() => this.poll(n, st)).finally(() => (st.busy = false)));
+    }
+    return { polls: Promise.allSettled(polls) }; // wrapped: an async function would wait for a returned promise
+  }
+
+  private nicState(nic: string): NicState {
+    let st = this.nics.get(nic);
+    if (!st) this.nics.set(nic, (st = { lastRefresh: Date.now(), host: 'unknown', lastError: null, refreshes: 0, busy: false }));
+    return st;
+  }
+
+  /** Poll one NIC whose lease this round renewed: read the host state, refresh the SA when due. */
+  private async poll(n: NicRecord, st: NicState): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const s = await this.ctx.session(n.id);
+      if (this.ctx.takeovers.has(n.id)) await this.afterTakeover(n.id);
+      const r = await s.read('system-state-request', Math.min(this.o.timeoutMs, this.o.pollIntervalMs));
+      const code = (r.response as { systemState?: number }).systemState;
+      st.host = code === 0 ? 'S0' : code === 3 ? 'S3' : code === 5 ? 'S5' : `state ${code}`;
+      const due = Date.now() - st.lastRefresh >= this.o.refreshIntervalS * 1000;
+      // Refresh only when the host can be up (S0); a hung host does not answer IKE and the attempt just fails.
+      if (due && code === 0 && n.psk.length > 0 && n.meta.enrolled === true) await this.refresh(n.id, st);
+      st.lastError = null;
+    } catch (e) {
+      st.lastError = (e as Error).message;
+      // The SA's counter is used up (RFC 4303 §3.3.3): refresh now rather than on the timer.
+      if ((e as LifelineError).code === 'E_SEQ_EXHAUSTED' && n.meta.enrolled === true) {
+        await this.refresh(n.id, st).then(() => (st.lastError = null)).catch((e2) => (st.lastError = (e2 as Error).message));
       }
     }
   }
@@ -213,9 +263,7 @@ export class StationDaemon {
         if (READS[verb]) out = await (await this.ctx.session(nic)).read(READS[verb], timeoutMs);
         else if (COMMANDS.includes(verb)) out = await (await this.ctx.session(nic)).command(verb as CommandKind, timeoutMs);
         else if (verb === 'refresh') {
-          const st = this.nics.get(nic) ?? { lastRefresh: 0, host: 'unknown', lastError: null, refreshes: 0, busy: false };
-          this.nics.set(nic, st);
-          out = await this.refresh(nic, st, timeoutMs);
+          out = await this.refresh(nic, this.nicState(nic), timeoutMs);
         } else throw new UsageError('E_USAGE', `unknown verb '${verb}'`);
         out = { ok: true, ...(out as object) };
       }
