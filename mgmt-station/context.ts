@@ -60,6 +60,8 @@ export class StationContext {
   private fences = new Map<string, Fence>();
   private exchanges = new Map<string, KeyExchange>();
   private opening = new Map<string, Promise<NicSession>>();
+  /** Per NIC, the tail of the key exchanges and SA changes this process runs: one at a time (exclusiveKeying). */
+  private keying = new Map<string, Promise<unknown>>();
   /** NICs this process took over from another station (their sessions start above the old owner's window). */
   readonly takeovers = new Set<string>();
 
@@ -165,8 +167,28 @@ export class StationContext {
     return opening;
   }
 
-  /** Run an enrolment or a refresh for `nic` with this station's lease. */
-  async keyExchange(nic: NicRecord, kind: 'enroll' | 'refresh', timeoutMs: number): Promise<ExchangeResult> {
+  /**
+   * Run `f` once every key exchange or SA change of `nic` this process started before has finished: one at a
+   * time per NIC, in the order asked (DESIGN §2.5: the commit has one pending slot; two exchanges at once would
+   * take each other's SA_READY). A refresh asked while one runs therefore waits for it and then runs its own.
+   */
+  exclusiveKeying<T>(nic: string, f: () => Promise<T>): Promise<T> {
+    const run = (this.keying.get(nic) ?? Promise.resolve()).then(f);
+    const tail = run.catch(() => undefined);
+    this.keying.set(nic, tail);
+    void tail.then(() => {
+      if (this.keying.get(nic) === tail) this.keying.delete(nic);
+    });
+    return run;
+  }
+
+  /** Run an enrolment or a refresh for `nic` with this station's lease, after any other one of it (exclusiveKeying). */
+  keyExchange(nic: NicRecord, kind: 'enroll' | 'refresh', timeoutMs: number): Promise<ExchangeResult> {
+    return this.exclusiveKeying(nic.id, () => this.keyExchangeExclusive(nic, kind, timeoutMs));
+  }
+
+  /** keyExchange for a caller that already holds `exclusiveKeying(nic.id)`. */
+  async keyExchangeExclusive(nic: NicRecord, kind: 'enroll' | 'refresh', timeoutMs: number): Promise<ExchangeResult> {
     const fence = await this.fence(nic.id);
     let kx = this.exchanges.get(nic.id);
     if (!kx) {

@@ -6,6 +6,13 @@
  *   commit-aborted / failed                   -> the current SA stays in use; the pending row is retired
  * `enroll()` runs IKE_SA_INIT + IKE_AUTH (with the first child SA); `refresh()` runs CREATE_CHILD_SA on the
  * IKE SA this driver holds, or a new IKE SA when it holds none (e.g. after a station restart).
+ *
+ * One exchange at a time: the initiator and its commit have a single slot, so a second `enroll()`/`refresh()`
+ * waits until the one under way has finished and then runs its own (each caller gets an SA negotiated after
+ * it asked). An exchange that fails or times out abandons its IKE SA: whatever the host still sends for it is
+ * ignored (no late SA_ACK, so the host discards its pending slot, DESIGN §2.5) and its 'pending' row is retired
+ * at once; the next exchange starts a new IKE SA. A 'pending' row that no exchange can finish any more (its
+ * process died between SA_READY and SA_CONFIRM) is retired by the next exchange of the NIC.
  */
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
@@ -29,6 +36,12 @@ export interface KeyExchangeOptions {
 }
 
 /** 200 ms, 400, 800, 1.6 s: a host agent that does not answer is taken as gone after 3 s (RFC 7296 §2.4). */
+
+/**
+ * A 'pending' SA row older than this (and than the exchange's own timeout) belongs to no exchange that can still
+ * commit it: the host agent discards an unacknowledged pending slot after 20 s (protocol/ike/ike-responder.ts).
+ */
+const STALE_PENDING_MS = 60_000;
 const STATION_RETRANSMIT = { baseMs: 200, factor: 2, tries: 4 };
 
 export interface ExchangeResult { nic: string; generation: number; kind: 'enroll' | 'refresh'; exchange: 'IKE_AUTH' | 'CREATE_CHILD_SA'; ms: number }
@@ -40,6 +53,8 @@ export class KeyExchange {
   private waiting: { resolve: (sa: SaPair) => void; reject: (e: Error) => void } | null = null;
   private staged: SaPair | null = null;
   private chain: Promise<void> = Promise.resolve();
+  /** The tail of the exchanges asked for: each waits for the ones before it. */
+  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(readonly nic: NicRecord, private readonly o: KeyExchangeOptions) {}
 
@@ -57,8 +72,15 @@ export class KeyExchange {
     return this.run('refresh', timeoutMs);
   }
 
-  private async run(kind: 'enroll' | 'refresh', timeoutMs: number): Promise<ExchangeResult> {
+  private run(kind: 'enroll' | 'refresh', timeoutMs: number): Promise<ExchangeResult> {
+    const r = this.queue.then(() => this.runNow(kind, timeoutMs));
+    this.queue = r.catch(() => undefined);
+    return r;
+  }
+
+  private async runNow(kind: 'enroll' | 'refresh', timeoutMs: number): Promise<ExchangeResult> {
     await this.open();
+    await this.retireStalePending(timeoutMs);
     const t0 = performance.now();
     if (kind === 'refresh' && this.initiator?.canRefresh === true) {
       try {
@@ -93,12 +115,43 @@ export class KeyExchange {
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new LifelineError('E_IKE_TIMEOUT', `key exchange with ${this.nic.id}'s host agent (${this.nic.address}:${this.nic.ikePort}) did not finish in ${Math.round(timeoutMs)} ms; the host OS must be up`)), Math.max(0, timeoutMs));
     });
+    const initiator = this.initiator!;
+    let committed = false;
     try {
-      await this.perform(useChild ? this.initiator!.refresh(Date.now()) : this.initiator!.connect(Date.now()));
-      return await Promise.race([done, timeout]);
+      await this.perform(useChild ? initiator.refresh(Date.now()) : initiator.connect(Date.now()), initiator);
+      const sa = await Promise.race([done, timeout]);
+      committed = true;
+      return sa;
     } finally {
       clearTimeout(timer);
       this.waiting = null;
+      if (!committed) await this.abandon(initiator);
+    }
+  }
+
+  /**
+   * The exchange failed or timed out: drop its IKE SA, so nothing the host still sends for it is acted on (in
+   * particular no SA_ACK goes out late: the host then discards its pending slot, DESIGN §2.5), and retire the SA
+   * it had stored as 'pending' — the station never uses it. (If the host had already committed it, the NIC keeps
+   * the SA the station goes on using: it never discards the SA that most recently authenticated a station packet.)
+   */
+  private async abandon(initiator: IkeInitiator): Promise<void> {
+    if (this.initiator === initiator) {
+      this.initiator = null;
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+    }
+    await this.chain; // effects already under way finish first (a 'child-sa' store write among them)
+    if (this.staged) await this.retireStaged(this.staged.generation);
+  }
+
+  /** Retire the NIC's 'pending' rows that no exchange can commit any more (see STALE_PENDING_MS). */
+  private async retireStalePending(timeoutMs: number): Promise<void> {
+    const before = this.o.now() - Math.max(STALE_PENDING_MS, 2 * timeoutMs);
+    for (const s of await this.o.store.listSas(this.nic.id)) {
+      if (s.state !== 'pending' || s.updatedAt > before) continue;
+      this.o.log?.('info', `${this.nic.id}: retiring SA generation ${s.pair.generation}, left pending by an exchange that never finished`);
+      await this.o.store.setSaState(this.nic.id, s.pair.generation, 'retired', this.o.now(), this.o.fence()).catch(() => undefined);
     }
   }
 
@@ -114,16 +167,19 @@ export class KeyExchange {
     });
     s.on('error', () => undefined);
     s.on('message', (msg) => {
-      if (!this.initiator) return;
-      const fx = this.initiator.receive(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength), Date.now());
-      this.chain = this.chain.then(() => this.perform(fx)).catch((e) => this.waiting?.reject(e));
+      const initiator = this.initiator;
+      if (!initiator) return; // no exchange, or an abandoned one: ignored
+      const fx = initiator.receive(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength), Date.now());
+      this.chain = this.chain.then(() => this.perform(fx, initiator)).catch((e) => this.waiting?.reject(e));
     });
     this.socket = s;
   }
 
-  private async perform(fx: IkeEffect[]): Promise<void> {
+  /** Carry out the effects `initiator` asked for, unless that initiator's exchange was abandoned meanwhile. */
+  private async perform(fx: IkeEffect[], initiator: IkeInitiator): Promise<void> {
     const store = this.o.store;
     for (const e of fx) {
+      if (this.initiator !== initiator) return;
       switch (e.kind) {
         case 'send':
           this.socket?.send(e.bytes, this.nic.ikePort, this.nic.address);
@@ -187,11 +243,12 @@ export class KeyExchange {
     this.timer = null;
     const at = this.initiator?.pollTimeout();
     if (at === null || at === undefined) return;
+    const initiator = this.initiator!;
     this.timer = setTimeout(() => {
       this.timer = null;
-      if (!this.initiator) return;
-      const fx = this.initiator.handleTimeout(Date.now());
-      this.chain = this.chain.then(() => this.perform(fx)).catch((e) => this.waiting?.reject(e));
+      if (this.initiator !== initiator) return;
+      const fx = initiator.handleTimeout(Date.now());
+      this.chain = this.chain.then(() => this.perform(fx, initiator)).catch((e) => this.waiting?.reject(e));
     }, Math.max(0, at - Date.now()));
   }
 

@@ -1,0 +1,118 @@
+/**
+ * The station's IKE driver (mgmt-station/key-exchange.ts) against an in-process host agent (the sans-I/O
+ * IkeResponder on a UDP socket), review M-D4: exchanges asked at the same time run one after another and all
+ * succeed; an exchange that times out after SA_READY leaves no 'pending' row in the store (DESIGN §2.5: the
+ * station stores the SA as pending before SA_ACK and never uses it unless SA_CONFIRM comes); a 'pending' row
+ * an earlier process left behind is retired by the next exchange.
+ */
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { randomBytes } from 'node:crypto';
+import { IkeResponder, type IkeEffect } from '../../protocol/index.js';
+import { ClusterKey } from '../../mgmt-station/store/cluster-key.js';
+import { openStore } from '../../mgmt-station/store/open-store.js';
+import { KeyExchange } from '../../mgmt-station/key-exchange.js';
+import type { Fence, NicRecord, Store } from '../../mgmt-station/store/store.js';
+import type { SaPair } from '../../firmware/sa.js';
+
+const KEY = ClusterKey.fromHex('42'.repeat(32), 'test');
+const PSK = new Uint8Array(randomBytes(32));
+
+/** A host agent without a NIC: answers IKE; `dropAfterReady` then drops everything the station sends (so no SA_ACK arrives). */
+class HostAgentDouble {
+  readonly socket = dgram.createSocket('udp4');
+  private readonly responder = new IkeResponder({ random: (n) => new Uint8Array(randomBytes(n)), psk: PSK, id: 'nic-1.host.lifeline', nextGeneration: 1 });
+  private peer: { address: string; port: number } | null = null;
+  private readonly timer: NodeJS.Timeout;
+  dropAfterReady = false;
+  private staged = false;
+  port = 0;
+
+  constructor() {
+    this.socket.on('message', (msg, from) => {
+      if (this.dropAfterReady && this.staged) return;
+      this.peer = { address: from.address, port: from.port };
+      this.perform(this.responder.receive(new Uint8Array(msg), Date.now()));
+    });
+    this.timer = setInterval(() => {
+      const at = this.responder.pollTimeout();
+      if (at !== null && Date.now() >= at) this.perform(this.responder.handleTimeout(Date.now()));
+    }, 20);
+  }
+
+  async start(): Promise<this> {
+    await new Promise<void>((r) => this.socket.bind(0, '127.0.0.1', () => r()));
+    this.port = this.socket.address().port;
+    return this;
+  }
+
+  private perform(fx: IkeEffect[]): void {
+    for (const e of fx) {
+      if (e.kind === 'send' && this.peer) this.socket.send(e.bytes, this.peer.port, this.peer.address);
+      if (e.kind === 'nic-write-pending') {
+        this.staged = true;
+        this.responder.setNextGeneration(e.sa.generation + 1);
+      }
+      if (e.kind === 'nic-commit' || e.kind === 'nic-discard') this.staged = false;
+    }
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.socket.close();
+  }
+}
+
+describe('station KeyExchange: one exchange at a time per NIC, no pending SA left behind', function () {
+  this.timeout(30000);
+  let store: Store;
+  let agent: HostAgentDouble;
+  let kx: KeyExchange;
+  let fence: Fence;
+
+  beforeEach(async () => {
+    store = await openStore('sqlite::memory:', KEY);
+    agent = await new HostAgentDouble().start();
+    const nic: NicRecord = { id: 'nic-1', address: '127.0.0.1', securePort: 1, clearPort: 2, ikePort: agent.port, psk: PSK, enrolledAt: Date.now(), meta: { enrolled: true } };
+    await store.putNic(nic);
+    const lease = await store.acquireLease('nic-1', 'station-1', Date.now(), 60000);
+    assert.ok(lease.acquired);
+    fence = { station: 'station-1', epoch: lease.lease.epoch };
+    kx = new KeyExchange(nic, { store, fence: () => fence, now: () => Date.now(), stationId: 'station-1' });
+    await kx.enroll(5000);
+  });
+  afterEach(async () => {
+    await kx.close();
+    agent.close();
+    await store.close();
+  });
+
+  const states = async () => (await store.listSas('nic-1')).map((s) => `${s.pair.generation}:${s.state}`);
+
+  it('three refreshes asked at once all commit, one after another, each its own generation', async () => {
+    const rs = await Promise.all([kx.refresh(5000), kx.refresh(5000), kx.refresh(5000)]);
+    assert.deepEqual(rs.map((r) => r.generation), [2, 3, 4]);
+    assert.deepEqual(await states(), ['1:retired', '2:retired', '3:previous', '4:active']);
+  });
+
+  it('no SA_ACK reaches the host (so no SA_CONFIRM): E_IKE_TIMEOUT, and the staged SA is retired, not left pending', async () => {
+    agent.dropAfterReady = true;
+    await assert.rejects(kx.refresh(1500), (e: Error & { code?: string }) => e.code === 'E_IKE_TIMEOUT');
+    assert.deepEqual(await states(), ['1:active', '2:retired']);
+    // The next refresh works (a new IKE SA: the timed-out one was abandoned) and commits a newer generation.
+    agent.dropAfterReady = false;
+    const r = await kx.refresh(5000);
+    assert.equal(r.exchange, 'IKE_AUTH');
+    assert.ok(r.generation > 2);
+    assert.ok(!(await states()).some((s) => s.endsWith(':pending')));
+  });
+
+  it("a 'pending' row an earlier process left behind is retired by the next exchange", async () => {
+    const dir = () => ({ spi: 0x10000 + Math.floor(Math.random() * 0xffff), encKey: new Uint8Array(randomBytes(20)), ahSpi: 0, ahKey: new Uint8Array(0) });
+    const orphan: SaPair = { generation: 77, transform: 'aes-gcm-16', esn: false, policy: 'esp', origin: 'ike', toNic: dir(), fromNic: dir() };
+    await store.putSa('nic-1', { pair: orphan, state: 'pending', ike: null }, Date.now() - 10 * 60_000, fence);
+    await kx.refresh(5000);
+    const s = await store.getSa('nic-1', 77);
+    assert.equal(s?.state, 'retired');
+  });
+});
