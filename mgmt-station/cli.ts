@@ -159,6 +159,12 @@ async function main(argv: string[]): Promise<void> {
       }
     }
   }
+  // The verbs that change a NIC's SA or PSK go through the daemon too (enroll, refresh all, sa manual; `refresh
+  // NIC` above): run here, they would leave the daemon's session and key exchange on an SA and PSK the NIC retired.
+  if (!values['no-daemon'] && changesKeys(verb, positionals)) {
+    const d = runningDaemon(announce);
+    if (d && (await forwardKeying(d.control, verb, positionals, values, json))) return;
+  }
   if (verb === 'replay') return replay(positionals[1], json);
   if (verb === 'status') {
     // The daemon's view: leases it polls, host states, refreshes, and what it dropped (by reason).
@@ -489,17 +495,19 @@ class DaemonRequestFailed extends Error {
 
 /**
  * One JSON request to this station's daemon (mgmt-station/daemon.ts). Resolves with the body, error answers
- * included ({ ok: false, error }). Rejects with DaemonRequestFailed: `sent` false when the connection was
+ * included ({ ok: false, error }); `body` goes as JSON. Rejects with DaemonRequestFailed: `sent` false when the connection was
  * refused (no daemon listens: a verb may then run here instead); `sent` true when the daemon took the
  * connection and then reset it, hung up, answered non-JSON or did not answer within `timeoutMs` (the verb may
  * have run there: it must not run again here).
  */
-function daemonJson(hostPort: string, method: 'GET' | 'POST', path: string, timeoutMs: number): Promise<any> {
+function daemonJson(hostPort: string, method: 'GET' | 'POST', path: string, timeoutMs: number, body?: object): Promise<any> {
   const [host, port] = hostPort.split(':');
+  const data = body === undefined ? undefined : JSON.stringify(body);
+  const headers = data === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) };
   return new Promise((resolve, reject) => {
     let sent = false;
     let timedOut = false;
-    const req = http.request({ host, port: Number(port), method, path, timeout: timeoutMs, agent: false }, (res) => {
+    const req = http.request({ host, port: Number(port), method, path, headers, timeout: timeoutMs, agent: false }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (text += c));
@@ -521,7 +529,7 @@ function daemonJson(hostPort: string, method: 'GET' | 'POST', path: string, time
       req.destroy();
     });
     req.on('error', (e) => reject(new DaemonRequestFailed(sent, timedOut, timeoutMs, timedOut ? `no answer within ${timeoutMs} ms` : e.message)));
-    req.end();
+    req.end(data);
   });
 }
 
@@ -534,8 +542,74 @@ function daemonJson(hostPort: string, method: 'GET' | 'POST', path: string, time
 function lostVerb(e: DaemonRequestFailed, daemon: string, verb: string, nic: string): LifelineError {
   const what = e.timedOut ? `did not answer ${verb} ${nic} within ${e.timeoutMs} ms` : `took ${verb} ${nic} and was lost before answering (${e.detail})`;
   if (READS[verb]) return new LifelineError(e.timedOut ? 'E_TIMEOUT' : 'E_UNREACHABLE', `the station daemon at ${daemon} ${what}; a read changes nothing: retry it`);
-  const check = verb === 'refresh' ? `'mgmt-station list' shows the SA generations` : `'mgmt-station log ${nic}' shows whether it was acknowledged`;
+  const check = COMMANDS.includes(verb as CommandKind) ? `'mgmt-station log ${nic}' shows whether it was acknowledged` : `'mgmt-station list' shows the SA generations`;
   return new LifelineError('E_OUTCOME_UNKNOWN', `the station daemon at ${daemon} ${what}; it may or may not have run and was not run again here: ${check} before retrying`);
+}
+
+/** enroll NIC|all, refresh all, sa manual NIC: the verbs that change SAs or PSKs and that forwardKeying sends. */
+function changesKeys(verb: string, positionals: string[]): boolean {
+  return (verb === 'enroll' && !!positionals[1]) || (verb === 'refresh' && positionals[1] === 'all') || (verb === 'sa' && positionals[1] === 'manual' && !!positionals[2]);
+}
+
+/**
+ * Run enroll NIC|all, refresh all or sa manual NIC in this station's running daemon (README "CLI reference"):
+ * `all` lists the NICs here (the emulator's for enroll, the store's enrolled ones for refresh, from the daemon)
+ * and has the daemon run each, a few at a time, with progress on a TTY. The PSK file is read and the manual SA
+ * made here, and sent to the daemon on loopback. Resolves false when no daemon listens at `daemon` (nothing was
+ * sent: the verb then runs here); a daemon that took a request and was lost is an error, not a second run.
+ */
+async function forwardKeying(daemon: string, verb: string, positionals: string[], values: Record<string, string | boolean | undefined>, json: boolean): Promise<boolean> {
+  const emulator = String(values.emulator ?? DEFAULT_CONTROL);
+  const target = verb === 'sa' ? positionals[2] : positionals[1];
+  const daemonVerb = verb === 'sa' ? 'sa-manual' : verb;
+  const body = verb === 'enroll'
+    ? { psk: Buffer.from(readPsk(String(values['psk-file'] ?? ''))).toString('hex'), emulator }
+    : verb === 'sa'
+      ? { emulator, sa: saToJson(manualSa((values.policy ?? 'esp') as SecurityPolicy, (values.transform ?? 'aes-gcm-16') as EspTransform, values['key-bits'] === undefined ? 128 : Number(values['key-bits']))) }
+      : {};
+  // Refused (no daemon listens): null, the verb runs here. Taken and then lost: it may have run there; not again here.
+  const ask = (method: 'GET' | 'POST', path: string, nic: string, payload?: object) =>
+    daemonJson(daemon, method, path, 60000, payload).catch((e: unknown) => {
+      if (e instanceof DaemonRequestFailed && !e.sent) return null;
+      throw e instanceof DaemonRequestFailed ? lostVerb(e, daemon, verb === 'sa' ? 'sa manual' : verb, nic) : e;
+    });
+  const post = (nic: string) => ask('POST', `/v1/nics/${encodeURIComponent(nic)}/${daemonVerb}`, nic, body);
+  if (target !== 'all') {
+    const r = await post(target);
+    if (r === null) return false;
+    if (!r.ok) throw new LifelineError(r.error.code, r.error.message);
+    if (json) printJson(r);
+    else if (verb === 'sa') process.stdout.write(`${r.nic}: manual SA generation ${r.generation} installed (${r.transform}, ${r.policy}, SPI to NIC 0x${r.toNicSpi.toString(16)}, from NIC 0x${r.fromNicSpi.toString(16)}) [via daemon]\n`);
+    else process.stdout.write(`${r.nic}: enrolled: SA generation ${r.generation} committed (${r.exchange} + SA_READY/SA_ACK/SA_CONFIRM, ${Number(r.ms).toFixed(1)} ms) [via daemon]\n`);
+    return true;
+  }
+  const known = await ask('GET', '/v1/nics', 'all');
+  if (known === null) return false;
+  const ids: string[] = verb === 'enroll'
+    ? (await ControlClient.parse(emulator).get<{ id: string }[]>('/v1/nics')).map((n) => n.id)
+    : (known.nics as { id: string; enrolled: boolean }[]).filter((n) => n.enrolled).map((n) => n.id);
+  const bar = progress(`${verb} ${ids.length} NICs`);
+  const queue = [...ids];
+  const failed: { nic: string; error: string }[] = [];
+  let done = 0;
+  const t0 = performance.now();
+  const worker = async () => {
+    for (let id = queue.shift(); id; id = queue.shift()) {
+      const r = await post(id).catch((e: Error) => ({ ok: false, error: { message: e.message } }));
+      if (!r || !r.ok) failed.push({ nic: id, error: r ? r.error.message : 'the station daemon went away' });
+      bar.update(++done, ids.length);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(8, ids.length) }, worker));
+  bar.done();
+  const secs = (performance.now() - t0) / 1000;
+  if (json) printJson({ ok: failed.length === 0, nics: ids.length, failed, seconds: Math.round(secs * 1000) / 1000, viaDaemon: true });
+  else {
+    for (const f of failed) process.stderr.write(`${PROG}: ${f.nic}: ${f.error}\n`);
+    process.stdout.write(`${verb}: ${ids.length - failed.length}/${ids.length} NICs in ${secs.toFixed(1)} s${failed.length ? `, ${failed.length} failed` : ''} [via daemon]\n`);
+  }
+  if (failed.length) process.exitCode = EXIT.FAILED;
+  return true;
 }
 
 async function replay(file: string | undefined, json: boolean): Promise<void> {

@@ -191,6 +191,12 @@ export class StationContext {
   async keyExchangeExclusive(nic: NicRecord, kind: 'enroll' | 'refresh', timeoutMs: number): Promise<ExchangeResult> {
     const fence = await this.fence(nic.id);
     let kx = this.exchanges.get(nic.id);
+    if (kx && !sameIkePeer(kx.nic, nic)) {
+      // Re-enrolled since (a new PSK, or the host agent moved): the old driver would authenticate with the old key.
+      this.exchanges.delete(nic.id);
+      await kx.close();
+      kx = undefined;
+    }
     if (!kx) {
       kx = new KeyExchange(nic, { store: this.store, fence: () => this.fences.get(nic.id) ?? fence, now: () => this.now(), stationId: this.o.stationId, bind: this.o.bind });
       this.exchanges.set(nic.id, kx);
@@ -204,6 +210,24 @@ export class StationContext {
     return r;
   }
 
+  /**
+   * Catch up with SA changes another process made in the store (a CLI run with --no-daemon, a station on another
+   * host with our cluster key): if the store's active SA is not the one this process's session sends on, reload
+   * the session from the store, so it does not go on sending under an SA the NIC has retired. A NIC whose
+   * address or ports changed (re-enrolled) gets a new session. The key exchange driver is checked the same way
+   * before each use (keyExchangeExclusive). Cheap when nothing changed: one read of the active SA.
+   */
+  async syncWithStore(nic: NicRecord): Promise<void> {
+    const s = this.sessions.get(nic.id);
+    if (!s) return;
+    if (s.nic.address !== nic.address || s.nic.securePort !== nic.securePort) {
+      this.dropSession(nic.id);
+      return;
+    }
+    const active = await this.store.getActiveSa(nic.id);
+    if ((active?.pair.generation ?? null) !== s.activeGeneration) await s.reload();
+  }
+
   async close(): Promise<void> {
     for (const k of this.exchanges.values()) await k.close();
     this.exchanges.clear();
@@ -213,4 +237,9 @@ export class StationContext {
     this.mux = null;
     await this.store.close();
   }
+}
+
+/** Same host agent and same pre-shared key: a KeyExchange made for `a` can serve `b`. */
+function sameIkePeer(a: NicRecord, b: NicRecord): boolean {
+  return a.address === b.address && a.ikePort === b.ikePort && a.psk.length === b.psk.length && a.psk.every((x, i) => x === b.psk[i]);
 }

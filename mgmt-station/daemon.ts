@@ -7,18 +7,30 @@
  * Control API (127.0.0.1 only):
  *   GET  /v1/status                         -> { id, pid, heartbeats, socketDrops, nics: [{ id, host, lastRefresh,
  *                                              refreshes, lastError, dropped: { reason: count } }] }
+ *   GET  /v1/nics                           -> { nics: [{ id, enrolled }] }   the NICs of the store
  *   POST /v1/nics/:id/:verb[?timeout=MS]  (ping|state|capabilities|reset|power-up|power-down|power-cycle|refresh)
  *                                           -> the same JSON the CLI prints with --json; MS (the CLI's --timeout)
  *                                              replaces the daemon's --timeout for this request
+ *   POST /v1/nics/:id/enroll    { psk: 64 hex, emulator: HOST:PORT }              -> as `enroll NIC --json`
+ *   POST /v1/nics/:id/sa-manual { sa: SaPairJson (lib/sa-json.ts), emulator }     -> as `sa manual NIC --json`
+ * Every verb that changes a NIC's SA or PSK runs here while the daemon runs (the CLI forwards enroll, refresh
+ * and sa manual, one NIC or all): the daemon's session and key exchange then move with it. A change made by
+ * another process anyway (--no-daemon, a station elsewhere with this id) is noticed at the next poll and before
+ * each verb: the session reloads when the store's active SA is not its own (StationContext.syncWithStore), the
+ * key exchange is made anew when the stored PSK changed.
  * A restart (even kill -9) resumes from the store: SAs, sequence reservations and the command log.
  */
 import http from 'node:http';
 import { readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { StationContext } from './context.js';
 import { LifelineError, UsageError } from '../firmware/errors.js';
 import type { CommandKind, ReadKind } from './nic-session.js';
 import type { Logger } from '../lib/log.js';
 import type { NicRecord } from './store/store.js';
+import { ControlClient } from '../lib/control-client.js';
+import { saFromJson, saToJson } from '../lib/sa-json.js';
+import type { ExchangeResult } from './key-exchange.js';
 import { HEARTBEAT_SPI } from '../firmware/sa.js';
 import { answerProbe, HEARTBEAT_LENGTH } from '../firmware/heartbeat.js';
 
@@ -161,6 +173,7 @@ export class StationDaemon {
   private async poll(n: NicRecord, st: NicState): Promise<void> {
     if (this.stopped) return;
     try {
+      await this.ctx.syncWithStore(n); // another process may have re-keyed it (see the file comment)
       const s = await this.ctx.session(n.id);
       if (this.ctx.takeovers.has(n.id)) await this.afterTakeover(n.id);
       const r = await s.read('system-state-request', Math.min(this.o.timeoutMs, this.o.pollIntervalMs));
@@ -240,6 +253,69 @@ export class StationDaemon {
     return r;
   }
 
+  /**
+   * `enroll NIC --psk-file F`, forwarded by the CLI: write the PSK to the NIC as its trust anchor (the admin's
+   * step, DESIGN §3) and record it, then IKE_SA_INIT + IKE_AUTH + the two-phase commit (DESIGN §2.4-2.5) — here,
+   * so this process's key exchange uses the new PSK and its session the new SA. The lease comes first: a NIC
+   * another station owns keeps its trust anchor and stored PSK (E_FENCED, nothing changed). One at a time with
+   * the NIC's other key exchanges (StationContext.exclusiveKeying).
+   */
+  private async enroll(nicId: string, body: Record<string, unknown>): Promise<ExchangeResult> {
+    if (typeof body.psk !== 'string' || !/^[0-9a-fA-F]{64}$/.test(body.psk)) throw new UsageError('E_USAGE', 'enroll needs { psk: 64 hex digits, emulator: HOST:PORT }');
+    const psk = new Uint8Array(Buffer.from(body.psk, 'hex'));
+    const emu = ControlClient.parse(String(body.emulator ?? ''));
+    const st = await emu.get<EmulatorNic>(`/v1/nics/${encodeURIComponent(nicId)}`);
+    return this.ctx.exclusiveKeying(st.id, async () => {
+      const existing = await this.ctx.store.getNic(st.id);
+      const record: NicRecord = {
+        id: st.id, address: st.address, securePort: st.ports.secure, clearPort: st.ports.clear, ikePort: st.ports.ike, psk,
+        enrolledAt: this.ctx.now(), meta: { ...(existing?.meta ?? {}), emulator: `${emu.host}:${emu.port}`, enrolled: true },
+      };
+      // A NIC the store does not know has no lease yet: it is recorded, then leased.
+      if (existing) await this.ctx.fence(st.id);
+      else {
+        await this.ctx.store.putNic(record);
+        await this.ctx.fence(st.id);
+      }
+      await emu.post(`/v1/nics/${encodeURIComponent(st.id)}/trust-anchor`, { psk: body.psk });
+      if (existing) await this.ctx.store.putNic(record);
+      const r = await this.ctx.keyExchangeExclusive(record, 'enroll', Math.max(this.o.timeoutMs, 10000));
+      this.nicState(st.id).lastRefresh = Date.now();
+      this.log.log('info', 'NIC enrolled', { nic: st.id, generation: r.generation });
+      return r;
+    });
+  }
+
+  /**
+   * `sa manual NIC`, forwarded by the CLI with the SA it made (RFC 4301 manual keying): install it in the NIC
+   * through the emulator's control API (standing in for the host driver), store it active, and move this
+   * process's session to it. One at a time with the NIC's key exchanges.
+   */
+  private async manualSa(nicId: string, body: Record<string, unknown>): Promise<object> {
+    const sa = saFromJson(body.sa);
+    const emu = ControlClient.parse(String(body.emulator ?? ''));
+    const st = await emu.get<EmulatorNic>(`/v1/nics/${encodeURIComponent(nicId)}`);
+    return this.ctx.exclusiveKeying(st.id, async () => {
+      const existing = await this.ctx.store.getNic(st.id);
+      const record: NicRecord = {
+        id: st.id, address: st.address, securePort: st.ports.secure, clearPort: st.ports.clear, ikePort: st.ports.ike,
+        psk: existing?.psk ?? new Uint8Array(randomBytes(32)), enrolledAt: existing?.enrolledAt ?? this.ctx.now(),
+        meta: { ...(existing?.meta ?? {}), emulator: `${emu.host}:${emu.port}` },
+      };
+      if (existing) await this.ctx.fence(st.id);
+      await this.ctx.store.putNic(record);
+      const fence = await this.ctx.fence(st.id);
+      const { generation } = await emu.post<{ generation: number }>(`/v1/nics/${encodeURIComponent(st.id)}/sa`, { sa: saToJson(sa) });
+      await this.ctx.store.putSa(st.id, { pair: { ...sa, generation }, state: 'pending', ike: null }, this.ctx.now(), fence);
+      await this.ctx.store.activateSa(st.id, generation, this.ctx.now(), fence);
+      const s = await this.ctx.session(st.id);
+      await s.reload();
+      await s.read('presence-ping', 2000).catch(() => undefined); // use it at once: the NIC may retire the old SA
+      this.log.log('info', 'manual SA installed', { nic: st.id, generation });
+      return { nic: st.id, generation, policy: sa.policy, transform: sa.transform, toNicSpi: sa.toNic.spi, fromNicSpi: sa.fromNic.spi };
+    });
+  }
+
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     let status = 200;
     let out: unknown;
@@ -256,12 +332,21 @@ export class StationDaemon {
           id: this.ctx.o.stationId, pid: process.pid, heartbeats: this.heartbeats, socketDrops: drops.socket,
           nics: [...this.nics].map(([id, s]) => ({ id, ...s, dropped: drops.nics[id] ?? {} })),
         };
+      } else if (req.method === 'GET' && path === '/v1/nics') {
+        out = { nics: (await this.ctx.store.listNics()).map((n) => ({ id: n.id, enrolled: n.meta.enrolled === true })) };
       } else {
         const m = /^\/v1\/nics\/([^/]+)\/([a-z-]+)$/.exec(path);
         if (req.method !== 'POST' || !m) throw new LifelineError('E_NOT_FOUND', `no such endpoint: ${req.method} ${path}`);
         const [nic, verb] = [decodeURIComponent(m[1]), m[2]];
+        const body = await readJsonBody(req);
+        if (READS[verb] || COMMANDS.includes(verb)) {
+          const stored = await this.ctx.store.getNic(nic);
+          if (stored) await this.ctx.syncWithStore(stored);
+        }
         if (READS[verb]) out = await (await this.ctx.session(nic)).read(READS[verb], timeoutMs);
         else if (COMMANDS.includes(verb)) out = await (await this.ctx.session(nic)).command(verb as CommandKind, timeoutMs);
+        else if (verb === 'enroll') out = await this.enroll(nic, body);
+        else if (verb === 'sa-manual') out = await this.manualSa(nic, body);
         else if (verb === 'refresh') {
           out = await this.refresh(nic, this.nicState(nic), timeoutMs);
         } else throw new UsageError('E_USAGE', `unknown verb '${verb}'`);
@@ -288,4 +373,30 @@ export class StationDaemon {
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     await this.ctx.close();
   }
+}
+
+/** The emulator's view of a NIC (GET /v1/nics/:id on its control API): what enrolment records. */
+interface EmulatorNic { id: string; address: string; ports: { clear: number; secure: number; ike: number } }
+
+/** A request's JSON object body ({} when empty); at most 64 KiB. */
+function readJsonBody(req: http.IncomingMessage): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => {
+      text += c;
+      if (text.length > 65536) req.destroy(new UsageError('E_USAGE', 'request body over 64 KiB'));
+    });
+    req.on('error', reject);
+    req.on('end', () => {
+      if (!text.trim()) return resolve({});
+      try {
+        const j = JSON.parse(text) as unknown;
+        if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new Error('not an object');
+        resolve(j as Record<string, unknown>);
+      } catch (e) {
+        reject(new UsageError('E_USAGE', `request body is not a JSON object: ${(e as Error).message}`));
+      }
+    });
+  });
 }
