@@ -238,7 +238,7 @@ async function main(argv: string[]): Promise<void> {
       case 'sa': {
         if (positionals[1] !== 'manual' || !positionals[2]) throw new UsageError('E_USAGE', 'usage: mgmt-station sa manual NIC');
         const nicId = positionals[2];
-        const emu = ControlClient.parse(values.emulator ?? DEFAULT_CONTROL);
+        const emu = ControlClient.parse(values.emulator ?? DEFAULT_CONTROL, '--emulator');
         const st = await emu.get<{ id: string; address: string; ports: { clear: number; secure: number; ike: number } }>(`/v1/nics/${encodeURIComponent(nicId)}`);
         const sa = manualSa(
           (values.policy ?? 'esp') as SecurityPolicy,
@@ -263,7 +263,7 @@ async function main(argv: string[]): Promise<void> {
       case 'refresh': {
         const target = positionals[1];
         if (!target) throw new UsageError('E_USAGE', `usage: mgmt-station ${verb} NIC|all${verb === 'enroll' ? ' --psk-file FILE' : ''}`);
-        const emu = ControlClient.parse(values.emulator ?? DEFAULT_CONTROL);
+        const emu = ControlClient.parse(values.emulator ?? DEFAULT_CONTROL, '--emulator');
         const psk = verb === 'enroll' ? readPsk(values['psk-file'] ?? '') : null;
         // `all`: every NIC of the emulator (enroll) or every enrolled NIC of this station (refresh).
         const ids = target !== 'all'
@@ -586,7 +586,7 @@ async function forwardKeying(daemon: string, verb: string, positionals: string[]
   const known = await ask('GET', '/v1/nics', 'all');
   if (known === null) return false;
   const ids: string[] = verb === 'enroll'
-    ? (await ControlClient.parse(emulator).get<{ id: string }[]>('/v1/nics')).map((n) => n.id)
+    ? (await ControlClient.parse(emulator, '--emulator').get<{ id: string }[]>('/v1/nics')).map((n) => n.id)
     : (known.nics as { id: string; enrolled: boolean }[]).filter((n) => n.enrolled).map((n) => n.id);
   const bar = progress(`${verb} ${ids.length} NICs`);
   const queue = [...ids];
