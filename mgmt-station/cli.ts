@@ -154,7 +154,7 @@ async function main(argv: string[]): Promise<void> {
       if (r) {
         if (!r.ok) throw new LifelineError(r.error.code, r.error.message);
         if (json) printJson(r);
-        else process.stdout.write((verb === 'refresh' ? `${r.nic}: refreshed: SA generation ${r.generation} committed (${r.exchange} + SA_READY/SA_ACK/SA_CONFIRM, ${Number(r.ms).toFixed(1)} ms)` : describe(r)) + ' [via daemon]\n');
+        else process.stdout.write((verb === 'refresh' ? describeExchange(r) : describe(r)) + ' [via daemon]\n');
         return;
       }
     }
@@ -239,24 +239,14 @@ async function main(argv: string[]): Promise<void> {
         if (positionals[1] !== 'manual' || !positionals[2]) throw new UsageError('E_USAGE', 'usage: mgmt-station sa manual NIC');
         const nicId = positionals[2];
         const emu = ControlClient.parse(values.emulator ?? DEFAULT_CONTROL, '--emulator');
-        const st = await emu.get<{ id: string; address: string; ports: { clear: number; secure: number; ike: number } }>(`/v1/nics/${encodeURIComponent(nicId)}`);
         const sa = manualSa(
           (values.policy ?? 'esp') as SecurityPolicy,
           (values.transform ?? 'aes-gcm-16') as EspTransform,
           num(values['key-bits'], 128, 'key-bits'),
         );
-        const existing = await ctx.store.getNic(st.id);
-        await ctx.store.putNic({
-          id: st.id, address: st.address, securePort: st.ports.secure, clearPort: st.ports.clear, ikePort: st.ports.ike,
-          psk: existing?.psk ?? new Uint8Array(randomBytes(32)), enrolledAt: existing?.enrolledAt ?? ctx.now(), meta: { ...(existing?.meta ?? {}), emulator: `${emu.host}:${emu.port}` },
-        });
-        const fence = await ctx.fence(st.id);
-        const { generation } = await emu.post<{ generation: number }>(`/v1/nics/${encodeURIComponent(st.id)}/sa`, { sa: saToJson(sa) });
-        const installed = { ...sa, generation };
-        await ctx.store.putSa(st.id, { pair: installed, state: 'pending', ike: null }, ctx.now(), fence);
-        await ctx.store.activateSa(st.id, generation, ctx.now(), fence);
-        if (json) printJson({ ok: true, nic: st.id, generation, policy: sa.policy, transform: sa.transform, toNicSpi: sa.toNic.spi, fromNicSpi: sa.fromNic.spi });
-        else process.stdout.write(`${st.id}: manual SA generation ${generation} installed (${sa.transform}, ${sa.policy}, SPI to NIC 0x${sa.toNic.spi.toString(16)}, from NIC 0x${sa.fromNic.spi.toString(16)})\n`);
+        const r = await ctx.installManualSa(emu, nicId, sa);
+        if (json) printJson({ ok: true, ...r });
+        else process.stdout.write(describeManualSa(r) + '\n');
         return;
       }
       case 'enroll':
@@ -273,55 +263,18 @@ async function main(argv: string[]): Promise<void> {
             : (await ctx.store.listNics()).filter((n) => n.meta.enrolled === true).map((n) => n.id);
         const kx = timeoutMs < 10000 ? 10000 : timeoutMs;
         const one = async (nicId: string) => {
-          let nic = await ctx.store.getNic(nicId);
-          if (psk) {
-            const st = await emu.get<{ id: string; address: string; ports: { clear: number; secure: number; ike: number } }>(`/v1/nics/${encodeURIComponent(nicId)}`);
-            // The lease first: a NIC another station owns keeps its trust anchor and its stored PSK (E_FENCED,
-            // nothing changed). A NIC the store does not know yet has no lease: it is recorded, then leased.
-            if (nic) await ctx.fence(st.id);
-            const record = {
-              id: st.id, address: st.address, securePort: st.ports.secure, clearPort: st.ports.clear, ikePort: st.ports.ike, psk,
-              enrolledAt: ctx.now(), meta: { ...(nic?.meta ?? {}), emulator: `${emu.host}:${emu.port}`, enrolled: true },
-            };
-            if (!nic) {
-              await ctx.store.putNic(record);
-              await ctx.fence(st.id);
-            }
-            // Enrolment writes the trust anchor into the NIC (the admin's step; DESIGN §3), then keys it over IKE.
-            await emu.post(`/v1/nics/${encodeURIComponent(st.id)}/trust-anchor`, { psk: Buffer.from(psk).toString('hex') });
-            if (nic) await ctx.store.putNic(record);
-            nic = record;
-          }
+          if (psk) return ctx.enroll(emu, nicId, psk, kx);
+          const nic = await ctx.store.getNic(nicId);
           if (!nic) throw new LifelineError('E_NOT_FOUND', `NIC '${nicId}' is not enrolled; run 'mgmt-station enroll ${nicId} --psk-file FILE'`);
-          return ctx.keyExchange(nic, psk ? 'enroll' : 'refresh', kx);
+          return ctx.keyExchange(nic, 'refresh', kx);
         };
         if (target !== 'all') {
           const r = await one(target);
           if (json) printJson({ ok: true, ...r, ms: Math.round(r.ms * 1000) / 1000 });
-          else process.stdout.write(`${r.nic}: ${verb === 'enroll' ? 'enrolled' : 'refreshed'}: SA generation ${r.generation} committed (${r.exchange} + SA_READY/SA_ACK/SA_CONFIRM, ${r.ms.toFixed(1)} ms)\n`);
+          else process.stdout.write(describeExchange(r) + '\n');
           return;
         }
-        // Fleet-wide: a few exchanges in flight, progress on a TTY, one line per failure.
-        const bar = progress(`${verb} ${ids.length} NICs`);
-        const queue = [...ids];
-        const failed: { nic: string; error: string }[] = [];
-        let done = 0;
-        const t0 = performance.now();
-        const worker = async () => {
-          for (let id = queue.shift(); id; id = queue.shift()) {
-            await one(id).catch((e) => failed.push({ nic: id!, error: (e as Error).message }));
-            bar.update(++done, ids.length);
-          }
-        };
-        await Promise.all(Array.from({ length: Math.min(8, ids.length) }, worker));
-        bar.done();
-        const secs = (performance.now() - t0) / 1000;
-        if (json) printJson({ ok: failed.length === 0, nics: ids.length, failed, seconds: Math.round(secs * 1000) / 1000 });
-        else {
-          for (const f of failed) process.stderr.write(`${PROG}: ${f.nic}: ${f.error}\n`);
-          process.stdout.write(`${verb}: ${ids.length - failed.length}/${ids.length} NICs in ${secs.toFixed(1)} s${failed.length ? `, ${failed.length} failed` : ''}\n`);
-        }
-        if (failed.length) process.exitCode = EXIT.FAILED;
+        await runFleet(verb, ids, one, json, false);
         return;
       }
       case 'audit': {
@@ -479,6 +432,39 @@ async function refuseSecondDaemon(announce: string, stationId: string): Promise<
   if (st) throw new LifelineError('E_RUNNING', `station '${stationId}' already has a daemon on this store: pid ${d.pid} at http://${d.control}; stop it first (kill ${d.pid}) or use another --id`);
 }
 
+/** `enroll|refresh all`: up to 8 NICs at a time, progress on a TTY, one line per failure, a summary; exit 1 if any failed. */
+async function runFleet(verb: string, ids: string[], one: (nic: string) => Promise<unknown>, json: boolean, viaDaemon: boolean): Promise<void> {
+  const bar = progress(`${verb} ${ids.length} NICs`);
+  const queue = [...ids];
+  const failed: { nic: string; error: string }[] = [];
+  let done = 0;
+  const t0 = performance.now();
+  const worker = async () => {
+    for (let id = queue.shift(); id; id = queue.shift()) {
+      await one(id).catch((e) => failed.push({ nic: id!, error: (e as Error).message }));
+      bar.update(++done, ids.length);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(8, ids.length) }, worker));
+  bar.done();
+  const secs = (performance.now() - t0) / 1000;
+  if (json) printJson({ ok: failed.length === 0, nics: ids.length, failed, seconds: Math.round(secs * 1000) / 1000, ...(viaDaemon ? { viaDaemon } : {}) });
+  else {
+    for (const f of failed) process.stderr.write(`${PROG}: ${f.nic}: ${f.error}\n`);
+    process.stdout.write(`${verb}: ${ids.length - failed.length}/${ids.length} NICs in ${secs.toFixed(1)} s${failed.length ? `, ${failed.length} failed` : ''}${viaDaemon ? ' [via daemon]' : ''}\n`);
+  }
+  if (failed.length) process.exitCode = EXIT.FAILED;
+}
+
+/** One line for an enrolment or a refresh (an ExchangeResult, or its JSON from the daemon). */
+function describeExchange(r: { nic: string; kind: string; generation: number; exchange: string; ms: number }): string {
+  return `${r.nic}: ${r.kind === 'enroll' ? 'enrolled' : 'refreshed'}: SA generation ${r.generation} committed (${r.exchange} + SA_READY/SA_ACK/SA_CONFIRM, ${Number(r.ms).toFixed(1)} ms)`;
+}
+
+function describeManualSa(r: { nic: string; generation: number; transform: string; policy: string; toNicSpi: number; fromNicSpi: number }): string {
+  return `${r.nic}: manual SA generation ${r.generation} installed (${r.transform}, ${r.policy}, SPI to NIC 0x${r.toNicSpi.toString(16)}, from NIC 0x${r.fromNicSpi.toString(16)})`;
+}
+
 function fmtCounts(c: Record<string, number>): string {
   return Object.entries(c).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${v}`).join(',') || 'none';
 }
@@ -579,8 +565,8 @@ async function forwardKeying(daemon: string, verb: string, positionals: string[]
     if (r === null) return false;
     if (!r.ok) throw new LifelineError(r.error.code, r.error.message);
     if (json) printJson(r);
-    else if (verb === 'sa') process.stdout.write(`${r.nic}: manual SA generation ${r.generation} installed (${r.transform}, ${r.policy}, SPI to NIC 0x${r.toNicSpi.toString(16)}, from NIC 0x${r.fromNicSpi.toString(16)}) [via daemon]\n`);
-    else process.stdout.write(`${r.nic}: enrolled: SA generation ${r.generation} committed (${r.exchange} + SA_READY/SA_ACK/SA_CONFIRM, ${Number(r.ms).toFixed(1)} ms) [via daemon]\n`);
+    else if (verb === 'sa') process.stdout.write(`${describeManualSa(r)} [via daemon]\n`);
+    else process.stdout.write(`${describeExchange(r)} [via daemon]\n`);
     return true;
   }
   const known = await ask('GET', '/v1/nics', 'all');
@@ -588,27 +574,11 @@ async function forwardKeying(daemon: string, verb: string, positionals: string[]
   const ids: string[] = verb === 'enroll'
     ? (await ControlClient.parse(emulator, '--emulator').get<{ id: string }[]>('/v1/nics')).map((n) => n.id)
     : (known.nics as { id: string; enrolled: boolean }[]).filter((n) => n.enrolled).map((n) => n.id);
-  const bar = progress(`${verb} ${ids.length} NICs`);
-  const queue = [...ids];
-  const failed: { nic: string; error: string }[] = [];
-  let done = 0;
-  const t0 = performance.now();
-  const worker = async () => {
-    for (let id = queue.shift(); id; id = queue.shift()) {
-      const r = await post(id).catch((e: Error) => ({ ok: false, error: { message: e.message } }));
-      if (!r || !r.ok) failed.push({ nic: id, error: r ? r.error.message : 'the station daemon went away' });
-      bar.update(++done, ids.length);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(8, ids.length) }, worker));
-  bar.done();
-  const secs = (performance.now() - t0) / 1000;
-  if (json) printJson({ ok: failed.length === 0, nics: ids.length, failed, seconds: Math.round(secs * 1000) / 1000, viaDaemon: true });
-  else {
-    for (const f of failed) process.stderr.write(`${PROG}: ${f.nic}: ${f.error}\n`);
-    process.stdout.write(`${verb}: ${ids.length - failed.length}/${ids.length} NICs in ${secs.toFixed(1)} s${failed.length ? `, ${failed.length} failed` : ''} [via daemon]\n`);
-  }
-  if (failed.length) process.exitCode = EXIT.FAILED;
+  await runFleet(verb, ids, async (id) => {
+    const r = await post(id);
+    if (r === null) throw new LifelineError('E_UNREACHABLE', 'the station daemon went away');
+    if (!r.ok) throw new LifelineError(r.error.code, r.error.message);
+  }, json, true);
   return true;
 }
 

@@ -13,7 +13,11 @@ import type { Fence, NicRecord, Store } from './store/store.js';
 import { KeyExchange, type ExchangeResult } from './key-exchange.js';
 import { UdpMux } from './udp-mux.js';
 import { NicSession, type CommandKind } from './nic-session.js';
+import { randomBytes } from 'node:crypto';
 import { LifelineError } from '../firmware/errors.js';
+import type { SaPair } from '../firmware/sa.js';
+import { saToJson } from '../lib/sa-json.js';
+import type { ControlClient } from '../lib/control-client.js';
 
 export const DEFAULT_STORE = 'sqlite:var/station.db';
 export const DEFAULT_KEY_FILE = 'var/cluster.key';
@@ -211,6 +215,58 @@ export class StationContext {
   }
 
   /**
+   * `enroll NIC --psk-file F`: write the PSK into the NIC as its trust anchor (the administrator's step, DESIGN §3)
+   * and record it, then IKE_SA_INIT + IKE_AUTH + the two-phase commit (DESIGN §2.4-2.5). The lease comes first: a
+   * NIC another station owns keeps its trust anchor and its stored PSK (E_FENCED, nothing changed); a NIC the
+   * store does not know has no lease yet, so it is recorded, then leased. One at a time with the NIC's other key
+   * exchanges. Used by the CLI and, forwarded to it, by the daemon (so its driver then holds the new PSK).
+   */
+  async enroll(emu: ControlClient, nicId: string, psk: Uint8Array, timeoutMs: number): Promise<ExchangeResult> {
+    const st = await emu.get<EmulatorNic>(`/v1/nics/${encodeURIComponent(nicId)}`);
+    return this.exclusiveKeying(st.id, async () => {
+      const existing = await this.store.getNic(st.id);
+      const record: NicRecord = {
+        id: st.id, address: st.address, securePort: st.ports.secure, clearPort: st.ports.clear, ikePort: st.ports.ike, psk,
+        enrolledAt: this.now(), meta: { ...(existing?.meta ?? {}), emulator: `${emu.host}:${emu.port}`, enrolled: true },
+      };
+      if (!existing) await this.store.putNic(record);
+      await this.fence(st.id);
+      await emu.post(`/v1/nics/${encodeURIComponent(st.id)}/trust-anchor`, { psk: Buffer.from(psk).toString('hex') });
+      if (existing) await this.store.putNic(record);
+      return this.keyExchangeExclusive(record, 'enroll', timeoutMs);
+    });
+  }
+
+  /**
+   * `sa manual NIC` (RFC 4301 manual keying): install `sa` in the NIC through the emulator's control API (standing
+   * in for the host driver), store it active under this station's lease, and move an open session to it (used at
+   * once, so the NIC retires the SA before it). One at a time with the NIC's key exchanges.
+   */
+  async installManualSa(emu: ControlClient, nicId: string, sa: SaPair): Promise<{ nic: string; generation: number; policy: string; transform: string; toNicSpi: number; fromNicSpi: number }> {
+    const st = await emu.get<EmulatorNic>(`/v1/nics/${encodeURIComponent(nicId)}`);
+    return this.exclusiveKeying(st.id, async () => {
+      const existing = await this.store.getNic(st.id);
+      const record: NicRecord = {
+        id: st.id, address: st.address, securePort: st.ports.secure, clearPort: st.ports.clear, ikePort: st.ports.ike,
+        psk: existing?.psk ?? new Uint8Array(randomBytes(32)), enrolledAt: existing?.enrolledAt ?? this.now(),
+        meta: { ...(existing?.meta ?? {}), emulator: `${emu.host}:${emu.port}` },
+      };
+      if (existing) await this.fence(st.id);
+      await this.store.putNic(record);
+      const fence = await this.fence(st.id);
+      const { generation } = await emu.post<{ generation: number }>(`/v1/nics/${encodeURIComponent(st.id)}/sa`, { sa: saToJson(sa) });
+      await this.store.putSa(st.id, { pair: { ...sa, generation }, state: 'pending', ike: null }, this.now(), fence);
+      await this.store.activateSa(st.id, generation, this.now(), fence);
+      const s = this.sessions.get(st.id);
+      if (s) {
+        await s.reload();
+        await s.read('presence-ping', 2000).catch(() => undefined);
+      }
+      return { nic: st.id, generation, policy: sa.policy, transform: sa.transform, toNicSpi: sa.toNic.spi, fromNicSpi: sa.fromNic.spi };
+    });
+  }
+
+  /**
    * Catch up with SA changes another process made in the store (a CLI run with --no-daemon, a station on another
    * host with our cluster key): if the store's active SA is not the one this process's session sends on, reload
    * the session from the store, so it does not go on sending under an SA the NIC has retired. A NIC whose
@@ -238,6 +294,9 @@ export class StationContext {
     await this.store.close();
   }
 }
+
+/** What the emulator's control API says of a NIC (GET /v1/nics/:id), as much as the station needs. */
+interface EmulatorNic { id: string; address: string; ports: { clear: number; secure: number; ike: number } }
 
 /** Same host agent and same pre-shared key: a KeyExchange made for `a` can serve `b`. */
 function sameIkePeer(a: NicRecord, b: NicRecord): boolean {

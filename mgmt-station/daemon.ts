@@ -22,14 +22,13 @@
  */
 import http from 'node:http';
 import { readFileSync, writeFileSync, rmSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { StationContext } from './context.js';
 import { LifelineError, UsageError } from '../firmware/errors.js';
 import type { CommandKind, ReadKind } from './nic-session.js';
 import type { Logger } from '../lib/log.js';
 import type { NicRecord } from './store/store.js';
 import { ControlClient } from '../lib/control-client.js';
-import { saFromJson, saToJson } from '../lib/sa-json.js';
+import { saFromJson } from '../lib/sa-json.js';
 import type { ExchangeResult } from './key-exchange.js';
 import { HEARTBEAT_SPI } from '../firmware/sa.js';
 import { answerProbe, HEARTBEAT_LENGTH } from '../firmware/heartbeat.js';
@@ -253,67 +252,23 @@ export class StationDaemon {
     return r;
   }
 
-  /**
-   * `enroll NIC --psk-file F`, forwarded by the CLI: write the PSK to the NIC as its trust anchor (the admin's
-   * step, DESIGN §3) and record it, then IKE_SA_INIT + IKE_AUTH + the two-phase commit (DESIGN §2.4-2.5) — here,
-   * so this process's key exchange uses the new PSK and its session the new SA. The lease comes first: a NIC
-   * another station owns keeps its trust anchor and stored PSK (E_FENCED, nothing changed). One at a time with
-   * the NIC's other key exchanges (StationContext.exclusiveKeying).
-   */
+  /** `enroll NIC --psk-file F`, forwarded by the CLI: StationContext.enroll, here, so this process's key exchange holds the new PSK. */
   private async enroll(nicId: string, body: Record<string, unknown>): Promise<ExchangeResult> {
     if (typeof body.psk !== 'string' || !/^[0-9a-fA-F]{64}$/.test(body.psk)) throw new UsageError('E_USAGE', 'enroll needs { psk: 64 hex digits, emulator: HOST:PORT }');
-    const psk = new Uint8Array(Buffer.from(body.psk, 'hex'));
-    const emu = ControlClient.parse(String(body.emulator ?? ''));
-    const st = await emu.get<EmulatorNic>(`/v1/nics/${encodeURIComponent(nicId)}`);
-    return this.ctx.exclusiveKeying(st.id, async () => {
-      const existing = await this.ctx.store.getNic(st.id);
-      const record: NicRecord = {
-        id: st.id, address: st.address, securePort: st.ports.secure, clearPort: st.ports.clear, ikePort: st.ports.ike, psk,
-        enrolledAt: this.ctx.now(), meta: { ...(existing?.meta ?? {}), emulator: `${emu.host}:${emu.port}`, enrolled: true },
-      };
-      // A NIC the store does not know has no lease yet: it is recorded, then leased.
-      if (existing) await this.ctx.fence(st.id);
-      else {
-        await this.ctx.store.putNic(record);
-        await this.ctx.fence(st.id);
-      }
-      await emu.post(`/v1/nics/${encodeURIComponent(st.id)}/trust-anchor`, { psk: body.psk });
-      if (existing) await this.ctx.store.putNic(record);
-      const r = await this.ctx.keyExchangeExclusive(record, 'enroll', Math.max(this.o.timeoutMs, 10000));
-      this.nicState(st.id).lastRefresh = Date.now();
-      this.log.log('info', 'NIC enrolled', { nic: st.id, generation: r.generation });
-      return r;
-    });
+    const r = await this.ctx.enroll(ControlClient.parse(String(body.emulator ?? '')), nicId, new Uint8Array(Buffer.from(body.psk, 'hex')), Math.max(this.o.timeoutMs, 10000));
+    this.nicState(r.nic).lastRefresh = Date.now();
+    this.log.log('info', 'NIC enrolled', { nic: r.nic, generation: r.generation });
+    return r;
   }
 
   /**
-   * `sa manual NIC`, forwarded by the CLI with the SA it made (RFC 4301 manual keying): install it in the NIC
-   * through the emulator's control API (standing in for the host driver), store it active, and move this
-   * process's session to it. One at a time with the NIC's key exchanges.
+   * `sa manual NIC`, forwarded by the CLI with the SA it made (RFC 4301 manual keying): StationContext.installManualSa,
+   * here, so this process's session moves to it.
    */
   private async manualSa(nicId: string, body: Record<string, unknown>): Promise<object> {
-    const sa = saFromJson(body.sa);
-    const emu = ControlClient.parse(String(body.emulator ?? ''));
-    const st = await emu.get<EmulatorNic>(`/v1/nics/${encodeURIComponent(nicId)}`);
-    return this.ctx.exclusiveKeying(st.id, async () => {
-      const existing = await this.ctx.store.getNic(st.id);
-      const record: NicRecord = {
-        id: st.id, address: st.address, securePort: st.ports.secure, clearPort: st.ports.clear, ikePort: st.ports.ike,
-        psk: existing?.psk ?? new Uint8Array(randomBytes(32)), enrolledAt: existing?.enrolledAt ?? this.ctx.now(),
-        meta: { ...(existing?.meta ?? {}), emulator: `${emu.host}:${emu.port}` },
-      };
-      if (existing) await this.ctx.fence(st.id);
-      await this.ctx.store.putNic(record);
-      const fence = await this.ctx.fence(st.id);
-      const { generation } = await emu.post<{ generation: number }>(`/v1/nics/${encodeURIComponent(st.id)}/sa`, { sa: saToJson(sa) });
-      await this.ctx.store.putSa(st.id, { pair: { ...sa, generation }, state: 'pending', ike: null }, this.ctx.now(), fence);
-      await this.ctx.store.activateSa(st.id, generation, this.ctx.now(), fence);
-      const s = await this.ctx.session(st.id);
-      await s.reload();
-      await s.read('presence-ping', 2000).catch(() => undefined); // use it at once: the NIC may retire the old SA
-      this.log.log('info', 'manual SA installed', { nic: st.id, generation });
-      return { nic: st.id, generation, policy: sa.policy, transform: sa.transform, toNicSpi: sa.toNic.spi, fromNicSpi: sa.fromNic.spi };
-    });
+    const r = await this.ctx.installManualSa(ControlClient.parse(String(body.emulator ?? '')), nicId, saFromJson(body.sa));
+    this.log.log('info', 'manual SA installed', { nic: r.nic, generation: r.generation });
+    return r;
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -376,7 +331,6 @@ export class StationDaemon {
 }
 
 /** The emulator's view of a NIC (GET /v1/nics/:id on its control API): what enrolment records. */
-interface EmulatorNic { id: string; address: string; ports: { clear: number; secure: number; ike: number } }
 
 /** A request's JSON object body ({} when empty); at most 64 KiB. */
 function readJsonBody(req: http.IncomingMessage): Promise<Record<string, unknown>> {
