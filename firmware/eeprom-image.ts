@@ -432,8 +432,8 @@ interface ImageState {
   pending: HeldSa | null;
   maxGeneration: number;
   checkpoint: Checkpoint;
-  /** The ring's newest page was unreadable at boot (see load()); cleared by the next checkpoint written. */
-  checkpointLost: boolean;
+  /** At boot the ring could not prove its newest checkpoint the newest one written (see load()). */
+  checkpointMayBeLost: boolean;
   writes: Record<EepromRegion, number>;
   recovered: string[];
 }
@@ -488,7 +488,7 @@ export class EepromImage {
     return new EepromImage({
       dev, name, serial, config: cfg, configGen: 1, configCopy: 0, dir, dirCopy: 0, olderDir: null,
       slotGen: new Array<number>(SA_SLOTS).fill(0), active: null, previous: null, pending: null, maxGeneration: 0,
-      checkpoint: { generation: 0, lastAuthenticated: 0, entries: [] }, checkpointLost: false, writes, recovered: [],
+      checkpoint: { generation: 0, lastAuthenticated: 0, entries: [] }, checkpointMayBeLost: false, writes, recovered: [],
     });
   }
 
@@ -578,25 +578,34 @@ export class EepromImage {
 
     // Sequence checkpoints: a ring, generation g in page CHECKPOINT_PAGE + g mod 8. One power loss tears at most
     // the page the next generation was going to, and the NIC's next checkpoint is written into that same page;
-    // so a sound ring holds the generations V-7..V in their pages (blank where none was written yet), V the
-    // newest, and the only page that may be unreadable is the one generation V+1 goes to. Anything else is not
-    // a torn write but a corrupt file: E_EEPROM_CRC.
-    const ring = Array.from({ length: CHECKPOINT_RING }, (_, i) =>
-      decodeRecord(dev.read((CHECKPOINT_PAGE + i) * EEPROM_PAGE, EEPROM_PAGE), KIND.checkpoint, name, checkpointName(CHECKPOINT_PAGE + i)));
+    // so a sound ring holds the generations V-7..V in their pages (erased where none was written yet), V the
+    // newest. Any other page that is not exactly that is not a torn write but a corrupt file: E_EEPROM_CRC. The
+    // page generation V+1 goes to is the exception (newestCheckpointMayBeLost).
+    const ringPages = Array.from({ length: CHECKPOINT_RING }, (_, i) => dev.read((CHECKPOINT_PAGE + i) * EEPROM_PAGE, EEPROM_PAGE));
+    const ring = ringPages.map((page, i) => decodeRecord(page, KIND.checkpoint, name, checkpointName(CHECKPOINT_PAGE + i)));
     const ri = newest(ring);
     const newestGen = ri >= 0 ? (ring[ri] as Extract<Decoded, { state: 'ok' }>).generation : 0;
     const nextPage = (newestGen + 1) % CHECKPOINT_RING;
-    let checkpointLost = false;
+    let checkpointMayBeLost = false;
     ring.forEach((d, i) => {
       // The generation this page holds in a sound ring: the newest g <= V with g mod 8 = i (0: never written).
       const back = (newestGen - i + CHECKPOINT_RING) % CHECKPOINT_RING;
       const expected = newestGen - back >= 1 ? newestGen - back : 0;
-      if (i === nextPage && d.state === 'bad') {
-        checkpointLost = true;
+      // Never written means erased (0xFF) throughout: a page whose frame reads blank but whose body does not
+      // (a zeroed or half-erased record) is damage, not an unused page.
+      const erased = ringPages[i].every((b) => b === ERASED);
+      const sound = expected === 0 ? erased : d.state === 'ok' && d.generation === expected;
+      if (i === nextPage) {
+        // Generation V-7 intact here, or the page erased while the ring has not gone round yet, shows that V+1 was
+        // never written. Anything else may hide a checkpoint the NIC wrote and used (torn, or gone bad since).
+        // (An erased page is taken at its word: an EEPROM does not erase a page by itself; bit errors, torn
+        // writes and zeroed reads are what this catches, and whoever writes the file could forge a record
+        // anyway, a CRC being no MAC.)
+        checkpointMayBeLost = !sound;
         return;
       }
-      if (expected === 0 ? d.state === 'blank' : d.state === 'ok' && d.generation === expected) return;
-      const found = d.state === 'bad' ? d.why : d.state === 'blank' ? 'blank' : `generation ${d.generation}`;
+      if (sound) return;
+      const found = d.state === 'bad' ? d.why : d.state === 'blank' ? (erased ? 'erased' : 'a blank frame over a non-blank body') : `generation ${d.generation}`;
       const belongs = expected === 0 ? 'no checkpoint was written there' : `generation ${expected} belongs there`;
       throw corrupt(name, checkpointName(CHECKPOINT_PAGE + i), `${found}; ${belongs}, and only the page of the next generation may be torn`);
     });
@@ -605,11 +614,11 @@ export class EepromImage {
       const r = ring[ri] as Extract<Decoded, { state: 'ok' }>;
       checkpoint = decodeCheckpoint(r.generation, r.payload, (x) => corrupt(name, checkpointName(CHECKPOINT_PAGE + ri), x));
     }
-    if (checkpointLost) {
-      const d = ring[nextPage] as Extract<Decoded, { state: 'bad' }>;
+    if (!ringPages[nextPage].every((b) => b === ERASED) && checkpointMayBeLost) {
+      const d = ring[nextPage];
       recovered.push(
-        `${checkpointName(CHECKPOINT_PAGE + nextPage)}: ${d.why}; a torn write of generation ${newestGen + 1}, or that checkpoint corrupted after ` +
-          `it was used: using generation ${newestGen}, with every sequence reservation moved on past what the lost one can have held`,
+        `${checkpointName(CHECKPOINT_PAGE + nextPage)}: ${d.state === 'bad' ? d.why : 'not a checkpoint record'}; a torn write of generation ${newestGen + 1}, or that checkpoint ` +
+          `corrupted after it was used: using generation ${newestGen}, with every sequence reservation moved on past what the lost one can have held`,
       );
     }
 
@@ -630,7 +639,7 @@ export class EepromImage {
 
     return new EepromImage({
       dev, name, serial, config, configGen: cfgRec.generation, configCopy: ci, dir, dirCopy: di, olderDir, slotGen,
-      active, previous, pending, maxGeneration, checkpoint, checkpointLost, writes, recovered,
+      active, previous, pending, maxGeneration, checkpoint, checkpointMayBeLost, writes, recovered,
     });
   }
 
@@ -662,13 +671,13 @@ export class EepromImage {
   }
 
   /**
-   * True when the page the newest checkpoint would have gone to was unreadable at boot and no checkpoint has
-   * been written since: a torn write, which the NIC never acted on, or a checkpoint that went bad after it
-   * was used. Nobody can tell which, so checkpoints() may be one checkpoint behind what was reserved and
-   * used; the SA database then moves every reservation on by what one checkpoint can add.
+   * As read at boot: the page the next checkpoint goes to was neither the one eight generations back nor erased
+   * (ring not gone round yet), so it may have held a newer checkpoint: a torn write, which the NIC never acted on,
+   * or a checkpoint that went bad after it was used. Nobody can tell which, so checkpoints() may be one checkpoint
+   * behind what was reserved and used, and the SA database moves every reservation on by what one can add.
    */
-  get newestCheckpointLost(): boolean {
-    return this.s.checkpointLost;
+  get newestCheckpointMayBeLost(): boolean {
+    return this.s.checkpointMayBeLost;
   }
 
   /** Reservations for the active and previous SA (in that order): from the newest checkpoint, else the SA record's initial one. */
@@ -777,7 +786,6 @@ export class EepromImage {
     const next: Checkpoint = { generation: this.bump(s.checkpoint.generation), lastAuthenticated: cp.lastAuthenticated, entries };
     this.write('checkpoint', CHECKPOINT_PAGE + (next.generation % CHECKPOINT_RING), encodeRecord(KIND.checkpoint, next.generation, encodeCheckpoint(next)));
     s.checkpoint = next;
-    s.checkpointLost = false;
   }
 
   // ------------------------------------------------------------ internals

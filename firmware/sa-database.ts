@@ -54,7 +54,7 @@ export function reserveUpTo(used: bigint, block: number | bigint, maxSeq: bigint
 
 /**
  * Blocks a NIC adds to every reservation when it boots with its newest checkpoint page unreadable
- * (EepromImage.newestCheckpointLost): a checkpoint moves a counter that is at most one past its mark to at
+ * (EepromImage.newestCheckpointMayBeLost): a checkpoint moves a counter that is at most one past its mark to at
  * most 2K above that mark (reserveUpTo), so two blocks cover whatever the lost checkpoint had reserved and
  * the NIC then used. (Not when the packet that wrote it had jumped its counter further, see the class comment.)
  */
@@ -113,7 +113,7 @@ export class SaDatabase {
     // After a restart nothing at or below a reservation is reused: outbound resumes at reserved + 1. When the
     // newest checkpoint page was unreadable, the one before it may be behind what was reserved and used
     // (same GCM nonce twice, a captured command accepted again): every reservation moves on two blocks.
-    const margin = image.newestCheckpointLost ? LOST_CHECKPOINT_BLOCKS * BigInt(k) : 0n;
+    const margin = image.newestCheckpointMayBeLost ? LOST_CHECKPOINT_BLOCKS * BigInt(k) : 0n;
     const resume = (sa: SaPair, c: SeqCheckpoint): LiveSa => {
       const max = sa.esn ? MAX_SEQ_ESN : MAX_SEQ_32;
       const out = c.outReserved + margin < max ? c.outReserved + margin : max;
