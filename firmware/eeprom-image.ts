@@ -628,10 +628,11 @@ export class EepromImage {
     const named = Math.max(checkpoint.lastAuthenticated, ...checkpoint.entries.map((e) => e.generation));
     if (named > dir.activeGen) {
       const other = dirCopies[1 - di];
+      const lost = other.state === 'bad' ? `${other.why}; ` : other.state === 'blank' ? 'blank; ' : '';
       throw corrupt(
         name,
-        other.state === 'bad' ? directoryName(1 - di) : `the SA directory (${directoryName(di)})`,
-        `${other.state === 'bad' ? `${other.why}; ` : ''}the sequence checkpoint (generation ${checkpoint.generation}) names SA generation ${named}, ` +
+        other.state === 'ok' ? `the SA directory (${directoryName(di)})` : directoryName(1 - di),
+        `${lost}the sequence checkpoint (generation ${checkpoint.generation}) names SA generation ${named}, ` +
           `but the readable directory copy has ${dir.activeGen === 0 ? 'no active SA' : `generation ${dir.activeGen} active`}, so a newer directory was in use`,
       );
     }
