@@ -45,7 +45,7 @@ Options for start:
   --policy esp|esp+ah       security policy written into new EEPROM images (default esp)
   --clear-management CMDS   new images allow these clear commands on 623, comma-separated
                             (reset,power-up,power-down,power-cycle); default: none (refused)
-  --checkpoint-block K      sequence numbers reserved per EEPROM checkpoint (default 16384)
+  --checkpoint-block K      sequence numbers reserved per EEPROM checkpoint, 4096..65536 (default 16384)
   --busy-poll-us US         after a datagram, poll the sockets for up to US µs instead of sleeping, adapting
                             to the traffic (default ${DEFAULT_BUSY_POLL_MAX_US}; 0 = never poll: less CPU while datagrams come less
                             than US µs apart, slower answers; nic-emulator/busy-poll.ts)
@@ -181,8 +181,15 @@ function oneOf<T extends string>(v: string | undefined, def: T, name: string, al
   return v as T;
 }
 
-/** Sequence numbers per EEPROM checkpoint: SaDatabase takes 1..2^32 (firmware/sa-database.ts). */
-const MAX_CHECKPOINT_BLOCK = 2 ** 32;
+/**
+ * K, sequence numbers per checkpoint (firmware/sa-database.ts). At least 4096: a station process claims its
+ * numbers in blocks of 1024 (mgmt-station/nic-session.ts), and a gap that size must stay within the K/2 a
+ * reservation runs ahead, or the lost-checkpoint margin (two blocks) would not cover a checkpoint written across
+ * it. At most 65536: each NIC restart can skip 2K of an SA's 32-bit sequence space (ESN off) and each silence
+ * costs the station about 2.5K, so a larger K uses an SA up in fewer restarts (at 2^31, in one).
+ */
+const MIN_CHECKPOINT_BLOCK = 4096;
+const MAX_CHECKPOINT_BLOCK = 65536;
 
 async function start(values: Record<string, string | boolean | undefined>, control: string): Promise<void> {
   const log = createLogger({
@@ -221,7 +228,7 @@ async function start(values: Record<string, string | boolean | undefined>, contr
       trustAnchor: { kind: 'none', key: new Uint8Array(32) },
       clusterPolicy: '',
     },
-    checkpointBlock: values['checkpoint-block'] !== undefined ? int(values['checkpoint-block'] as string, 16384, 'checkpoint-block', 1, MAX_CHECKPOINT_BLOCK) : undefined,
+    checkpointBlock: values['checkpoint-block'] !== undefined ? int(values['checkpoint-block'] as string, 16384, 'checkpoint-block', MIN_CHECKPOINT_BLOCK, MAX_CHECKPOINT_BLOCK) : undefined,
     busyPoll: new BusyPoll(busyPollUs),
     log,
   });
