@@ -107,6 +107,14 @@ export class HostAgent {
     this.perform(r.receive(bytes, Date.now()));
   }
 
+  /**
+   * An SA of `generation` was written to the NIC beside the agent (manual keying through the control API): the
+   * agent's next negotiated SA must come after it, or its pending write would be refused.
+   */
+  noteGenerationUsed(generation: number): void {
+    this.responder?.setNextGeneration(generation + 1);
+  }
+
   private perform(fx: IkeEffect[]): void {
     const db = this.o.db();
     for (const e of fx) {

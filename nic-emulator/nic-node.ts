@@ -134,6 +134,11 @@ export class NicNode {
         this.device = FileEepromDevice.open(this.eepromPath);
         this.image = EepromImage.load(this.device, this.eepromPath);
         this.device.release();
+        // The serial is the NIC's id, written at format: another NIC's image would give two NICs one SA and one
+        // sequence space (the same AES-GCM nonces under one key).
+        if (this.image.serial !== this.id) {
+          throw new LifelineError('E_EEPROM_FOREIGN', `${this.eepromPath}: this image belongs to NIC '${this.image.serial}' (its serial), not ${this.id}; put each NIC's own file back, or delete this one to start ${this.id} blank`);
+        }
         for (const r of this.image.recoveredRecords) this.log.log('warn', 'EEPROM record recovered from older copy', { record: r });
       }
       this.db = new SaDatabase(this.image, { checkpointBlock: this.opts.checkpointBlock });
@@ -154,9 +159,13 @@ export class NicNode {
     }
   }
 
-  /** Mains power lost mid-write (injected): the NIC goes down and boots again from its file. */
+  /**
+   * An EEPROM write did not complete (mains power lost mid-write, injected; or the host agent's write refused):
+   * the NIC goes down and boots again from its file.
+   */
   private powerFailure(e: unknown): void {
-    this.log.log('warn', 'EEPROM write torn (injected power loss); rebooting NIC from its file', { error: (e as Error).message });
+    const what = e instanceof TornWriteError ? 'EEPROM write torn (injected power loss)' : 'EEPROM write failed';
+    this.log.log('warn', `${what}; rebooting NIC from its file`, { error: (e as Error).message });
     this.runState = 'unpowered';
     this.agent.resetTrust();
     this.powerOnFirmware(false);
@@ -362,18 +371,18 @@ export class NicNode {
       if (clash !== undefined) {
         throw new UsageError('E_SPI_IN_USE', `${this.id} already holds inbound SPI ${clash} (0x${clash.toString(16)}) in its SA of generation ${held.generation}; give the new SA another toNic SPI`);
       }
+      // The station finds the SA of an answer by its SPI too (mgmt-station/udp-mux.ts).
+      if (sa.fromNic.spi === held.fromNic.spi) {
+        throw new UsageError('E_SPI_IN_USE', `${this.id} already sends under SPI ${sa.fromNic.spi} (0x${sa.fromNic.spi.toString(16)}) in its SA of generation ${held.generation}; give the new SA another fromNic SPI`);
+      }
     }
     const generation = db.nextGeneration();
-    try {
+    this.writingEeprom('installing an SA', () => {
       db.writePending({ ...sa, generation });
       db.commitPending();
-    } catch (e) {
-      if (!(e instanceof TornWriteError)) throw e;
-      this.log.log('warn', 'EEPROM write torn (injected power loss) while installing an SA; rebooting NIC from its file', { error: e.message });
-      this.runState = 'unpowered';
-      this.powerOnFirmware(false);
-      throw new LifelineError('E_NIC_DOWN', `${this.id} lost power while writing the SA (injected); it rebooted from ${this.eepromPath} with the last committed SA`);
-    }
+    });
+    // The host agent numbers the SAs it negotiates from the generation it last saw: past this one now.
+    this.agent.noteGenerationUsed(generation);
     await this.ensureSecureSocket();
     return { generation };
   }
@@ -388,7 +397,8 @@ export class NicNode {
     // The EEPROM's trust anchor field holds 32 bytes (eeprom-image.ts).
     if (psk.length !== 32) throw new UsageError('E_USAGE', `the pre-shared key must be 32 bytes (64 hex digits), got ${psk.length}; make one with: head -c 32 /dev/urandom | xxd -p -c 64`);
     if (!this.image || this.runState !== 'running') throw new LifelineError('E_NIC_DOWN', `${this.id} is ${this.runState}`);
-    this.image.writeConfig({ ...this.image.config, trustAnchor: { kind: 'psk', key: psk.slice() } });
+    const image = this.image;
+    this.writingEeprom('writing the trust anchor', () => image.writeConfig({ ...image.config, trustAnchor: { kind: 'psk', key: psk.slice() } }));
     this.agent.resetTrust();
     if (hostAgentAlive(this.hostState)) this.agent.start().catch((e) => this.log.log('error', 'host agent cannot bind its IKE port', { port: this.addr.ikePort, error: (e as Error).message }));
   }
@@ -402,7 +412,8 @@ export class NicNode {
       if (!b) throw new UsageError('E_USAGE', `unknown clear command '${c}'; use reset, power-up, power-down, power-cycle`);
       bits |= b;
     }
-    this.image.writeConfig({ ...this.image.config, clearManagement: bits !== 0, allowedClearCommands: bits });
+    const image = this.image;
+    this.writingEeprom('writing the clear-management option', () => image.writeConfig({ ...image.config, clearManagement: bits !== 0, allowedClearCommands: bits }));
   }
 
   /** Write the station-cluster policy (seed INI syntax) into the EEPROM and start heartbeats per it. */
@@ -411,8 +422,23 @@ export class NicNode {
     const bytes = Buffer.byteLength(text, 'utf8');
     if (bytes > CLUSTER_POLICY_MAX) throw new UsageError('E_POLICY', `${source}: the policy is ${bytes} bytes; the NIC's EEPROM holds at most ${CLUSTER_POLICY_MAX}`);
     parseClusterPolicy(text, source); // E_POLICY with file and line before anything is written
-    this.image.writeConfig({ ...this.image.config, clusterPolicy: text });
+    const image = this.image;
+    this.writingEeprom('writing the cluster policy', () => image.writeConfig({ ...image.config, clusterPolicy: text }));
     this.heartbeat.configure(text, source);
+  }
+
+  /**
+   * An EEPROM write the control API asked for: when it is torn (injected power loss) the NIC reboots from its
+   * file, as after a torn write of its own, and the caller gets E_NIC_DOWN (the write did not take effect).
+   */
+  private writingEeprom(what: string, write: () => void): void {
+    try {
+      write();
+    } catch (e) {
+      if (!(e instanceof TornWriteError)) throw e;
+      this.powerFailure(e);
+      throw new LifelineError('E_NIC_DOWN', `${this.id} lost power while ${what} (injected); it rebooted from ${this.eepromPath} as it was before`);
+    }
   }
 
   tearNextEepromWrite(atByte: number): void {

@@ -65,6 +65,19 @@ describe('e2e: EEPROM faults', function () {
       assert.equal(s.state, 'running');
       assert.equal(s.eepromWrites.total, otherWrites);
     });
+
+    it('a configuration write torn by the fault: E_NIC_DOWN on one line, the NIC reboots on its old configuration', async () => {
+      const policy = join(lab.dir, 'policy.ini');
+      writeFileSync(policy, '[GENERAL]\nHeartbeat = NONE\n[CLUSTER]\nCluster1 = 127.0.0.1:7001\n');
+      assert.equal((await lab.emulatorCli(['fault', 'nic-2', 'tear-next-write', '10'])).code, 0);
+      const r = await lab.emulatorCli(['policy', 'nic-2', policy]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^nic-emulator: E_NIC_DOWN: nic-2 lost power while writing the cluster policy \(injected\); it rebooted/);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      const s = await lab.nic('nic-2');
+      assert.equal(s.state, 'running', `rebooted from its file: ${s.error}`);
+      assert.equal((await lab.emulatorCli(['policy', 'nic-2', policy])).code, 0, 'written at the next try');
+    });
   });
 
   describe('corrupt and foreign EEPROM files at start', () => {
@@ -75,7 +88,7 @@ describe('e2e: EEPROM faults', function () {
 
     before(async () => {
       lab = new Lab('eeprom-corrupt');
-      await lab.startEmulator(['--nics', '5']);
+      await lab.startEmulator(['--nics', '6']);
       await lab.station(['sa', 'manual', 'nic-1']);
       await lab.station(['sa', 'manual', 'nic-5']);
       await lab.stopEmulator('SIGTERM');
@@ -94,7 +107,9 @@ describe('e2e: EEPROM faults', function () {
       const sa = readFileSync(path('nic-5'));
       sa[11 * 64 + 30] ^= 0x01;
       writeFileSync(path('nic-5'), sa);
-      for (const nic of ['nic-2', 'nic-3', 'nic-4', 'nic-5']) files[nic] = readFileSync(path(nic));
+      // nic-6: nic-1's image, sound but another NIC's (its serial says nic-1).
+      writeFileSync(path('nic-6'), readFileSync(path('nic-1')));
+      for (const nic of ['nic-2', 'nic-3', 'nic-4', 'nic-5', 'nic-6']) files[nic] = readFileSync(path(nic));
 
       await lab.restartEmulator();
       peer = await UdpPeer.open();
@@ -104,9 +119,9 @@ describe('e2e: EEPROM faults', function () {
       await lab?.cleanup();
     });
 
-    it('the emulator starts, reporting 1 NIC running and 4 failed', () => {
+    it('the emulator starts, reporting 1 NIC running and 5 failed', () => {
       assert.equal(lab.ready!.running, 1);
-      assert.equal(lab.ready!.failed, 4);
+      assert.equal(lab.ready!.failed, 5);
     });
 
     const expectations: [string, RegExp][] = [
@@ -114,6 +129,7 @@ describe('e2e: EEPROM faults', function () {
       ['nic-3', /not a Lifeline EEPROM image: no 'LFLN' magic at offset 0/],
       ['nic-4', /not a Lifeline EEPROM image: .*PNG/],
       ['nic-5', /SA slot 0 \(pages 11-13\), the active SA \(generation 1\).* is corrupt/],
+      ['nic-6', /this image belongs to NIC 'nic-1' \(its serial\), not nic-6/],
     ];
     for (const [nic, why] of expectations) {
       it(`${nic} is failed with an error naming its file and the bad record, on stderr and in status`, async () => {

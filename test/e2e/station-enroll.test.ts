@@ -123,6 +123,19 @@ describe('e2e station: enrolment over IKEv2 and refresh while the host hangs', f
     assert.equal((await nicSa(lab, 'nic-1')).lastAuthenticated, r.generation, 'the NIC authenticated it under the new SA');
     generation = r.generation;
   });
+
+  it('a manual SA installed beside the host agent, then a refresh: the agent negotiates the generation after it', async () => {
+    const manual = await lab.station(['sa', 'manual', 'nic-1']);
+    assert.ok(manual.generation > generation);
+    const r = await lab.station(['refresh', 'nic-1']);
+    assert.equal(r.ok, true);
+    assert.ok(r.generation > manual.generation, `refresh generation ${r.generation} > manual ${manual.generation}`);
+    const nic = await lab.nic('nic-1');
+    assert.equal(nic.state, 'running', 'no reboot from a refused EEPROM write');
+    assert.equal(nic.sa.active.generation, r.generation);
+    assert.equal((await lab.station(['ping', 'nic-1'])).generation, r.generation);
+    generation = r.generation;
+  });
 });
 
 describe('e2e station: wrong pre-shared key', function () {
