@@ -442,7 +442,8 @@ export class NicNode {
   }
 
   tearNextEepromWrite(atByte: number): void {
-    if (!this.device) throw new LifelineError('E_NIC_DOWN', `${this.id} has no EEPROM open`);
+    // A NIC without power opens its EEPROM anew when power returns: a fault armed now would be lost unseen.
+    if (!this.device || this.runState !== 'running') throw new LifelineError('E_NIC_DOWN', `${this.id} is ${this.runState}; arm the fault once it runs`);
     this.device.tearNextWrite(atByte);
   }
 

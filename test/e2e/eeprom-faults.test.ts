@@ -78,6 +78,15 @@ describe('e2e: EEPROM faults', function () {
       assert.equal(s.state, 'running', `rebooted from its file: ${s.error}`);
       assert.equal((await lab.emulatorCli(['policy', 'nic-2', policy])).code, 0, 'written at the next try');
     });
+
+    it('a fault armed while the NIC has no power is refused (it would be lost when power returns)', async () => {
+      await lab.host('nic-2', 'power-loss');
+      const r = await lab.emulatorCli(['fault', 'nic-2', 'tear-next-write', '10']);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^nic-emulator: E_NIC_DOWN: nic-2 is unpowered; arm the fault once it runs/);
+      await lab.host('nic-2', 'power-restore');
+      assert.equal((await lab.nic('nic-2')).state, 'running');
+    });
   });
 
   describe('corrupt and foreign EEPROM files at start', () => {
