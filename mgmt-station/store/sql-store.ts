@@ -63,16 +63,7 @@ export class SqlStore implements Store {
   // --- NICs -------------------------------------------------------------------------------------
 
   async putNic(n: NicRecord): Promise<void> {
-    v.assertName('nic id', n?.id);
-    if (typeof n.address !== 'string' || n.address.length === 0 || n.address.length > 255) {
-      throw new UsageError('E_USAGE', `nic address must be a host name or address, got ${JSON.stringify(n.address)}`);
-    }
-    v.assertInt('securePort', n.securePort, 1, 65535);
-    v.assertInt('clearPort', n.clearPort, 1, 65535);
-    v.assertInt('ikePort', n.ikePort, 1, 65535);
-    v.assertBytes('psk', n.psk, 1, 1024);
-    v.assertTime('enrolledAt', n.enrolledAt);
-    const params = codec.nicParams(n, this.#wrap);
+    const params = this.#nicParams(n);
     await this.#db.transaction('write', function* () {
       yield sql(
         `INSERT INTO nics (${codec.NIC_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -82,6 +73,43 @@ export class SqlStore implements Store {
         ...params,
       );
     });
+  }
+
+  async addNicIfAbsent(n: NicRecord): Promise<boolean> {
+    const params = this.#nicParams(n);
+    return this.#db.transaction('write', function* (): Tx<boolean> {
+      const rows = yield sql(`INSERT INTO nics (${codec.NIC_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING id`, ...params);
+      return rows.length === 1;
+    });
+  }
+
+  async updateNic(n: NicRecord, fence: Fence): Promise<void> {
+    const params = this.#nicParams(n);
+    v.assertFence(fence);
+    const fu = this.#db.forUpdate;
+    const [id, ...rest] = params;
+    await this.#db.transaction('write', function* () {
+      yield* fenced(n.id, fence, fu, 'update its record');
+      yield* requireNic(n.id);
+      yield sql(
+        `UPDATE nics SET address = ?, secure_port = ?, clear_port = ?, ike_port = ?, psk = ?, enrolled_at = ?, meta = ? WHERE id = ?`,
+        ...rest, id,
+      );
+    });
+  }
+
+  /** Validate a NIC record and give its row's values, in NIC_COLUMNS order. */
+  #nicParams(n: NicRecord) {
+    v.assertName('nic id', n?.id);
+    if (typeof n.address !== 'string' || n.address.length === 0 || n.address.length > 255) {
+      throw new UsageError('E_USAGE', `nic address must be a host name or address, got ${JSON.stringify(n.address)}`);
+    }
+    v.assertInt('securePort', n.securePort, 1, 65535);
+    v.assertInt('clearPort', n.clearPort, 1, 65535);
+    v.assertInt('ikePort', n.ikePort, 1, 65535);
+    v.assertBytes('psk', n.psk, 1, 1024);
+    v.assertTime('enrolledAt', n.enrolledAt);
+    return codec.nicParams(n, this.#wrap);
   }
 
   async getNic(id: string): Promise<NicRecord | null> {

@@ -199,6 +199,17 @@ export interface Store {
   // --- NICs (enrolment is an administrative write: not fenced) ---
   /** Insert or replace (re-enrolment) a NIC. */
   putNic(nic: NicRecord): Promise<void>;
+  /**
+   * Insert a NIC the store does not know yet; a NIC already there (another station's enrolment won the race)
+   * is left as it is. Returns true if this call inserted it. The record of a NIC that is then leased is
+   * written with `updateNic` under the lease: a station that loses the lease never replaces the winner's PSK.
+   */
+  addNicIfAbsent(nic: NicRecord): Promise<boolean>;
+  /**
+   * Replace an enrolled NIC's record (re-enrolment, a new address or PSK) under the caller's lease. Fenced:
+   * E_FENCED unless `fence` holds the NIC's lease; E_NOT_FOUND if the NIC is not in the store.
+   */
+  updateNic(nic: NicRecord, fence: Fence): Promise<void>;
   getNic(id: string): Promise<NicRecord | null>;
   listNics(): Promise<NicRecord[]>;
 

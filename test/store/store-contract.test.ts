@@ -194,6 +194,52 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
         assert.deepEqual(all[1], again);
       });
 
+      it('addNicIfAbsent inserts a new NIC only; an existing record is left as it is', async () => {
+        const first = nic('nic-1');
+        assert.equal(await store.addNicIfAbsent(first), true);
+        assert.deepEqual(await store.getNic('nic-1'), first);
+        assert.equal(await store.addNicIfAbsent(nic('nic-1', { address: '127.0.1.9', meta: {} })), false);
+        assert.deepEqual(await store.getNic('nic-1'), first);
+        await rejectsWith(store.addNicIfAbsent(nic('bad id')), 'E_USAGE', /nic id/);
+      });
+
+      it('two stations (two connections) adding one new NIC at once: exactly one record lands, whole', async () => {
+        const other = await openAt(place.url);
+        for (let i = 1; i <= 6; i++) {
+          const [a, b] = [nic(`nic-${i}`), nic(`nic-${i}`, { address: '127.0.1.2' })];
+          const [ia, ib] = await Promise.all([store.addNicIfAbsent(a), other.addNicIfAbsent(b)]);
+          assert.equal(Number(ia) + Number(ib), 1, `nic-${i}: exactly one insert`);
+          assert.deepEqual(await other.getNic(`nic-${i}`), ia ? a : b);
+        }
+      });
+
+      it('updateNic is fenced: only the lease holder replaces the record (an enrolment race loser cannot)', async () => {
+        // Both stations record the new NIC, whichever insert lands first; then they race for the lease.
+        const other = await openAt(place.url);
+        const mine = nic('nic-5');
+        const theirs = nic('nic-5');
+        await other.addNicIfAbsent(theirs);
+        await store.addNicIfAbsent(mine);
+        const won = await store.acquireLease('nic-5', 'st-x', T0, TTL);
+        const lost = await other.acquireLease('nic-5', 'st-y', T0, TTL);
+        assert.ok(won.acquired && !lost.acquired);
+        const fx: Fence = { station: 'st-x', epoch: won.lease.epoch };
+        await store.updateNic(mine, fx);
+        // The loser's write, under any claim it could make, never replaces the winner's PSK.
+        await rejectsWith(other.updateNic(theirs, { station: 'st-y', epoch: won.lease.epoch }), 'E_FENCED');
+        await rejectsWith(other.updateNic(theirs, { station: 'st-y', epoch: won.lease.epoch + 1 }), 'E_FENCED');
+        assert.deepEqual((await other.getNic('nic-5'))?.psk, mine.psk);
+        // No lease at all: fenced too. After a takeover the old owner's epoch is refused.
+        await store.addNicIfAbsent(nic('nic-6'));
+        await rejectsWith(store.updateNic(nic('nic-6'), { station: 'st-x', epoch: 1 }), 'E_FENCED', /nobody has taken a lease/);
+        const took = await other.acquireLease('nic-5', 'st-y', T0 + TTL, TTL);
+        assert.ok(took.acquired);
+        await rejectsWith(store.updateNic(nic('nic-5'), fx), 'E_FENCED');
+        const again = nic('nic-5', { address: '127.0.1.7', meta: { re: 1 } });
+        await other.updateNic(again, { station: 'st-y', epoch: took.lease.epoch });
+        assert.deepEqual(await store.getNic('nic-5'), again);
+      });
+
       it('rejects bad input with E_USAGE', async () => {
         await rejectsWith(store.putNic(nic('bad id')), 'E_USAGE', /nic id/);
         await rejectsWith(store.putNic(nic('nic-1', { securePort: 70000 })), 'E_USAGE', /securePort/);
