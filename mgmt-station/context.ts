@@ -224,16 +224,18 @@ export class StationContext {
   async enroll(emu: ControlClient, nicId: string, psk: Uint8Array, timeoutMs: number): Promise<ExchangeResult> {
     const st = await emu.get<EmulatorNic>(`/v1/nics/${encodeURIComponent(nicId)}`);
     return this.exclusiveKeying(st.id, async () => {
-      const existing = await this.store.getNic(st.id);
-      const record: NicRecord = {
+      const record = (existing: NicRecord | null): NicRecord => ({
         id: st.id, address: st.address, securePort: st.ports.secure, clearPort: st.ports.clear, ikePort: st.ports.ike, psk,
         enrolledAt: this.now(), meta: { ...(existing?.meta ?? {}), emulator: `${emu.host}:${emu.port}`, enrolled: true },
-      };
-      if (!existing) await this.store.putNic(record);
-      await this.fence(st.id);
+      });
+      // A NIC new to the store must be there before it can be leased; inserted only if absent, so a station
+      // that then loses the lease (E_FENCED) never replaces the winner's record. Only the holder writes it.
+      await this.store.addNicIfAbsent(record(null));
+      const fence = await this.fence(st.id);
       await emu.post(`/v1/nics/${encodeURIComponent(st.id)}/trust-anchor`, { psk: Buffer.from(psk).toString('hex') });
-      if (existing) await this.store.putNic(record);
-      return this.keyExchangeExclusive(record, 'enroll', timeoutMs);
+      const enrolled = record(await this.store.getNic(st.id));
+      await this.store.updateNic(enrolled, fence);
+      return this.keyExchangeExclusive(enrolled, 'enroll', timeoutMs);
     });
   }
 
@@ -245,15 +247,15 @@ export class StationContext {
   async installManualSa(emu: ControlClient, nicId: string, sa: SaPair): Promise<{ nic: string; generation: number; policy: string; transform: string; toNicSpi: number; fromNicSpi: number }> {
     const st = await emu.get<EmulatorNic>(`/v1/nics/${encodeURIComponent(nicId)}`);
     return this.exclusiveKeying(st.id, async () => {
-      const existing = await this.store.getNic(st.id);
-      const record: NicRecord = {
+      const record = (existing: NicRecord | null): NicRecord => ({
         id: st.id, address: st.address, securePort: st.ports.secure, clearPort: st.ports.clear, ikePort: st.ports.ike,
         psk: existing?.psk ?? new Uint8Array(randomBytes(32)), enrolledAt: existing?.enrolledAt ?? this.now(),
         meta: { ...(existing?.meta ?? {}), emulator: `${emu.host}:${emu.port}` },
-      };
-      if (existing) await this.fence(st.id);
-      await this.store.putNic(record);
+      });
+      // As in enroll: a new NIC is inserted only if absent, then leased; only the lease holder updates it.
+      await this.store.addNicIfAbsent(record(null));
       const fence = await this.fence(st.id);
+      await this.store.updateNic(record(await this.store.getNic(st.id)), fence);
       const { generation } = await emu.post<{ generation: number }>(`/v1/nics/${encodeURIComponent(st.id)}/sa`, { sa: saToJson(sa) });
       await this.store.putSa(st.id, { pair: { ...sa, generation }, state: 'pending', ike: null }, this.now(), fence);
       await this.store.activateSa(st.id, generation, this.now(), fence);
