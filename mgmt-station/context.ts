@@ -158,7 +158,8 @@ export class StationContext {
       opening = (async () => {
         const openedAt = Date.now();
         const fence = await this.fence(nic);
-        const s = await NicSession.open(nic, { store: this.store, mux: await this.udp(), fence, now: () => this.now(), takeover: this.takeovers.has(nic) });
+        const nicCheckpointBlock = checkpointBlockOf(await this.store.getNic(nic));
+        const s = await NicSession.open(nic, { store: this.store, mux: await this.udp(), fence, now: () => this.now(), takeover: this.takeovers.has(nic), nicCheckpointBlock });
         for (const c of await this.store.listCommands(nic)) {
           if (c.outcome !== 'sent' || c.time >= openedAt) continue;
           await s.completeCommand(c.index, c.command as CommandKind, c.rmcpSeq, c.asfTag, 2000);
@@ -226,7 +227,7 @@ export class StationContext {
     return this.exclusiveKeying(st.id, async () => {
       const record = (existing: NicRecord | null): NicRecord => ({
         id: st.id, address: st.address, securePort: st.ports.secure, clearPort: st.ports.clear, ikePort: st.ports.ike, psk,
-        enrolledAt: this.now(), meta: { ...(existing?.meta ?? {}), emulator: `${emu.host}:${emu.port}`, enrolled: true },
+        enrolledAt: this.now(), meta: { ...(existing?.meta ?? {}), ...nicMeta(emu, st), enrolled: true },
       });
       // A NIC new to the store must be there before it can be leased; inserted only if absent, so a station
       // that then loses the lease (E_FENCED) never replaces the winner's record. Only the holder writes it.
@@ -250,7 +251,7 @@ export class StationContext {
       const record = (existing: NicRecord | null): NicRecord => ({
         id: st.id, address: st.address, securePort: st.ports.secure, clearPort: st.ports.clear, ikePort: st.ports.ike,
         psk: existing?.psk ?? new Uint8Array(randomBytes(32)), enrolledAt: existing?.enrolledAt ?? this.now(),
-        meta: { ...(existing?.meta ?? {}), emulator: `${emu.host}:${emu.port}` },
+        meta: { ...(existing?.meta ?? {}), ...nicMeta(emu, st) },
       });
       // As in enroll: a new NIC is inserted only if absent, then leased; only the lease holder updates it.
       await this.store.addNicIfAbsent(record(null));
@@ -298,7 +299,28 @@ export class StationContext {
 }
 
 /** What the emulator's control API says of a NIC (GET /v1/nics/:id), as much as the station needs. */
-interface EmulatorNic { id: string; address: string; ports: { clear: number; secure: number; ike: number } }
+interface EmulatorNic {
+  id: string;
+  address: string;
+  ports: { clear: number; secure: number; ike: number };
+  /** The NIC's SA database; null while it is not running. `checkpointBlock`: K of DESIGN §2.6. */
+  sa?: { checkpointBlock?: number } | null;
+}
+
+/**
+ * What enrolment and `sa manual` record of the NIC in its meta: the emulator it was reached through and the
+ * NIC's inbound checkpoint block K (DESIGN §2.6), which the station's sequence jump after a NIC restart needs.
+ */
+function nicMeta(emu: ControlClient, st: EmulatorNic): Record<string, unknown> {
+  const k = st.sa?.checkpointBlock;
+  return { emulator: `${emu.host}:${emu.port}`, ...(Number.isSafeInteger(k) && k! >= 1 ? { checkpointBlock: k } : {}) };
+}
+
+/** The NIC's checkpoint block as recorded at enrolment; undefined (NicSession's default, 16384) if none. */
+function checkpointBlockOf(nic: NicRecord | null): bigint | undefined {
+  const k = nic?.meta.checkpointBlock;
+  return typeof k === 'number' && Number.isSafeInteger(k) && k >= 1 ? BigInt(k) : undefined;
+}
 
 /** Same host agent and same pre-shared key: a KeyExchange made for `a` can serve `b`. */
 function sameIkePeer(a: NicRecord, b: NicRecord): boolean {

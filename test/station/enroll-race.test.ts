@@ -4,7 +4,7 @@
  * PSK, or the winner's next key exchange fails authentication. The interleaving that lost the winner's PSK
  * (the loser read "no such NIC" before the winner recorded it, and recorded its own after it) is forced here:
  * two StationContexts on one SQLite store, the loser's store writes held back until the winner has written
- * its trust anchor into the (fake) emulator.
+ * its trust anchor into the (fake) emulator. Enrolment also records the NIC's checkpoint block (review D4).
  */
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
@@ -107,6 +107,7 @@ describe('station: two stations enrolling a NIC new to the store at once (D3)', 
     assert.equal(Buffer.from(r.stored!.psk).toString('hex'), r.anchors[0].psk, "the store holds the PSK the NIC holds: X's");
     assert.deepEqual(r.stored!.psk, r.pskX);
     assert.equal(r.stored!.meta.enrolled, true);
+    assert.equal(r.stored!.meta.checkpointBlock, 65536, "the NIC's checkpoint block is recorded (D4)");
   }
 
   it("the loser read 'no such NIC' before the winner recorded it: its record does not replace the winner's", async () => {
