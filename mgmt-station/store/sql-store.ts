@@ -62,19 +62,6 @@ export class SqlStore implements Store {
 
   // --- NICs -------------------------------------------------------------------------------------
 
-  async putNic(n: NicRecord): Promise<void> {
-    const params = this.#nicParams(n);
-    await this.#db.transaction('write', function* () {
-      yield sql(
-        `INSERT INTO nics (${codec.NIC_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET address = excluded.address, secure_port = excluded.secure_port,
-           clear_port = excluded.clear_port, ike_port = excluded.ike_port, psk = excluded.psk,
-           enrolled_at = excluded.enrolled_at, meta = excluded.meta`,
-        ...params,
-      );
-    });
-  }
-
   async addNicIfAbsent(n: NicRecord): Promise<boolean> {
     const params = this.#nicParams(n);
     return this.#db.transaction('write', function* (): Tx<boolean> {

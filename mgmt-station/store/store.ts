@@ -197,8 +197,6 @@ export interface Store {
   readonly url: string;
 
   // --- NICs (enrolment is an administrative write: not fenced) ---
-  /** Insert or replace (re-enrolment) a NIC. */
-  putNic(nic: NicRecord): Promise<void>;
   /**
    * Insert a NIC the store does not know yet; a NIC already there (another station's enrolment won the race)
    * is left as it is. Returns true if this call inserted it. The record of a NIC that is then leased is

@@ -74,7 +74,7 @@ describe('station KeyExchange: one exchange at a time per NIC, no pending SA lef
     store = await openStore('sqlite::memory:', KEY);
     agent = await new HostAgentDouble().start();
     const nic: NicRecord = { id: 'nic-1', address: '127.0.0.1', securePort: 1, clearPort: 2, ikePort: agent.port, psk: PSK, enrolledAt: Date.now(), meta: { enrolled: true } };
-    await store.putNic(nic);
+    await store.addNicIfAbsent(nic);
     const lease = await store.acquireLease('nic-1', 'station-1', Date.now(), 60000);
     assert.ok(lease.acquired);
     fence = { station: 'station-1', epoch: lease.lease.epoch };

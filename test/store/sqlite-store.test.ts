@@ -36,7 +36,7 @@ describe('SQLite store', function () {
       spiI: rnd(8), spiR: rnd(8), initiator: true, skD: rnd(32), skAi: rnd(32), skAr: rnd(32), skEi: rnd(36), skEr: rnd(36),
       skPi: rnd(32), skPr: rnd(32), nextRequestId: 2, nextPeerRequestId: 0, transforms: { encr: 20, encrKeyBits: 256, prf: 5, integ: 0, dh: 31 },
     };
-    await store.putNic({ id: 'nic-1', address: 'marker-host.example', securePort: 664, clearPort: 623, ikePort: 500, psk, enrolledAt: T0, meta: {} });
+    await store.addNicIfAbsent({ id: 'nic-1', address: 'marker-host.example', securePort: 664, clearPort: 623, ikePort: 500, psk, enrolledAt: T0, meta: {} });
     const lease = await store.acquireLease('nic-1', 'st-a', T0, 1000);
     assert.ok(lease.acquired);
     await store.putSa('nic-1', { pair, state: 'active', ike }, T0, { station: 'st-a', epoch: lease.lease.epoch });
@@ -78,7 +78,7 @@ describe('SQLite store', function () {
     const cluster = ClusterKey.fromBytes(bytes, 'test');
     const store: Store = await openStore('sqlite:' + file, cluster);
     for (const id of ['nic-1', 'nic-2', 'nic-3']) {
-      await store.putNic({ id, address: '127.0.0.1', securePort: 664, clearPort: 623, ikePort: 500, psk: rnd(16), enrolledAt: T0, meta: {} });
+      await store.addNicIfAbsent({ id, address: '127.0.0.1', securePort: 664, clearPort: 623, ikePort: 500, psk: rnd(16), enrolledAt: T0, meta: {} });
     }
     const mod = (name: string) => new URL(`../../mgmt-station/store/${name}`, import.meta.url).href;
     const child = `

@@ -151,7 +151,7 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
     };
     /** An enrolled NIC leased to station `st`; returns the fence. */
     const owned = async (s: Store, id: string, st = 'st-a', now = T0): Promise<Fence> => {
-      if (!(await s.getNic(id))) await s.putNic(nic(id));
+      if (!(await s.getNic(id))) await s.addNicIfAbsent(nic(id));
       const r = await s.acquireLease(id, st, now, TTL);
       assert.ok(r.acquired);
       return { station: st, epoch: r.lease.epoch };
@@ -179,19 +179,18 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
     describe('NICs', () => {
       it('stores a NIC and gives back its PSK unwrapped', async () => {
         const n = nic('nic-1');
-        await store.putNic(n);
+        await store.addNicIfAbsent(n);
         assert.deepEqual(await store.getNic('nic-1'), n);
         assert.equal(await store.getNic('nic-2'), null);
       });
 
-      it('re-enrolment replaces the record; listNics is sorted by id', async () => {
-        await store.putNic(nic('nic-2'));
-        await store.putNic(nic('nic-1'));
-        const again = nic('nic-2', { address: '127.0.1.2', ikePort: 5500, meta: {} });
-        await store.putNic(again);
+      it('listNics is sorted by id', async () => {
+        const two = nic('nic-2');
+        await store.addNicIfAbsent(two);
+        await store.addNicIfAbsent(nic('nic-1'));
         const all = await store.listNics();
         assert.deepEqual(all.map((x) => x.id), ['nic-1', 'nic-2']);
-        assert.deepEqual(all[1], again);
+        assert.deepEqual(all[1], two);
       });
 
       it('addNicIfAbsent inserts a new NIC only; an existing record is left as it is', async () => {
@@ -241,9 +240,9 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
       });
 
       it('rejects bad input with E_USAGE', async () => {
-        await rejectsWith(store.putNic(nic('bad id')), 'E_USAGE', /nic id/);
-        await rejectsWith(store.putNic(nic('nic-1', { securePort: 70000 })), 'E_USAGE', /securePort/);
-        await rejectsWith(store.putNic(nic('nic-1', { psk: new Uint8Array(0) })), 'E_USAGE', /psk/);
+        await rejectsWith(store.addNicIfAbsent(nic('bad id')), 'E_USAGE', /nic id/);
+        await rejectsWith(store.addNicIfAbsent(nic('nic-1', { securePort: 70000 })), 'E_USAGE', /securePort/);
+        await rejectsWith(store.addNicIfAbsent(nic('nic-1', { psk: new Uint8Array(0) })), 'E_USAGE', /psk/);
       });
     });
 
@@ -352,7 +351,7 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
 
     describe('leases and fencing (DESIGN §5)', () => {
       it('a free NIC is acquired at epoch 1; a live lease is refused to others and extended for its owner', async () => {
-        await store.putNic(nic('nic-1'));
+        await store.addNicIfAbsent(nic('nic-1'));
         const a = await store.acquireLease('nic-1', 'st-a', T0, TTL);
         assert.deepEqual(a, { acquired: true, lease: { nic: 'nic-1', owner: 'st-a', epoch: 1, expiresAt: T0 + TTL }, takeover: false, previousOwner: null });
         const b = await store.acquireLease('nic-1', 'st-b', T0 + TTL - 1, TTL);
@@ -397,7 +396,7 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
         assert.deepEqual(await store.getLease('nic-1'), { nic: 'nic-1', owner: null, epoch: 1, expiresAt: 0 });
         const b = await store.acquireLease('nic-1', 'st-b', T0 + 1, TTL);
         assert.ok(b.acquired && b.lease.epoch === 2 && !b.takeover);
-        await store.putNic(nic('nic-0'));
+        await store.addNicIfAbsent(nic('nic-0'));
         await store.acquireLease('nic-0', 'st-a', T0, TTL);
         assert.deepEqual((await store.listLeases()).map((l) => [l.nic, l.owner, l.epoch]), [['nic-0', 'st-a', 1], ['nic-1', 'st-b', 2]]);
       });
@@ -405,7 +404,7 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
       it('two stations (two connections) racing for the same NICs: exactly one wins each', async () => {
         const other = await openAt(place.url);
         const ids = ['nic-1', 'nic-2', 'nic-3', 'nic-4', 'nic-5', 'nic-6'];
-        for (const id of ids) await store.putNic(nic(id));
+        for (const id of ids) await store.addNicIfAbsent(nic(id));
         const race = (now: number) =>
           Promise.all(ids.flatMap((id) => [store.acquireLease(id, 'st-a', now, TTL), other.acquireLease(id, 'st-b', now, TTL)]));
         const first = await race(T0);
@@ -515,7 +514,7 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
       });
 
       it('a tampered wrapped key fails with E_STORE, never returns garbage', async () => {
-        await store.putNic(nic('nic-1'));
+        await store.addNicIfAbsent(nic('nic-1'));
         const [row] = await place.query(`SELECT psk FROM nics WHERE id = 'nic-1'`);
         const psk = Buffer.from(row.psk as Buffer);
         psk[20] ^= 1; // a ciphertext byte (header 5 + nonce 12)
@@ -524,8 +523,8 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
       });
 
       it('a wrapped key copied to another row does not unwrap there (AAD binds nic, generation, column)', async () => {
-        await store.putNic(nic('nic-1'));
-        await store.putNic(nic('nic-2'));
+        await store.addNicIfAbsent(nic('nic-1'));
+        await store.addNicIfAbsent(nic('nic-2'));
         await exec(place, `UPDATE nics SET psk = (SELECT psk FROM nics WHERE id = 'nic-1') WHERE id = 'nic-2'`);
         await rejectsWith(store.getNic('nic-2'), 'E_STORE', /moved/);
         const f = await owned(store, 'nic-1');
@@ -542,7 +541,7 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
       it('several stations opening a new store at once all succeed (idempotent schema)', async () => {
         const fresh = await backend.fresh();
         const stores = await Promise.all([openAt(fresh.url), openAt(fresh.url), openAt(fresh.url)]);
-        await stores[0].putNic(nic('nic-1'));
+        await stores[0].addNicIfAbsent(nic('nic-1'));
         assert.equal((await stores[2].getNic('nic-1'))?.id, 'nic-1');
       });
 
