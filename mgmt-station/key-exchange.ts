@@ -5,7 +5,9 @@
  *   switch-outbound (SA_CONFIRM arrived)      -> make it 'active' in the store, then use it
  *   commit-aborted / failed                   -> the current SA stays in use; the pending row is retired
  * `enroll()` runs IKE_SA_INIT + IKE_AUTH (with the first child SA); `refresh()` runs CREATE_CHILD_SA on the
- * IKE SA this driver holds, or a new IKE SA when it holds none (e.g. after a station restart).
+ * IKE SA this driver holds, or a new IKE SA when it holds none (e.g. after a station restart) or when the host
+ * agent does not answer CREATE_CHILD_SA within half the refresh's timeout (it restarted with its host and forgot
+ * our IKE SA); the whole refresh, fallback included, ends within the caller's timeout.
  *
  * One exchange at a time: the initiator and its commit have a single slot, so a second `enroll()`/`refresh()`
  * waits until the one under way has finished and then runs its own (each caller gets an SA negotiated after
@@ -35,14 +37,19 @@ export interface KeyExchangeOptions {
   log?: (level: string, msg: string) => void;
 }
 
-/** 200 ms, 400, 800, 1.6 s: a host agent that does not answer is taken as gone after 3 s (RFC 7296 §2.4). */
-
 /**
  * A 'pending' SA row older than this (and than the exchange's own timeout) belongs to no exchange that can still
  * commit it: the host agent discards an unacknowledged pending slot after 20 s (protocol/ike/ike-responder.ts).
  */
 const STALE_PENDING_MS = 60_000;
+/** 200 ms, 400, 800, 1.6 s: a host agent that does not answer is taken as gone after 3 s (RFC 7296 §2.4). */
 const STATION_RETRANSMIT = { baseMs: 200, factor: 2, tries: 4 };
+
+/**
+ * The share of a refresh's timeout that CREATE_CHILD_SA on the held IKE SA may use; the rest is left for a new
+ * IKE SA (IKE_SA_INIT + IKE_AUTH) when the host agent does not answer it (it restarted and forgot the IKE SA).
+ */
+const CHILD_SHARE_OF_TIMEOUT = 0.5;
 
 export interface ExchangeResult { nic: string; generation: number; kind: 'enroll' | 'refresh'; exchange: 'IKE_AUTH' | 'CREATE_CHILD_SA'; ms: number }
 
@@ -83,12 +90,14 @@ export class KeyExchange {
     await this.retireStalePending(timeoutMs);
     const t0 = performance.now();
     if (kind === 'refresh' && this.initiator?.canRefresh === true) {
+      // CREATE_CHILD_SA gets at most half the caller's timeout, so that a host agent that forgot our IKE SA (the
+      // host rebooted, or another process keyed the NIC) always leaves the other half for a new IKE SA: the
+      // caller's timeout bounds the whole refresh, fallback included (worst case: timeoutMs).
       try {
-        const sa = await this.attempt(true, timeoutMs);
+        const sa = await this.attempt(true, timeoutMs * CHILD_SHARE_OF_TIMEOUT);
         return { nic: this.nic.id, generation: sa.generation, kind, exchange: 'CREATE_CHILD_SA', ms: performance.now() - t0 };
       } catch (e) {
-        // The host agent forgot our IKE SA (its OS went down and came back): start a new IKE SA right away.
-        if ((e as LifelineError).code !== 'E_IKE_TIMEOUT' || performance.now() - t0 > timeoutMs / 2) throw e;
+        if ((e as LifelineError).code !== 'E_IKE_TIMEOUT') throw e;
         this.o.log?.('info', `${this.nic.id}: no answer to CREATE_CHILD_SA; the host agent restarted? starting a new IKE SA`);
       }
     }

@@ -20,8 +20,9 @@ const PSK = new Uint8Array(randomBytes(32));
 
 /** A host agent without a NIC: answers IKE; `dropAfterReady` then drops everything the station sends (so no SA_ACK arrives). */
 class HostAgentDouble {
-  readonly socket = dgram.createSocket('udp4');
-  private readonly responder = new IkeResponder({ random: (n) => new Uint8Array(randomBytes(n)), psk: PSK, id: 'nic-1.host.lifeline', nextGeneration: 1 });
+  socket = dgram.createSocket('udp4');
+  private responder = new IkeResponder({ random: (n) => new Uint8Array(randomBytes(n)), psk: PSK, id: 'nic-1.host.lifeline', nextGeneration: 1 });
+  private nextGeneration = 1;
   private peer: { address: string; port: number } | null = null;
   private readonly timer: NodeJS.Timeout;
   dropAfterReady = false;
@@ -29,15 +30,29 @@ class HostAgentDouble {
   port = 0;
 
   constructor() {
+    this.listen();
+    this.timer = setInterval(() => {
+      const at = this.responder.pollTimeout();
+      if (at !== null && Date.now() >= at) this.perform(this.responder.handleTimeout(Date.now()));
+    }, 20);
+  }
+
+  private listen(): void {
     this.socket.on('message', (msg, from) => {
       if (this.dropAfterReady && this.staged) return;
       this.peer = { address: from.address, port: from.port };
       this.perform(this.responder.receive(new Uint8Array(msg), Date.now()));
     });
-    this.timer = setInterval(() => {
-      const at = this.responder.pollTimeout();
-      if (at !== null && Date.now() >= at) this.perform(this.responder.handleTimeout(Date.now()));
-    }, 20);
+  }
+
+  /** The host rebooted: a new host agent on the same port that knows no IKE SA (the NIC keeps its generation). */
+  async restart(): Promise<void> {
+    await new Promise<void>((r) => this.socket.close(() => r()));
+    this.responder = new IkeResponder({ random: (n) => new Uint8Array(randomBytes(n)), psk: PSK, id: 'nic-1.host.lifeline', nextGeneration: this.nextGeneration });
+    this.staged = false;
+    this.socket = dgram.createSocket('udp4');
+    this.listen();
+    await new Promise<void>((r) => this.socket.bind(this.port, '127.0.0.1', () => r()));
   }
 
   async start(): Promise<this> {
@@ -51,7 +66,8 @@ class HostAgentDouble {
       if (e.kind === 'send' && this.peer) this.socket.send(e.bytes, this.peer.port, this.peer.address);
       if (e.kind === 'nic-write-pending') {
         this.staged = true;
-        this.responder.setNextGeneration(e.sa.generation + 1);
+        this.nextGeneration = e.sa.generation + 1;
+        this.responder.setNextGeneration(this.nextGeneration);
       }
       if (e.kind === 'nic-commit' || e.kind === 'nic-discard') this.staged = false;
     }
@@ -105,6 +121,29 @@ describe('station KeyExchange: one exchange at a time per NIC, no pending SA lef
     assert.equal(r.exchange, 'IKE_AUTH');
     assert.ok(r.generation > 2);
     assert.ok(!(await states()).some((s) => s.endsWith(':pending')));
+  });
+
+  it('the host agent restarted (forgot the IKE SA): a refresh with the daemon\'s 5 s falls back to a new IKE SA in time', async () => {
+    assert.equal((await kx.refresh(5000)).exchange, 'CREATE_CHILD_SA');
+    await agent.restart();
+    const t0 = performance.now();
+    const r = await kx.refresh(5000);
+    const ms = performance.now() - t0;
+    assert.equal(r.exchange, 'IKE_AUTH');
+    assert.equal(r.generation, 3);
+    assert.ok(ms < 5000, `took ${ms} ms`);
+    assert.deepEqual((await states()).slice(-2), ['2:previous', '3:active']);
+    // And the next refresh uses the new IKE SA.
+    assert.equal((await kx.refresh(5000)).exchange, 'CREATE_CHILD_SA');
+  });
+
+  it('an unanswered CREATE_CHILD_SA and no host at all: E_IKE_TIMEOUT within the caller\'s timeout', async () => {
+    agent.close();
+    const t0 = performance.now();
+    await assert.rejects(kx.refresh(2000), (e: Error & { code?: string }) => e.code === 'E_IKE_TIMEOUT');
+    const ms = performance.now() - t0;
+    assert.ok(ms >= 1900 && ms < 2600, `gave up after ${ms} ms`);
+    agent = await new HostAgentDouble().start(); // for afterEach
   });
 
   it("a 'pending' row an earlier process left behind is retired by the next exchange", async () => {
