@@ -10,8 +10,9 @@
  * answers a retransmission without executing it twice (DESIGN §5). A command is reported done only after
  * the NIC's RMCP ACK arrived *and* the outcome is durable in the store ("replicate before acknowledging").
  *
- * After two unanswered attempts the session jumps its outbound sequence number past the NIC's checkpoint
- * block (firmware/sa-database.ts resumeAfterPeerRestart): a NIC that restarted treats everything up to its
+ * After two consecutive unanswered attempts on an SA — counted across requests, so that short polls (a 150 ms
+ * poll makes one or two attempts) get there too; any authenticated packet from the NIC on that SA resets the
+ * count — the session jumps its outbound sequence number past the NIC's checkpoint block (firmware/sa-database.ts resumeAfterPeerRestart): a NIC that restarted treats everything up to its
  * reserved inbound mark as replayed (DESIGN §2.6), and this jump (the idea of RFC 6311's replay-counter sync)
  * lets the next retransmission through.
  */
@@ -70,6 +71,8 @@ interface Held {
   /** When this SA's counter last jumped (performance.now(); -Infinity: never), and whether an answer came since. */
   jumpedAt: number;
   answeredSinceJump: boolean;
+  /** Attempts on this SA in a row that got no answer, across requests; reset by any packet the NIC sends on it. */
+  unanswered: number;
 }
 
 /**
@@ -121,7 +124,7 @@ export class NicSession {
       const wanted = outReserved + 1n + (this.o.takeover ? NIC_REPLAY_WINDOW : 0n);
       const outStart = wanted > max + 1n ? max + 1n : wanted; // max + 1 = exhausted: sends fail, never wrap
       const ep = new SaEndpoint(stored.pair, 'station', { outStart, inFloor: cp?.inHighest ?? 0n });
-      const h: Held = { stored, ep, inboundSpi: ep.inboundSpi, jumpedAt: -Infinity, answeredSinceJump: true };
+      const h: Held = { stored, ep, inboundSpi: ep.inboundSpi, jumpedAt: -Infinity, answeredSinceJump: true, unanswered: 0 };
       this.held.push(h);
       this.o.mux.register(h.inboundSpi, (b, from) => this.onDatagram(h, b, from));
       if (stored.state === 'active') {
@@ -243,14 +246,18 @@ export class NicSession {
       let interval = this.o.retransmitMs ?? 250;
       const deadline = t0 + timeoutMs;
       while (!settled) {
-        if (attempts === 2) await this.jumpOutbound(h);
+        if (h.unanswered >= 2) await this.jumpOutbound(h);
         await this.sendOn(h, inner);
         attempts++;
         const wait = Math.min(interval, deadline - performance.now());
-        if (wait <= 0) break;
+        if (wait <= 0) {
+          h.unanswered++;
+          break;
+        }
         let timer: NodeJS.Timeout | undefined;
         await Promise.race([done, new Promise<void>((r) => (timer = setTimeout(r, wait)))]);
         clearTimeout(timer);
+        if (!settled) h.unanswered++;
         interval = Math.min(interval * 2, 1000);
         if (performance.now() >= deadline) break;
       }
@@ -323,6 +330,8 @@ export class NicSession {
     let payload: Uint8Array;
     try {
       payload = h.ep.open(bytes, this.ahIn(from)).payload;
+      h.unanswered = 0; // the NIC takes our packets on this SA: no jump needed
+      h.answeredSinceJump = true;
       const udp = decodeInnerUdp(payload);
       const pkt = decodeRmcpAsf(udp.body);
       this.counters.accepted++;
