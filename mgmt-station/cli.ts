@@ -163,7 +163,10 @@ async function main(argv: string[]): Promise<void> {
   // NIC` above): run here, they would leave the daemon's session and key exchange on an SA and PSK the NIC retired.
   if (!values['no-daemon'] && changesKeys(verb, positionals)) {
     const d = runningDaemon(announce);
-    if (d && (await forwardKeying(d.control, verb, positionals, values, json))) return;
+    // As the verbs above: the daemon runs it with the CLI's --timeout (else its own), the CLI waits for it that
+    // long (at least what the key exchange gets) plus a margin.
+    const verbTimeoutMs = values.timeout !== undefined ? timeoutMs : d?.timeoutMs ?? timeoutMs;
+    if (d && (await forwardKeying(d.control, verb, positionals, values, json, verbTimeoutMs))) return;
   }
   if (verb === 'replay') return replay(positionals[1], json);
   if (verb === 'status') {
@@ -544,7 +547,7 @@ function changesKeys(verb: string, positionals: string[]): boolean {
  * made here, and sent to the daemon on loopback. Resolves false when no daemon listens at `daemon` (nothing was
  * sent: the verb then runs here); a daemon that took a request and was lost is an error, not a second run.
  */
-async function forwardKeying(daemon: string, verb: string, positionals: string[], values: Record<string, string | boolean | undefined>, json: boolean): Promise<boolean> {
+async function forwardKeying(daemon: string, verb: string, positionals: string[], values: Record<string, string | boolean | undefined>, json: boolean, timeoutMs: number): Promise<boolean> {
   const emulator = String(values.emulator ?? DEFAULT_CONTROL);
   const target = verb === 'sa' ? positionals[2] : positionals[1];
   const daemonVerb = verb === 'sa' ? 'sa-manual' : verb;
@@ -553,13 +556,17 @@ async function forwardKeying(daemon: string, verb: string, positionals: string[]
     : verb === 'sa'
       ? { emulator, sa: saToJson(manualSa((values.policy ?? 'esp') as SecurityPolicy, (values.transform ?? 'aes-gcm-16') as EspTransform, values['key-bits'] === undefined ? 128 : Number(values['key-bits']))) }
       : {};
+  // The daemon gets `timeoutMs` (?timeout=) and gives a key exchange at least what the local path gives it
+  // (enroll 10 s, refresh 5 s as `refresh NIC` through the daemon, sa manual 5 s for the emulator's control API);
+  // the CLI waits that long plus DAEMON_ANSWER_MARGIN_MS per request.
+  const waitMs = Math.max(timeoutMs, verb === 'enroll' ? 10000 : 5000) + DAEMON_ANSWER_MARGIN_MS;
   // Refused (no daemon listens): null, the verb runs here. Taken and then lost: it may have run there; not again here.
   const ask = (method: 'GET' | 'POST', path: string, nic: string, payload?: object) =>
-    daemonJson(daemon, method, path, 60000, payload).catch((e: unknown) => {
+    daemonJson(daemon, method, path, waitMs, payload).catch((e: unknown) => {
       if (e instanceof DaemonRequestFailed && !e.sent) return null;
       throw e instanceof DaemonRequestFailed ? lostVerb(e, daemon, verb === 'sa' ? 'sa manual' : verb, nic) : e;
     });
-  const post = (nic: string) => ask('POST', `/v1/nics/${encodeURIComponent(nic)}/${daemonVerb}`, nic, body);
+  const post = (nic: string) => ask('POST', `/v1/nics/${encodeURIComponent(nic)}/${daemonVerb}?timeout=${timeoutMs}`, nic, body);
   if (target !== 'all') {
     const r = await post(target);
     if (r === null) return false;

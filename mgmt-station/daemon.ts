@@ -11,8 +11,9 @@
  *   POST /v1/nics/:id/:verb[?timeout=MS]  (ping|state|capabilities|reset|power-up|power-down|power-cycle|refresh)
  *                                           -> the same JSON the CLI prints with --json; MS (the CLI's --timeout)
  *                                              replaces the daemon's --timeout for this request
- *   POST /v1/nics/:id/enroll    { psk: 64 hex, emulator: HOST:PORT }              -> as `enroll NIC --json`
- *   POST /v1/nics/:id/sa-manual { sa: SaPairJson (lib/sa-json.ts), emulator }     -> as `sa manual NIC --json`
+ *   POST /v1/nics/:id/enroll[?timeout=MS]    { psk: 64 hex, emulator: HOST:PORT }  -> as `enroll NIC --json`
+ *                                              (the key exchange gets at least 10 s)
+ *   POST /v1/nics/:id/sa-manual[?timeout=MS] { sa: SaPairJson (lib/sa-json.ts), emulator } -> as `sa manual NIC --json`
  * Every verb that changes a NIC's SA or PSK runs here while the daemon runs (the CLI forwards enroll, refresh
  * and sa manual, one NIC or all): the daemon's session and key exchange then move with it. A change made by
  * another process anyway (--no-daemon, a station elsewhere with this id) is noticed at the next poll and before
@@ -253,9 +254,9 @@ export class StationDaemon {
   }
 
   /** `enroll NIC --psk-file F`, forwarded by the CLI: StationContext.enroll, here, so this process's key exchange holds the new PSK. */
-  private async enroll(nicId: string, body: Record<string, unknown>): Promise<ExchangeResult> {
+  private async enroll(nicId: string, body: Record<string, unknown>, timeoutMs: number): Promise<ExchangeResult> {
     if (typeof body.psk !== 'string' || !/^[0-9a-fA-F]{64}$/.test(body.psk)) throw new UsageError('E_USAGE', 'enroll needs { psk: 64 hex digits, emulator: HOST:PORT }');
-    const r = await this.ctx.enroll(ControlClient.parse(String(body.emulator ?? '')), nicId, new Uint8Array(Buffer.from(body.psk, 'hex')), Math.max(this.o.timeoutMs, 10000));
+    const r = await this.ctx.enroll(ControlClient.parse(String(body.emulator ?? '')), nicId, new Uint8Array(Buffer.from(body.psk, 'hex')), Math.max(timeoutMs, 10000));
     this.nicState(r.nic).lastRefresh = Date.now();
     this.log.log('info', 'NIC enrolled', { nic: r.nic, generation: r.generation });
     return r;
@@ -300,7 +301,7 @@ export class StationDaemon {
         }
         if (READS[verb]) out = await (await this.ctx.session(nic)).read(READS[verb], timeoutMs);
         else if (COMMANDS.includes(verb)) out = await (await this.ctx.session(nic)).command(verb as CommandKind, timeoutMs);
-        else if (verb === 'enroll') out = await this.enroll(nic, body);
+        else if (verb === 'enroll') out = await this.enroll(nic, body, timeoutMs);
         else if (verb === 'sa-manual') out = await this.manualSa(nic, body);
         else if (verb === 'refresh') {
           out = await this.refresh(nic, this.nicState(nic), timeoutMs);

@@ -124,6 +124,30 @@ describe('e2e station CLI: daemon forwarding, leases, usage errors', function ()
       rmSync(announce, { force: true });
     }
   });
+  it('a hung daemon and a forwarded keying verb (sa manual): the daemon gets --timeout, the CLI waits 5 s + 5 s, not 60 s', async () => {
+    const sockets = new Set<import('node:net').Socket>();
+    const urls: string[] = [];
+    const hung = http.createServer((req) => void urls.push(req.url ?? ''));
+    hung.on('connection', (c) => sockets.add(c));
+    await new Promise<void>((r) => hung.listen(0, '127.0.0.1', () => r()));
+    const { port } = hung.address() as import('node:net').AddressInfo;
+    const announce = join(lab.dir, 'station-station-1.daemon.json');
+    writeFileSync(announce, JSON.stringify({ pid: process.pid, control: `127.0.0.1:${port}` })); // this test process stands in for its pid
+    try {
+      const t0 = Date.now();
+      const r = await lab.run(['sa', 'manual', 'nic-1', '--timeout', '500'], { timeoutMs: 30000 });
+      const ms = Date.now() - t0;
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^mgmt-station: E_OUTCOME_UNKNOWN: the station daemon at 127\.0\.0\.1:\d+ did not answer sa manual nic-1 within 10000 ms; /);
+      assert.ok(ms >= 10000 && ms < 14000, `gave up after ${ms} ms`);
+      assert.deepEqual(urls, ['/v1/nics/nic-1/sa-manual?timeout=500']);
+    } finally {
+      for (const c of sockets) c.destroy();
+      await new Promise<void>((r) => hung.close(() => r()));
+      rmSync(announce, { force: true });
+    }
+  });
+
   it('serve with a bad --control/--listen/--log-format: one E_USAGE line naming the option, exit 2', async () => {
     const busy = net.createServer();
     await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
