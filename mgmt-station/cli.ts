@@ -5,9 +5,8 @@
 import { parseArgs } from 'node:util';
 import { randomBytes, randomInt } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve as resolvePath } from 'node:path';
 import http from 'node:http';
-import { StationDaemon } from './daemon.js';
+import { StationDaemon, announceFile, announcedStore } from './daemon.js';
 import { parseTable } from './replay/table.js';
 import { replayTable } from './replay/runner.js';
 import { createLogger, type LogFormat } from '../lib/log.js';
@@ -134,6 +133,7 @@ async function main(argv: string[]): Promise<void> {
   const storeUrl = values.store ?? process.env.LIFELINE_STORE ?? DEFAULT_STORE;
   const stationId = values.id ?? 'station-1';
   const announce = announceFile(storeUrl, stationId);
+  const runningDaemon = (file: string) => announcedDaemon(file, announcedStore(storeUrl));
   // Verbs go through this station's daemon when it runs (one process holds the sequence state).
   if (!values['no-daemon'] && positionals[1] !== 'all' && (READS[verb] || (COMMANDS as readonly string[]).includes(verb) || verb === 'refresh')) {
     const d = runningDaemon(announce);
@@ -188,7 +188,7 @@ async function main(argv: string[]): Promise<void> {
   const control = hostPortOption('--control', values.control ?? '127.0.0.1:0');
   const logFormat = values['log-format'] ?? 'text';
   if (logFormat !== 'text' && logFormat !== 'json') throw new UsageError('E_USAGE', `--log-format must be text or json, got '${logFormat}'`);
-  if (verb === 'serve') await refuseSecondDaemon(announce, stationId);
+  if (verb === 'serve') await refuseSecondDaemon(announce, stationId, runningDaemon);
   const ctx = await StationContext.open({
     store: storeUrl,
     keyFile: values['cluster-key'] ?? DEFAULT_KEY_FILE,
@@ -210,6 +210,7 @@ async function main(argv: string[]): Promise<void> {
       controlHost: control.host,
       controlPort: control.port,
       announceFile: announce,
+      store: announcedStore(storeUrl),
       leaseMs: num(values['lease-ms'], 10000, 'lease-ms'),
     }, log);
     // Signal handlers first: whoever reads the ready line may stop the daemon at once.
@@ -372,12 +373,6 @@ function describe(r: RequestResult): string {
   }
 }
 
-/** Where a station daemon announces its control address: beside an SQLite store, else under ./var. */
-function announceFile(storeUrl: string, id: string): string {
-  const dir = storeUrl.startsWith('sqlite:') && !storeUrl.includes(':memory:') ? dirname(resolvePath(storeUrl.slice('sqlite:'.length))) : resolvePath('var');
-  return join(dir, `station-${id}.daemon.json`);
-}
-
 /** HOST:PORT of an address option (port 0 = any); E_USAGE naming the option when it is not one. */
 function hostPortOption(name: string, value: string): { host: string; port: number } {
   try {
@@ -405,11 +400,13 @@ function addressError(e: unknown, option: string, address: string): unknown {
 }
 
 /** What a running daemon wrote in its announce file (daemon.ts start()); `timeoutMs` is its --timeout. */
-interface Announced { pid: number; control: string; timeoutMs?: number }
+interface Announced { pid: number; control: string; store?: string; timeoutMs?: number }
 
-function runningDaemon(file: string): Announced | null {
+/** The daemon announced in `file`, if its process is alive and it serves `store` (announcedStore). */
+function announcedDaemon(file: string, store: string): Announced | null {
   try {
     const d = JSON.parse(readFileSync(file, 'utf8')) as Announced;
+    if (d.store !== store) return null; // another store's daemon (or a file from an older version): not ours
     process.kill(d.pid, 0); // throws if the process is gone (a killed daemon leaves its file behind)
     return d;
   } catch {
@@ -425,7 +422,7 @@ const DAEMON_ANSWER_MARGIN_MS = 5000;
  * it alone) and, on stopping, remove it while the first still runs. A file left by a dead daemon (its pid gone,
  * or nothing listening at its address) does not count.
  */
-async function refuseSecondDaemon(announce: string, stationId: string): Promise<void> {
+async function refuseSecondDaemon(announce: string, stationId: string, runningDaemon: (file: string) => Announced | null): Promise<void> {
   const d = runningDaemon(announce);
   if (!d) return;
   const st = await daemonJson(d.control, 'GET', '/v1/status', 3000).catch((e: unknown) => {

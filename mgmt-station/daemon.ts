@@ -23,6 +23,8 @@
  */
 import http from 'node:http';
 import { readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { dirname, join, resolve as resolvePath } from 'node:path';
 import { StationContext } from './context.js';
 import { LifelineError, UsageError } from '../firmware/errors.js';
 import type { CommandKind, ReadKind } from './nic-session.js';
@@ -45,8 +47,10 @@ export interface DaemonOptions {
   timeoutMs: number;
   controlHost: string;
   controlPort: number;
-  /** Where the daemon announces its control address, so CLI verbs find it. */
+  /** Where the daemon announces its control address, so CLI verbs find it (announceFile()). */
   announceFile: string;
+  /** The store it serves, as announcedStore() names it: recorded in the announce file, checked by the CLI. */
+  store: string;
   /** Lease renewals happen every poll; the lease must outlast a poll interval. */
   leaseMs: number;
 }
@@ -77,6 +81,29 @@ class Limiter {
       this.queue.shift()?.();
     }
   }
+}
+
+/**
+ * A store URL as the announce file names it: an SQLite store by its absolute path (sqlite:var/x.db and
+ * sqlite:/abs/var/x.db are one store), any other URL as given with its password masked (it is written to a file).
+ */
+export function announcedStore(storeUrl: string): string {
+  if (storeUrl.startsWith('sqlite:') && !storeUrl.includes(':memory:')) {
+    return `sqlite:${resolvePath(storeUrl.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, ''))}`;
+  }
+  return storeUrl.replace(/:[^:@/]*@/, ':***@');
+}
+
+/**
+ * Where the daemon of station `id` on `storeUrl` announces itself: beside an SQLite store, else under ./var, named
+ * by the station id and a hash of the store (announcedStore), so that two stores in one directory, or two
+ * PostgreSQL databases, each have their own daemon per station id.
+ */
+export function announceFile(storeUrl: string, id: string): string {
+  const store = announcedStore(storeUrl);
+  const dir = store.startsWith('sqlite:') && !store.includes(':memory:') ? dirname(store.slice('sqlite:'.length)) : resolvePath('var');
+  const hash = createHash('sha256').update(store).digest('hex').slice(0, 12);
+  return join(dir, `station-${id}.${hash}.daemon.json`);
 }
 
 export function validateLifetime(o: Pick<DaemonOptions, 'refreshIntervalS' | 'maxDownTimeS' | 'lifetimeS'>): void {
@@ -114,7 +141,7 @@ export class StationDaemon {
     });
     const a = this.server.address();
     this.port = typeof a === 'object' && a ? a.port : this.o.controlPort;
-    writeFileSync(this.o.announceFile, JSON.stringify({ pid: process.pid, control: `${this.o.controlHost}:${this.port}`, id: this.ctx.o.stationId, timeoutMs: this.o.timeoutMs }) + '\n');
+    writeFileSync(this.o.announceFile, JSON.stringify({ pid: process.pid, control: `${this.o.controlHost}:${this.port}`, id: this.ctx.o.stationId, store: this.o.store, timeoutMs: this.o.timeoutMs }) + '\n');
     await this.ctx.store.touchStation(this.ctx.o.stationId, `${this.o.controlHost}:${this.port}`, this.ctx.now());
     const mux = await this.ctx.udp();
     mux.register(HEARTBEAT_SPI, (bytes, from) => void this.onHeartbeat(bytes, from).catch(() => undefined));

@@ -7,10 +7,11 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { announceFile, announcedStore } from '../../mgmt-station/daemon.js';
 import { Lab, ROOT, waitFor } from '../support/lab.js';
 import { UDP664_AH_LUA } from '../support/tshark.js';
-import { StationDaemon, sleep, stopAllStations, withStoreDb, writePskFile } from '../support/station-daemon.js';
+import { StationDaemon, announceFileOf, announceStandIn, sleep, stopAllStations, withStoreDb, writePskFile } from '../support/station-daemon.js';
 import { execLog, unfinishedCommands } from '../support/cluster.js';
 
 describe('e2e station CLI: daemon forwarding, leases, usage errors', function () {
@@ -80,7 +81,7 @@ describe('e2e station CLI: daemon forwarding, leases, usage errors', function ()
 
   it('a stopping daemon removes the announce file only if it is its own', async () => {
     const d = await StationDaemon.start(lab, ['--poll-interval', '5000']);
-    const announce = join(lab.dir, 'station-station-1.daemon.json');
+    const announce = announceFileOf(lab);
     const other = JSON.stringify({ pid: process.pid, control: '127.0.0.1:1', id: 'station-1' }) + '\n';
     writeFileSync(announce, other); // as if another daemon of this station had announced itself since
     await d.kill('SIGTERM');
@@ -108,8 +109,7 @@ describe('e2e station CLI: daemon forwarding, leases, usage errors', function ()
     hung.on('connection', (c) => sockets.add(c));
     await new Promise<void>((r) => hung.listen(0, '127.0.0.1', () => r()));
     const { port } = hung.address() as import('node:net').AddressInfo;
-    const announce = join(lab.dir, 'station-station-1.daemon.json');
-    writeFileSync(announce, JSON.stringify({ pid: process.pid, control: `127.0.0.1:${port}` })); // this test process stands in for its pid
+    const announce = announceStandIn(lab, `127.0.0.1:${port}`); // this test process stands in for its pid
     try {
       const t0 = Date.now();
       const r = await lab.run(['power-cycle', 'nic-1', '--timeout', '500'], { timeoutMs: 20000 });
@@ -131,8 +131,7 @@ describe('e2e station CLI: daemon forwarding, leases, usage errors', function ()
     hung.on('connection', (c) => sockets.add(c));
     await new Promise<void>((r) => hung.listen(0, '127.0.0.1', () => r()));
     const { port } = hung.address() as import('node:net').AddressInfo;
-    const announce = join(lab.dir, 'station-station-1.daemon.json');
-    writeFileSync(announce, JSON.stringify({ pid: process.pid, control: `127.0.0.1:${port}` })); // this test process stands in for its pid
+    const announce = announceStandIn(lab, `127.0.0.1:${port}`); // this test process stands in for its pid
     try {
       const t0 = Date.now();
       const r = await lab.run(['sa', 'manual', 'nic-1', '--timeout', '500'], { timeoutMs: 30000 });
@@ -146,6 +145,34 @@ describe('e2e station CLI: daemon forwarding, leases, usage errors', function ()
       await new Promise<void>((r) => hung.close(() => r()));
       rmSync(announce, { force: true });
     }
+  });
+
+  it('two stores in one directory: a verb or serve on the other store never goes to this store\'s daemon of the same id', async () => {
+    const other = `sqlite:${join(lab.dir, 'other.db')}`;
+    const b = await StationDaemon.start(lab, ['--id', 'B', '--poll-interval', '5000']);
+    const r = await lab.run(['--id', 'B', 'state', 'nic-1'], { store: other });
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stderr, /^mgmt-station: E_STORE: no store at .*other\.db/, 'run here on its own store, not answered by B\'s daemon on station.db');
+    const b2 = await lab.startStation('B', ['--poll-interval', '5000'], { store: other });
+    try {
+      assert.notEqual(announceFile(other, 'B'), announceFileOf(lab, 'B'));
+      assert.equal(JSON.parse(readFileSync(announceFile(other, 'B'), 'utf8')).store, `sqlite:${join(lab.dir, 'other.db')}`);
+      const st2 = await lab.run(['--id', 'B', 'status', '--json'], { store: other });
+      assert.equal(st2.json.pid, b2.ready.pid);
+      const st1 = await lab.run(['--id', 'B', 'status', '--json']);
+      assert.equal(st1.json.pid, b.ready.pid);
+    } finally {
+      await b2.kill('SIGKILL');
+    }
+  });
+
+  it('announce files: one per store URL and station id (PostgreSQL URLs too; a password is neither hashed nor written)', () => {
+    assert.notEqual(announceFile('postgres://u@db:5432/a', 'A'), announceFile('postgres://u@db:5432/b', 'A'));
+    assert.notEqual(announceFile('postgres://u@db:5432/a', 'A'), announceFile('postgres://u@db:5432/a', 'B'));
+    assert.equal(announceFile('postgres://u:one@db:5432/a', 'A'), announceFile('postgres://u:two@db:5432/a', 'A'));
+    assert.equal(announcedStore('postgres://u:secret@db:5432/a'), 'postgres://u:***@db:5432/a');
+    assert.equal(announceFile(`sqlite:${join(lab.dir, 'x.db')}`, 'A'), announceFile(`sqlite:${join(lab.dir, '.', 'x.db')}`, 'A'));
+    assert.equal(dirname(announceFile(`sqlite:${join(lab.dir, 'x.db')}`, 'A')), lab.dir, 'beside an SQLite store');
   });
 
   it('serve with a bad --control/--listen/--log-format: one E_USAGE line naming the option, exit 2', async () => {

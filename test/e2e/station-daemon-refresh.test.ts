@@ -8,9 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { Lab, waitFor } from '../support/lab.js';
-import { StationDaemon, nicSa, sleep, stopAllStations, writePskFile } from '../support/station-daemon.js';
+import { StationDaemon, announceFileOf, nicSa, sleep, stopAllStations, writePskFile } from '../support/station-daemon.js';
 
 describe('e2e station: the daemon refreshes on its timer only while the host is up', function () {
   this.timeout(60000);
@@ -114,7 +113,7 @@ describe('e2e station: serve checks refresh interval + max down time <= lifetime
     await stopAllStations();
     await lab?.cleanup();
   });
-  const announce = () => join(lab.dir, 'station-station-1.daemon.json');
+  const announce = () => announceFileOf(lab);
 
   it('serve --refresh-interval 10 --max-down-time 10 --lifetime 15 exits 2 with one line saying why', async () => {
     const r = await lab.run(['serve', '--refresh-interval', '10', '--max-down-time', '10', '--lifetime', '15'], { timeoutMs: 10000 });

@@ -8,9 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { Lab } from '../support/lab.js';
-import { StationDaemon, nicSa, sleep, stopAllStations, writePskFile } from '../support/station-daemon.js';
+import { StationDaemon, announceFileOf, nicSa, sleep, stopAllStations, writePskFile } from '../support/station-daemon.js';
 
 /** The NIC's non-zero drop counters (replay, icv, spi, ...), lab faults (link down, unpowered) excluded. */
 async function drops(lab: Lab, nic: string): Promise<Record<string, number>> {
@@ -67,7 +66,7 @@ describe('e2e station: kill -9 of the daemon mid-traffic, restart on the same st
     assert.deepEqual(failures, [], 'no request failed while the daemon was alive');
     assert.ok(completed >= 40, `requests completed before the kill: ${completed}`);
     assert.equal(first.child.signalCode, 'SIGKILL');
-    assert.ok(existsSync(join(lab.dir, 'station-station-1.daemon.json')), 'the killed daemon left its announce file behind');
+    assert.ok(existsSync(announceFileOf(lab)), 'the killed daemon left its announce file behind');
   });
 
   it('with the dead daemon\'s announce file still there, a CLI verb runs by itself (no replay)', async () => {

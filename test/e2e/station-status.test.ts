@@ -5,10 +5,9 @@
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import http from 'node:http';
-import { rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { Lab, waitFor } from '../support/lab.js';
-import { StationDaemon, stopAllStations, writePskFile } from '../support/station-daemon.js';
+import { StationDaemon, announceStandIn, stopAllStations, writePskFile } from '../support/station-daemon.js';
 import { freeUdpPort } from '../support/cluster.js';
 
 describe('e2e station: drops by reason, shown by mgmt-station status', function () {
@@ -50,8 +49,7 @@ describe('e2e station: drops by reason, shown by mgmt-station status', function 
     await new Promise<void>((r) => hung.listen(0, '127.0.0.1', () => r()));
     const { port } = hung.address() as import('node:net').AddressInfo;
     // The announce file a running daemon writes beside the store (this test process stands in for its pid).
-    const announce = join(lab.dir, 'station-station-1.daemon.json');
-    writeFileSync(announce, JSON.stringify({ pid: process.pid, control: `127.0.0.1:${port}` }));
+    const announce = announceStandIn(lab, `127.0.0.1:${port}`);
     try {
       const t0 = Date.now();
       const r = await lab.run(['status'], { timeoutMs: 20000 });

@@ -8,6 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { freshFirstAddress, isRoot, type Lab, type StationProcess } from './lab.js';
+import { announceFile, announcedStore } from '../../mgmt-station/daemon.js';
 
 const running = new Set<StationProcess>();
 
@@ -80,4 +81,19 @@ export function fixedAddressing(): string[] {
 
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** The announce file of the lab's daemon of station `id` (mgmt-station/daemon.ts announceFile). */
+export function announceFileOf(lab: Lab, id = 'station-1'): string {
+  return announceFile(lab.store, id);
+}
+
+/**
+ * Announce a stand-in daemon of station `id` on the lab's store at `control`, with this test process's pid (alive),
+ * as a running daemon would (`extra`: more fields, e.g. timeoutMs); returns the file's path.
+ */
+export function announceStandIn(lab: Lab, control: string, id = 'station-1', extra: object = {}): string {
+  const file = announceFileOf(lab, id);
+  writeFileSync(file, JSON.stringify({ pid: process.pid, control, id, store: announcedStore(lab.store), ...extra }) + '\n');
+  return file;
 }
