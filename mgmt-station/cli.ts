@@ -259,12 +259,20 @@ async function main(argv: string[]): Promise<void> {
         if (!target) throw new UsageError('E_USAGE', `usage: mgmt-station ${verb} NIC|all${verb === 'enroll' ? ' --psk-file FILE' : ''}`);
         const emu = ControlClient.parse(values.emulator ?? DEFAULT_CONTROL, '--emulator');
         const psk = verb === 'enroll' ? readPsk(values['psk-file'] ?? '') : null;
-        // `all`: every NIC of the emulator (enroll) or every enrolled NIC of this station (refresh).
-        const ids = target !== 'all'
-          ? [target]
-          : verb === 'enroll'
-            ? (await emu.get<{ id: string }[]>('/v1/nics')).map((n) => n.id)
-            : (await ctx.store.listNics()).filter((n) => n.meta.enrolled === true).map((n) => n.id);
+        // `all`: every NIC of the emulator (enroll) or every enrolled NIC this station owns or can take (refresh:
+        // a NIC whose lease another live station holds is that station's to refresh, and is skipped).
+        const skipped: Skipped[] = [];
+        let ids: string[] = [target];
+        if (target === 'all' && verb === 'enroll') ids = (await emu.get<{ id: string }[]>('/v1/nics')).map((n) => n.id);
+        else if (target === 'all') {
+          ids = [];
+          for (const n of await ctx.store.listNics()) {
+            if (n.meta.enrolled !== true) continue;
+            const owner = liveOwnerElsewhere(await ctx.store.getLease(n.id), stationId, ctx.now());
+            if (owner) skipped.push({ nic: n.id, owner });
+            else ids.push(n.id);
+          }
+        }
         const kx = timeoutMs < 10000 ? 10000 : timeoutMs;
         const one = async (nicId: string) => {
           if (psk) return ctx.enroll(emu, nicId, psk, kx);
@@ -278,7 +286,7 @@ async function main(argv: string[]): Promise<void> {
           else process.stdout.write(describeExchange(r) + '\n');
           return;
         }
-        await runFleet(verb, ids, one, json, false);
+        await runFleet(verb, ids, one, json, false, skipped);
         return;
       }
       case 'audit': {
@@ -432,26 +440,39 @@ async function refuseSecondDaemon(announce: string, stationId: string, runningDa
   if (st) throw new LifelineError('E_RUNNING', `station '${stationId}' already has a daemon on this store: pid ${d.pid} at http://${d.control}; stop it first (kill ${d.pid}) or use another --id`);
 }
 
-/** `enroll|refresh all`: up to 8 NICs at a time, progress on a TTY, one line per failure, a summary; exit 1 if any failed. */
-async function runFleet(verb: string, ids: string[], one: (nic: string) => Promise<unknown>, json: boolean, viaDaemon: boolean): Promise<void> {
+/** A NIC `refresh all` leaves alone: another live station holds its lease. */
+interface Skipped { nic: string; owner: string }
+
+/** The other station whose unexpired lease holds the NIC, or null (free, lapsed, or ours). */
+function liveOwnerElsewhere(lease: { owner: string | null; expiresAt: number } | null, stationId: string, now: number): string | null {
+  return lease?.owner && lease.owner !== stationId && lease.expiresAt > now ? lease.owner : null;
+}
+
+/**
+ * `enroll|refresh all`: up to 8 NICs at a time, progress on a TTY, one line per failure (with its error code), a
+ * summary naming the NICs skipped as another station's; exit 1 if any failed.
+ */
+async function runFleet(verb: string, ids: string[], one: (nic: string) => Promise<unknown>, json: boolean, viaDaemon: boolean, skipped: Skipped[] = []): Promise<void> {
   const bar = progress(`${verb} ${ids.length} NICs`);
   const queue = [...ids];
-  const failed: { nic: string; error: string }[] = [];
+  const failed: { nic: string; code: string; error: string }[] = [];
   let done = 0;
   const t0 = performance.now();
   const worker = async () => {
     for (let id = queue.shift(); id; id = queue.shift()) {
-      await one(id).catch((e) => failed.push({ nic: id!, error: (e as Error).message }));
+      await one(id).catch((e) => failed.push({ nic: id!, code: e instanceof LifelineError ? e.code : 'E_INTERNAL', error: (e as Error).message }));
       bar.update(++done, ids.length);
     }
   };
   await Promise.all(Array.from({ length: Math.min(8, ids.length) }, worker));
   bar.done();
   const secs = (performance.now() - t0) / 1000;
-  if (json) printJson({ ok: failed.length === 0, nics: ids.length, failed, seconds: Math.round(secs * 1000) / 1000, ...(viaDaemon ? { viaDaemon } : {}) });
+  if (json) printJson({ ok: failed.length === 0, nics: ids.length, failed, skipped, seconds: Math.round(secs * 1000) / 1000, ...(viaDaemon ? { viaDaemon } : {}) });
   else {
-    for (const f of failed) process.stderr.write(`${PROG}: ${f.nic}: ${f.error}\n`);
-    process.stdout.write(`${verb}: ${ids.length - failed.length}/${ids.length} NICs in ${secs.toFixed(1)} s${failed.length ? `, ${failed.length} failed` : ''}${viaDaemon ? ' [via daemon]' : ''}\n`);
+    for (const f of failed) process.stderr.write(`${PROG}: ${f.nic}: ${f.code}: ${f.error}\n`);
+    const owners = [...new Set(skipped.map((s) => s.owner))].map((o) => `'${o}'`).join(', ');
+    const skip = skipped.length ? `, ${skipped.length} skipped (owned by station ${owners})` : '';
+    process.stdout.write(`${verb}: ${ids.length - failed.length}/${ids.length} NICs in ${secs.toFixed(1)} s${failed.length ? `, ${failed.length} failed` : ''}${skip}${viaDaemon ? ' [via daemon]' : ''}\n`);
   }
   if (failed.length) process.exitCode = EXIT.FAILED;
 }
@@ -575,14 +596,17 @@ async function forwardKeying(daemon: string, verb: string, positionals: string[]
   }
   const known = await ask('GET', '/v1/nics', 'all');
   if (known === null) return false;
+  // refresh all: the enrolled NICs the daemon's station owns or can take (see the local path).
+  const listed = known.nics as { id: string; enrolled: boolean; ownedBy?: string | null }[];
+  const skipped: Skipped[] = verb === 'enroll' ? [] : listed.filter((n) => n.enrolled && n.ownedBy).map((n) => ({ nic: n.id, owner: n.ownedBy! }));
   const ids: string[] = verb === 'enroll'
     ? (await ControlClient.parse(emulator, '--emulator').get<{ id: string }[]>('/v1/nics')).map((n) => n.id)
-    : (known.nics as { id: string; enrolled: boolean }[]).filter((n) => n.enrolled).map((n) => n.id);
+    : listed.filter((n) => n.enrolled && !n.ownedBy).map((n) => n.id);
   await runFleet(verb, ids, async (id) => {
     const r = await post(id);
     if (r === null) throw new LifelineError('E_UNREACHABLE', 'the station daemon went away');
     if (!r.ok) throw new LifelineError(r.error.code, r.error.message);
-  }, json, true);
+  }, json, true, skipped);
   return true;
 }
 

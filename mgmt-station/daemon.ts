@@ -7,7 +7,8 @@
  * Control API (127.0.0.1 only):
  *   GET  /v1/status                         -> { id, pid, heartbeats, socketDrops, nics: [{ id, host, lastRefresh,
  *                                              refreshes, lastError, dropped: { reason: count } }] }
- *   GET  /v1/nics                           -> { nics: [{ id, enrolled }] }   the NICs of the store
+ *   GET  /v1/nics                           -> { nics: [{ id, enrolled, ownedBy }] }   the NICs of the store;
+ *                                              ownedBy: the other station whose live lease holds it, else null
  *   POST /v1/nics/:id/:verb[?timeout=MS]  (ping|state|capabilities|reset|power-up|power-down|power-cycle|refresh)
  *                                           -> the same JSON the CLI prints with --json; MS (the CLI's --timeout)
  *                                              replaces the daemon's --timeout for this request
@@ -316,7 +317,13 @@ export class StationDaemon {
           nics: [...this.nics].map(([id, s]) => ({ id, ...s, dropped: drops.nics[id] ?? {} })),
         };
       } else if (req.method === 'GET' && path === '/v1/nics') {
-        out = { nics: (await this.ctx.store.listNics()).map((n) => ({ id: n.id, enrolled: n.meta.enrolled === true })) };
+        const nics = [];
+        for (const n of await this.ctx.store.listNics()) {
+          const lease = await this.ctx.store.getLease(n.id);
+          const ownedBy = lease?.owner && lease.owner !== this.ctx.o.stationId && lease.expiresAt > this.ctx.now() ? lease.owner : null;
+          nics.push({ id: n.id, enrolled: n.meta.enrolled === true, ownedBy });
+        }
+        out = { nics };
       } else {
         const m = /^\/v1\/nics\/([^/]+)\/([a-z-]+)$/.exec(path);
         if (req.method !== 'POST' || !m) throw new LifelineError('E_NOT_FOUND', `no such endpoint: ${req.method} ${path}`);
