@@ -6,7 +6,8 @@
  *
  * Control API (127.0.0.1 only):
  *   GET  /v1/status                         -> { id, pid, heartbeats, socketDrops, nics: [{ id, host, lastRefresh,
- *                                              refreshes, lastError, dropped: { reason: count } }] }
+ *                                              refreshes, lastError, dropped: { reason: count } }] }; host: the S-state
+ *                                              the last poll read, 'unknown (last S0)' after a failed poll
  *   GET  /v1/nics                           -> { nics: [{ id, enrolled, ownedBy }] }   the NICs of the store;
  *                                              ownedBy: the other station whose live lease holds it, else null
  *   POST /v1/nics/:id/:verb[?timeout=MS]  (ping|state|capabilities|reset|power-up|power-down|power-cycle|refresh)
@@ -213,6 +214,8 @@ export class StationDaemon {
       st.lastError = null;
     } catch (e) {
       st.lastError = (e as Error).message;
+      // The host state is no longer known: show the last one read as stale rather than as current.
+      if (!st.host.startsWith('unknown')) st.host = st.host === 'owned elsewhere' ? 'unknown' : `unknown (last ${st.host})`;
       // The SA's counter is used up (RFC 4303 §3.3.3): refresh now rather than on the timer.
       if ((e as LifelineError).code === 'E_SEQ_EXHAUSTED' && n.meta.enrolled === true) {
         await this.refresh(n.id, st).then(() => (st.lastError = null)).catch((e2) => (st.lastError = (e2 as Error).message));
@@ -271,9 +274,11 @@ export class StationDaemon {
     }
   }
 
-  private async refresh(nic: string, st: NicState, timeoutMs = this.o.timeoutMs): Promise<unknown> {
+  /** A refresh of a NIC of the store (`st`: its poll state, made only once the NIC is known: no phantom in status). */
+  private async refresh(nic: string, st: NicState | null, timeoutMs = this.o.timeoutMs): Promise<ExchangeResult> {
     const n = await this.ctx.store.getNic(nic);
     if (!n) throw new LifelineError('E_NOT_FOUND', `NIC '${nic}' is not enrolled`);
+    st ??= this.nicState(nic);
     const r = await this.ctx.keyExchange(n, 'refresh', Math.max(timeoutMs, 5000));
     st.lastRefresh = Date.now();
     st.refreshes++;
@@ -338,8 +343,12 @@ export class StationDaemon {
         else if (verb === 'enroll') out = await this.enroll(nic, body, timeoutMs);
         else if (verb === 'sa-manual') out = await this.manualSa(nic, body);
         else if (verb === 'refresh') {
-          out = await this.refresh(nic, this.nicState(nic), timeoutMs);
+          out = await this.refresh(nic, null, timeoutMs);
         } else throw new UsageError('E_USAGE', `unknown verb '${verb}'`);
+        // Rounded as the CLI rounds them when it runs the verb itself.
+        const o = out as { rttMs?: unknown; ms?: unknown };
+        if (typeof o.rttMs === 'number') o.rttMs = Math.round(o.rttMs * 1000) / 1000;
+        if (typeof o.ms === 'number') o.ms = Math.round(o.ms * 1000) / 1000;
         out = { ok: true, ...(out as object) };
       }
     } catch (e) {

@@ -41,6 +41,28 @@ describe('e2e station: drops by reason, shown by mgmt-station status', function 
     assert.equal((await d.verb('nic-1', 'ping')).ok, true, 'still serving');
   });
 
+  it('status lists no phantom NIC after refresh of an unknown one, shows a failed poll\'s host as unknown, and rounds forwarded times as local', async () => {
+    await stopAllStations();
+    const d = await StationDaemon.start(lab, ['--poll-interval', '300']);
+    const bad = await lab.run(['refresh', 'nic-99']);
+    assert.equal(bad.code, 1, bad.stderr);
+    assert.match(bad.stderr, /E_NOT_FOUND/);
+    assert.deepEqual((await d.status()).nics.map((n) => n.id), ['nic-1'], 'no phantom nic-99');
+    const ping = await lab.run(['ping', 'nic-1', '--json']);
+    assert.equal(ping.code, 0, ping.stderr);
+    assert.match(String(ping.json.rttMs), /^\d+(\.\d{1,3})?$/, `rttMs ${ping.json.rttMs} rounded to µs`);
+    const refresh = await lab.run(['refresh', 'nic-1', '--json']);
+    assert.equal(refresh.code, 0, refresh.stderr);
+    assert.match(String(refresh.json.ms), /^\d+(\.\d{1,3})?$/, `ms ${refresh.json.ms} rounded to µs`);
+    await lab.host('nic-1', 'cable-pull');
+    try {
+      await waitFor('the failed poll to show the host as unknown', async () => (await d.status()).nics.find((n) => n.id === 'nic-1' && n.host === 'unknown (last S0)' && n.lastError), 5000, 100);
+    } finally {
+      await lab.host('nic-1', 'cable-plug');
+    }
+    await waitFor('the host known again', async () => (await d.status()).nics.find((n) => n.id === 'nic-1' && n.host === 'S0'), 5000, 100);
+  });
+
   it('a daemon that takes the request but never answers: E_TIMEOUT (exit 1), not a hang', async () => {
     await stopAllStations();
     const sockets = new Set<import('node:net').Socket>();
