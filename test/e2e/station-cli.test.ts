@@ -102,7 +102,8 @@ describe('e2e station CLI: daemon forwarding, leases, usage errors', function ()
     assert.ok(ms < 5000, `answered after ${ms} ms`);
   });
 
-  it('a hung daemon (takes the verb, never answers) holds the CLI for --timeout plus a margin, not 60 s', async () => {
+  /** A stand-in daemon that takes every request and never answers; `body` gets the URLs it was sent. */
+  async function withHungDaemon(body: (urls: string[]) => Promise<void>): Promise<void> {
     const sockets = new Set<import('node:net').Socket>();
     const urls: string[] = [];
     const hung = http.createServer((req) => void urls.push(req.url ?? ''));
@@ -111,6 +112,16 @@ describe('e2e station CLI: daemon forwarding, leases, usage errors', function ()
     const { port } = hung.address() as import('node:net').AddressInfo;
     const announce = announceStandIn(lab, `127.0.0.1:${port}`); // this test process stands in for its pid
     try {
+      await body(urls);
+    } finally {
+      for (const c of sockets) c.destroy();
+      await new Promise<void>((r) => hung.close(() => r()));
+      rmSync(announce, { force: true });
+    }
+  }
+
+  it('a hung daemon (takes the verb, never answers) holds the CLI for --timeout plus a margin, not 60 s', async () => {
+    await withHungDaemon(async (urls) => {
       const t0 = Date.now();
       const r = await lab.run(['power-cycle', 'nic-1', '--timeout', '500'], { timeoutMs: 20000 });
       const ms = Date.now() - t0;
@@ -118,21 +129,10 @@ describe('e2e station CLI: daemon forwarding, leases, usage errors', function ()
       assert.match(r.stderr, /^mgmt-station: E_OUTCOME_UNKNOWN: the station daemon at 127\.0\.0\.1:\d+ did not answer power-cycle nic-1 within 5500 ms; .*'mgmt-station log nic-1'/);
       assert.ok(ms >= 5500 && ms < 9000, `gave up after ${ms} ms`);
       assert.deepEqual(urls, ['/v1/nics/nic-1/power-cycle?timeout=500']);
-    } finally {
-      for (const c of sockets) c.destroy();
-      await new Promise<void>((r) => hung.close(() => r()));
-      rmSync(announce, { force: true });
-    }
+    });
   });
   it('a hung daemon and a forwarded keying verb (sa manual): the daemon gets --timeout, the CLI waits 5 s + 5 s, not 60 s', async () => {
-    const sockets = new Set<import('node:net').Socket>();
-    const urls: string[] = [];
-    const hung = http.createServer((req) => void urls.push(req.url ?? ''));
-    hung.on('connection', (c) => sockets.add(c));
-    await new Promise<void>((r) => hung.listen(0, '127.0.0.1', () => r()));
-    const { port } = hung.address() as import('node:net').AddressInfo;
-    const announce = announceStandIn(lab, `127.0.0.1:${port}`); // this test process stands in for its pid
-    try {
+    await withHungDaemon(async (urls) => {
       const t0 = Date.now();
       const r = await lab.run(['sa', 'manual', 'nic-1', '--timeout', '500'], { timeoutMs: 30000 });
       const ms = Date.now() - t0;
@@ -140,11 +140,7 @@ describe('e2e station CLI: daemon forwarding, leases, usage errors', function ()
       assert.match(r.stderr, /^mgmt-station: E_OUTCOME_UNKNOWN: the station daemon at 127\.0\.0\.1:\d+ did not answer sa manual nic-1 within 10000 ms; /);
       assert.ok(ms >= 10000 && ms < 14000, `gave up after ${ms} ms`);
       assert.deepEqual(urls, ['/v1/nics/nic-1/sa-manual?timeout=500']);
-    } finally {
-      for (const c of sockets) c.destroy();
-      await new Promise<void>((r) => hung.close(() => r()));
-      rmSync(announce, { force: true });
-    }
+    });
   });
 
   it('two stores in one directory: a verb or serve on the other store never goes to this store\'s daemon of the same id', async () => {
