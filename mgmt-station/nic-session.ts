@@ -10,11 +10,11 @@
  * answers a retransmission without executing it twice (DESIGN §5). A command is reported done only after
  * the NIC's RMCP ACK arrived *and* the outcome is durable in the store ("replicate before acknowledging").
  *
- * After two consecutive unanswered attempts on an SA — counted across requests, so that short polls (a 150 ms
- * poll makes one or two attempts) get there too; any authenticated packet from the NIC on that SA resets the
- * count — the session jumps its outbound sequence number past the NIC's checkpoint block (firmware/sa-database.ts resumeAfterPeerRestart): a NIC that restarted treats everything up to its
- * reserved inbound mark as replayed (DESIGN §2.6), and this jump (the idea of RFC 6311's replay-counter sync)
- * lets the next retransmission through.
+ * After two consecutive unanswered attempts on an SA (counted across requests, so that short polls, which make
+ * one or two attempts, get there too; any authenticated packet from the NIC on that SA resets the count) the
+ * session jumps its outbound sequence number past the NIC's checkpoint block (firmware/sa-database.ts
+ * resumeAfterPeerRestart): a NIC that restarted treats everything up to its reserved inbound mark as replayed
+ * (DESIGN §2.6), and this jump (the idea of RFC 6311's replay-counter sync) lets the next retransmission through.
  */
 import { SaEndpoint } from '../firmware/sa-endpoint.js';
 import { encodeRmcpAsf, decodeRmcpAsf, type AsfMessage } from '../firmware/asf.js';
