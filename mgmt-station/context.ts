@@ -158,8 +158,7 @@ export class StationContext {
       opening = (async () => {
         const openedAt = Date.now();
         const fence = await this.fence(nic);
-        const nicCheckpointBlock = checkpointBlockOf(await this.store.getNic(nic));
-        const s = await NicSession.open(nic, { store: this.store, mux: await this.udp(), fence, now: () => this.now(), takeover: this.takeovers.has(nic), nicCheckpointBlock });
+        const s = await NicSession.open(nic, { store: this.store, mux: await this.udp(), fence, now: () => this.now(), takeover: this.takeovers.has(nic) });
         for (const c of await this.store.listCommands(nic)) {
           if (c.outcome !== 'sent' || c.time >= openedAt) continue;
           await s.completeCommand(c.index, c.command as CommandKind, c.rmcpSeq, c.asfTag, 2000);
@@ -314,12 +313,6 @@ interface EmulatorNic {
 function nicMeta(emu: ControlClient, st: EmulatorNic): Record<string, unknown> {
   const k = st.sa?.checkpointBlock;
   return { emulator: `${emu.host}:${emu.port}`, ...(Number.isSafeInteger(k) && k! >= 1 ? { checkpointBlock: k } : {}) };
-}
-
-/** The NIC's checkpoint block as recorded at enrolment; undefined (NicSession's default, 16384) if none. */
-function checkpointBlockOf(nic: NicRecord | null): bigint | undefined {
-  const k = nic?.meta.checkpointBlock;
-  return typeof k === 'number' && Number.isSafeInteger(k) && k >= 1 ? BigInt(k) : undefined;
 }
 
 /** Same host agent and same pre-shared key: a KeyExchange made for `a` can serve `b`. */

@@ -37,8 +37,6 @@ export interface SessionOptions {
   now: () => number;
   /** Outbound sequence numbers reserved in the store per write (station side of DESIGN §2.6). */
   reserveBlock?: bigint;
-  /** The NIC's inbound checkpoint block; the jump after a NIC restart (DESIGN §2.6). */
-  nicCheckpointBlock?: bigint;
   /** First retransmission after this many ms, doubling, capped at 1 s. */
   retransmitMs?: number;
   /**
@@ -73,6 +71,12 @@ interface Held {
   answeredSinceJump: boolean;
   /** Attempts on this SA in a row that got no answer, across requests; reset by any packet the NIC sends on it. */
   unanswered: number;
+}
+
+/** The NIC's checkpoint block K as recorded at enrolment (meta.checkpointBlock); the NIC's default if none. */
+export function checkpointBlockOf(nic: NicRecord | null): bigint {
+  const k = nic?.meta.checkpointBlock;
+  return typeof k === 'number' && Number.isSafeInteger(k) && k >= 1 ? BigInt(k) : BigInt(DEFAULT_CHECKPOINT_BLOCK);
 }
 
 /**
@@ -310,7 +314,10 @@ export class NicSession {
     h.jumpedAt = now;
     h.answeredSinceJump = false;
     await this.claiming;
-    await this.claim(h, resumeAfterPeerRestart(h.ep.nextOutSeq - 1n, this.o.nicCheckpointBlock ?? BigInt(DEFAULT_CHECKPOINT_BLOCK)));
+    // The NIC's checkpoint block as the store has it now (recorded at enrolment and sa manual, also by another
+    // process after this session opened): a jump by a smaller K than the NIC's falls short.
+    const k = checkpointBlockOf(await this.o.store.getNic(this.nic.id).catch(() => null));
+    await this.claim(h, resumeAfterPeerRestart(h.ep.nextOutSeq - 1n, k));
   }
 
   private async persistInbound(generation: number): Promise<void> {

@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { Lab } from '../support/lab.js';
-import { withStoreDb, writePskFile } from '../support/station-daemon.js';
+import { StationDaemon, stopAllStations, withStoreDb, writePskFile } from '../support/station-daemon.js';
 
 describe("e2e station: the NIC's checkpoint block, learnt at enrolment, after a NIC restart (D4)", function () {
   this.timeout(60000);
@@ -25,12 +25,32 @@ describe("e2e station: the NIC's checkpoint block, learnt at enrolment, after a 
     for (const nic of ['nic-1', 'nic-2']) assert.equal((await lab.station(['ping', nic])).response.type, 'presence-pong');
   });
   after(async () => {
+    await stopAllStations();
     await lab?.cleanup();
   });
 
   it("enroll and sa manual record the NIC's checkpoint block in its store record", async () => {
     const metas = withStoreDb(lab, (db) => db.prepare('SELECT id, meta FROM nics ORDER BY id').all() as { id: string; meta: string }[]);
     assert.deepEqual(metas.map((r) => [r.id, JSON.parse(r.meta).checkpointBlock]), [['nic-1', 65536], ['nic-2', 65536]]);
+  });
+
+  it('a daemon whose session opened before the K was recorded jumps by the K the store has now', async () => {
+    const setK = (k: number) => withStoreDb(lab, (db) => {
+      const row = db.prepare("SELECT meta FROM nics WHERE id = 'nic-1'").get() as { meta: string };
+      db.prepare("UPDATE nics SET meta = ? WHERE id = 'nic-1'").run(JSON.stringify({ ...JSON.parse(row.meta), checkpointBlock: k }));
+    }, false);
+    setK(16384); // as if enrolled under the default K
+    const d = await StationDaemon.start(lab, ['--poll-interval', '5000']);
+    assert.equal((await lab.station(['ping', 'nic-1'])).response.type, 'presence-pong'); // its session is open
+    setK(65536); // re-enrolled meanwhile by another process, which recorded the NIC's real K
+    await lab.restartEmulator('SIGTERM');
+    const before = (await lab.nic('nic-1')).counters.dropped.replay ?? 0;
+    const ping = await lab.run(['ping', 'nic-1']);
+    assert.equal(ping.code, 0, ping.stderr);
+    assert.match(ping.stdout, /\[via daemon\]/);
+    const replays = ((await lab.nic('nic-1')).counters.dropped.replay ?? 0) - before;
+    assert.ok(replays <= 2, `${replays} requests dropped as replays: the daemon jumped by a stale K`);
+    await d.kill('SIGTERM');
   });
 
   for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
