@@ -579,12 +579,11 @@ async function forwardKeying(daemon: string, verb: string, positionals: string[]
   // the CLI waits that long plus DAEMON_ANSWER_MARGIN_MS per request.
   const waitMs = Math.max(timeoutMs, verb === 'enroll' ? 10000 : 5000) + DAEMON_ANSWER_MARGIN_MS;
   // Refused (no daemon listens): null, the verb runs here. Taken and then lost: it may have run there; not again here.
-  const ask = (method: 'GET' | 'POST', path: string, nic: string, payload?: object) =>
-    daemonJson(daemon, method, path, waitMs, payload).catch((e: unknown) => {
+  const post = (nic: string) =>
+    daemonJson(daemon, 'POST', `/v1/nics/${encodeURIComponent(nic)}/${daemonVerb}?timeout=${timeoutMs}`, waitMs, body).catch((e: unknown) => {
       if (e instanceof DaemonRequestFailed && !e.sent) return null;
       throw e instanceof DaemonRequestFailed ? lostVerb(e, daemon, verb === 'sa' ? 'sa manual' : verb, nic) : e;
     });
-  const post = (nic: string) => ask('POST', `/v1/nics/${encodeURIComponent(nic)}/${daemonVerb}?timeout=${timeoutMs}`, nic, body);
   if (target !== 'all') {
     const r = await post(target);
     if (r === null) return false;
@@ -594,7 +593,12 @@ async function forwardKeying(daemon: string, verb: string, positionals: string[]
     else process.stdout.write(`${describeExchange(r)} [via daemon]\n`);
     return true;
   }
-  const known = await ask('GET', '/v1/nics', 'all');
+  // The listing changes nothing: a daemon lost while answering it has run nothing, and the verb may be retried.
+  const known = await daemonJson(daemon, 'GET', '/v1/nics', 10000).catch((e: unknown) => {
+    if (!(e instanceof DaemonRequestFailed)) throw e;
+    if (!e.sent) return null;
+    throw new LifelineError(e.timedOut ? 'E_TIMEOUT' : 'E_UNREACHABLE', `the station daemon at ${daemon} did not list its NICs (${e.detail}); nothing was run: retry`);
+  });
   if (known === null) return false;
   // refresh all: the enrolled NICs the daemon's station owns or can take (see the local path).
   const listed = known.nics as { id: string; enrolled: boolean; ownedBy?: string | null }[];

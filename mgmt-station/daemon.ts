@@ -24,9 +24,9 @@
  * A restart (even kill -9) resumes from the store: SAs, sequence reservations and the command log.
  */
 import http from 'node:http';
-import { readFileSync, writeFileSync, rmSync } from 'node:fs';
+import { readFileSync, realpathSync, writeFileSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import { dirname, join, resolve as resolvePath } from 'node:path';
+import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { StationContext } from './context.js';
 import { LifelineError, UsageError } from '../firmware/errors.js';
 import type { CommandKind, ReadKind } from './nic-session.js';
@@ -91,7 +91,15 @@ class Limiter {
  */
 export function announcedStore(storeUrl: string): string {
   if (storeUrl.startsWith('sqlite:') && !storeUrl.includes(':memory:')) {
-    return `sqlite:${resolvePath(storeUrl.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, ''))}`;
+    const file = resolvePath(storeUrl.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, ''));
+    // The directory without symlinks, so that every path to the same file names the same daemon.
+    let dir = dirname(file);
+    try {
+      dir = realpathSync(dir);
+    } catch {
+      /* not there yet: the store will be created, nobody can run on it */
+    }
+    return `sqlite:${join(dir, basename(file))}`;
   }
   return storeUrl.replace(/:[^:@/]*@/, ':***@');
 }
@@ -136,6 +144,7 @@ export class StationDaemon {
   }
 
   async start(): Promise<void> {
+    await this.refuseIfRunningElsewhere();
     this.server = http.createServer((req, res) => void this.handle(req, res));
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
@@ -152,6 +161,24 @@ export class StationDaemon {
     const first = await this.tick();
     this.schedule();
     await first.polls;
+  }
+
+  /**
+   * One daemon per station id and store, also when this store is reached by another name (a symlinked path, another
+   * spelling of a PostgreSQL URL) and so by another announce file: the store records where this station's daemon
+   * last listened (touchStation); a daemon still answering there as this station is running. Two daemons of one
+   * station would fight over its IKE SAs and its sessions.
+   */
+  private async refuseIfRunningElsewhere(): Promise<void> {
+    const id = this.ctx.o.stationId;
+    const prior = (await this.ctx.store.listStations()).find((s) => s.id === id);
+    if (!prior?.address) return;
+    const st = await fetch(`http://${prior.address}/v1/status`, { signal: AbortSignal.timeout(2000) })
+      .then((r) => r.json() as Promise<{ id?: string; pid?: number }>)
+      .catch(() => null); // nothing answers there: that daemon is gone
+    if (st && st.id === id && st.pid !== process.pid) {
+      throw new LifelineError('E_RUNNING', `station '${id}' already has a daemon on this store: pid ${st.pid} at http://${prior.address}; stop it first (kill ${st.pid}) or use another --id`);
+    }
   }
 
   private schedule(): void {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { announceFile, announcedStore } from '../../mgmt-station/daemon.js';
 import { Lab, ROOT, waitFor } from '../support/lab.js';
@@ -79,6 +79,16 @@ describe('e2e station CLI: daemon forwarding, leases, usage errors', function ()
     assert.equal(st.json.pid, first.ready.pid);
   });
 
+  it('a second serve of the same id on the same store reached through a symlink is refused too (the store knows the first)', async () => {
+    const first = await StationDaemon.start(lab, ['--poll-interval', '5000']);
+    const link = join(lab.dir, 'store-link');
+    symlinkSync(lab.dir, link);
+    const r = await lab.run(['serve', '--control', '127.0.0.1:0'], { store: `sqlite:${join(link, 'station.db')}` });
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`^mgmt-station: E_RUNNING: station 'station-1' already has a daemon on this store: pid ${first.ready.pid} at http://${first.ready.control.replace(/\./g, '\\.')};`));
+    await first.kill('SIGTERM');
+  });
+
   it('a stopping daemon removes the announce file only if it is its own', async () => {
     const d = await StationDaemon.start(lab, ['--poll-interval', '5000']);
     const announce = announceFileOf(lab);
@@ -140,6 +150,15 @@ describe('e2e station CLI: daemon forwarding, leases, usage errors', function ()
       assert.match(r.stderr, /^mgmt-station: E_OUTCOME_UNKNOWN: the station daemon at 127\.0\.0\.1:\d+ did not answer sa manual nic-1 within 10000 ms; /);
       assert.ok(ms >= 10000 && ms < 14000, `gave up after ${ms} ms`);
       assert.deepEqual(urls, ['/v1/nics/nic-1/sa-manual?timeout=500']);
+    });
+  });
+
+  it('a hung daemon and refresh all: only its listing was sent, so E_TIMEOUT (nothing was run), not E_OUTCOME_UNKNOWN', async () => {
+    await withHungDaemon(async (urls) => {
+      const r = await lab.run(['refresh', 'all', '--timeout', '500'], { timeoutMs: 30000 });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /^mgmt-station: E_TIMEOUT: the station daemon at 127\.0\.0\.1:\d+ did not list its NICs .*nothing was run: retry/);
+      assert.deepEqual(urls, ['/v1/nics']);
     });
   });
 
