@@ -240,7 +240,10 @@ export class StationDaemon {
       if (due && code === 0 && n.psk.length > 0 && n.meta.enrolled === true) await this.refresh(n.id, st);
       st.lastError = null;
     } catch (e) {
-      st.lastError = (e as Error).message;
+      const error = (e as Error).message;
+      // Said once per new error, not at every poll of a NIC that stays unreachable (status shows the latest).
+      if (error !== st.lastError) this.log.log('warn', 'poll failed', { nic: n.id, code: (e as LifelineError).code, error });
+      st.lastError = error;
       // The host state is no longer known: show the last one read as stale rather than as current.
       if (!st.host.startsWith('unknown')) st.host = st.host === 'owned elsewhere' ? 'unknown' : `unknown (last ${st.host})`;
       // The SA's counter is used up (RFC 4303 §3.3.3): refresh now rather than on the timer.
