@@ -189,6 +189,8 @@ async function main(argv: string[]): Promise<void> {
   const logFormat = values['log-format'] ?? 'text';
   if (logFormat !== 'text' && logFormat !== 'json') throw new UsageError('E_USAGE', `--log-format must be text or json, got '${logFormat}'`);
   if (verb === 'serve') await refuseSecondDaemon(announce, stationId, runningDaemon);
+  // A bad PSK file is a usage error found before anything is opened or created (the store, the cluster key).
+  const enrollPsk = verb === 'enroll' ? readPsk(values['psk-file'] ?? '') : null;
   const ctx = await StationContext.open({
     store: storeUrl,
     keyFile: values['cluster-key'] ?? DEFAULT_KEY_FILE,
@@ -258,7 +260,7 @@ async function main(argv: string[]): Promise<void> {
         const target = positionals[1];
         if (!target) throw new UsageError('E_USAGE', `usage: mgmt-station ${verb} NIC|all${verb === 'enroll' ? ' --psk-file FILE' : ''}`);
         const emu = ControlClient.parse(values.emulator ?? DEFAULT_CONTROL, '--emulator');
-        const psk = verb === 'enroll' ? readPsk(values['psk-file'] ?? '') : null;
+        const psk = enrollPsk;
         // `all`: every NIC of the emulator (enroll) or every enrolled NIC this station owns or can take (refresh:
         // a NIC whose lease another live station holds is that station's to refresh, and is skipped).
         const skipped: Skipped[] = [];

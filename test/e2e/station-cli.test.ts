@@ -250,6 +250,14 @@ describe('e2e station CLI: daemon forwarding, leases, usage errors', function ()
     assert.equal(existsSync(join(lab.dir, 'nodir')), false, 'no directory or database created');
   });
 
+  it('enroll with a bad PSK file on a new store: E_USAGE (exit 2) before anything is created', async () => {
+    const dir = join(lab.dir, 'badpsk');
+    const r = await lab.run(['enroll', 'nic-1', '--psk-file', join(lab.dir, 'no-such.hex'), '--no-daemon'], { store: `sqlite:${join(dir, 'station.db')}`, keyFile: join(dir, 'cluster.key') });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /^mgmt-station: E_USAGE: /);
+    assert.equal(existsSync(dir), false, 'no store, key file or directory created');
+  });
+
   it('a new store with no key file: serve creates both (first use in a lab)', async () => {
     const dir = join(lab.dir, 'fresh');
     const d = await lab.startStation('fresh', [], { store: `sqlite:${join(dir, 'db', 'station.db')}`, keyFile: join(dir, 'keys', 'cluster.key') });
