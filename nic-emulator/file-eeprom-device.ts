@@ -24,8 +24,8 @@ export class FileEepromDevice implements EepromDevice {
   readonly path: string;
   private tearAt: number | null = null;
   private preloaded: Uint8Array | null = null;
-  /** Why the last failed write() failed (E_EEPROM_IO's message), for the NIC's log. */
-  lastWriteError: string | null = null;
+  /** Told of every write() that failed (E_EEPROM_IO), before it is thrown: the NIC's shell logs it. */
+  onWriteError: ((e: Error) => void) | null = null;
   /** fsync after each write: off by default in the lab (the page cache survives a killed process). */
   durable = false;
 
@@ -107,7 +107,7 @@ export class FileEepromDevice implements EepromDevice {
         if (this.durable) fsyncSync(fd);
       });
     } catch (e) {
-      this.lastWriteError = (e as Error).message;
+      this.onWriteError?.(e as Error);
       throw e;
     }
     const p = this.preloaded;

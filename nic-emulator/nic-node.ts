@@ -129,9 +129,11 @@ export class NicNode {
       if (!existsSync(this.eepromPath)) {
         if (!createIfMissing) throw new LifelineError('E_EEPROM_IO', `EEPROM file ${this.eepromPath} disappeared`);
         this.device = FileEepromDevice.create(this.eepromPath, EEPROM_SIZE);
+        this.device.onWriteError = (e) => this.eepromWriteFailed(e);
         this.image = EepromImage.format(this.device, this.id, this.opts.initialConfig);
       } else {
         this.device = FileEepromDevice.open(this.eepromPath);
+        this.device.onWriteError = (e) => this.eepromWriteFailed(e);
         this.image = EepromImage.load(this.device, this.eepromPath);
         this.device.release();
         // The serial is the NIC's id, written at format: another NIC's image would give two NICs one SA and one
@@ -228,11 +230,9 @@ export class NicNode {
     const from: Endpoint = rinfo; // dgram's RemoteInfo is an Endpoint (address, port): no copy per datagram
     let effects: NicEffect[];
     const accepted = fw.counters.accepted.secure;
-    const ioFailures = fw.counters.dropped.eeprom_io;
     try {
       effects = port === 'clear' ? fw.receiveClear(from, msg) : fw.receiveSecure(from, msg);
       if (fw.counters.accepted.secure !== accepted) this.heartbeat.noteReceived();
-      if (fw.counters.dropped.eeprom_io !== ioFailures) this.eepromWriteFailed(fw.counters.dropped.eeprom_io ?? 0);
     } catch (e) {
       if (e instanceof TornWriteError) {
         this.powerFailure(e);
@@ -254,15 +254,15 @@ export class NicNode {
   }
 
   /**
-   * A packet was dropped because its checkpoint could not be written (read-only file, full disk, ...): the NIC
-   * stays up but drops every secure packet, so say why in the log; the first time, then once a minute.
+   * An EEPROM write failed (read-only file, full disk, ...): the NIC stays up but drops every secure packet whose
+   * checkpoint cannot be stored (counted as eeprom_io), so say why in the log; the first time, then once a minute.
    */
-  private eepromWriteFailed(dropped: number): void {
+  private eepromWriteFailed(e: Error): void {
     const now = Date.now();
     if (now - this.lastEepromFailureLog < EEPROM_FAILURE_LOG_INTERVAL_MS) return;
     this.lastEepromFailureLog = now;
     this.log.log('error', 'EEPROM file cannot be written; secure packets are dropped (eeprom_io) until it can', {
-      file: this.eepromPath, error: this.device?.lastWriteError ?? 'unknown', droppedSoFar: dropped,
+      file: this.eepromPath, error: e.message,
     });
   }
 
