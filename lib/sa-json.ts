@@ -15,14 +15,26 @@ function bad(what: string): never {
   throw new UsageError('E_USAGE', `invalid SA: ${what}`);
 }
 
-/** A key given as hex (absent = no key); anything else, or bad hex, is E_USAGE naming the field. */
-function hexKey(v: unknown, field: string): Uint8Array {
-  if (v === undefined || v === null) return new Uint8Array(0);
-  if (typeof v !== 'string') bad(`${field} must be a hex string, got ${typeof v}`);
+/**
+ * Key material given as hex in a JSON request (`field` names it in the error); anything else, or bad hex, is
+ * E_USAGE. The value itself is never echoed: it is a secret.
+ */
+export function hexField(v: unknown, field: string): Uint8Array {
+  if (typeof v !== 'string') throw new UsageError('E_USAGE', `${field} must be a hex string, got ${v === null ? 'null' : typeof v}`);
   try {
     return fromHex(v);
   } catch {
-    return bad(`${field} must be an even number of hex digits`);
+    throw new UsageError('E_USAGE', `${field} must be an even number of hex digits`);
+  }
+}
+
+/** An SA key (absent = no key), as hexField. */
+function hexKey(v: unknown, field: string): Uint8Array {
+  if (v === undefined || v === null) return new Uint8Array(0);
+  try {
+    return hexField(v, field);
+  } catch (e) {
+    return bad((e as Error).message);
   }
 }
 

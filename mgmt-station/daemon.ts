@@ -33,7 +33,8 @@ import type { CommandKind, ReadKind } from './nic-session.js';
 import type { Logger } from '../lib/log.js';
 import type { NicRecord } from './store/store.js';
 import { ControlClient } from '../lib/control-client.js';
-import { saFromJson } from '../lib/sa-json.js';
+import { hexField, saFromJson } from '../lib/sa-json.js';
+import { decodePathSegment, readJsonBody } from '../lib/json-http.js';
 import type { ExchangeResult } from './key-exchange.js';
 import { HEARTBEAT_SPI } from '../firmware/sa.js';
 import { answerProbe, HEARTBEAT_LENGTH } from '../firmware/heartbeat.js';
@@ -318,8 +319,9 @@ export class StationDaemon {
 
   /** `enroll NIC --psk-file F`, forwarded by the CLI: StationContext.enroll, here, so this process's key exchange holds the new PSK. */
   private async enroll(nicId: string, body: Record<string, unknown>, timeoutMs: number): Promise<ExchangeResult> {
-    if (typeof body.psk !== 'string' || !/^[0-9a-fA-F]{64}$/.test(body.psk)) throw new UsageError('E_USAGE', 'enroll needs { psk: 64 hex digits, emulator: HOST:PORT }');
-    const r = await this.ctx.enroll(ControlClient.parse(String(body.emulator ?? '')), nicId, new Uint8Array(Buffer.from(body.psk, 'hex')), Math.max(timeoutMs, 10000));
+    const psk = hexField(body.psk, 'psk');
+    if (psk.length !== 32) throw new UsageError('E_USAGE', `enroll needs { psk: 64 hex digits, emulator: HOST:PORT }; psk is ${psk.length} bytes`);
+    const r = await this.ctx.enroll(ControlClient.parse(String(body.emulator ?? '')), nicId, psk, Math.max(timeoutMs, 10000));
     this.nicState(r.nic).lastRefresh = Date.now();
     this.log.log('info', 'NIC enrolled', { nic: r.nic, generation: r.generation });
     return r;
@@ -362,8 +364,8 @@ export class StationDaemon {
       } else {
         const m = /^\/v1\/nics\/([^/]+)\/([a-z-]+)$/.exec(path);
         if (req.method !== 'POST' || !m) throw new LifelineError('E_NOT_FOUND', `no such endpoint: ${req.method} ${path}`);
-        const [nic, verb] = [decodeURIComponent(m[1]), m[2]];
-        const body = await readJsonBody(req);
+        const [nic, verb] = [decodePathSegment(m[1]), m[2]];
+        const body = await readJsonBody(req, 65536);
         if (READS[verb] || COMMANDS.includes(verb)) {
           const stored = await this.ctx.store.getNic(nic);
           if (stored) await this.ctx.syncWithStore(stored);
@@ -406,25 +408,3 @@ export class StationDaemon {
 
 /** The emulator's view of a NIC (GET /v1/nics/:id on its control API): what enrolment records. */
 
-/** A request's JSON object body ({} when empty); at most 64 KiB. */
-function readJsonBody(req: http.IncomingMessage): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    req.setEncoding('utf8');
-    req.on('data', (c: string) => {
-      text += c;
-      if (text.length > 65536) req.destroy(new UsageError('E_USAGE', 'request body over 64 KiB'));
-    });
-    req.on('error', reject);
-    req.on('end', () => {
-      if (!text.trim()) return resolve({});
-      try {
-        const j = JSON.parse(text) as unknown;
-        if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new Error('not an object');
-        resolve(j as Record<string, unknown>);
-      } catch (e) {
-        reject(new UsageError('E_USAGE', `request body is not a JSON object: ${(e as Error).message}`));
-      }
-    });
-  });
-}

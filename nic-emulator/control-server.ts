@@ -18,8 +18,8 @@
 import http from 'node:http';
 import type { Fleet } from './fleet.js';
 import { LifelineError, UsageError } from '../firmware/errors.js';
-import { saFromJson } from '../lib/sa-json.js';
-import { fromHex } from '../firmware/bytes.js';
+import { hexField, saFromJson } from '../lib/sa-json.js';
+import { decodePathSegment, readJsonBody } from '../lib/json-http.js';
 import { HOST_EVENTS } from '../firmware/host-state.js';
 
 const LAB_EVENTS = [...HOST_EVENTS.filter((e) => e !== 'boot-complete'), 'power-restore', 'cable-pull', 'cable-plug'];
@@ -30,33 +30,25 @@ export async function startControlServer(fleet: Fleet, host: string, port: numbe
   if (!/^127\.\d+\.\d+\.\d+$/.test(host) && host !== 'localhost') {
     throw new UsageError('E_USAGE', `--control must be a loopback address (127.x.y.z), got ${host}`);
   }
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.setEncoding('utf8');
-    req.on('data', (c: string) => {
-      body += c;
-      if (body.length > 1 << 20) req.destroy();
-    });
-    req.on('end', async () => {
-      let status = 200;
-      let out: unknown;
-      const headers: Record<string, string> = { 'content-type': 'application/json' };
-      try {
-        out = await route(fleet, req.method ?? 'GET', req.url ?? '/', parseBody(body), onShutdown);
-      } catch (e) {
-        const code = e instanceof LifelineError ? e.code : e instanceof SyntaxError ? 'E_USAGE' : 'E_INTERNAL';
-        status = e instanceof MethodNotAllowed ? 405
-          : code === 'E_NOT_FOUND' ? 404
-          : code === 'E_INTERNAL' ? 500
-          : code === 'E_NIC_DOWN' || code === 'E_SPI_IN_USE' ? 409
-          : 400;
-        if (e instanceof MethodNotAllowed) headers.allow = e.allow;
-        out = { error: { code, message: (e as Error).message } };
-      }
-      const text = JSON.stringify(out, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
-      res.writeHead(status, headers);
-      res.end(text);
-    });
+  const server = http.createServer(async (req, res) => {
+    let status = 200;
+    let out: unknown;
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    try {
+      out = await route(fleet, req.method ?? 'GET', req.url ?? '/', await readJsonBody(req, 1 << 20), onShutdown);
+    } catch (e) {
+      const code = e instanceof LifelineError ? e.code : 'E_INTERNAL';
+      status = e instanceof MethodNotAllowed ? 405
+        : code === 'E_NOT_FOUND' ? 404
+        : code === 'E_INTERNAL' ? 500
+        : code === 'E_NIC_DOWN' || code === 'E_SPI_IN_USE' ? 409
+        : 400;
+      if (e instanceof MethodNotAllowed) headers.allow = e.allow;
+      out = { error: { code, message: (e as Error).message } };
+    }
+    const text = JSON.stringify(out, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
+    res.writeHead(status, headers);
+    res.end(text);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -76,39 +68,12 @@ class MethodNotAllowed extends UsageError {
   }
 }
 
-/** Every request body is a JSON object (or empty, for GET): anything else is E_USAGE (JSON syntax errors too). */
-function parseBody(text: string): Record<string, unknown> {
-  if (text.trim() === '') return {};
-  const v: unknown = JSON.parse(text);
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new UsageError('E_USAGE', `the request body must be a JSON object, got ${v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v}`);
-  return v as Record<string, unknown>;
-}
-
 /** body[field] as a string; `def` when absent; E_USAGE naming the field when it is anything else. */
 function stringField(body: Record<string, unknown>, field: string, def?: string): string {
   const v = body[field];
   if (v === undefined && def !== undefined) return def;
   if (typeof v !== 'string') throw new UsageError('E_USAGE', `${field} must be a string, got ${v === null ? 'null' : typeof v}`);
   return v;
-}
-
-/** Hex from the body; E_USAGE naming the field when it is not hex. */
-function hexField(body: Record<string, unknown>, field: string): Uint8Array {
-  const v = stringField(body, field);
-  try {
-    return fromHex(v);
-  } catch {
-    throw new UsageError('E_USAGE', `${field} must be an even number of hex digits, got ${JSON.stringify(v.length > 80 ? v.slice(0, 80) + '...' : v)}`);
-  }
-}
-
-/** The NIC id of a URL path segment; E_USAGE when its percent-encoding is malformed. */
-function decodeSegment(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    throw new UsageError('E_USAGE', `malformed percent-encoding in the NIC id '${segment}'`);
-  }
 }
 
 /** Methods of the endpoints under /v1/nics/:id ('' = the NIC itself). */
@@ -139,7 +104,7 @@ function route(fleet: Fleet, method: string, url: string, body: Record<string, u
   const sub = m?.[2] ?? '';
   if (!m || !Object.hasOwn(NIC_ENDPOINTS, sub)) throw new LifelineError('E_NOT_FOUND', `no such endpoint: ${method} ${path}`);
   if (NIC_ENDPOINTS[sub] !== method) throw new MethodNotAllowed(NIC_ENDPOINTS[sub], method, path);
-  const id = decodeSegment(m[1]);
+  const id = decodePathSegment(m[1]);
   const nic = fleet.get(id);
   if (!nic) throw new LifelineError('E_NOT_FOUND', `no NIC '${id}' in this emulator (ids are nic-1..nic-${fleet.nics.length})`);
   switch (sub) {
@@ -164,7 +129,7 @@ function route(fleet: Fleet, method: string, url: string, body: Record<string, u
       nic.setClusterPolicy(stringField(body, 'text', ''), stringField(body, 'source', 'policy'));
       return {};
     case 'trust-anchor':
-      nic.setTrustAnchor(hexField(body, 'psk'));
+      nic.setTrustAnchor(hexField(body.psk, 'psk'));
       return {};
     case 'fault': {
       if (body.kind !== 'tear-next-write') throw new UsageError('E_USAGE', `unknown fault ${JSON.stringify(body.kind) ?? 'undefined'}; use tear-next-write`);

@@ -35,6 +35,24 @@ describe('e2e station: enroll, refresh all and sa manual while the daemon runs',
     return r.stdout;
   }
 
+  it('bad requests to the daemon are 400 E_USAGE, never 500: a malformed NIC id, a body that is not an object, a bad psk', async () => {
+    const ask = async (path: string, body: string) => {
+      const r = await fetch(`http://${daemon.ready.control}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+      return { status: r.status, json: (await r.json()) as { error?: { code: string; message: string } } };
+    };
+    for (const [path, body, why] of [
+      ['/v1/nics/%E0%A4%A/state', '', /malformed percent-encoding/],
+      ['/v1/nics/nic-1/enroll', 'null', /must be a JSON object/],
+      ['/v1/nics/nic-1/enroll', '{"psk":"zz","emulator":"127.0.0.1:1"}', /psk must be an even number of hex digits/],
+      ['/v1/nics/nic-1/enroll', '{"psk":"00","emulator":"127.0.0.1:1"}', /psk is 1 bytes/],
+    ] as const) {
+      const r = await ask(path, body);
+      assert.equal(r.status, 400, `${path} ${body}: ${JSON.stringify(r.json)}`);
+      assert.equal(r.json.error?.code, 'E_USAGE');
+      assert.match(r.json.error!.message, why);
+    }
+  });
+
   it('enroll NIC with a new PSK, then state and refresh through the daemon work', async () => {
     const out = await viaDaemon(['enroll', 'nic-4', '--psk-file', writePskFile(lab, 'psk2.hex').file]);
     assert.match(out, /^nic-4: enrolled: SA generation \d+ committed/);
