@@ -72,8 +72,6 @@ export interface NicCounters {
  */
 export const RESPONSE_CACHE_SIZE = 256;
 
-interface CachedAnswer { answers: AsfMessage[]; ackSeq: number | null }
-
 export class NicFirmware {
   readonly counters: NicCounters = {
     accepted: { clear: 0, secure: 0 },
@@ -88,7 +86,7 @@ export class NicFirmware {
   /** The emulated host's state, kept current by the shell. */
   hostState: HostState = 'off';
   /** Insertion-ordered: the oldest entry goes first when the cache is full. Allocated on first use. */
-  private cache: Map<string, CachedAnswer> | null = null;
+  private cache: Map<string, AsfMessage[]> | null = null;
 
   constructor(
     private readonly channel: SecureChannel,
@@ -182,29 +180,26 @@ export class NicFirmware {
     const gen = opened.sa.generation;
     const send = (m: Uint8Array) =>
       effects.push({ kind: 'send', port: 'secure', to: from, bytes: this.channel.seal(gen, encodeInnerUdp(RMCP_PORT, srcPort, m), from) });
-    /** As on the clear path: ACK an authenticated message the NIC does not serve, then disregard it. */
-    const ackAndDrop = (e: unknown): NicEffect[] => {
-      const ack = rmcpAckFor(rmcp);
-      if (ack) {
-        this.counters.acksSent++;
-        send(ack);
-      }
-      this.drop(e);
-      return effects;
-    };
+    // As on the clear path, the RMCP ACK depends on the RMCP header alone (§3.2.2.1): it goes out first, also for
+    // a message the NIC then disregards, and for a retransmission answered from the cache.
+    const ack = rmcpAckFor(rmcp);
+    if (ack) {
+      this.counters.acksSent++;
+      send(ack);
+    }
 
     if (rmcp.messageClass === RMCP_CLASS_OEM && rmcp.sequence !== RMCP_SEQ_NO_ACK) {
       let notice: OwnerNotice;
       try {
         notice = decodeOwnerNotice(body);
       } catch (e) {
-        return ackAndDrop(e);
+        this.drop(e);
+        return effects;
       }
       this.counters.accepted.secure++;
       const fresh = notice.epoch >= this.ownerEpoch;
       if (fresh) this.ownerEpoch = notice.epoch;
       else this.counters.dropped.stale_owner = (this.counters.dropped.stale_owner ?? 0) + 1;
-      send(rmcpAckFor(rmcp)!);
       if (fresh) effects.push({ kind: 'owner', notice, from });
       return effects;
     }
@@ -213,7 +208,8 @@ export class NicFirmware {
       if (rmcp.messageClass !== RMCP_CLASS_ASF) throw new ProtocolError('E_CLASS', `RMCP class ${rmcp.messageClass} is not ASF`);
       asf = decodeAsf(body, 4);
     } catch (e) {
-      return ackAndDrop(e);
+      this.drop(e); // acknowledged (above) and disregarded
+      return effects;
     }
     this.counters.accepted.secure++;
 
@@ -224,16 +220,10 @@ export class NicFirmware {
     const hit = key !== null ? this.cache?.get(key) : undefined;
     if (hit) {
       this.counters.duplicatesAnswered++;
-      if (hit.ackSeq !== null) send(rmcpAckFor(rmcp)!);
-      for (const a of hit.answers) send(encodeRmcpAsf(RMCP_SEQ_NO_ACK, a));
+      for (const a of hit) send(encodeRmcpAsf(RMCP_SEQ_NO_ACK, a));
       return effects;
     }
 
-    const ack = rmcpAckFor(rmcp);
-    if (ack) {
-      this.counters.acksSent++;
-      send(ack);
-    }
     const answers: AsfMessage[] = [];
     if (isCommand(asf)) {
       this.counters.executed++;
@@ -251,7 +241,7 @@ export class NicFirmware {
     }
     if (key !== null) {
       this.cache ??= new Map();
-      this.cache.set(key, { answers, ackSeq: ack ? rmcp.sequence : null });
+      this.cache.set(key, answers);
       if (this.cache.size > RESPONSE_CACHE_SIZE) this.cache.delete(this.cache.keys().next().value!);
     }
     return effects;
