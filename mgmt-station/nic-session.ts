@@ -66,9 +66,8 @@ interface Held {
   stored: StoredSa;
   ep: SaEndpoint;
   inboundSpi: number;
-  /** When this SA's counter last jumped (performance.now(); -Infinity: never), and whether an answer came since. */
+  /** When this SA's counter last jumped (performance.now()); -Infinity: never, or an answer came since. */
   jumpedAt: number;
-  answeredSinceJump: boolean;
   /** Attempts on this SA in a row that got no answer, across requests; reset by any packet the NIC sends on it. */
   unanswered: number;
 }
@@ -128,7 +127,7 @@ export class NicSession {
       const wanted = outReserved + 1n + (this.o.takeover ? NIC_REPLAY_WINDOW : 0n);
       const outStart = wanted > max + 1n ? max + 1n : wanted; // max + 1 = exhausted: sends fail, never wrap
       const ep = new SaEndpoint(stored.pair, 'station', { outStart, inFloor: cp?.inHighest ?? 0n });
-      const h: Held = { stored, ep, inboundSpi: ep.inboundSpi, jumpedAt: -Infinity, answeredSinceJump: true, unanswered: 0 };
+      const h: Held = { stored, ep, inboundSpi: ep.inboundSpi, jumpedAt: -Infinity, unanswered: 0 };
       this.held.push(h);
       this.o.mux.register(h.inboundSpi, (b, from) => this.onDatagram(h, b, from));
       if (stored.state === 'active') {
@@ -272,7 +271,6 @@ export class NicSession {
       throw new LifelineError('E_TIMEOUT', `no answer from ${this.nic.id} (${this.nic.address}:${this.nic.securePort}) to ${what} after ${attempts} attempts in ${timeoutMs} ms; is the emulator running and the NIC's link up?`);
     }
     const s = settled as { msg: AsfMessage | null; rmcpSeq: number; generation: number };
-    h.answeredSinceJump = true;
     if (s.generation < 0 || this.closed) throw new LifelineError('E_FENCED', `the session to ${this.nic.id} was closed before ${what} was answered (lease lost or station stopping)`);
     return { nic: this.nic.id, msg: s.msg, generation: s.generation, attempts, rttMs: performance.now() - t0 };
   }
@@ -310,9 +308,8 @@ export class NicSession {
   /** Skip past the NIC's reserved inbound block (see the file comment), at most once per silence of REJUMP_AFTER_SILENCE_MS. */
   private async jumpOutbound(h: Held): Promise<void> {
     const now = performance.now();
-    if (!h.answeredSinceJump && now - h.jumpedAt < REJUMP_AFTER_SILENCE_MS) return;
+    if (now - h.jumpedAt < REJUMP_AFTER_SILENCE_MS) return;
     h.jumpedAt = now;
-    h.answeredSinceJump = false;
     await this.claiming;
     // The NIC's checkpoint block as the store has it now (recorded at enrolment and sa manual, also by another
     // process after this session opened): a jump by a smaller K than the NIC's falls short.
@@ -337,8 +334,9 @@ export class NicSession {
     let payload: Uint8Array;
     try {
       payload = h.ep.open(bytes, this.ahIn(from)).payload;
-      h.unanswered = 0; // the NIC takes our packets on this SA: no jump needed
-      h.answeredSinceJump = true;
+      // The NIC takes our packets on this SA: no jump needed, and the next silence may jump at once.
+      h.unanswered = 0;
+      h.jumpedAt = -Infinity;
       const udp = decodeInnerUdp(payload);
       const pkt = decodeRmcpAsf(udp.body);
       this.counters.accepted++;
