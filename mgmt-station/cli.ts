@@ -120,9 +120,14 @@ async function main(argv: string[]): Promise<void> {
     process.exit(verb || values.help ? EXIT.OK : EXIT.USAGE);
   }
   const json = values.json === true;
-  // Each verb takes a fixed number of positionals: an extra one is a mistake (e.g. 'state nic-1 nic-2').
-  const arity = verb === 'sa' ? 3 : ['list', 'keys', 'status', 'serve'].includes(verb) ? 1 : 2;
-  if (positionals.length > arity) throw new UsageError('E_USAGE', `${verb} takes ${arity - 1 || 'no'} argument${arity === 2 ? '' : 's'}; unexpected '${positionals.slice(arity).join(' ')}'; run 'mgmt-station --help'`);
+  // Each verb takes a fixed number of positionals, checked before anything is opened: a missing one or an extra
+  // one (e.g. 'state nic-1 nic-2') is a usage error, whatever the state of the store.
+  const verbArgs = VERB_ARGS[verb];
+  if (verbArgs !== undefined) {
+    const arity = verbArgs.split(' ').filter(Boolean).length + 1;
+    if (positionals.length > arity) throw new UsageError('E_USAGE', `${verb} takes ${arity - 1 || 'no'} argument${arity === 2 ? '' : 's'}; unexpected '${positionals.slice(arity).join(' ')}'; run 'mgmt-station --help'`);
+    if (positionals.length < arity || (verb === 'sa' && positionals[1] !== 'manual')) throw new UsageError('E_USAGE', `usage: mgmt-station ${verb} ${verbArgs}`);
+  }
   const num = (v: string | undefined, def: number, name: string) => {
     if (v === undefined) return def;
     const n = Number(v);
@@ -138,8 +143,7 @@ async function main(argv: string[]): Promise<void> {
   if (!values['no-daemon'] && positionals[1] !== 'all' && (READS[verb] || (COMMANDS as readonly string[]).includes(verb) || verb === 'refresh')) {
     const d = runningDaemon(announce);
     if (d) {
-      const nic = positionals[1];
-      if (!nic) throw new UsageError('E_USAGE', `usage: mgmt-station ${verb} NIC`);
+      const nic = positionals[1]!; // present: checked against VERB_ARGS
       // The daemon answers within this timeout (--timeout, else the one it was started with) for reads and
       // commands, at least 5 s for a refresh (as it would itself), and the CLI waits that long plus a margin.
       const verbTimeoutMs = values.timeout !== undefined ? timeoutMs : d.timeoutMs ?? timeoutMs;
@@ -168,7 +172,7 @@ async function main(argv: string[]): Promise<void> {
     const verbTimeoutMs = values.timeout !== undefined ? timeoutMs : d?.timeoutMs ?? timeoutMs;
     if (d && (await forwardKeying(d.control, verb, positionals, values, json, verbTimeoutMs))) return;
   }
-  if (verb === 'replay') return replay(positionals[1], json);
+  if (verb === 'replay') return replay(positionals[1]!, json);
   if (verb === 'status') {
     // The daemon's view: leases it polls, host states, refreshes, and what it dropped (by reason).
     const d = runningDaemon(announce);
@@ -232,8 +236,7 @@ async function main(argv: string[]): Promise<void> {
   }
   try {
     if (READS[verb] || (COMMANDS as readonly string[]).includes(verb)) {
-      const nic = positionals[1];
-      if (!nic) throw new UsageError('E_USAGE', `usage: mgmt-station ${verb} NIC`);
+      const nic = positionals[1]!; // present: checked against VERB_ARGS
       const s = await ctx.session(nic);
       const r = READS[verb] ? await s.read(READS[verb], timeoutMs) : await s.command(verb as CommandKind, timeoutMs);
       if (json) printJson({ ok: true, ...r, rttMs: Math.round(r.rttMs * 1000) / 1000 });
@@ -242,8 +245,7 @@ async function main(argv: string[]): Promise<void> {
     }
     switch (verb) {
       case 'sa': {
-        if (positionals[1] !== 'manual' || !positionals[2]) throw new UsageError('E_USAGE', 'usage: mgmt-station sa manual NIC');
-        const nicId = positionals[2];
+        const nicId = positionals[2]!;
         const emu = ControlClient.parse(values.emulator ?? DEFAULT_CONTROL, '--emulator');
         const sa = manualSa(
           (values.policy ?? 'esp') as SecurityPolicy,
@@ -257,8 +259,7 @@ async function main(argv: string[]): Promise<void> {
       }
       case 'enroll':
       case 'refresh': {
-        const target = positionals[1];
-        if (!target) throw new UsageError('E_USAGE', `usage: mgmt-station ${verb} NIC|all${verb === 'enroll' ? ' --psk-file FILE' : ''}`);
+        const target = positionals[1]!;
         const emu = ControlClient.parse(values.emulator ?? DEFAULT_CONTROL, '--emulator');
         const psk = enrollPsk;
         // `all`: every NIC of the emulator (enroll) or every enrolled NIC this station owns or can take (refresh:
@@ -292,8 +293,7 @@ async function main(argv: string[]): Promise<void> {
         return;
       }
       case 'audit': {
-        const nic = positionals[1];
-        if (!nic) throw new UsageError('E_USAGE', 'usage: mgmt-station audit NIC');
+        const nic = positionals[1]!; // present: checked against VERB_ARGS
         await requireNic(ctx, nic);
         const rep = await ctx.store.auditCommandLog(nic);
         if (json) printJson(rep);
@@ -344,8 +344,7 @@ async function main(argv: string[]): Promise<void> {
         return;
       }
       case 'log': {
-        const nic = positionals[1];
-        if (!nic) throw new UsageError('E_USAGE', 'usage: mgmt-station log NIC');
+        const nic = positionals[1]!; // present: checked against VERB_ARGS
         await requireNic(ctx, nic);
         const cmds = await ctx.store.listCommands(nic);
         if (json) return printJson(cmds);
@@ -423,6 +422,13 @@ function announcedDaemon(file: string, store: string): Announced | null {
     return null;
   }
 }
+
+/** The positional arguments of each verb, as its usage line shows them (their count is the verb's arity). */
+const VERB_ARGS: Record<string, string> = {
+  ping: 'NIC', state: 'NIC', capabilities: 'NIC', reset: 'NIC', 'power-up': 'NIC', 'power-down': 'NIC', 'power-cycle': 'NIC',
+  sa: 'manual NIC', enroll: 'NIC|all', refresh: 'NIC|all', replay: 'TABLE', log: 'NIC', audit: 'NIC',
+  list: '', keys: '', status: '', serve: '',
+};
 
 /** How much longer than the verb's own timeout the CLI waits for the daemon's answer (lease, store, queueing). */
 const DAEMON_ANSWER_MARGIN_MS = 5000;
@@ -616,8 +622,7 @@ async function forwardKeying(daemon: string, verb: string, positionals: string[]
   return true;
 }
 
-async function replay(file: string | undefined, json: boolean): Promise<void> {
-  if (!file) throw new UsageError('E_USAGE', 'usage: mgmt-station replay TABLE (e.g. fixtures/fig6.table)');
+async function replay(file: string, json: boolean): Promise<void> {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
