@@ -13,7 +13,10 @@
  *   POST /v1/nics/:id/trust-anchor {psk} -> {}          enrolment: the admin writes the IKE pre-shared key (64 hex)
  *   POST /v1/nics/:id/fault  {kind:'tear-next-write', atByte}
  *   POST /v1/shutdown                    -> {}                          stops the emulator cleanly
- * Errors: HTTP 4xx/5xx with { error: { code, message } }.
+ * Errors: { error: { code, message } } with HTTP 400 (E_USAGE and other bad requests: a body that is not a JSON
+ * object, a field of the wrong type, bad hex, a malformed NIC id), 404 (E_NOT_FOUND), 405 with Allow (a known
+ * endpoint asked with the wrong method), 409 (E_NIC_DOWN: the NIC is not running or lost power mid-write;
+ * E_SPI_IN_USE: the NIC already holds that SPI), 500 (E_INTERNAL: a bug).
  */
 import http from 'node:http';
 import type { Fleet } from './fleet.js';
