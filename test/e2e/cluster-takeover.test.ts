@@ -103,11 +103,12 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
       assert.equal(r.code, 0, r.stderr);
       generation = r.json.generation;
       backend.afterEnrol(keys);
-      const applied = await applyPolicy(lab, 'nic-1', clusterPolicy([listen.A, listen.B], { responseS: 1 }));
-      assert.equal(applied.code, 0, applied.stderr);
       const common = ['--lease-ms', String(LEASE_MS), '--poll-interval', String(POLL_MS)];
       stations.A = await lab.startStation('A', [...common, '--listen', listen.A], { cwd: dirs.A, store, keyFile: keys.A });
       stations.B = await lab.startStation('B', [...common, '--listen', listen.B], { cwd: dirs.B, store, keyFile: keys.B });
+      // Heartbeats start once both listen: a NIC probing stations not up yet fails over (two response times).
+      const applied = await applyPolicy(lab, 'nic-1', clusterPolicy([listen.A, listen.B], { responseS: 1 }));
+      assert.equal(applied.code, 0, applied.stderr);
       // A CLI verb in A's directory goes through A's daemon (its announce file), which holds the lease.
       const via = await cli('A', ['state', 'nic-1']);
       assert.equal(via.code, 0, via.stderr);
