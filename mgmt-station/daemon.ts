@@ -6,8 +6,9 @@
  *
  * Control API (127.0.0.1 only):
  *   GET  /v1/status                         -> { id, pid, heartbeats, socketDrops, nics: [{ id, host, lastRefresh,
- *                                              refreshes, lastError, dropped: { reason: count } }] }; host: the S-state
- *                                              the last poll read, 'unknown (last S0)' after a failed poll
+ *                                              refreshes, lastError, busy, unansweredPolls, dropped: { reason: count } }] };
+ *                                              host: the S-state the last poll read, 'unknown (last S0)' after a
+ *                                              failed poll; unansweredPolls: in a row (see UNANSWERED_POLLS_BEFORE_REKEY)
  *   GET  /v1/nics                           -> { nics: [{ id, enrolled, ownedBy }] }   the NICs of the store;
  *                                              ownedBy: the other station whose live lease holds it, else null
  *   POST /v1/nics/:id/:verb[?timeout=MS]  (ping|state|capabilities|reset|power-up|power-down|power-cycle|refresh)
@@ -67,6 +68,15 @@ const COMMANDS = ['reset', 'power-up', 'power-down', 'power-cycle'];
  * for it (StationDaemon.tick).
  */
 const MAX_POLLS_IN_FLIGHT = 32;
+
+/**
+ * Polls in a row that got no answer at all (E_TIMEOUT) before the daemon tries a key exchange with the NIC's host
+ * on its own: the NIC may no longer hold our SA (re-keyed by a station elsewhere, or its EEPROM replaced). If the
+ * host is up, the exchange keys the NIC anew and polls resume; if the NIC is just unreachable, it fails like the
+ * polls. At most one such attempt per REKEY_RETRY_MS, so an unreachable NIC costs one exchange's timeout per 30 s.
+ */
+const UNANSWERED_POLLS_BEFORE_REKEY = 3;
+const REKEY_RETRY_MS = 30_000;
 
 /** Runs at most `max` tasks at once, the rest in arrival order. */
 class Limiter {
@@ -128,7 +138,16 @@ export function validateLifetime(o: Pick<DaemonOptions, 'refreshIntervalS' | 'ma
   }
 }
 
-interface NicState { lastRefresh: number; host: string; lastError: string | null; refreshes: number; busy: boolean }
+interface NicState {
+  lastRefresh: number;
+  host: string;
+  lastError: string | null;
+  refreshes: number;
+  busy: boolean;
+  /** Polls in a row with no answer (E_TIMEOUT); and when the daemon last re-keyed on that account (ms, 0 = never). */
+  unanswered: number;
+  rekeyTriedAt: number;
+}
 
 export class StationDaemon {
   private server: http.Server | null = null;
@@ -222,7 +241,7 @@ export class StationDaemon {
 
   private nicState(nic: string): NicState {
     let st = this.nics.get(nic);
-    if (!st) this.nics.set(nic, (st = { lastRefresh: Date.now(), host: 'unknown', lastError: null, refreshes: 0, busy: false }));
+    if (!st) this.nics.set(nic, (st = { lastRefresh: Date.now(), host: 'unknown', lastError: null, refreshes: 0, busy: false, unanswered: 0, rekeyTriedAt: 0 }));
     return st;
   }
 
@@ -238,9 +257,11 @@ export class StationDaemon {
       st.host = code === 0 ? 'S0' : code === 3 ? 'S3' : code === 5 ? 'S5' : `state ${code}`;
       const due = Date.now() - st.lastRefresh >= this.o.refreshIntervalS * 1000;
       // Refresh only when the host can be up (S0); a hung host does not answer IKE and the attempt just fails.
+      st.unanswered = 0;
       if (due && code === 0 && n.psk.length > 0 && n.meta.enrolled === true) await this.refresh(n.id, st);
       st.lastError = null;
     } catch (e) {
+      const code = (e as LifelineError).code;
       const error = (e as Error).message;
       // Said once per new error, not at every poll of a NIC that stays unreachable (status shows the latest).
       if (error !== st.lastError) this.log.log('warn', 'poll failed', { nic: n.id, code: (e as LifelineError).code, error });
@@ -248,9 +269,27 @@ export class StationDaemon {
       // The host state is no longer known: show the last one read as stale rather than as current.
       if (!st.host.startsWith('unknown')) st.host = st.host === 'owned elsewhere' ? 'unknown' : `unknown (last ${st.host})`;
       // The SA's counter is used up (RFC 4303 §3.3.3): refresh now rather than on the timer.
-      if ((e as LifelineError).code === 'E_SEQ_EXHAUSTED' && n.meta.enrolled === true) {
+      if (code === 'E_SEQ_EXHAUSTED' && n.meta.enrolled === true) {
         await this.refresh(n.id, st).then(() => (st.lastError = null)).catch((e2) => (st.lastError = (e2 as Error).message));
       }
+      if (code === 'E_TIMEOUT') await this.rekeyIfSilent(n, st);
+    }
+  }
+
+  /** See UNANSWERED_POLLS_BEFORE_REKEY. Only for an enrolled NIC (a PSK to run IKE with); a manual SA has none. */
+  private async rekeyIfSilent(n: NicRecord, st: NicState): Promise<void> {
+    st.unanswered++;
+    const now = Date.now();
+    if (st.unanswered < UNANSWERED_POLLS_BEFORE_REKEY || now - st.rekeyTriedAt < REKEY_RETRY_MS) return;
+    if (n.psk.length === 0 || n.meta.enrolled !== true) return;
+    st.rekeyTriedAt = now;
+    this.log.log('warn', 'NIC does not answer under its SA; trying a key exchange with its host', { nic: n.id, unansweredPolls: st.unanswered });
+    try {
+      await this.refresh(n.id, st);
+      st.unanswered = 0;
+      st.lastError = null;
+    } catch (e) {
+      this.log.log('warn', 'key exchange after unanswered polls failed', { nic: n.id, code: (e as LifelineError).code, error: (e as Error).message });
     }
   }
 
@@ -351,7 +390,10 @@ export class StationDaemon {
         const drops = this.ctx.drops();
         out = {
           id: this.ctx.o.stationId, pid: process.pid, heartbeats: this.heartbeats, socketDrops: drops.socket,
-          nics: [...this.nics].map(([id, s]) => ({ id, ...s, dropped: drops.nics[id] ?? {} })),
+          nics: [...this.nics].map(([id, s]) => ({
+            id, host: s.host, lastRefresh: s.lastRefresh, refreshes: s.refreshes, lastError: s.lastError, busy: s.busy,
+            unansweredPolls: s.unanswered, dropped: drops.nics[id] ?? {},
+          })),
         };
       } else if (req.method === 'GET' && path === '/v1/nics') {
         const nics = [];
