@@ -276,7 +276,8 @@ async function main(argv: string[]): Promise<void> {
             else ids.push(n.id);
           }
         }
-        const kx = timeoutMs < 10000 ? 10000 : timeoutMs;
+        // Key exchanges get at least 10 s for an enrolment and 5 s for a refresh, as in the daemon (daemon.ts).
+        const kx = Math.max(timeoutMs, psk ? 10000 : 5000);
         const one = async (nicId: string) => {
           if (psk) return ctx.enroll(emu, nicId, psk, kx);
           const nic = await ctx.store.getNic(nicId);
