@@ -255,16 +255,16 @@ export class StationDaemon {
       const r = await s.read('system-state-request', Math.min(this.o.timeoutMs, this.o.pollIntervalMs));
       const code = (r.response as { systemState?: number }).systemState;
       st.host = code === 0 ? 'S0' : code === 3 ? 'S3' : code === 5 ? 'S5' : `state ${code}`;
+      st.unanswered = 0;
       const due = Date.now() - st.lastRefresh >= this.o.refreshIntervalS * 1000;
       // Refresh only when the host can be up (S0); a hung host does not answer IKE and the attempt just fails.
-      st.unanswered = 0;
       if (due && code === 0 && n.psk.length > 0 && n.meta.enrolled === true) await this.refresh(n.id, st);
       st.lastError = null;
     } catch (e) {
       const code = (e as LifelineError).code;
       const error = (e as Error).message;
       // Said once per new error, not at every poll of a NIC that stays unreachable (status shows the latest).
-      if (error !== st.lastError) this.log.log('warn', 'poll failed', { nic: n.id, code: (e as LifelineError).code, error });
+      if (error !== st.lastError) this.log.log('warn', 'poll failed', { nic: n.id, code, error });
       st.lastError = error;
       // The host state is no longer known: show the last one read as stale rather than as current.
       if (!st.host.startsWith('unknown')) st.host = st.host === 'owned elsewhere' ? 'unknown' : `unknown (last ${st.host})`;
