@@ -32,7 +32,7 @@
  */
 import { ProtocolError, UsageError } from './errors.js';
 import type { EepromImage, SeqCheckpoint } from './eeprom-image.js';
-import type { SaPair } from './sa.js';
+import { carriesInbound, type SaPair } from './sa.js';
 
 export const DEFAULT_CHECKPOINT_BLOCK = 16384;
 
@@ -84,10 +84,6 @@ interface LiveSa {
 }
 
 /** True if datagrams to the NIC under `sa` carry `spi` (its ESP SPI, or its AH SPI under esp+ah). */
-function carriesInbound(sa: SaPair, spi: number): boolean {
-  return sa.toNic.spi === spi || (sa.policy === 'esp+ah' && sa.toNic.ahSpi === spi);
-}
-
 function live(sa: SaPair, outLast: bigint, outReserved: bigint, inReserved: bigint): LiveSa {
   // inHigh counts only packets seen since boot: extending the inbound reservation from the loaded mark
   // would push it past what resumeAfterPeerRestart() promises a station that sent nothing since.

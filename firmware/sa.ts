@@ -41,5 +41,15 @@ export interface SaPair {
   origin: 'ike' | 'manual';
 }
 
+/** The SPIs a NIC finds `sa` by for an inbound packet: the ESP SPI toward the NIC, and its AH SPI under esp+ah. */
+export function inboundSpis(sa: SaPair): number[] {
+  return sa.policy === 'esp+ah' ? [sa.toNic.spi, sa.toNic.ahSpi] : [sa.toNic.spi];
+}
+
+/** inboundSpis(sa) includes `spi`, without an array (SaDatabase.lookupInbound runs it per packet). */
+export function carriesInbound(sa: SaPair, spi: number): boolean {
+  return sa.toNic.spi === spi || (sa.policy === 'esp+ah' && sa.toNic.ahSpi === spi);
+}
+
 /** The reserved SPI that marks a heartbeat datagram on UDP/664 (DESIGN §2.3). */
 export const HEARTBEAT_SPI = 0xffffffff;

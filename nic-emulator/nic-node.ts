@@ -15,7 +15,7 @@ import { EepromImage, EEPROM_SIZE, CLEAR_COMMAND_BITS, CLUSTER_POLICY_MAX, type 
 import { TornWriteError } from '../firmware/eeprom-device.js';
 import { SaDatabase } from '../firmware/sa-database.js';
 import { SecureChannel } from '../firmware/secure-channel.js';
-import type { SaPair } from '../firmware/sa.js';
+import { carriesInbound, inboundSpis, type SaPair } from '../firmware/sa.js';
 import { LifelineError, UsageError } from '../firmware/errors.js';
 import { FileEepromDevice } from './file-eeprom-device.js';
 import { HostAgent } from './host-agent.js';
@@ -367,7 +367,7 @@ export class NicNode {
     // be checked against the wrong keys.
     for (const held of [db.active, db.previous]) {
       if (!held) continue;
-      const clash = inboundSpis(sa).find((spi) => inboundSpis(held).includes(spi));
+      const clash = inboundSpis(sa).find((spi) => carriesInbound(held, spi));
       if (clash !== undefined) {
         throw new UsageError('E_SPI_IN_USE', `${this.id} already holds inbound SPI ${clash} (0x${clash.toString(16)}) in its SA of generation ${held.generation}; give the new SA another toNic SPI`);
       }
@@ -469,11 +469,6 @@ export class NicNode {
       heartbeat: this.heartbeat.status(),
     };
   }
-}
-
-/** The SPIs a NIC looks an inbound packet up by: the ESP SPI toward the NIC, and its AH SPI under esp+ah. */
-function inboundSpis(sa: SaPair): number[] {
-  return sa.policy === 'esp+ah' ? [sa.toNic.spi, sa.toNic.ahSpi] : [sa.toNic.spi];
 }
 
 /**
