@@ -230,7 +230,7 @@ async function main(argv: string[]): Promise<void> {
     await daemon.start().catch((e: unknown) => {
       throw addressError(e, '--control', values.control ?? '127.0.0.1:0');
     });
-    const line = { ready: true, id: stationId, pid: process.pid, control: `${control.host}:${daemon.port}`, store: storeUrl.replace(/:[^:@/]*@/, ':***@') };
+    const line = { ready: true, id: stationId, pid: process.pid, control: `${control.host}:${daemon.port}`, store: ctx.store.url };
     process.stdout.write((json ? JSON.stringify(line) : `mgmt-station: station '${stationId}' serving on http://${line.control} (store ${line.store})`) + '\n');
     return;
   }

@@ -8,6 +8,7 @@ import { openStore } from './store/open-store.js';
 import { SqliteDriver } from './store/sqlite-store.js';
 import { PostgresDriver } from './store/postgres-store.js';
 import { sql } from './store/sql-driver.js';
+import { sqlitePathOf } from './store/store-url.js';
 import { loadClusterKey, createClusterKeyFile, CLUSTER_KEY_ENV, type ClusterKey } from './store/cluster-key.js';
 import type { Fence, NicRecord, Store } from './store/store.js';
 import { KeyExchange, type ExchangeResult } from './key-exchange.js';
@@ -73,7 +74,7 @@ export class StationContext {
 
   static async open(o: ContextOptions): Promise<StationContext> {
     // The SQLite file as openStore reads the URL (sqlite:PATH, sqlite:///abs); null for PostgreSQL.
-    const sqlitePath = o.store.startsWith('sqlite:') ? o.store.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '') : null;
+    const sqlitePath = sqlitePathOf(o.store);
     const storeExists = sqlitePath === null || sqlitePath === ':memory:' || existsSync(sqlitePath);
     if (!storeExists && !o.create) {
       throw new LifelineError('E_STORE', `no store at ${sqlitePath}: check --store (only enroll, sa manual and serve create a store)`);

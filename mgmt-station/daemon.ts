@@ -33,6 +33,7 @@ import { LifelineError, UsageError } from '../firmware/errors.js';
 import type { CommandKind, ReadKind } from './nic-session.js';
 import type { Logger } from '../lib/log.js';
 import type { NicRecord } from './store/store.js';
+import { redactedStoreUrl, sqlitePathOf } from './store/store-url.js';
 import { ControlClient } from '../lib/control-client.js';
 import { hexField, saFromJson } from '../lib/sa-json.js';
 import { decodePathSegment, readJsonBody } from '../lib/json-http.js';
@@ -101,8 +102,9 @@ class Limiter {
  * sqlite:/abs/var/x.db are one store), any other URL as given with its password masked (it is written to a file).
  */
 export function announcedStore(storeUrl: string): string {
-  if (storeUrl.startsWith('sqlite:') && !storeUrl.includes(':memory:')) {
-    const file = resolvePath(storeUrl.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, ''));
+  const path = sqlitePathOf(storeUrl);
+  if (path !== null && path !== ':memory:') {
+    const file = resolvePath(path);
     // The directory without symlinks, so that every path to the same file names the same daemon.
     let dir = dirname(file);
     try {
@@ -112,7 +114,7 @@ export function announcedStore(storeUrl: string): string {
     }
     return `sqlite:${join(dir, basename(file))}`;
   }
-  return storeUrl.replace(/:[^:@/]*@/, ':***@');
+  return redactedStoreUrl(storeUrl);
 }
 
 /**
@@ -122,7 +124,8 @@ export function announcedStore(storeUrl: string): string {
  */
 export function announceFile(storeUrl: string, id: string): string {
   const store = announcedStore(storeUrl);
-  const dir = store.startsWith('sqlite:') && !store.includes(':memory:') ? dirname(store.slice('sqlite:'.length)) : resolvePath('var');
+  const file = sqlitePathOf(store);
+  const dir = file !== null && file !== ':memory:' ? dirname(file) : resolvePath('var');
   const hash = createHash('sha256').update(store).digest('hex').slice(0, 12);
   return join(dir, `station-${id}.${hash}.daemon.json`);
 }
@@ -447,6 +450,4 @@ export class StationDaemon {
     await this.ctx.close();
   }
 }
-
-/** The emulator's view of a NIC (GET /v1/nics/:id on its control API): what enrolment records. */
 

@@ -8,12 +8,13 @@ import type { ClusterKey } from './cluster-key.js';
 import { openPostgresStore, type PostgresStoreOptions } from './postgres-store.js';
 import { openSqliteStore, type SqliteStoreOptions } from './sqlite-store.js';
 import type { Store } from './store.js';
+import { sqlitePathOf } from './store-url.js';
 
 export type OpenStoreOptions = SqliteStoreOptions & PostgresStoreOptions;
 
 export function openStore(url: string, clusterKey: ClusterKey, opts: OpenStoreOptions = {}): Promise<Store> {
-  if (typeof url === 'string' && url.startsWith('sqlite:')) {
-    const path = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '');
+  const path = sqlitePathOf(url);
+  if (path !== null) {
     if (path.length === 0) return Promise.reject(usage(url));
     return openSqliteStore(path, clusterKey, opts);
   }
@@ -29,3 +30,4 @@ function usage(url: unknown): UsageError {
     `unknown store URL ${JSON.stringify(url)}: use sqlite:FILE (e.g. sqlite:var/station.db) or postgres://USER@HOST:PORT/DATABASE`,
   );
 }
+

@@ -16,6 +16,7 @@ import { UsageError } from '../../firmware/errors.js';
 import type { ClusterKey } from './cluster-key.js';
 import { bindable, sql, storeError, type Row, type SqlDriver, type SqlOp, type Tx } from './sql-driver.js';
 import { SqlStore, type SqlStoreOptions } from './sql-store.js';
+import { redactedStoreUrl } from './store-url.js';
 
 export interface PostgresStoreOptions extends SqlStoreOptions {
   /** Pool size (default 4). */
@@ -52,9 +53,7 @@ export class PostgresDriver implements SqlDriver {
       throw new UsageError('E_USAGE', `schema must be a lower-case SQL identifier, got ${JSON.stringify(this.schema)}`);
     }
     parsed.searchParams.delete('schema');
-    const redacted = new URL(url);
-    if (redacted.password) redacted.password = '***';
-    this.url = redacted.toString();
+    this.url = redactedStoreUrl(url);
     const lockTimeout = Math.max(0, Math.floor(opts.lockTimeoutMs ?? 10000));
     this.#pool = new pg.Pool({
       connectionString: parsed.toString(),
