@@ -271,7 +271,7 @@ async function main(argv: string[]): Promise<void> {
           ids = [];
           for (const n of await ctx.store.listNics()) {
             if (n.meta.enrolled !== true) continue;
-            const owner = liveOwnerElsewhere(await ctx.store.getLease(n.id), stationId, ctx.now());
+            const owner = await ctx.ownerElsewhere(n.id);
             if (owner) skipped.push({ nic: n.id, owner });
             else ids.push(n.id);
           }
@@ -451,11 +451,6 @@ async function refuseSecondDaemon(announce: string, stationId: string, runningDa
 
 /** A NIC `refresh all` leaves alone: another live station holds its lease. */
 interface Skipped { nic: string; owner: string }
-
-/** The other station whose unexpired lease holds the NIC, or null (free, lapsed, or ours). */
-function liveOwnerElsewhere(lease: { owner: string | null; expiresAt: number } | null, stationId: string, now: number): string | null {
-  return lease?.owner && lease.owner !== stationId && lease.expiresAt > now ? lease.owner : null;
-}
 
 /**
  * `enroll|refresh all`: up to 8 NICs at a time, progress on a TTY, one line per failure (with its error code), a

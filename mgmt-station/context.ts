@@ -269,6 +269,12 @@ export class StationContext {
     });
   }
 
+  /** The other station whose unexpired lease holds `nic`, or null (free, lapsed, or this station's). */
+  async ownerElsewhere(nic: string): Promise<string | null> {
+    const lease = await this.store.getLease(nic);
+    return lease?.owner && lease.owner !== this.o.stationId && lease.expiresAt > this.now() ? lease.owner : null;
+  }
+
   /**
    * Catch up with SA changes another process made in the store (a CLI run with --no-daemon, a station on another
    * host with our cluster key): if the store's active SA is not the one this process's session sends on, reload

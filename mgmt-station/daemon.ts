@@ -400,11 +400,7 @@ export class StationDaemon {
         };
       } else if (req.method === 'GET' && path === '/v1/nics') {
         const nics = [];
-        for (const n of await this.ctx.store.listNics()) {
-          const lease = await this.ctx.store.getLease(n.id);
-          const ownedBy = lease?.owner && lease.owner !== this.ctx.o.stationId && lease.expiresAt > this.ctx.now() ? lease.owner : null;
-          nics.push({ id: n.id, enrolled: n.meta.enrolled === true, ownedBy });
-        }
+        for (const n of await this.ctx.store.listNics()) nics.push({ id: n.id, enrolled: n.meta.enrolled === true, ownedBy: await this.ctx.ownerElsewhere(n.id) });
         out = { nics };
       } else {
         const m = /^\/v1\/nics\/([^/]+)\/([a-z-]+)$/.exec(path);
