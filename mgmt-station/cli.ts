@@ -139,14 +139,16 @@ async function main(argv: string[]): Promise<void> {
   const stationId = values.id ?? 'station-1';
   const announce = announceFile(storeUrl, stationId);
   const runningDaemon = (file: string) => announcedDaemon(file, announcedStore(storeUrl));
+  // A verb the daemon runs gets the CLI's --timeout, else the one the daemon was started with.
+  const daemonTimeoutMs = (d: Announced) => (values.timeout !== undefined ? timeoutMs : d.timeoutMs ?? timeoutMs);
   // Verbs go through this station's daemon when it runs (one process holds the sequence state).
   if (!values['no-daemon'] && positionals[1] !== 'all' && (READS[verb] || (COMMANDS as readonly string[]).includes(verb) || verb === 'refresh')) {
     const d = runningDaemon(announce);
     if (d) {
       const nic = positionals[1]!; // present: checked against VERB_ARGS
-      // The daemon answers within this timeout (--timeout, else the one it was started with) for reads and
-      // commands, at least 5 s for a refresh (as it would itself), and the CLI waits that long plus a margin.
-      const verbTimeoutMs = values.timeout !== undefined ? timeoutMs : d.timeoutMs ?? timeoutMs;
+      // The daemon answers within this timeout for reads and commands, at least 5 s for a refresh (as it would
+      // itself), and the CLI waits that long plus a margin.
+      const verbTimeoutMs = daemonTimeoutMs(d);
       const path = `/v1/nics/${encodeURIComponent(nic)}/${verb}?timeout=${verbTimeoutMs}`;
       const waitMs = (verb === 'refresh' ? Math.max(verbTimeoutMs, 5000) : verbTimeoutMs) + DAEMON_ANSWER_MARGIN_MS;
       const r = await daemonJson(d.control, 'POST', path, waitMs).catch((e: unknown) => {
@@ -167,10 +169,8 @@ async function main(argv: string[]): Promise<void> {
   // NIC` above): run here, they would leave the daemon's session and key exchange on an SA and PSK the NIC retired.
   if (!values['no-daemon'] && changesKeys(verb, positionals)) {
     const d = runningDaemon(announce);
-    // As the verbs above: the daemon runs it with the CLI's --timeout (else its own), the CLI waits for it that
-    // long (at least what the key exchange gets) plus a margin.
-    const verbTimeoutMs = values.timeout !== undefined ? timeoutMs : d?.timeoutMs ?? timeoutMs;
-    if (d && (await forwardKeying(d.control, verb, positionals, values, json, verbTimeoutMs))) return;
+    // As the verbs above: the CLI waits for it that long (at least what the key exchange gets) plus a margin.
+    if (d && (await forwardKeying(d.control, verb, positionals, values, json, daemonTimeoutMs(d)))) return;
   }
   if (verb === 'replay') return replay(positionals[1]!, json);
   if (verb === 'status') {
