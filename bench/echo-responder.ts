@@ -10,7 +10,7 @@ import dgram from 'node:dgram';
 
 // RMCP 06 00 FF 06 | ASF 00 00 11 BE, type 40, tag, 00, length 10 | IANA 4542, OEM 0, entities 81, interactions 00, reserved.
 const PONG = Buffer.from('0600ff06' + '000011be' + '40000010' + '000011be' + '00000000' + '8100' + '000000000000', 'hex');
-// The emulator's sockets answer without dns.lookup()'s deferred callback (nic-emulator/nic-node.ts literalLookup).
+// The emulator's sockets answer without dns.lookup()'s deferred callback (lib/literal-lookup.ts).
 const s = dgram.createSocket({ type: 'udp4', lookup: (address, _options, cb) => cb(null, address, 4) });
 s.on('message', (m, r) => {
   if (m.length < 12 || m[8] !== 0x80) return;

@@ -6,6 +6,7 @@
  */
 import dgram from 'node:dgram';
 import { candidateSpis } from '../firmware/sa-endpoint.js';
+import { literalLookup } from '../lib/literal-lookup.js';
 
 export type DatagramHandler = (bytes: Uint8Array, from: { address: string; port: number }) => void;
 
@@ -34,7 +35,8 @@ export class UdpMux {
 
   /** Bind to a loopback address (the AH pseudo-header needs a concrete local address). */
   static async open(address = '127.0.0.1', port = 0): Promise<UdpMux> {
-    const s = dgram.createSocket('udp4');
+    // An IPv4 literal (every NIC's address) is sent inside send(), not after dns.lookup()'s deferred callback.
+    const s = dgram.createSocket({ type: 'udp4', lookup: literalLookup });
     await new Promise<void>((resolve, reject) => {
       s.once('error', reject);
       s.bind({ address, port }, () => {

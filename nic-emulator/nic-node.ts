@@ -5,8 +5,6 @@
  * the firmware's (firmware/nic-firmware.ts); this file only moves bytes and time.
  */
 import dgram from 'node:dgram';
-import dns from 'node:dns';
-import { isIPv4 } from 'node:net';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { NicFirmware, type NicEffect, type Endpoint } from '../firmware/nic-firmware.js';
@@ -24,6 +22,7 @@ import { parseClusterPolicy } from '../firmware/cluster-policy.js';
 import type { NicAddress } from './addressing.js';
 import type { Logger } from '../lib/log.js';
 import type { BusyPoll } from './busy-poll.js';
+import { literalLookup } from '../lib/literal-lookup.js';
 
 /** A NIC whose EEPROM file cannot be written logs that at most this often. */
 const EEPROM_FAILURE_LOG_INTERVAL_MS = 60_000;
@@ -478,20 +477,3 @@ export class NicNode {
 function asBuffer(b: Uint8Array): Buffer {
   return Buffer.isBuffer(b) ? b : Buffer.from(b);
 }
-
-/**
- * dgram's address lookup for send(): answers share the sender's address (an IPv4 literal), so the answer goes
- * out at once instead of after dns.lookup()'s deferred callback; host names (a heartbeat station given by
- * name in the policy file) still go through dns.lookup.
- */
-function literalLookup(address: string, options: dns.LookupOneOptions, cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void): void {
-  if (address !== lastLiteral) {
-    if (!isIPv4(address)) {
-      dns.lookup(address, options, cb);
-      return;
-    }
-    lastLiteral = address; // answers mostly go to the same station: skip isIPv4's regular expression next time
-  }
-  cb(null, address, 4);
-}
-let lastLiteral = '';
