@@ -103,3 +103,11 @@ export function parseHostPort(s: string, defPort: number, what = 'address'): { h
   if (port < 0 || port > 65535) throw new UsageError('E_USAGE', `${what}: port out of range (0..65535) in '${s}'`);
   return { host: m[1], port };
 }
+
+/** The whole number given for --NAME, `def` when absent; E_USAGE unless it is within min..max. */
+export function intOption(v: string | undefined, def: number, name: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
+  if (v === undefined) return def;
+  const n = /^\d+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError('E_USAGE', `--${name} must be a whole number ${min}..${max}, got '${v}'`);
+  return n;
+}

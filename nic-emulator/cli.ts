@@ -9,7 +9,7 @@ import { Fleet } from './fleet.js';
 import { startControlServer } from './control-server.js';
 import { ControlClient, DEFAULT_CONTROL } from '../lib/control-client.js';
 import { createLogger, type LogFormat, type LogLevel } from '../lib/log.js';
-import { EXIT, exitQuietlyOnEpipe, fail, parseHostPort, printJson, progress } from '../lib/cli.js';
+import { EXIT, exitQuietlyOnEpipe, fail, intOption, parseHostPort, printJson, progress } from '../lib/cli.js';
 import { UsageError } from '../firmware/errors.js';
 import { CLEAR_COMMAND_BIT } from '../firmware/nic-firmware.js';
 import { HOST_STATES, type HostState, type AsfCommandEvent } from '../firmware/host-state.js';
@@ -166,14 +166,6 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-/** The whole number given for --NAME, `def` when absent; E_USAGE unless it is within min..max. */
-function int(v: string | undefined, def: number, name: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
-  if (v === undefined) return def;
-  const n = /^\d+$/.test(v) ? Number(v) : NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError('E_USAGE', `--${name} must be a whole number ${min}..${max}, got '${v}'`);
-  return n;
-}
-
 /** The value given for --NAME, `def` when absent; E_USAGE unless it is one of `allowed`. */
 function oneOf<T extends string>(v: string | undefined, def: T, name: string, allowed: readonly T[]): T {
   if (v === undefined) return def;
@@ -198,7 +190,7 @@ async function start(values: Record<string, string | boolean | undefined>, contr
     component: PROG,
   });
   const { host, port } = parseHostPort(control, 8623, '--control');
-  const portBase = values['port-base'] !== undefined ? int(values['port-base'] as string, 0, 'port-base') : null;
+  const portBase = values['port-base'] !== undefined ? intOption(values['port-base'] as string, 0, 'port-base') : null;
   const hostState = (values['host-state'] as string | undefined) ?? 'up';
   if (!(HOST_STATES as readonly string[]).includes(hostState)) throw new UsageError('E_USAGE', `--host-state must be one of ${HOST_STATES.join(', ')}`);
   const policy = (values.policy as string | undefined) ?? 'esp';
@@ -212,13 +204,13 @@ async function start(values: Record<string, string | boolean | undefined>, contr
       allowed |= bit;
     }
   }
-  const busyPollUs = int(values['busy-poll-us'] as string | undefined, DEFAULT_BUSY_POLL_MAX_US, 'busy-poll-us', 0, MAX_BUSY_POLL_US);
+  const busyPollUs = intOption(values['busy-poll-us'] as string | undefined, DEFAULT_BUSY_POLL_MAX_US, 'busy-poll-us', 0, MAX_BUSY_POLL_US);
   const fleet = new Fleet({
-    nics: int(values.nics as string | undefined, 4, 'nics'),
+    nics: intOption(values.nics as string | undefined, 4, 'nics'),
     firstAddress: (values['first-address'] as string | undefined) ?? (portBase !== null ? '127.0.0.1' : '127.0.1.1'),
     portBase,
     dataDir: (values['data-dir'] as string | undefined) ?? 'var/nics',
-    bootDelayMs: int(values['boot-delay'] as string | undefined, 2000, 'boot-delay'),
+    bootDelayMs: intOption(values['boot-delay'] as string | undefined, 2000, 'boot-delay'),
     initialHostState: hostState as HostState,
     initialConfig: {
       securityPolicy: policy as SecurityPolicy,
@@ -227,7 +219,7 @@ async function start(values: Record<string, string | boolean | undefined>, contr
       trustAnchor: { kind: 'none', key: new Uint8Array(32) },
       clusterPolicy: '',
     },
-    checkpointBlock: values['checkpoint-block'] !== undefined ? int(values['checkpoint-block'] as string, 16384, 'checkpoint-block', MIN_CHECKPOINT_BLOCK, MAX_CHECKPOINT_BLOCK) : undefined,
+    checkpointBlock: values['checkpoint-block'] !== undefined ? intOption(values['checkpoint-block'] as string, 16384, 'checkpoint-block', MIN_CHECKPOINT_BLOCK, MAX_CHECKPOINT_BLOCK) : undefined,
     busyPoll: new BusyPoll(busyPollUs),
     log,
   });
