@@ -12,7 +12,9 @@ import { replayTable } from './replay/runner.js';
 import { createLogger, type LogFormat } from '../lib/log.js';
 import { StationContext, DEFAULT_STORE, DEFAULT_KEY_FILE } from './context.js';
 import { ControlClient, DEFAULT_CONTROL } from '../lib/control-client.js';
-import { EXIT, exitQuietlyOnEpipe, fail, parseHostPort, printJson, progress } from '../lib/cli.js';
+import { EXIT, exitQuietlyOnEpipe, fail, intOption, parseHostPort, printJson, progress } from '../lib/cli.js';
+import { DEFAULT_ANSWER_POLL_US } from '../lib/answer-poll.js';
+import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
 import { LifelineError, UsageError } from '../firmware/errors.js';
 import { saToJson } from '../lib/sa-json.js';
 import { espSaUatLines } from './wireshark-keys.js';
@@ -69,6 +71,8 @@ Common options:
   --id NAME                 this station's id in the cluster (default station-1)
   --lease-ms MS             NIC ownership lease (default 10000)
   --timeout MS              answer timeout for secure commands (default 3000)
+  --busy-poll-us US         after sending a request, poll for its answer up to US µs instead of sleeping
+                            (default ${DEFAULT_ANSWER_POLL_US}; 0 = never: less CPU, slower answers; lib/answer-poll.ts)
   --emulator HOST:PORT      the emulator control API, for manual keying (default ${DEFAULT_CONTROL})
   --no-daemon               run a verb in this process even if a daemon of this station runs
   --json                    machine-readable output
@@ -111,6 +115,7 @@ async function main(argv: string[]): Promise<void> {
       control: { type: 'string' },
       listen: { type: 'string' },
       'log-format': { type: 'string' },
+      'busy-poll-us': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -192,6 +197,7 @@ async function main(argv: string[]): Promise<void> {
   const control = hostPortOption('--control', values.control ?? '127.0.0.1:0');
   const logFormat = values['log-format'] ?? 'text';
   if (logFormat !== 'text' && logFormat !== 'json') throw new UsageError('E_USAGE', `--log-format must be text or json, got '${logFormat}'`);
+  const busyPollUs = intOption(values['busy-poll-us'], DEFAULT_ANSWER_POLL_US, 'busy-poll-us', 0, MAX_BUSY_POLL_US);
   if (verb === 'serve') await refuseSecondDaemon(announce, stationId, runningDaemon);
   // A bad PSK file is a usage error found before anything is opened or created (the store, the cluster key).
   const enrollPsk = verb === 'enroll' ? readPsk(values['psk-file'] ?? '') : null;
@@ -204,6 +210,7 @@ async function main(argv: string[]): Promise<void> {
     create: verb === 'enroll' || verb === 'sa' || verb === 'serve',
     bind: listen.host,
     port: listen.port,
+    busyPollUs,
   });
   if (verb === 'serve') {
     const log = createLogger({ format: logFormat as LogFormat, component: PROG });

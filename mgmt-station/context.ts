@@ -37,6 +37,8 @@ export interface ContextOptions {
   bind?: string;
   /** UDP port of the station's secure socket (heartbeats and owner notices name it); 0 = any. */
   port?: number;
+  /** µs to poll for a NIC's answer after sending a request (lib/answer-poll.ts); the default when absent, 0 = never. */
+  busyPollUs?: number;
 }
 
 /**
@@ -106,8 +108,13 @@ export class StationContext {
   }
 
   async udp(): Promise<UdpMux> {
-    if (!this.mux) this.mux = await UdpMux.open(this.o.bind ?? '127.0.0.1', this.o.port ?? 0);
+    if (!this.mux) this.mux = await UdpMux.open(this.o.bind ?? '127.0.0.1', this.o.port ?? 0, this.o.busyPollUs);
     return this.mux;
+  }
+
+  /** How polling for NICs' answers went (lib/answer-poll.ts), once the station's socket is open. */
+  answerPoll(): ReturnType<UdpMux['poll']['stats']> | null {
+    return this.mux?.poll.stats() ?? null;
   }
 
   /** What this process dropped, by reason: datagrams on its socket nobody holds an SA for, and per NIC session. */

@@ -5,10 +5,11 @@
  * commands go through one process that holds the sequence state.
  *
  * Control API (127.0.0.1 only):
- *   GET  /v1/status                         -> { id, pid, heartbeats, socketDrops, nics: [{ id, host, lastRefresh,
+ *   GET  /v1/status                         -> { id, pid, heartbeats, socketDrops, busyPoll, nics: [{ id, host, lastRefresh,
  *                                              refreshes, lastError, busy, unansweredPolls, dropped: { reason: count } }] };
  *                                              host: the S-state the last poll read, 'unknown (last S0)' after a
- *                                              failed poll; unansweredPolls: in a row (see UNANSWERED_POLLS_BEFORE_REKEY)
+ *                                              failed poll; unansweredPolls: in a row (see UNANSWERED_POLLS_BEFORE_REKEY);
+ *                                              busyPoll: { maxUs, hits, misses, backoffs } (lib/answer-poll.ts)
  *   GET  /v1/nics                           -> { nics: [{ id, enrolled, ownedBy }] }   the NICs of the store;
  *                                              ownedBy: the other station whose live lease holds it, else null
  *   POST /v1/nics/:id/:verb[?timeout=MS]  (ping|state|capabilities|reset|power-up|power-down|power-cycle|refresh)
@@ -255,7 +256,7 @@ export class StationDaemon {
       await this.ctx.syncWithStore(n); // another process may have re-keyed it (see the file comment)
       const s = await this.ctx.session(n.id);
       if (this.ctx.takeovers.has(n.id)) await this.afterTakeover(n.id);
-      const r = await s.read('system-state-request', Math.min(this.o.timeoutMs, this.o.pollIntervalMs));
+      const r = await s.read('system-state-request', Math.min(this.o.timeoutMs, this.o.pollIntervalMs), true);
       const code = (r.response as { systemState?: number }).systemState;
       st.host = code === 0 ? 'S0' : code === 3 ? 'S3' : code === 5 ? 'S5' : `state ${code}`;
       st.unanswered = 0;
@@ -393,6 +394,7 @@ export class StationDaemon {
         const drops = this.ctx.drops();
         out = {
           id: this.ctx.o.stationId, pid: process.pid, heartbeats: this.heartbeats, socketDrops: drops.socket,
+          busyPoll: this.ctx.answerPoll(),
           nics: [...this.nics].map(([id, s]) => ({
             id, host: s.host, lastRefresh: s.lastRefresh, refreshes: s.refreshes, lastError: s.lastError, busy: s.busy,
             unansweredPolls: s.unanswered, dropped: drops.nics[id] ?? {},

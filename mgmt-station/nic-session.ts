@@ -152,11 +152,15 @@ export class NicSession {
 
   // ------------------------------------------------------------------ requests
 
-  async read(kind: ReadKind, timeoutMs: number): Promise<RequestResult> {
+  /**
+   * `background`: the daemon's periodic poll, which nobody waits for; it does not keep the event loop polling for
+   * its answer (lib/answer-poll.ts), so a daemon polling many NICs does not spin a CPU for them.
+   */
+  async read(kind: ReadKind, timeoutMs: number, background = false): Promise<RequestResult> {
     const tag = (this.tag = (this.tag + 1) & 0xff);
     const want = ({ 'presence-ping': 'presence-pong', 'capabilities-request': 'capabilities-response', 'system-state-request': 'system-state-response' } as const)[kind];
     const msg = { type: kind, tag } as AsfMessage;
-    const r = await this.exchange(encodeRmcpAsf(RMCP_SEQ_NO_ACK, msg), (m) => m !== null && m.type === want && m.tag === tag, timeoutMs, kind);
+    const r = await this.exchange(encodeRmcpAsf(RMCP_SEQ_NO_ACK, msg), (m) => m !== null && m.type === want && m.tag === tag, timeoutMs, kind, !background);
     return { ...r, request: kind, response: r.msg! };
   }
 
@@ -230,6 +234,7 @@ export class NicSession {
     match: Waiter['match'],
     timeoutMs: number,
     what: string,
+    pollForAnswer = true,
   ): Promise<{ nic: string; msg: AsfMessage | null; generation: number; attempts: number; rttMs: number }> {
     const h = this.active;
     if (!h) throw new LifelineError('E_NO_SA', `no active SA for ${this.nic.id}; run 'mgmt-station sa manual ${this.nic.id}' or 'mgmt-station enroll ${this.nic.id}'`);
@@ -245,6 +250,8 @@ export class NicSession {
       };
     });
     this.waiters.add(waiter);
+    const poll = pollForAnswer ? this.o.mux.poll : null;
+    poll?.open();
     try {
       let interval = this.o.retransmitMs ?? 250;
       const deadline = t0 + timeoutMs;
@@ -266,6 +273,7 @@ export class NicSession {
       }
     } finally {
       this.waiters.delete(waiter);
+      poll?.close();
     }
     if (!settled) {
       throw new LifelineError('E_TIMEOUT', `no answer from ${this.nic.id} (${this.nic.address}:${this.nic.securePort}) to ${what} after ${attempts} attempts in ${timeoutMs} ms; is the emulator running and the NIC's link up?`);
@@ -284,6 +292,7 @@ export class NicSession {
     }
     const bytes = h.ep.seal(inner, this.ahOut());
     this.o.mux.send(bytes, this.nic.securePort, this.nic.address);
+    this.o.mux.poll.sent(); // poll for a waited-for answer rather than sleep until it wakes us (lib/answer-poll.ts)
     h.ep.prepareNext(); // while the NIC works: the keystream of its answer and of our next request
   }
 

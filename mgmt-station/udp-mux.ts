@@ -3,9 +3,13 @@
  * are dispatched by SPI (the first four bytes: the ESP SPI, or the AH SPI under esp+ah) to the session that
  * owns that inbound SA. Datagrams for an SPI nobody holds go to `onUnknownSpi` (adoption by SPI, DESIGN §5),
  * else they are counted and dropped.
+ *
+ * While a session's request awaits its answer, the mux's `poll` keeps the event loop polling instead of sleeping
+ * (lib/answer-poll.ts, `--busy-poll-us`): the NIC's answer is then read without a wake-up.
  */
 import dgram from 'node:dgram';
 import { candidateSpis } from '../firmware/sa-endpoint.js';
+import { AnswerPoll, DEFAULT_ANSWER_POLL_US } from '../lib/answer-poll.js';
 import { literalLookup } from '../lib/literal-lookup.js';
 
 export type DatagramHandler = (bytes: Uint8Array, from: { address: string; port: number }) => void;
@@ -15,7 +19,7 @@ export class UdpMux {
   readonly dropped = { short: 0, unknownSpi: 0 };
   onUnknownSpi: ((spi: number, bytes: Uint8Array, from: { address: string; port: number }) => void) | null = null;
 
-  private constructor(private readonly socket: dgram.Socket, readonly address: string, readonly port: number) {
+  private constructor(private readonly socket: dgram.Socket, readonly address: string, readonly port: number, readonly poll: AnswerPoll) {
     socket.on('message', (msg, rinfo) => {
       if (msg.length < 4) {
         this.dropped.short++;
@@ -33,8 +37,12 @@ export class UdpMux {
     });
   }
 
-  /** Bind to a loopback address (the AH pseudo-header needs a concrete local address). */
-  static async open(address = '127.0.0.1', port = 0): Promise<UdpMux> {
+  /**
+   * Bind to a loopback address (the AH pseudo-header needs a concrete local address). `pollUs`: how long to poll
+   * after sending a request (lib/answer-poll.ts; 0: sleep until the answer wakes the process).
+   */
+  static async open(address = '127.0.0.1', port = 0, pollUs = DEFAULT_ANSWER_POLL_US): Promise<UdpMux> {
+    const poll = new AnswerPoll(pollUs);
     // An IPv4 literal (every NIC's address) is sent inside send(), not after dns.lookup()'s deferred callback.
     const s = dgram.createSocket({ type: 'udp4', lookup: literalLookup });
     await new Promise<void>((resolve, reject) => {
@@ -46,7 +54,7 @@ export class UdpMux {
     });
     s.on('error', () => undefined);
     const a = s.address();
-    return new UdpMux(s, a.address, a.port);
+    return new UdpMux(s, a.address, a.port, poll);
   }
 
   register(spi: number, h: DatagramHandler): void {

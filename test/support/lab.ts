@@ -167,7 +167,9 @@ export class Lab {
         if (!line) return;
         clearTimeout(timer);
         child.stdout!.off('data', onData);
-        resolve(JSON.parse(line) as StationReady);
+        const r = JSON.parse(line) as StationReady | { ok: false; error: { code: string; message: string } };
+        if ('ready' in r && r.ready === true) resolve(r);
+        else reject(new Error(`station ${id} did not start: ${line}`));
       };
       child.stdout!.on('data', onData);
       child.once('exit', (code, signal) => {
@@ -300,8 +302,8 @@ export class StationProcess {
     return this.control.post(`/v1/nics/${encodeURIComponent(nic)}/${verb}`);
   }
 
-  /** GET /v1/status: { id, pid, heartbeats, nics: [{ id, lastRefresh, host, lastError, refreshes, busy }] }. */
-  status(): Promise<{ id: string; pid: number; heartbeats: Record<string, number>; nics: { id: string; host: string; lastError: string | null; refreshes: number; busy: boolean }[] }> {
+  /** GET /v1/status: { id, pid, heartbeats, busyPoll, nics: [{ id, lastRefresh, host, lastError, refreshes, busy }] }. */
+  status(): Promise<{ id: string; pid: number; heartbeats: Record<string, number>; busyPoll: { maxUs: number; hits: number; misses: number; backoffs: number } | null; nics: { id: string; host: string; lastError: string | null; refreshes: number; busy: boolean }[] }> {
     return this.control.get('/v1/status');
   }
 }
