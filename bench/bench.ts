@@ -19,6 +19,8 @@ import { measureRefresh, type RefreshResult } from './ike-refresh.js';
 import { measureFailover, type FailoverResult } from './failover.js';
 import { check, renderTable, type Row, type TargetCheck } from './report.js';
 import { figure, round, type Figure } from './stats.js';
+import { DEFAULT_ANSWER_POLL_US } from '../lib/answer-poll.js';
+import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
 
 const SECTIONS = ['net', 'ipmi', 'firmware', 'eeprom', 'fleet', 'refresh', 'failover'] as const;
 type Section = (typeof SECTIONS)[number];
@@ -37,13 +39,13 @@ interface Results {
 }
 
 function usage(msg: string): never {
-  process.stderr.write(`bench: ${msg}\nusage: node dist/bench/bench.js [--quick] [--only ${SECTIONS.join(',')}] [--fleet 1000,10000] [--pin split|same|none]\n`);
+  process.stderr.write(`bench: ${msg}\nusage: node dist/bench/bench.js [--quick] [--only ${SECTIONS.join(',')}] [--fleet 1000,10000] [--pin split|same|none] [--client-poll-us US]\n`);
   process.exit(2);
 }
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: { quick: { type: 'boolean' }, only: { type: 'string' }, fleet: { type: 'string' }, pin: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: { quick: { type: 'boolean' }, only: { type: 'string' }, fleet: { type: 'string' }, pin: { type: 'string' }, 'client-poll-us': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
   });
   const pinRequest = (values.pin ?? 'split') as Pinning;
   if (!['split', 'same', 'none'].includes(pinRequest)) usage(`--pin takes split, same or none`);
@@ -55,9 +57,12 @@ async function main(): Promise<number> {
   const quick = values.quick === true;
   const fleetSizes = (values.fleet ?? (quick ? '1000' : '1000,10000')).split(',').map(Number);
   if (fleetSizes.some((n) => !Number.isInteger(n) || n < 2)) usage('--fleet takes NIC counts >= 2, e.g. 1000,10000');
+  // The client polls for its answers as mgmt-station does, by default for as long (lib/answer-poll.ts).
+  const clientPollUs = values['client-poll-us'] === undefined ? DEFAULT_ANSWER_POLL_US : Number(values['client-poll-us']);
+  if (!Number.isInteger(clientPollUs) || clientPollUs < 0 || clientPollUs > MAX_BUSY_POLL_US) usage(`--client-poll-us takes 0..${MAX_BUSY_POLL_US} (0: the client sleeps while it waits)`);
   const plan: LoadPlan = quick
-    ? { rounds: 2, pings: 1000, warmup: 500, inFlight: 32, seconds: 1, warmupSeconds: 0.2 }
-    : { rounds: 12, pings: 12000, warmup: 2000, inFlight: 32, seconds: 4.8, warmupSeconds: 0.2 };
+    ? { rounds: 2, pings: 1000, warmup: 500, inFlight: 32, seconds: 1, warmupSeconds: 0.2, clientPollUs }
+    : { rounds: 12, pings: 12000, warmup: 2000, inFlight: 32, seconds: 4.8, warmupSeconds: 0.2, clientPollUs };
   const fw = quick ? { batches: 5, batchSize: 5000 } : { batches: 15, batchSize: 10000 };
   const wearRequests = quick ? 100_000 : 500_000;
   const ikeNics = quick ? 200 : 1000;

@@ -12,6 +12,7 @@ import type dgram from 'node:dgram';
 import { ControlClient } from '../lib/control-client.js';
 import { saToJson } from '../lib/sa-json.js';
 import { openClient, sequential, window, type Probe, type Target } from './udp-load.js';
+import { AnswerPoll } from '../lib/answer-poll.js';
 import { presencePingProbe, randomSaPair, secureStateProbe } from './probes.js';
 import { startEmulator, stopChild, rssKiB, tempDir, spawnChild, type Emulator } from './processes.js';
 import type { ChildProcess } from 'node:child_process';
@@ -20,7 +21,11 @@ import { readFileSync } from 'node:fs';
 import { findIpmiSim, startIpmiSim, type IpmiSim } from './ipmi-sim.js';
 import { figure, summarize, type Figure } from './stats.js';
 
-export interface LoadPlan { rounds: number; pings: number; warmup: number; inFlight: number; seconds: number; warmupSeconds: number }
+export interface LoadPlan {
+  rounds: number; pings: number; warmup: number; inFlight: number; seconds: number; warmupSeconds: number;
+  /** How long the client polls for an answer after each send, as the station does (lib/answer-poll.ts); 0: it sleeps. */
+  clientPollUs: number;
+}
 
 export interface RoundTrip {
   p50: Figure; p99: Figure; mean: Figure; lost: number; throughput: Figure; loadedP50: Figure; windowLost: number; roundP50s: number[]; roundThroughputs: number[];
@@ -117,12 +122,13 @@ function roundTrip(w: Workload, plan: LoadPlan): RoundTrip {
 
 async function interleave(ws: Workload[], plan: LoadPlan, log: (s: string) => void): Promise<void> {
   const per = Math.ceil(plan.pings / plan.rounds);
-  for (const w of ws) await sequential(w.sock, w.to, w.probe, 0, plan.warmup);
+  const poll = new AnswerPoll(plan.clientPollUs);
+  for (const w of ws) await sequential(w.sock, w.to, w.probe, 0, plan.warmup, poll);
   log(`  sequential: ${plan.rounds} rounds x ${per} requests x [${ws.map((w) => w.name).join(', ')}]`);
   for (let r = 0; r < plan.rounds; r++) {
     for (const w of ws) {
       const c0 = w.pid === null ? 0 : cpuMs(w.pid);
-      const s = await sequential(w.sock, w.to, w.probe, per, 50);
+      const s = await sequential(w.sock, w.to, w.probe, per, 50, poll);
       if (w.pid !== null) {
         w.cpu.seqMs += cpuMs(w.pid) - c0;
         w.cpu.seqN += per + 50;
@@ -136,7 +142,7 @@ async function interleave(ws: Workload[], plan: LoadPlan, log: (s: string) => vo
     for (const w of ws) {
       const c0 = w.pid === null ? 0 : cpuMs(w.pid);
       const u0 = process.cpuUsage();
-      const x = await window(w.sock, w.to, w.probe, plan.inFlight, (plan.seconds / plan.rounds) * 1000, plan.warmupSeconds * 1000);
+      const x = await window(w.sock, w.to, w.probe, plan.inFlight, (plan.seconds / plan.rounds) * 1000, plan.warmupSeconds * 1000, poll);
       const u = process.cpuUsage(u0);
       w.cpu.clientWinUs += u.user + u.system;
       if (w.pid !== null) w.cpu.winMs += cpuMs(w.pid) - c0;

@@ -6,9 +6,13 @@
  * A request is identified by the ASF message tag (one byte), so at most 256 may be in flight; a request
  * without an answer after `lostAfterMs` is counted lost and replaced, so a dropped datagram cannot stall
  * the window.
+ *
+ * Like the station (mgmt-station/udp-mux.ts), the client polls for an answer it awaits instead of sleeping
+ * (lib/answer-poll.ts), for up to the AnswerPoll's window after each send; an AnswerPoll of 0 µs sleeps.
  */
 import dgram from 'node:dgram';
 import { summarize, type LatencySummary } from './stats.js';
+import type { AnswerPoll } from '../lib/answer-poll.js';
 
 /** What goes on the wire: request bytes for a tag, and which tag an arriving datagram answers (-1: none). */
 export interface Probe {
@@ -68,7 +72,7 @@ function sender(sock: dgram.Socket, to: Target): (b: Uint8Array) => void {
  * send of a ready-made request (an ESP request is sealed before the clock starts, as a ping is built)
  * to the answer recognised (an ESP answer authenticated and decrypted: that is part of the round trip).
  */
-export function sequential(sock: dgram.Socket, to: Target, probe: Probe, count: number, warmup: number): Promise<SequentialResult> {
+export function sequential(sock: dgram.Socket, to: Target, probe: Probe, count: number, warmup: number, poll: AnswerPoll): Promise<SequentialResult> {
   return new Promise((resolve) => {
     const out = sender(sock, to);
     const samples = new Float64Array(count);
@@ -85,8 +89,11 @@ export function sequential(sock: dgram.Socket, to: Target, probe: Probe, count: 
       timer = setTimeout(onLost, LOST_AFTER_MS);
       t0 = performance.now();
       out(bytes);
+      poll.open();
+      poll.sent();
     };
     const next = () => {
+      poll.close();
       i++;
       if (i < total) send();
       else finish();
@@ -119,7 +126,7 @@ export function sequential(sock: dgram.Socket, to: Target, probe: Probe, count: 
  * `inFlight` requests outstanding for `warmupMs` + `durationMs`; only answers that arrive in the measured
  * interval count. Returns completed requests per second (and the latency under that load, in µs).
  */
-export function window(sock: dgram.Socket, to: Target, probe: Probe, inFlight: number, durationMs: number, warmupMs: number): Promise<WindowResult> {
+export function window(sock: dgram.Socket, to: Target, probe: Probe, inFlight: number, durationMs: number, warmupMs: number, poll: AnswerPoll): Promise<WindowResult> {
   if (inFlight < 1 || inFlight > 200) throw new RangeError('expected 1..200 requests in flight, got ' + inFlight);
   return new Promise((resolve) => {
     const out = sender(sock, to);
@@ -139,6 +146,8 @@ export function window(sock: dgram.Socket, to: Target, probe: Probe, inFlight: n
       sentAt[tag] = performance.now();
       sent++;
       out(probe.request(tag));
+      poll.open();
+      poll.sent();
     };
     const onMessage = (msg: Buffer) => {
       const now = performance.now();
@@ -149,6 +158,7 @@ export function window(sock: dgram.Socket, to: Target, probe: Probe, inFlight: n
         if ((completed & 7) === 0) lat.push((now - sentAt[t]) * 1000);
       }
       sentAt[t] = -1;
+      poll.close();
       if (!stopping) send();
     };
     const sweep = setInterval(() => {
@@ -156,6 +166,7 @@ export function window(sock: dgram.Socket, to: Target, probe: Probe, inFlight: n
       for (let t = 0; t < 256; t++) {
         if (sentAt[t] >= 0 && now - sentAt[t] > LOST_AFTER_MS) {
           sentAt[t] = -1;
+          poll.close();
           lost++;
           if (!stopping) send();
         }
@@ -174,6 +185,7 @@ export function window(sock: dgram.Socket, to: Target, probe: Probe, inFlight: n
         setTimeout(() => {
           clearInterval(sweep);
           sock.removeListener('message', onMessage);
+          for (let t = 0; t < 256; t++) if (sentAt[t] >= 0) poll.close(); // unanswered: no longer awaited
           resolve({ requestsPerSecond: completed / seconds, completed, lost, seconds, inFlight, latency: summarize(lat), samples: lat, sent });
         }, 100);
       }, durationMs);
