@@ -5,8 +5,9 @@
  * A station that sends a request and sleeps is woken by the answer. On this project's VM that wake-up is most of
  * a loopback round trip, and what it costs grows with how long the process slept, so it amplifies every µs the
  * NIC and the station spend on a packet: the few µs of the secure path's AEAD became tens of µs of round trip on
- * a busy day (docs/PERFORMANCE.md, "secure / clear"). So from each transmission of a request the event loop polls
- * (lib/poll-loop.ts) instead of sleeping, until no request awaits an answer or `maxUs` have passed.
+ * a busy day (docs/PERFORMANCE.md, "The client polls, as the station does"). So from each transmission of a
+ * request the event loop polls (lib/poll-loop.ts) instead of sleeping, until no request awaits an answer or
+ * `maxUs` have passed.
  *
  * Unlike the NIC's window it does not adapt: a request in flight is a sure sign that a datagram is coming. A NIC
  * that is slow or gone costs at most `maxUs` of CPU per transmission, and polling backs off while another process
