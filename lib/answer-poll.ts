@@ -13,7 +13,7 @@
  * that is slow or gone costs at most `maxUs` of CPU per transmission, and polling backs off while another process
  * needs this CPU (lib/poll-loop.ts).
  */
-import { PollLoop, MAX_BUSY_POLL_US, realClock, type BusyPollClock } from './poll-loop.js';
+import { PollLoop, checkWindowUs, realClock, type BusyPollClock } from './poll-loop.js';
 
 /** How long, in µs, a station polls after sending a request unless `--busy-poll-us` says otherwise (0: never). */
 export const DEFAULT_ANSWER_POLL_US = 200;
@@ -29,7 +29,7 @@ export class AnswerPoll {
   private readonly loop: PollLoop;
 
   constructor(readonly maxUs: number, clock: BusyPollClock = realClock) {
-    if (!Number.isInteger(maxUs) || maxUs < 0 || maxUs > MAX_BUSY_POLL_US) throw new RangeError(`answer-poll window must be an integer 0..${MAX_BUSY_POLL_US} µs, got ${maxUs}`);
+    checkWindowUs(maxUs, 'answer-poll window');
     this.loop = new PollLoop((now) => {
       if (this.awaiting === 0) return false;
       if (now - this.sentUs < this.maxUs) return true;

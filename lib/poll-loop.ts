@@ -23,8 +23,14 @@ export interface BusyPollClock {
   preemptions(): number;
 }
 
-/** The largest polling window accepted from a command line (0.1 s: beyond it polling is a busy loop, not a wake-up saver). */
+/** The largest polling window accepted (0.1 s: beyond it polling is a busy loop, not a wake-up saver). */
 export const MAX_BUSY_POLL_US = 100_000;
+
+/** `us` if it is a polling window this file accepts (a whole number 0..MAX_BUSY_POLL_US µs); RangeError naming `what` otherwise. */
+export function checkWindowUs(us: number, what: string): number {
+  if (!Number.isInteger(us) || us < 0 || us > MAX_BUSY_POLL_US) throw new RangeError(`${what} must be a whole number 0..${MAX_BUSY_POLL_US} µs, got ${us}`);
+  return us;
+}
 const CHECK_EVERY_US = 10_000;
 const PREEMPTED_LIMIT = 50;
 const BACKOFF_US = 100_000;

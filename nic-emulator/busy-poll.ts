@@ -21,9 +21,7 @@
  * Polling stops while another process preempts it (lib/poll-loop.ts, which runs the polling for this file and for
  * the station's lib/answer-poll.ts).
  */
-import { PollLoop, MAX_BUSY_POLL_US, realClock, type BusyPollClock } from '../lib/poll-loop.js';
-
-export { MAX_BUSY_POLL_US, type BusyPollClock };
+import { PollLoop, checkWindowUs, realClock, type BusyPollClock } from '../lib/poll-loop.js';
 
 /** The longest window, in µs, unless `--busy-poll-us` says otherwise (0: never poll). */
 export const DEFAULT_BUSY_POLL_MAX_US = 200;
@@ -40,7 +38,7 @@ export class BusyPoll {
   private readonly loop: PollLoop;
 
   constructor(readonly maxUs: number, clock: BusyPollClock = realClock) {
-    if (!Number.isInteger(maxUs) || maxUs < 0 || maxUs > MAX_BUSY_POLL_US) throw new RangeError(`busy-poll window must be an integer 0..${MAX_BUSY_POLL_US} µs, got ${maxUs}`);
+    checkWindowUs(maxUs, 'busy-poll window');
     this.loop = new PollLoop((now) => {
       if (now - this.lastUs < this.windowUs) return true;
       this.misses++;

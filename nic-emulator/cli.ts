@@ -4,7 +4,8 @@
  */
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
-import { BusyPoll, DEFAULT_BUSY_POLL_MAX_US, MAX_BUSY_POLL_US } from './busy-poll.js';
+import { BusyPoll, DEFAULT_BUSY_POLL_MAX_US } from './busy-poll.js';
+import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
 import { Fleet } from './fleet.js';
 import { startControlServer } from './control-server.js';
 import { ControlClient, DEFAULT_CONTROL } from '../lib/control-client.js';
