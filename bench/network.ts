@@ -92,14 +92,19 @@ function cpuMs(pid: number): number {
 }
 const CLOCK_TICKS = 100; // sysconf(_SC_CLK_TCK) on Linux
 
+/** One in-flight round's length, in s; rounded to the ms for the log and the workload text (4.8 / 12 is 0.39999999999999997 in floating point). */
+function roundSeconds(plan: LoadPlan): number {
+  return Math.round((plan.seconds / plan.rounds) * 1000) / 1000;
+}
+
 function roundTrip(w: Workload, plan: LoadPlan): RoundTrip {
   const all = w.seq.flat();
   const s = summarize(all);
   const lat = summarize(w.win.flatMap((x) => x.lat));
   const completed = w.win.reduce((a, x) => a + x.completed, 0);
   const seconds = w.win.reduce((a, x) => a + x.seconds, 0);
-  const seqWl = `${w.describe}: ${plan.rounds} rounds x ${plan.pings / plan.rounds} sequential requests (after ${plan.warmup} warm-up), interleaved with the other workloads, pooled; Node dgram client on loopback`;
-  const winWl = `${w.describe}: ${plan.inFlight} requests in flight, ${plan.rounds} rounds x ${plan.seconds / plan.rounds} s (each after ${plan.warmupSeconds} s warm-up), interleaved, pooled; Node dgram client on loopback`;
+  const seqWl = `${w.describe}: ${plan.rounds} rounds x ${Math.ceil(plan.pings / plan.rounds)} sequential requests (after ${plan.warmup} warm-up), interleaved with the other workloads, pooled; Node dgram client on loopback`;
+  const winWl = `${w.describe}: ${plan.inFlight} requests in flight, ${plan.rounds} rounds x ${roundSeconds(plan)} s (each after ${plan.warmupSeconds} s warm-up), interleaved, pooled; Node dgram client on loopback`;
   return {
     p50: figure(s.p50, 'µs', seqWl),
     p99: figure(s.p99, 'µs', seqWl),
@@ -137,12 +142,12 @@ async function interleave(ws: Workload[], plan: LoadPlan, log: (s: string) => vo
       w.lost += s.lost;
     }
   }
-  log(`  ${plan.inFlight} in flight: ${plan.rounds} rounds x ${plan.seconds / plan.rounds} s x [${ws.map((w) => w.name).join(', ')}]`);
+  log(`  ${plan.inFlight} in flight: ${plan.rounds} rounds x ${roundSeconds(plan)} s x [${ws.map((w) => w.name).join(', ')}]`);
   for (let r = 0; r < plan.rounds; r++) {
     for (const w of ws) {
       const c0 = w.pid === null ? 0 : cpuMs(w.pid);
       const u0 = process.cpuUsage();
-      const x = await window(w.sock, w.to, w.probe, plan.inFlight, (plan.seconds / plan.rounds) * 1000, plan.warmupSeconds * 1000, poll);
+      const x = await window(w.sock, w.to, w.probe, plan.inFlight, roundSeconds(plan) * 1000, plan.warmupSeconds * 1000, poll);
       const u = process.cpuUsage(u0);
       w.cpu.clientWinUs += u.user + u.system;
       if (w.pid !== null) w.cpu.winMs += cpuMs(w.pid) - c0;
