@@ -5,18 +5,29 @@ import { parseHostPort } from './cli.js';
 
 export const DEFAULT_CONTROL = '127.0.0.1:8623';
 
+/** How long a request to the control API may go unanswered, unless the caller gives longer (mgmt-station --timeout). */
+export const DEFAULT_CONTROL_TIMEOUT_MS = 5000;
+
+/** mgmt-station's wait for the control API: its --timeout, and at least DEFAULT_CONTROL_TIMEOUT_MS. */
+export function controlTimeoutMs(timeoutMs: number): number {
+  return Math.max(timeoutMs, DEFAULT_CONTROL_TIMEOUT_MS);
+}
+
 export class ControlClient {
   /**
    * `option` is the command-line option that gave the address (nic-emulator's `--control`, mgmt-station's
    * `--emulator`): errors name it, so the user knows what to change.
    */
-  constructor(readonly host: string, readonly port: number, private readonly timeoutMs = 5000, private readonly option?: string) {}
+  constructor(readonly host: string, readonly port: number, private readonly timeoutMs = DEFAULT_CONTROL_TIMEOUT_MS, private readonly option?: string) {}
 
-  /** HOST[:PORT] (default port 8623), checked as `nic-emulator start` checks it: a bad one is E_USAGE (exit 2). */
-  static parse(hostPort: string, option?: string): ControlClient {
+  /**
+   * HOST[:PORT] (default port 8623), checked as `nic-emulator start` checks it: a bad one is E_USAGE (exit 2).
+   * A request that gets no answer within `timeoutMs` is E_TIMEOUT.
+   */
+  static parse(hostPort: string, option?: string, timeoutMs = DEFAULT_CONTROL_TIMEOUT_MS): ControlClient {
     const { host, port } = parseHostPort(hostPort, 8623, option ?? 'emulator control address');
     if (port === 0) throw new UsageError('E_USAGE', `${option ?? 'emulator control address'}: port 0 in '${hostPort}' cannot be connected to; give the emulator's control port`);
-    return new ControlClient(host, port, 5000, option);
+    return new ControlClient(host, port, timeoutMs, option);
   }
 
   get<T = unknown>(path: string): Promise<T> {
@@ -50,9 +61,18 @@ export class ControlClient {
           });
         },
       );
-      req.on('timeout', () => req.destroy(new Error('timeout')));
+      // A connection that was taken and then not answered is a hung or overloaded emulator, not an absent one.
+      let timedOut = false;
+      req.on('timeout', () => {
+        timedOut = true;
+        req.destroy();
+      });
       req.on('error', (e) =>
-        reject(new LifelineError('E_UNREACHABLE', `cannot reach the emulator control API at ${this.host}:${this.port} (${e.message}); start it with 'nic-emulator start' or pass ${this.option ? `${this.option} HOST:PORT` : 'its control address (HOST:PORT)'}`)),
+        reject(
+          timedOut
+            ? new LifelineError('E_TIMEOUT', `the emulator control API at ${this.host}:${this.port} did not answer ${method} ${path} within ${this.timeoutMs} ms; is the emulator stopped (SIGSTOP) or overloaded?${method === 'POST' ? ' The request may have taken effect there.' : ''}`)
+            : new LifelineError('E_UNREACHABLE', `cannot reach the emulator control API at ${this.host}:${this.port} (${e.message}); start it with 'nic-emulator start' or pass ${this.option ? `${this.option} HOST:PORT` : 'its control address (HOST:PORT)'}`),
+        ),
       );
       if (data) req.write(data);
       req.end();

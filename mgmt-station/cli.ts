@@ -11,7 +11,7 @@ import { parseTable } from './replay/table.js';
 import { replayTable } from './replay/runner.js';
 import { createLogger, type LogFormat } from '../lib/log.js';
 import { StationContext, DEFAULT_STORE, DEFAULT_KEY_FILE } from './context.js';
-import { ControlClient, DEFAULT_CONTROL } from '../lib/control-client.js';
+import { ControlClient, DEFAULT_CONTROL, controlTimeoutMs } from '../lib/control-client.js';
 import { EXIT, exitQuietlyOnEpipe, fail, intOption, parseHostPort, printJson, progress } from '../lib/cli.js';
 import { DEFAULT_ANSWER_POLL_US } from '../lib/answer-poll.js';
 import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
@@ -70,7 +70,8 @@ Common options:
                             and serve create it with a new store); or set LIFELINE_CLUSTER_KEY=<64 hex>
   --id NAME                 this station's id in the cluster (default station-1)
   --lease-ms MS             NIC ownership lease (default 10000)
-  --timeout MS              answer timeout for secure commands (default 3000)
+  --timeout MS              answer timeout for secure commands (default 3000); the emulator control API
+                            (enroll, sa manual) gets at least 5000
   --busy-poll-us US         after sending a request, poll for its answer up to US µs instead of sleeping
                             (default ${DEFAULT_ANSWER_POLL_US}; 0 = never: less CPU, slower answers; lib/answer-poll.ts)
   --emulator HOST:PORT      the emulator control API, for manual keying (default ${DEFAULT_CONTROL})
@@ -253,13 +254,13 @@ async function main(argv: string[]): Promise<void> {
     switch (verb) {
       case 'sa': {
         const nicId = positionals[2]!;
-        const emu = ControlClient.parse(values.emulator ?? DEFAULT_CONTROL, '--emulator');
+        const emu = ControlClient.parse(values.emulator ?? DEFAULT_CONTROL, '--emulator', controlTimeoutMs(timeoutMs));
         const sa = manualSa(
           (values.policy ?? 'esp') as SecurityPolicy,
           (values.transform ?? 'aes-gcm-16') as EspTransform,
           num(values['key-bits'], 128, 'key-bits'),
         );
-        const r = await ctx.installManualSa(emu, nicId, sa);
+        const r = await ctx.installManualSa(emu, nicId, sa, timeoutMs);
         if (json) printJson({ ok: true, ...r });
         else process.stdout.write(describeManualSa(r) + '\n');
         return;
@@ -267,7 +268,7 @@ async function main(argv: string[]): Promise<void> {
       case 'enroll':
       case 'refresh': {
         const target = positionals[1]!;
-        const emu = ControlClient.parse(values.emulator ?? DEFAULT_CONTROL, '--emulator');
+        const emu = ControlClient.parse(values.emulator ?? DEFAULT_CONTROL, '--emulator', controlTimeoutMs(timeoutMs));
         const psk = enrollPsk;
         // `all`: every NIC of the emulator (enroll) or every enrolled NIC this station owns or can take (refresh:
         // a NIC whose lease another live station holds is that station's to refresh, and is skipped).
@@ -615,7 +616,7 @@ async function forwardKeying(daemon: string, verb: string, positionals: string[]
   const listed = known.nics as { id: string; enrolled: boolean; ownedBy?: string | null }[];
   const skipped: Skipped[] = verb === 'enroll' ? [] : listed.filter((n) => n.enrolled && n.ownedBy).map((n) => ({ nic: n.id, owner: n.ownedBy! }));
   const ids: string[] = verb === 'enroll'
-    ? (await ControlClient.parse(emulator, '--emulator').get<{ id: string }[]>('/v1/nics')).map((n) => n.id)
+    ? (await ControlClient.parse(emulator, '--emulator', controlTimeoutMs(timeoutMs)).get<{ id: string }[]>('/v1/nics')).map((n) => n.id)
     : listed.filter((n) => n.enrolled && !n.ownedBy).map((n) => n.id);
   await runFleet(verb, ids, async (id) => {
     const r = await post(id);

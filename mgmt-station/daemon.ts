@@ -35,7 +35,7 @@ import type { CommandKind, ReadKind } from './nic-session.js';
 import type { Logger } from '../lib/log.js';
 import type { NicRecord } from './store/store.js';
 import { redactedStoreUrl, sqlitePathOf } from './store/store-url.js';
-import { ControlClient } from '../lib/control-client.js';
+import { ControlClient, controlTimeoutMs } from '../lib/control-client.js';
 import { hexField, saFromJson } from '../lib/sa-json.js';
 import { decodePathSegment, readJsonBody } from '../lib/json-http.js';
 import type { ExchangeResult } from './key-exchange.js';
@@ -364,7 +364,7 @@ export class StationDaemon {
   private async enroll(nicId: string, body: Record<string, unknown>, timeoutMs: number): Promise<ExchangeResult> {
     const psk = hexField(body.psk, 'psk');
     if (psk.length !== 32) throw new UsageError('E_USAGE', `enroll needs { psk: 64 hex digits, emulator: HOST:PORT }; psk is ${psk.length} bytes`);
-    const r = await this.ctx.enroll(ControlClient.parse(String(body.emulator ?? '')), nicId, psk, Math.max(timeoutMs, 10000));
+    const r = await this.ctx.enroll(ControlClient.parse(String(body.emulator ?? ''), undefined, controlTimeoutMs(timeoutMs)), nicId, psk, Math.max(timeoutMs, 10000));
     this.nicState(r.nic).lastRefresh = Date.now();
     this.log.log('info', 'NIC enrolled', { nic: r.nic, generation: r.generation });
     return r;
@@ -374,8 +374,8 @@ export class StationDaemon {
    * `sa manual NIC`, forwarded by the CLI with the SA it made (RFC 4301 manual keying): StationContext.installManualSa,
    * here, so this process's session moves to it.
    */
-  private async manualSa(nicId: string, body: Record<string, unknown>): Promise<object> {
-    const r = await this.ctx.installManualSa(ControlClient.parse(String(body.emulator ?? '')), nicId, saFromJson(body.sa));
+  private async manualSa(nicId: string, body: Record<string, unknown>, timeoutMs: number): Promise<object> {
+    const r = await this.ctx.installManualSa(ControlClient.parse(String(body.emulator ?? ''), undefined, controlTimeoutMs(timeoutMs)), nicId, saFromJson(body.sa), timeoutMs);
     this.log.log('info', 'manual SA installed', { nic: r.nic, generation: r.generation });
     return r;
   }
@@ -416,7 +416,7 @@ export class StationDaemon {
         if (READS[verb]) out = await (await this.ctx.session(nic)).read(READS[verb], timeoutMs);
         else if (COMMANDS.includes(verb)) out = await (await this.ctx.session(nic)).command(verb as CommandKind, timeoutMs);
         else if (verb === 'enroll') out = await this.enroll(nic, body, timeoutMs);
-        else if (verb === 'sa-manual') out = await this.manualSa(nic, body);
+        else if (verb === 'sa-manual') out = await this.manualSa(nic, body, timeoutMs);
         else if (verb === 'refresh') {
           out = await this.refresh(nic, null, timeoutMs);
         } else throw new UsageError('E_USAGE', `unknown verb '${verb}'`);
