@@ -82,7 +82,7 @@ async function main(): Promise<number> {
   };
 
   if (run('net') || run('ipmi')) {
-    log('round trips: one emulated NIC (clear Presence Ping, secure System State) and OpenIPMI ipmi_sim (Presence Ping)');
+    log("round trips: an emulated NIC (clear Presence Ping, secure System State; and the station's own code) and OpenIPMI ipmi_sim (Presence Ping)");
     const net = await guard('net', () => measureNetwork(plan, run('ipmi'), log));
     if ('error' in net) {
       r.lifeline = net;
@@ -200,7 +200,12 @@ function rows(r: Results): Row[] {
     out.push({ section: s, name: 'secure System State p50 / p99', value: `${net.secure.p50.value} / ${net.secure.p99.value} µs` });
     out.push({ section: s, name: 'secure System State, 32 in flight', value: f(net.secure.throughput) });
     out.push({ section: s, name: 'secure / clear p50', value: f(net.secureOverClearP50) });
-    out.push({ section: s, name: 'emulator RSS (1 NIC)', value: f(net.emulatorRss) });
+    const st = ok(net.station);
+    if (st) {
+      out.push({ section: s, name: "secure System State through mgmt-station's code: p50 / p99", value: `${st.p50.value} / ${st.p99.value} µs` });
+      out.push({ section: s, name: 'station / clear p50; station / bench client secure p50', value: `${st.overClearP50.value}; ${st.overBenchClientP50.value}` });
+    } else out.push({ section: s, name: "mgmt-station's code", value: 'error', note: (net.station as { error: string }).error });
+    out.push({ section: s, name: 'emulator RSS (2 NICs: the bench client\'s, the station\'s)', value: f(net.emulatorRss) });
   } else if (r.lifeline) out.push({ section: 'Lifeline, one emulated NIC', name: 'error', value: (r.lifeline as { error: string }).error });
   const ipmi = ok(r.ipmiSim);
   if (ipmi) {

@@ -1,17 +1,19 @@
 /**
- * Round trips over real UDP on loopback: one emulated NIC in a `nic-emulator` child process (clear
+ * Round trips over real UDP on loopback: an emulated NIC in a `nic-emulator` child process (clear
  * Presence Ping on its 623 port, secure System State on its 664 port), and OpenIPMI's ipmi_sim for the
  * same Presence Ping workload. The bench process is the client (Node dgram), so on a 2-core machine the
- * responder and the client each have a core.
+ * responder and the client each have a core. The bench's client is minimal (a request is sealed before its
+ * clock starts); beside it, mgmt-station's own code reads System State from a second NIC of the same emulator
+ * (bench/station-load.ts), sequentially only, as an informational figure.
  *
- * The three workloads run in interleaved rounds (clear, secure, ipmi_sim, clear, secure, ...) and each
+ * The workloads run in interleaved rounds (clear, secure, station, ..., ipmi_sim, clear, secure, ...) and each
  * figure pools its rounds: on a shared machine the load changes from second to second, and interleaving
  * makes every ratio compare figures taken under the same conditions.
  */
 import type dgram from 'node:dgram';
 import { ControlClient } from '../lib/control-client.js';
 import { saToJson } from '../lib/sa-json.js';
-import { openClient, sequential, window, type Probe, type Target } from './udp-load.js';
+import { openClient, sequential, window, type Probe, type Target, type WindowResult } from './udp-load.js';
 import { AnswerPoll } from '../lib/answer-poll.js';
 import { presencePingProbe, randomSaPair, secureStateProbe } from './probes.js';
 import { startEmulator, stopChild, rssKiB, tempDir, spawnChild, type Emulator } from './processes.js';
@@ -20,6 +22,7 @@ import { resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { findIpmiSim, startIpmiSim, type IpmiSim } from './ipmi-sim.js';
 import { figure, summarize, type Figure } from './stats.js';
+import { openStationLoad, type StationLoad } from './station-load.js';
 
 export interface LoadPlan {
   rounds: number; pings: number; warmup: number; inFlight: number; seconds: number; warmupSeconds: number;
@@ -49,8 +52,17 @@ export function placeOneNic(): NicPlacement {
   return { mode: 'port-per-NIC', args: ['--port-base', String(base)], clear: { address: '127.0.0.1', port: base }, secure: { address: '127.0.0.1', port: base + 1 } };
 }
 
+/** System State read by the station's own code (bench/station-load.ts), sequential only, in the same rounds. */
+export interface StationRoundTrip {
+  p50: Figure; p99: Figure; mean: Figure; lost: number; roundP50s: number[];
+  /** Its p50 over the clear Presence Ping's and over the bench client's secure System State's, same run. */
+  overClearP50: Figure; overBenchClientP50: Figure;
+}
+
 export interface NicNetworkResult {
   placement: string; clear: RoundTrip; secure: RoundTrip; secureOverClearP50: Figure; emulatorRss: Figure; nicDropped: Record<string, number>;
+  /** The secure System State round trip through mgmt-station's own code path, against the same emulator. */
+  station: StationRoundTrip | { error: string };
   /** The same clear workload against a second emulator that never busy-polls (--busy-poll-us 0): what polling buys. */
   clearSleeping: RoundTrip | { error: string };
 }
@@ -76,7 +88,12 @@ async function startEchoResponder(): Promise<{ child: ChildProcess; port: number
 }
 
 interface Workload {
-  name: string; describe: string; sock: dgram.Socket; to: Target; probe: Probe; seq: number[][]; win: { completed: number; seconds: number; lost: number; lat: number[] }[]; lost: number;
+  name: string; describe: string;
+  /** `warmup` unrecorded, then `count` recorded round trips one at a time (latencies in µs). */
+  sequential(count: number, warmup: number): Promise<{ samples: number[]; lost: number }>;
+  /** Requests in flight for `durationMs` after `warmupMs`; null: the workload has no in-flight part. */
+  window: ((durationMs: number, warmupMs: number) => Promise<WindowResult>) | null;
+  seq: number[][]; win: { completed: number; seconds: number; lost: number; lat: number[] }[]; lost: number;
   /** The responder's pid, for its CPU time; CPU ms and requests, sequential and in flight. */
   pid: number | null; cpu: { seqMs: number; seqN: number; winMs: number; winN: number; clientWinUs: number };
 }
@@ -125,15 +142,28 @@ function roundTrip(w: Workload, plan: LoadPlan): RoundTrip {
   };
 }
 
+function stationRoundTrip(w: Workload, plan: LoadPlan, clear: RoundTrip, secure: RoundTrip): StationRoundTrip {
+  const s = summarize(w.seq.flat());
+  const wl = `${w.describe}: ${plan.rounds} rounds x ${Math.ceil(plan.pings / plan.rounds)} sequential reads (after ${plan.warmup} warm-up), interleaved with the other workloads, pooled; from the call of NicSession.read to its answer`;
+  return {
+    p50: figure(s.p50, 'µs', wl),
+    p99: figure(s.p99, 'µs', wl),
+    mean: figure(s.mean, 'µs', wl),
+    lost: w.lost,
+    roundP50s: w.seq.map((x) => Math.round(summarize(x).p50 * 10) / 10),
+    overClearP50: figure(s.p50 / clear.p50.value, 'ratio', 'station System State p50 / clear Presence Ping p50 (bench client), same emulator, interleaved rounds; informational, the target uses the bench client'),
+    overBenchClientP50: figure(s.p50 / secure.p50.value, 'ratio', "station System State p50 / the bench client's secure System State p50: what the station's code adds to the bench client's minimal one"),
+  };
+}
+
 async function interleave(ws: Workload[], plan: LoadPlan, log: (s: string) => void): Promise<void> {
   const per = Math.ceil(plan.pings / plan.rounds);
-  const poll = new AnswerPoll(plan.clientPollUs);
-  for (const w of ws) await sequential(w.sock, w.to, w.probe, 0, plan.warmup, poll);
+  for (const w of ws) await w.sequential(0, plan.warmup);
   log(`  sequential: ${plan.rounds} rounds x ${per} requests x [${ws.map((w) => w.name).join(', ')}]`);
   for (let r = 0; r < plan.rounds; r++) {
     for (const w of ws) {
       const c0 = w.pid === null ? 0 : cpuMs(w.pid);
-      const s = await sequential(w.sock, w.to, w.probe, per, 50, poll);
+      const s = await w.sequential(per, 50);
       if (w.pid !== null) {
         w.cpu.seqMs += cpuMs(w.pid) - c0;
         w.cpu.seqN += per + 50;
@@ -142,12 +172,13 @@ async function interleave(ws: Workload[], plan: LoadPlan, log: (s: string) => vo
       w.lost += s.lost;
     }
   }
-  log(`  ${plan.inFlight} in flight: ${plan.rounds} rounds x ${roundSeconds(plan)} s x [${ws.map((w) => w.name).join(', ')}]`);
+  const loaded = ws.filter((w) => w.window !== null);
+  log(`  ${plan.inFlight} in flight: ${plan.rounds} rounds x ${roundSeconds(plan)} s x [${loaded.map((w) => w.name).join(', ')}]`);
   for (let r = 0; r < plan.rounds; r++) {
-    for (const w of ws) {
+    for (const w of loaded) {
       const c0 = w.pid === null ? 0 : cpuMs(w.pid);
       const u0 = process.cpuUsage();
-      const x = await window(w.sock, w.to, w.probe, plan.inFlight, roundSeconds(plan) * 1000, plan.warmupSeconds * 1000, poll);
+      const x = await w.window!(roundSeconds(plan) * 1000, plan.warmupSeconds * 1000);
       const u = process.cpuUsage(u0);
       w.cpu.clientWinUs += u.user + u.system;
       if (w.pid !== null) w.cpu.winMs += cpuMs(w.pid) - c0;
@@ -164,37 +195,56 @@ export async function measureNetwork(plan: LoadPlan, withIpmiSim: boolean, log: 
   let emuSleeping: Emulator | null = null;
   let sim: IpmiSim | null = null;
   let echo: { child: ChildProcess; port: number } | null = null;
+  let station: StationLoad | null = null;
   const socks: dgram.Socket[] = [];
   try {
     // A fresh address (or port base) can be taken by another lab on the same machine: try a few.
-    const startOne = async (extra: string[]): Promise<{ emu: Emulator; place: NicPlacement }> => {
+    const startOne = async (nics: number, extra: string[]): Promise<{ emu: Emulator; place: NicPlacement }> => {
       for (let attempt = 1; ; attempt++) {
         const p = placeOneNic();
         try {
-          return { emu: await startEmulator(['--nics', '1', '--data-dir', tempDir('nic'), ...p.args, ...extra], 20000), place: p };
+          return { emu: await startEmulator(['--nics', String(nics), '--data-dir', tempDir('nic'), ...p.args, ...extra], 20000), place: p };
         } catch (e) {
           if (attempt >= 3 || !/in use/i.test((e as Error).message)) throw e;
         }
       }
     };
-    ({ emu, place } = await startOne([]));
+    // nic-1 for the bench's client, nic-2 for the station's own code (bench/station-load.ts).
+    ({ emu, place } = await startOne(2, []));
     const control = ControlClient.parse(emu.ready.control);
     const sa = randomSaPair('esp', 'aes-gcm-16');
     const { generation } = await control.post<{ generation: number }>('/v1/nics/nic-1/sa', { sa: saToJson(sa) });
-    const mk = async (name: string, describe: string, to: Target, pid: number | null | undefined, probe: (local: Target) => Probe): Promise<Workload> => {
+    const poll = new AnswerPoll(plan.clientPollUs);
+    const mk = async (name: string, describe: string, to: Target, pid: number | null | undefined, makeProbe: (local: Target) => Probe): Promise<Workload> => {
       const sock = await openClient('127.0.0.1', to);
       socks.push(sock);
       const a = sock.address();
-      return { name, describe, sock, to, probe: probe({ address: a.address, port: a.port }), seq: [], win: [], lost: 0, pid: pid ?? null, cpu: { seqMs: 0, seqN: 0, winMs: 0, winN: 0, clientWinUs: 0 } };
+      const probe = makeProbe({ address: a.address, port: a.port });
+      return {
+        name, describe,
+        sequential: (count, warmup) => sequential(sock, to, probe, count, warmup, poll),
+        window: (durationMs, warmupMs) => window(sock, to, probe, plan.inFlight, durationMs, warmupMs, poll),
+        seq: [], win: [], lost: 0, pid: pid ?? null, cpu: { seqMs: 0, seqN: 0, winMs: 0, winN: 0, clientWinUs: 0 },
+      };
     };
     const ws: Workload[] = [
       await mk('lifeline-clear', 'ASF Presence Ping -> Pong (UDP 623, 12 -> 28 bytes), one emulated NIC', place.clear, emu.ready.pid, () => presencePingProbe()),
       await mk('lifeline-secure', 'ESP System State Request -> Response (UDP 664, AES-GCM-16, station SaEndpoint), one emulated NIC', place.secure, emu.ready.pid,
         (local) => secureStateProbe({ ...sa, generation }, local, place.secure)),
     ];
+    let stationError: string | null = null;
+    try {
+      station = await openStationLoad(control, 'nic-2', plan.clientPollUs);
+      ws.push({
+        name: 'lifeline-station', describe: `System State Request -> Response through mgmt-station's own code (StationContext, NicSession, UdpMux, SQLite store; --busy-poll-us ${plan.clientPollUs}), nic-2 of the same emulator, manual SA esp aes-gcm-16`,
+        sequential: station.sequential, window: null, seq: [], win: [], lost: 0, pid: emu.ready.pid, cpu: { seqMs: 0, seqN: 0, winMs: 0, winN: 0, clientWinUs: 0 },
+      });
+    } catch (e) {
+      stationError = (e as Error).message;
+    }
     let sleepingError: string | null = null;
     try {
-      const second = await startOne(['--busy-poll-us', '0']);
+      const second = await startOne(1, ['--busy-poll-us', '0']);
       emuSleeping = second.emu;
       ws.push(await mk('lifeline-sleeping', 'ASF Presence Ping -> Pong, one emulated NIC in a second emulator that never busy-polls (--busy-poll-us 0)', second.place.clear, emuSleeping.ready.pid, () => presencePingProbe()));
     } catch (e) {
@@ -224,8 +274,9 @@ export async function measureNetwork(plan: LoadPlan, withIpmiSim: boolean, log: 
       clear,
       secure,
       secureOverClearP50: figure(secure.p50.value / clear.p50.value, 'ratio', 'secure System State p50 / clear Presence Ping p50, same emulator process, interleaved rounds of the same run'),
-      emulatorRss: figure(rssKiB(emu.ready.pid) / 1024, 'MiB', 'VmRSS of the 1-NIC emulator process after the load'),
+      emulatorRss: figure(rssKiB(emu.ready.pid) / 1024, 'MiB', "VmRSS of the emulator process (2 NICs: the bench client's and the station's) after the load"),
       nicDropped,
+      station: ((w) => (w ? stationRoundTrip(w, plan, clear, secure) : { error: stationError ?? 'not run' }))(ws.find((w) => w.name === 'lifeline-station')),
       clearSleeping: ((w) => (w ? roundTrip(w, plan) : { error: sleepingError ?? 'not run' }))(ws.find((w) => w.name === 'lifeline-sleeping')),
     };
     const simWl = ws.find((w) => w.name === 'ipmi_sim');
@@ -240,6 +291,7 @@ export async function measureNetwork(plan: LoadPlan, withIpmiSim: boolean, log: 
   } finally {
     if (echo) await stopChild(echo.child, 1000);
     for (const s of socks) s.close();
+    if (station) await station.close();
     if (sim) await sim.stop();
     if (emuSleeping) await stopChild(emuSleeping.child);
     if (emu) await stopChild(emu.child);
