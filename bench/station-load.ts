@@ -32,7 +32,7 @@ export async function openStationLoad(control: ControlClient, nicId: string, bus
   const ctx = await StationContext.open({ store: `sqlite:${join(dir, 'station.db')}`, keyFile, stationId: 'bench', leaseMs: 3_600_000, create: true, busyPollUs });
   let session: NicSession;
   try {
-    await ctx.installManualSa(control, nicId, randomSaPair('esp', 'aes-gcm-16'), READ_TIMEOUT_MS);
+    await ctx.installManualSa(control, nicId, randomSaPair('esp', 'aes-gcm-16'));
     session = await ctx.session(nicId);
   } catch (e) {
     await ctx.close();

@@ -260,7 +260,7 @@ async function main(argv: string[]): Promise<void> {
           (values.transform ?? 'aes-gcm-16') as EspTransform,
           num(values['key-bits'], 128, 'key-bits'),
         );
-        const r = await ctx.installManualSa(emu, nicId, sa, timeoutMs);
+        const r = await ctx.installManualSa(emu, nicId, sa);
         if (json) printJson({ ok: true, ...r });
         else process.stdout.write(describeManualSa(r) + '\n');
         return;

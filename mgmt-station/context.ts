@@ -218,7 +218,7 @@ export class StationContext {
     // the next refresh cannot start before a packet under this one has been answered.
     const s = await this.session(nic.id);
     await s.reload();
-    await s.read('presence-ping', timeoutMs).catch(() => undefined);
+    await s.read('presence-ping', 2000).catch(() => undefined);
     return r;
   }
 
@@ -250,10 +250,9 @@ export class StationContext {
   /**
    * `sa manual NIC` (RFC 4301 manual keying): install `sa` in the NIC through the emulator's control API (standing
    * in for the host driver), store it active under this station's lease, and move an open session to it (used at
-   * once, so the NIC retires the SA before it; that request waits up to `timeoutMs`, and its failure is not the
-   * verb's). One at a time with the NIC's key exchanges.
+   * once, so the NIC retires the SA before it). One at a time with the NIC's key exchanges.
    */
-  async installManualSa(emu: ControlClient, nicId: string, sa: SaPair, timeoutMs: number): Promise<{ nic: string; generation: number; policy: string; transform: string; toNicSpi: number; fromNicSpi: number }> {
+  async installManualSa(emu: ControlClient, nicId: string, sa: SaPair): Promise<{ nic: string; generation: number; policy: string; transform: string; toNicSpi: number; fromNicSpi: number }> {
     const st = await emu.get<EmulatorNic>(`/v1/nics/${encodeURIComponent(nicId)}`);
     return this.exclusiveKeying(st.id, async () => {
       const record = (existing: NicRecord | null): NicRecord => ({
@@ -271,7 +270,7 @@ export class StationContext {
       const s = this.sessions.get(st.id);
       if (s) {
         await s.reload();
-        await s.read('presence-ping', timeoutMs).catch(() => undefined);
+        await s.read('presence-ping', 2000).catch(() => undefined);
       }
       return { nic: st.id, generation, policy: sa.policy, transform: sa.transform, toNicSpi: sa.toNic.spi, fromNicSpi: sa.fromNic.spi };
     });

@@ -375,7 +375,7 @@ export class StationDaemon {
    * here, so this process's session moves to it.
    */
   private async manualSa(nicId: string, body: Record<string, unknown>, timeoutMs: number): Promise<object> {
-    const r = await this.ctx.installManualSa(ControlClient.parse(String(body.emulator ?? ''), undefined, controlTimeoutMs(timeoutMs)), nicId, saFromJson(body.sa), timeoutMs);
+    const r = await this.ctx.installManualSa(ControlClient.parse(String(body.emulator ?? ''), undefined, controlTimeoutMs(timeoutMs)), nicId, saFromJson(body.sa));
     this.log.log('info', 'manual SA installed', { nic: r.nic, generation: r.generation });
     return r;
   }
