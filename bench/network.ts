@@ -144,7 +144,7 @@ function roundTrip(w: Workload, plan: LoadPlan): RoundTrip {
 
 function stationRoundTrip(w: Workload, plan: LoadPlan, clear: RoundTrip, secure: RoundTrip): StationRoundTrip {
   const s = summarize(w.seq.flat());
-  const wl = `${w.describe}: ${plan.rounds} rounds x ${Math.ceil(plan.pings / plan.rounds)} sequential reads (after ${plan.warmup} warm-up), interleaved with the other workloads, pooled; from the call of NicSession.read to its answer`;
+  const wl = `${w.describe}: ${plan.rounds} rounds x ${Math.ceil(plan.pings / plan.rounds)} sequential reads (after ${plan.warmup} warm-up), interleaved with the other workloads, pooled; from the call of NicSession.read to its result`;
   return {
     p50: figure(s.p50, 'µs', wl),
     p99: figure(s.p99, 'µs', wl),
@@ -237,7 +237,7 @@ export async function measureNetwork(plan: LoadPlan, withIpmiSim: boolean, log: 
       station = await openStationLoad(control, 'nic-2', plan.clientPollUs);
       ws.push({
         name: 'lifeline-station', describe: `System State Request -> Response through mgmt-station's own code (StationContext, NicSession, UdpMux, SQLite store; --busy-poll-us ${plan.clientPollUs}), nic-2 of the same emulator, manual SA esp aes-gcm-16`,
-        sequential: station.sequential, window: null, seq: [], win: [], lost: 0, pid: emu.ready.pid, cpu: { seqMs: 0, seqN: 0, winMs: 0, winN: 0, clientWinUs: 0 },
+        sequential: station.sequential, window: null, seq: [], win: [], lost: 0, pid: null, cpu: { seqMs: 0, seqN: 0, winMs: 0, winN: 0, clientWinUs: 0 },
       });
     } catch (e) {
       stationError = (e as Error).message;
