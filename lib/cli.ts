@@ -108,6 +108,7 @@ export function parseHostPort(s: string, defPort: number, what = 'address'): { h
 export function intOption(v: string | undefined, def: number, name: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   if (v === undefined) return def;
   const n = /^\d+$/.test(v) ? Number(v) : NaN;
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError('E_USAGE', `--${name} must be a whole number ${min}..${max}, got '${v}'`);
+  const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `${min}..${max}`;
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new UsageError('E_USAGE', `--${name} must be a whole number ${range}, got '${v}'`);
   return n;
 }

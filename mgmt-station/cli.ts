@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import { randomBytes, randomInt } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { StationDaemon, announceFile, announcedStore } from './daemon.js';
+import { StationDaemon, announceFile, announcedStore, validateLifetime } from './daemon.js';
 import { parseTable } from './replay/table.js';
 import { replayTable } from './replay/runner.js';
 import { createLogger, type LogFormat } from '../lib/log.js';
@@ -134,12 +134,7 @@ async function main(argv: string[]): Promise<void> {
     if (positionals.length > arity) throw new UsageError('E_USAGE', `${verb} takes ${arity - 1 || 'no'} argument${arity === 2 ? '' : 's'}; unexpected '${positionals.slice(arity).join(' ')}'; run 'mgmt-station --help'`);
     if (positionals.length < arity || (verb === 'sa' && positionals[1] !== 'manual')) throw new UsageError('E_USAGE', `usage: mgmt-station ${verb} ${verbArgs}`);
   }
-  const num = (v: string | undefined, def: number, name: string) => {
-    if (v === undefined) return def;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n <= 0) throw new UsageError('E_USAGE', `--${name} must be a positive whole number, got '${v}'`);
-    return n;
-  };
+  const num = (v: string | undefined, def: number, name: string) => intOption(v, def, name, 1);
   const timeoutMs = num(values.timeout, 3000, 'timeout');
   const storeUrl = values.store ?? process.env.LIFELINE_STORE ?? DEFAULT_STORE;
   const stationId = values.id ?? 'station-1';
@@ -200,13 +195,27 @@ async function main(argv: string[]): Promise<void> {
   if (logFormat !== 'text' && logFormat !== 'json') throw new UsageError('E_USAGE', `--log-format must be text or json, got '${logFormat}'`);
   const busyPollUs = intOption(values['busy-poll-us'], DEFAULT_ANSWER_POLL_US, 'busy-poll-us', 0, MAX_BUSY_POLL_US);
   if (verb === 'serve') await refuseSecondDaemon(announce, stationId, runningDaemon);
-  // A bad PSK file is a usage error found before anything is opened or created (the store, the cluster key).
+  // Bad options are usage errors found before anything is opened or created (the store, the cluster key): a bad
+  // PSK file, manual SA options, the emulator's address, serve's intervals.
   const enrollPsk = verb === 'enroll' ? readPsk(values['psk-file'] ?? '') : null;
+  // The emulator control API, for the verbs that use it (sa, enroll, refresh).
+  const emu = verb === 'sa' || verb === 'enroll' || verb === 'refresh' ? ControlClient.parse(values.emulator ?? DEFAULT_CONTROL, '--emulator', controlTimeoutMs(timeoutMs)) : null;
+  const leaseMs = num(values['lease-ms'], 10000, 'lease-ms');
+  const manual = verb === 'sa' ? manualSaOf(values) : null;
+  const serveTimes = verb === 'serve'
+    ? {
+        refreshIntervalS: num(values['refresh-interval'], 3600, 'refresh-interval'),
+        maxDownTimeS: intOption(values['max-down-time'], 86400, 'max-down-time'),
+        lifetimeS: values.lifetime !== undefined ? num(values.lifetime, 0, 'lifetime') : Infinity,
+        pollIntervalMs: num(values['poll-interval'], 5000, 'poll-interval'),
+      }
+    : null;
+  if (serveTimes) validateLifetime(serveTimes);
   const ctx = await StationContext.open({
     store: storeUrl,
     keyFile: values['cluster-key'] ?? DEFAULT_KEY_FILE,
     stationId,
-    leaseMs: num(values['lease-ms'], 10000, 'lease-ms'),
+    leaseMs,
     // Only these verbs may create a store and, with a new store, its cluster key: elsewhere a typo is an error.
     create: verb === 'enroll' || verb === 'sa' || verb === 'serve',
     bind: listen.host,
@@ -216,16 +225,13 @@ async function main(argv: string[]): Promise<void> {
   if (verb === 'serve') {
     const log = createLogger({ format: logFormat as LogFormat, component: PROG });
     const daemon = new StationDaemon(ctx, {
-      refreshIntervalS: num(values['refresh-interval'], 3600, 'refresh-interval'),
-      maxDownTimeS: values['max-down-time'] !== undefined ? Number(values['max-down-time']) : 86400,
-      lifetimeS: values.lifetime !== undefined ? num(values.lifetime, 0, 'lifetime') : Infinity,
-      pollIntervalMs: num(values['poll-interval'], 5000, 'poll-interval'),
+      ...serveTimes!,
       timeoutMs,
       controlHost: control.host,
       controlPort: control.port,
       announceFile: announce,
       store: announcedStore(storeUrl),
-      leaseMs: num(values['lease-ms'], 10000, 'lease-ms'),
+      leaseMs,
     }, log);
     // Signal handlers first: whoever reads the ready line may stop the daemon at once.
     const stop = () => void daemon.stop().finally(() => process.exit(EXIT.OK));
@@ -253,14 +259,7 @@ async function main(argv: string[]): Promise<void> {
     }
     switch (verb) {
       case 'sa': {
-        const nicId = positionals[2]!;
-        const emu = ControlClient.parse(values.emulator ?? DEFAULT_CONTROL, '--emulator', controlTimeoutMs(timeoutMs));
-        const sa = manualSa(
-          (values.policy ?? 'esp') as SecurityPolicy,
-          (values.transform ?? 'aes-gcm-16') as EspTransform,
-          num(values['key-bits'], 128, 'key-bits'),
-        );
-        const r = await ctx.installManualSa(emu, nicId, sa);
+        const r = await ctx.installManualSa(emu!, positionals[2]!, manual!);
         if (json) printJson({ ok: true, ...r });
         else process.stdout.write(describeManualSa(r) + '\n');
         return;
@@ -268,13 +267,12 @@ async function main(argv: string[]): Promise<void> {
       case 'enroll':
       case 'refresh': {
         const target = positionals[1]!;
-        const emu = ControlClient.parse(values.emulator ?? DEFAULT_CONTROL, '--emulator', controlTimeoutMs(timeoutMs));
         const psk = enrollPsk;
         // `all`: every NIC of the emulator (enroll) or every enrolled NIC this station owns or can take (refresh:
         // a NIC whose lease another live station holds is that station's to refresh, and is skipped).
         const skipped: Skipped[] = [];
         let ids: string[] = [target];
-        if (target === 'all' && verb === 'enroll') ids = (await emu.get<{ id: string }[]>('/v1/nics')).map((n) => n.id);
+        if (target === 'all' && verb === 'enroll') ids = (await emu!.get<{ id: string }[]>('/v1/nics')).map((n) => n.id);
         else if (target === 'all') {
           ids = [];
           for (const n of await ctx.store.listNics()) {
@@ -287,7 +285,7 @@ async function main(argv: string[]): Promise<void> {
         // Key exchanges get at least 10 s for an enrolment and 5 s for a refresh, as in the daemon (daemon.ts).
         const kx = Math.max(timeoutMs, psk ? 10000 : 5000);
         const one = async (nicId: string) => {
-          if (psk) return ctx.enroll(emu, nicId, psk, kx);
+          if (psk) return ctx.enroll(emu!, nicId, psk, kx);
           const nic = await ctx.store.getNic(nicId);
           if (!nic) throw new LifelineError('E_NOT_FOUND', `NIC '${nicId}' is not enrolled; run 'mgmt-station enroll ${nicId} --psk-file FILE'`);
           return ctx.keyExchange(nic, 'refresh', kx);
@@ -584,7 +582,7 @@ async function forwardKeying(daemon: string, verb: string, positionals: string[]
   const body = verb === 'enroll'
     ? { psk: Buffer.from(readPsk(String(values['psk-file'] ?? ''))).toString('hex'), emulator }
     : verb === 'sa'
-      ? { emulator, sa: saToJson(manualSa((values.policy ?? 'esp') as SecurityPolicy, (values.transform ?? 'aes-gcm-16') as EspTransform, values['key-bits'] === undefined ? 128 : Number(values['key-bits']))) }
+      ? { emulator, sa: saToJson(manualSaOf(values)) }
       : {};
   // The daemon gets `timeoutMs` (?timeout=) and gives a key exchange at least what the local path gives it
   // (enroll 10 s, refresh 5 s as `refresh NIC` through the daemon, sa manual 5 s for the emulator's control API);
@@ -671,6 +669,12 @@ function readPsk(path: string): Uint8Array {
   }
   if (!/^[0-9a-fA-F]{64}$/.test(text)) throw new UsageError('E_USAGE', `--psk-file ${path} must hold 64 hex digits (32 bytes); make one with: head -c 32 /dev/urandom | xxd -p -c 64`);
   return new Uint8Array(Buffer.from(text, 'hex'));
+}
+
+/** The manual SA that `sa manual` options ask for (--policy, --transform, --key-bits); E_USAGE for a bad one. */
+function manualSaOf(values: Record<string, string | boolean | undefined>): SaPair {
+  const keyBits = intOption(values['key-bits'] as string | undefined, 128, 'key-bits', 1);
+  return manualSa((values.policy ?? 'esp') as SecurityPolicy, (values.transform ?? 'aes-gcm-16') as EspTransform, keyBits);
 }
 
 function manualSa(policy: SecurityPolicy, transform: EspTransform, keyBits: number): SaPair {

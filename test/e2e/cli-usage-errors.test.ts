@@ -3,7 +3,7 @@
  * `prog: E_USAGE: ...`, exit code 2 (README "CLI reference"). None of these needs a running emulator.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { EMULATOR, Lab, STATION, type RunResult } from '../support/lab.js';
 
@@ -72,6 +72,36 @@ describe('e2e: usage errors exit 2 with one line', function () {
     }
     it('--log-format bogus: E_USAGE', async () => assertUsage(await start(['--log-format', 'bogus']), 'nic-emulator', /--log-format must be one of text, json/));
     it('--log-level bogus: E_USAGE', async () => assertUsage(await start(['--log-level', 'bogus']), 'nic-emulator', /--log-level must be one of debug, info, warn, error/));
+  });
+
+  describe('mgmt-station options are checked before a store or cluster key is created', () => {
+    // A fresh store path each: a usage error must leave no store file and no cluster key behind.
+    let n = 0;
+    const fresh = () => {
+      const dir = join(lab.dir, `fresh-${++n}`);
+      return { store: `sqlite:${join(dir, 'station.db')}`, keyFile: join(dir, 'cluster.key'), dir };
+    };
+    const cases: [string[], RegExp][] = [
+      [['serve', '--poll-interval', '0'], /--poll-interval must be a whole number >= 1, got '0'/],
+      [['serve', '--max-down-time', 'x'], /--max-down-time must be a whole number >= 0, got 'x'/],
+      [['serve', '--refresh-interval', '10', '--lifetime', '5'], /exceeds the SA lifetime/],
+      [['sa', 'manual', 'nic-1', '--no-daemon', '--policy', 'ah'], /--policy must be esp or esp\+ah/],
+      [['sa', 'manual', 'nic-1', '--no-daemon', '--key-bits', '100'], /--key-bits must be 128 or 256/],
+      [['state', 'nic-1', '--timeout', '1e3'], /--timeout must be a whole number >= 1, got '1e3'/],
+    ];
+    for (const [args, why] of cases) {
+      it(`mgmt-station ${args.join(' ')}`, async () => {
+        const f = fresh();
+        assertUsage(await lab.run(args, { store: f.store, keyFile: f.keyFile }), 'mgmt-station', why);
+        assert.equal(existsSync(f.dir), false, 'nothing created');
+      });
+    }
+    it('mgmt-station sa manual --emulator 127.0.0.1:abc (a fresh store)', async () => {
+      const f = fresh();
+      const r = await lab.exec(process.execPath, [STATION, 'sa', 'manual', 'nic-1', '--no-daemon', '--store', f.store, '--cluster-key', f.keyFile, '--emulator', '127.0.0.1:abc']);
+      assertUsage(r, 'mgmt-station', /expected HOST:PORT/);
+      assert.equal(existsSync(f.dir), false, 'nothing created');
+    });
   });
 
   describe('extra positional arguments', () => {
