@@ -83,7 +83,6 @@ interface LiveSa {
   inFloor: bigint;
 }
 
-/** True if datagrams to the NIC under `sa` carry `spi` (its ESP SPI, or its AH SPI under esp+ah). */
 function live(sa: SaPair, outLast: bigint, outReserved: bigint, inReserved: bigint): LiveSa {
   // inHigh counts only packets seen since boot: extending the inbound reservation from the loaded mark
   // would push it past what resumeAfterPeerRestart() promises a station that sent nothing since.

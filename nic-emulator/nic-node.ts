@@ -125,14 +125,12 @@ export class NicNode {
   private powerOnFirmware(createIfMissing: boolean): void {
     try {
       this.device?.close();
-      if (!existsSync(this.eepromPath)) {
-        if (!createIfMissing) throw new LifelineError('E_EEPROM_IO', `EEPROM file ${this.eepromPath} disappeared`);
-        this.device = FileEepromDevice.create(this.eepromPath, EEPROM_SIZE);
-        this.device.onWriteError = (e) => this.eepromWriteFailed(e);
-        this.image = EepromImage.format(this.device, this.id, this.opts.initialConfig);
-      } else {
-        this.device = FileEepromDevice.open(this.eepromPath);
-        this.device.onWriteError = (e) => this.eepromWriteFailed(e);
+      const fresh = !existsSync(this.eepromPath);
+      if (fresh && !createIfMissing) throw new LifelineError('E_EEPROM_IO', `EEPROM file ${this.eepromPath} disappeared`);
+      this.device = fresh ? FileEepromDevice.create(this.eepromPath, EEPROM_SIZE) : FileEepromDevice.open(this.eepromPath);
+      this.device.onWriteError = (e) => this.eepromWriteFailed(e);
+      if (fresh) this.image = EepromImage.format(this.device, this.id, this.opts.initialConfig);
+      else {
         this.image = EepromImage.load(this.device, this.eepromPath);
         this.device.release();
         // The serial is the NIC's id, written at format: another NIC's image would give two NICs one SA and one

@@ -30,4 +30,3 @@ function usage(url: unknown): UsageError {
     `unknown store URL ${JSON.stringify(url)}: use sqlite:FILE (e.g. sqlite:var/station.db) or postgres://USER@HOST:PORT/DATABASE`,
   );
 }
-
