@@ -21,6 +21,7 @@ import { check, renderTable, type Row, type TargetCheck } from './report.js';
 import { figure, round, type Figure } from './stats.js';
 import { DEFAULT_ANSWER_POLL_US } from '../lib/answer-poll.js';
 import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
+import { intOption } from '../lib/cli.js';
 
 const SECTIONS = ['net', 'ipmi', 'firmware', 'eeprom', 'fleet', 'refresh', 'failover'] as const;
 type Section = (typeof SECTIONS)[number];
@@ -58,9 +59,12 @@ async function main(): Promise<number> {
   const fleetSizes = (values.fleet ?? (quick ? '1000' : '1000,10000')).split(',').map(Number);
   if (fleetSizes.some((n) => !Number.isInteger(n) || n < 2)) usage('--fleet takes NIC counts >= 2, e.g. 1000,10000');
   // The client polls for its answers as mgmt-station does, by default for as long (lib/answer-poll.ts).
-  const rawPoll = values['client-poll-us'] ?? String(DEFAULT_ANSWER_POLL_US);
-  if (!/^\d+$/.test(rawPoll) || Number(rawPoll) > MAX_BUSY_POLL_US) usage(`--client-poll-us takes a whole number 0..${MAX_BUSY_POLL_US} µs (0: the client sleeps while it waits), got '${rawPoll}'`);
-  const clientPollUs = Number(rawPoll);
+  let clientPollUs = DEFAULT_ANSWER_POLL_US;
+  try {
+    clientPollUs = intOption(values['client-poll-us'], DEFAULT_ANSWER_POLL_US, 'client-poll-us', 0, MAX_BUSY_POLL_US);
+  } catch (e) {
+    usage(`${(e as Error).message} (µs; 0: the client sleeps while it waits)`);
+  }
   const plan: LoadPlan = quick
     ? { rounds: 2, pings: 1000, warmup: 500, inFlight: 32, seconds: 1, warmupSeconds: 0.2, clientPollUs }
     : { rounds: 12, pings: 12000, warmup: 2000, inFlight: 32, seconds: 4.8, warmupSeconds: 0.2, clientPollUs };
