@@ -5,6 +5,7 @@
 import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { BusyPoll, DEFAULT_BUSY_POLL_MAX_US } from './busy-poll.js';
+import { batchUdpUnavailable, defaultUdpIo } from '../lib/batch-udp.js';
 import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
 import { Fleet } from './fleet.js';
 import { startControlServer } from './control-server.js';
@@ -50,6 +51,8 @@ Options for start:
   --busy-poll-us US         after a datagram, poll the sockets for up to US µs instead of sleeping, adapting
                             to the traffic (default ${DEFAULT_BUSY_POLL_MAX_US}; 0 = never poll: less CPU while datagrams come less
                             than US µs apart, slower answers; nic-emulator/busy-poll.ts)
+  --udp-io batch|dgram      how the NICs' 623/664 sockets move datagrams: batch = recvmmsg/sendmmsg (lib/native,
+                            built by npm ci; the default where it is built), dgram = node:dgram (the fallback)
 
 Common options:
   --control HOST:PORT       control API address (default ${DEFAULT_CONTROL}; loopback only)
@@ -78,6 +81,7 @@ async function main(argv: string[]): Promise<void> {
       'clear-management': { type: 'string' },
       'checkpoint-block': { type: 'string' },
       'busy-poll-us': { type: 'string' },
+      'udp-io': { type: 'string' },
       control: { type: 'string' },
       json: { type: 'boolean' },
       'log-format': { type: 'string' },
@@ -206,6 +210,11 @@ async function start(values: Record<string, string | boolean | undefined>, contr
     }
   }
   const busyPollUs = intOption(values['busy-poll-us'] as string | undefined, DEFAULT_BUSY_POLL_MAX_US, 'busy-poll-us', 0, MAX_BUSY_POLL_US);
+  const udpIo = (values['udp-io'] as string | undefined) ?? defaultUdpIo();
+  if (udpIo !== 'batch' && udpIo !== 'dgram') throw new UsageError('E_USAGE', `--udp-io must be batch or dgram, got '${udpIo}'`);
+  const notBuilt = batchUdpUnavailable();
+  if (udpIo === 'batch' && notBuilt) throw new UsageError('E_USAGE', `--udp-io batch: ${notBuilt}; or use --udp-io dgram`);
+  if (udpIo === 'dgram' && values['udp-io'] === undefined) log.log('info', 'batched UDP not built: the NICs use node:dgram', { why: notBuilt });
   const fleet = new Fleet({
     nics: intOption(values.nics as string | undefined, 4, 'nics'),
     firstAddress: (values['first-address'] as string | undefined) ?? (portBase !== null ? '127.0.0.1' : '127.0.1.1'),
@@ -222,6 +231,7 @@ async function start(values: Record<string, string | boolean | undefined>, contr
     },
     checkpointBlock: values['checkpoint-block'] !== undefined ? intOption(values['checkpoint-block'] as string, 16384, 'checkpoint-block', MIN_CHECKPOINT_BLOCK, MAX_CHECKPOINT_BLOCK) : undefined,
     busyPoll: new BusyPoll(busyPollUs),
+    udpIo,
     log,
   });
   let stopping = false;

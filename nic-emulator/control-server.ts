@@ -1,7 +1,7 @@
 /**
  * The emulator's local control API: JSON over HTTP on 127.0.0.1 (never another address).
  *
- *   GET  /v1/health                      -> { pid, nics, running, failed, busyPoll: { maxUs, windowUs, hits, misses, backoffs } }
+ *   GET  /v1/health                      -> { pid, nics, running, failed, busyPoll: { maxUs, windowUs, hits, misses, backoffs }, udpIo }
  *   GET  /v1/nics                        -> [status, ...]               (status: see NicNode.status())
  *   GET  /v1/nics/:id                    -> status                      (:id = nic-N or its address)
  *   GET  /v1/nics/:id/exec-log           -> [{ at, command, via, rmcpSeq, tag, generation, ... }]
@@ -96,6 +96,7 @@ function route(fleet: Fleet, method: string, url: string, body: Record<string, u
       running: fleet.nics.filter((n) => n.runState === 'running').length,
       failed: fleet.nics.filter((n) => n.runState === 'failed').length,
       busyPoll: fleet.busyPoll?.stats() ?? null,
+      udpIo: fleet.udpIo,
     };
   }
   if (path === '/v1/nics') return fleet.nics.map((n) => n.status());

@@ -7,6 +7,7 @@ import type { NicConfig } from '../firmware/eeprom-image.js';
 import type { HostState } from '../firmware/host-state.js';
 import type { Logger } from '../lib/log.js';
 import type { BusyPoll } from './busy-poll.js';
+import { defaultUdpIo, type UdpIo } from '../lib/batch-udp.js';
 
 export interface FleetOptions extends AddressingOptions {
   dataDir: string;
@@ -17,6 +18,8 @@ export interface FleetOptions extends AddressingOptions {
   log: Logger;
   /** Adaptive busy polling shared by every NIC of the process (the event loop is one). */
   busyPoll?: BusyPoll;
+  /** The NICs' socket layer (lib/batch-udp.ts); default: batched where it is built. */
+  udpIo?: UdpIo;
   /** How many NICs bind their sockets concurrently while starting. */
   startConcurrency?: number;
 }
@@ -36,7 +39,7 @@ export class Fleet {
       const n = new NicNode({
         addr, dataDir: opts.dataDir, bootDelayMs: opts.bootDelayMs, initialConfig: opts.initialConfig,
         initialHostState: opts.initialHostState, checkpointBlock: opts.checkpointBlock, log: opts.log,
-        busyPoll: opts.busyPoll,
+        busyPoll: opts.busyPoll, udpIo: opts.udpIo,
       });
       this.nics.push(n);
       this.byId.set(n.id, n);
@@ -59,6 +62,10 @@ export class Fleet {
 
   async stop(): Promise<void> {
     await Promise.all(this.nics.map((n) => n.stop()));
+  }
+
+  get udpIo(): UdpIo {
+    return this.opts.udpIo ?? defaultUdpIo();
   }
 
   get busyPoll(): BusyPoll | undefined {

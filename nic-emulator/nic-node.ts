@@ -4,7 +4,6 @@
  * timer, and the lab faults (NIC power loss, cable pull, torn EEPROM writes). All protocol decisions are
  * the firmware's (firmware/nic-firmware.ts); this file only moves bytes and time.
  */
-import dgram from 'node:dgram';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { NicFirmware, type NicEffect, type Endpoint } from '../firmware/nic-firmware.js';
@@ -22,7 +21,7 @@ import { parseClusterPolicy } from '../firmware/cluster-policy.js';
 import type { NicAddress } from './addressing.js';
 import type { Logger } from '../lib/log.js';
 import type { BusyPoll } from './busy-poll.js';
-import { literalLookup } from '../lib/literal-lookup.js';
+import { batchCounters, bindDatagramSocket, defaultUdpIo, type DatagramSocket, type Sender, type UdpIo } from '../lib/batch-udp.js';
 
 /** A NIC whose EEPROM file cannot be written logs that at most this often. */
 const EEPROM_FAILURE_LOG_INTERVAL_MS = 60_000;
@@ -44,6 +43,8 @@ export interface NicNodeOptions {
   log: Logger;
   /** The process's adaptive busy polling (nic-emulator/busy-poll.ts), told of every datagram. */
   busyPoll?: BusyPoll;
+  /** How the NIC's 623/664 sockets move datagrams (lib/batch-udp.ts); default: batched where it is built. */
+  udpIo?: UdpIo;
 }
 
 export class NicNode {
@@ -61,9 +62,11 @@ export class NicNode {
   private image: EepromImage | null = null;
   private db: SaDatabase | null = null;
   private firmware: NicFirmware | null = null;
-  private sockets: { clear?: dgram.Socket; secure?: dgram.Socket } = {};
+  private sockets: { clear?: DatagramSocket; secure?: DatagramSocket } = {};
   private bootTimer: NodeJS.Timeout | null = null;
   private secureBinding = false;
+  /** A secure answer was handed to the socket: prepare the next packet's keystream once it has left. */
+  private prepareWanted = false;
   private lastEepromFailureLog = -Infinity;
   private readonly log: Logger;
   readonly agent: HostAgent;
@@ -113,7 +116,7 @@ export class NicNode {
     await this.agent.stop();
     if (this.bootTimer) clearTimeout(this.bootTimer);
     this.bootTimer = null;
-    await Promise.all(Object.values(this.sockets).map((s) => new Promise<void>((r) => (s ? s.close(() => r()) : r()))));
+    await Promise.all(Object.values(this.sockets).map((s) => s?.close()));
     this.sockets = {};
     this.device?.close();
     this.device = null;
@@ -200,20 +203,15 @@ export class NicNode {
     }
   }
 
-  private bindUdp(port: number, onMessage: (msg: Buffer, rinfo: dgram.RemoteInfo) => void): Promise<dgram.Socket> {
-    return new Promise<dgram.Socket>((resolve, reject) => {
-      const s = dgram.createSocket({ type: 'udp4', reuseAddr: false, lookup: literalLookup });
-      s.once('error', reject);
-      s.on('message', onMessage);
-      s.bind({ address: this.addr.address, port, exclusive: true }, () => {
-        s.removeListener('error', reject);
-        s.on('error', (err) => this.log.log('warn', 'socket error', { port, error: err.message }));
-        resolve(s);
-      });
+  private bindUdp(port: number, onMessage: (msg: Buffer, from: Sender) => void): Promise<DatagramSocket> {
+    return bindDatagramSocket(this.opts.udpIo ?? defaultUdpIo(), this.addr.address, port, {
+      message: onMessage,
+      error: (err) => this.log.log('warn', 'socket error', { port, error: err.message }),
+      sent: () => this.answersSent(),
     });
   }
 
-  private onDatagram(port: 'clear' | 'secure', msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  private onDatagram(port: 'clear' | 'secure', msg: Buffer, rinfo: Sender): void {
     this.opts.busyPoll?.onDatagram();
     if (!this.link) {
       this.linkDrops++;
@@ -224,7 +222,7 @@ export class NicNode {
       this.powerDrops++;
       return;
     }
-    const from: Endpoint = rinfo; // dgram's RemoteInfo is an Endpoint (address, port): no copy per datagram
+    const from: Endpoint = rinfo; // a Sender is an Endpoint (address, port): no copy per datagram
     let effects: NicEffect[];
     const accepted = fw.counters.accepted.secure;
     try {
@@ -239,14 +237,22 @@ export class NicNode {
       return;
     }
     this.perform(effects);
-    // The answer is on its way: the time until the station's next packet is idle, spent on that packet's keystream.
-    if (port === 'secure' && effects.length > 0) {
-      try {
-        fw.prepareNext();
-      } catch (e) {
-        // Only an optimisation (the next packet is then processed in full), but it should never fail: say so.
-        this.log.log('error', 'keystream preparation failed', { error: (e as Error).message });
-      }
+    if (port === 'secure' && effects.length > 0) this.prepareWanted = true;
+  }
+
+  /**
+   * The socket has sent the answers of the datagrams it just delivered (a batch of them under --udp-io batch):
+   * the time until the station's next packet is idle, spent on that packet's keystream. Not before: under
+   * batching the answer leaves at the end of the batch, and this would delay it.
+   */
+  private answersSent(): void {
+    if (!this.prepareWanted) return;
+    this.prepareWanted = false;
+    try {
+      this.firmware?.prepareNext();
+    } catch (e) {
+      // Only an optimisation (the next packet is then processed in full), but it should never fail: say so.
+      this.log.log('error', 'keystream preparation failed', { error: (e as Error).message });
     }
   }
 
@@ -268,7 +274,7 @@ export class NicNode {
       switch (e.kind) {
         case 'send': {
           const s = e.port === 'clear' ? this.sockets.clear : this.sockets.secure;
-          s?.send(asBuffer(e.bytes), e.to.port, e.to.address);
+          s?.send(e.bytes, e.to.port, e.to.address);
           break;
         }
         case 'host-command': {
@@ -464,14 +470,20 @@ export class NicNode {
       hostAgent: this.agent.status(),
       owner: this.owner,
       heartbeat: this.heartbeat.status(),
+      udp: this.udpStatus(),
     };
   }
-}
 
-/**
- * The firmware's answers are small Uint8Arrays, which V8 keeps inside its heap (64 bytes or less). Handing one
- * to dgram makes V8 move it out to a malloc'd ArrayBuffer first; a copy into Node's Buffer pool is cheaper.
- */
-function asBuffer(b: Uint8Array): Buffer {
-  return Buffer.isBuffer(b) ? b : Buffer.from(b);
+  /** The socket layer and what it dropped without a datagram being wrong (lib/batch-udp.ts), since the sockets were bound. */
+  private udpStatus(): { io: UdpIo; truncated: number; sendQueueFull: number } {
+    const out = { io: this.opts.udpIo ?? defaultUdpIo(), truncated: 0, sendQueueFull: 0 };
+    for (const s of [this.sockets.clear, this.sockets.secure]) {
+      const c = s ? batchCounters(s) : null;
+      if (c) {
+        out.truncated += c.truncated;
+        out.sendQueueFull += c.sendQueueFull;
+      }
+    }
+    return out;
+  }
 }

@@ -10,6 +10,7 @@
  * seeded PRNG, so a failure is reproducible from FUZZ_SEED.
  */
 import assert from 'node:assert/strict';
+import { defaultUdpIo } from '../../lib/batch-udp.js';
 import { Lab, waitFor } from '../support/lab.js';
 import { UdpPeer } from '../support/udp-peer.js';
 import { prng } from '../support/prng.js';
@@ -222,8 +223,10 @@ describe('e2e: 100,000 mutated datagrams at UDP 623 and 664', function () {
 
     assert.equal(count, TOTAL);
     assert.ok(lab.emulatorAlive, 'the emulator process is alive');
-    const { busyPoll, ...health } = await lab.control.get<{ busyPoll: Record<string, number> }>('/v1/health');
+    const { busyPoll, udpIo, ...health } = await lab.control.get<{ busyPoll: Record<string, number>; udpIo: string }>('/v1/health');
     assert.deepEqual(health, { pid: lab.ready!.pid, nics: 1, running: 1, failed: 0 });
+    assert.equal(udpIo, defaultUdpIo(), 'the default socket layer: batched where lib/native is built');
+    assert.deepEqual(after.udp, { io: udpIo, truncated: 0, sendQueueFull: 0 });
     // Busy polling is on by default; its counters depend on timing, only their shape is fixed.
     assert.deepEqual(Object.keys(busyPoll), ['maxUs', 'windowUs', 'hits', 'misses', 'backoffs']);
     assert.equal(busyPoll.maxUs, 200);
