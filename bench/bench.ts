@@ -4,6 +4,7 @@
  * figure and the last recorded run.
  *
  *   node dist/bench/bench.js [--quick] [--only net,ipmi,firmware,eeprom,fleet,refresh,failover] [--fleet 1000,10000]
+ *                            [--load-client batch|dgram]
  *
  * Bounded: a watchdog ends the run (and every child process) after 290 s; children are killed in
  * `finally`, on SIGINT/SIGTERM and on exit. Sized for a 2-core machine: one responder process and the
@@ -22,6 +23,7 @@ import { figure, round, type Figure } from './stats.js';
 import { DEFAULT_ANSWER_POLL_US } from '../lib/answer-poll.js';
 import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
 import { intOption } from '../lib/cli.js';
+import { batchUdpUnavailable } from '../lib/batch-udp.js';
 
 const SECTIONS = ['net', 'ipmi', 'firmware', 'eeprom', 'fleet', 'refresh', 'failover'] as const;
 type Section = (typeof SECTIONS)[number];
@@ -40,13 +42,13 @@ interface Results {
 }
 
 function usage(msg: string): never {
-  process.stderr.write(`bench: ${msg}\nusage: node dist/bench/bench.js [--quick] [--only ${SECTIONS.join(',')}] [--fleet 1000,10000] [--pin split|same|none] [--client-poll-us US]\n`);
+  process.stderr.write(`bench: ${msg}\nusage: node dist/bench/bench.js [--quick] [--only ${SECTIONS.join(',')}] [--fleet 1000,10000] [--pin split|same|none] [--client-poll-us US] [--load-client batch|dgram]\n`);
   process.exit(2);
 }
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: { quick: { type: 'boolean' }, only: { type: 'string' }, fleet: { type: 'string' }, pin: { type: 'string' }, 'client-poll-us': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: { quick: { type: 'boolean' }, only: { type: 'string' }, fleet: { type: 'string' }, pin: { type: 'string' }, 'client-poll-us': { type: 'string' }, 'load-client': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
   });
   const pinRequest = (values.pin ?? 'split') as Pinning;
   if (!['split', 'same', 'none'].includes(pinRequest)) usage(`--pin takes split, same or none`);
@@ -65,9 +67,13 @@ async function main(): Promise<number> {
   } catch (e) {
     usage(`${(e as Error).message} (µs; 0: the client sleeps while it waits)`);
   }
+  // The in-flight workloads' load generator: batched (bench/batch-load.ts) where lib/native is built.
+  const loadClient = (values['load-client'] ?? (batchUdpUnavailable() ? 'dgram' : 'batch')) as LoadPlan['loadClient'];
+  if (loadClient !== 'batch' && loadClient !== 'dgram') usage('--load-client takes batch or dgram');
+  if (loadClient === 'batch' && batchUdpUnavailable()) usage(`--load-client batch: ${batchUdpUnavailable()}`);
   const plan: LoadPlan = quick
-    ? { rounds: 2, pings: 1000, warmup: 500, inFlight: 32, seconds: 1, warmupSeconds: 0.2, clientPollUs }
-    : { rounds: 12, pings: 12000, warmup: 2000, inFlight: 32, seconds: 4.8, warmupSeconds: 0.2, clientPollUs };
+    ? { rounds: 2, pings: 1000, warmup: 500, inFlight: 32, seconds: 1, warmupSeconds: 0.2, clientPollUs, loadClient }
+    : { rounds: 12, pings: 12000, warmup: 2000, inFlight: 32, seconds: 4.8, warmupSeconds: 0.2, clientPollUs, loadClient };
   const fw = quick ? { batches: 5, batchSize: 5000 } : { batches: 15, batchSize: 10000 };
   const wearRequests = quick ? 100_000 : 500_000;
   const ikeNics = quick ? 200 : 1000;

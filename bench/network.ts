@@ -1,8 +1,10 @@
 /**
  * Round trips over real UDP on loopback: an emulated NIC in a `nic-emulator` child process (clear
  * Presence Ping on its 623 port, secure System State on its 664 port), and OpenIPMI's ipmi_sim for the
- * same Presence Ping workload. The bench process is the client (Node dgram), so on a 2-core machine the
- * responder and the client each have a core. The bench's client is minimal (a request is sealed before its
+ * same Presence Ping workload. The bench process is the client, so on a 2-core machine the responder and the
+ * client each have a core: a Node dgram socket for the sequential round trips (it polls for its answer as the
+ * station does), and for the in-flight workloads the batched load generator of bench/batch-load.ts (or, with
+ * `--load-client dgram`, the same dgram socket). The bench's client is minimal (a request is sealed before its
  * clock starts); beside it, mgmt-station's own code reads System State from a second NIC of the same emulator
  * (bench/station-load.ts), sequentially only, as an informational figure.
  *
@@ -23,11 +25,14 @@ import { readFileSync } from 'node:fs';
 import { findIpmiSim, startIpmiSim, type IpmiSim } from './ipmi-sim.js';
 import { figure, summarize, type Figure } from './stats.js';
 import { openStationLoad, type StationLoad } from './station-load.js';
+import { openBatchClient, type BatchClient } from './batch-load.js';
 
 export interface LoadPlan {
   rounds: number; pings: number; warmup: number; inFlight: number; seconds: number; warmupSeconds: number;
   /** How long the client polls for an answer after each send, as the station does (lib/answer-poll.ts); 0: it sleeps. */
   clientPollUs: number;
+  /** The in-flight workloads' client: `batch` (bench/batch-load.ts, not the bottleneck) or the dgram client of udp-load.ts. */
+  loadClient: 'batch' | 'dgram';
 }
 
 export interface RoundTrip {
@@ -114,6 +119,11 @@ function roundSeconds(plan: LoadPlan): number {
   return Math.round((plan.seconds / plan.rounds) * 1000) / 1000;
 }
 
+const LOAD_CLIENT_TEXT: Record<LoadPlan['loadClient'], string> = {
+  batch: 'batched load generator on loopback (bench/batch-load.ts: recvmmsg/sendmmsg, polling)',
+  dgram: 'Node dgram client on loopback (--load-client dgram)',
+};
+
 function roundTrip(w: Workload, plan: LoadPlan): RoundTrip {
   const all = w.seq.flat();
   const s = summarize(all);
@@ -121,7 +131,7 @@ function roundTrip(w: Workload, plan: LoadPlan): RoundTrip {
   const completed = w.win.reduce((a, x) => a + x.completed, 0);
   const seconds = w.win.reduce((a, x) => a + x.seconds, 0);
   const seqWl = `${w.describe}: ${plan.rounds} rounds x ${Math.ceil(plan.pings / plan.rounds)} sequential requests (after ${plan.warmup} warm-up), interleaved with the other workloads, pooled; Node dgram client on loopback`;
-  const winWl = `${w.describe}: ${plan.inFlight} requests in flight, ${plan.rounds} rounds x ${roundSeconds(plan)} s (each after ${plan.warmupSeconds} s warm-up), interleaved, pooled; Node dgram client on loopback`;
+  const winWl = `${w.describe}: ${plan.inFlight} requests in flight, ${plan.rounds} rounds x ${roundSeconds(plan)} s (each after ${plan.warmupSeconds} s warm-up), interleaved, pooled; ${LOAD_CLIENT_TEXT[plan.loadClient]}`;
   return {
     p50: figure(s.p50, 'µs', seqWl),
     p99: figure(s.p99, 'µs', seqWl),
@@ -197,6 +207,7 @@ export async function measureNetwork(plan: LoadPlan, withIpmiSim: boolean, log: 
   let echo: { child: ChildProcess; port: number } | null = null;
   let station: StationLoad | null = null;
   const socks: dgram.Socket[] = [];
+  const batchClients: BatchClient[] = [];
   try {
     // A fresh address (or port base) can be taken by another lab on the same machine: try a few.
     const startOne = async (nics: number, extra: string[]): Promise<{ emu: Emulator; place: NicPlacement }> => {
@@ -219,11 +230,17 @@ export async function measureNetwork(plan: LoadPlan, withIpmiSim: boolean, log: 
       const sock = await openClient('127.0.0.1', to);
       socks.push(sock);
       const a = sock.address();
+      // One probe for both clients: the secure one's SA endpoint keeps one sequence of outbound numbers. (Its
+      // inner UDP source port is the dgram socket's; the NIC answers to the outer source, as DESIGN §2.2 says.)
       const probe = makeProbe({ address: a.address, port: a.port });
+      let batch: BatchClient | null = null;
+      if (plan.loadClient === 'batch') batchClients.push((batch = openBatchClient('127.0.0.1')));
       return {
         name, describe,
         sequential: (count, warmup) => sequential(sock, to, probe, count, warmup, poll),
-        window: (durationMs, warmupMs) => window(sock, to, probe, plan.inFlight, durationMs, warmupMs, poll),
+        window: batch
+          ? async (durationMs, warmupMs) => batch.window(to, probe, plan.inFlight, durationMs, warmupMs)
+          : (durationMs, warmupMs) => window(sock, to, probe, plan.inFlight, durationMs, warmupMs, poll),
         seq: [], win: [], lost: 0, pid: pid ?? null, cpu: { seqMs: 0, seqN: 0, winMs: 0, winN: 0, clientWinUs: 0 },
       };
     };
@@ -291,6 +308,7 @@ export async function measureNetwork(plan: LoadPlan, withIpmiSim: boolean, log: 
   } finally {
     if (echo) await stopChild(echo.child, 1000);
     for (const s of socks) s.close();
+    for (const b of batchClients) b.close();
     if (station) await station.close();
     if (sim) await sim.stop();
     if (emuSleeping) await stopChild(emuSleeping.child);
