@@ -108,7 +108,7 @@ async function main(): Promise<number> {
     const i = r.ipmiSim.clear;
     r.comparison = {
       p50Ratio: figure(l.p50.value / i.p50.value, 'ratio', 'Lifeline clear Presence Ping p50 / ipmi_sim p50, same run, same client'),
-      throughputRatio: figure(l.throughput.value / i.throughput.value, 'ratio', `Lifeline / ipmi_sim Presence Pings per second, ${plan.inFlight} in flight, same run`),
+      throughputRatio: figure(l.throughput.value / i.throughput.value, 'ratio', `Lifeline / ipmi_sim Presence Pings per second, ${plan.inFlight} in flight, same run, same load generator (${plan.loadClient})`),
       ...((sl) => (sl ? {
         sleepingP50Ratio: figure(sl.p50.value / i.p50.value, 'ratio', 'Lifeline without busy polling (--busy-poll-us 0) Presence Ping p50 / ipmi_sim p50, same run; informational, the targets use the default'),
         sleepingThroughputRatio: figure(sl.throughput.value / i.throughput.value, 'ratio', 'the same, Presence Pings per second with 32 in flight; informational'),
