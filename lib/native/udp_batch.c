@@ -189,9 +189,16 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
   if (napi_open_handle_scope(w->env, &scope) != napi_ok) return;
   napi_get_reference_value(w->env, w->callback, &callback);
   napi_get_global(w->env, &receiver);
-  /* make_callback, not call_function: a throw reaches process 'uncaughtException' as a dgram listener's would,
-     and queued microtasks and nextTicks run after the callback, as after any other I/O callback. */
-  napi_make_callback(w->env, w->context, receiver, callback, 0, NULL, &result);
+  /* make_callback, not call_function: queued microtasks and nextTicks run after the callback, as after any other
+     I/O callback. */
+  if (napi_make_callback(w->env, w->context, receiver, callback, 0, NULL, &result) != napi_ok) {
+    /* The callback threw. Nothing JS called us, so nobody would see the exception: hand it to Node as an
+       uncaught one, as an exception in any other I/O callback is ('uncaughtException', else exit). */
+    bool pending = false;
+    napi_value error;
+    if (napi_is_exception_pending(w->env, &pending) == napi_ok && pending && napi_get_and_clear_last_exception(w->env, &error) == napi_ok)
+      napi_fatal_exception(w->env, error);
+  }
   napi_close_handle_scope(w->env, scope);
 }
 

@@ -139,6 +139,28 @@ describe('lib/batch-udp.ts', function () {
       }
     });
 
+    it("a handler that throws reaches process 'uncaughtException' (as a dgram listener's would), and the socket goes on delivering", async () => {
+      const lib = resolve(import.meta.dirname, '../../lib/batch-udp.js');
+      const script = `
+        import { bindDatagramSocket } from ${JSON.stringify(lib)};
+        import dgram from 'node:dgram';
+        const seen = [];
+        process.on('uncaughtException', (e) => { seen.push(e.message); if (seen.length === 2) { console.log(JSON.stringify(seen)); process.exit(0); } });
+        const s = await bindDatagramSocket('batch', '127.0.0.1', 0, { message: (m) => { throw new Error('boom ' + m); }, error: () => undefined });
+        const c = dgram.createSocket('udp4');
+        c.send('a', s.port, '127.0.0.1');
+        setTimeout(() => c.send('b', s.port, '127.0.0.1'), 50);
+        setTimeout(() => process.exit(3), 3000);`;
+      const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout!.on('data', (d) => (out += d));
+      child.stderr!.on('data', (d) => (err += d));
+      const code = await new Promise<number | null>((ok) => child.on('exit', ok));
+      assert.equal(code, 0, err);
+      assert.deepEqual(JSON.parse(out), ['boom a', 'boom b']);
+    });
+
     it('bench/batch-load.ts keeps 32 Presence Pings in flight against a responder process and counts the answers', async () => {
       // The generator spins synchronously, so its responder is another process: the bare Node responder.
       const child = spawn(process.execPath, [resolve(import.meta.dirname, '../../bench/echo-responder.js'), '127.0.0.1'], { stdio: ['ignore', 'pipe', 'inherit'] });
