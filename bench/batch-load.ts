@@ -12,6 +12,7 @@
  * It runs synchronously for the round (warm-up + measurement + a short drain): the bench process does
  * nothing else meanwhile, and it has its own vCPU (bench/processes.ts pinning).
  */
+import { getSystemErrorName } from 'node:util';
 import { udpBatchAddon, batchUdpUnavailable, type UdpBatchAddon } from '../lib/batch-udp.js';
 import { summarize } from './stats.js';
 import type { Probe, Target, WindowResult } from './udp-load.js';
@@ -23,7 +24,6 @@ const LOST_AFTER_MS = 500;
 const DRAIN_MS = 100;
 
 export interface BatchClient {
-  readonly local: Target;
   window(to: Target, probe: Probe, inFlight: number, durationMs: number, warmupMs: number): WindowResult;
   close(): void;
 }
@@ -39,8 +39,7 @@ export function openBatchClient(bindAddress = '127.0.0.1'): BatchClient {
   const nat: UdpBatchAddon | null = udpBatchAddon();
   if (!nat) throw new Error(`batched load generator unavailable: ${batchUdpUnavailable()}`);
   const fd = nat.open(bindAddress, 0);
-  if (fd < 0) throw new Error(`cannot bind a load generator socket on ${bindAddress} (errno ${-fd})`);
-  const local = { address: bindAddress, port: nat.localPort(fd) };
+  if (fd < 0) throw new Error(`cannot bind a load generator socket on ${bindAddress} (${getSystemErrorName(fd)})`);
   const rbuf = new Uint8Array(BATCH * SLOT);
   const rmeta = new Int32Array(BATCH * META);
   const sbuf = new Uint8Array(BATCH * SLOT);
@@ -48,6 +47,7 @@ export function openBatchClient(bindAddress = '127.0.0.1'): BatchClient {
   let closed = false;
 
   const window = (to: Target, probe: Probe, inFlight: number, durationMs: number, warmupMs: number): WindowResult => {
+    if (closed) throw new Error('the load generator socket is closed');
     if (inFlight < 1 || inFlight > 200) throw new RangeError('expected 1..200 requests in flight, got ' + inFlight);
     const toAddr = ipv4(to.address);
     const sentAt = new Float64Array(256).fill(-1);
@@ -117,7 +117,6 @@ export function openBatchClient(bindAddress = '127.0.0.1'): BatchClient {
   };
 
   return {
-    local,
     window,
     close: () => {
       if (closed) return;

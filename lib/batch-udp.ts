@@ -175,7 +175,8 @@ class BatchUdpSocket implements DatagramSocket {
       }
       draining = this;
       try {
-        for (let i = 0; i < n; i++) {
+        for (let i = 0; i < n && !this.closed; i++) {
+          // (a handler may close its socket, a NIC losing power does: the rest of the batch is dropped, as dgram's would be)
           const len = recvMeta[i * META]!;
           if (len < 0) {
             this.counters.truncated++;
@@ -190,7 +191,7 @@ class BatchUdpSocket implements DatagramSocket {
         draining = null;
         this.flush();
       }
-      this.onSent?.();
+      if (!this.closed) this.onSent?.();
       if (n < BATCH) return;
     }
   };
