@@ -12,14 +12,12 @@
  * It runs synchronously for the round (warm-up + measurement + a short drain): the bench process does
  * nothing else meanwhile, and it has its own vCPU (bench/processes.ts pinning).
  */
-import { getSystemErrorName } from 'node:util';
-import { udpBatchAddon, batchUdpUnavailable, type UdpBatchAddon } from '../lib/batch-udp.js';
+import { udpBatchAddon, batchUdpUnavailable, errnoName, ipv4Value, META, SLOT, type UdpBatchAddon } from '../lib/batch-udp.js';
 import { summarize } from './stats.js';
 import type { Probe, Target, WindowResult } from './udp-load.js';
 
-const SLOT = 2048;
+/** Datagrams per system call: the most lib/native takes (BATCH_MAX). */
 const BATCH = 64;
-const META = 3;
 const LOST_AFTER_MS = 500;
 const DRAIN_MS = 100;
 
@@ -28,18 +26,12 @@ export interface BatchClient {
   close(): void;
 }
 
-function ipv4(address: string): number {
-  const p = address.split('.').map(Number);
-  if (p.length !== 4 || p.some((x) => !Number.isInteger(x) || x < 0 || x > 255)) throw new RangeError(`not an IPv4 address: ${address}`);
-  return ((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) | 0;
-}
-
 /** A batched client socket bound to `bindAddress` (any port); throws with the reason when lib/native is not built. */
 export function openBatchClient(bindAddress = '127.0.0.1'): BatchClient {
   const nat: UdpBatchAddon | null = udpBatchAddon();
   if (!nat) throw new Error(`batched load generator unavailable: ${batchUdpUnavailable()}`);
   const fd = nat.open(bindAddress, 0);
-  if (fd < 0) throw new Error(`cannot bind a load generator socket on ${bindAddress} (${getSystemErrorName(fd)})`);
+  if (fd < 0) throw new Error(`cannot bind a load generator socket on ${bindAddress} (${errnoName(fd)})`);
   const rbuf = new Uint8Array(BATCH * SLOT);
   const rmeta = new Int32Array(BATCH * META);
   const sbuf = new Uint8Array(BATCH * SLOT);
@@ -49,7 +41,8 @@ export function openBatchClient(bindAddress = '127.0.0.1'): BatchClient {
   const window = (to: Target, probe: Probe, inFlight: number, durationMs: number, warmupMs: number): WindowResult => {
     if (closed) throw new Error('the load generator socket is closed');
     if (inFlight < 1 || inFlight > 200) throw new RangeError('expected 1..200 requests in flight, got ' + inFlight);
-    const toAddr = ipv4(to.address);
+    const toAddr = ipv4Value(to.address);
+    if (toAddr === -1) throw new RangeError(`not an IPv4 address: ${to.address}`);
     const sentAt = new Float64Array(256).fill(-1);
     let tag = 0;
     let queued = 0;

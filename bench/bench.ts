@@ -4,7 +4,7 @@
  * figure and the last recorded run.
  *
  *   node dist/bench/bench.js [--quick] [--only net,ipmi,firmware,eeprom,fleet,refresh,failover] [--fleet 1000,10000]
- *                            [--load-client batch|dgram]
+ *                            [--load-client batch|dgram] [--nic-udp-io batch|dgram]
  *
  * Bounded: a watchdog ends the run (and every child process) after 290 s; children are killed in
  * `finally`, on SIGINT/SIGTERM and on exit. Sized for a 2-core machine: one responder process and the
@@ -23,7 +23,7 @@ import { figure, round, type Figure } from './stats.js';
 import { DEFAULT_ANSWER_POLL_US } from '../lib/answer-poll.js';
 import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
 import { intOption } from '../lib/cli.js';
-import { batchUdpUnavailable } from '../lib/batch-udp.js';
+import { batchUdpUnavailable, defaultUdpIo } from '../lib/batch-udp.js';
 
 const SECTIONS = ['net', 'ipmi', 'firmware', 'eeprom', 'fleet', 'refresh', 'failover'] as const;
 type Section = (typeof SECTIONS)[number];
@@ -42,13 +42,13 @@ interface Results {
 }
 
 function usage(msg: string): never {
-  process.stderr.write(`bench: ${msg}\nusage: node dist/bench/bench.js [--quick] [--only ${SECTIONS.join(',')}] [--fleet 1000,10000] [--pin split|same|none] [--client-poll-us US] [--load-client batch|dgram]\n`);
+  process.stderr.write(`bench: ${msg}\nusage: node dist/bench/bench.js [--quick] [--only ${SECTIONS.join(',')}] [--fleet 1000,10000] [--pin split|same|none] [--client-poll-us US] [--load-client batch|dgram] [--nic-udp-io batch|dgram]\n`);
   process.exit(2);
 }
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: { quick: { type: 'boolean' }, only: { type: 'string' }, fleet: { type: 'string' }, pin: { type: 'string' }, 'client-poll-us': { type: 'string' }, 'load-client': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: { quick: { type: 'boolean' }, only: { type: 'string' }, fleet: { type: 'string' }, pin: { type: 'string' }, 'client-poll-us': { type: 'string' }, 'load-client': { type: 'string' }, 'nic-udp-io': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
   });
   const pinRequest = (values.pin ?? 'split') as Pinning;
   if (!['split', 'same', 'none'].includes(pinRequest)) usage(`--pin takes split, same or none`);
@@ -71,9 +71,13 @@ async function main(): Promise<number> {
   const loadClient = (values['load-client'] ?? (batchUdpUnavailable() ? 'dgram' : 'batch')) as LoadPlan['loadClient'];
   if (loadClient !== 'batch' && loadClient !== 'dgram') usage('--load-client takes batch or dgram');
   if (loadClient === 'batch' && batchUdpUnavailable()) usage(`--load-client batch: ${batchUdpUnavailable()}`);
+  // The `net` emulators' socket layer (nic-emulator --udp-io); default: the emulator's own default.
+  const nicUdpIo = (values['nic-udp-io'] ?? defaultUdpIo()) as LoadPlan['nicUdpIo'];
+  if (nicUdpIo !== 'batch' && nicUdpIo !== 'dgram') usage('--nic-udp-io takes batch or dgram');
+  if (nicUdpIo === 'batch' && batchUdpUnavailable()) usage(`--nic-udp-io batch: ${batchUdpUnavailable()}`);
   const plan: LoadPlan = quick
-    ? { rounds: 2, pings: 1000, warmup: 500, inFlight: 32, seconds: 1, warmupSeconds: 0.2, clientPollUs, loadClient }
-    : { rounds: 12, pings: 12000, warmup: 2000, inFlight: 32, seconds: 4.8, warmupSeconds: 0.2, clientPollUs, loadClient };
+    ? { rounds: 2, pings: 1000, warmup: 500, inFlight: 32, seconds: 1, warmupSeconds: 0.2, clientPollUs, loadClient, nicUdpIo }
+    : { rounds: 12, pings: 12000, warmup: 2000, inFlight: 32, seconds: 4.8, warmupSeconds: 0.2, clientPollUs, loadClient, nicUdpIo };
   const fw = quick ? { batches: 5, batchSize: 5000 } : { batches: 15, batchSize: 10000 };
   const wearRequests = quick ? 100_000 : 500_000;
   const ikeNics = quick ? 200 : 1000;

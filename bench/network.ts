@@ -33,6 +33,8 @@ export interface LoadPlan {
   clientPollUs: number;
   /** The in-flight workloads' client: `batch` (bench/batch-load.ts, not the bottleneck) or the dgram client of udp-load.ts. */
   loadClient: 'batch' | 'dgram';
+  /** The `net` emulators' socket layer (nic-emulator --udp-io). */
+  nicUdpIo: 'batch' | 'dgram';
 }
 
 export interface RoundTrip {
@@ -214,7 +216,8 @@ export async function measureNetwork(plan: LoadPlan, withIpmiSim: boolean, log: 
       for (let attempt = 1; ; attempt++) {
         const p = placeOneNic();
         try {
-          return { emu: await startEmulator(['--nics', String(nics), '--data-dir', tempDir('nic'), ...p.args, ...extra], 20000), place: p };
+          const args = ['--nics', String(nics), '--data-dir', tempDir('nic'), '--udp-io', plan.nicUdpIo, ...p.args, ...extra];
+          return { emu: await startEmulator(args, 20000), place: p };
         } catch (e) {
           if (attempt >= 3 || !/in use/i.test((e as Error).message)) throw e;
         }
@@ -245,8 +248,8 @@ export async function measureNetwork(plan: LoadPlan, withIpmiSim: boolean, log: 
       };
     };
     const ws: Workload[] = [
-      await mk('lifeline-clear', 'ASF Presence Ping -> Pong (UDP 623, 12 -> 28 bytes), one emulated NIC', place.clear, emu.ready.pid, () => presencePingProbe()),
-      await mk('lifeline-secure', 'ESP System State Request -> Response (UDP 664, AES-GCM-16, station SaEndpoint), one emulated NIC', place.secure, emu.ready.pid,
+      await mk('lifeline-clear', `ASF Presence Ping -> Pong (UDP 623, 12 -> 28 bytes), one emulated NIC (--udp-io ${plan.nicUdpIo})`, place.clear, emu.ready.pid, () => presencePingProbe()),
+      await mk('lifeline-secure', `ESP System State Request -> Response (UDP 664, AES-GCM-16, station SaEndpoint), one emulated NIC (--udp-io ${plan.nicUdpIo})`, place.secure, emu.ready.pid,
         (local) => secureStateProbe({ ...sa, generation }, local, place.secure)),
     ];
     let stationError: string | null = null;

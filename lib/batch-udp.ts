@@ -87,7 +87,8 @@ export function defaultUdpIo(): UdpIo {
 /** Datagrams per recvmmsg/sendmmsg call; a datagram's room in the shared buffers. */
 export const BATCH = 32;
 export const SLOT = 2048;
-const META = 3;
+/** int32 fields per datagram in a meta array (lib/native/udp_batch.c): length, IPv4 address, port. */
+export const META = 3;
 
 // One receive batch and one send batch for the whole process: a drain runs to its end before another starts.
 const recvBuf = Buffer.alloc(BATCH * SLOT);
@@ -110,8 +111,8 @@ function addressOf(v: number): string {
   return s;
 }
 
-/** The host-order integer of an IPv4 literal, or -1 when it is not one. */
-function ipv4Value(address: string): number {
+/** The host-order integer of an IPv4 literal as an int32 (the addon's meta field), or -1 when it is not one. */
+export function ipv4Value(address: string): number {
   const cached = addressValue.get(address);
   if (cached !== undefined) return cached;
   const parts = address.split('.');
@@ -124,13 +125,17 @@ function ipv4Value(address: string): number {
   return v;
 }
 
-function errnoError(negErrno: number, syscall: string, detail: string): NodeJS.ErrnoException {
-  let code: string;
+/** EADDRINUSE for -98, and so on. */
+export function errnoName(negErrno: number): string {
   try {
-    code = getSystemErrorName(negErrno);
+    return getSystemErrorName(negErrno);
   } catch {
-    code = `E${-negErrno}`;
+    return `E${-negErrno}`;
   }
+}
+
+function errnoError(negErrno: number, syscall: string, detail: string): NodeJS.ErrnoException {
+  const code = errnoName(negErrno);
   const e: NodeJS.ErrnoException = new Error(`${syscall} ${code} ${detail}`);
   e.code = code;
   e.errno = negErrno;
@@ -231,13 +236,7 @@ class BatchUdpSocket implements DatagramSocket {
   }
 
   private sendFailed(negErrno: number, address: string, port: number): void {
-    const code = (() => {
-      try {
-        return getSystemErrorName(negErrno);
-      } catch {
-        return '';
-      }
-    })();
+    const code = errnoName(negErrno);
     if (code === 'EAGAIN' || code === 'EWOULDBLOCK' || code === 'ENOBUFS') this.counters.sendQueueFull++;
     else this.onError(errnoError(negErrno, 'sendmmsg', `${address}:${port}`));
   }
