@@ -232,7 +232,7 @@ function rows(r: Results): Row[] {
   } else if (r.ipmiSim) out.push({ section: 'OpenIPMI ipmi_sim', name: 'skipped', value: JSON.stringify(r.ipmiSim) });
   const floor = ok(r.nodeFloor);
   if (floor) {
-    const s = 'Reference: bare Node UDP responder (the floor of any Node responder)';
+    const s = 'Reference: bare Node dgram responder (the floor of any Node dgram responder)';
     out.push({ section: s, name: 'Presence Ping p50 / p99', value: `${floor.clear.p50.value} / ${floor.clear.p99.value} µs` });
     out.push({ section: s, name: 'Presence Ping, 32 in flight', value: f(floor.clear.throughput) });
   }

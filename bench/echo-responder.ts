@@ -1,8 +1,9 @@
 /**
- * A reference point for the round-trip figures, not a product part: the smallest Node UDP responder that
+ * A reference point for the round-trip figures, not a product part: the smallest Node dgram responder that
  * answers an ASF Presence Ping (a fixed 28-byte Pong with the tag copied, as ipmi_sim does), with no
- * firmware, no effects and no checks. Its round trip is the floor any Node responder (such as the
- * emulator) starts from on this machine: what the emulator adds is its figure minus this one.
+ * firmware, no effects and no checks. Its figures are the floor of any node:dgram responder on this machine
+ * (the emulator on --udp-io dgram adds its own figure minus this one); the emulator's batched sockets
+ * (lib/batch-udp.ts) go below it with requests in flight.
  *
  *   node dist/bench/echo-responder.js ADDRESS   -> prints the bound port on stdout, serves until killed
  */

@@ -305,7 +305,7 @@ export async function measureNetwork(plan: LoadPlan, withIpmiSim: boolean, log: 
       : { skipped: skipped! };
     const floor = ws.find((w) => w.name === 'node-floor');
     const nodeFloor = floor
-      ? { clear: roundTrip(floor, plan), note: 'reference only: the smallest Node UDP responder, same client and rounds; the emulator adds its own figure minus this one' }
+      ? { clear: roundTrip(floor, plan), note: 'reference only: the smallest Node dgram responder, same clients and rounds; what a node:dgram responder cannot go below (the emulator on --udp-io dgram adds its own figure minus this one; batched UDP goes below it)' }
       : { error: echoError ?? 'not run' };
     return { lifeline, ipmiSim, nodeFloor };
   } finally {
