@@ -12,12 +12,12 @@ import { EepromImage, EEPROM_SIZE, type EepromRegion } from '../firmware/eeprom-
 import { SaDatabase } from '../firmware/sa-database.js';
 import { SecureChannel } from '../firmware/secure-channel.js';
 import { NicFirmware } from '../firmware/nic-firmware.js';
-import { SaEndpoint } from '../firmware/sa-endpoint.js';
-import { encodeInnerUdp } from '../firmware/esp.js';
-import { RMCP_PORT } from '../firmware/rmcp.js';
-import type { SaPair, SecurityPolicy, EspTransform } from '../firmware/sa.js';
+import { SaEndpoint } from '../wire/sa-endpoint.js';
+import { encodeInnerUdp } from '../wire/esp.js';
+import { RMCP_PORT } from '../wire/rmcp.js';
+import type { SaPair, SecurityPolicy, EspTransform } from '../wire/sa.js';
 import { randomSaPair } from './probes.js';
-import { createAead, type AeadImpl } from '../firmware/aead.js';
+import { createAead, type AeadImpl } from '../wire/aead.js';
 import { figure, percentile, type Figure } from './stats.js';
 import { spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
@@ -142,7 +142,7 @@ export function firmwareCost(opts: { batches: number; batchSize: number }): Firm
 }
 
 /**
- * The AEAD choice of firmware/aead.ts, measured: µs per seal + open of a 48-byte payload with an 8-byte AAD,
+ * The AEAD choice of wire/aead.ts, measured: µs per seal + open of a 48-byte payload with an 8-byte AAD,
  * for each transform and implementation (median of 5 batches of `n`).
  */
 function aeadCost(n: number): Record<string, Figure> {
@@ -181,7 +181,7 @@ export function keyMemory(): KeyMemory {
 }
 
 const AEAD_IMPL_NAMES: Record<AeadImpl, string> = {
-  keyed: 'per-key AES-GCM (firmware/aes-gcm-keyed.ts)',
+  keyed: 'per-key AES-GCM (wire/aes-gcm-keyed.ts)',
   node: 'node:crypto',
   noble: '@noble/ciphers',
 };

@@ -14,7 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { MemoryEepromDevice } from '../firmware/eeprom-device.js';
 import { EepromImage, EEPROM_SIZE } from '../firmware/eeprom-image.js';
 import { SaDatabase } from '../firmware/sa-database.js';
-import type { SaPair } from '../firmware/sa.js';
+import type { SaPair } from '../wire/sa.js';
 import { figure, type Figure } from './stats.js';
 
 type Effect = { kind: string; bytes?: Uint8Array; sa?: SaPair; generation?: number; message?: string };

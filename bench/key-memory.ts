@@ -1,5 +1,5 @@
 /**
- * Memory per AES-128-GCM key of the keyed implementation (firmware/aes-gcm-keyed.ts): 5,000 keys held, V8 heap
+ * Memory per AES-128-GCM key of the keyed implementation (wire/aes-gcm-keyed.ts): 5,000 keys held, V8 heap
  * + ArrayBuffers after full GCs, then the same keys after one prepare() each (its preparation buffer).
  *
  * It runs in a fresh process (`node --expose-gc dist/bench/key-memory.js`, started by firmware-cost.ts), so
@@ -8,7 +8,7 @@
  * collect them before it (in the bench process both happened: one run read -1.98 KiB per key prepared).
  * Prints the KeyMemory JSON on stdout.
  */
-import { createAead } from '../firmware/aead.js';
+import { createAead } from '../wire/aead.js';
 import { figure, type Figure } from './stats.js';
 
 export interface KeyMemory { idle: Figure; prepared: Figure }
@@ -30,7 +30,7 @@ function measure(gc: () => void): KeyMemory {
   const m2 = used();
   // Use the keys after the last reading: otherwise V8 may find them dead before it and collect them.
   if (keys.length !== KEYS) throw new Error('lost keys');
-  const wl = `${KEYS} AES-128-GCM keys (firmware/aes-gcm-keyed.ts) held in one array, in a fresh process; process.memoryUsage() heapUsed + arrayBuffers after full GCs`;
+  const wl = `${KEYS} AES-128-GCM keys (wire/aes-gcm-keyed.ts) held in one array, in a fresh process; process.memoryUsage() heapUsed + arrayBuffers after full GCs`;
   return {
     idle: figure((m1 - m0) / KEYS / 1024, 'KiB/key', wl),
     prepared: figure((m2 - m0) / KEYS / 1024, 'KiB/key', `${wl}, after one prepare() per key (its preparation buffer)`),

@@ -6,11 +6,11 @@
  *    side of an SA pair (SaEndpoint 'station'), the answer opened and checked the same way.
  */
 import { randomBytes } from 'node:crypto';
-import { SaEndpoint } from '../firmware/sa-endpoint.js';
-import { encodeInnerUdp, decodeInnerUdp } from '../firmware/esp.js';
-import { RMCP_PORT } from '../firmware/rmcp.js';
-import type { SaPair, SecurityPolicy, EspTransform } from '../firmware/sa.js';
-import type { AhEndpoints } from '../firmware/ah.js';
+import { SaEndpoint } from '../wire/sa-endpoint.js';
+import { encodeInnerUdp, decodeInnerUdp } from '../wire/esp.js';
+import { RMCP_PORT } from '../wire/rmcp.js';
+import type { SaPair, SecurityPolicy, EspTransform } from '../wire/sa.js';
+import type { AhEndpoints } from '../wire/ah.js';
 import type { Probe } from './udp-load.js';
 
 const PING_TYPE = 0x80;

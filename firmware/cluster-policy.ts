@@ -21,8 +21,8 @@
  * heartbeat monitor compares against.
  */
 import { sha256 } from '@noble/hashes/sha2.js';
-import { UsageError } from './errors.js';
-import { concat, putU32 } from './bytes.js';
+import { UsageError } from '../common/errors.js';
+import { concat, putU32 } from '../common/bytes.js';
 
 export type HeartbeatMode = 'NONE' | 'DEFERRED' | 'INSTANT';
 export const HEARTBEAT_MODES: readonly HeartbeatMode[] = ['NONE', 'DEFERRED', 'INSTANT'];

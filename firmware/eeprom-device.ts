@@ -5,7 +5,7 @@
  * The image layer (eeprom-image.ts) issues one write() per page, page-aligned, the way a 24C256 takes
  * one page per write cycle, so "a write torn at byte n" is "power lost n bytes into a page write".
  */
-import { UsageError } from './errors.js';
+import { UsageError } from '../common/errors.js';
 
 export interface EepromDevice {
   readonly size: number;

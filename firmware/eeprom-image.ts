@@ -54,9 +54,9 @@
  */
 import { crc32 } from './crc32.js';
 import { ERASED, type EepromDevice } from './eeprom-device.js';
-import { ProtocolError, UsageError } from './errors.js';
-import { hex, putU16, putU32, putU64, u16, u32, u64 } from './bytes.js';
-import { ESP_TRANSFORM_ID, HEARTBEAT_SPI, type EspTransform, type SaDirection, type SaPair, type SecurityPolicy } from './sa.js';
+import { ProtocolError, UsageError } from '../common/errors.js';
+import { hex, putU16, putU32, putU64, u16, u32, u64 } from '../common/bytes.js';
+import { ESP_TRANSFORM_ID, HEARTBEAT_SPI, type EspTransform, type SaDirection, type SaPair, type SecurityPolicy } from '../wire/sa.js';
 
 export const EEPROM_SIZE = 32768;
 export const EEPROM_PAGE = 64;

@@ -10,8 +10,8 @@
  * ASF commands are never illegal (the NIC must accept them in every state): where ASF gives them no effect
  * (power-up while on, reset while off) the transition is a no-op that the table says explicitly.
  */
-import { UsageError } from './errors.js';
-import { S0_WORKING, S3, S5_SOFT_OFF, G3_MECHANICAL_OFF } from './asf.js';
+import { UsageError } from '../common/errors.js';
+import { S0_WORKING, S3, S5_SOFT_OFF, G3_MECHANICAL_OFF } from '../wire/asf.js';
 
 export type HostState = 'off' | 'pre-boot' | 'up' | 'hung' | 'suspend';
 export const HOST_STATES: readonly HostState[] = ['off', 'pre-boot', 'up', 'hung', 'suspend'];

@@ -26,17 +26,17 @@
  *
  * Bad input never throws out of `receive*`: it is dropped and counted by reason in `counters.dropped`.
  */
-import { decodeRmcpHeader, rmcpAckFor, RMCP_SEQ_NO_ACK, RMCP_CLASS_ASF, RMCP_CLASS_OEM, RMCP_PORT, type RmcpHeader } from './rmcp.js';
-import { decodeOwnerNotice, type OwnerNotice } from './owner-notice.js';
-import { decodeAsf, encodeRmcpAsf, presencePong, type AsfMessage } from './asf.js';
-import { ProtocolError, LifelineError, type ErrorCode } from './errors.js';
+import { decodeRmcpHeader, rmcpAckFor, RMCP_SEQ_NO_ACK, RMCP_CLASS_ASF, RMCP_CLASS_OEM, RMCP_PORT, type RmcpHeader } from '../wire/rmcp.js';
+import { decodeOwnerNotice, type OwnerNotice } from '../wire/owner-notice.js';
+import { decodeAsf, encodeRmcpAsf, presencePong, type AsfMessage } from '../wire/asf.js';
+import { ProtocolError, LifelineError, type ErrorCode } from '../common/errors.js';
 import { TornWriteError } from './eeprom-device.js';
 import { CLEAR_COMMAND_BITS } from './eeprom-image.js';
-import { decodeInnerUdp, encodeInnerUdp, espSpi } from './esp.js';
+import { decodeInnerUdp, encodeInnerUdp, espSpi } from '../wire/esp.js';
 import type { HostState } from './host-state.js';
 import { systemStateCode, type AsfCommandEvent } from './host-state.js';
-import type { SaPair } from './sa.js';
-import { HEARTBEAT_SPI } from './sa.js';
+import type { SaPair } from '../wire/sa.js';
+import { HEARTBEAT_SPI } from '../wire/sa.js';
 import type { SecureChannel, OpenedPacket } from './secure-channel.js';
 
 export interface Endpoint { address: string; port: number }
@@ -46,7 +46,7 @@ export type NicEffect =
   | { kind: 'host-command'; command: AsfCommandEvent; via: 'clear' | 'secure'; from: Endpoint; rmcpSeq: number; tag: number; generation: number }
   | { kind: 'log'; level: 'info' | 'warn'; msg: string; fields: Record<string, unknown> }
   | { kind: 'heartbeat'; from: Endpoint; bytes: Uint8Array }
-  /** A station that took this NIC over said so, authenticated (firmware/owner-notice.ts). */
+  /** A station that took this NIC over said so, authenticated (wire/owner-notice.ts). */
   | { kind: 'owner'; notice: OwnerNotice; from: Endpoint };
 
 /** Bit per ASF command in the EEPROM's allowed-clear-commands mask (eeprom-image.ts). */

@@ -30,9 +30,9 @@
  * the lost checkpoint reserved unless the station packet that wrote it had jumped its counter past a NIC
  * restart in the same checkpoint interval: packets between the jump and the lost mark could then be replayed.
  */
-import { ProtocolError, UsageError } from './errors.js';
+import { ProtocolError, UsageError } from '../common/errors.js';
 import type { EepromImage, SeqCheckpoint } from './eeprom-image.js';
-import { carriesInbound, type SaPair } from './sa.js';
+import { carriesInbound, type SaPair } from '../wire/sa.js';
 
 export const DEFAULT_CHECKPOINT_BLOCK = 16384;
 

@@ -4,11 +4,11 @@
  * checkpoint, DESIGN §2.5-2.6) before the firmware acts on it, and seals answers under the SA the request
  * came in on, with outbound sequence numbers handed out (and checkpointed) by the SA database.
  */
-import { ProtocolError, UsageError } from './errors.js';
-import { SaEndpoint, candidateSpis } from './sa-endpoint.js';
-import type { AeadImpl } from './aead.js';
+import { ProtocolError, UsageError } from '../common/errors.js';
+import { SaEndpoint, candidateSpis } from '../wire/sa-endpoint.js';
+import type { AeadImpl } from '../wire/aead.js';
 import type { SaDatabase } from './sa-database.js';
-import type { SaPair } from './sa.js';
+import type { SaPair } from '../wire/sa.js';
 
 export interface Endpoint { address: string; port: number }
 export interface OpenedPacket { sa: SaPair; payload: Uint8Array; seq: bigint }

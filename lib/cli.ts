@@ -5,7 +5,7 @@
  *   0 success · 1 the operation failed (timeout, refused, mismatch) · 2 usage error (bad arguments)
  *   3 cannot reach the emulator, station, NIC or store · 4 internal error (a bug: please report)
  */
-import { LifelineError, UsageError } from '../firmware/errors.js';
+import { LifelineError, UsageError } from '../common/errors.js';
 
 export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, UNREACHABLE: 3, INTERNAL: 4 } as const;
 

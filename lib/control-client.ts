@@ -1,6 +1,6 @@
 /** Client of the emulator's control API (nic-emulator/control-server.ts). */
 import http from 'node:http';
-import { LifelineError, UsageError, type ErrorCode } from '../firmware/errors.js';
+import { LifelineError, UsageError, type ErrorCode } from '../common/errors.js';
 import { parseHostPort } from './cli.js';
 
 export const DEFAULT_CONTROL = '127.0.0.1:8623';

@@ -4,7 +4,7 @@
  * caller's mistake, E_USAGE (HTTP 400), never an internal error.
  */
 import type http from 'node:http';
-import { UsageError } from '../firmware/errors.js';
+import { UsageError } from '../common/errors.js';
 
 /** The request body as a JSON object ({} when empty). Over `maxBytes`, not JSON, or not an object: E_USAGE. */
 export function readJsonBody(req: http.IncomingMessage, maxBytes: number): Promise<Record<string, unknown>> {

@@ -1,7 +1,7 @@
 /** SaPair <-> JSON (keys as hex) for the control API and state files. Validates every field on the way in. */
-import type { SaDirection, SaPair, EspTransform, SecurityPolicy } from '../firmware/sa.js';
-import { fromHex, hex } from '../firmware/bytes.js';
-import { UsageError } from '../firmware/errors.js';
+import type { SaDirection, SaPair, EspTransform, SecurityPolicy } from '../wire/sa.js';
+import { fromHex, hex } from '../common/bytes.js';
+import { UsageError } from '../common/errors.js';
 
 export interface SaDirectionJson { spi: number; encKey: string; ahSpi: number; ahKey: string }
 export interface SaPairJson { generation: number; transform: EspTransform; esn: boolean; policy: SecurityPolicy; origin: 'ike' | 'manual'; toNic: SaDirectionJson; fromNic: SaDirectionJson }

@@ -3,7 +3,7 @@
  * print one JSON object on stdout once they listen. Used by `npm start`, `npm run demo` and `replay`.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { LifelineError } from '../firmware/errors.js';
+import { LifelineError } from '../common/errors.js';
 
 export interface ReadyChild<T> { child: ChildProcess; ready: T }
 

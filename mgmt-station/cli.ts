@@ -15,13 +15,13 @@ import { ControlClient, DEFAULT_CONTROL, controlTimeoutMs } from '../lib/control
 import { EXIT, exitQuietlyOnEpipe, fail, intOption, parseHostPort, printJson, progress } from '../lib/cli.js';
 import { DEFAULT_ANSWER_POLL_US } from '../lib/answer-poll.js';
 import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
-import { LifelineError, UsageError } from '../firmware/errors.js';
+import { LifelineError, UsageError } from '../common/errors.js';
 import { saToJson } from '../lib/sa-json.js';
 import { espSaUatLines } from './wireshark-keys.js';
 import { ikev2DecryptionTableLine } from '../protocol/index.js';
-import type { EspTransform, SaPair, SecurityPolicy } from '../firmware/sa.js';
+import type { EspTransform, SaPair, SecurityPolicy } from '../wire/sa.js';
 import type { CommandKind, ReadKind, RequestResult } from './nic-session.js';
-import { asfTypeName, ASF_TYPE_CODE } from '../firmware/asf.js';
+import { asfTypeName, ASF_TYPE_CODE } from '../wire/asf.js';
 
 const PROG = 'mgmt-station';
 

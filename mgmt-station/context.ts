@@ -15,8 +15,8 @@ import { KeyExchange, type ExchangeResult } from './key-exchange.js';
 import { UdpMux } from './udp-mux.js';
 import { NicSession, type CommandKind } from './nic-session.js';
 import { randomBytes } from 'node:crypto';
-import { LifelineError } from '../firmware/errors.js';
-import type { SaPair } from '../firmware/sa.js';
+import { LifelineError } from '../common/errors.js';
+import type { SaPair } from '../wire/sa.js';
 import { saToJson } from '../lib/sa-json.js';
 import type { ControlClient } from '../lib/control-client.js';
 

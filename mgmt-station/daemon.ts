@@ -30,7 +30,7 @@ import { readFileSync, realpathSync, writeFileSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { StationContext } from './context.js';
-import { LifelineError, UsageError } from '../firmware/errors.js';
+import { LifelineError, UsageError } from '../common/errors.js';
 import type { CommandKind, ReadKind } from './nic-session.js';
 import type { Logger } from '../lib/log.js';
 import type { NicRecord } from './store/store.js';
@@ -39,8 +39,8 @@ import { ControlClient, controlTimeoutMs } from '../lib/control-client.js';
 import { hexField, saFromJson } from '../lib/sa-json.js';
 import { decodePathSegment, readJsonBody } from '../lib/json-http.js';
 import type { ExchangeResult } from './key-exchange.js';
-import { HEARTBEAT_SPI } from '../firmware/sa.js';
-import { answerProbe, HEARTBEAT_LENGTH } from '../firmware/heartbeat.js';
+import { HEARTBEAT_SPI } from '../wire/sa.js';
+import { answerProbe, HEARTBEAT_LENGTH } from '../wire/heartbeat-frame.js';
 
 export interface DaemonOptions {
   /** Seconds between SA refreshes of a NIC (DESIGN §2.5). */

@@ -19,8 +19,8 @@
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { IkeInitiator, type IkeEffect } from '../protocol/index.js';
-import { LifelineError } from '../firmware/errors.js';
-import type { SaPair, SecurityPolicy, EspTransform } from '../firmware/sa.js';
+import { LifelineError } from '../common/errors.js';
+import type { SaPair, SecurityPolicy, EspTransform } from '../wire/sa.js';
 import type { Fence, IkeSaSnapshot, NicRecord, Store } from './store/store.js';
 
 export interface KeyExchangeOptions {

@@ -16,13 +16,13 @@
  * resumeAfterPeerRestart): a NIC that restarted treats everything up to its reserved inbound mark as replayed
  * (DESIGN §2.6), and this jump (the idea of RFC 6311's replay-counter sync) lets the next retransmission through.
  */
-import { SaEndpoint } from '../firmware/sa-endpoint.js';
-import { encodeRmcpAsf, decodeRmcpAsf, type AsfMessage } from '../firmware/asf.js';
-import { RMCP_SEQ_NO_ACK, RMCP_PORT } from '../firmware/rmcp.js';
-import { decodeInnerUdp, encodeInnerUdp, maxSequence } from '../firmware/esp.js';
-import { encodeOwnerNotice } from '../firmware/owner-notice.js';
-import { LifelineError, ProtocolError } from '../firmware/errors.js';
-import type { AhEndpoints } from '../firmware/ah.js';
+import { SaEndpoint } from '../wire/sa-endpoint.js';
+import { encodeRmcpAsf, decodeRmcpAsf, type AsfMessage } from '../wire/asf.js';
+import { RMCP_SEQ_NO_ACK, RMCP_PORT } from '../wire/rmcp.js';
+import { decodeInnerUdp, encodeInnerUdp, maxSequence } from '../wire/esp.js';
+import { encodeOwnerNotice } from '../wire/owner-notice.js';
+import { LifelineError, ProtocolError } from '../common/errors.js';
+import type { AhEndpoints } from '../wire/ah.js';
 import { DEFAULT_CHECKPOINT_BLOCK, resumeAfterPeerRestart } from '../firmware/sa-database.js';
 import type { Fence, NicRecord, Store, StoredSa } from './store/store.js';
 import type { UdpMux } from './udp-mux.js';
@@ -46,7 +46,7 @@ export interface SessionOptions {
   takeover?: boolean;
 }
 
-/** The NIC's replay window (firmware/replay-window.ts DEFAULT_REPLAY_WINDOW). */
+/** The NIC's replay window (wire/replay-window.ts DEFAULT_REPLAY_WINDOW). */
 const NIC_REPLAY_WINDOW = 1024n;
 
 /** Commands in flight to one NIC (the NIC's response cache holds 256, firmware/nic-firmware.ts). */
@@ -235,7 +235,7 @@ export class NicSession {
   }
 
   /**
-   * Tell the NIC that this station owns it now (firmware/owner-notice.ts): it points its heartbeats and
+   * Tell the NIC that this station owns it now (wire/owner-notice.ts): it points its heartbeats and
    * alerts at `listen`. Authenticated by the SA; acknowledged by an RMCP ACK.
    */
   async notifyOwner(epoch: number, listen: { address: string; port: number }, timeoutMs: number): Promise<RequestResult> {

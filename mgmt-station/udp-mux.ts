@@ -8,7 +8,7 @@
  * (lib/answer-poll.ts, `--busy-poll-us`): the NIC's answer is then read without a wake-up.
  */
 import dgram from 'node:dgram';
-import { candidateSpis } from '../firmware/sa-endpoint.js';
+import { candidateSpis } from '../wire/sa-endpoint.js';
 import { AnswerPoll, DEFAULT_ANSWER_POLL_US } from '../lib/answer-poll.js';
 import { literalLookup } from '../lib/literal-lookup.js';
 

@@ -4,7 +4,7 @@
  * themselves come from protocol/ike/wireshark-uat.ts (formats: ../shared/reference/tshark/README.md §3, §5).
  */
 import { espSaUatLines as rows } from '../protocol/index.js';
-import type { SaPair } from '../firmware/sa.js';
+import type { SaPair } from '../wire/sa.js';
 import type { NicRecord } from './store/store.js';
 
 export function espSaUatLines(nic: NicRecord, sa: SaPair, state = 'held'): string[] {

@@ -7,7 +7,7 @@
  *  - port-per-NIC (--port-base P): every NIC on one address; NIC i (1-based) uses P+3(i-1) clear,
  *    P+3(i-1)+1 secure, P+3(i-1)+2 IKE. No privileges needed (like VirtualBMC's one-port-per-BMC).
  */
-import { UsageError } from '../firmware/errors.js';
+import { UsageError } from '../common/errors.js';
 
 export interface NicAddress { id: string; index: number; address: string; clearPort: number; securePort: number; ikePort: number }
 

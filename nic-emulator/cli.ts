@@ -12,10 +12,10 @@ import { startControlServer } from './control-server.js';
 import { ControlClient, DEFAULT_CONTROL } from '../lib/control-client.js';
 import { createLogger, type LogFormat, type LogLevel } from '../lib/log.js';
 import { EXIT, exitQuietlyOnEpipe, fail, intOption, parseHostPort, printJson, progress } from '../lib/cli.js';
-import { UsageError } from '../firmware/errors.js';
+import { UsageError } from '../common/errors.js';
 import { CLEAR_COMMAND_BIT } from '../firmware/nic-firmware.js';
 import { HOST_STATES, type HostState, type AsfCommandEvent } from '../firmware/host-state.js';
-import type { SecurityPolicy } from '../firmware/sa.js';
+import type { SecurityPolicy } from '../wire/sa.js';
 
 const PROG = 'nic-emulator';
 const LOG_FORMATS: readonly LogFormat[] = ['text', 'json'];

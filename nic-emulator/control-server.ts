@@ -20,7 +20,7 @@
  */
 import http from 'node:http';
 import type { Fleet } from './fleet.js';
-import { LifelineError, UsageError } from '../firmware/errors.js';
+import { LifelineError, UsageError } from '../common/errors.js';
 import { hexField, saFromJson } from '../lib/sa-json.js';
 import { decodePathSegment, readJsonBody } from '../lib/json-http.js';
 import { HOST_EVENTS } from '../firmware/host-state.js';

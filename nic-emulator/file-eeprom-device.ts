@@ -14,7 +14,7 @@
 import { closeSync, fstatSync, openSync, readSync, writeSync, fsyncSync } from 'node:fs';
 import type { EepromDevice } from '../firmware/eeprom-device.js';
 import { TornWriteError } from '../firmware/eeprom-device.js';
-import { LifelineError, ProtocolError, UsageError } from '../firmware/errors.js';
+import { LifelineError, ProtocolError, UsageError } from '../common/errors.js';
 
 /** One erased (0xFF) image per part size, shared by every create(): nothing per NIC stays resident. */
 const erased = new Map<number, Uint8Array>();

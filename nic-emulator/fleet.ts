@@ -1,7 +1,7 @@
 /** A fleet of emulated NICs in one process, plus the control API that drives them. */
 import { mkdirSync } from 'node:fs';
 import { NicNode } from './nic-node.js';
-import { UsageError } from '../firmware/errors.js';
+import { UsageError } from '../common/errors.js';
 import { assignAddresses, type AddressingOptions } from './addressing.js';
 import type { NicConfig } from '../firmware/eeprom-image.js';
 import type { HostState } from '../firmware/host-state.js';

@@ -12,7 +12,7 @@ import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { IkeResponder, type IkeEffect } from '../protocol/index.js';
 import type { SaDatabase } from '../firmware/sa-database.js';
-import type { SecurityPolicy } from '../firmware/sa.js';
+import type { SecurityPolicy } from '../wire/sa.js';
 import type { Logger } from '../lib/log.js';
 
 export interface HostAgentOptions {

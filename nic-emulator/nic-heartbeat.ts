@@ -1,13 +1,13 @@
 /**
  * The NIC's heartbeats towards its station cluster (DESIGN §2.3, §5 "NIC-side failover"), as the emulator
- * runs them: the pure HeartbeatMonitor (firmware/heartbeat.ts) decides, this shell keeps its one timer, sends
+ * runs them: the pure HeartbeatMonitor (wire/heartbeat-frame.ts) decides, this shell keeps its one timer, sends
  * its probes from the NIC's secure socket, feeds it answers and liveness, and follows owner notices.
  * Only NICs whose EEPROM policy asks for heartbeats (INSTANT or DEFERRED) have a monitor or a timer.
  */
 import { randomBytes } from 'node:crypto';
-import { HeartbeatMonitor } from '../firmware/heartbeat.js';
+import { HeartbeatMonitor } from '../firmware/heartbeat-monitor.js';
 import { parseClusterPolicy, stationOrder, type ClusterPolicy } from '../firmware/cluster-policy.js';
-import type { SaPair } from '../firmware/sa.js';
+import type { SaPair } from '../wire/sa.js';
 import type { Logger } from '../lib/log.js';
 
 export interface NicHeartbeatOptions {

@@ -12,8 +12,8 @@ import { EepromImage, EEPROM_SIZE, CLEAR_COMMAND_BITS, CLUSTER_POLICY_MAX, type 
 import { TornWriteError } from '../firmware/eeprom-device.js';
 import { SaDatabase } from '../firmware/sa-database.js';
 import { SecureChannel } from '../firmware/secure-channel.js';
-import { carriesInbound, inboundSpis, type SaPair } from '../firmware/sa.js';
-import { LifelineError, UsageError } from '../firmware/errors.js';
+import { carriesInbound, inboundSpis, type SaPair } from '../wire/sa.js';
+import { LifelineError, UsageError } from '../common/errors.js';
 import { FileEepromDevice } from './file-eeprom-device.js';
 import { HostAgent } from './host-agent.js';
 import { NicHeartbeat } from './nic-heartbeat.js';

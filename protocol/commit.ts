@@ -16,8 +16,8 @@
  * a missing SA_CONFIRM makes the station retransmit SA_ACK (the host answers every SA_ACK
  * for the pending or already committed SA with SA_CONFIRM: idempotent).
  */
-import { UsageError } from '../firmware/errors.js';
-import type { SaPair } from '../firmware/sa.js';
+import { UsageError } from '../common/errors.js';
+import type { SaPair } from '../wire/sa.js';
 import { sameCommitId, type CommitId } from './ike/notify.js';
 
 export type { CommitId } from './ike/notify.js';

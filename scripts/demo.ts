@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
-import { encodeRmcpAsf } from '../firmware/asf.js';
+import { encodeRmcpAsf } from '../wire/asf.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const EMU = join(ROOT, 'bin/nic-emulator.js');

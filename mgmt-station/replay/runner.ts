@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import dgram from 'node:dgram';
 import { randomBytes } from 'node:crypto';
 import { ControlClient } from '../../lib/control-client.js';
-import { encodeRmcpAsf, decodeRmcpAsf } from '../../firmware/asf.js';
+import { encodeRmcpAsf, decodeRmcpAsf } from '../../wire/asf.js';
 import type { Outcome, TableRow } from './table.js';
 
 const ROOT = resolve(import.meta.dirname, '../../..');

@@ -9,7 +9,7 @@
  * The first non-comment row is the header and must name these columns (note is optional, any order).
  * Parsing is pure; errors are UsageError('E_TABLE') naming the file and line and saying what is allowed.
  */
-import { UsageError } from '../../firmware/errors.js';
+import { UsageError } from '../../common/errors.js';
 
 export const CLIENT_STATES = ['up', 'hung', 'pre-boot', 'suspend', 'off', 'no-sa'] as const;
 export const STATION_STATES = ['up', 'hung', 'cold-boot', 'cold-boot-seed'] as const;

@@ -9,7 +9,7 @@
  */
 import { createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import { closeSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
-import { UsageError } from '../../firmware/errors.js';
+import { UsageError } from '../../common/errors.js';
 
 export const CLUSTER_KEY_BYTES = 32;
 export const CLUSTER_KEY_ENV = 'LIFELINE_CLUSTER_KEY';

@@ -11,7 +11,7 @@
  * that SP 800-38D §8.3 allows for random nonces.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { ProtocolError, UsageError } from '../../firmware/errors.js';
+import { ProtocolError, UsageError } from '../../common/errors.js';
 import type { ClusterKey } from './cluster-key.js';
 
 const VERSION = 0x01;

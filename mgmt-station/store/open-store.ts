@@ -3,7 +3,7 @@
  * relative, `sqlite::memory:` is a private in-memory store) or `postgres://...` / `postgresql://...`
  * (stations on several hosts). The cluster key must be the one the store's keys are wrapped under.
  */
-import { UsageError } from '../../firmware/errors.js';
+import { UsageError } from '../../common/errors.js';
 import type { ClusterKey } from './cluster-key.js';
 import { openPostgresStore, type PostgresStoreOptions } from './postgres-store.js';
 import { openSqliteStore, type SqliteStoreOptions } from './sqlite-store.js';

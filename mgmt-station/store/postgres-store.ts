@@ -12,7 +12,7 @@
  * lock_timeout bounds how long a statement waits for a row lock held by a stuck station.
  */
 import pg from 'pg';
-import { UsageError } from '../../firmware/errors.js';
+import { UsageError } from '../../common/errors.js';
 import type { ClusterKey } from './cluster-key.js';
 import { bindable, sql, storeError, type Row, type SqlDriver, type SqlOp, type Tx } from './sql-driver.js';
 import { SqlStore, type SqlStoreOptions } from './sql-store.js';

@@ -3,8 +3,8 @@
  * Both drivers hand rows over with BLOBs as Buffers; PostgreSQL returns BIGINT as a string, hence the
  * Number() on every integer column.
  */
-import type { SaDirection, SaPair } from '../../firmware/sa.js';
-import { ProtocolError } from '../../firmware/errors.js';
+import type { SaDirection, SaPair } from '../../wire/sa.js';
+import { ProtocolError } from '../../common/errors.js';
 import type { KeyWrapper } from './key-wrap.js';
 import type { SealedEntry, SealedHead } from './command-log.js';
 import type { CommandOutcome, IkeSaSnapshot, Lease, NicRecord, SaState, StationRecord, StoredSa } from './store.js';

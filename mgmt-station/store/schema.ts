@@ -9,7 +9,7 @@
  */
 import type { StoreKind } from './store.js';
 import { sql, type SqlOp, type Tx } from './sql-driver.js';
-import { UsageError } from '../../firmware/errors.js';
+import { UsageError } from '../../common/errors.js';
 
 export const SCHEMA_VERSION = 1;
 

@@ -11,7 +11,7 @@
  * PostgreSQL driver runs the same body with an await per statement on one pooled connection. Placeholders
  * are written '?' and numbered for PostgreSQL by the driver; no SQL text here contains a literal '?'.
  */
-import { LifelineError, UsageError } from '../../firmware/errors.js';
+import { LifelineError, UsageError } from '../../common/errors.js';
 import type { StoreKind } from './store.js';
 
 export type SqlValue = string | number | Uint8Array | null;

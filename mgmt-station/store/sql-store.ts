@@ -7,7 +7,7 @@
  * epoch was granted, and two stations racing for one NIC are serialised: exactly one wins.
  */
 import { wireIdentity } from './store.js';
-import { UsageError } from '../../firmware/errors.js';
+import { UsageError } from '../../common/errors.js';
 import type { ClusterKey } from './cluster-key.js';
 import { auditChain, LogSealer, type SealedEntry } from './command-log.js';
 import { KeyWrapper } from './key-wrap.js';

@@ -13,7 +13,7 @@
  *    lease's expiry time as long as nobody has taken over, since clocks on two hosts cannot be compared.
  *  - Each call is one transaction; two stations racing on one NIC cannot both win.
  */
-import type { SaPair } from '../../firmware/sa.js';
+import type { SaPair } from '../../wire/sa.js';
 import type { IkeSaKeys } from '../../protocol/ike/ike-crypto.js';
 
 export type StoreKind = 'sqlite' | 'postgres';

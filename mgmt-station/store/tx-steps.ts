@@ -2,7 +2,7 @@
  * Transaction steps shared by the store methods (sql-store.ts): generator fragments used with
  * `yield*` inside a transaction body, so they run under the same lock as the write they guard.
  */
-import { UsageError } from '../../firmware/errors.js';
+import { UsageError } from '../../common/errors.js';
 import { leaseFromRow } from './row-codec.js';
 import { sql, type Tx } from './sql-driver.js';
 import type { Fence, Lease, SaState } from './store.js';

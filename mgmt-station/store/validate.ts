@@ -1,6 +1,6 @@
 /** Assertions at the store's public entries: local misuse is a UsageError('E_USAGE') naming the argument. */
-import { UsageError } from '../../firmware/errors.js';
-import { ESP_TRANSFORM_ID, HEARTBEAT_SPI, type SaDirection, type SaPair } from '../../firmware/sa.js';
+import { UsageError } from '../../common/errors.js';
+import { ESP_TRANSFORM_ID, HEARTBEAT_SPI, type SaDirection, type SaPair } from '../../wire/sa.js';
 import { COMMAND_OUTCOMES, SA_STATES, type CommandOutcome, type Fence, type IkeSaSnapshot, type SaState } from './store.js';
 
 const NAME = /^[A-Za-z0-9._:-]{1,64}$/;

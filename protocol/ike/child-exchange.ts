@@ -10,8 +10,8 @@
  *   KEYMAT = prf+(SK_d, [g^ir (new) |] Ni | Nr); the IKE_AUTH Child SA uses the IKE_SA_INIT
  *   nonces, a CREATE_CHILD_SA its own (§2.17).
  */
-import type { ErrorCode } from '../../firmware/errors.js';
-import type { EspTransform, SaPair, SecurityPolicy } from '../../firmware/sa.js';
+import type { ErrorCode } from '../../common/errors.js';
+import type { EspTransform, SaPair, SecurityPolicy } from '../../wire/sa.js';
 import { buildSaPair, keymatLength, NIC_TS, selectorsAnswerOk, STATION_TS, narrowSelectors } from './child-sa.js';
 import { DH_CURVE25519, PAYLOAD, PROTO_ESP } from './constants.js';
 import { childKeymat, x25519PublicKey, x25519SharedSecret } from './ike-crypto.js';

@@ -1,5 +1,5 @@
 /**
- * Turning a negotiated Child SA into the shared `SaPair` (firmware/sa.ts), and the traffic
+ * Turning a negotiated Child SA into the shared `SaPair` (wire/sa.ts), and the traffic
  * selectors of the one Child SA Lifeline negotiates.
  *
  * KEYMAT order (RFC 7296 §2.17): "all keys for SAs carrying data from the initiator to the
@@ -17,10 +17,10 @@
  * UDP any port, the NIC side UDP port 664 (DESIGN §2.2); addresses are "any" because the lab
  * may put many NICs behind one address.
  */
-import type { EspTransform, SaPair, SecurityPolicy } from '../../firmware/sa.js';
+import type { EspTransform, SaPair, SecurityPolicy } from '../../wire/sa.js';
 import { ipv4Selector, type TrafficSelector } from './ike-payloads.js';
 import { usableEspSpi } from './proposals.js';
-import { u32 } from '../../firmware/bytes.js';
+import { u32 } from '../../common/bytes.js';
 import { TS_IPV4_ADDR_RANGE } from './constants.js';
 
 export const SECURE_RMCP_PORT = 664;

@@ -4,7 +4,7 @@
  * Encrypted messages are opened when the SK_e keys are given, else shown as "{ SK }".
  * KE/Nonce get i/r after the sender's original role (§1.2 notation).
  */
-import { isLifelineError } from '../../firmware/errors.js';
+import { isLifelineError } from '../../common/errors.js';
 import { IKE_HEADER_LENGTH, PAYLOAD, exchangeName } from './constants.js';
 import { decodeHeader, decodePayloadChain, fromInitiator, isResponse, type RawPayload } from './ike-message.js';
 import { decodeDelete, decodeNotify } from './ike-payloads.js';

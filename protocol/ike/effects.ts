@@ -8,8 +8,8 @@
  * (IkeResponder.recover), exactly like a crash: nothing is then announced that the NIC does not hold.
  * Station side: persist the SA of `switch-outbound` before sending on it.
  */
-import type { ErrorCode } from '../../firmware/errors.js';
-import type { SaPair } from '../../firmware/sa.js';
+import type { ErrorCode } from '../../common/errors.js';
+import type { SaPair } from '../../wire/sa.js';
 
 export type IkeEffect =
   /** A datagram for the peer's IKE port. */

@@ -6,7 +6,7 @@
  *
  * RealMessage1/2 are the IKE_SA_INIT request/response exactly as sent. Identities are ID_FQDN.
  */
-import { equalBytes } from '../../firmware/bytes.js';
+import { equalBytes } from '../../common/bytes.js';
 import { AUTH_SHARED_KEY_MIC, ID_FQDN } from './constants.js';
 import { pskAuth } from './ike-crypto.js';
 import type { EncodedPayload } from './ike-message.js';

@@ -11,8 +11,8 @@
  * All functions are pure; node:crypto provides HMAC and X25519 on injected private bytes.
  */
 import { createHmac, createPrivateKey, createPublicKey, diffieHellman, type KeyObject } from 'node:crypto';
-import { concat } from '../../firmware/bytes.js';
-import { ProtocolError, UsageError } from '../../firmware/errors.js';
+import { concat } from '../../common/bytes.js';
+import { ProtocolError, UsageError } from '../../common/errors.js';
 
 export type PrfHash = 'sha256' | 'sha1';
 

@@ -17,9 +17,9 @@
  * host is answered NO_ADDITIONAL_SAS. Deleting the IKE SA does not retire the Child SA: it lives
  * on in the NIC's EEPROM (that is Lifeline's point), the station keeps using it.
  */
-import { concat, equalBytes, hex } from '../../firmware/bytes.js';
-import { UsageError, isLifelineError, type ErrorCode } from '../../firmware/errors.js';
-import type { EspTransform, SaPair, SecurityPolicy } from '../../firmware/sa.js';
+import { concat, equalBytes, hex } from '../../common/bytes.js';
+import { UsageError, isLifelineError, type ErrorCode } from '../../common/errors.js';
+import type { EspTransform, SaPair, SecurityPolicy } from '../../wire/sa.js';
 import { StationCommit, commitIdOf, type StationCommitState } from '../commit.js';
 import { makeChildOffer, readChildAnswer, type ChildOffer } from './child-exchange.js';
 import { randomEspSpi } from './child-sa.js';

@@ -7,8 +7,8 @@
  *
  * Bad input throws ProtocolError('E_IKE_SYNTAX' / 'E_VERSION'); callers drop and count it.
  */
-import { concat, putU16, putU32, u16, u32 } from '../../firmware/bytes.js';
-import { ProtocolError, UsageError } from '../../firmware/errors.js';
+import { concat, putU16, putU32, u16, u32 } from '../../common/bytes.js';
+import { ProtocolError, UsageError } from '../../common/errors.js';
 import {
   FLAG_INITIATOR,
   FLAG_RESPONSE,

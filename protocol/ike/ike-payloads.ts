@@ -3,8 +3,8 @@
  * Delete, Traffic Selectors. The SA payload has its own file (sa-payload.ts).
  * Decoders take the body after the generic header and throw ProtocolError('E_IKE_SYNTAX').
  */
-import { concat, putU16, u16 } from '../../firmware/bytes.js';
-import { ProtocolError, UsageError } from '../../firmware/errors.js';
+import { concat, putU16, u16 } from '../../common/bytes.js';
+import { ProtocolError, UsageError } from '../../common/errors.js';
 import { NONCE_MAX, NONCE_MIN, PAYLOAD, TS_IPV4_ADDR_RANGE } from './constants.js';
 import type { EncodedPayload } from './ike-message.js';
 

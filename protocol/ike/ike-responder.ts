@@ -17,9 +17,9 @@
  * No cookies (§2.6): the half-open table is bounded instead (maxSessions, oldest evicted).
  * shutdown() (graceful OS shutdown) sends INFORMATIONAL { D(IKE) } on every IKE SA.
  */
-import { equalBytes, hex } from '../../firmware/bytes.js';
-import { ProtocolError, UsageError, isLifelineError } from '../../firmware/errors.js';
-import type { EspTransform, SaPair, SecurityPolicy } from '../../firmware/sa.js';
+import { equalBytes, hex } from '../../common/bytes.js';
+import { ProtocolError, UsageError, isLifelineError } from '../../common/errors.js';
+import type { EspTransform, SaPair, SecurityPolicy } from '../../wire/sa.js';
 import { HostCommit, commitIdOf } from '../commit.js';
 import { answerChild } from './child-exchange.js';
 import { randomEspSpi } from './child-sa.js';

@@ -8,8 +8,8 @@
  * Then both sides hold SKEYSEED and SK_* (§2.14). Nothing here is encrypted; malformed input
  * throws ProtocolError and the caller drops it (INVALID_SYNTAX cannot be sent unprotected, §2.21).
  */
-import { hex } from '../../firmware/bytes.js';
-import { ProtocolError, type ErrorCode } from '../../firmware/errors.js';
+import { hex } from '../../common/bytes.js';
+import { ProtocolError, type ErrorCode } from '../../common/errors.js';
 import { CURVE25519_KE_LENGTH, DH_CURVE25519, EXCHANGE, IKE_HEADER_LENGTH, NONCE_LENGTH, PAYLOAD } from './constants.js';
 import { deriveIkeSaKeys, x25519PublicKey, x25519SharedSecret, type IkeSaKeys } from './ike-crypto.js';
 import { decodePayloadChain, encodeMessage, unsupportedCritical, type EncodedPayload, type IkeHeader } from './ike-message.js';

@@ -7,8 +7,8 @@
  *  - sealing/opening SK payloads with SK_ei/SK_er (RFC 5282), IV = a per-SA counter.
  * It does not interpret payloads; ike-initiator.ts / ike-responder.ts do.
  */
-import { equalBytes, hex, putU64 } from '../../firmware/bytes.js';
-import { ProtocolError, UsageError } from '../../firmware/errors.js';
+import { equalBytes, hex, putU64 } from '../../common/bytes.js';
+import { ProtocolError, UsageError } from '../../common/errors.js';
 import type { IkeSaKeys } from './ike-crypto.js';
 import {
   fromInitiator,

@@ -5,8 +5,8 @@
  * response means the request failed; unrecognized errors in requests and unrecognized status
  * types anywhere are ignored.
  */
-import { ProtocolError } from '../../firmware/errors.js';
-import { putU32, u32 } from '../../firmware/bytes.js';
+import { ProtocolError } from '../../common/errors.js';
+import { putU32, u32 } from '../../common/bytes.js';
 
 export const NOTIFY = {
   UNSUPPORTED_CRITICAL_PAYLOAD: 1,

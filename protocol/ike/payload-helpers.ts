@@ -2,8 +2,8 @@
  * Small helpers the two IKE machines share to read decoded payload lists and to map error
  * Notify types (RFC 7296 §3.10.1) to Lifeline error codes.
  */
-import { u32 } from '../../firmware/bytes.js';
-import { ProtocolError, type ErrorCode } from '../../firmware/errors.js';
+import { u32 } from '../../common/bytes.js';
+import { ProtocolError, type ErrorCode } from '../../common/errors.js';
 import { PAYLOAD } from './constants.js';
 import { decodeNotify, type NotifyPayload } from './ike-payloads.js';
 import type { RawPayload } from './ike-message.js';

@@ -8,8 +8,8 @@
  * The responder picks one proposal and one transform of each type present in it (§2.7);
  * the initiator checks that the answer is a subset of its offer (§3.3.6).
  */
-import { u32 } from '../../firmware/bytes.js';
-import { ESP_TRANSFORM_ID, type EspTransform } from '../../firmware/sa.js';
+import { u32 } from '../../common/bytes.js';
+import { ESP_TRANSFORM_ID, type EspTransform } from '../../wire/sa.js';
 import {
   DH_CURVE25519,
   ENCR_AES_GCM_16,

@@ -4,7 +4,7 @@
  * A timer is data: a deadline the owner reports from pollTimeout() and fires from
  * handleTimeout(now). No clocks are read here.
  */
-import { UsageError } from '../../firmware/errors.js';
+import { UsageError } from '../../common/errors.js';
 
 export interface RetransmitPolicy {
   /** Wait after the first transmission, ms. */

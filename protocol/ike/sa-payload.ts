@@ -8,8 +8,8 @@
  *   Attribute: A|Type(2) | Value(2)            (TV, A=1; Key Length is always TV, §3.3.5)
  *              0|Type(2) | Length(2) | Value    (TLV, A=0)
  */
-import { concat, putU16, u16 } from '../../firmware/bytes.js';
-import { ProtocolError } from '../../firmware/errors.js';
+import { concat, putU16, u16 } from '../../common/bytes.js';
+import { ProtocolError } from '../../common/errors.js';
 import { ATTR_FORMAT_TV, ATTR_KEY_LENGTH, PAYLOAD } from './constants.js';
 import type { EncodedPayload } from './ike-message.js';
 

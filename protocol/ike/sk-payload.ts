@@ -12,8 +12,8 @@
  * This is exactly the framing tshark 4.0 decrypts (reference/tshark README §5).
  */
 import { createCipheriv, createDecipheriv } from 'node:crypto';
-import { concat, putU16 } from '../../firmware/bytes.js';
-import { ProtocolError, UsageError } from '../../firmware/errors.js';
+import { concat, putU16 } from '../../common/bytes.js';
+import { ProtocolError, UsageError } from '../../common/errors.js';
 import { GENERIC_HEADER_LENGTH, IKE_HEADER_LENGTH, PAYLOAD } from './constants.js';
 import {
   decodePayloadChain,

@@ -11,9 +11,9 @@
  *    SPI and key as 0x-hex; AES-GCM key = key | salt, authentication "NULL".
  * Use: tshark -o 'uat:ikev2_decryption_table:<line>' or put the lines in a profile's file.
  */
-import { hex } from '../../firmware/bytes.js';
-import { UsageError } from '../../firmware/errors.js';
-import type { SaDirection, SaPair } from '../../firmware/sa.js';
+import { hex } from '../../common/bytes.js';
+import { UsageError } from '../../common/errors.js';
+import type { SaDirection, SaPair } from '../../wire/sa.js';
 
 const GCM_NAMES: Record<number, string> = {
   20: 'AES-GCM-128 with 16 octet ICV [RFC5282]',

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { EMULATOR, Lab } from '../support/lab.js';
 import { UdpPeer } from '../support/udp-peer.js';
-import { decodeRmcpAsf, encodeRmcpAsf } from '../../firmware/asf.js';
+import { decodeRmcpAsf, encodeRmcpAsf } from '../../wire/asf.js';
 
 /** User + system CPU of a process in ms (/proc/PID/stat, 10 ms ticks). */
 function cpuMs(pid: number): number {

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { Lab } from '../support/lab.js';
 import { UdpPeer } from '../support/udp-peer.js';
-import { decodeRmcpAsf, encodeRmcpAsf, type AsfMessage, type RmcpAsfPacket } from '../../firmware/asf.js';
+import { decodeRmcpAsf, encodeRmcpAsf, type AsfMessage, type RmcpAsfPacket } from '../../wire/asf.js';
 
 const BOOT = { iana: 4542, specialCommand: 0, specialCommandParam: 0, bootOptionsMask: 0, oemParams: 0 };
 const COMMANDS: AsfMessage[] = [

@@ -2,7 +2,7 @@
  * Sequence-number reservations when two processes act for the same station id (DESIGN §2.6): the daemon and a
  * CLI verb run with `--no-daemon` (both documented), or two CLI verbs at once. The lease does not separate them
  * (same owner, same epoch), so only the reserved blocks in the store can keep their outbound sequence numbers —
- * which are also the AES-GCM IVs (firmware/esp.ts, RFC 4106 §3.1) — apart.
+ * which are also the AES-GCM IVs (wire/esp.ts, RFC 4106 §3.1) — apart.
  */
 import assert from 'node:assert/strict';
 import { Lab, type StationProcess } from '../support/lab.js';

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { Lab } from '../support/lab.js';
 import { UdpPeer } from '../support/udp-peer.js';
 import { prng } from '../support/prng.js';
-import { decodeRmcpAsf, encodeRmcpAsf } from '../../firmware/asf.js';
+import { decodeRmcpAsf, encodeRmcpAsf } from '../../wire/asf.js';
 
 const EEPROM_SIZE = 32768;
 

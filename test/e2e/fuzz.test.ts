@@ -15,9 +15,9 @@ import { Lab, waitFor } from '../support/lab.js';
 import { UdpPeer } from '../support/udp-peer.js';
 import { prng } from '../support/prng.js';
 import { stationActiveSa } from '../support/station-sa.js';
-import { SaEndpoint } from '../../firmware/sa-endpoint.js';
-import { encodeRmcpAsf, type AsfMessage } from '../../firmware/asf.js';
-import { encodeInnerUdp } from '../../firmware/esp.js';
+import { SaEndpoint } from '../../wire/sa-endpoint.js';
+import { encodeRmcpAsf, type AsfMessage } from '../../wire/asf.js';
+import { encodeInnerUdp } from '../../wire/esp.js';
 
 const TOTAL = 100_000;
 const SEED = Number(process.env.FUZZ_SEED ?? 0x11fe11ae);

@@ -7,9 +7,9 @@ import assert from 'node:assert/strict';
 import { Lab, freshFirstAddress, waitFor } from '../support/lab.js';
 import { UdpPeer } from '../support/udp-peer.js';
 import { stationActiveSa } from '../support/station-sa.js';
-import { decodeRmcpAsf, encodeRmcpAsf } from '../../firmware/asf.js';
-import { encodeInnerUdp } from '../../firmware/esp.js';
-import { SaEndpoint } from '../../firmware/sa-endpoint.js';
+import { decodeRmcpAsf, encodeRmcpAsf } from '../../wire/asf.js';
+import { encodeInnerUdp } from '../../wire/esp.js';
+import { SaEndpoint } from '../../wire/sa-endpoint.js';
 
 describe('e2e: port-per-NIC mode', function () {
   this.timeout(20000);

@@ -3,7 +3,7 @@
  * exports (`mgmt-station keys --wireshark FILE`): every ESP packet has `esp.icv_good == 1` and the inner
  * packet dissects as UDP -> RMCP -> ASF with the right message type, request by request. Also under the
  * esp+ah policy, where tshark dissects AH but does not check its ICV: the test recomputes every AH ICV
- * (RFC 4302 with HMAC-SHA-256-128, RFC 4868; pseudo-header layout in firmware/ah.ts) itself.
+ * (RFC 4302 with HMAC-SHA-256-128, RFC 4868; pseudo-header layout in wire/ah.ts) itself.
  */
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
@@ -148,7 +148,7 @@ describe('e2e: tshark decrypts a capture of secure commands with the exported ke
       assert.equal(p[0], 50, 'AH next header = ESP (RFC 4302 §2.1)');
       assert.equal(p[1], 5, 'AH payload length = 5 for a 16-byte ICV (RFC 4302 §2.2)');
       const key = d.dst === ahAddr ? sa.toNic.ahKey : sa.fromNic.ahKey;
-      // firmware/ah.ts: pseudo-header = source IPv4, destination IPv4, source port, destination port (12 bytes).
+      // wire/ah.ts: pseudo-header = source IPv4, destination IPv4, source port, destination port (12 bytes).
       const pseudo = Buffer.from([...ipBytes(d.src), ...ipBytes(d.dst), d.srcPort >> 8, d.srcPort & 255, d.dstPort >> 8, d.dstPort & 255]);
       const icv = createHmac('sha256', key).update(pseudo).update(p.subarray(0, 12)).update(new Uint8Array(16)).update(p.subarray(28)).digest().subarray(0, 16);
       assert.equal(Buffer.from(p.subarray(12, 28)).toString('hex'), icv.toString('hex'), `frame ${d.frame}: AH ICV`);

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { EMULATOR, Lab } from '../support/lab.js';
 import { UdpPeer } from '../support/udp-peer.js';
-import { decodeRmcpAsf, encodeRmcpAsf } from '../../firmware/asf.js';
+import { decodeRmcpAsf, encodeRmcpAsf } from '../../wire/asf.js';
 import { writePskFile } from '../support/station-daemon.js';
 import { batchUdpUnavailable } from '../../lib/batch-udp.js';
 

@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileEepromDevice } from '../../nic-emulator/file-eeprom-device.js';
-import { LifelineError } from '../../firmware/errors.js';
+import { LifelineError } from '../../common/errors.js';
 import { TornWriteError } from '../../firmware/eeprom-device.js';
 
 describe('FileEepromDevice', () => {

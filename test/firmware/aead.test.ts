@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { createAead, type AeadImpl } from '../../firmware/aead.js';
-import { fromHex } from '../../firmware/bytes.js';
+import { createAead, type AeadImpl } from '../../wire/aead.js';
+import { fromHex } from '../../common/bytes.js';
 import { prng } from '../support/prng.js';
 
 const IMPLS: AeadImpl[] = ['node', 'noble', 'keyed'];

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { AhReceiver, AhSender, ahPseudoHeader, type AhEndpoints } from '../../firmware/ah.js';
-import { concat, fromHex } from '../../firmware/bytes.js';
-import { EspReceiver, EspSender, decodeInnerUdp, encodeInnerUdp } from '../../firmware/esp.js';
-import { ReplayWindow } from '../../firmware/replay-window.js';
+import { AhReceiver, AhSender, ahPseudoHeader, type AhEndpoints } from '../../wire/ah.js';
+import { concat, fromHex } from '../../common/bytes.js';
+import { EspReceiver, EspSender, decodeInnerUdp, encodeInnerUdp } from '../../wire/esp.js';
+import { ReplayWindow } from '../../wire/replay-window.js';
 
 // shared/reference/tshark/ah_pcap.py: AH key 60..7f, SPI 0x4004, around esp_pcap.py frame 1.
 const AH_KEY = fromHex('606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f');

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { prng } from '../support/prng.js';
-import { ProtocolError, UsageError } from '../../firmware/errors.js';
-import { fromHex, hex } from '../../firmware/bytes.js';
-import { RMCP_CLASS_ASF, RMCP_CLASS_IPMI } from '../../firmware/rmcp.js';
+import { ProtocolError, UsageError } from '../../common/errors.js';
+import { fromHex, hex } from '../../common/bytes.js';
+import { RMCP_CLASS_ASF, RMCP_CLASS_IPMI } from '../../wire/rmcp.js';
 import {
   ASF_IANA,
   ASF_TYPE_CODE,
@@ -24,7 +24,7 @@ import {
   presencePong,
   type AsfMessage,
   type BootOptions,
-} from '../../firmware/asf.js';
+} from '../../wire/asf.js';
 
 function rejects(code: string, fn: () => unknown, messageIncludes?: string): void {
   assert.throws(fn, (e: unknown) => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { high32, low32, putU64, u64 } from '../../firmware/bytes.js';
+import { high32, low32, putU64, u64 } from '../../common/bytes.js';
 
 describe('bytes: 64-bit sequence number halves', () => {
   // low32/high32 use JS numbers up to 2^53 - 1 and BigInt above: both sides of that boundary, and the ends.

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { MemoryEepromDevice, TearingEepromDevice, TornWriteError } from '../../firmware/eeprom-device.js';
 import { EEPROM_PAGE, EEPROM_SIZE, EepromImage, type NicConfig } from '../../firmware/eeprom-image.js';
-import { isLifelineError } from '../../firmware/errors.js';
-import type { SaPair } from '../../firmware/sa.js';
+import { isLifelineError } from '../../common/errors.js';
+import type { SaPair } from '../../wire/sa.js';
 
 const FILE = '/var/lib/lifeline/nic-0007.eeprom';
 

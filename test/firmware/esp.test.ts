@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { createAead, type AeadImpl } from '../../firmware/aead.js';
-import { fromHex, putU32 } from '../../firmware/bytes.js';
+import { createAead, type AeadImpl } from '../../wire/aead.js';
+import { fromHex, putU32 } from '../../common/bytes.js';
 import {
   EspReceiver,
   EspSender,
@@ -10,9 +10,9 @@ import {
   espSpi,
   sealEspPacket,
   NEXT_HEADER_NONE,
-} from '../../firmware/esp.js';
-import { ReplayWindow } from '../../firmware/replay-window.js';
-import type { EspTransform, SaDirection } from '../../firmware/sa.js';
+} from '../../wire/esp.js';
+import { ReplayWindow } from '../../wire/replay-window.js';
+import type { EspTransform, SaDirection } from '../../wire/sa.js';
 
 const IMPLS: AeadImpl[] = ['keyed', 'node', 'noble'];
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, createHmac, hkdfSync } from 'node:crypto';
-import { concat, fromHex, hex } from '../../firmware/bytes.js';
+import { concat, fromHex, hex } from '../../common/bytes.js';
 import { defaultClusterPolicy, type ClusterPolicy, type HeartbeatMode } from '../../firmware/cluster-policy.js';
 import {
   answerProbe,
@@ -8,12 +8,11 @@ import {
   encodeAnswer,
   encodeProbe,
   heartbeatKeys,
-  HeartbeatMonitor,
   verifyAnswer,
   verifyProbe,
-  type HeartbeatEffect,
-} from '../../firmware/heartbeat.js';
-import type { SaPair } from '../../firmware/sa.js';
+} from '../../wire/heartbeat-frame.js';
+import { HeartbeatMonitor, type HeartbeatEffect } from '../../firmware/heartbeat-monitor.js';
+import type { SaPair } from '../../wire/sa.js';
 
 function saPair(toNicSpi: number, fromNicSpi: number, toKey: Uint8Array, fromKey: Uint8Array, ah = false): SaPair {
   const dir = (spi: number, encKey: Uint8Array, ahKey: Uint8Array) => ({ spi, encKey, ahSpi: ah ? spi + 1 : 0, ahKey });
@@ -40,7 +39,7 @@ const SA2 = saPair(0x1003, 0x2004, range(0x80, 20), range(0xa0, 20));
 const SA_FORGED = saPair(0x1001, 0x2002, range(0x10, 20), range(0x30, 20));
 const NONCE = fromHex('0102030405060708');
 
-// Computed with Python's hmac/hashlib from the formulas at the top of firmware/heartbeat.ts
+// Computed with Python's hmac/hashlib from the formulas at the top of wire/heartbeat-frame.ts
 // (an independent implementation of HKDF-SHA-256 and HMAC-SHA-256-128).
 const PROBE_KEY = fromHex('b61ba0dc24be5043da894320d3274b5b643a7b9feca8636050d1a0b1f9992b5f');
 const ANSWER_KEY = fromHex('83cc70fcc0fbf1e411a95b9a45cc1d0eae2c6a5f0d9f41098815fb5b8152a256');

@@ -9,11 +9,11 @@ import { EepromImage, EEPROM_SIZE, type NicConfig } from '../../firmware/eeprom-
 import { SaDatabase } from '../../firmware/sa-database.js';
 import { SecureChannel } from '../../firmware/secure-channel.js';
 import { NicFirmware, CLEAR_COMMAND_BIT, type NicEffect } from '../../firmware/nic-firmware.js';
-import { SaEndpoint } from '../../firmware/sa-endpoint.js';
-import { encodeRmcpAsf, decodeRmcpAsf, type AsfMessage } from '../../firmware/asf.js';
-import { decodeInnerUdp, encodeInnerUdp } from '../../firmware/esp.js';
+import { SaEndpoint } from '../../wire/sa-endpoint.js';
+import { encodeRmcpAsf, decodeRmcpAsf, type AsfMessage } from '../../wire/asf.js';
+import { decodeInnerUdp, encodeInnerUdp } from '../../wire/esp.js';
 import { transition, HOST_STATES, type HostState } from '../../firmware/host-state.js';
-import type { SaPair, SecurityPolicy } from '../../firmware/sa.js';
+import type { SaPair, SecurityPolicy } from '../../wire/sa.js';
 
 const NIC = { address: '127.0.1.1', port: 664 };
 const STATION = { address: '127.0.0.1', port: 40000 };

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { ReplayWindow } from '../../firmware/replay-window.js';
+import { ReplayWindow } from '../../wire/replay-window.js';
 
 /** check() then mark(), as a receiver does once the ICV verified; returns whether it was accepted. */
 function receive(w: ReplayWindow, seq: bigint): boolean {

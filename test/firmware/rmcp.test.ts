@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { ProtocolError, UsageError } from '../../firmware/errors.js';
-import { fromHex, hex } from '../../firmware/bytes.js';
+import { ProtocolError, UsageError } from '../../common/errors.js';
+import { fromHex, hex } from '../../common/bytes.js';
 import {
   RMCP_CLASS_ASF,
   RMCP_CLASS_IPMI,
@@ -13,7 +13,7 @@ import {
   encodeRmcpHeader,
   rmcpAckFor,
   type RmcpHeader,
-} from '../../firmware/rmcp.js';
+} from '../../wire/rmcp.js';
 
 function rejects(code: string, fn: () => unknown): void {
   assert.throws(fn, (e: unknown) => e instanceof ProtocolError && e.code === code);

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { MemoryEepromDevice, TearingEepromDevice, TornWriteError } from '../../firmware/eeprom-device.js';
 import { EEPROM_PAGE, EEPROM_SIZE, EepromImage, type NicConfig } from '../../firmware/eeprom-image.js';
 import { SaDatabase, reserveUpTo, resumeAfterPeerRestart } from '../../firmware/sa-database.js';
-import { isLifelineError } from '../../firmware/errors.js';
+import { isLifelineError } from '../../common/errors.js';
 import { prng } from '../support/prng.js';
-import type { SaPair } from '../../firmware/sa.js';
+import type { SaPair } from '../../wire/sa.js';
 
 const K = 16384;
 

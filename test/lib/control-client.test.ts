@@ -8,7 +8,7 @@ import net from 'node:net';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ControlClient, controlTimeoutMs, DEFAULT_CONTROL_TIMEOUT_MS } from '../../lib/control-client.js';
-import { LifelineError } from '../../firmware/errors.js';
+import { LifelineError } from '../../common/errors.js';
 
 async function listen(server: net.Server): Promise<number> {
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));

@@ -13,8 +13,8 @@
  * a NIC write that fails (NIC down) crashes the host agent (effects contract, effects.ts).
  */
 import assert from 'node:assert/strict';
-import { hex } from '../../firmware/bytes.js';
-import type { SaPair } from '../../firmware/sa.js';
+import { hex } from '../../common/bytes.js';
+import type { SaPair } from '../../wire/sa.js';
 import { describeMessage } from '../../protocol/ike/describe.js';
 import type { IkeEffect } from '../../protocol/ike/effects.js';
 import { IkeInitiator } from '../../protocol/ike/ike-initiator.js';

@@ -1,7 +1,7 @@
 /** The two-phase commit state tables (DESIGN §2.5): legal paths, idempotence, illegal events. */
 import assert from 'node:assert/strict';
-import { UsageError } from '../../firmware/errors.js';
-import type { SaPair } from '../../firmware/sa.js';
+import { UsageError } from '../../common/errors.js';
+import type { SaPair } from '../../wire/sa.js';
 import { HOST_COMMIT_TABLE, HostCommit, STATION_COMMIT_TABLE, StationCommit, commitIdOf } from '../../protocol/commit.js';
 
 function sa(generation: number, spi = 0x1000 + generation): SaPair {

@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { fromHex, hex } from '../../firmware/bytes.js';
-import { ProtocolError } from '../../firmware/errors.js';
+import { fromHex, hex } from '../../common/bytes.js';
+import { ProtocolError } from '../../common/errors.js';
 import {
   childKeymat,
   deriveIkeSaKeys,

@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { createCipheriv } from 'node:crypto';
-import { hex } from '../../firmware/bytes.js';
-import { UsageError } from '../../firmware/errors.js';
+import { hex } from '../../common/bytes.js';
+import { UsageError } from '../../common/errors.js';
 import { DH_CURVE25519, EXCHANGE, PAYLOAD, PROTO_ESP, TRANSFORM } from '../../protocol/ike/constants.js';
 import { decodeHeader, decodeMessage, encodeHeader, encodeMessage, type EncodedPayload } from '../../protocol/ike/ike-message.js';
 import { decodeNotify, encodeKe, encodeNonce, encodeNotify, encodeTs } from '../../protocol/ike/ike-payloads.js';

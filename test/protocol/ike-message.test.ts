@@ -4,8 +4,8 @@
  * SK_e, AAD = IKE header | SK generic header.
  */
 import assert from 'node:assert/strict';
-import { fromHex, hex } from '../../firmware/bytes.js';
-import { ProtocolError } from '../../firmware/errors.js';
+import { fromHex, hex } from '../../common/bytes.js';
+import { ProtocolError } from '../../common/errors.js';
 import { EXCHANGE, FLAG_INITIATOR, FLAG_RESPONSE, PAYLOAD, TRANSFORM } from '../../protocol/ike/constants.js';
 import { describeMessage } from '../../protocol/ike/describe.js';
 import { decodeHeader, decodeMessage, encodeMessage, unsupportedCritical } from '../../protocol/ike/ike-message.js';

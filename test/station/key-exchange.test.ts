@@ -13,7 +13,7 @@ import { ClusterKey } from '../../mgmt-station/store/cluster-key.js';
 import { openStore } from '../../mgmt-station/store/open-store.js';
 import { KeyExchange } from '../../mgmt-station/key-exchange.js';
 import type { Fence, NicRecord, Store } from '../../mgmt-station/store/store.js';
-import type { SaPair } from '../../firmware/sa.js';
+import type { SaPair } from '../../wire/sa.js';
 
 const KEY = ClusterKey.fromHex('42'.repeat(32), 'test');
 const PSK = new Uint8Array(randomBytes(32));

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import type { SaPair } from '../../firmware/sa.js';
+import type { SaPair } from '../../wire/sa.js';
 import { ClusterKey } from '../../mgmt-station/store/cluster-key.js';
 import { openStore } from '../../mgmt-station/store/open-store.js';
 import type { IkeSaSnapshot, Store } from '../../mgmt-station/store/store.js';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import type { SaPair } from '../../firmware/sa.js';
+import type { SaPair } from '../../wire/sa.js';
 import { ClusterKey } from '../../mgmt-station/store/cluster-key.js';
 import { openStore } from '../../mgmt-station/store/open-store.js';
 import type { Fence, IkeSaSnapshot, NicRecord, Store } from '../../mgmt-station/store/store.js';

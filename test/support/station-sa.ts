@@ -4,7 +4,7 @@
  */
 import { loadClusterKeyFile } from '../../mgmt-station/store/cluster-key.js';
 import { openStore } from '../../mgmt-station/store/open-store.js';
-import type { SaPair } from '../../firmware/sa.js';
+import type { SaPair } from '../../wire/sa.js';
 import type { Lab } from './lab.js';
 
 export async function stationActiveSa(lab: Lab, nic: string): Promise<SaPair> {

@@ -7,7 +7,7 @@
 import { MemoryEepromDevice } from '../../../firmware/eeprom-device.js';
 import { EepromImage, EEPROM_SIZE } from '../../../firmware/eeprom-image.js';
 import { SaDatabase } from '../../../firmware/sa-database.js';
-import type { SaPair } from '../../../firmware/sa.js';
+import type { SaPair } from '../../../wire/sa.js';
 
 export class FirmwareNic {
   private readonly dev = new MemoryEepromDevice(EEPROM_SIZE);

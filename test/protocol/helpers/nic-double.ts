@@ -5,7 +5,7 @@
  *   the SA that most recently authenticated a station packet is kept until a station packet
  *   authenticates under a newer one.
  */
-import type { SaPair } from '../../../firmware/sa.js';
+import type { SaPair } from '../../../wire/sa.js';
 
 export class NicDouble {
   active: SaPair | null = null;

@@ -4,7 +4,7 @@
  * the test delivers them one at a time; `describe` renders each in RFC notation so tests can
  * read like the flow diagrams of RFC 7296:  p.toHost() === 'IKE_SA_INIT request #0 { SA, KEi, Ni }'.
  */
-import type { SaPair } from '../../../firmware/sa.js';
+import type { SaPair } from '../../../wire/sa.js';
 import { describeMessage } from '../../../protocol/ike/describe.js';
 import type { IkeEffect } from '../../../protocol/ike/effects.js';
 import { IkeInitiator, type InitiatorOptions } from '../../../protocol/ike/ike-initiator.js';

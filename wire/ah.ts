@@ -22,8 +22,8 @@
  * Wireshark does not verify AH ICVs (shared/reference/tshark README §4): tests recompute the HMAC.
  */
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
-import { ProtocolError, UsageError } from './errors.js';
-import { equalBytes, high32, low32, putU16, putU32, u32 } from './bytes.js';
+import { ProtocolError, UsageError } from '../common/errors.js';
+import { equalBytes, high32, low32, putU16, putU32, u32 } from '../common/bytes.js';
 import { SendCounter } from './send-counter.js';
 import { ReplayWindow } from './replay-window.js';
 

@@ -9,7 +9,7 @@
  * Pure: bytes in, values out. Bad input from the network throws `ProtocolError`; a bad value
  * handed to an encoder by local code throws `UsageError`.
  */
-import { ProtocolError, UsageError } from './errors.js';
+import { ProtocolError, UsageError } from '../common/errors.js';
 
 /** "ASF RMCP Version 1.0" (§3.2.2, p.21). 0-5 are legacy RMCP, 7-255 reserved. */
 export const RMCP_VERSION_1_0 = 0x06;

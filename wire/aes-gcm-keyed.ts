@@ -31,7 +31,7 @@
  */
 import { unsafe } from '@noble/ciphers/aes.js';
 import type { Aead } from './aead.js';
-import { UsageError } from './errors.js';
+import { UsageError } from '../common/errors.js';
 
 const aesExpandKey = unsafe.expandKeyLE;
 const aesEncrypt = unsafe.encrypt;

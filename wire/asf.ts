@@ -11,8 +11,8 @@
  * Decoding is strict about lengths (Wireshark is not, so our tests must be) and tolerant of
  * reserved bits and bytes, which are ignored on input and sent as zero.
  */
-import { ProtocolError, UsageError } from './errors.js';
-import { putU16, putU32, u16, u32 } from './bytes.js';
+import { ProtocolError, UsageError } from '../common/errors.js';
+import { putU16, putU32, u16, u32 } from '../common/bytes.js';
 import {
   RMCP_CLASS_ASF,
   RMCP_HEADER_LENGTH,

@@ -3,7 +3,7 @@
  * the value after a reserved block after a restart), never cycles. `max + 1` is a legal, exhausted state: the
  * SA must be replaced before anything else is sent. Shared by the ESP and AH senders.
  */
-import { ProtocolError, UsageError } from './errors.js';
+import { ProtocolError, UsageError } from '../common/errors.js';
 
 export function maxSequence(esn: boolean): bigint {
   return esn ? (1n << 64n) - 1n : 0xffffffffn;

@@ -14,8 +14,8 @@
  */
 import { SendCounter, maxSequence } from './send-counter.js';
 import { createAead, AEAD_KEY_LENGTHS, AEAD_TAG_LENGTH, type Aead, type AeadImpl } from './aead.js';
-import { ProtocolError, UsageError } from './errors.js';
-import { high32, low32, putU16, putU32, u16, u32, view } from './bytes.js';
+import { ProtocolError, UsageError } from '../common/errors.js';
+import { high32, low32, putU16, putU32, u16, u32, view } from '../common/bytes.js';
 import { ReplayWindow } from './replay-window.js';
 import type { EspTransform, SaDirection } from './sa.js';
 

@@ -1,7 +1,7 @@
 /**
  * One end of an SA pair: the ESP sender and receiver (and, under the esp+ah policy, the AH sender and
  * receiver around them) for the side that holds it. The NIC receives on `toNic` and sends on `fromNic`;
- * the station the other way round (firmware/sa.ts).
+ * the station the other way round (wire/sa.ts).
  *
  * Wire order on UDP/664 (DESIGN §2.2): esp = ESP; esp+ah = AH(next header 50) || ESP. AH and ESP count
  * their sequence numbers in step (one of each per datagram), so one checkpoint covers both.

@@ -11,8 +11,8 @@
  * The NIC answers with an RMCP ACK (the RMCP sequence must not be 0xFF). A notice with an epoch lower than one
  * already seen is stale (a revived former owner) and is refused.
  */
-import { ProtocolError, UsageError } from './errors.js';
-import { putU16, putU32, u16, u32 } from './bytes.js';
+import { ProtocolError, UsageError } from '../common/errors.js';
+import { putU16, putU32, u16, u32 } from '../common/bytes.js';
 import { RMCP_CLASS_OEM, RMCP_VERSION_1_0 } from './rmcp.js';
 
 export const LIFELINE_OEM_IANA = 32473;

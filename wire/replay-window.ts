@@ -12,8 +12,8 @@
  *   verify the ICV;                       // drop on failure, window untouched
  *   w.mark(seq);
  */
-import { UsageError } from './errors.js';
-import { MAX_SAFE_BIGINT } from './bytes.js';
+import { UsageError } from '../common/errors.js';
+import { MAX_SAFE_BIGINT } from '../common/bytes.js';
 
 /** DESIGN §2.2 asks for at least 128; RFC 4303 §3.4.3 says 32 minimum, 64 default. */
 export const DEFAULT_REPLAY_WINDOW = 1024;

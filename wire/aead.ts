@@ -4,7 +4,7 @@
  *  - 'chacha20-poly1305': ChaCha20-Poly1305 (RFC 8439 §2.8, used by ESP per RFC 7634), 256-bit key.
  *
  * Three implementations, chosen per hot path by measurement: node:crypto (OpenSSL), @noble/ciphers, and
- * 'keyed' (firmware/aes-gcm-keyed.ts, AES-GCM only: AES key schedule and GHASH table built once per key).
+ * 'keyed' (wire/aes-gcm-keyed.ts, AES-GCM only: AES key schedule and GHASH table built once per key).
  * `node dist/bench/bench.js --only firmware` (results.firmware.aead; also part of `npm run bench`) measures
  * µs per seal+open of a 48-byte payload, 8-byte AAD. One run on this machine (2 shared cores, Node 20.20):
  *     aes-128-gcm        keyed 1.67 | node 7.45 | noble 28.1
@@ -21,13 +21,13 @@ import { createCipheriv, createDecipheriv, createSecretKey, type KeyObject } fro
 import { gcm } from '@noble/ciphers/aes.js';
 import { chacha20poly1305 } from '@noble/ciphers/chacha.js';
 import type { EspTransform } from './sa.js';
-import { UsageError } from './errors.js';
+import { UsageError } from '../common/errors.js';
 import { KeyedAesGcm } from './aes-gcm-keyed.js';
 
 /**
  * 'node': node:crypto (OpenSSL), a cipher context and key schedule per packet.
  * 'noble': @noble/ciphers, key expansion and GHASH table per packet.
- * 'keyed': AES-GCM only (firmware/aes-gcm-keyed.ts): key schedule and GHASH table built once per key, so a
+ * 'keyed': AES-GCM only (wire/aes-gcm-keyed.ts): key schedule and GHASH table built once per key, so a
  *          packet costs only CTR + GHASH. ChaCha20-Poly1305 has no 'keyed' variant: asking for it gives 'node'.
  */
 export type AeadImpl = 'node' | 'noble' | 'keyed';
