@@ -17,6 +17,8 @@ export type ErrorCode =
   | 'E_EEPROM_CRC' | 'E_EEPROM_FOREIGN' | 'E_EEPROM_SIZE' | 'E_EEPROM_FULL' | 'E_EEPROM_TORN' | 'E_EEPROM_IO'
   // state machines
   | 'E_ILLEGAL_TRANSITION'
+  // IPMI lanplus (firmware/ipmi/): a bad IPMI message checksum; an IPMI users record that does not decode
+  | 'E_CHECKSUM' | 'E_IPMI_USERS'
   // IKE
   | 'E_IKE_SYNTAX' | 'E_IKE_AUTH' | 'E_IKE_PROPOSAL' | 'E_IKE_MSGID' | 'E_IKE_STATE' | 'E_IKE_TIMEOUT'
   // station / CLI / store
