@@ -80,6 +80,8 @@ export function readResponse(m: Uint8Array): Response | null {
   return { netFn: m[1] >> 2, rqSeq: m[4] >> 2, cmd: m[5], cc: m[6], data: m.slice(7, m.length - 1) };
 }
 
+export interface SealOptions { seq?: number; iv?: Uint8Array; tamper?: (d: Uint8Array) => void }
+
 export class IpmiTestConsole {
   readonly sidM: number;
   sidC = 0;
@@ -170,9 +172,14 @@ export class IpmiTestConsole {
   }
 
   /** An in-session request: AES-CBC-128 with an IPMI pad, integrity pad, trailer, AuthCode (cat. §5). */
-  request(netFn: number, cmd: number, data: number[] | Uint8Array = [], o: { seq?: number; iv?: Uint8Array; tamper?: (d: Uint8Array) => void } = {}): Uint8Array {
+  request(netFn: number, cmd: number, data: number[] | Uint8Array = [], o: SealOptions = {}): Uint8Array {
     const msg = ipmiRequest(netFn, cmd, data, this.rqSeq);
     this.rqSeq = (this.rqSeq % 63) + 1;
+    return this.seal(msg, o);
+  }
+
+  /** Seals any IPMI message (even a broken one) as an in-session packet. */
+  seal(msg: Uint8Array, o: SealOptions = {}): Uint8Array {
     const n = (16 - ((msg.length + 1) % 16)) % 16;
     const padded = cat(msg, Uint8Array.from({ length: n }, (_, i) => i + 1), Uint8Array.of(n));
     const iv = o.iv ?? this.o.random(16);
