@@ -112,3 +112,35 @@ export class UserDirectory {
     return this.entries.length;
   }
 }
+
+const PRIVILEGE_WORDS: Readonly<Record<string, PrivilegeName>> = {
+  user: 'user', operator: 'operator', administrator: 'administrator', admin: 'administrator',
+};
+
+/**
+ * Parses `--ipmi-user NAME:PASSWORD[:PRIV]` into an enabled user. PRIV is user, operator or administrator
+ * (admin for short; any case) and defaults to administrator, the level ipmitool asks for unless told `-L`.
+ * The password is everything between the first ':' and a trailing ':PRIV', so it may contain ':' itself; a
+ * password that ends in ':user' (etc.) needs the privilege written out after it. Errors never repeat the
+ * password.
+ */
+export function parseIpmiUserSpec(spec: string): IpmiUser {
+  const usage = (why: string) => new UsageError('E_USAGE', `--ipmi-user: ${why}; expected NAME:PASSWORD[:PRIV] with PRIV user, operator or administrator`);
+  if (typeof spec !== 'string') throw usage('expected a string');
+  const colon = spec.indexOf(':');
+  if (colon < 0) throw usage('no ":" between the name and the password');
+  const name = spec.slice(0, colon);
+  let password = spec.slice(colon + 1);
+  let privilege: PrivilegeName = 'administrator';
+  const last = password.lastIndexOf(':');
+  if (last >= 0) {
+    const word = PRIVILEGE_WORDS[password.slice(last + 1).toLowerCase()];
+    if (word) {
+      privilege = word;
+      password = password.slice(0, last);
+    }
+  }
+  const bad = nameProblem(name) ?? passwordProblem(password);
+  if (bad) throw usage(bad);
+  return { name, password, privilege, enabled: true };
+}
