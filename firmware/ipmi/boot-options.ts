@@ -76,7 +76,7 @@ export class BootOptions {
     }
   }
 
-  /** For status(): the boot device the flags select, or null when the valid bit is clear. */
+  /** For status(): the boot flags in words (valid bit, persistence, EFI, the device they select). */
   describe(): { valid: boolean; persistent: boolean; efi: boolean; device: string } {
     const f = this.flags;
     return {

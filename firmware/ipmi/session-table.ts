@@ -178,11 +178,8 @@ export class SessionTable {
     const consider = (t: number) => {
       if (next === null || t < next) next = t;
     };
-    // Pools are in insertion order and a half-open session's `since` only grows when it changes pool, so the
-    // first entry of each half-open pool has its pool's earliest deadline.
     for (const pool of [this.opened, this.challenged]) {
-      const first = pool.values().next();
-      if (!first.done) consider(first.value.since + this.limits.halfOpenTimeoutMs);
+      for (const s of pool.values()) consider(s.since + this.limits.halfOpenTimeoutMs);
     }
     for (const s of this.active.values()) consider(s.lastActivity + this.limits.idleTimeoutMs);
     return next;
