@@ -1,139 +1,14 @@
 /**
  * The store contract (DESIGN §5, mgmt-station/store/store.ts), generated once per backend: SQLite on a
  * temp file, PostgreSQL on a private server started once for this file (test/support/postgres-server.ts).
- * Every test gets an empty store of its own (a new SQLite file / a new PostgreSQL schema).
+ * Every test gets an empty store of its own (a new SQLite file / a new PostgreSQL schema). The backends and
+ * fixtures are in contract/harness.ts.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
-import pg from 'pg';
-import type { SaPair } from '../../wire/sa.js';
-import { ClusterKey } from '../../mgmt-station/store/cluster-key.js';
-import { openStore } from '../../mgmt-station/store/open-store.js';
-import type { Fence, IkeSaSnapshot, NicRecord, Store } from '../../mgmt-station/store/store.js';
-import { postgresUnavailable, startPostgres, type PostgresServer } from '../support/postgres-server.js';
-
-// --- backends ----------------------------------------------------------------------------------------
-
-interface Place {
-  url: string;
-  /** Run SQL on a raw connection, behind the store's back (an attacker or a DBA with write access). */
-  query(text: string, params?: unknown[]): Promise<Record<string, unknown>[]>;
-}
-
-async function exec(p: Place, text: string, params?: unknown[]): Promise<void> {
-  await p.query(text, params);
-}
-
-interface Backend {
-  name: string;
-  unavailable(): string | null;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  fresh(): Promise<Place>;
-}
-
-function sqliteBackend(): Backend {
-  let dir = '';
-  let n = 0;
-  return {
-    name: 'SQLite',
-    unavailable: () => null,
-    start: async () => {
-      dir = mkdtempSync(join(tmpdir(), 'lifeline-store-'));
-    },
-    stop: async () => rmSync(dir, { recursive: true, force: true }),
-    fresh: async () => {
-      const file = join(dir, `s${++n}.db`);
-      return {
-        url: 'sqlite:' + file,
-        query: async (text, params = []) => {
-          const db = new Database(file);
-          try {
-            db.pragma('busy_timeout = 5000');
-            const st = db.prepare(text.replace(/\$\d+/g, '?'));
-            if (st.reader) return st.all(...params) as Record<string, unknown>[];
-            st.run(...params);
-            return [];
-          } finally {
-            db.close();
-          }
-        },
-      };
-    },
-  };
-}
-
-function postgresBackend(): Backend {
-  let server: PostgresServer | null = null;
-  let n = 0;
-  return {
-    name: 'PostgreSQL',
-    unavailable: postgresUnavailable,
-    start: async () => {
-      server = await startPostgres();
-    },
-    stop: async () => {
-      await server?.stop();
-      server = null;
-    },
-    fresh: async () => {
-      const schema = `t${++n}_${process.pid}`;
-      return {
-        url: server!.url(schema),
-        query: async (text, params = []) => {
-          const c = new pg.Client({ connectionString: server!.url(), options: `-c search_path=${schema}` });
-          await c.connect();
-          try {
-            return (await c.query(text, params)).rows as Record<string, unknown>[];
-          } finally {
-            await c.end();
-          }
-        },
-      };
-    },
-  };
-}
-
-// --- fixtures -----------------------------------------------------------------------------------------
-
-const KEY = ClusterKey.fromBytes(new Uint8Array(randomBytes(32)), 'test');
-const OTHER_KEY = ClusterKey.fromBytes(new Uint8Array(randomBytes(32)), 'test (other cluster)');
-const T0 = 1_700_000_000_000;
-const TTL = 500;
-
-function nic(id: string, over: Partial<NicRecord> = {}): NicRecord {
-  return {
-    id, address: '127.0.1.1', securePort: 664, clearPort: 623, ikePort: 500,
-    psk: new Uint8Array(randomBytes(32)), enrolledAt: T0, meta: { rack: 'A3' }, ...over,
-  };
-}
-
-let nextSpi = 0x1000;
-function pair(generation: number, over: Partial<SaPair> = {}): SaPair {
-  const dir = () => ({ spi: ++nextSpi, encKey: new Uint8Array(randomBytes(36)), ahSpi: ++nextSpi, ahKey: new Uint8Array(randomBytes(32)) });
-  return { generation, transform: 'aes-gcm-16', esn: false, policy: 'esp+ah', toNic: dir(), fromNic: dir(), origin: 'ike', ...over };
-}
-
-function ike(): IkeSaSnapshot {
-  const k = (n: number) => new Uint8Array(randomBytes(n));
-  return {
-    spiI: k(8), spiR: k(8), initiator: true, skD: k(32), skAi: k(0), skAr: k(0), skEi: k(36), skEr: k(36),
-    skPi: k(32), skPr: k(32), nextRequestId: 3, nextPeerRequestId: 1,
-    transforms: { encr: 20, encrKeyBits: 256, prf: 5, integ: 0, dh: 31 },
-  };
-}
-
-async function rejectsWith(p: Promise<unknown>, code: string, re?: RegExp): Promise<void> {
-  await assert.rejects(p, (e: Error & { code?: string }) => {
-    assert.equal(e.code, code, `expected ${code}, got ${e.code}: ${e.message}`);
-    if (re) assert.match(e.message, re);
-    return true;
-  });
-}
+import type { Fence, Store } from '../../mgmt-station/store/store.js';
+import {
+  exec, ike, KEY, nic, OTHER_KEY, pair, postgresBackend, rejectsWith, sqliteBackend, T0, TTL, type Place,
+} from './contract/harness.js';
 
 // --- the contract -------------------------------------------------------------------------------------
 
@@ -144,8 +19,8 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
     let place: Place;
     let store: Store;
 
-    const openAt = async (url: string, key = KEY): Promise<Store> => {
-      const s = await openStore(url, key, { synchronous: 'NORMAL' });
+    const openAt = async (p: Place, key = KEY): Promise<Store> => {
+      const s = await p.open(key);
       open.push(s);
       return s;
     };
@@ -170,7 +45,7 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
     });
     beforeEach(async () => {
       place = await backend.fresh();
-      store = await openAt(place.url);
+      store = await openAt(place);
     });
     afterEach(async () => {
       for (const s of open.splice(0)) await s.close();
@@ -203,7 +78,7 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
       });
 
       it('two stations (two connections) adding one new NIC at once: exactly one record lands, whole', async () => {
-        const other = await openAt(place.url);
+        const other = await openAt(place);
         for (let i = 1; i <= 6; i++) {
           const [a, b] = [nic(`nic-${i}`), nic(`nic-${i}`, { address: '127.0.1.2' })];
           const [ia, ib] = await Promise.all([store.addNicIfAbsent(a), other.addNicIfAbsent(b)]);
@@ -214,7 +89,7 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
 
       it('updateNic is fenced: only the lease holder replaces the record (an enrolment race loser cannot)', async () => {
         // Both stations record the new NIC, whichever insert lands first; then they race for the lease.
-        const other = await openAt(place.url);
+        const other = await openAt(place);
         const mine = nic('nic-5');
         const theirs = nic('nic-5');
         await other.addNicIfAbsent(theirs);
@@ -402,7 +277,7 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
       });
 
       it('two stations (two connections) racing for the same NICs: exactly one wins each', async () => {
-        const other = await openAt(place.url);
+        const other = await openAt(place);
         const ids = ['nic-1', 'nic-2', 'nic-3', 'nic-4', 'nic-5', 'nic-6'];
         for (const id of ids) await store.addNicIfAbsent(nic(id));
         const race = (now: number) =>
@@ -500,7 +375,7 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
 
       it('concurrent appends on one NIC keep one gap-free chain', async () => {
         const f = await owned(store, 'nic-1');
-        const other = await openAt(place.url);
+        const other = await openAt(place);
         await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 ? store : other).appendCommand('nic-1', cmd(i), f)));
         const log = await store.readCommandLog('nic-1');
         assert.deepEqual(log.map((e) => e.index), Array.from({ length: 12 }, (_, i) => i + 1));
@@ -510,7 +385,7 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
 
     describe('keys are wrapped under the cluster key', () => {
       it('a station with another cluster key is refused at open (E_KEYFILE)', async () => {
-        await rejectsWith(openAt(place.url, OTHER_KEY), 'E_KEYFILE', /cluster key/);
+        await rejectsWith(openAt(place, OTHER_KEY), 'E_KEYFILE', /cluster key/);
       });
 
       it('a tampered wrapped key fails with E_STORE, never returns garbage', async () => {
@@ -540,7 +415,7 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
     describe('restart and membership', () => {
       it('several stations opening a new store at once all succeed (idempotent schema)', async () => {
         const fresh = await backend.fresh();
-        const stores = await Promise.all([openAt(fresh.url), openAt(fresh.url), openAt(fresh.url)]);
+        const stores = await Promise.all([openAt(fresh), openAt(fresh), openAt(fresh)]);
         await stores[0].addNicIfAbsent(nic('nic-1'));
         assert.equal((await stores[2].getNic('nic-1'))?.id, 'nic-1');
       });
@@ -554,7 +429,7 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
         await store.reserveOutbound('nic-1', 1, 4096n, T0, f);
         await store.appendCommand('nic-1', { time: T0, command: 'reset', rmcpSeq: 9, asfTag: 4, outcome: 'acked' }, f);
         await store.close();
-        const again = await openAt(place.url);
+        const again = await openAt(place);
         assert.deepEqual((await again.getActiveSa('nic-1'))?.ike, k);
         assert.deepEqual((await again.getActiveSa('nic-1'))?.pair, p);
         assert.equal((await again.getCheckpoint('nic-1', 1))?.outReserved, 4096n);
