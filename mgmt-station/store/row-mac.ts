@@ -41,17 +41,21 @@ export class RowMacs {
 
   /** Throws E_STORE unless `mac` seals this checkpoint. */
   verifySeq(nic: string, generation: number, outReserved: bigint | string, inHighest: bigint | string, mac: unknown): void {
-    if (typeof mac !== 'string' || !sameHex(this.seqMac(nic, generation, outReserved, inHighest), mac)) {
-      throw altered(`the sequence checkpoint of ${nic} SA generation ${generation}`, nic);
-    }
+    if (typeof mac !== 'string' || !sameHex(this.seqMac(nic, generation, outReserved, inHighest), mac)) throw seqAltered(nic, generation);
   }
 
   /** Throws E_STORE unless `mac` seals this sync epoch. */
   verifySync(nic: string, maxEpoch: number, mac: unknown): void {
-    if (typeof mac !== 'string' || !sameHex(this.syncMac(nic, maxEpoch), mac)) {
-      throw altered(`the sync epoch row of ${nic}`, nic);
-    }
+    if (typeof mac !== 'string' || !sameHex(this.syncMac(nic, maxEpoch), mac)) throw syncAltered(nic);
   }
+}
+
+export function seqAltered(nic: string, generation: number): UsageError {
+  return altered(`the sequence checkpoint of ${nic} SA generation ${generation}`, nic);
+}
+
+export function syncAltered(nic: string): UsageError {
+  return altered(`the sync epoch row of ${nic}`, nic);
 }
 
 function altered(what: string, nic: string): UsageError {
