@@ -1,18 +1,19 @@
 /**
  * The store contract (DESIGN §5, mgmt-station/store/store.ts), generated once per backend: SQLite on a
- * temp file, PostgreSQL on a private server started once for this file (test/support/postgres-server.ts).
- * Every test gets an empty store of its own (a new SQLite file / a new PostgreSQL schema). The backends and
- * fixtures are in contract/harness.ts.
+ * temp file, PostgreSQL on a private server started once for this file (test/support/postgres-server.ts),
+ * and the in-memory store of the simulator (mgmt-station/store/memory-store.ts). Every test gets an empty
+ * store of its own (a new SQLite file / a new PostgreSQL schema / a new MemoryStore). The backends and
+ * fixtures are in contract/harness.ts; tampering behind the store's back, on every backend, in contract/tamper.ts.
  */
 import assert from 'node:assert/strict';
 import type { Fence, Store } from '../../mgmt-station/store/store.js';
 import {
-  exec, ike, KEY, nic, OTHER_KEY, pair, postgresBackend, rejectsWith, sqliteBackend, T0, TTL, type Place,
+  exec, ike, KEY, memoryBackend, nic, OTHER_KEY, pair, postgresBackend, rejectsWith, sqliteBackend, sqlOnly, T0, TTL, type Place,
 } from './contract/harness.js';
 
 // --- the contract -------------------------------------------------------------------------------------
 
-for (const backend of [sqliteBackend(), postgresBackend()]) {
+for (const backend of [sqliteBackend(), postgresBackend(), memoryBackend()]) {
   describe(`store contract: ${backend.name}`, function () {
     this.timeout(30000);
     const open: Store[] = [];
@@ -335,7 +336,7 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
       it('audit names the first entry edited directly in the database', async () => {
         const f = await owned(store, 'nic-1');
         for (let i = 1; i <= 5; i++) await store.appendCommand('nic-1', cmd(i), f);
-        await exec(place, `UPDATE command_log SET outcome = 'acked' WHERE nic = 'nic-1' AND idx = 3`);
+        await place.tamper.editLog('nic-1', 3, { outcome: 'acked' });
         const r = await store.auditCommandLog('nic-1');
         assert.equal(r.ok, false);
         assert.equal(r.firstBadIndex, 3);
@@ -351,15 +352,15 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
         const { entryHash } = await import('../../mgmt-station/store/command-log.js');
         const forged = { ...rows[1], command: 'power-down' };
         const h = entryHash(forged.prevHash, forged);
-        await exec(place, `UPDATE command_log SET command = 'power-down', hash = $1 WHERE nic = 'nic-1' AND idx = 2`, [h]);
-        await exec(place, `UPDATE command_log SET prev_hash = $1 WHERE nic = 'nic-1' AND idx = 3`, [h]);
+        await place.tamper.editLog('nic-1', 2, { command: 'power-down', hash: h });
+        await place.tamper.editLog('nic-1', 3, { prevHash: h });
         let r = await store.auditCommandLog('nic-1');
         assert.deepEqual([r.ok, r.firstBadIndex], [false, 2]);
         assert.match(r.problem!, /not sealed/);
 
         const g = await owned(store, 'nic-2');
         for (let i = 1; i <= 4; i++) await store.appendCommand('nic-2', cmd(i), g);
-        await exec(place, `DELETE FROM command_log WHERE nic = 'nic-2' AND idx = 4`);
+        await place.tamper.deleteLog('nic-2', 4);
         r = await store.auditCommandLog('nic-2');
         assert.deepEqual([r.ok, r.firstBadIndex], [false, 4]);
         assert.match(r.problem!, /deleted/);
@@ -369,7 +370,7 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
         assert.deepEqual([r.ok, r.firstBadIndex], [false, 4]);
         assert.match(r.problem!, /entry 4 is missing/);
         // A removed head makes the store refuse to log (and so to acknowledge) further commands.
-        await exec(place, `DELETE FROM command_heads WHERE nic = 'nic-2'`);
+        await place.tamper.deleteHead('nic-2');
         await rejectsWith(store.appendCommand('nic-2', cmd(6), g), 'E_STORE', /audit nic-2/);
       });
 
@@ -388,16 +389,20 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
         await rejectsWith(openAt(place, OTHER_KEY), 'E_KEYFILE', /cluster key/);
       });
 
-      it('a tampered wrapped key fails with E_STORE, never returns garbage', async () => {
+      const unwrapped = 'it keeps keys in process memory, unwrapped, and its raw tables hold none (memory-store.test.ts)';
+
+      it('a tampered wrapped key fails with E_STORE, never returns garbage', async function () {
+        sqlOnly(this, place, unwrapped);
         await store.addNicIfAbsent(nic('nic-1'));
-        const [row] = await place.query(`SELECT psk FROM nics WHERE id = 'nic-1'`);
+        const [row] = await place.sql.query(`SELECT psk FROM nics WHERE id = 'nic-1'`);
         const psk = Buffer.from(row.psk as Buffer);
         psk[20] ^= 1; // a ciphertext byte (header 5 + nonce 12)
         await exec(place, `UPDATE nics SET psk = $1 WHERE id = 'nic-1'`, [psk]);
         await rejectsWith(store.getNic('nic-1'), 'E_STORE', /altered/);
       });
 
-      it('a wrapped key copied to another row does not unwrap there (AAD binds nic, generation, column)', async () => {
+      it('a wrapped key copied to another row does not unwrap there (AAD binds nic, generation, column)', async function () {
+        sqlOnly(this, place, unwrapped);
         await store.addNicIfAbsent(nic('nic-1'));
         await store.addNicIfAbsent(nic('nic-2'));
         await exec(place, `UPDATE nics SET psk = (SELECT psk FROM nics WHERE id = 'nic-1') WHERE id = 'nic-2'`);

@@ -12,22 +12,41 @@ import pg from 'pg';
 import type { SaPair } from '../../../wire/sa.js';
 import { ClusterKey } from '../../../mgmt-station/store/cluster-key.js';
 import { openStore } from '../../../mgmt-station/store/open-store.js';
-import type { IkeSaSnapshot, NicRecord, Store } from '../../../mgmt-station/store/store.js';
+import { MemoryStore } from '../../../mgmt-station/store/memory-store.js';
+import type { IkeSaSnapshot, NicRecord, SqlStoreKind, Store } from '../../../mgmt-station/store/store.js';
 import { postgresUnavailable, startPostgres, type PostgresServer } from '../../support/postgres-server.js';
+import { memoryTamper, sqlTamper, type Tamper } from './tamper.js';
 
 // --- backends ----------------------------------------------------------------------------------------
 
-/** Where one test's store lives: a new SQLite file, a new PostgreSQL schema. */
+/** Where one test's store lives: a new SQLite file, a new PostgreSQL schema, a new MemoryStore. */
 export interface Place {
   url: string;
   /** A new connection to the store there, as a station opens it. */
   open(key: ClusterKey): Promise<Store>;
-  /** Run SQL on a raw connection, behind the store's back (an attacker or a DBA with write access). */
-  query(text: string, params?: unknown[]): Promise<Record<string, unknown>[]>;
+  /** Edit rows behind the store's back (contract/tamper.ts). */
+  tamper: Tamper;
+  /**
+   * SQL backends only: run SQL on a raw connection, behind the store's back (an attacker or a DBA with write
+   * access). `schema`: the PostgreSQL schema the place's tables live in.
+   */
+  sql?: { kind: SqlStoreKind; schema?: string; query(text: string, params?: unknown[]): Promise<Record<string, unknown>[]> };
 }
 
+/** Run raw SQL at a place that has it (a case that needs it skips a place without: sqlOnly). */
 export async function exec(p: Place, text: string, params?: unknown[]): Promise<void> {
-  await p.query(text, params);
+  await p.sql!.query(text, params);
+}
+
+/**
+ * Skip a case that needs raw SQL, at the memory backend, saying why (`why`: what it checks that the memory
+ * backend has no counterpart of, and where the same property is covered if it is).
+ */
+export function sqlOnly(ctx: Mocha.Context, p: Place, why: string): asserts p is Place & { sql: NonNullable<Place['sql']> } {
+  if (!p.sql) {
+    ctx.test!.title += ` [skipped for memory: ${why}]`;
+    ctx.skip();
+  }
 }
 
 const openSql = (url: string) => (key: ClusterKey): Promise<Store> => openStore(url, key, { synchronous: 'NORMAL' });
@@ -52,22 +71,19 @@ export function sqliteBackend(): Backend {
     stop: async () => rmSync(dir, { recursive: true, force: true }),
     fresh: async () => {
       const file = join(dir, `s${++n}.db`);
-      return {
-        url: 'sqlite:' + file,
-        open: openSql('sqlite:' + file),
-        query: async (text, params = []) => {
-          const db = new Database(file);
-          try {
-            db.pragma('busy_timeout = 5000');
-            const st = db.prepare(text.replace(/\$\d+/g, '?'));
-            if (st.reader) return st.all(...params) as Record<string, unknown>[];
-            st.run(...params);
-            return [];
-          } finally {
-            db.close();
-          }
-        },
+      const query = async (text: string, params: unknown[] = []): Promise<Record<string, unknown>[]> => {
+        const db = new Database(file);
+        try {
+          db.pragma('busy_timeout = 5000');
+          const st = db.prepare(text.replace(/\$\d+/g, '?'));
+          if (st.reader) return st.all(...params) as Record<string, unknown>[];
+          st.run(...params);
+          return [];
+        } finally {
+          db.close();
+        }
       };
+      return { url: 'sqlite:' + file, open: openSql('sqlite:' + file), tamper: sqlTamper(query), sql: { kind: 'sqlite', query } };
     },
   };
 }
@@ -87,19 +103,33 @@ export function postgresBackend(): Backend {
     },
     fresh: async () => {
       const schema = `t${++n}_${process.pid}`;
-      return {
-        url: server!.url(schema),
-        open: openSql(server!.url(schema)),
-        query: async (text, params = []) => {
-          const c = new pg.Client({ connectionString: server!.url(), options: `-c search_path=${schema}` });
-          await c.connect();
-          try {
-            return (await c.query(text, params)).rows as Record<string, unknown>[];
-          } finally {
-            await c.end();
-          }
-        },
+      const query = async (text: string, params: unknown[] = []): Promise<Record<string, unknown>[]> => {
+        const c = new pg.Client({ connectionString: server!.url(), options: `-c search_path=${schema}` });
+        await c.connect();
+        try {
+          return (await c.query(text, params)).rows as Record<string, unknown>[];
+        } finally {
+          await c.end();
+        }
       };
+      return { url: server!.url(schema), open: openSql(server!.url(schema)), tamper: sqlTamper(query), sql: { kind: 'postgres', schema, query } };
+    },
+  };
+}
+
+/**
+ * The in-memory store (mgmt-station/store/memory-store.ts): each place is a new MemoryStore, the "database";
+ * every open is a new connection to it, and tampering goes through its `raw` tables.
+ */
+export function memoryBackend(): Backend {
+  return {
+    name: 'memory',
+    unavailable: () => null,
+    start: async () => {},
+    stop: async () => {},
+    fresh: async () => {
+      const db = new MemoryStore(KEY);
+      return { url: db.url, open: async (key) => db.connect(key), tamper: memoryTamper(db) };
     },
   };
 }
