@@ -8,8 +8,11 @@
 import assert from 'node:assert/strict';
 import type { Fence, Store } from '../../mgmt-station/store/store.js';
 import {
-  exec, ike, KEY, memoryBackend, nic, OTHER_KEY, pair, postgresBackend, rejectsWith, sqliteBackend, sqlOnly, T0, TTL, type Place,
+  exec, ike, KEY, memoryBackend, nic, OTHER_KEY, pair, postgresBackend, rejectsWith, sqliteBackend, sqlOnly, T0, TTL, type Contract, type Place,
 } from './contract/harness.js';
+import { sealedRowCases } from './contract/sealed-row-cases.js';
+import { syncEpochCases } from './contract/sync-epoch-cases.js';
+import { upgradeCases } from './contract/upgrade-cases.js';
 
 // --- the contract -------------------------------------------------------------------------------------
 
@@ -51,6 +54,16 @@ for (const backend of [sqliteBackend(), postgresBackend(), memoryBackend()]) {
     afterEach(async () => {
       for (const s of open.splice(0)) await s.close();
     });
+
+    const contract: Contract = {
+      backend, openAt, owned,
+      get place() {
+        return place;
+      },
+      get store() {
+        return store;
+      },
+    };
 
     describe('NICs', () => {
       it('stores a NIC and gives back its PSK unwrapped', async () => {
@@ -452,5 +465,10 @@ for (const backend of [sqliteBackend(), postgresBackend(), memoryBackend()]) {
         ]);
       });
     });
+
+    // Store v2: sync epochs, sealed checkpoints and sync rows, the version-1 upgrade.
+    syncEpochCases(contract);
+    sealedRowCases(contract);
+    upgradeCases(contract);
   });
 }

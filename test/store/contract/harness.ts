@@ -13,7 +13,7 @@ import type { SaPair } from '../../../wire/sa.js';
 import { ClusterKey } from '../../../mgmt-station/store/cluster-key.js';
 import { openStore } from '../../../mgmt-station/store/open-store.js';
 import { MemoryStore } from '../../../mgmt-station/store/memory-store.js';
-import type { IkeSaSnapshot, NicRecord, SqlStoreKind, Store } from '../../../mgmt-station/store/store.js';
+import type { Fence, IkeSaSnapshot, NicRecord, SqlStoreKind, Store } from '../../../mgmt-station/store/store.js';
 import { postgresUnavailable, startPostgres, type PostgresServer } from '../../support/postgres-server.js';
 import { memoryTamper, sqlTamper, type Tamper } from './tamper.js';
 
@@ -169,4 +169,17 @@ export async function rejectsWith(p: Promise<unknown>, code: string, re?: RegExp
     if (re) assert.match(e.message, re);
     return true;
   });
+}
+
+/** What a case module (contract/*-cases.ts) gets from the suite: the current test's place and store. */
+export interface Contract {
+  readonly backend: Backend;
+  /** The place of the current test's store (new for every test). */
+  readonly place: Place;
+  /** A connection to it, opened for the current test. */
+  readonly store: Store;
+  /** Another connection at `p`, closed after the test. */
+  openAt(p: Place, key?: ClusterKey): Promise<Store>;
+  /** An enrolled NIC leased to station `st`; returns the fence. */
+  owned(s: Store, id: string, st?: string, now?: number): Promise<Fence>;
 }
