@@ -288,7 +288,8 @@ export interface Store {
   appendCommand(nic: string, input: CommandInput, fence: Fence): Promise<CommandLogEntry>;
   /**
    * Append an 'outcome' entry for the command at `index` (rows are never modified). Fenced. Outcome 'sent' with
-   * `syncEpoch` records that the command is sent again under that epoch (written before it is sent).
+   * `syncEpoch` records that the command is sent again under that epoch (written before it is sent); a sync epoch
+   * with any other outcome is E_USAGE (an acknowledgement or a failure is not a transmission).
    */
   updateOutcome(nic: string, index: number, outcome: CommandOutcome, time: number, fence: Fence, syncEpoch?: number): Promise<CommandLogEntry>;
   /** Raw log rows, by index. */
