@@ -93,4 +93,3 @@ export function* raiseSyncEpoch(nic: string, epoch: number, now: number, fence: 
   );
   return epoch;
 }
-
