@@ -17,11 +17,14 @@
  * the head kept elsewhere; the audit report prints the head for that purpose.)
  *
  * The canonical form is a JSON array with a fixed field order: only strings, integers and null, so
- * JSON.stringify is deterministic.
+ * JSON.stringify is deterministic. Entries without a sync epoch keep the version-1 form byte for byte, so
+ * logs written before sync epochs existed still verify; an entry with one is 'lifeline-cmdlog-v2': the
+ * version-1 fields, then the epoch. The tag differs, so no entry of one form hashes as one of the other.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { UsageError } from '../../common/errors.js';
 import type { ClusterKey } from './cluster-key.js';
-import type { AuditReport, CommandLogEntry } from './store.js';
+import { wireIdentity, type AuditReport, type CommandLogEntry, type CommandRecord, type Fence } from './store.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
@@ -29,10 +32,11 @@ export const GENESIS_HASH = '0'.repeat(64);
 export type ChainedFields = Omit<CommandLogEntry, 'prevHash' | 'hash'>;
 
 export function canonicalEntry(e: ChainedFields): string {
-  return JSON.stringify([
-    'lifeline-cmdlog-v1', e.nic, e.index, e.kind, e.ref, e.time, e.station, e.epoch,
-    e.command, e.rmcpSeq, e.asfTag, e.outcome,
-  ]);
+  const v1 = [e.nic, e.index, e.kind, e.ref, e.time, e.station, e.epoch, e.command, e.rmcpSeq, e.asfTag, e.outcome];
+  // `== null`: a row read from a version-1 caller may lack the field altogether; it hashes as version 1.
+  return e.syncEpoch == null
+    ? JSON.stringify(['lifeline-cmdlog-v1', ...v1])
+    : JSON.stringify(['lifeline-cmdlog-v2', ...v1, e.syncEpoch]);
 }
 
 export function entryHash(prevHash: string, e: ChainedFields): string {
@@ -42,6 +46,11 @@ export function entryHash(prevHash: string, e: ChainedFields): string {
 /** A log row as stored, with its MAC. */
 export interface SealedEntry extends CommandLogEntry {
   mac: string;
+}
+
+/** The entry as the Store interface gives it: the row without its MAC. */
+export function unsealed({ mac: _mac, ...entry }: SealedEntry): CommandLogEntry {
+  return entry;
 }
 
 export interface SealedHead {
@@ -80,7 +89,59 @@ export class LogSealer {
   }
 }
 
-function sameHex(a: string, b: string): boolean {
+/**
+ * What a caller decides about a new log entry; the NIC, index, station and epoch come from the append itself.
+ * rmcpSeq = asfTag = -1: let the store assign the wire identity from the index (wireIdentity()).
+ */
+export type EntryFields = Omit<ChainedFields, 'nic' | 'index' | 'station' | 'epoch'>;
+
+/**
+ * The next entry of `nic`'s log, sealed, and its new head: the part of an append that both backends share.
+ * `head` is the stored head checkpoint, `tailIndex` the highest index among the stored rows (null: no rows).
+ *
+ * Chain from the sealed head, not from the last row: rows deleted behind our back stay visible as a gap to
+ * the audit instead of being papered over by the next entry. A head that does not verify, or rows beyond it,
+ * mean tampering: refuse to log (and so to acknowledge) until audited (E_STORE).
+ */
+export function nextEntry(
+  sealer: LogSealer, nic: string, head: SealedHead | null, tailIndex: number | null, fence: Fence, fields: EntryFields,
+): { entry: SealedEntry; head: SealedHead } {
+  if ((head && !sealer.verifyHead(nic, head)) || (tailIndex !== null && (!head || tailIndex > head.index))) {
+    throw new UsageError('E_STORE', `the command log of ${nic} was altered outside a station; run \`mgmt-station audit ${nic}\` and restore the store`);
+  }
+  const wire = fields.rmcpSeq < 0 ? wireIdentity((head?.index ?? 0) + 1) : null;
+  const entry = sealer.seal(head, { ...fields, ...wire, nic, station: fence.station, epoch: fence.epoch });
+  return { entry, head: { index: entry.index, hash: entry.hash, mac: sealer.headMac(nic, entry.index, entry.hash) } };
+}
+
+/**
+ * The log folded by `ref` into one record per command (listCommands): its latest outcome, and the latest sync
+ * epoch it was sent under (the command entry's, or a later 'sent' outcome entry's that carries one: a re-send).
+ * Outcome entries whose `ref` names no earlier command are skipped (the audit reports them).
+ */
+export function foldCommands(nic: string, entries: readonly CommandLogEntry[]): CommandRecord[] {
+  const byIndex = new Map<number, CommandRecord>();
+  for (const e of entries) {
+    if (e.kind === 'command') {
+      byIndex.set(e.index, {
+        nic, index: e.index, time: e.time, station: e.station, epoch: e.epoch, command: e.command,
+        rmcpSeq: e.rmcpSeq, asfTag: e.asfTag, outcome: e.outcome, syncEpoch: e.syncEpoch ?? null,
+        outcomeTime: e.time, outcomeStation: e.station, outcomeEpoch: e.epoch,
+      });
+    } else {
+      const c = e.ref === null ? undefined : byIndex.get(e.ref);
+      if (!c) continue;
+      c.outcome = e.outcome;
+      c.outcomeTime = e.time;
+      c.outcomeStation = e.station;
+      c.outcomeEpoch = e.epoch;
+      if (e.outcome === 'sent' && e.syncEpoch != null) c.syncEpoch = e.syncEpoch;
+    }
+  }
+  return [...byIndex.values()];
+}
+
+export function sameHex(a: string, b: string): boolean {
   if (typeof a !== 'string' || typeof b !== 'string' || a.length !== b.length) return false;
   return timingSafeEqual(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
