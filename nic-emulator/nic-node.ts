@@ -160,43 +160,43 @@ export class NicNode {
     this.timer.unref();
   }
 
-  /** Bind or close the secure and IKE sockets as the machine now needs them. */
-  private async reconcileSockets(): Promise<void> {
+  /**
+   * Bind or close the sockets as the machine now needs them. Called after every batch of effects, so calls overlap:
+   * a port being bound (`binding`) is left to the call that binds it, which stores the socket before it clears the
+   * flag; one that is being closed likewise.
+   */
+  private async reconcileSockets(again = true): Promise<void> {
     if (this.stopped) return;
-    if (!this.sockets.clear && !this.binding.clear && this.machine.runState === 'running') {
-      this.sockets.clear = await this.bindOnce('clear', () => this.bindUdp(this.addr.clearPort, 'clear'));
+    const m = this.machine;
+    const jobs: Promise<void>[] = [];
+    if (m.runState === 'running' && !this.sockets.clear && !this.binding.clear) jobs.push(this.bindOnce('clear', () => this.bindUdp(this.addr.clearPort, 'clear')));
+    if (m.wantsSecurePort && !this.sockets.secure && !this.binding.secure) jobs.push(this.bindOnce('secure', () => this.bindUdp(this.addr.securePort, 'secure')));
+    if (!this.binding.ike) {
+      if (m.wantsIkePort && !this.sockets.ike) jobs.push(this.bindOnce('ike', () => this.bindIke()));
+      else if (!m.wantsIkePort && this.sockets.ike) {
+        // Nothing answers on the IKE port of a host that is not up (DESIGN §2.4).
+        const s = this.sockets.ike;
+        this.sockets.ike = undefined;
+        this.binding.ike = true;
+        jobs.push(new Promise<void>((r) => s.close(() => r())).finally(() => (this.binding.ike = false)));
+      }
     }
-    if (this.machine.wantsSecurePort && !this.sockets.secure && !this.binding.secure) {
-      this.sockets.secure = await this.bindOnce('secure', () => this.bindUdp(this.addr.securePort, 'secure'));
-    }
-    const wantsIke = this.machine.wantsIkePort;
-    if (wantsIke && !this.sockets.ike && !this.binding.ike) {
-      this.sockets.ike = await this.bindOnce('ike', () => this.bindIke());
-      if (this.sockets.ike && !this.machine.wantsIkePort) void this.reconcileSockets();
-    } else if (!wantsIke && this.sockets.ike && !this.binding.ike) {
-      // Nothing answers on the IKE port of a host that is not up (DESIGN §2.4).
-      const s = this.sockets.ike;
-      this.sockets.ike = undefined;
-      this.binding.ike = true;
-      await new Promise<void>((r) => s.close(() => r()));
-      this.binding.ike = false;
-      if (this.machine.wantsIkePort) void this.reconcileSockets();
-    }
+    if (jobs.length === 0) return;
+    await Promise.all(jobs);
+    // The machine may have moved on while we bound or closed (the host went down, an SA was committed): once more
+    // (not in a loop: a port that cannot be bound is tried again at the next batch of effects, not at once).
+    if (again) await this.reconcileSockets(false);
   }
 
-  private async bindOnce<T>(port: NicPort, bind: () => Promise<T>): Promise<T | undefined> {
+  private async bindOnce(port: NicPort, bind: () => Promise<DatagramSocket | dgram.Socket>): Promise<void> {
     this.binding[port] = true;
     try {
       const s = await bind();
-      if (this.stopped) {
-        await closeAny(s);
-        return undefined;
-      }
-      return s;
+      if (this.stopped) await closeAny(s);
+      else (this.sockets as Record<string, unknown>)[port] = s;
     } catch (e) {
       const p = port === 'clear' ? this.addr.clearPort : port === 'secure' ? this.addr.securePort : this.addr.ikePort;
       this.log.log('error', port === 'ike' ? 'host agent cannot bind its IKE port' : `cannot bind the ${port} port`, { port: p, error: (e as Error).message });
-      return undefined;
     } finally {
       this.binding[port] = false;
     }

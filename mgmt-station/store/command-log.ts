@@ -131,6 +131,9 @@ export function foldCommands(nic: string, entries: readonly CommandLogEntry[]): 
     } else {
       const c = e.ref === null ? undefined : byIndex.get(e.ref);
       if (!c) continue;
+      // 'acked' is final: the NIC ran the command and a caller may have been told so; a later entry of a process
+      // that lost track of it (a stale 'unknown') does not undo that.
+      if (c.outcome === 'acked') continue;
       c.outcome = e.outcome;
       c.outcomeTime = e.time;
       c.outcomeStation = e.station;
@@ -139,6 +142,15 @@ export function foldCommands(nic: string, entries: readonly CommandLogEntry[]): 
     }
   }
   return [...byIndex.values()];
+}
+
+/**
+ * May command `index` be recorded as sent again under a new epoch (Store.recordResend)? Only while it is still
+ * 'sent' and was last sent under `expectEpoch`: two processes that both found it not executed cannot both send it.
+ */
+export function resendAllowed(nic: string, entries: readonly CommandLogEntry[], index: number, expectEpoch: number): boolean {
+  const c = foldCommands(nic, entries.filter((e) => e.index === index || e.ref === index)).find((x) => x.index === index);
+  return c !== undefined && c.outcome === 'sent' && c.syncEpoch === expectEpoch;
 }
 
 export function sameHex(a: string, b: string): boolean {

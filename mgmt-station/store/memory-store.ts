@@ -14,7 +14,7 @@
  */
 import { UsageError } from '../../common/errors.js';
 import type { ClusterKey } from './cluster-key.js';
-import { auditChain, foldCommands, LogSealer, unsealed } from './command-log.js';
+import { auditChain, foldCommands, LogSealer, resendAllowed, unsealed } from './command-log.js';
 import { claimBlock, raiseCheckpoint, raiseSyncEpoch, readCheckpoint, readSyncEpoch } from './memory-checkpoints.js';
 import { appendEntry, outcomeFields, readLog } from './memory-command-log.js';
 import { activate, changeState, indexSpis, putSaRow } from './memory-sas.js';
@@ -335,6 +335,21 @@ export class MemoryStore implements Store {
       v.assertFence(fence);
       v.assertOutcomeEpoch(outcome, syncEpoch);
       return appendEntry(t, this.#seal, nic, fence, 'record a command outcome', (rows) => outcomeFields(rows, nic, index, outcome, time, syncEpoch));
+    });
+  }
+
+  recordResend(nic: string, index: number, time: number, fence: Fence, syncEpoch: number, expectEpoch: number): Promise<boolean> {
+    return this.#call((t) => {
+      v.assertName('nic id', nic);
+      v.assertInt('index', index, 1, Number.MAX_SAFE_INTEGER);
+      v.assertTime('time', time);
+      v.assertFence(fence);
+      v.assertSyncEpoch('syncEpoch', syncEpoch);
+      v.assertSyncEpoch('expectEpoch', expectEpoch);
+      checkFence(nic, fence, t.leases.get(nic) ?? null, 'record a command sent again');
+      if (!resendAllowed(nic, readLog(t, nic), index, expectEpoch)) return false;
+      appendEntry(t, this.#seal, nic, fence, 'record a command sent again', (rows) => outcomeFields(rows, nic, index, 'sent', time, syncEpoch));
+      return true;
     });
   }
 

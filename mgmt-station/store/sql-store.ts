@@ -11,7 +11,7 @@
  * (command-log.ts, row-mac.ts, store-errors.ts, validate.ts).
  */
 import type { ClusterKey } from './cluster-key.js';
-import { auditChain, foldCommands, LogSealer, unsealed } from './command-log.js';
+import { auditChain, foldCommands, LogSealer, resendAllowed, unsealed } from './command-log.js';
 import { KeyWrapper } from './key-wrap.js';
 import * as codec from './row-codec.js';
 import { RowMacs } from './row-mac.js';
@@ -341,6 +341,23 @@ export class SqlStore implements Store {
   async readCommandLog(nic: string): Promise<CommandLogEntry[]> {
     v.assertName('nic id', nic);
     return (await this.#db.transaction('read', () => readLog(nic))).map(unsealed);
+  }
+
+  async recordResend(nic: string, index: number, time: number, fence: Fence, syncEpoch: number, expectEpoch: number): Promise<boolean> {
+    v.assertName('nic id', nic);
+    v.assertInt('index', index, 1, Number.MAX_SAFE_INTEGER);
+    v.assertTime('time', time);
+    v.assertFence(fence);
+    v.assertSyncEpoch('syncEpoch', syncEpoch);
+    v.assertSyncEpoch('expectEpoch', expectEpoch);
+    const [fu, seal] = [this.#db.forUpdate, this.#seal];
+    return this.#db.transaction('write', function* (): Tx<boolean> {
+      yield* fenced(nic, fence, fu, 'record a command sent again');
+      const rows = yield* readLog(nic);
+      if (!resendAllowed(nic, rows, index, expectEpoch)) return false;
+      yield* appendEntry(nic, fence, fu, 'record a command sent again', seal, () => outcomeFields(nic, index, 'sent', time, syncEpoch));
+      return true;
+    });
   }
 
   async listCommands(nic: string): Promise<CommandRecord[]> {

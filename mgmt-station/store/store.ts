@@ -292,6 +292,13 @@ export interface Store {
    * with any other outcome is E_USAGE (an acknowledgement or a failure is not a transmission).
    */
   updateOutcome(nic: string, index: number, outcome: CommandOutcome, time: number, fence: Fence, syncEpoch?: number): Promise<CommandLogEntry>;
+  /**
+   * Record that command `index`, found not executed by the NIC under `expectEpoch` (its latest), is sent again under
+   * `syncEpoch`: an outcome entry 'sent' with that epoch, written before it is sent. Returns false and writes
+   * nothing if the command is no longer 'sent' under `expectEpoch` (another process settled or re-sent it first):
+   * so a command is never sent again by two processes. Fenced.
+   */
+  recordResend(nic: string, index: number, time: number, fence: Fence, syncEpoch: number, expectEpoch: number): Promise<boolean>;
   /** Raw log rows, by index. */
   readCommandLog(nic: string): Promise<CommandLogEntry[]>;
   /**
