@@ -240,8 +240,10 @@ export class NicSession {
       try {
         await this.caughtUp(deadline, kind);
       } catch (e) {
-        // The NIC never took our sync, so the command never left: logged as 'failed' (it did not run), when it can be.
-        if ((e as LifelineError).code === 'E_TIMEOUT') {
+        // The command never left (the NIC took no sync, or the SA has no number left): logged as 'failed' (it did
+        // not run), when it can be.
+        const code = (e as LifelineError).code;
+        if (code === 'E_TIMEOUT' || code === 'E_SEQ_EXHAUSTED') {
           await this.o.store.appendCommand(this.nic.id, { time: this.o.env.now(), command: kind, outcome: 'failed' }, this.o.fence).catch(() => undefined);
         }
         throw e;
