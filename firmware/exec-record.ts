@@ -28,6 +28,7 @@ import { putU32, u32 } from '../common/bytes.js';
 import { EEPROM_PAGE, KIND, corrupt, decodeRecord, encodeRecord, writePages, type Decoded } from './eeprom-record.js';
 import type { CommandIdentity, QueryAnswer } from '../wire/sync-frame.js';
 import { HOST_STATES, type HostState } from './host-state.js';
+import { mutated } from '../common/mutation.js';
 
 export const EXEC_PAGE = 69;
 export const EXEC_RING = 32;
@@ -167,7 +168,7 @@ export class ExecRecord {
     const completeFrom = evicted ? Math.max(this.#completeFrom, evicted.epoch + 1) : this.#completeFrom;
     const stored: Stored = { ...e, via: 'secure', n, completeFrom };
     this.pageWrites++;
-    writePages(this.#dev, EXEC_PAGE + (n % EXEC_RING), encodeRecord(KIND.exec, n, encode(stored)));
+    if (!mutated('exec-record-ram')) writePages(this.#dev, EXEC_PAGE + (n % EXEC_RING), encodeRecord(KIND.exec, n, encode(stored)));
     this.#slots[n % EXEC_RING] = stored;
     this.#newest = n;
     this.#completeFrom = completeFrom;
@@ -180,6 +181,7 @@ export class ExecRecord {
   query(id: CommandIdentity, issued: number, bootEpoch: number): QueryAnswer {
     if (this.find(id)) return 'executed';
     if (id.epoch === 0 || id.epoch > issued) return 'unknown';
+    if (mutated('exec-record-ram')) return id.epoch < this.#completeFrom ? 'unknown' : 'not-executed';
     if (this.#mayHaveLost && id.epoch <= bootEpoch) return 'unknown';
     if (id.epoch === bootEpoch || id.epoch < this.#completeFrom) return 'unknown';
     return 'not-executed';

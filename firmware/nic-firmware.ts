@@ -41,6 +41,7 @@ import { systemStateCode, type AsfCommandEvent } from './host-state.js';
 import { HEARTBEAT_SPI } from '../wire/sa.js';
 import type { SecureChannel, OpenedPacket } from './secure-channel.js';
 import { nicAnswerIv } from '../wire/sync-iv.js';
+import { mutated } from '../common/mutation.js';
 import type { CommandIdentity } from '../wire/sync-frame.js';
 import type { SaPair } from '../wire/sa.js';
 
@@ -225,7 +226,7 @@ export class NicFirmware {
     const gen = opened.sa.generation;
     const iv = opened.iv;
     const send = (m: Uint8Array, k: number) =>
-      effects.push({ kind: 'send', port: 'secure', to: from, bytes: this.channel.seal(gen, encodeInnerUdp(RMCP_PORT, srcPort, m), from, nicAnswerIv(iv.epoch, iv.low, k)) });
+      effects.push({ kind: 'send', port: 'secure', to: from, bytes: this.channel.seal(gen, encodeInnerUdp(RMCP_PORT, srcPort, m), from, mutated('nic-counter-iv') ? undefined : nicAnswerIv(iv.epoch, iv.low, k)) });
     // A command whose identity a sync cancelled (reported to a station as not executed, which then sent it again
     // under its own epoch, or recorded that it did not run) is neither acknowledged nor run: it is a dead packet.
     let asf: AsfMessage | null = null;

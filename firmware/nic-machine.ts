@@ -30,6 +30,7 @@ import { parseClusterPolicy } from './cluster-policy.js';
 import { transition, hostAgentAlive, type HostEvent, type HostState } from './host-state.js';
 import { carriesInbound, inboundSpis, type SaPair } from '../wire/sa.js';
 import type { AeadImpl } from '../wire/aead.js';
+import { mutated } from '../common/mutation.js';
 
 export type { Endpoint };
 export type NicRunState = 'starting' | 'running' | 'unpowered' | 'failed' | 'stopped';
@@ -84,6 +85,8 @@ export interface NicMachineOptions {
   /** Host agent: how long a pending SA waits for SA_ACK (DESIGN §2.5). */
   commitTimeoutMs?: number;
   aeadImpl?: AeadImpl;
+  /** Observer of the datagrams the NIC accepted as station packets (the simulator's replay check); absent: none. */
+  onAccepted?: (bytes: Uint8Array) => void;
 }
 
 interface Booted {
@@ -169,6 +172,8 @@ export class NicMachine {
       );
       firmware.hostState = this.hostState;
       this.b = { image, db, exec, channel, sync, firmware };
+      // (Mutation check only: the NIC keeps its last epoch across a boot, as it kept its counters before issue 14.)
+      if (mutated('boot-keeps-epoch') && db.syncEpoch > 0 && db.active) channel.addEpoch(db.syncEpoch, db.active.generation, db.inboundFloor(db.active.generation), now, false);
       this.runState = 'running';
       this.error = null;
       this.owner = null;
@@ -243,6 +248,7 @@ export class NicMachine {
     if (port === 'ike') return this.receiveIke(from, bytes, now);
     return this.guarded(now, (fx) => {
       const out = port === 'clear' ? b.firmware.receiveClear(from, bytes) : b.firmware.receiveSecure(from, bytes, now);
+      if (this.o.onAccepted && out[0]?.kind === 'station-packet') this.o.onAccepted(bytes);
       this.perform(out, now, fx);
     });
   }

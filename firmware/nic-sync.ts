@@ -19,6 +19,7 @@ import { hex } from '../common/bytes.js';
 import { ProtocolError } from '../common/errors.js';
 import { decodeSync, encodeSync, SYNC_NONCE_LENGTH, ZERO_NONCE, type CommandIdentity, type SyncFrame } from '../wire/sync-frame.js';
 import { SYNC_EPOCH_MAX } from '../wire/sync-iv.js';
+import { mutated } from '../common/mutation.js';
 import type { SaPair } from '../wire/sa.js';
 import type { SaDatabase } from './sa-database.js';
 import type { ExecRecord } from './exec-record.js';
@@ -97,13 +98,13 @@ export class NicSync {
     }
     if (c.generation !== sa.generation) throw new ProtocolError('E_SPI', `sync SET under SA generation ${sa.generation} answers a challenge sent under ${c.generation}; dropped`);
     const issued = this.db.syncEpoch;
-    const epoch = Math.max(issued + 1, f.minEpoch);
+    const epoch = mutated('epoch-reuse') ? Math.max(issued, f.minEpoch, 1) : Math.max(issued + 1, f.minEpoch);
     if (epoch > SYNC_EPOCH_MAX) throw new ProtocolError('E_EPOCH_EXHAUSTED', `sync epoch ${epoch} is past ${SYNC_EPOCH_MAX}; re-enrol the NIC with a fresh image`);
     this.challenges.delete(key);
     // 1. what this NIC knows of the station's unfinished commands; what did not run never will under its epoch
     const answers = f.queries.map((q) => this.exec.query(q, issued, this.bootEpoch));
     // 2. durable before announced (a torn write throws here: no DONE, no cancellation, the epoch is not live)
-    this.db.recordSyncEpoch(epoch);
+    if (epoch > issued) this.db.recordSyncEpoch(epoch);
     this.counters.sets++;
     this.counters.epochsIssued++;
     f.queries.forEach((q, i) => {

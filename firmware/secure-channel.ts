@@ -159,7 +159,7 @@ export class SecureChannel {
   private lastIv: { epoch: number; low: number } | null = null;
 
   /** Seal an answer under SA `generation` (the one its request came in on), with IV `iv` (wire/sync-iv.ts). */
-  seal(generation: number, inner: Uint8Array, to: Endpoint, iv: bigint): Uint8Array {
+  seal(generation: number, inner: Uint8Array, to: Endpoint, iv: bigint | undefined): Uint8Array {
     const sa = this.db.byGeneration(generation);
     if (!sa) throw new UsageError('E_NO_SA', `SA generation ${generation} is no longer held`);
     const ep = this.endpoint(sa);

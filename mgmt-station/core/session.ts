@@ -33,6 +33,7 @@ import { decodeSync, encodeSync, isSyncFrame, SYNC_MAX_QUERIES, SYNC_NONCE_LENGT
 import { nicAnswerIv, nicIvParts, stationIv, SYNC_EPOCH_MAX } from '../../wire/sync-iv.js';
 import { LifelineError, ProtocolError } from '../../common/errors.js';
 import { equalBytes } from '../../common/bytes.js';
+import { mutated } from '../../common/mutation.js';
 import type { AhEndpoints } from '../../wire/ah.js';
 import type { CommandRecord, Fence, NicRecord, Store, StoredSa } from '../store/store.js';
 import type { Endpoint, SecurePort, StationEnv } from './env.js';
@@ -53,6 +54,8 @@ export interface SessionOptions {
   /** This session's lease came from another station (a takeover): its sync ends every other epoch at the NIC. */
   takeover?: boolean;
   log?: (level: 'info' | 'warn', msg: string, fields: Record<string, unknown>) => void;
+  /** Observer of the NIC datagrams this session accepted (the simulator's replay check); absent: none. */
+  onAccepted?: (bytes: Uint8Array) => void;
 }
 
 /** Commands in flight to one NIC (a sync asks about at most SYNC_MAX_QUERIES at once). */
@@ -158,7 +161,7 @@ export class NicSession {
   static async open(nicId: string, o: SessionOptions): Promise<NicSession> {
     const nic = await o.store.getNic(nicId);
     if (!nic) throw new LifelineError('E_NOT_FOUND', `NIC '${nicId}' is not known to this station; enrol it or key it with 'mgmt-station sa manual ${nicId}'`);
-    const audit = await o.store.auditCommandLog(nicId);
+    const audit = mutated('no-log-audit') ? { ok: true, problem: null } : await o.store.auditCommandLog(nicId);
     if (!audit.ok) {
       throw new LifelineError('E_STORE', `the command log of ${nicId} does not verify (${audit.problem}); nothing was sent. Run 'mgmt-station audit ${nicId}' and restore the store from a backup`);
     }
@@ -250,8 +253,10 @@ export class NicSession {
       }
       // The store gives the command its identity on the wire from its log index (store.ts wireIdentity): unique
       // per NIC across stations and restarts; with the epoch it is the identity the NIC records (DESIGN §5).
-      entry = await this.o.store.appendCommand(this.nic.id, { time: this.o.env.now(), command: kind, outcome: 'sent', syncEpoch: this.epoch! }, this.o.fence);
-      const f: InFlight = { index: entry.index, kind, rmcpSeq: entry.rmcpSeq, tag: entry.asfTag, epoch: this.epoch!, waiter: null };
+      const loggedEpoch = this.epoch!;
+      entry = await this.o.store.appendCommand(this.nic.id, { time: this.o.env.now(), command: kind, outcome: 'sent', syncEpoch: loggedEpoch }, this.o.fence);
+      // The epoch it is logged under (a sync may have moved the session on meanwhile: exchange() then logs a re-send).
+      const f: InFlight = { index: entry.index, kind, rmcpSeq: entry.rmcpSeq, tag: entry.asfTag, epoch: loggedEpoch, waiter: null };
       const r = await this.runCommand(f, deadline);
       // Second ack: the outcome and the sequence state are durable before the user hears "done".
       await this.persistInbound(r.generation);
@@ -273,13 +278,23 @@ export class NicSession {
    */
   private async commandLost(entry: { index: number; rmcpSeq: number; asfTag: number }, kind: CommandKind, e: unknown, deadline: number): Promise<RequestResult> {
     const code = (e as LifelineError).code;
-    const outcome = code === 'E_SEQ_EXHAUSTED' && !this.inFlightSent.has(entry.index) ? 'failed' : 'unknown';
-    this.inFlightSent.delete(entry.index);
+    const sent = this.inFlightSent.delete(entry.index);
+    const about = (err: LifelineError) => Object.assign(err, { command: { index: entry.index, sent } });
+    if (!sent) {
+      // Logged, never sent (no sequence number left, or the session closed before the first transmission).
+      await this.o.store.updateOutcome(this.nic.id, entry.index, 'failed', this.o.env.now(), this.o.fence).catch(() => undefined);
+      throw about(e instanceof LifelineError ? e : new LifelineError('E_INTERNAL', String(e)));
+    }
     const mine = code !== 'E_FENCED' && !this.closed;
     if (mine) {
-      const wrote = await this.o.store.updateOutcome(this.nic.id, entry.index, outcome, this.o.env.now(), this.o.fence).then(() => true, () => false);
-      if (wrote) throw e;
+      const wrote = await this.o.store.updateOutcome(this.nic.id, entry.index, 'unknown', this.o.env.now(), this.o.fence).then(() => true, () => false);
+      if (wrote) {
+        // Recorded as unknown: the caller hears it as such (a timeout says so too, as it always has).
+        if (code === 'E_TIMEOUT') throw about(e as LifelineError);
+        throw about(new LifelineError('E_OUTCOME_UNKNOWN', `${this.nic.id}: ${kind} (command #${entry.index}) may or may not have run: ${(e as Error).message}`));
+      }
     }
+    if (mutated('lost-means-fenced')) throw about(new LifelineError('E_FENCED', `${this.nic.id}: the session was lost; use the NIC's owner`));
     for (;;) {
       const c = (await this.o.store.listCommands(this.nic.id).catch(() => [])).find((x) => x.index === entry.index);
       if (c && c.outcome === 'acked') {
@@ -290,7 +305,7 @@ export class NicSession {
       if ((c && c.outcome !== 'sent') || this.o.env.mono() >= deadline) break;
       await new Promise<void>((r) => this.o.env.after(Math.min(100, Math.max(1, deadline - this.o.env.mono())), r));
     }
-    throw new LifelineError('E_OUTCOME_UNKNOWN', `${this.nic.id}: ${kind} (command #${entry.index}) may or may not have run: this session lost the NIC (${(e as Error).message}) before it was acknowledged; its outcome is in 'mgmt-station log ${this.nic.id}' once the NIC's owner settles it. Do not send it again blindly`);
+    throw about(new LifelineError('E_OUTCOME_UNKNOWN', `${this.nic.id}: ${kind} (command #${entry.index}) may or may not have run: this session lost the NIC (${(e as Error).message}) before it was acknowledged; its outcome is in 'mgmt-station log ${this.nic.id}' once the NIC's owner settles it. Do not send it again blindly`));
   }
 
   /** Commands whose first transmission left (a failure after it cannot be 'failed'). */
@@ -379,6 +394,14 @@ export class NicSession {
           } catch (e) {
             if ((e as LifelineError).code === 'E_TIMEOUT') break;
             throw e;
+          }
+          if (settled) break;
+        }
+        if (command && command.epoch !== this.epoch) {
+          // The session's epoch moved on since the command was logged or last sent, and no sync asked about it (it was
+          // not yet in flight then): nothing of it went out under the old epoch, so it may go under ours, logged first.
+          if (!(await this.recordResend(command))) {
+            throw new LifelineError('E_OUTCOME_UNKNOWN', `${this.nic.id}: command #${command.index} was taken over by another process of this station`);
           }
           if (settled) break;
         }
@@ -529,7 +552,7 @@ export class NicSession {
     const until = Math.min(deadline, env.mono() + SYNC_TIMEOUT_MS * 4);
     // What to ask about: this process's commands in flight, and (the first time) the log's unsettled ones, each by
     // the epoch the store says it was last sent under (another process may have sent it again since).
-    const listed = await this.o.store.listCommands(this.nic.id);
+    const listed = await this.verifiedCommands();
     const byIndex = new Map(listed.map((c) => [c.index, c]));
     const asks: { index: number; id: CommandIdentity; own: InFlight | null }[] = [];
     for (const f of this.inFlight.values()) {
@@ -570,6 +593,19 @@ export class NicSession {
       else todo.push({ c: byIndex.get(a.index)!, id: a.id });
     }
     return todo;
+  }
+
+  /**
+   * The NIC's commands with their outcomes, from a log that verifies (hash chain, row MACs, sealed head): a sync
+   * decides on them (which to ask about, which to send again), and a row edited outside a station (a deleted
+   * re-send or outcome row) could make it send a command a second time. E_STORE otherwise; nothing is sent.
+   */
+  private async verifiedCommands(): Promise<CommandRecord[]> {
+    const audit = mutated('no-log-audit') ? { ok: true, problem: null } : await this.o.store.auditCommandLog(this.nic.id);
+    if (!audit.ok) {
+      throw new LifelineError('E_STORE', `the command log of ${this.nic.id} does not verify (${audit.problem}); nothing was sent. Run 'mgmt-station audit ${this.nic.id}' and restore the store from a backup`);
+    }
+    return this.o.store.listCommands(this.nic.id);
   }
 
   /** A command of the log the NIC reports not executed: sent again in this session's epoch, as its owner would. */
@@ -697,11 +733,19 @@ export class NicSession {
     }
     let payload: Uint8Array;
     try {
+      // An answer names the epoch of the request it answers (wire/sync-iv.ts): one of another epoch (an earlier
+      // process's, replayed) is dropped before any cryptography.
+      const esp = espPacketOf(bytes, h.stored.pair.policy === 'esp+ah');
+      const iv = esp ? nicIvParts(esp) : null;
+      if (!iv) throw new ProtocolError('E_SHORT', `datagram of ${bytes.length} bytes from ${this.nic.id}; dropped`);
+      const counterIv = mutated('nic-counter-iv'); // (mutation check: answers carry the NIC's own counter as IV)
+      if (!counterIv && (this.epoch === null || iv.epoch30 !== (this.epoch & SYNC_EPOCH_MAX))) {
+        throw new ProtocolError('E_EPOCH', `answer of sync epoch ${iv.epoch30}, this session's is ${this.epoch}; dropped`);
+      }
       payload = h.ep.open(bytes, this.ahIn(from)).payload;
+      this.o.onAccepted?.(bytes);
       // The NIC takes our packets on this SA: no sync needed.
       h.unanswered = 0;
-      const esp = espPacketOf(bytes, h.stored.pair.policy === 'esp+ah')!;
-      const iv = nicIvParts(esp)!;
       const key = `${iv.epoch30}:${iv.low}`;
       const udp = decodeInnerUdp(payload);
       const pkt = decodeRmcpAsf(udp.body);
@@ -709,7 +753,7 @@ export class NicSession {
       const a: Answer = { msg: pkt.asf, rmcpSeq: pkt.rmcp.sequence, ack: pkt.rmcp.ack, generation: h.stored.pair.generation };
       for (const w of this.waiters) {
         // Only an answer to one of this waiter's own transmissions (its IV names it) can settle it.
-        if (w.sent.has(key) && w.match(a)) {
+        if ((counterIv || w.sent.has(key)) && w.match(a)) {
           this.waiters.delete(w);
           w.settle(a);
           return;

@@ -40,6 +40,10 @@ export interface StationCoreOptions {
   /** Local address of IKE sockets. */
   bind?: string;
   log?: (level: 'info' | 'warn', msg: string, fields: Record<string, unknown>) => void;
+  /** Observer of the NIC datagrams this station's sessions accepted (the simulator's replay check). */
+  onAccepted?: (bytes: Uint8Array) => void;
+  /** Observer of each session opened (its command log verified): the simulator's check that none opens on an edited log. */
+  onSessionOpen?: (nic: string) => void;
 }
 
 export class StationCore {
@@ -110,8 +114,9 @@ export class StationCore {
     if (!opening) {
       opening = (async () => {
         const fence = await this.fence(nic);
-        const s = await NicSession.open(nic, { store: this.store, port: await this.o.port(), fence, env: this.env, takeover: this.takeovers.has(nic), log: this.o.log });
+        const s = await NicSession.open(nic, { store: this.store, port: await this.o.port(), fence, env: this.env, takeover: this.takeovers.has(nic), log: this.o.log, onAccepted: this.o.onAccepted });
         this.sessions.set(nic, s);
+        this.o.onSessionOpen?.(nic);
         return s;
       })().finally(() => this.opening.delete(nic));
       this.opening.set(nic, opening);

@@ -23,12 +23,13 @@ import {
   type MemoryDatabase, type MemoryNicRow, type MemoryStoreSnapshot, type MemoryTables, type RawTables,
 } from './memory-tables.js';
 import { RowMacs } from './row-mac.js';
-import { checkFence, notEnrolled, saRules } from './store-errors.js';
+import { checkFence, logAltered, notEnrolled, saRules } from './store-errors.js';
 import type {
   AuditReport, CommandInput, CommandLogEntry, CommandOutcome, CommandRecord, Fence, Lease, LeaseResult,
   NicRecord, SaInput, SaState, SeqCheckpoint, StationRecord, Store, StoredSa,
 } from './store.js';
 import * as v from './validate.js';
+import { mutated } from '../../common/mutation.js';
 
 export type { MemoryStoreSnapshot, RawTables } from './memory-tables.js';
 
@@ -347,7 +348,11 @@ export class MemoryStore implements Store {
       v.assertSyncEpoch('syncEpoch', syncEpoch);
       v.assertSyncEpoch('expectEpoch', expectEpoch);
       checkFence(nic, fence, t.leases.get(nic) ?? null, 'record a command sent again');
-      if (!resendAllowed(nic, readLog(t, nic), index, expectEpoch)) return false;
+      // Decided on a log that verifies: an edited row cannot make a command go out twice (sql-store.ts likewise).
+      const rows = readLog(t, nic);
+      const audit = auditChain(nic, rows, t.commandHeads.get(nic) ?? null, this.#seal);
+      if (!audit.ok && !mutated('no-log-audit')) throw logAltered(nic, audit.problem);
+      if (!resendAllowed(nic, rows, index, expectEpoch)) return false;
       appendEntry(t, this.#seal, nic, fence, 'record a command sent again', (rows) => outcomeFields(rows, nic, index, 'sent', time, syncEpoch));
       return true;
     });

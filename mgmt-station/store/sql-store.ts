@@ -19,13 +19,14 @@ import { ensureSchema } from './schema.js';
 import { claimBlock, raiseCheckpoint, raiseSyncEpoch, readCheckpoint, readSyncEpoch, type SeqColumn } from './sql-checkpoints.js';
 import { appendEntry, outcomeFields, readLog, readLogAndHead } from './sql-command-log.js';
 import { sql, type Row, type SqlDriver, type SqlOp, type Tx } from './sql-driver.js';
-import { saRules, spiInUse } from './store-errors.js';
+import { logAltered, saRules, spiInUse } from './store-errors.js';
 import type {
   AuditReport, CommandInput, CommandLogEntry, CommandOutcome, CommandRecord, Fence, Lease,
   LeaseResult, NicRecord, SaInput, SaState, SeqCheckpoint, StationRecord, Store, StoredSa,
 } from './store.js';
 import { fenced, requireNic, saState } from './tx-steps.js';
 import * as v from './validate.js';
+import { mutated } from '../../common/mutation.js';
 
 export interface SqlStoreOptions {
   /** Randomness for key-wrap nonces (default node:crypto). */
@@ -353,7 +354,10 @@ export class SqlStore implements Store {
     const [fu, seal] = [this.#db.forUpdate, this.#seal];
     return this.#db.transaction('write', function* (): Tx<boolean> {
       yield* fenced(nic, fence, fu, 'record a command sent again');
-      const rows = yield* readLog(nic);
+      // Decided on a log that verifies, in the same transaction: an edited row cannot make a command go out twice.
+      const { rows, head } = yield* readLogAndHead(nic);
+      const audit = auditChain(nic, rows, head, seal);
+      if (!audit.ok && !mutated('no-log-audit')) throw logAltered(nic, audit.problem);
       if (!resendAllowed(nic, rows, index, expectEpoch)) return false;
       yield* appendEntry(nic, fence, fu, 'record a command sent again', seal, () => outcomeFields(nic, index, 'sent', time, syncEpoch));
       return true;

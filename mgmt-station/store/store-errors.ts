@@ -48,3 +48,8 @@ export const saRules = {
   retiredFinal: (nic: string, gen: number) => illegal(`SA generation ${gen} of ${nic} is retired; that is final`),
   setActive: () => new UsageError('E_USAGE', 'use activateSa to make an SA active'),
 };
+
+/** A command log that does not verify, where a decision depends on it: fail closed, nothing written. */
+export function logAltered(nic: string, problem: string | null): UsageError {
+  return new UsageError('E_STORE', `the command log of ${nic} does not verify (${problem}); nothing was recorded. Run 'mgmt-station audit ${nic}' and restore the store from a backup`);
+}

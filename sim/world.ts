@@ -1,0 +1,516 @@
+/**
+ * The whole system in one deterministic process (DESIGN §7; after FoundationDB's simulator and TigerBeetle's VOPR):
+ * N emulated NICs with their hosts, M stations on one shared store, the lab network, in virtual time. The NICs and
+ * stations run the production code (firmware/nic-machine.ts, mgmt-station/core/); only their I/O is simulated.
+ * A seed fixes everything: the workload (callers' commands), the faults, the network's behaviour.
+ */
+import { ClusterKey } from '../mgmt-station/store/cluster-key.js';
+import { MemoryStore, type MemoryStoreSnapshot } from '../mgmt-station/store/memory-store.js';
+import type { DaemonTimes } from '../mgmt-station/core/daemon-core.js';
+import type { CommandKind } from '../mgmt-station/core/session.js';
+import type { ExecutedCommand } from '../firmware/nic-machine.js';
+import type { NicConfig } from '../firmware/eeprom-image.js';
+import { setMutations, type MutationName } from '../common/mutation.js';
+import { Prng } from './prng.js';
+import { Scheduler } from './scheduler.js';
+import { CALM, SimNet, type NetFaults } from './network.js';
+import { SimNic } from './nic.js';
+import { SimStation, simEmulator } from './station.js';
+import { Invariants, Violation } from './invariants.js';
+import { ASF_TYPE_CODE } from '../wire/asf.js';
+import type { CommandLogEntry } from '../mgmt-station/store/store.js';
+
+function identityKey(nic: string, epoch: number, rmcpSeq: number, tag: number, type: number): string {
+  return `${nic}|${epoch}|${rmcpSeq}|${tag}|${type}`;
+}
+
+export interface SimOptions {
+  seed: number;
+  nics?: number;
+  stations?: number;
+  /** Callers' commands over the run (reads are the daemons' polls). */
+  commands?: number;
+  /** Virtual ms of workload and faults, then the quiet phase. */
+  durationMs?: number;
+  policy?: 'esp' | 'esp+ah';
+  /** Fault probabilities per second of virtual time; 'none' for a run without faults. */
+  faults?: Partial<FaultRates> | 'none';
+  mutations?: MutationName[];
+  /** Lines of trace kept for a failure report. */
+  traceLines?: number;
+  /** Echo the trace as it happens. */
+  verbose?: boolean;
+}
+
+export interface FaultRates {
+  crash: number;
+  pause: number;
+  nicPower: number;
+  cable: number;
+  host: number;
+  partition: number;
+  net: number;
+  restore: number;
+  tamper: number;
+}
+
+export const DEFAULT_FAULTS: FaultRates = { crash: 0.05, pause: 0.05, nicPower: 0.04, cable: 0.04, host: 0.05, partition: 0.04, net: 0.05, restore: 0.03, tamper: 0.01 };
+const NO_FAULTS: FaultRates = { crash: 0, pause: 0, nicPower: 0, cable: 0, host: 0, partition: 0, net: 0, restore: 0, tamper: 0 };
+
+export interface SimResult {
+  seed: number;
+  ok: boolean;
+  violation: string | null;
+  trace: string[];
+  steps: number;
+  virtualMs: number;
+  counts: Record<string, number>;
+}
+
+const TIMES: DaemonTimes = { refreshIntervalS: 20, maxDownTimeS: 0, lifetimeS: Infinity, pollIntervalMs: 1000, timeoutMs: 3000, leaseMs: 3000 };
+const KINDS: readonly CommandKind[] = ['reset', 'power-up', 'power-down', 'power-cycle'];
+const WALL_START = 1_800_000_000_000;
+
+export class World {
+  readonly sched = new Scheduler();
+  readonly rnd: Prng;
+  readonly net: SimNet;
+  readonly key = ClusterKey.fromHex('5a'.repeat(32), 'sim');
+  readonly store = new MemoryStore(this.key);
+  readonly nics = new Map<string, SimNic>();
+  readonly stations = new Map<string, SimStation>();
+  readonly inv = new Invariants();
+  readonly trace: string[] = [];
+  readonly counts: Record<string, number> = {};
+  readonly storeSnaps: { at: number; snap: MemoryStoreSnapshot; clean: Set<string> }[] = [];
+  readonly eepromSnaps = new Map<string, { at: number; image: Uint8Array }[]>();
+  private failure: Violation | null = null;
+  private incarnations = new Map<string, number>();
+  private readonly rates: FaultRates;
+  /** Which side this run restores (one per run: both at once is outside what any mechanism can cover). */
+  private readonly restoreKind: 'store' | 'eeprom';
+  private readonly faultRnd: Prng;
+  private readonly workRnd: Prng;
+  private readonly psk: Uint8Array;
+
+  constructor(readonly o: SimOptions) {
+    this.rnd = new Prng(o.seed);
+    this.net = new SimNet(this.sched, this.rnd.split());
+    this.faultRnd = this.rnd.split();
+    this.workRnd = this.rnd.split();
+    this.psk = this.rnd.bytes(32);
+    this.rates = o.faults === 'none' ? NO_FAULTS : { ...DEFAULT_FAULTS, ...(o.faults ?? {}) };
+    this.restoreKind = this.faultRnd.chance(0.5) ? 'store' : 'eeprom';
+    setMutations(o.mutations ?? []);
+    this.net.onSend = (from, to, bytes) => {
+      const toNic = this.nicAt(to.address);
+      const nic = toNic ?? this.nicAt(from.address);
+      if (!nic || (to.port !== 664 && from.port !== 664)) return;
+      this.check(() => this.inv.packet(nic.address, toNic !== undefined, bytes));
+    };
+    const config: NicConfig = { securityPolicy: o.policy ?? 'esp', clearManagement: false, allowedClearCommands: 0, trustAnchor: { kind: 'none', key: new Uint8Array(32) }, clusterPolicy: '' };
+    for (let i = 1; i <= (o.nics ?? 2); i++) {
+      const id = `nic-${i}`;
+      const nic = new SimNic(id, `127.90.0.${i}`, this.sched, this.net, this.rnd.split(), config, 300, {
+        executed: (n, e) => this.executed(n, e),
+        accepted: (n, b) => this.check(() => this.inv.accept(n.id, b)),
+        trace: (l) => this.log(l),
+      });
+      this.nics.set(id, nic);
+      this.eepromSnaps.set(id, []);
+    }
+    for (let i = 0; i < (o.stations ?? 2); i++) this.startStation(String.fromCharCode(65 + i));
+  }
+
+  private nicAt(address: string): SimNic | undefined {
+    for (const n of this.nics.values()) if (n.address === address) return n;
+    return undefined;
+  }
+
+  log(line: string): void {
+    const l = `${(this.sched.now / 1000).toFixed(4).padStart(9)} ${line}`;
+    this.trace.push(l);
+    if (this.trace.length > (this.o.traceLines ?? 400)) this.trace.shift();
+    if (this.o.verbose) console.log(l);
+  }
+
+  private bump(k: string, n = 1): void {
+    this.counts[k] = (this.counts[k] ?? 0) + n;
+  }
+
+  /** Run a check; the first violation is kept and ends the run. */
+  check(f: () => void): void {
+    try {
+      f();
+    } catch (e) {
+      if (!(e instanceof Violation)) throw e;
+      if (!this.failure) {
+        this.failure = e;
+        this.log(`VIOLATION ${e.message}`);
+      }
+    }
+  }
+
+  get failed(): Violation | null {
+    return this.failure;
+  }
+
+  private executed(nic: SimNic, e: ExecutedCommand): void {
+    this.log(`${nic.id} EXECUTES ${e.command} via ${e.via} seq=${e.rmcpSeq} tag=${e.tag} epoch=${e.epoch} (host ${e.hostBefore} -> ${e.hostAfter})`);
+    if (e.via !== 'secure') return;
+    const cmd = this.book.byIdentity.get(identityKey(nic.id, e.epoch ?? 0, e.rmcpSeq, e.tag, ASF_TYPE_CODE[e.command as CommandKind]));
+    if (cmd === undefined) {
+      this.check(() => { throw new Violation('exactly-once', `${nic.id} executed ${e.command} (epoch ${e.epoch}, seq ${e.rmcpSeq}, tag ${e.tag}), which no station logged under that identity`); });
+      return;
+    }
+    this.check(() => this.inv.executed(cmd));
+  }
+
+  /**
+   * The book of commands: each gets the simulator's own number when a station logs it (appendCommand), found again
+   * by the log row's hash after a store restore, by its identity on the wire (epoch, RMCP sequence, ASF tag, type)
+   * when the NIC executes it, and by (process, index) when its caller hears back.
+   */
+  readonly book = { next: 0, byRow: new Map<string, number>(), byIdentity: new Map<string, number>(), byProcess: new Map<string, number>() };
+
+  private stored(st: SimStation, method: string, args: unknown[], result: unknown): void {
+    if (method === 'appendCommand') {
+      const nic = args[0] as string;
+      const e = result as CommandLogEntry;
+      if (e.outcome !== 'sent') return; // logged as 'failed': never sent
+      const cmd = ++this.book.next;
+      this.inv.names.set(cmd, `${nic} ${e.command} (#${e.index} by ${st.owner})`);
+      this.book.byRow.set(`${nic}|${e.hash}`, cmd);
+      this.book.byProcess.set(`${st.owner}|${nic}|${e.index}`, cmd);
+      if (e.syncEpoch !== null) this.book.byIdentity.set(identityKey(nic, e.syncEpoch, e.rmcpSeq, e.asfTag, ASF_TYPE_CODE[e.command as CommandKind]), cmd);
+    } else if (method === 'recordResend' && result === true) {
+      const [nic, index, , , epoch] = args as [string, number, number, unknown, number];
+      const row = this.store.raw.commandLog.get(nic)?.find((r) => r.index === index && r.kind === 'command');
+      const cmd = row ? this.book.byRow.get(`${nic}|${row.hash}`) : undefined;
+      if (row && cmd !== undefined) {
+        this.book.byIdentity.set(identityKey(nic, epoch, row.rmcpSeq, row.asfTag, ASF_TYPE_CODE[row.command as CommandKind]), cmd);
+        this.book.byProcess.set(`${st.owner}|${nic}|${index}`, cmd);
+      }
+    }
+  }
+
+  startStation(name: string): SimStation {
+    const n = (this.incarnations.get(name) ?? 0) + 1;
+    this.incarnations.set(name, n);
+    const s = new SimStation(name, n, `127.91.0.${name.charCodeAt(0) - 64}`, this.sched, this.net, this.rnd.split(), this.store, this.key, TIMES, WALL_START, {
+      accepted: (st, b) => this.check(() => this.inv.accept(`station ${st.name}`, b)),
+      sessionOpened: (st, nic) => this.check(() => this.inv.sessionOpened(st.owner, nic)),
+      stored: (st, m, a, r) => this.stored(st, m, a, r),
+      trace: (l) => this.log(l),
+    });
+    this.stations.set(name, s);
+    return s;
+  }
+
+  /** Run the scheduler until `p` settles (or `maxMs` of virtual time pass); its value, or its error. */
+  async drive<T>(p: Promise<T>, maxMs: number): Promise<{ ok: true; value: T } | { ok: false; error: unknown }> {
+    let out: { ok: true; value: T } | { ok: false; error: unknown } | null = null;
+    p.then((value) => (out = { ok: true, value }), (error) => (out = { ok: false, error }));
+    const until = this.sched.now + maxMs;
+    await this.sched.settle();
+    while (!out && !this.failure && (await this.sched.step(until)));
+    return out ?? { ok: false, error: new Error('did not settle in time') };
+  }
+
+  async run(): Promise<SimResult> {
+    try {
+      await this.setup();
+      const duration = this.o.durationMs ?? 30_000;
+      this.scheduleWorkload(duration);
+      this.scheduleFaults(duration);
+      await this.sched.runUntil(this.sched.now + duration, () => this.failure !== null);
+      if (!this.failure) await this.quiesce();
+      if (!this.failure) this.check(() => this.inv.final());
+    } catch (e) {
+      if (!this.failure) this.failure = new Violation('crash', (e as Error).stack ?? String(e));
+    } finally {
+      setMutations([]);
+    }
+    return {
+      seed: this.o.seed, ok: this.failure === null, violation: this.failure?.message ?? null, trace: this.trace,
+      steps: this.sched.steps, virtualMs: this.sched.now, counts: { ...this.counts, ...this.inv.counts, ...this.net.counters },
+    };
+  }
+
+  // ------------------------------------------------------------------ setup
+
+  private async setup(): Promise<void> {
+    for (const n of this.nics.values()) n.powerOn();
+    const a = this.stations.get('A')!;
+    const emu = simEmulator(this.nics);
+    for (const id of this.nics.keys()) {
+      const r = await this.drive(a.core.enroll(emu, id, this.psk, 10_000), 15_000);
+      if (!r.ok) throw new Error(`enrolment of ${id} failed: ${(r.error as Error).message}`);
+      this.log(`A enrolled ${id}: generation ${r.value.generation}`);
+    }
+    for (const s of this.stations.values()) s.start();
+    this.snapshotAll();
+  }
+
+  private snapshotAll(): void {
+    const clean = new Set([...this.nics.keys()].filter((n) => !this.inv.tainted.has(n)));
+    this.storeSnaps.push({ at: this.sched.now, snap: this.store.snapshot(), clean });
+    for (const n of this.nics.values()) this.eepromSnaps.get(n.id)!.push({ at: this.sched.now, image: n.snapshot() });
+  }
+
+  // ------------------------------------------------------------------ workload
+
+  private scheduleWorkload(duration: number): void {
+    const count = this.o.commands ?? 100;
+    for (let i = 0; i < count; i++) {
+      const at = this.sched.now + this.workRnd.next() * duration;
+      const nic = this.workRnd.pick([...this.nics.keys()]);
+      const kind = this.workRnd.pick(KINDS);
+      const pickOwner = this.workRnd.next();
+      this.sched.at(at, 'world', () => this.issue(nic, kind, pickOwner));
+    }
+    // Backups are taken now and then (what a restore can go back to).
+    for (let t = 2000; t < duration; t += 2000) this.sched.at(this.sched.now + t, 'world', () => this.snapshotAll());
+  }
+
+  /** A caller asks a station (the owner it knows of, mostly) to send a command. */
+  private issue(nic: string, kind: CommandKind, r: number): void {
+    const alive = [...this.stations.values()].filter((s) => s.alive);
+    if (alive.length === 0) return;
+    const lease = this.store.raw.leases.get(nic);
+    const owner = alive.find((s) => s.name === lease?.owner);
+    const st = owner && r < 0.8 ? owner : alive[Math.floor(r * alive.length) % alive.length];
+    this.bump('commands');
+    const id = this.counts.commands;
+    this.log(`caller #${id} -> ${st.owner}: ${kind} ${nic}`);
+    const cmdOf = (index: number) => this.book.byProcess.get(`${st.owner}|${nic}|${index}`);
+    st.daemon.command(nic, kind, 4000).then(
+      (res) => {
+        this.log(`caller #${id} <- ok ${kind} ${nic} #${res.command?.index}${res.completedBy ? ` (completed by ${res.completedBy})` : ''}`);
+        const cmd = res.command ? cmdOf(res.command.index) : undefined;
+        this.check(() => {
+          if (cmd === undefined) throw new Violation('exactly-once', `caller #${id} was told ${kind} ${nic} was done, but its station logged no such command`);
+          this.inv.callerAcked(cmd);
+        });
+      },
+      (e: { code?: string; message?: string; command?: { index: number; sent: boolean } }) => {
+        const code = e.code ?? 'E_INTERNAL';
+        this.log(`caller #${id} <- ${code} ${e.command ? `#${e.command.index} sent=${e.command.sent}` : '(not logged)'}: ${e.message?.slice(0, 160)}`);
+        this.bump(`error ${code}`);
+        if (!e.command) return; // never logged: it has no identity and cannot run
+        const cmd = cmdOf(e.command.index);
+        if (cmd === undefined) return; // logged 'failed' (never sent)
+        if ((code === 'E_OUTCOME_UNKNOWN' || code === 'E_TIMEOUT') && e.command.sent) this.inv.callerUnknown();
+        else this.check(() => this.inv.callerNotRun(cmd, code));
+      },
+    );
+  }
+
+  // ------------------------------------------------------------------ faults
+
+  private scheduleFaults(duration: number): void {
+    const r = this.rates;
+    const total = Object.values(r).reduce((a, b) => a + b, 0);
+    if (total === 0) return;
+    let t = this.sched.now;
+    const end = this.sched.now + duration;
+    for (;;) {
+      t += (-Math.log(1 - this.faultRnd.next()) / total) * 1000;
+      if (t >= end) break;
+      let x = this.faultRnd.next() * total;
+      let kind: keyof FaultRates = 'crash';
+      for (const [k, v] of Object.entries(r) as [keyof FaultRates, number][]) {
+        if ((x -= v) < 0) {
+          kind = k;
+          break;
+        }
+      }
+      const choice = this.faultRnd.u32();
+      this.sched.at(t, 'world', () => this.fault(kind, new Prng(choice)));
+    }
+  }
+
+  private fault(kind: keyof FaultRates, r: Prng): void {
+    this.bump(`fault ${kind}`);
+    const nic = r.pick([...this.nics.values()]);
+    const alive = [...this.stations.values()].filter((s) => s.alive && this.sched.state(s.owner) === 'running');
+    switch (kind) {
+      case 'crash': {
+        if (alive.length === 0) return;
+        const s = r.pick(alive);
+        this.log(`FAULT kill -9 ${s.owner}`);
+        s.crash();
+        this.sched.after(1000 + r.next() * 4000, 'world', () => {
+          const n = this.startStation(s.name);
+          this.log(`FAULT restart ${n.owner}`);
+          n.start();
+        });
+        return;
+      }
+      case 'pause': {
+        if (alive.length === 0) return;
+        const s = r.pick(alive);
+        const ms = 500 + r.next() * 6000;
+        this.log(`FAULT SIGSTOP ${s.owner} for ${Math.round(ms)} ms`);
+        this.sched.pause(s.owner);
+        this.sched.after(ms, 'world', () => {
+          this.log(`FAULT SIGCONT ${s.owner}`);
+          this.sched.resume(s.owner);
+        });
+        return;
+      }
+      case 'nicPower':
+        this.log(`FAULT power loss ${nic.id}`);
+        nic.event('power-loss');
+        this.sched.after(200 + r.next() * 3000, 'world', () => {
+          this.log(`FAULT power restore ${nic.id}`);
+          nic.event('power-restore');
+        });
+        return;
+      case 'cable':
+        this.log(`FAULT cable pull ${nic.id}`);
+        nic.event('cable-pull');
+        this.sched.after(500 + r.next() * 5000, 'world', () => {
+          this.log(`FAULT cable plug ${nic.id}`);
+          nic.event('cable-plug');
+        });
+        return;
+      case 'host': {
+        const ev = r.pick(['hang', 'wake', 'suspend', 'crash'] as const);
+        if (nic.event(ev)) this.log(`FAULT host ${ev} ${nic.id}`);
+        return;
+      }
+      case 'partition': {
+        const s = r.pick([...this.stations.values()]);
+        const ms = 500 + r.next() * 5000;
+        this.log(`FAULT partition ${s.name} | ${nic.id} for ${Math.round(ms)} ms`);
+        this.net.partition(s.address, nic.address, true);
+        this.sched.after(ms, 'world', () => this.net.partition(s.address, nic.address, false));
+        return;
+      }
+      case 'net': {
+        const f: NetFaults = { loss: r.next() * 0.2, dup: r.next() * 0.1, delayMs: [0.05, 0.05 + r.next() * 20] };
+        this.log(`FAULT network loss ${f.loss.toFixed(2)} dup ${f.dup.toFixed(2)} delay up to ${f.delayMs[1].toFixed(1)} ms`);
+        this.net.faults = f;
+        this.sched.after(1000 + r.next() * 5000, 'world', () => (this.net.faults = CALM));
+        return;
+      }
+      case 'restore':
+        return this.restore(r, nic);
+      case 'tamper':
+        return this.tamper(r, nic.id);
+    }
+  }
+
+  private restore(r: Prng, nic: SimNic): void {
+    if (this.restoreKind === 'store') {
+      if (this.storeSnaps.length === 0) return;
+      const s = r.pick(this.storeSnaps);
+      this.log(`FAULT store restored from the backup of t=${(s.at / 1000).toFixed(3)}`);
+      this.store.restore(s.snap);
+      // A log edited after that backup is back as it was.
+      for (const n of [...this.inv.tainted]) if (s.clean.has(n)) this.inv.tainted.delete(n);
+      this.bump('restores');
+    } else {
+      const snaps = this.eepromSnaps.get(nic.id)!;
+      if (snaps.length === 0) return;
+      const s = r.pick(snaps);
+      this.log(`FAULT ${nic.id} EEPROM restored from the backup of t=${(s.at / 1000).toFixed(3)}`);
+      nic.restore(s.image);
+      this.bump('restores');
+    }
+  }
+
+  /** Someone with write access to the store but not the cluster key edits rows. */
+  private tamper(r: Prng, nic: string): void {
+    const raw = this.store.raw;
+    const rows = raw.commandLog.get(nic);
+    const kind = r.pick(['delete-row', 'edit-outcome', 'old-seq-row', 'old-sync-row'] as const);
+    if ((kind === 'delete-row' || kind === 'edit-outcome') && (!rows || rows.length < 2)) return;
+    switch (kind) {
+      case 'delete-row': {
+        const i = r.int(rows!.length);
+        this.log(`FAULT tamper: ${nic} command log row #${rows![i].index} (${rows![i].kind} ${rows![i].outcome}) deleted`);
+        rows!.splice(i, 1);
+        this.taint(nic);
+        return;
+      }
+      case 'edit-outcome': {
+        const outs = rows!.filter((x) => x.kind === 'outcome');
+        if (outs.length === 0) return;
+        const row = r.pick(outs);
+        this.log(`FAULT tamper: ${nic} command log row #${row.index} outcome ${row.outcome} -> sent`);
+        row.outcome = row.outcome === 'sent' ? 'unknown' : 'sent';
+        this.taint(nic);
+        return;
+      }
+      case 'old-seq-row':
+      case 'old-sync-row': {
+        // An older version of a sealed row, from a backup: its MAC verifies (a rollback a MAC cannot see).
+        const s = this.storeSnaps.length > 0 ? r.pick(this.storeSnaps).snap : null;
+        if (!s) return;
+        if (kind === 'old-sync-row') {
+          const old = s.syncEpochs.get(nic);
+          if (old) raw.syncEpochs.set(nic, { ...old });
+          else raw.syncEpochs.delete(nic);
+        } else {
+          const old = s.seqCheckpoints.get(nic);
+          if (old) raw.seqCheckpoints.set(nic, new Map([...old].map(([g, row]) => [g, { ...row }])));
+        }
+        this.log(`FAULT tamper: ${nic} ${kind} rolled back to an older sealed version`);
+        return;
+      }
+    }
+  }
+
+  private taint(nic: string): void {
+    this.inv.tainted.add(nic);
+    void this.store.auditCommandLog(nic).then((a) => {
+      this.log(`audit ${nic}: ${a.ok ? 'ok' : `first bad entry ${a.firstBadIndex}: ${a.problem}`}`);
+      if (a.ok) this.check(() => { throw new Violation('audit', `${nic}'s edited command log audits ok`); });
+    });
+  }
+
+  // ------------------------------------------------------------------ the end
+
+  /**
+   * Quiet the system (network healed, every process and NIC up, hosts up), let it settle, then every NIC must answer
+   * its owner under a common SA: a read through the station that holds its lease (or any, if none does). A NIC whose
+   * log was edited must refuse with E_STORE instead (the session does not open on it).
+   */
+  private async quiesce(): Promise<void> {
+    this.log('QUIESCE');
+    this.net.heal();
+    this.net.faults = CALM;
+    for (const s of [...this.stations.values()]) {
+      if (!s.alive) this.startStation(s.name).start();
+      else this.sched.resume(s.owner);
+    }
+    for (const n of this.nics.values()) {
+      n.event('power-restore');
+      n.event('cable-plug');
+      for (const ev of ['wake', 'power-up'] as const) n.event(ev);
+    }
+    await this.sched.runUntil(this.sched.now + 45_000, () => this.failure !== null);
+    if (this.failure) return;
+    for (const nic of this.nics.keys()) {
+      const lease = this.store.raw.leases.get(nic);
+      const live = lease && lease.owner && lease.expiresAt > WALL_START + this.sched.now ? this.stations.get(lease.owner) : undefined;
+      const st = live ?? this.stations.get('A')!;
+      let last: unknown = null;
+      for (let attempt = 0; attempt < 3 && !this.failure; attempt++) {
+        const r = await this.drive(st.daemon.read(nic, 'system-state-request', 3000), 10_000);
+        if (r.ok) {
+          last = null;
+          break;
+        }
+        last = r.error;
+        await this.sched.runUntil(this.sched.now + 5000);
+      }
+      if (last === null) continue;
+      const code = (last as { code?: string }).code;
+      if (this.inv.tainted.has(nic) && code === 'E_STORE') continue; // refused on its edited log, as it must
+      this.check(() => { throw new Violation('liveness', `after quiescing, ${nic} does not answer ${st.owner}: ${code} ${(last as Error).message}`); });
+    }
+  }
+}
