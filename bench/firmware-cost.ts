@@ -34,7 +34,7 @@ function rig(policy: SecurityPolicy, transform: EspTransform): Rig {
   });
   const db = new SaDatabase(image);
   const channel = new SecureChannel(db, NIC);
-  const fw = new NicFirmware(channel, () => ({ clearManagement: false, allowedClearCommands: 0 }), { executed: () => false, cancelled: () => false });
+  const fw = new NicFirmware(channel, () => ({ clearManagement: false, allowedClearCommands: 0 }), { firstEpoch: (id) => id.epoch, executed: () => false, cancelled: () => false });
   fw.hostState = 'up';
   const sa = install(db, randomSaPair(policy, transform));
   // Sync epoch 0 live, as a SET makes it: the bench station's SaEndpoint sends its sequence number as the IV, whose

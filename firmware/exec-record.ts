@@ -4,13 +4,16 @@
  *
  * A ring of EXEC_RING one-page records (pages 69-100), record g in page EXEC_PAGE + g mod EXEC_RING, kind 0x06:
  *   epoch u32 | rmcpSeq u8 | tag u8 | type u8 | via u8 (0 secure) | SA generation u32 | completeFrom u32 |
- *   host state before u8 | after u8
- * An entry is the command's identity on the wire within a sync epoch (wire/sync-frame.ts CommandIdentity). It is
+ *   host state before u8 | after u8 | reserved u16 | first epoch u32
+ * A command's identity is the sync epoch it was first sent under with its RMCP sequence, ASF tag and type
+ * (wire/sync-frame.ts); `epoch` is the epoch of the transmission that ran it (a station that found it not executed
+ * may send it again under its own epoch: the NIC learnt its first epoch from that sync, nic-sync.ts). The entry is
  * written before the NIC acts, so a write torn by a power loss belongs to a command that never ran. The NIC
- * answers a retransmission of a recorded command with its ACK and does not run it again, also after a reboot.
+ * answers a retransmission of a recorded command, under any epoch, with its ACK and does not run it again, also
+ * after a reboot.
  *
- * `completeFrom`: the lowest epoch for which every command executed under it is still in the ring. Epochs only
- * grow in execution order, so evicting an entry of epoch x makes epochs <= x incomplete.
+ * `completeFrom`: above the transmission epoch of every entry evicted so far; a command last sent under an epoch
+ * below it may have run and been evicted.
  *
  * What a station may learn about a command it never saw acknowledged (query(), the sync's answers):
  *  - executed: it is in the ring. Always true: the ring only holds commands that ran (or were about to, when
@@ -26,15 +29,17 @@ import { ERASED, type EepromDevice } from './eeprom-device.js';
 import { ProtocolError, UsageError } from '../common/errors.js';
 import { putU32, u32 } from '../common/bytes.js';
 import { EEPROM_PAGE, KIND, corrupt, decodeRecord, encodeRecord, writePages, type Decoded } from './eeprom-record.js';
-import type { CommandIdentity, QueryAnswer } from '../wire/sync-frame.js';
+import type { CommandIdentity, CommandQuery, QueryAnswer } from '../wire/sync-frame.js';
 import { HOST_STATES, type HostState } from './host-state.js';
 import { mutated } from '../common/mutation.js';
 
 export const EXEC_PAGE = 69;
 export const EXEC_RING = 32;
-const PAYLOAD = 20;
+const PAYLOAD = 24;
 
 export interface ExecEntry extends CommandIdentity {
+  /** The epoch the command was first sent under: with rmcpSeq, tag and type, its identity. */
+  firstEpoch: number;
   via: 'secure';
   saGeneration: number;
   hostBefore: HostState;
@@ -60,6 +65,7 @@ function encode(e: Stored): Uint8Array {
   putU32(p, 12, e.completeFrom);
   p[16] = HOST_STATES.indexOf(e.hostBefore);
   p[17] = HOST_STATES.indexOf(e.hostAfter);
+  putU32(p, 20, e.firstEpoch);
   return p;
 }
 
@@ -68,12 +74,15 @@ function decode(n: number, p: Uint8Array, bad: (d: string) => ProtocolError): St
   if (p[7] !== 0 || p[16] >= HOST_STATES.length || p[17] >= HOST_STATES.length) throw bad('a field is out of range');
   return {
     n, epoch: u32(p, 0), rmcpSeq: p[4], tag: p[5], type: p[6], via: 'secure', saGeneration: u32(p, 8),
-    completeFrom: u32(p, 12), hostBefore: HOST_STATES[p[16]], hostAfter: HOST_STATES[p[17]],
+    completeFrom: u32(p, 12), hostBefore: HOST_STATES[p[16]], hostAfter: HOST_STATES[p[17]], firstEpoch: u32(p, 20),
   };
 }
 
-const same = (a: CommandIdentity, b: CommandIdentity): boolean =>
-  a.epoch === b.epoch && a.rmcpSeq === b.rmcpSeq && a.tag === b.tag && a.type === b.type;
+/** A command by its identity: first epoch, RMCP sequence, ASF tag, type. */
+export interface FirstIdentity { firstEpoch: number; rmcpSeq: number; tag: number; type: number }
+
+const same = (a: FirstIdentity, b: FirstIdentity): boolean =>
+  a.firstEpoch === b.firstEpoch && a.rmcpSeq === b.rmcpSeq && a.tag === b.tag && a.type === b.type;
 
 export class ExecRecord {
   readonly #dev: EepromDevice;
@@ -147,8 +156,17 @@ export class ExecRecord {
     return this.#newest;
   }
 
+  /**
+   * Has the command `q` run, under the identity it was first sent under, or under that of its latest transmission:
+   * a station that logged it under one epoch but sent it first under a later one (a sync came between) re-sends it
+   * without the NIC being told of its first epoch, and the NIC then records it under the later one.
+   */
+  executedAs(q: CommandQuery): boolean {
+    return this.find(q) !== null || (q.epoch !== q.firstEpoch && this.find({ ...q, firstEpoch: q.epoch }) !== null);
+  }
+
   /** The recorded command with this identity, if the ring still holds it. */
-  find(id: CommandIdentity): ExecEntry | null {
+  find(id: FirstIdentity): ExecEntry | null {
     // Newest first: a retransmission asks about a recent command.
     for (let n = this.#newest; n > 0 && n > this.#newest - EXEC_RING; n--) {
       const e = this.#slots[n % EXEC_RING];
@@ -175,15 +193,17 @@ export class ExecRecord {
   }
 
   /**
-   * What this NIC knows of a command (see the file comment). `issued`: the highest epoch it has issued;
+   * What this NIC knows of a command (see the file comment): found by its identity, else judged by the epoch it was
+   * last sent under (`q.epoch`: the station's log has every epoch it was sent under, and the latest is the one
+   * whose transmissions may be missing from this record). `issued`: the highest epoch this NIC has issued;
    * `bootEpoch`: the highest it had issued when it last booted.
    */
-  query(id: CommandIdentity, issued: number, bootEpoch: number): QueryAnswer {
-    if (this.find(id)) return 'executed';
-    if (id.epoch === 0 || id.epoch > issued) return 'unknown';
-    if (mutated('exec-record-ram')) return id.epoch < this.#completeFrom ? 'unknown' : 'not-executed';
-    if (this.#mayHaveLost && id.epoch <= bootEpoch) return 'unknown';
-    if (id.epoch === bootEpoch || id.epoch < this.#completeFrom) return 'unknown';
+  query(q: CommandQuery, issued: number, bootEpoch: number): QueryAnswer {
+    if (this.executedAs(q)) return 'executed';
+    if (q.epoch === 0 || q.firstEpoch === 0 || q.epoch > issued) return 'unknown';
+    if (mutated('exec-record-ram')) return q.epoch < this.#completeFrom ? 'unknown' : 'not-executed';
+    if (this.#mayHaveLost && q.epoch <= bootEpoch) return 'unknown';
+    if (q.epoch === bootEpoch || q.epoch < this.#completeFrom) return 'unknown';
     return 'not-executed';
   }
 

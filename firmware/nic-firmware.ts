@@ -42,7 +42,7 @@ import { HEARTBEAT_SPI } from '../wire/sa.js';
 import type { SecureChannel, OpenedPacket } from './secure-channel.js';
 import { nicAnswerIv } from '../wire/sync-iv.js';
 import { mutated } from '../common/mutation.js';
-import type { CommandIdentity } from '../wire/sync-frame.js';
+import type { CommandIdentity, CommandQuery } from '../wire/sync-frame.js';
 import type { SaPair } from '../wire/sa.js';
 
 export interface Endpoint { address: string; port: number }
@@ -53,7 +53,7 @@ export type FirmwareEffect =
    * Run `command` on the host. Secure commands carry their identity: the machine records it in the EEPROM
    * (exec-record.ts) before it acts, and drops the whole batch (the ACK included) if that write fails.
    */
-  | { kind: 'host-command'; command: AsfCommandEvent; via: 'clear' | 'secure'; from: Endpoint; rmcpSeq: number; tag: number; generation: number; identity: CommandIdentity | null }
+  | { kind: 'host-command'; command: AsfCommandEvent; via: 'clear' | 'secure'; from: Endpoint; rmcpSeq: number; tag: number; generation: number; identity: CommandQuery | null }
   | { kind: 'log'; level: 'info' | 'warn'; msg: string; fields: Record<string, unknown> }
   | { kind: 'heartbeat'; from: Endpoint; bytes: Uint8Array }
   /** A sync frame (wire/sync-frame.ts), with the SA its SPI names (null: none held). */
@@ -67,9 +67,11 @@ export type FirmwareEffect =
 
 /** What the firmware needs to know of the executed-command record and of the sync's cancellations. */
 export interface FirmwareState {
-  /** Has the command with this identity already run (exec-record.ts)? */
-  executed(id: CommandIdentity): boolean;
-  /** Was this identity cancelled by a sync that reported it not executed (nic-sync.ts)? It must never run. */
+  /** The epoch a command arriving under `id.epoch` was first sent under (nic-sync.ts). */
+  firstEpoch(id: CommandIdentity): number;
+  /** Has the command with this identity (first epoch, RMCP sequence, ASF tag, type) already run (exec-record.ts)? */
+  executed(id: CommandQuery): boolean;
+  /** Was this transmission cancelled by a sync that reported its command not executed (nic-sync.ts)? It must never run. */
   cancelled(id: CommandIdentity): boolean;
 }
 
@@ -279,7 +281,8 @@ export class NicFirmware {
       // A command's identity: its epoch, RMCP sequence, ASF tag and type. Recorded before it runs, so a
       // retransmission (also one that arrives after a power loss) is acknowledged and not run again. A command sent
       // with sequence 0xFF asked for no ACK and cannot be retransmitted: it runs, unrecorded.
-      if (identity && this.state.executed(identity)) {
+      const recorded = identity && { ...identity, firstEpoch: this.state.firstEpoch(identity) };
+      if (recorded && this.state.executed(recorded)) {
         this.counters.duplicatesAnswered++;
         return effects;
       }
@@ -288,7 +291,7 @@ export class NicFirmware {
         kind: 'log', level: 'info', msg: 'secure command accepted',
         fields: { command: asf.type, generation: gen, epoch: iv.epoch, from: `${from.address}:${from.port}`, hostState: this.hostState },
       });
-      effects.push({ kind: 'host-command', command: asf.type, via: 'secure', from, rmcpSeq: rmcp.sequence, tag: asf.tag, generation: gen, identity });
+      effects.push({ kind: 'host-command', command: asf.type, via: 'secure', from, rmcpSeq: rmcp.sequence, tag: asf.tag, generation: gen, identity: recorded });
       return effects;
     }
 

@@ -45,8 +45,10 @@ export interface ExecutedCommand {
   rmcpSeq: number;
   tag: number;
   generation: number;
-  /** The sync epoch of a secure command (wire/sync-frame.ts); null in the clear. */
+  /** The sync epoch of a secure command's transmission (wire/sync-frame.ts); null in the clear. */
   epoch: number | null;
+  /** The epoch it was first sent under (its identity's); null in the clear. */
+  firstEpoch: number | null;
   from: string;
   hostBefore: HostState;
   hostAfter: HostState;
@@ -168,7 +170,7 @@ export class NicMachine {
       const firmware = new NicFirmware(
         channel,
         () => ({ clearManagement: image.config.clearManagement, allowedClearCommands: image.config.allowedClearCommands }),
-        { executed: (id) => exec.find(id) !== null, cancelled: (id) => sync.isCancelled(id) },
+        { firstEpoch: (id) => sync.firstEpochOf(id), executed: (id) => exec.executedAs(id), cancelled: (id) => sync.isCancelled(id) },
       );
       firmware.hostState = this.hostState;
       this.b = { image, db, exec, channel, sync, firmware };
@@ -282,7 +284,7 @@ export class NicMachine {
             kind: 'executed',
             entry: {
               at: now, command: e.command, via: e.via, rmcpSeq: e.rmcpSeq, tag: e.tag, generation: e.generation,
-              epoch: e.identity?.epoch ?? null, from: `${e.from.address}:${e.from.port}`, hostBefore: before, hostAfter: t.to,
+              epoch: e.identity?.epoch ?? null, firstEpoch: e.identity?.firstEpoch ?? null, from: `${e.from.address}:${e.from.port}`, hostBefore: before, hostAfter: t.to,
             },
           });
           break;
@@ -390,7 +392,9 @@ export class NicMachine {
     const was = this.hostState;
     this.hostState = state;
     if (this.b) this.b.firmware.hostState = state;
-    this.bootAt = startBoot ? now + this.o.bootDelayMs : null;
+    // A transition that stays in pre-boot (power-up while booting) keeps the boot running: without its deadline the
+    // host would never come up (found by the simulator, seed 268).
+    this.bootAt = startBoot ? now + this.o.bootDelayMs : state === 'pre-boot' && was === 'pre-boot' ? this.bootAt : null;
     if (!hostAgentAlive(state)) this.agent.reset();
     if (was !== state) {
       fx.push({ kind: 'log', level: 'info', msg: 'host state', fields: { from: was, to: state, agent: hostAgentAlive(state) } });

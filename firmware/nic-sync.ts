@@ -6,9 +6,10 @@
  * Pure: randomness is injected, time is an argument.
  *
  * What a SET does, in this order:
- *  1. answers its queries from the executed-command record (exec-record.ts) as things stood before this sync, and
- *     cancels every queried identity it reports not executed whose epoch is still live: that command must never
- *     run under it now (the station may send it again under its own epoch, or report that it did not run);
+ *  1. answers its queries from the executed-command record (exec-record.ts) as things stood before this sync; for
+ *     every command it reports not executed it cancels the transmission the station last sent (if that epoch is
+ *     still live: it must never run now), and remembers that the command, if it comes under the new epoch, is the
+ *     same command (its first epoch): the station may send it again, and a copy of it can never run twice;
  *  2. issues epoch max(highest issued + 1, the station's minimum) and writes it (a checkpoint page);
  *  3. makes it live: the SA's inbound window starts above P - 1 (the station's first number in the epoch); an
  *     exclusive SET (a takeover) ends every other epoch; the outbound counter moves past S (what the station has
@@ -62,6 +63,8 @@ export class NicSync {
   readonly bootEpoch: number;
   readonly counters: NicSyncCounters = { hellos: 0, sets: 0, repeatedSets: 0, hints: 0, epochsIssued: 0, cancelled: 0 };
   private readonly cancelledIds = new Map<string, number>();
+  /** `${epoch}:${rmcpSeq}:${tag}:${type}` of a command a station may send again under a new epoch -> its first epoch. */
+  private readonly firstEpochs = new Map<string, number>();
   private readonly challenges = new Map<string, { generation: number; at: number }>();
   private done: { key: string; bytes: Uint8Array } | null = null;
   private lastHintAt = -Infinity;
@@ -108,10 +111,12 @@ export class NicSync {
     this.counters.sets++;
     this.counters.epochsIssued++;
     f.queries.forEach((q, i) => {
-      if (answers[i] === 'not-executed' && this.channel.isLive(q.epoch)) {
+      if (answers[i] !== 'not-executed') return;
+      if (this.channel.isLive(q.epoch)) {
         this.cancelledIds.set(idKey(q), q.epoch);
         this.counters.cancelled++;
       }
+      this.firstEpochs.set(idKey({ ...q, epoch }), q.firstEpoch);
     });
     // 3. live
     this.channel.addEpoch(epoch, sa.generation, f.p > 0n ? f.p - 1n : 0n, now, f.exclusive);
@@ -139,6 +144,11 @@ export class NicSync {
     return this.cancelledIds.size > 0 && this.cancelledIds.has(idKey(id));
   }
 
+  /** The epoch a command arriving under `id.epoch` was first sent under (its own, unless a sync said otherwise). */
+  firstEpochOf(id: CommandIdentity): number {
+    return this.firstEpochs.size > 0 ? (this.firstEpochs.get(idKey(id)) ?? id.epoch) : id.epoch;
+  }
+
   /** Not synced since boot: no epoch is live. */
   get unsynced(): boolean {
     return this.channel.liveEpochs.length === 0;
@@ -148,6 +158,8 @@ export class NicSync {
   private pruneCancelled(): void {
     for (const [k, e] of this.cancelledIds) if (!this.channel.isLive(e)) this.cancelledIds.delete(k);
     while (this.cancelledIds.size > MAX_CANCELLED) this.cancelledIds.delete(this.cancelledIds.keys().next().value!);
+    for (const k of this.firstEpochs.keys()) if (!this.channel.isLive(Number(k.slice(0, k.indexOf(':'))))) this.firstEpochs.delete(k);
+    while (this.firstEpochs.size > MAX_CANCELLED) this.firstEpochs.delete(this.firstEpochs.keys().next().value!);
   }
 
   private challenge(sa: SaPair, ns: Uint8Array, unsolicited: boolean, now: number): Uint8Array {

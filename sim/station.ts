@@ -26,6 +26,12 @@ export interface StationHooks {
 /** How long a store transaction and its reply take (ms). */
 const STORE_MS = 0.2;
 
+/**
+ * `twoStep`: a store call is two steps of the process (the transaction commits, then its reply arrives), so a crash
+ * can fall between them; the enumerations use that. Otherwise one step (commit and reply together): half the events.
+ */
+export interface StoreTiming { twoStep: boolean }
+
 export class SimStation {
   readonly owner: string;
   readonly core: StationCore;
@@ -46,6 +52,7 @@ export class SimStation {
     times: DaemonTimes,
     wallStart: number,
     private readonly hooks: StationHooks,
+    timing: StoreTiming = { twoStep: false },
   ) {
     this.owner = `st:${name}#${incarnation}`;
     const env: StationEnv = {
@@ -60,7 +67,7 @@ export class SimStation {
     net.register(address, this.port.port, this.owner, (b, from) => this.port.dispatch(b, from));
     this.core = new StationCore({
       stationId: name, leaseMs: times.leaseMs, env,
-      store: timedStore(shared.connect(key), sched, this.owner, (m, a, r) => hooks.stored(this, m, a, r)),
+      store: timedStore(shared.connect(key), sched, this.owner, (m, a, r) => hooks.stored(this, m, a, r), timing.twoStep),
       port: async () => this.port,
       onAccepted: (bytes) => hooks.accepted(this, bytes),
       onSessionOpen: (nic) => hooks.sessionOpened(this, nic),
@@ -132,7 +139,8 @@ class SimPort implements SecurePort {
  * The store as a station process sees it over a connection: each call is a transaction that commits a moment later
  * and a reply that arrives a moment after that, both steps of this process (dropped if it dies, held if paused).
  */
-function timedStore(store: MemoryStore, sched: Scheduler, owner: string, committed: (method: string, args: unknown[], result: unknown) => void): Store {
+function timedStore(store: MemoryStore, sched: Scheduler, owner: string, committed: (method: string, args: unknown[], result: unknown) => void, twoStep: boolean): Store {
+  const reply = (f: () => void) => (twoStep ? sched.after(STORE_MS, owner, f) : f());
   return new Proxy(store, {
     get(target, prop, receiver) {
       const v = Reflect.get(target, prop, receiver) as unknown;
@@ -143,9 +151,9 @@ function timedStore(store: MemoryStore, sched: Scheduler, owner: string, committ
             (v as (...a: unknown[]) => Promise<unknown>).apply(target, args).then(
               (r) => {
                 committed(prop, args, r);
-                sched.after(STORE_MS, owner, () => resolve(r));
+                reply(() => resolve(r));
               },
-              (e) => sched.after(STORE_MS, owner, () => reject(e)),
+              (e) => reply(() => reject(e)),
             );
           });
         });

@@ -18,7 +18,7 @@ import { SimNic } from './nic.js';
 import { SimStation, simEmulator } from './station.js';
 import { Invariants, Violation } from './invariants.js';
 import { ASF_TYPE_CODE } from '../wire/asf.js';
-import type { CommandLogEntry } from '../mgmt-station/store/store.js';
+import type { CommandLogEntry, CommandRef } from '../mgmt-station/store/store.js';
 
 function identityKey(nic: string, epoch: number, rmcpSeq: number, tag: number, type: number): string {
   return `${nic}|${epoch}|${rmcpSeq}|${tag}|${type}`;
@@ -40,6 +40,8 @@ export interface SimOptions {
   traceLines?: number;
   /** Echo the trace as it happens. */
   verbose?: boolean;
+  /** Store calls in two steps (commit, then reply): the enumerations crash between them. */
+  twoStepStore?: boolean;
 }
 
 export interface FaultRates {
@@ -67,7 +69,9 @@ export interface SimResult {
   counts: Record<string, number>;
 }
 
-const TIMES: DaemonTimes = { refreshIntervalS: 20, maxDownTimeS: 0, lifetimeS: Infinity, pollIntervalMs: 1000, timeoutMs: 3000, leaseMs: 3000 };
+const TIMES: DaemonTimes = { refreshIntervalS: 15, maxDownTimeS: 0, lifetimeS: Infinity, pollIntervalMs: 2000, timeoutMs: 3000, leaseMs: 5000 };
+/** Virtual ms the system gets to settle before the final liveness check (three unanswered polls start a re-key). */
+const QUIESCE_MS = 20_000;
 const KINDS: readonly CommandKind[] = ['reset', 'power-up', 'power-down', 'power-cycle'];
 const WALL_START = 1_800_000_000_000;
 
@@ -182,9 +186,13 @@ export class World {
       this.inv.names.set(cmd, `${nic} ${e.command} (#${e.index} by ${st.owner})`);
       this.book.byRow.set(`${nic}|${e.hash}`, cmd);
       this.book.byProcess.set(`${st.owner}|${nic}|${e.index}`, cmd);
-      if (e.syncEpoch !== null) this.book.byIdentity.set(identityKey(nic, e.syncEpoch, e.rmcpSeq, e.asfTag, ASF_TYPE_CODE[e.command as CommandKind]), cmd);
-    } else if (method === 'recordResend' && result === true) {
-      const [nic, index, , , epoch] = args as [string, number, number, unknown, number];
+      // An identity already in the book belongs to an earlier command (the store went back and gave this one the same
+      // index): the NIC's record has it, and this one must not go out under it (core/session.ts syncs first).
+      const idk = e.syncEpoch !== null ? identityKey(nic, e.syncEpoch, e.rmcpSeq, e.asfTag, ASF_TYPE_CODE[e.command as CommandKind]) : null;
+      if (idk && !this.book.byIdentity.has(idk)) this.book.byIdentity.set(idk, cmd);
+    } else if (method === 'updateOutcomeIf' && result === true && args[2] === 'sent') {
+      const [nic, ref, , , , , epoch] = args as [string, CommandRef, string, number, unknown, number, number];
+      const index = typeof ref === 'number' ? ref : ref.index;
       const row = this.store.raw.commandLog.get(nic)?.find((r) => r.index === index && r.kind === 'command');
       const cmd = row ? this.book.byRow.get(`${nic}|${row.hash}`) : undefined;
       if (row && cmd !== undefined) {
@@ -202,7 +210,7 @@ export class World {
       sessionOpened: (st, nic) => this.check(() => this.inv.sessionOpened(st.owner, nic)),
       stored: (st, m, a, r) => this.stored(st, m, a, r),
       trace: (l) => this.log(l),
-    });
+    }, { twoStep: this.o.twoStepStore === true });
     this.stations.set(name, s);
     return s;
   }
@@ -220,7 +228,7 @@ export class World {
   async run(): Promise<SimResult> {
     try {
       await this.setup();
-      const duration = this.o.durationMs ?? 30_000;
+      const duration = this.o.durationMs ?? 20_000;
       this.scheduleWorkload(duration);
       this.scheduleFaults(duration);
       await this.sched.runUntil(this.sched.now + duration, () => this.failure !== null);
@@ -252,10 +260,14 @@ export class World {
     this.snapshotAll();
   }
 
+  /** Backups of the side this run restores (the other is never restored, so never copied). */
   private snapshotAll(): void {
-    const clean = new Set([...this.nics.keys()].filter((n) => !this.inv.tainted.has(n)));
-    this.storeSnaps.push({ at: this.sched.now, snap: this.store.snapshot(), clean });
-    for (const n of this.nics.values()) this.eepromSnaps.get(n.id)!.push({ at: this.sched.now, image: n.snapshot() });
+    if (this.rates.restore === 0 && this.rates.tamper === 0) return;
+    if (this.restoreKind === 'store' || this.rates.tamper > 0) {
+      const clean = new Set([...this.nics.keys()].filter((n) => !this.inv.tainted.has(n)));
+      this.storeSnaps.push({ at: this.sched.now, snap: this.store.snapshot(), clean });
+    }
+    if (this.restoreKind === 'eeprom') for (const n of this.nics.values()) this.eepromSnaps.get(n.id)!.push({ at: this.sched.now, image: n.snapshot() });
   }
 
   // ------------------------------------------------------------------ workload
@@ -270,7 +282,7 @@ export class World {
       this.sched.at(at, 'world', () => this.issue(nic, kind, pickOwner));
     }
     // Backups are taken now and then (what a restore can go back to).
-    for (let t = 2000; t < duration; t += 2000) this.sched.at(this.sched.now + t, 'world', () => this.snapshotAll());
+    for (let t = 4000; t < duration; t += 4000) this.sched.at(this.sched.now + t, 'world', () => this.snapshotAll());
   }
 
   /** A caller asks a station (the owner it knows of, mostly) to send a command. */
@@ -300,7 +312,7 @@ export class World {
         if (!e.command) return; // never logged: it has no identity and cannot run
         const cmd = cmdOf(e.command.index);
         if (cmd === undefined) return; // logged 'failed' (never sent)
-        if ((code === 'E_OUTCOME_UNKNOWN' || code === 'E_TIMEOUT') && e.command.sent) this.inv.callerUnknown();
+        if (code === 'E_OUTCOME_UNKNOWN' || (code === 'E_TIMEOUT' && e.command.sent)) this.inv.callerUnknown();
         else this.check(() => this.inv.callerNotRun(cmd, code));
       },
     );
@@ -408,8 +420,9 @@ export class World {
       const s = r.pick(this.storeSnaps);
       this.log(`FAULT store restored from the backup of t=${(s.at / 1000).toFixed(3)}`);
       this.store.restore(s.snap);
-      // A log edited after that backup is back as it was.
-      for (const n of [...this.inv.tainted]) if (s.clean.has(n)) this.inv.tainted.delete(n);
+      // The logs are as they were then: edited (tainted) exactly where they were at that backup.
+      this.inv.tainted.clear();
+      for (const n of this.nics.keys()) if (!s.clean.has(n)) this.inv.tainted.add(n);
       this.bump('restores');
     } else {
       const snaps = this.eepromSnaps.get(nic.id)!;
@@ -491,7 +504,7 @@ export class World {
       n.event('cable-plug');
       for (const ev of ['wake', 'power-up'] as const) n.event(ev);
     }
-    await this.sched.runUntil(this.sched.now + 45_000, () => this.failure !== null);
+    await this.sched.runUntil(this.sched.now + QUIESCE_MS, () => this.failure !== null);
     if (this.failure) return;
     for (const nic of this.nics.keys()) {
       const lease = this.store.raw.leases.get(nic);

@@ -17,10 +17,11 @@
  * and a CLI verb); an `exclusive` SET (a station that took the NIC over) ends every other. Nn is the NIC's fresh
  * random challenge: a recorded SET cannot be replayed into a later sync. A NIC that has not been synced since it
  * booted accepts no ESP packet and executes nothing; it may invite a sync with an unsolicited CHALLENGE (Ns zero).
- * The queries ask the NIC about commands the station logged but never saw acknowledged, by the identity the NIC
- * records before it executes one (epoch, RMCP sequence, ASF tag, type): executed; not executed (and it never will
- * be: the NIC cancels that identity, and ends its epoch if no other command of it is still to come); or unknown
- * (no longer, or not yet, in the NIC's record).
+ * The queries ask the NIC about commands the station logged but never saw acknowledged. A command's identity is the
+ * epoch it was first sent under with its RMCP sequence, ASF tag and type; a query also names the epoch it was last
+ * sent under. The NIC records the identity before it executes a command, and answers: executed; not executed (it
+ * never will be under the epoch it was last sent under: the NIC cancels that, and takes the command, if it comes
+ * again under the new epoch, as the same command); or unknown (no longer, or not yet, in the NIC's record).
  *
  * Frame (big-endian):
  *   0  0xFFFFFFFF | 4 SPI | 8 kind u8 | 9 version u8 (1) | 10 length u16 | 12 Ns (8) | 20 Nn (8) | 28 body | tag (16)
@@ -33,8 +34,8 @@
  *   HELLO      (none)
  *   CHALLENGE  epoch u32 (highest issued) | flags u8 (bit 0: unsolicited, bit 1: no epoch live: not synced since
  *              boot) | inHigh u64 | outNext u64
- *   SET        minEpoch u32 | flags u8 (bit 0: exclusive) | P u64 | S u64 | n u8 | n x (epoch u32, rmcpSeq u8,
- *              tag u8, type u8, 0 u8)
+ *   SET        minEpoch u32 | flags u8 (bit 0: exclusive) | P u64 | S u64 | n u8 | n x (epoch u32, first epoch u32,
+ *              rmcpSeq u8, tag u8, type u8, 0 u8)
  *   DONE       epoch u32 | outNext u64 | n u8 | n x answer u8 (0 not executed, 1 executed, 2 unknown)
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
@@ -51,6 +52,8 @@ const TAG = 16;
 const HEAD = 28;
 /** Queries one SET may carry: a station has at most 16 commands in flight per NIC (mgmt-station/core/session.ts). */
 export const SYNC_MAX_QUERIES = 32;
+/** Bytes of one query in a SET. */
+const QUERY = 12;
 
 export type SyncKind = 'hello' | 'challenge' | 'set' | 'done';
 const KIND_CODE: Record<SyncKind, number> = { hello: 0x11, challenge: 0x12, set: 0x13, done: 0x14 };
@@ -60,7 +63,7 @@ export type QueryAnswer = 'not-executed' | 'executed' | 'unknown';
 const ANSWER_CODE: Record<QueryAnswer, number> = { 'not-executed': 0, executed: 1, unknown: 2 };
 const ANSWERS: QueryAnswer[] = ['not-executed', 'executed', 'unknown'];
 
-/** A command's identity as the NIC records it before executing (firmware/exec-record.ts). */
+/** A command as it goes over the wire: the epoch of this transmission, its RMCP sequence, ASF tag and type. */
 export interface CommandIdentity {
   epoch: number;
   rmcpSeq: number;
@@ -69,11 +72,16 @@ export interface CommandIdentity {
   type: number;
 }
 
+/** What a SET asks about: a command by its latest transmission (`epoch`) and the epoch it was first sent under. */
+export interface CommandQuery extends CommandIdentity {
+  firstEpoch: number;
+}
+
 interface Nonces { ns: Uint8Array; nn: Uint8Array }
 export type SyncFrame =
   | ({ kind: 'hello' } & Nonces)
   | ({ kind: 'challenge'; epoch: number; unsolicited: boolean; unsynced: boolean; inHigh: bigint; outNext: bigint } & Nonces)
-  | ({ kind: 'set'; minEpoch: number; exclusive: boolean; p: bigint; s: bigint; queries: CommandIdentity[] } & Nonces)
+  | ({ kind: 'set'; minEpoch: number; exclusive: boolean; p: bigint; s: bigint; queries: CommandQuery[] } & Nonces)
   | ({ kind: 'done'; epoch: number; outNext: bigint; answers: QueryAnswer[] } & Nonces);
 
 /** Which way a frame goes: HELLO and SET go to the NIC, CHALLENGE and DONE to the station. */
@@ -146,7 +154,7 @@ function body(f: SyncFrame): Uint8Array {
       assertU64(f.p, 'P');
       assertU64(f.s, 'S');
       if (!Array.isArray(f.queries) || f.queries.length > SYNC_MAX_QUERIES) throw new UsageError('E_USAGE', `a SET carries at most ${SYNC_MAX_QUERIES} queries`);
-      const b = new Uint8Array(22 + 8 * f.queries.length);
+      const b = new Uint8Array(22 + QUERY * f.queries.length);
       putU32(b, 0, f.minEpoch);
       b[4] = f.exclusive ? 1 : 0;
       putU64(b, 5, f.p);
@@ -154,14 +162,16 @@ function body(f: SyncFrame): Uint8Array {
       b[21] = f.queries.length;
       f.queries.forEach((q, i) => {
         assertU32(q.epoch, 'query epoch');
+        assertU32(q.firstEpoch, 'query first epoch');
         for (const [v, w] of [[q.rmcpSeq, 'rmcpSeq'], [q.tag, 'tag'], [q.type, 'type']] as const) {
           if (!Number.isInteger(v) || v < 0 || v > 255) throw new UsageError('E_USAGE', `sync query ${w} must be a byte, got ${v}`);
         }
-        const o = 22 + 8 * i;
+        const o = 22 + QUERY * i;
         putU32(b, o, q.epoch);
-        b[o + 4] = q.rmcpSeq;
-        b[o + 5] = q.tag;
-        b[o + 6] = q.type;
+        putU32(b, o + 4, q.firstEpoch);
+        b[o + 8] = q.rmcpSeq;
+        b[o + 9] = q.tag;
+        b[o + 10] = q.type;
       });
       return b;
     }
@@ -246,13 +256,13 @@ export function decodeSync(bytes: Uint8Array, sa: SaPair, expectToNic: boolean):
       if (b.length < 22) need(22);
       const n = b[21];
       if (n > SYNC_MAX_QUERIES) throw new ProtocolError('E_LENGTH', `sync set carries ${n} queries, at most ${SYNC_MAX_QUERIES}; dropped`);
-      need(22 + 8 * n);
+      need(22 + QUERY * n);
       if (b[4] > 1) throw new ProtocolError('E_RESERVED', `sync set flags 0x${b[4].toString(16)} has reserved bits set; dropped`);
-      const queries: CommandIdentity[] = [];
+      const queries: CommandQuery[] = [];
       for (let i = 0; i < n; i++) {
-        const o = 22 + 8 * i;
-        if (b[o + 7] !== 0) throw new ProtocolError('E_RESERVED', 'a sync query has its reserved byte set; dropped');
-        queries.push({ epoch: u32(b, o), rmcpSeq: b[o + 4], tag: b[o + 5], type: b[o + 6] });
+        const o = 22 + QUERY * i;
+        if (b[o + 11] !== 0) throw new ProtocolError('E_RESERVED', 'a sync query has its reserved byte set; dropped');
+        queries.push({ epoch: u32(b, o), firstEpoch: u32(b, o + 4), rmcpSeq: b[o + 8], tag: b[o + 9], type: b[o + 10] });
       }
       return { kind, ns, nn, minEpoch: u32(b, 0), exclusive: b[4] === 1, p: u64(b, 5), s: u64(b, 13), queries };
     }

@@ -29,13 +29,13 @@ import { encodeRmcpAsf, decodeRmcpAsf, ASF_TYPE_CODE, type AsfMessage } from '..
 import { RMCP_SEQ_NO_ACK, RMCP_PORT } from '../../wire/rmcp.js';
 import { decodeInnerUdp, encodeInnerUdp, maxSequence } from '../../wire/esp.js';
 import { encodeOwnerNotice } from '../../wire/owner-notice.js';
-import { decodeSync, encodeSync, isSyncFrame, SYNC_MAX_QUERIES, SYNC_NONCE_LENGTH, type CommandIdentity, type QueryAnswer, type SyncFrame } from '../../wire/sync-frame.js';
+import { decodeSync, encodeSync, isSyncFrame, SYNC_MAX_QUERIES, SYNC_NONCE_LENGTH, type CommandQuery, type QueryAnswer, type SyncFrame } from '../../wire/sync-frame.js';
 import { nicAnswerIv, nicIvParts, stationIv, SYNC_EPOCH_MAX } from '../../wire/sync-iv.js';
 import { LifelineError, ProtocolError } from '../../common/errors.js';
 import { equalBytes } from '../../common/bytes.js';
 import { mutated } from '../../common/mutation.js';
 import type { AhEndpoints } from '../../wire/ah.js';
-import type { CommandRecord, Fence, NicRecord, Store, StoredSa } from '../store/store.js';
+import type { CommandRecord, CommandRef, Fence, NicRecord, Store, StoredSa } from '../store/store.js';
 import type { Endpoint, SecurePort, StationEnv } from './env.js';
 
 export type ReadKind = 'presence-ping' | 'capabilities-request' | 'system-state-request';
@@ -116,10 +116,18 @@ type Exchanged = { nic: string; msg: AsfMessage | null; generation: number; atte
 /** A command this session has in flight: its identity and the epoch it was last sent under. */
 interface InFlight {
   index: number;
+  /** The hash of its command entry: the store's outcomes name it by index and hash (store.ts CommandRef). */
+  hash: string;
+  /** Its row is gone from the store (restored from a backup after it was logged): nothing more is recorded of it. */
+  orphaned?: boolean;
   kind: CommandKind;
   rmcpSeq: number;
   tag: number;
+  /** The epoch it was first sent under: with index-derived RMCP sequence and tag, the identity the NIC records. */
+  firstEpoch: number;
   epoch: number;
+  /** The epoch of its last transmission by this session (null: none yet). */
+  sentEpoch: number | null;
   waiter: Waiter | null;
 }
 
@@ -145,6 +153,15 @@ export class NicSession {
   private commandsRunning = 0;
   /** Commands of the log to settle at the first sync (logged 'sent' before this session opened). */
   private backlog: CommandRecord[] = [];
+  /**
+   * Log indexes of the commands logged or sent under the current epoch (`usedEpoch`). A new command given one of
+   * them means the store went back (restored from a backup under a running station): that identity (epoch, index)
+   * may already have run, or the NIC may take it for the command that was sent again under it, so the row is
+   * abandoned ('failed': it was never sent) and the command is logged again after a sync gives a new epoch, under
+   * which nothing has been sent.
+   */
+  private used = new Set<number>();
+  private usedEpoch = -1;
   private closed = false;
   private tag: number;
   readonly counters = { accepted: 0, syncs: 0, dropped: {} as Record<string, number> };
@@ -166,7 +183,8 @@ export class NicSession {
       throw new LifelineError('E_STORE', `the command log of ${nicId} does not verify (${audit.problem}); nothing was sent. Run 'mgmt-station audit ${nicId}' and restore the store from a backup`);
     }
     const s = new NicSession(nic, o);
-    s.backlog = (await o.store.listCommands(nicId)).filter((c) => c.outcome === 'sent');
+    const listed = await o.store.listCommands(nicId);
+    s.backlog = listed.filter((c) => c.outcome === 'sent');
     await s.reload();
     return s;
   }
@@ -238,7 +256,8 @@ export class NicSession {
     await this.enterCommand();
     const t0 = this.o.env.mono();
     const deadline = t0 + timeoutMs;
-    let entry: { index: number; rmcpSeq: number; asfTag: number } | null = null;
+    let entry: { index: number; rmcpSeq: number; asfTag: number; hash: string } | null = null;
+    let inFlight: InFlight | null = null;
     try {
       try {
         await this.caughtUp(deadline, kind);
@@ -253,18 +272,29 @@ export class NicSession {
       }
       // The store gives the command its identity on the wire from its log index (store.ts wireIdentity): unique
       // per NIC across stations and restarts; with the epoch it is the identity the NIC records (DESIGN §5).
-      const loggedEpoch = this.epoch!;
+      let loggedEpoch = this.epoch!;
       entry = await this.o.store.appendCommand(this.nic.id, { time: this.o.env.now(), command: kind, outcome: 'sent', syncEpoch: loggedEpoch }, this.o.fence);
+      if (this.usedEpoch === loggedEpoch && this.used.has(entry.index)) {
+        this.o.log?.('warn', "the store's command log went back (restored from a backup?): the command is logged again after a sync gives a new epoch", { nic: this.nic.id, index: entry.index, epoch: loggedEpoch });
+        await this.o.store.updateOutcomeIf(this.nic.id, refOf(entry), 'failed', this.o.env.now(), this.o.fence, loggedEpoch).catch(() => false);
+        await this.sync(deadline, 'the store went back');
+        if (this.epoch === loggedEpoch) throw new LifelineError('E_STORE', `${this.nic.id}: the command log went back and no new epoch could be had; nothing was sent`);
+        loggedEpoch = this.epoch!;
+        entry = await this.o.store.appendCommand(this.nic.id, { time: this.o.env.now(), command: kind, outcome: 'sent', syncEpoch: loggedEpoch }, this.o.fence);
+      }
+      this.markUsed(entry.index, loggedEpoch);
       // The epoch it is logged under (a sync may have moved the session on meanwhile: exchange() then logs a re-send).
-      const f: InFlight = { index: entry.index, kind, rmcpSeq: entry.rmcpSeq, tag: entry.asfTag, epoch: loggedEpoch, waiter: null };
+      const f: InFlight = (inFlight = { index: entry.index, hash: entry.hash, kind, rmcpSeq: entry.rmcpSeq, tag: entry.asfTag, firstEpoch: loggedEpoch, epoch: loggedEpoch, sentEpoch: null, waiter: null });
       const r = await this.runCommand(f, deadline);
       // Second ack: the outcome and the sequence state are durable before the user hears "done".
       await this.persistInbound(r.generation);
-      await this.o.store.updateOutcome(this.nic.id, f.index, 'acked', this.o.env.now(), this.o.fence);
+      if (!(await this.recordAcked(f))) {
+        this.o.log?.('warn', "a command ran, but the store no longer holds its row (restored from a backup after it was logged): its outcome is not in the log", { nic: this.nic.id, index: f.index, command: kind });
+      }
       return requestResult(r, kind, { type: 'rmcp-ack', sequence: f.rmcpSeq }, { index: f.index, rmcpSeq: f.rmcpSeq, tag: f.tag });
     } catch (e) {
-      if (!entry) throw e; // nothing logged, so nothing sent
-      return this.commandLost(entry, kind, e, deadline);
+      if (!entry || !inFlight) throw e; // nothing logged, so nothing sent
+      return this.commandLost(inFlight, kind, e, deadline);
     } finally {
       this.leaveCommand();
     }
@@ -276,18 +306,20 @@ export class NicSession {
    * the session closed), the truth is in the store: the outcome another station recorded (read until the caller's
    * deadline), else E_OUTCOME_UNKNOWN. Never an invitation to send the command again elsewhere.
    */
-  private async commandLost(entry: { index: number; rmcpSeq: number; asfTag: number }, kind: CommandKind, e: unknown, deadline: number): Promise<RequestResult> {
+  private async commandLost(f: InFlight, kind: CommandKind, e: unknown, deadline: number): Promise<RequestResult> {
     const code = (e as LifelineError).code;
-    const sent = this.inFlightSent.delete(entry.index);
+    const sent = this.inFlightSent.delete(f.index);
+    const entry = { index: f.index, rmcpSeq: f.rmcpSeq, asfTag: f.tag };
     const about = (err: LifelineError) => Object.assign(err, { command: { index: entry.index, sent } });
     if (!sent) {
-      // Logged, never sent (no sequence number left, or the session closed before the first transmission).
-      await this.o.store.updateOutcome(this.nic.id, entry.index, 'failed', this.o.env.now(), this.o.fence).catch(() => undefined);
-      throw about(e instanceof LifelineError ? e : new LifelineError('E_INTERNAL', String(e)));
+      // Logged, never sent by this session (no sequence number left, or the session closed first). It did not run
+      // if the log can say so before anyone else sends it (compare-and-set: another session may be completing it).
+      const failed = await this.o.store.updateOutcomeIf(this.nic.id, refOf(f), 'failed', this.o.env.now(), this.o.fence, f.epoch).catch(() => false);
+      if (failed) throw about(e instanceof LifelineError ? e : new LifelineError('E_INTERNAL', String(e)));
     }
-    const mine = code !== 'E_FENCED' && !this.closed;
+    const mine = sent && code !== 'E_FENCED' && !this.closed;
     if (mine) {
-      const wrote = await this.o.store.updateOutcome(this.nic.id, entry.index, 'unknown', this.o.env.now(), this.o.fence).then(() => true, () => false);
+      const wrote = await this.o.store.updateOutcome(this.nic.id, refOf(f), 'unknown', this.o.env.now(), this.o.fence).then(() => true, () => false);
       if (wrote) {
         // Recorded as unknown: the caller hears it as such (a timeout says so too, as it always has).
         if (code === 'E_TIMEOUT') throw about(e as LifelineError);
@@ -296,13 +328,14 @@ export class NicSession {
     }
     if (mutated('lost-means-fenced')) throw about(new LifelineError('E_FENCED', `${this.nic.id}: the session was lost; use the NIC's owner`));
     for (;;) {
-      const c = (await this.o.store.listCommands(this.nic.id).catch(() => [])).find((x) => x.index === entry.index);
+      // Its own row (by hash: a store restored from a backup may hold another command at that index).
+      const c = (await this.o.store.listCommands(this.nic.id).catch(() => [])).find((x) => x.index === entry.index && x.hash === f.hash);
       if (c && c.outcome === 'acked') {
         const r = requestResult({ nic: this.nic.id, generation: this.activeGeneration ?? 0, attempts: 0, rttMs: 0 }, kind, { type: 'rmcp-ack', sequence: entry.rmcpSeq }, { index: entry.index, rmcpSeq: entry.rmcpSeq, tag: entry.asfTag });
         r.completedBy = c.outcomeStation;
         return r;
       }
-      if ((c && c.outcome !== 'sent') || this.o.env.mono() >= deadline) break;
+      if (!c || c.outcome !== 'sent' || this.o.env.mono() >= deadline) break;
       await new Promise<void>((r) => this.o.env.after(Math.min(100, Math.max(1, deadline - this.o.env.mono())), r));
     }
     throw about(new LifelineError('E_OUTCOME_UNKNOWN', `${this.nic.id}: ${kind} (command #${entry.index}) may or may not have run: this session lost the NIC (${(e as Error).message}) before it was acknowledged; its outcome is in 'mgmt-station log ${this.nic.id}' once the NIC's owner settles it. Do not send it again blindly`));
@@ -321,9 +354,10 @@ export class NicSession {
         if (r.synced === undefined) return r;
         // A sync settled it while it was in flight.
         if (r.synced === 'executed') return { nic: this.nic.id, msg: null, generation: this.activeGeneration ?? 0, attempts: r.attempts, rttMs: r.rttMs };
+        if (f.orphaned) throw new LifelineError('E_OUTCOME_UNKNOWN', `${this.nic.id}: the store no longer holds ${f.kind} (command #${f.index}): it was restored from a backup after the command was logged; the NIC reports it ${r.synced === 'not-executed' ? 'did not run (and it never will now)' : 'may or may not have run'}`);
         if (r.synced === 'unknown') throw new LifelineError('E_OUTCOME_UNKNOWN', `${this.nic.id}: the NIC cannot tell whether ${f.kind} (command #${f.index}) ran (its EEPROM may have been restored, or its record no longer holds it); it is not sent again`);
         // Not executed, and it never will be under its old epoch: send it again in ours, recorded first.
-        if (!(await this.recordResend(f))) throw new LifelineError('E_OUTCOME_UNKNOWN', `${this.nic.id}: command #${f.index} was taken over by another process of this station`);
+        if (!(await this.recordResend(f))) throw new LifelineError('E_OUTCOME_UNKNOWN', `${this.nic.id}: command #${f.index} was taken over by another process of this station, or the store went back`);
       }
     } finally {
       this.inFlight.delete(f.index);
@@ -332,9 +366,37 @@ export class NicSession {
 
   /** Log that command `f` is sent again under this session's epoch (before it is), if nobody else did meanwhile. */
   private async recordResend(f: InFlight): Promise<boolean> {
-    const ok = await this.o.store.recordResend(this.nic.id, f.index, this.o.env.now(), this.o.fence, this.epoch!, f.epoch);
+    if (f.orphaned) return false;
+    const ok = await this.o.store.updateOutcomeIf(this.nic.id, refOf(f), 'sent', this.o.env.now(), this.o.fence, f.epoch, this.epoch!);
     if (ok) f.epoch = this.epoch!;
     return ok;
+  }
+
+  /**
+   * Record command `f` acknowledged. False if the store no longer holds its row (it went back to a backup taken
+   * before the command was logged, and may hold another command at its index): nothing is written then.
+   */
+  private async recordAcked(f: InFlight): Promise<boolean> {
+    if (f.orphaned) return false;
+    try {
+      await this.o.store.updateOutcome(this.nic.id, refOf(f), 'acked', this.o.env.now(), this.o.fence);
+      return true;
+    } catch (e) {
+      if ((e as LifelineError).code !== 'E_STORE') throw e;
+      const c = (await this.o.store.listCommands(this.nic.id)).find((x) => x.index === f.index);
+      if (c?.hash === f.hash) throw e;
+      f.orphaned = true;
+      return false;
+    }
+  }
+
+  private markUsed(index: number, epoch: number): void {
+    if (epoch !== this.usedEpoch) {
+      if (epoch < this.usedEpoch) return;
+      this.used.clear();
+      this.usedEpoch = epoch;
+    }
+    this.used.add(index);
   }
 
   /** At most MAX_COMMANDS_IN_FLIGHT commands per NIC. */
@@ -398,15 +460,24 @@ export class NicSession {
           if (settled) break;
         }
         if (command && command.epoch !== this.epoch) {
+          if (command.sentEpoch === command.epoch) {
+            // Sent under an epoch a sync has since moved on from without asking about it: only the NIC can tell
+            // whether it ran (a sync asks about every command in flight; sends wait for a running sync).
+            throw new LifelineError('E_INTERNAL', `${this.nic.id}: command #${command.index} was sent under epoch ${command.epoch} and no sync asked about it`);
+          }
           // The session's epoch moved on since the command was logged or last sent, and no sync asked about it (it was
           // not yet in flight then): nothing of it went out under the old epoch, so it may go under ours, logged first.
           if (!(await this.recordResend(command))) {
-            throw new LifelineError('E_OUTCOME_UNKNOWN', `${this.nic.id}: command #${command.index} was taken over by another process of this station`);
+            throw new LifelineError('E_OUTCOME_UNKNOWN', `${this.nic.id}: command #${command.index} was taken over by another process of this station, or the store went back`);
           }
           if (settled) break;
         }
         await this.sendOn(this.active!, inner, waiter);
-        if (command) this.inFlightSent.add(command.index);
+        if (command) {
+          this.inFlightSent.add(command.index);
+          command.sentEpoch = command.epoch;
+          this.markUsed(command.index, command.epoch);
+        }
         attempts++;
         const wait = Math.min(interval, deadline - env.mono());
         if (wait <= 0) {
@@ -496,6 +567,9 @@ export class NicSession {
 
   /** Sync before the first request of this session (once; concurrent callers share it), or when the NIC asks. */
   private async ensureSynced(deadline: number, what: string): Promise<void> {
+    // Nothing goes out while a sync runs: the sync asks about the commands in flight when it starts, and a command
+    // first sent under the old epoch after that would be one it never asked about.
+    while (this.syncing) await this.syncing.catch(() => undefined);
     if (this.epoch !== null && !this.invited) return;
     this.invited = false;
     await this.sync(deadline, this.epoch === null ? `first ${what}` : 'the NIC asked');
@@ -544,7 +618,7 @@ export class NicSession {
   /** Frames the last sync sent (HELLO and SET transmissions), for the timeout message. */
   private syncAttempts = 0;
 
-  private async runSync(deadline: number, why: string): Promise<{ c: CommandRecord; id: CommandIdentity }[]> {
+  private async runSync(deadline: number, why: string): Promise<{ c: CommandRecord; id: CommandQuery }[]> {
     const h = this.active;
     if (!h) throw new LifelineError('E_NO_SA', `no active SA for ${this.nic.id}`);
     const sa = h.stored.pair;
@@ -554,33 +628,41 @@ export class NicSession {
     // the epoch the store says it was last sent under (another process may have sent it again since).
     const listed = await this.verifiedCommands();
     const byIndex = new Map(listed.map((c) => [c.index, c]));
-    const asks: { index: number; id: CommandIdentity; own: InFlight | null }[] = [];
+    const asks: { index: number; hash: string; id: CommandQuery; own: InFlight | null }[] = [];
     for (const f of this.inFlight.values()) {
-      const c = byIndex.get(f.index);
+      let c = byIndex.get(f.index);
+      if (!f.orphaned && c?.hash !== f.hash) {
+        // The store went back to before this command was logged: still asked about (by its own identity), so its
+        // caller hears what the NIC knows, but nothing of it is recorded any more.
+        this.o.log?.('warn', "the store no longer holds a command in flight (restored from a backup?)", { nic: this.nic.id, index: f.index });
+        f.orphaned = true;
+      }
+      if (f.orphaned) c = undefined;
       if (c && c.outcome !== 'sent') {
         // Settled meanwhile by another process (it took the command over): that is its outcome.
         f.waiter?.settle({ synced: c.outcome === 'acked' ? 'executed' : 'unknown' });
         continue;
       }
       if (c?.syncEpoch) f.epoch = c.syncEpoch;
-      asks.push({ index: f.index, id: { epoch: f.epoch, rmcpSeq: f.rmcpSeq, tag: f.tag, type: ASF_TYPE_CODE[f.kind] }, own: f });
+      asks.push({ index: f.index, hash: f.hash, id: { epoch: f.epoch, firstEpoch: f.firstEpoch, rmcpSeq: f.rmcpSeq, tag: f.tag, type: ASF_TYPE_CODE[f.kind] }, own: f });
     }
     for (const b of this.backlog) {
       const c = byIndex.get(b.index);
       if (!c || c.outcome !== 'sent' || this.inFlight.has(b.index)) continue;
       const kind = c.command as CommandKind;
-      if (!COMMAND_KINDS.includes(kind) || !c.syncEpoch) {
+      if (!COMMAND_KINDS.includes(kind) || !c.syncEpoch || !c.firstSyncEpoch) {
         // Logged before sync epochs existed, or not a command the NIC records: its fate cannot be asked.
-        await this.o.store.updateOutcome(this.nic.id, c.index, 'unknown', env.now(), this.o.fence);
+        await this.o.store.updateOutcome(this.nic.id, refOf(c), 'unknown', env.now(), this.o.fence);
         continue;
       }
-      asks.push({ index: c.index, id: { epoch: c.syncEpoch, rmcpSeq: c.rmcpSeq, tag: c.asfTag, type: ASF_TYPE_CODE[kind] }, own: null });
+      asks.push({ index: c.index, hash: c.hash, id: { epoch: c.syncEpoch, firstEpoch: c.firstSyncEpoch, rmcpSeq: c.rmcpSeq, tag: c.asfTag, type: ASF_TYPE_CODE[kind] }, own: null });
       if (asks.length >= SYNC_MAX_QUERIES) break;
     }
     const r = await this.handshake(sa, asks.map((a) => a.id), until, why);
+    if (asks.length > 0) this.o.log?.('info', 'sync answered', { nic: this.nic.id, epoch: r.epoch, nicRestored: r.nicRestored, asked: asks.map((a, i) => `#${a.index}@${a.id.epoch}:${r.answers[i]}`) });
     this.backlog = this.backlog.filter((b) => !asks.some((a) => a.index === b.index));
     // Settle: in-flight commands hear their answer; backlog commands are recorded, or returned to be sent again.
-    const todo: { c: CommandRecord; id: CommandIdentity }[] = [];
+    const todo: { c: CommandRecord; id: CommandQuery }[] = [];
     for (let i = 0; i < asks.length; i++) {
       const a = asks[i];
       const answer = r.nicRestored ? 'unknown' : r.answers[i];
@@ -588,8 +670,8 @@ export class NicSession {
         a.own.waiter?.settle({ synced: answer });
         continue;
       }
-      if (answer === 'executed') await this.o.store.updateOutcome(this.nic.id, a.index, 'acked', env.now(), this.o.fence);
-      else if (answer === 'unknown') await this.o.store.updateOutcome(this.nic.id, a.index, 'unknown', env.now(), this.o.fence);
+      if (answer === 'executed') await this.o.store.updateOutcome(this.nic.id, refOf(a), 'acked', env.now(), this.o.fence);
+      else if (answer === 'unknown') await this.o.store.updateOutcome(this.nic.id, refOf(a), 'unknown', env.now(), this.o.fence);
       else todo.push({ c: byIndex.get(a.index)!, id: a.id });
     }
     return todo;
@@ -609,28 +691,28 @@ export class NicSession {
   }
 
   /** A command of the log the NIC reports not executed: sent again in this session's epoch, as its owner would. */
-  private async completeLater(c: CommandRecord, id: CommandIdentity): Promise<void> {
-    const f: InFlight = { index: c.index, kind: c.command as CommandKind, rmcpSeq: c.rmcpSeq, tag: c.asfTag, epoch: id.epoch, waiter: null };
+  private async completeLater(c: CommandRecord, id: CommandQuery): Promise<void> {
+    const f: InFlight = { index: c.index, hash: c.hash, kind: c.command as CommandKind, rmcpSeq: c.rmcpSeq, tag: c.asfTag, firstEpoch: id.firstEpoch, epoch: id.epoch, sentEpoch: null, waiter: null };
     try {
       await this.enterCommand();
       try {
         if (!(await this.recordResend(f))) return; // another process of this station took it
         const r = await this.runCommand(f, this.o.env.mono() + SYNC_TIMEOUT_MS);
         await this.persistInbound(r.generation);
-        await this.o.store.updateOutcome(this.nic.id, c.index, 'acked', this.o.env.now(), this.o.fence);
+        await this.recordAcked(f);
       } finally {
         this.leaveCommand();
       }
     } catch (e) {
       if ((e as LifelineError).code !== 'E_OUTCOME_UNKNOWN' || !this.closed) {
-        await this.o.store.updateOutcome(this.nic.id, c.index, 'unknown', this.o.env.now(), this.o.fence).catch(() => undefined);
+        await this.o.store.updateOutcome(this.nic.id, refOf(c), 'unknown', this.o.env.now(), this.o.fence).catch(() => undefined);
       }
       this.o.log?.('warn', 'a command taken over from the log was not acknowledged', { nic: this.nic.id, index: c.index, error: (e as Error).message });
     }
   }
 
   /** HELLO -> CHALLENGE -> SET -> DONE, each retransmitted (same bytes) until answered or `until`. */
-  private async handshake(sa: StoredSa['pair'], queries: CommandIdentity[], until: number, why: string): Promise<SyncResult> {
+  private async handshake(sa: StoredSa['pair'], queries: CommandQuery[], until: number, why: string): Promise<SyncResult> {
     const env = this.o.env;
     const store = this.o.store;
     const ns = env.random(SYNC_NONCE_LENGTH);
@@ -773,4 +855,9 @@ export class NicSession {
   private bump(k: string): void {
     this.counters.dropped[k] = (this.counters.dropped[k] ?? 0) + 1;
   }
+}
+
+/** A command by its log index and the hash of its entry (store.ts CommandRef). */
+function refOf(c: { index: number; hash: string }): CommandRef {
+  return { index: c.index, hash: c.hash };
 }

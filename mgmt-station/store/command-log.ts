@@ -24,7 +24,7 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import { UsageError } from '../../common/errors.js';
 import type { ClusterKey } from './cluster-key.js';
-import { wireIdentity, type AuditReport, type CommandLogEntry, type CommandRecord, type Fence } from './store.js';
+import { wireIdentity, type AuditReport, type CommandLogEntry, type CommandRecord, type CommandRef, type Fence } from './store.js';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
@@ -125,7 +125,7 @@ export function foldCommands(nic: string, entries: readonly CommandLogEntry[]): 
     if (e.kind === 'command') {
       byIndex.set(e.index, {
         nic, index: e.index, time: e.time, station: e.station, epoch: e.epoch, command: e.command,
-        rmcpSeq: e.rmcpSeq, asfTag: e.asfTag, outcome: e.outcome, syncEpoch: e.syncEpoch ?? null,
+        rmcpSeq: e.rmcpSeq, asfTag: e.asfTag, outcome: e.outcome, syncEpoch: e.syncEpoch ?? null, firstSyncEpoch: e.syncEpoch ?? null, hash: e.hash,
         outcomeTime: e.time, outcomeStation: e.station, outcomeEpoch: e.epoch,
       });
     } else {
@@ -145,12 +145,24 @@ export function foldCommands(nic: string, entries: readonly CommandLogEntry[]): 
 }
 
 /**
- * May command `index` be recorded as sent again under a new epoch (Store.recordResend)? Only while it is still
+ * May command `index` get a new outcome entry by compare-and-set (Store.updateOutcomeIf)? Only while it is still
  * 'sent' and was last sent under `expectEpoch`: two processes that both found it not executed cannot both send it.
  */
-export function resendAllowed(nic: string, entries: readonly CommandLogEntry[], index: number, expectEpoch: number): boolean {
+export function resendAllowed(nic: string, entries: readonly CommandLogEntry[], ref: CommandRef, expectEpoch: number): boolean {
+  const index = refIndex(ref);
   const c = foldCommands(nic, entries.filter((e) => e.index === index || e.ref === index)).find((x) => x.index === index);
-  return c !== undefined && c.outcome === 'sent' && c.syncEpoch === expectEpoch;
+  return c !== undefined && c.outcome === 'sent' && c.syncEpoch === expectEpoch && (typeof ref === 'number' || c.hash === ref.hash);
+}
+
+export function refIndex(ref: CommandRef): number {
+  return typeof ref === 'number' ? ref : ref.index;
+}
+
+/** Does the command entry with hash `hash` satisfy `ref` (E_STORE if it names another command)? */
+export function checkRef(nic: string, ref: CommandRef, hash: string): void {
+  if (typeof ref !== 'number' && ref.hash !== hash) {
+    throw new UsageError('E_STORE', `${nic}'s command log holds another command at index ${ref.index} than the one named: the store went back (restored from a backup?) after it was logged; nothing was recorded`);
+  }
 }
 
 export function sameHex(a: string, b: string): boolean {

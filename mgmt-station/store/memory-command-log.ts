@@ -2,10 +2,10 @@
  * The hash-chained command log in memory, as sql-command-log.ts has it over SQL; the chain and its rules are
  * command-log.ts, shared, so the rows carry the same hashes and MACs. Synchronous: atomic inside one call.
  */
-import { nextEntry, unsealed, type EntryFields, type LogSealer, type SealedEntry } from './command-log.js';
+import { checkRef, nextEntry, refIndex, unsealed, type EntryFields, type LogSealer, type SealedEntry } from './command-log.js';
 import type { MemoryTables } from './memory-tables.js';
 import { checkFence, noCommand } from './store-errors.js';
-import type { CommandLogEntry, CommandOutcome, Fence } from './store.js';
+import type { CommandLogEntry, CommandOutcome, CommandRef, Fence } from './store.js';
 
 /** Check the lease, seal the next entry from the stored head (fail closed on tampering), store it and the new head. */
 export function appendEntry(
@@ -25,11 +25,13 @@ export function appendEntry(
 
 /** An outcome entry completes the command entry at `index`: it repeats the command's name and wire identity. */
 export function outcomeFields(
-  rows: readonly SealedEntry[], nic: string, index: number, outcome: CommandOutcome, time: number, syncEpoch: number | undefined,
+  rows: readonly SealedEntry[], nic: string, ref: CommandRef, outcome: CommandOutcome, time: number, syncEpoch: number | undefined,
 ): EntryFields {
+  const index = refIndex(ref);
   const at = rows[index - 1]; // rows are in index order from 1: look there first
   const cmd = at?.index === index && at.kind === 'command' ? at : rows.find((r) => r.index === index && r.kind === 'command');
   if (!cmd) throw noCommand(nic, index);
+  checkRef(nic, ref, cmd.hash);
   return { kind: 'outcome', ref: index, command: cmd.command, rmcpSeq: cmd.rmcpSeq, asfTag: cmd.asfTag, outcome, time, syncEpoch: syncEpoch ?? null };
 }
 

@@ -25,7 +25,7 @@ import {
 import { RowMacs } from './row-mac.js';
 import { checkFence, logAltered, notEnrolled, saRules } from './store-errors.js';
 import type {
-  AuditReport, CommandInput, CommandLogEntry, CommandOutcome, CommandRecord, Fence, Lease, LeaseResult,
+  AuditReport, CommandInput, CommandLogEntry, CommandOutcome, CommandRecord, CommandRef, Fence, Lease, LeaseResult,
   NicRecord, SaInput, SaState, SeqCheckpoint, StationRecord, Store, StoredSa,
 } from './store.js';
 import * as v from './validate.js';
@@ -327,33 +327,34 @@ export class MemoryStore implements Store {
     });
   }
 
-  updateOutcome(nic: string, index: number, outcome: CommandOutcome, time: number, fence: Fence, syncEpoch?: number): Promise<CommandLogEntry> {
+  updateOutcome(nic: string, ref: CommandRef, outcome: CommandOutcome, time: number, fence: Fence, syncEpoch?: number): Promise<CommandLogEntry> {
     return this.#call((t) => {
       v.assertName('nic id', nic);
-      v.assertInt('index', index, 1, Number.MAX_SAFE_INTEGER);
+      v.assertCommandRef(ref);
       v.assertOutcome(outcome);
       v.assertTime('time', time);
       v.assertFence(fence);
       v.assertOutcomeEpoch(outcome, syncEpoch);
-      return appendEntry(t, this.#seal, nic, fence, 'record a command outcome', (rows) => outcomeFields(rows, nic, index, outcome, time, syncEpoch));
+      return appendEntry(t, this.#seal, nic, fence, 'record a command outcome', (rows) => outcomeFields(rows, nic, ref, outcome, time, syncEpoch));
     });
   }
 
-  recordResend(nic: string, index: number, time: number, fence: Fence, syncEpoch: number, expectEpoch: number): Promise<boolean> {
+  updateOutcomeIf(nic: string, ref: CommandRef, outcome: 'sent' | 'failed', time: number, fence: Fence, expectEpoch: number, syncEpoch?: number): Promise<boolean> {
     return this.#call((t) => {
       v.assertName('nic id', nic);
-      v.assertInt('index', index, 1, Number.MAX_SAFE_INTEGER);
+      v.assertCommandRef(ref);
       v.assertTime('time', time);
       v.assertFence(fence);
-      v.assertSyncEpoch('syncEpoch', syncEpoch);
+      if (outcome !== 'sent' && outcome !== 'failed') throw new UsageError('E_USAGE', `updateOutcomeIf records 'sent' or 'failed', not ${JSON.stringify(outcome)}`);
+      v.assertOutcomeEpoch(outcome, syncEpoch);
       v.assertSyncEpoch('expectEpoch', expectEpoch);
       checkFence(nic, fence, t.leases.get(nic) ?? null, 'record a command sent again');
       // Decided on a log that verifies: an edited row cannot make a command go out twice (sql-store.ts likewise).
       const rows = readLog(t, nic);
       const audit = auditChain(nic, rows, t.commandHeads.get(nic) ?? null, this.#seal);
       if (!audit.ok && !mutated('no-log-audit')) throw logAltered(nic, audit.problem);
-      if (!resendAllowed(nic, rows, index, expectEpoch)) return false;
-      appendEntry(t, this.#seal, nic, fence, 'record a command sent again', (rows) => outcomeFields(rows, nic, index, 'sent', time, syncEpoch));
+      if (!resendAllowed(nic, rows, ref, expectEpoch)) return false;
+      appendEntry(t, this.#seal, nic, fence, 'record a command sent again', (rows) => outcomeFields(rows, nic, ref, outcome, time, syncEpoch));
       return true;
     });
   }

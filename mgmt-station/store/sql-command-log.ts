@@ -2,11 +2,11 @@
  * Transaction bodies for the hash-chained command log over SQL (command-log.ts holds the chain itself, shared
  * with the memory backend): append under the NIC's lease lock, and read the log with its head in one snapshot.
  */
-import { nextEntry, unsealed, type EntryFields, type LogSealer, type SealedEntry, type SealedHead } from './command-log.js';
+import { checkRef, nextEntry, refIndex, unsealed, type EntryFields, type LogSealer, type SealedEntry, type SealedHead } from './command-log.js';
 import { headFromRow, LOG_COLUMNS, LOG_INSERT, logFromRow, logParams } from './row-codec.js';
 import { sql, type Tx } from './sql-driver.js';
 import { noCommand } from './store-errors.js';
-import type { CommandLogEntry, CommandOutcome, Fence } from './store.js';
+import type { CommandLogEntry, CommandOutcome, CommandRef, Fence } from './store.js';
 import { fenced, isGenerator } from './tx-steps.js';
 
 /** Lock, read the tail, seal the next entry, insert it and checkpoint the head: one transaction. */
@@ -29,9 +29,11 @@ export function* appendEntry(
 }
 
 /** An outcome entry completes the command entry at `index`: it repeats the command's name and wire identity. */
-export function* outcomeFields(nic: string, index: number, outcome: CommandOutcome, time: number, syncEpoch: number | undefined): Tx<EntryFields> {
-  const [cmd] = yield sql(`SELECT command, rmcp_seq, asf_tag FROM command_log WHERE nic = ? AND idx = ? AND kind = 'command'`, nic, index);
+export function* outcomeFields(nic: string, ref: CommandRef, outcome: CommandOutcome, time: number, syncEpoch: number | undefined): Tx<EntryFields> {
+  const index = refIndex(ref);
+  const [cmd] = yield sql(`SELECT command, rmcp_seq, asf_tag, hash FROM command_log WHERE nic = ? AND idx = ? AND kind = 'command'`, nic, index);
   if (!cmd) throw noCommand(nic, index);
+  checkRef(nic, ref, String(cmd.hash));
   return {
     kind: 'outcome', ref: index, command: String(cmd.command), rmcpSeq: Number(cmd.rmcp_seq), asfTag: Number(cmd.asf_tag),
     outcome, time, syncEpoch: syncEpoch ?? null,

@@ -10,6 +10,7 @@
  * epochs) and sql-command-log.ts (the command log); the rules themselves are shared with the memory backend
  * (command-log.ts, row-mac.ts, store-errors.ts, validate.ts).
  */
+import { UsageError } from '../../common/errors.js';
 import type { ClusterKey } from './cluster-key.js';
 import { auditChain, foldCommands, LogSealer, resendAllowed, unsealed } from './command-log.js';
 import { KeyWrapper } from './key-wrap.js';
@@ -21,7 +22,7 @@ import { appendEntry, outcomeFields, readLog, readLogAndHead } from './sql-comma
 import { sql, type Row, type SqlDriver, type SqlOp, type Tx } from './sql-driver.js';
 import { logAltered, saRules, spiInUse } from './store-errors.js';
 import type {
-  AuditReport, CommandInput, CommandLogEntry, CommandOutcome, CommandRecord, Fence, Lease,
+  AuditReport, CommandInput, CommandLogEntry, CommandOutcome, CommandRecord, CommandRef, Fence, Lease,
   LeaseResult, NicRecord, SaInput, SaState, SeqCheckpoint, StationRecord, Store, StoredSa,
 } from './store.js';
 import { fenced, requireNic, saState } from './tx-steps.js';
@@ -326,17 +327,17 @@ export class SqlStore implements Store {
   }
 
   async updateOutcome(
-    nic: string, index: number, outcome: CommandOutcome, time: number, fence: Fence, syncEpoch?: number,
+    nic: string, ref: CommandRef, outcome: CommandOutcome, time: number, fence: Fence, syncEpoch?: number,
   ): Promise<CommandLogEntry> {
     v.assertName('nic id', nic);
-    v.assertInt('index', index, 1, Number.MAX_SAFE_INTEGER);
+    v.assertCommandRef(ref);
     v.assertOutcome(outcome);
     v.assertTime('time', time);
     v.assertFence(fence);
     v.assertOutcomeEpoch(outcome, syncEpoch);
     const [fu, seal] = [this.#db.forUpdate, this.#seal];
     return this.#db.transaction('write', () =>
-      appendEntry(nic, fence, fu, 'record a command outcome', seal, () => outcomeFields(nic, index, outcome, time, syncEpoch)));
+      appendEntry(nic, fence, fu, 'record a command outcome', seal, () => outcomeFields(nic, ref, outcome, time, syncEpoch)));
   }
 
   async readCommandLog(nic: string): Promise<CommandLogEntry[]> {
@@ -344,12 +345,13 @@ export class SqlStore implements Store {
     return (await this.#db.transaction('read', () => readLog(nic))).map(unsealed);
   }
 
-  async recordResend(nic: string, index: number, time: number, fence: Fence, syncEpoch: number, expectEpoch: number): Promise<boolean> {
+  async updateOutcomeIf(nic: string, ref: CommandRef, outcome: 'sent' | 'failed', time: number, fence: Fence, expectEpoch: number, syncEpoch?: number): Promise<boolean> {
     v.assertName('nic id', nic);
-    v.assertInt('index', index, 1, Number.MAX_SAFE_INTEGER);
+    v.assertCommandRef(ref);
     v.assertTime('time', time);
     v.assertFence(fence);
-    v.assertSyncEpoch('syncEpoch', syncEpoch);
+    if (outcome !== 'sent' && outcome !== 'failed') throw new UsageError('E_USAGE', `updateOutcomeIf records 'sent' or 'failed', not ${JSON.stringify(outcome)}`);
+    v.assertOutcomeEpoch(outcome, syncEpoch);
     v.assertSyncEpoch('expectEpoch', expectEpoch);
     const [fu, seal] = [this.#db.forUpdate, this.#seal];
     return this.#db.transaction('write', function* (): Tx<boolean> {
@@ -358,8 +360,8 @@ export class SqlStore implements Store {
       const { rows, head } = yield* readLogAndHead(nic);
       const audit = auditChain(nic, rows, head, seal);
       if (!audit.ok && !mutated('no-log-audit')) throw logAltered(nic, audit.problem);
-      if (!resendAllowed(nic, rows, index, expectEpoch)) return false;
-      yield* appendEntry(nic, fence, fu, 'record a command sent again', seal, () => outcomeFields(nic, index, 'sent', time, syncEpoch));
+      if (!resendAllowed(nic, rows, ref, expectEpoch)) return false;
+      yield* appendEntry(nic, fence, fu, 'record a command sent again', seal, () => outcomeFields(nic, ref, outcome, time, syncEpoch));
       return true;
     });
   }

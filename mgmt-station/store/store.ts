@@ -185,12 +185,26 @@ export interface CommandLogEntry extends CommandFields {
   hash: string;
 }
 
+/**
+ * The command an outcome is for: its log index, or its index with the hash of its command entry. With the hash the
+ * store refuses (updateOutcome: E_STORE; updateOutcomeIf: false) when that index holds another command: the store
+ * went back (was restored from a backup) and gave the index again, and an outcome by index alone would land on it.
+ */
+export type CommandRef = number | { index: number; hash: string };
+
 /** A command with its latest outcome: the log folded by `ref`. */
 export interface CommandRecord extends CommandFields {
   /** Time, station and epoch of the entry that set `outcome` (the others are the command entry's). */
   outcomeTime: number;
   outcomeStation: string;
   outcomeEpoch: number;
+  /**
+   * The sync epoch of the command's first transmission (the command entry's): with its index it is the identity
+   * the NIC's executed-command record keeps however often it is sent again (firmware/exec-record.ts).
+   */
+  firstSyncEpoch: number | null;
+  /** The hash of its command entry (a CommandRef names the command by it). */
+  hash: string;
 }
 
 export interface AuditReport {
@@ -291,14 +305,15 @@ export interface Store {
    * `syncEpoch` records that the command is sent again under that epoch (written before it is sent); a sync epoch
    * with any other outcome is E_USAGE (an acknowledgement or a failure is not a transmission).
    */
-  updateOutcome(nic: string, index: number, outcome: CommandOutcome, time: number, fence: Fence, syncEpoch?: number): Promise<CommandLogEntry>;
+  updateOutcome(nic: string, ref: CommandRef, outcome: CommandOutcome, time: number, fence: Fence, syncEpoch?: number): Promise<CommandLogEntry>;
   /**
-   * Record that command `index`, found not executed by the NIC under `expectEpoch` (its latest), is sent again under
-   * `syncEpoch`: an outcome entry 'sent' with that epoch, written before it is sent. Returns false and writes
-   * nothing if the command is no longer 'sent' under `expectEpoch` (another process settled or re-sent it first):
-   * so a command is never sent again by two processes. Fenced.
+   * Append an outcome entry for command `index` only while it is still 'sent' and was last sent under `expectEpoch`
+   * (compare-and-set, decided on a log that verifies: E_STORE otherwise): 'sent' with `syncEpoch` records that it is
+   * sent again under that epoch (a session found it not executed; written before it is sent); 'failed' records that
+   * it never left (so no other process will send it). Returns false and writes nothing if another process settled or
+   * re-sent it first: so a command is never sent by two processes, nor reported unsent after one sent it. Fenced.
    */
-  recordResend(nic: string, index: number, time: number, fence: Fence, syncEpoch: number, expectEpoch: number): Promise<boolean>;
+  updateOutcomeIf(nic: string, ref: CommandRef, outcome: 'sent' | 'failed', time: number, fence: Fence, expectEpoch: number, syncEpoch?: number): Promise<boolean>;
   /** Raw log rows, by index. */
   readCommandLog(nic: string): Promise<CommandLogEntry[]>;
   /**

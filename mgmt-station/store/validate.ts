@@ -26,6 +26,16 @@ export function assertInt(what: string, v: unknown, min: number, max: number): a
   }
 }
 
+/** A command log index, or an index with the hash of its command entry (store.ts CommandRef). */
+export function assertCommandRef(ref: unknown): void {
+  if (typeof ref === 'number') return assertInt('index', ref, 1, Number.MAX_SAFE_INTEGER);
+  const r = ref as { index?: unknown; hash?: unknown } | null;
+  if (typeof r !== 'object' || r === null || typeof r.hash !== 'string' || !/^[0-9a-f]{64}$/.test(r.hash)) {
+    throw usage(`a command is named by its log index or by { index, hash } with the hex SHA-256 of its entry, got ${JSON.stringify(ref)}`);
+  }
+  assertInt('index', r.index, 1, Number.MAX_SAFE_INTEGER);
+}
+
 /** Times are integer milliseconds. */
 export function assertTime(what: string, v: unknown): asserts v is number {
   assertInt(what, v, 0, Number.MAX_SAFE_INTEGER);

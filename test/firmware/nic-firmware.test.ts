@@ -43,7 +43,7 @@ class Rig {
   hostState: HostState = 'up';
   /** The commands run (a station SaEndpoint's default IV, the sequence number, carries sync epoch 0: live here). */
   ran = new Set<string>();
-  state: FirmwareState = { executed: (id) => this.ran.has(idKey(id)), cancelled: () => false };
+  state: FirmwareState = { firstEpoch: (id) => id.epoch, executed: (id) => this.ran.has(idKey(id)), cancelled: () => false };
 
   constructor(policy: SecurityPolicy = 'esp', config: NicConfig = CONFIG) {
     this.image = EepromImage.format(this.dev, 'nic-1', config);
@@ -101,8 +101,8 @@ class Rig {
   }
 }
 
-function idKey(id: CommandIdentity): string {
-  return `${id.epoch}:${id.rmcpSeq}:${id.tag}:${id.type}`;
+function idKey(id: CommandIdentity & { firstEpoch: number }): string {
+  return `${id.firstEpoch}:${id.rmcpSeq}:${id.tag}:${id.type}`;
 }
 
 /** A copy of a datagram with its last byte (in the ICV) changed. */

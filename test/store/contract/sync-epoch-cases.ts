@@ -101,5 +101,59 @@ export function syncEpochCases(c: Contract): void {
         assert.match(r.problem!, new RegExp(`entry ${bad} was altered`));
       }
     });
+
+    it('listCommands gives each command its first epoch and entry hash; an acknowledgement is final', async () => {
+      const { store } = c;
+      const f = await c.owned(store, 'nic-1');
+      const e1 = await store.appendCommand('nic-1', cmd(1, 3), f);
+      await store.updateOutcome('nic-1', 1, 'sent', T0 + 2, f, 5);
+      await store.updateOutcome('nic-1', 1, 'acked', T0 + 3, f);
+      await store.updateOutcome('nic-1', 1, 'unknown', T0 + 4, f); // a stale process's late word
+      const [r] = await store.listCommands('nic-1');
+      assert.deepEqual([r.outcome, r.syncEpoch, r.firstSyncEpoch, r.hash], ['acked', 5, 3, e1.hash]);
+    });
+
+    it('updateOutcomeIf: a compare-and-set on the epoch a command was last sent under; one of two racing processes wins', async () => {
+      const { store } = c;
+      const f = await c.owned(store, 'nic-1');
+      await store.appendCommand('nic-1', cmd(1, 3), f);
+      await store.appendCommand('nic-1', cmd(2, 3), f);
+      assert.equal(await store.updateOutcomeIf('nic-1', 1, 'sent', T0 + 5, f, 3, 4), true, 'first re-send wins');
+      assert.equal(await store.updateOutcomeIf('nic-1', 1, 'sent', T0 + 6, f, 3, 5), false, 'a second one, from the same old epoch, loses');
+      assert.equal(await store.updateOutcomeIf('nic-1', 1, 'failed', T0 + 7, f, 3), false, 'nor may it be called unsent');
+      assert.equal(await store.updateOutcomeIf('nic-1', 2, 'failed', T0 + 8, f, 3), true, 'never sent: failed');
+      assert.equal(await store.updateOutcomeIf('nic-1', 2, 'sent', T0 + 9, f, 3, 6), false, 'settled: no re-send');
+      const list = await store.listCommands('nic-1');
+      assert.deepEqual(list.map((x) => [x.index, x.outcome, x.syncEpoch]), [[1, 'sent', 4], [2, 'failed', 3]]);
+      await rejectsWith(store.updateOutcomeIf('nic-1', 1, 'acked' as 'sent', T0, f, 4), 'E_USAGE', /'sent' or 'failed'/);
+      await rejectsWith(store.updateOutcomeIf('nic-1', 1, 'failed', T0, f, 4, 7), 'E_USAGE', /with outcome 'sent' only/);
+      const stranger = { station: 'st-x', epoch: 99 };
+      await rejectsWith(store.updateOutcomeIf('nic-1', 1, 'sent', T0, stranger, 4, 7), 'E_FENCED');
+      assert.equal((await store.readCommandLog('nic-1')).length, 4, 'losers and refusals wrote nothing');
+    });
+
+    it('updateOutcomeIf decides on a log that verifies: E_STORE on an edited log', async () => {
+      const { store, place } = c;
+      const f = await c.owned(store, 'nic-1');
+      await store.appendCommand('nic-1', cmd(1, 3), f);
+      await store.updateOutcome('nic-1', 1, 'unknown', T0 + 2, f);
+      await place.tamper.editLog('nic-1', 2, { outcome: 'sent' }); // make it look unsettled
+      await rejectsWith(store.updateOutcomeIf('nic-1', 1, 'sent', T0 + 3, f, 3, 4), 'E_STORE', /does not verify/);
+    });
+
+    it('a command named by index and hash: another command at that index (the store went back) is refused', async () => {
+      const { store } = c;
+      const f = await c.owned(store, 'nic-1');
+      const e = await store.appendCommand('nic-1', cmd(1, 3), f);
+      const other = { index: e.index, hash: 'ab'.repeat(32) };
+      await rejectsWith(store.updateOutcome('nic-1', other, 'acked', T0 + 2, f), 'E_STORE', /another command at index 1/);
+      assert.equal(await store.updateOutcomeIf('nic-1', other, 'sent', T0 + 3, f, 3, 4), false);
+      assert.equal(await store.updateOutcomeIf('nic-1', { index: e.index, hash: e.hash }, 'sent', T0 + 4, f, 3, 4), true);
+      assert.equal((await store.updateOutcome('nic-1', { index: e.index, hash: e.hash }, 'acked', T0 + 5, f)).ref, 1);
+      for (const bad of [{ index: 1, hash: 'xyz' }, { index: 0, hash: e.hash }, { hash: e.hash }, null]) {
+        await rejectsWith(store.updateOutcome('nic-1', bad as never, 'acked', T0, f), 'E_USAGE', /index/);
+      }
+      assert.equal((await store.readCommandLog('nic-1')).length, 3);
+    });
   });
 }
