@@ -326,11 +326,17 @@ interface Checkpoint {
   entries: SeqCheckpoint[];
   /** The highest sync epoch this NIC has issued (wire/sync-frame.ts); 0 = none. */
   syncEpoch: number;
+  /**
+   * Epochs below it were issued by another history of this NIC: a station's SET made it jump above its own counter
+   * (its EEPROM had been restored from a backup), so it knows nothing of commands sent under them. 0 = none.
+   */
+  epochFloor: number;
 }
 
 function encodeCheckpoint(c: Checkpoint): Uint8Array {
-  const p = new Uint8Array(9 + 20 * c.entries.length);
+  const p = new Uint8Array(13 + 20 * c.entries.length);
   putU32(p, 5 + 20 * c.entries.length, c.syncEpoch);
+  putU32(p, 9 + 20 * c.entries.length, c.epochFloor);
   putU32(p, 0, c.lastAuthenticated);
   p[4] = c.entries.length;
   c.entries.forEach((e, i) => {
@@ -342,13 +348,17 @@ function encodeCheckpoint(c: Checkpoint): Uint8Array {
 }
 
 function decodeCheckpoint(generation: number, p: Uint8Array, bad: (detail: string) => ProtocolError): Checkpoint {
-  // Two layouts, told apart by length: with the sync epoch at the end, and the one written before it existed.
+  // Layouts told apart by length: with the sync epoch and its floor at the end, and the one written before they
+  // existed (the sync epoch alone was never released).
   const n = p[4];
-  if (p.length < 5 || n > 2 || (p.length !== 5 + 20 * n && p.length !== 9 + 20 * n)) throw bad('entry count does not match the payload');
+  if (p.length < 5 || n > 2 || (p.length !== 5 + 20 * n && p.length !== 13 + 20 * n)) throw bad('entry count does not match the payload');
   const entries: SeqCheckpoint[] = [];
   for (let i = 0; i < n; i++) entries.push({ generation: u32(p, 5 + i * 20), outReserved: u64(p, 9 + i * 20), inReserved: u64(p, 17 + i * 20) });
-  const syncEpoch = p.length === 9 + 20 * n ? u32(p, 5 + 20 * n) : 0;
-  return { generation, lastAuthenticated: u32(p, 0), entries, syncEpoch };
+  const tail = p.length === 13 + 20 * n;
+  const syncEpoch = tail ? u32(p, 5 + 20 * n) : 0;
+  const epochFloor = tail ? u32(p, 9 + 20 * n) : 0;
+  if (epochFloor > syncEpoch) throw bad('the epoch floor is above the highest epoch issued');
+  return { generation, lastAuthenticated: u32(p, 0), entries, syncEpoch, epochFloor };
 }
 
 // ---------------------------------------------------------------- the image
@@ -432,7 +442,7 @@ export class EepromImage {
     return new EepromImage({
       dev, name, serial, config: cfg, configGen: 1, configCopy: 0, dir, dirCopy: 0, olderDir: null,
       slotGen: new Array<number>(SA_SLOTS).fill(0), active: null, previous: null, pending: null, maxGeneration: 0,
-      checkpoint: { generation: 0, lastAuthenticated: 0, entries: [], syncEpoch: 0 }, checkpointMayBeLost: false, writes, recovered: [],
+      checkpoint: { generation: 0, lastAuthenticated: 0, entries: [], syncEpoch: 0, epochFloor: 0 }, checkpointMayBeLost: false, writes, recovered: [],
     });
   }
 
@@ -553,7 +563,7 @@ export class EepromImage {
       const belongs = expected === 0 ? 'no checkpoint was written there' : `generation ${expected} belongs there`;
       throw corrupt(name, checkpointName(CHECKPOINT_PAGE + i), `${found}; ${belongs}, and only the page of the next generation may be torn`);
     });
-    let checkpoint: Checkpoint = { generation: 0, lastAuthenticated: 0, entries: [], syncEpoch: 0 };
+    let checkpoint: Checkpoint = { generation: 0, lastAuthenticated: 0, entries: [], syncEpoch: 0, epochFloor: 0 };
     if (ri >= 0) {
       const r = ring[ri] as Extract<Decoded, { state: 'ok' }>;
       checkpoint = decodeCheckpoint(r.generation, r.payload, (x) => corrupt(name, checkpointName(CHECKPOINT_PAGE + ri), x));
@@ -613,6 +623,11 @@ export class EepromImage {
   /** The highest sync epoch this NIC has issued, as of the last checkpoint (0 = none). */
   get syncEpoch(): number {
     return this.s.checkpoint.syncEpoch;
+  }
+
+  /** Epochs below it belong to another history of this NIC (Checkpoint.epochFloor). */
+  get epochFloor(): number {
+    return this.s.checkpoint.epochFloor;
   }
 
   /** Newest SA generation under which a station packet authenticated, as of the last checkpoint (0 = none). */
@@ -719,7 +734,7 @@ export class EepromImage {
    * One checkpoint page: reservations for held SAs (active and/or previous) and the newest generation a
    * station packet authenticated under. Written into the next ring page, so a torn write leaves the last.
    */
-  writeCheckpoint(cp: { lastAuthenticated: number; entries: SeqCheckpoint[]; syncEpoch?: number }): void {
+  writeCheckpoint(cp: { lastAuthenticated: number; entries: SeqCheckpoint[]; syncEpoch?: number; epochFloor?: number }): void {
     const s = this.s;
     if (!Number.isInteger(cp.lastAuthenticated) || cp.lastAuthenticated < 0 || cp.lastAuthenticated > s.maxGeneration) {
       throw usage(`lastAuthenticated must be a generation this NIC has seen, got ${cp.lastAuthenticated}`);
@@ -737,7 +752,11 @@ export class EepromImage {
     if (!Number.isInteger(syncEpoch) || syncEpoch < s.checkpoint.syncEpoch || syncEpoch > MAX_U32) {
       throw usage(`the sync epoch only grows: ${syncEpoch} after ${s.checkpoint.syncEpoch}`);
     }
-    const next: Checkpoint = { generation: this.bump(s.checkpoint.generation), lastAuthenticated: cp.lastAuthenticated, entries, syncEpoch };
+    const epochFloor = cp.epochFloor ?? s.checkpoint.epochFloor;
+    if (!Number.isInteger(epochFloor) || epochFloor < s.checkpoint.epochFloor || epochFloor > syncEpoch) {
+      throw usage(`the epoch floor only grows and stays at or below the sync epoch: ${epochFloor} after ${s.checkpoint.epochFloor} (sync epoch ${syncEpoch})`);
+    }
+    const next: Checkpoint = { generation: this.bump(s.checkpoint.generation), lastAuthenticated: cp.lastAuthenticated, entries, syncEpoch, epochFloor };
     this.write('checkpoint', CHECKPOINT_PAGE + (next.generation % CHECKPOINT_RING), encodeRecord(KIND.checkpoint, next.generation, encodeCheckpoint(next)));
     s.checkpoint = next;
   }

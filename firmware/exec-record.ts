@@ -196,11 +196,12 @@ export class ExecRecord {
    * What this NIC knows of a command (see the file comment): found by its identity, else judged by the epoch it was
    * last sent under (`q.epoch`: the station's log has every epoch it was sent under, and the latest is the one
    * whose transmissions may be missing from this record). `issued`: the highest epoch this NIC has issued;
-   * `bootEpoch`: the highest it had issued when it last booted.
+   * `bootEpoch`: the highest it had issued when it last booted; `floor`: epochs below it were issued by another
+   * history of this NIC (it jumped above them after its EEPROM was restored: sa-database.ts epochFloor).
    */
-  query(q: CommandQuery, issued: number, bootEpoch: number): QueryAnswer {
+  query(q: CommandQuery, issued: number, bootEpoch: number, floor = 0): QueryAnswer {
     if (this.executedAs(q)) return 'executed';
-    if (q.epoch === 0 || q.firstEpoch === 0 || q.epoch > issued) return 'unknown';
+    if (q.epoch === 0 || q.firstEpoch === 0 || q.epoch > issued || q.epoch < floor) return 'unknown';
     if (mutated('exec-record-ram')) return q.epoch < this.#completeFrom ? 'unknown' : 'not-executed';
     if (this.#mayHaveLost && q.epoch <= bootEpoch) return 'unknown';
     if (q.epoch === bootEpoch || q.epoch < this.#completeFrom) return 'unknown';

@@ -105,9 +105,11 @@ export class NicSync {
     if (epoch > SYNC_EPOCH_MAX) throw new ProtocolError('E_EPOCH_EXHAUSTED', `sync epoch ${epoch} is past ${SYNC_EPOCH_MAX}; re-enrol the NIC with a fresh image`);
     this.challenges.delete(key);
     // 1. what this NIC knows of the station's unfinished commands; what did not run never will under its epoch
-    const answers = f.queries.map((q) => this.exec.query(q, issued, this.bootEpoch));
-    // 2. durable before announced (a torn write throws here: no DONE, no cancellation, the epoch is not live)
-    if (epoch > issued) this.db.recordSyncEpoch(epoch);
+    const answers = f.queries.map((q) => this.exec.query(q, issued, this.bootEpoch, this.db.epochFloor));
+    // 2. durable before announced (a torn write throws here: no DONE, no cancellation, the epoch is not live).
+    // A station that asks for more than one above what this NIC issued has seen epochs this NIC has no record of:
+    // its EEPROM went back (a restored backup), and from now on it answers 'unknown' for every earlier epoch.
+    if (epoch > issued) this.db.recordSyncEpoch(epoch, f.minEpoch > issued + 1);
     this.counters.sets++;
     this.counters.epochsIssued++;
     f.queries.forEach((q, i) => {

@@ -251,10 +251,19 @@ export class SaDatabase {
     return this.image.syncEpoch;
   }
 
-  /** Record a newly issued sync epoch (one checkpoint page), before the NIC announces it. */
-  recordSyncEpoch(epoch: number): void {
+  /** Epochs below it were issued by another history of this NIC (eeprom-image.ts Checkpoint.epochFloor). */
+  get epochFloor(): number {
+    return this.image.epochFloor;
+  }
+
+  /**
+   * Record a newly issued sync epoch (one checkpoint page), before the NIC announces it. `jumped`: the station asked
+   * for more than one above the highest this NIC had issued, so its EEPROM went back (a restored backup): every
+   * epoch below the new one becomes another history's (the floor rises to it).
+   */
+  recordSyncEpoch(epoch: number, jumped = false): void {
     if (!Number.isInteger(epoch) || epoch <= this.image.syncEpoch) throw new UsageError('E_USAGE', `sync epochs only grow: ${epoch} after ${this.image.syncEpoch}`);
-    this.checkpoint(this.lastAuth, this.held(), null, epoch);
+    this.checkpoint(this.lastAuth, this.held(), null, { syncEpoch: epoch, epochFloor: jumped ? epoch : undefined });
   }
 
   /** The highest inbound number known under `generation`: above it the station's next packets must lie. */
@@ -312,7 +321,7 @@ export class SaDatabase {
    * used, then adopts the new reservations. Every counter within K/2 of its mark moves on one block, so
    * the other direction does not need a page of its own soon after.
    */
-  private checkpoint(lastAuth: number, keep: LiveSa[], use: { l: LiveSa; outUsed?: bigint; inUsed?: bigint } | null, syncEpoch?: number): void {
+  private checkpoint(lastAuth: number, keep: LiveSa[], use: { l: LiveSa; outUsed?: bigint; inUsed?: bigint } | null, epochs?: { syncEpoch: number; epochFloor?: number }): void {
     const k = this.checkpointBlock;
     const next = keep.map((l) => {
       const outUsed = use && l === use.l && use.outUsed !== undefined ? use.outUsed : l.outLast;
@@ -327,7 +336,8 @@ export class SaDatabase {
     this.image.writeCheckpoint({
       lastAuthenticated: lastAuth,
       entries: next.map((n) => ({ generation: n.l.sa.generation, outReserved: n.outReserved, inReserved: n.inReserved })),
-      syncEpoch,
+      syncEpoch: epochs?.syncEpoch,
+      epochFloor: epochs?.epochFloor,
     });
     for (const n of next) {
       n.l.outReserved = n.outReserved;

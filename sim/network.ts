@@ -26,7 +26,9 @@ export class SimNet {
   /** Host pairs that cannot reach each other ("a|b", both orders). */
   private readonly cut = new Set<string>();
   faults: NetFaults = CALM;
-  readonly counters = { sent: 0, delivered: 0, lost: 0, duplicated: 0, noEndpoint: 0, partitioned: 0 };
+  readonly counters = { sent: 0, delivered: 0, lost: 0, duplicated: 0, reordered: 0, noEndpoint: 0, partitioned: 0 };
+  /** Per path (from -> to): datagrams sent, and the highest send number delivered (to count reordering). */
+  private readonly paths = new Map<string, { sent: number; delivered: number }>();
   /** Told of every datagram put on the wire (the run's nonce check). */
   onSend: ((from: Endpoint, to: Endpoint, bytes: Uint8Array) => void) | null = null;
   private nextPort = 40000;
@@ -76,9 +78,19 @@ export class SimNet {
     }
     const copies = this.rnd.chance(f.dup) ? 2 : 1;
     if (copies === 2) this.counters.duplicated++;
+    const key = `${from.address}:${from.port}>${to.address}:${to.port}`;
+    let path = this.paths.get(key);
+    if (!path) this.paths.set(key, (path = { sent: 0, delivered: 0 }));
+    const n = ++path.sent;
+    const p = path;
     for (let i = 0; i < copies; i++) {
       const delay = f.delayMs[0] + this.rnd.next() * (f.delayMs[1] - f.delayMs[0]);
-      this.sched.after(delay, 'net', () => this.deliver(from, to, copy));
+      this.sched.after(delay, 'net', () => {
+        // Overtaken on its path by a datagram sent after it: reordered.
+        if (n < p.delivered) this.counters.reordered++;
+        else p.delivered = n;
+        this.deliver(from, to, copy);
+      });
     }
   }
 

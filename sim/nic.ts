@@ -16,7 +16,8 @@ export const NIC_PORTS = { clear: 623, secure: 664, ike: 500 } as const;
 export interface NicHooks {
   executed(nic: SimNic, entry: ExecutedCommand): void;
   accepted(nic: SimNic, bytes: Uint8Array): void;
-  trace(line: string): void;
+  /** Null when the run keeps no trace (nothing is formatted then). */
+  trace: ((line: string) => void) | null;
 }
 
 export class SimNic {
@@ -34,6 +35,7 @@ export class SimNic {
     rnd: Prng,
     config: NicConfig,
     bootDelayMs: number,
+    checkpointBlock: number,
     private readonly hooks: NicHooks,
   ) {
     this.owner = `nic:${id}`;
@@ -48,6 +50,7 @@ export class SimNic {
       initialConfig: config,
       initialHostState: 'up',
       bootDelayMs,
+      checkpointBlock,
       random: (n) => rnd.bytes(n),
       onAccepted: (bytes) => hooks.accepted(this, bytes),
     });
@@ -71,7 +74,7 @@ export class SimNic {
     for (const e of fx) {
       if (e.kind === 'send') this.net.send({ address: this.address, port: NIC_PORTS[e.port] }, e.to, e.bytes);
       else if (e.kind === 'executed') this.hooks.executed(this, e.entry);
-      else if (e.level !== 'info') this.hooks.trace(`${this.id} ${e.level} ${e.msg} ${JSON.stringify(e.fields)}`);
+      else if (e.level !== 'info') this.hooks.trace?.(`${this.id} ${e.level} ${e.msg} ${JSON.stringify(e.fields)}`);
     }
     this.schedule();
   }

@@ -20,8 +20,12 @@ export interface StationHooks {
   sessionOpened(station: SimStation, nic: string): void;
   /** A store call of this station committed (`result` is what it returned): the simulator's book of commands. */
   stored(station: SimStation, method: string, args: unknown[], result: unknown): void;
-  trace(line: string): void;
+  /** Null when the run keeps no trace (nothing is formatted then). */
+  trace: ((line: string) => void) | null;
 }
+
+/** Store methods that only read. */
+const READS = /^(get|list|read|audit)/;
 
 /** How long a store transaction and its reply take (ms). */
 const STORE_MS = 0.2;
@@ -30,7 +34,11 @@ const STORE_MS = 0.2;
  * `twoStep`: a store call is two steps of the process (the transaction commits, then its reply arrives), so a crash
  * can fall between them; the enumerations use that. Otherwise one step (commit and reply together): half the events.
  */
-export interface StoreTiming { twoStep: boolean }
+export interface StoreTiming {
+  twoStep: boolean;
+  /** Outbound sequence numbers a session claims at a time (small blocks make a restored store's marks matter). */
+  reserveBlock?: bigint;
+}
 
 export class SimStation {
   readonly owner: string;
@@ -71,16 +79,17 @@ export class SimStation {
       port: async () => this.port,
       onAccepted: (bytes) => hooks.accepted(this, bytes),
       onSessionOpen: (nic) => hooks.sessionOpened(this, nic),
-      log: (level, msg, fields) => hooks.trace(`${this.owner} ${level} ${msg} ${JSON.stringify(fields)}`),
+      reserveBlock: timing.reserveBlock,
+      log: (level, msg, fields) => hooks.trace?.(`${this.owner} ${level} ${msg} ${JSON.stringify(fields)}`),
     });
-    this.daemon = new DaemonCore(this.core, times, (level, msg, fields) => hooks.trace(`${this.owner} ${level} ${msg} ${JSON.stringify(fields)}`));
+    this.daemon = new DaemonCore(this.core, times, (level, msg, fields) => hooks.trace?.(`${this.owner} ${level} ${msg} ${JSON.stringify(fields)}`));
   }
 
   /** Start serving: the daemon's poll rounds, heartbeat answers (its first round runs in the background). */
   start(): void {
     if (this.started) return;
     this.started = true;
-    this.sched.after(0, this.owner, () => void this.daemon.start(this.port).catch((e) => this.hooks.trace(`${this.owner} start failed: ${(e as Error).message}`)));
+    this.sched.after(0, this.owner, () => void this.daemon.start(this.port).catch((e) => this.hooks.trace?.(`${this.owner} start failed: ${(e as Error).message}`)));
   }
 
   private socket(onMessage: DatagramHandler): IkeSocket {
@@ -145,6 +154,9 @@ function timedStore(store: MemoryStore, sched: Scheduler, owner: string, committ
     get(target, prop, receiver) {
       const v = Reflect.get(target, prop, receiver) as unknown;
       if (typeof v !== 'function' || prop === 'constructor' || typeof prop === 'symbol') return v;
+      // Outside the enumerations a read answers within the step that asked (it changes nothing another process
+      // could race with); writes keep their own step, so processes interleave around every change.
+      if (!twoStep && READS.test(prop)) return (...args: unknown[]) => (v as (...a: unknown[]) => Promise<unknown>).apply(target, args);
       return (...args: unknown[]) =>
         new Promise((resolve, reject) => {
           sched.after(STORE_MS, owner, () => {
@@ -172,8 +184,8 @@ export function simEmulator(nics: Map<string, import('./nic.js').SimNic>): Emula
     name: 'sim',
     nic: async (id) => {
       const n = get(id);
-      const st = n.machine.status() as { sa: { checkpointBlock?: number } | null };
-      return { id, address: n.address, ports: { clear: 623, secure: 664, ike: 500 }, sa: st.sa };
+      const st = n.machine.status() as { sa: { checkpointBlock?: number } | null; config: { securityPolicy?: string } | null };
+      return { id, address: n.address, ports: { clear: 623, secure: 664, ike: 500 }, sa: st.sa, config: st.config };
     },
     setTrustAnchor: async (id, psk) => get(id).setTrustAnchor(psk),
     installSa: async (id, sa) => get(id).installSa(sa),

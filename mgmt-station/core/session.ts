@@ -72,7 +72,8 @@ export interface RequestResult {
   attempts: number;
   rttMs: number;
   response: AsfMessage | { type: 'rmcp-ack'; sequence: number };
-  command?: { index: number; rmcpSeq: number; tag: number };
+  /** The command's log row: its index, wire identity and the hash of its entry (the index alone is not unique once a store went back). */
+  command?: { index: number; rmcpSeq: number; tag: number; hash: string };
   /** Set when another station (or process) completed this command after this session lost it. */
   completedBy?: string;
 }
@@ -191,6 +192,9 @@ export class NicSession {
 
   /** (Re)read the SAs from the store: after a refresh, a takeover or an adoption. The sync epoch stays. */
   async reload(): Promise<void> {
+    // This session's sync epoch stays, so its IVs under an SA it keeps must go on from where they are: never from
+    // a lower number the store may now hold (it was restored from a backup meanwhile).
+    const sentUpTo = new Map(this.held.map((h) => [h.stored.pair.generation, h.ep.nextOutSeq]));
     for (const h of this.held) this.unregister(h);
     this.held = [];
     this.active = null;
@@ -201,6 +205,8 @@ export class NicSession {
       const wanted = (cp?.outReserved ?? 0n) + 1n;
       const outStart = wanted > max + 1n ? max + 1n : wanted; // max + 1 = exhausted: sends fail, never wrap
       const ep = new SaEndpoint(stored.pair, 'station', { outStart, inFloor: cp?.inHighest ?? 0n });
+      const before = sentUpTo.get(stored.pair.generation);
+      if (before !== undefined && before > ep.nextOutSeq) ep.skipOutboundTo(before);
       const h: Held = { stored, ep, inboundSpi: ep.inboundSpi, unanswered: 0 };
       this.held.push(h);
       const handler = (b: Uint8Array, from: Endpoint) => this.onDatagram(h, b, from);
@@ -291,7 +297,7 @@ export class NicSession {
       if (!(await this.recordAcked(f))) {
         this.o.log?.('warn', "a command ran, but the store no longer holds its row (restored from a backup after it was logged): its outcome is not in the log", { nic: this.nic.id, index: f.index, command: kind });
       }
-      return requestResult(r, kind, { type: 'rmcp-ack', sequence: f.rmcpSeq }, { index: f.index, rmcpSeq: f.rmcpSeq, tag: f.tag });
+      return requestResult(r, kind, { type: 'rmcp-ack', sequence: f.rmcpSeq }, { index: f.index, rmcpSeq: f.rmcpSeq, tag: f.tag, hash: f.hash });
     } catch (e) {
       if (!entry || !inFlight) throw e; // nothing logged, so nothing sent
       return this.commandLost(inFlight, kind, e, deadline);
@@ -310,7 +316,7 @@ export class NicSession {
     const code = (e as LifelineError).code;
     const sent = this.inFlightSent.delete(f.index);
     const entry = { index: f.index, rmcpSeq: f.rmcpSeq, asfTag: f.tag };
-    const about = (err: LifelineError) => Object.assign(err, { command: { index: entry.index, sent } });
+    const about = (err: LifelineError) => Object.assign(err, { command: { index: entry.index, hash: f.hash, sent } });
     if (!sent) {
       // Logged, never sent by this session (no sequence number left, or the session closed first). It did not run
       // if the log can say so before anyone else sends it (compare-and-set: another session may be completing it).
@@ -331,7 +337,7 @@ export class NicSession {
       // Its own row (by hash: a store restored from a backup may hold another command at that index).
       const c = (await this.o.store.listCommands(this.nic.id).catch(() => [])).find((x) => x.index === entry.index && x.hash === f.hash);
       if (c && c.outcome === 'acked') {
-        const r = requestResult({ nic: this.nic.id, generation: this.activeGeneration ?? 0, attempts: 0, rttMs: 0 }, kind, { type: 'rmcp-ack', sequence: entry.rmcpSeq }, { index: entry.index, rmcpSeq: entry.rmcpSeq, tag: entry.asfTag });
+        const r = requestResult({ nic: this.nic.id, generation: this.activeGeneration ?? 0, attempts: 0, rttMs: 0 }, kind, { type: 'rmcp-ack', sequence: entry.rmcpSeq }, { index: entry.index, rmcpSeq: entry.rmcpSeq, tag: entry.asfTag, hash: f.hash });
         r.completedBy = c.outcomeStation;
         return r;
       }

@@ -6,7 +6,7 @@
  * mgmt-station/context.ts gives it the real ones; the simulator (sim/) virtual ones.
  */
 import { LifelineError } from '../../common/errors.js';
-import type { SaPair } from '../../wire/sa.js';
+import type { SaPair, SecurityPolicy } from '../../wire/sa.js';
 import type { Fence, NicRecord, Store } from '../store/store.js';
 import { KeyExchange, type ExchangeResult } from './key-exchange.js';
 import { NicSession } from './session.js';
@@ -19,6 +19,8 @@ export interface EmulatorNic {
   ports: { clear: number; secure: number; ike: number };
   /** The NIC's SA database; null while it is not running. `checkpointBlock`: K of DESIGN §2.6. */
   sa?: { checkpointBlock?: number } | null;
+  /** The NIC's configuration: its security policy is the one IKE must key for (protocol/README.md, esp+ah). */
+  config?: { securityPolicy?: string } | null;
 }
 
 /** The administrator's access to a NIC (the emulator's control API, standing in for the host driver). */
@@ -44,6 +46,8 @@ export interface StationCoreOptions {
   onAccepted?: (bytes: Uint8Array) => void;
   /** Observer of each session opened (its command log verified): the simulator's check that none opens on an edited log. */
   onSessionOpen?: (nic: string) => void;
+  /** Outbound sequence numbers a session claims in the store at a time (default 1024; the simulator varies it). */
+  reserveBlock?: bigint;
 }
 
 export class StationCore {
@@ -114,7 +118,7 @@ export class StationCore {
     if (!opening) {
       opening = (async () => {
         const fence = await this.fence(nic);
-        const s = await NicSession.open(nic, { store: this.store, port: await this.o.port(), fence, env: this.env, takeover: this.takeovers.has(nic), log: this.o.log, onAccepted: this.o.onAccepted });
+        const s = await NicSession.open(nic, { store: this.store, port: await this.o.port(), fence, env: this.env, takeover: this.takeovers.has(nic), log: this.o.log, onAccepted: this.o.onAccepted, reserveBlock: this.o.reserveBlock });
         this.sessions.set(nic, s);
         this.o.onSessionOpen?.(nic);
         return s;
@@ -155,7 +159,7 @@ export class StationCore {
       kx = undefined;
     }
     if (!kx) {
-      kx = new KeyExchange(nic, { store: this.store, fence: () => this.fences.get(nic.id) ?? fence, env: this.env, stationId: this.o.stationId, bind: this.o.bind });
+      kx = new KeyExchange(nic, { store: this.store, fence: () => this.fences.get(nic.id) ?? fence, env: this.env, stationId: this.o.stationId, bind: this.o.bind, policy: nicPolicy(nic) });
       this.exchanges.set(nic.id, kx);
     }
     const r = kind === 'enroll' ? await kx.enroll(timeoutMs) : await kx.refresh(timeoutMs);
@@ -260,10 +264,24 @@ export class StationCore {
  */
 function nicMeta(emu: EmulatorControl, st: EmulatorNic): Record<string, unknown> {
   const k = st.sa?.checkpointBlock;
-  return { emulator: emu.name, ...(Number.isSafeInteger(k) && k! >= 1 ? { checkpointBlock: k } : {}) };
+  const policy = st.config?.securityPolicy;
+  return {
+    emulator: emu.name,
+    ...(Number.isSafeInteger(k) && k! >= 1 ? { checkpointBlock: k } : {}),
+    ...(policy === 'esp' || policy === 'esp+ah' ? { policy } : {}),
+  };
 }
 
-/** Same host agent and same pre-shared key: a KeyExchange made for `a` can serve `b`. */
+/**
+ * The policy a key exchange keys for: the NIC's, as its emulator reported it at enrolment. IKEv2 has no ESP+AH
+ * bundle in one proposal, so both ends take it from configuration (protocol/README.md); keyed for 'esp', a NIC
+ * configured 'esp+ah' would expect AH keys the station never derived, and drop every packet.
+ */
+function nicPolicy(nic: NicRecord): SecurityPolicy {
+  return nic.meta.policy === 'esp+ah' ? 'esp+ah' : 'esp';
+}
+
+/** Same host agent, same pre-shared key and policy: a KeyExchange made for `a` can serve `b`. */
 function sameIkePeer(a: NicRecord, b: NicRecord): boolean {
-  return a.address === b.address && a.ikePort === b.ikePort && a.psk.length === b.psk.length && a.psk.every((x, i) => x === b.psk[i]);
+  return a.address === b.address && a.ikePort === b.ikePort && nicPolicy(a) === nicPolicy(b) && a.psk.length === b.psk.length && a.psk.every((x, i) => x === b.psk[i]);
 }

@@ -21,7 +21,7 @@
  * logs written before sync epochs existed still verify; an entry with one is 'lifeline-cmdlog-v2': the
  * version-1 fields, then the epoch. The tag differs, so no entry of one form hashes as one of the other.
  */
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { UsageError } from '../../common/errors.js';
 import type { ClusterKey } from './cluster-key.js';
 import { wireIdentity, type AuditReport, type CommandLogEntry, type CommandRecord, type CommandRef, type Fence } from './store.js';
@@ -40,7 +40,11 @@ export function canonicalEntry(e: ChainedFields): string {
 }
 
 export function entryHash(prevHash: string, e: ChainedFields): string {
-  return createHash('sha256').update(Buffer.from(prevHash, 'hex')).update(canonicalEntry(e), 'utf8').digest('hex');
+  return hashOf(prevHash, canonicalEntry(e));
+}
+
+function hashOf(prevHash: string, canonical: string): string {
+  return createHash('sha256').update(Buffer.from(prevHash, 'hex')).update(canonical, 'utf8').digest('hex');
 }
 
 /** A log row as stored, with its MAC. */
@@ -59,9 +63,20 @@ export interface SealedHead {
   mac: string;
 }
 
+/** Rows and heads a sealer remembers having verified (by their whole content): an audit re-reads the same rows. */
+const VERIFIED_MAX = 8192;
+
+const rowMemo = (prevHash: string, hash: string, mac: string, canonical: string): string => `r\0${prevHash}\0${hash}\0${mac}\0${canonical}`;
+const headMemo = (nic: string, h: SealedHead): string => `h\0${nic}\0${h.index}\0${h.hash}\0${h.mac}`;
+
 /** MACs under a sub-key of the cluster key: only a station of the cluster can extend the log. */
 export class LogSealer {
   readonly #key: Uint8Array;
+  /**
+   * Content of rows and heads that verified (every field the check reads, so an edited row is a new key and is
+   * checked again): a pure function's results, bounded. An audit is O(rows) and runs at every sync.
+   */
+  readonly #verified = new Set<string>();
 
   constructor(clusterKey: ClusterKey) {
     this.#key = clusterKey.subkey('command log mac v1');
@@ -76,7 +91,27 @@ export class LogSealer {
   }
 
   verifyHead(nic: string, head: SealedHead): boolean {
-    return sameHex(this.headMac(nic, head.index, head.hash), head.mac);
+    const memo = headMemo(nic, head);
+    if (this.#verified.has(memo)) return true;
+    const ok = sameHex(this.headMac(nic, head.index, head.hash), head.mac);
+    if (ok) this.remember(memo);
+    return ok;
+  }
+
+  /** Does row `r`, chained after `prevHash`, hash to its `hash` and carry this cluster's MAC on it? */
+  verifyRow(prevHash: string, r: SealedEntry): 'ok' | 'hash' | 'mac' {
+    const canonical = canonicalEntry(r);
+    const memo = rowMemo(prevHash, r.hash, r.mac, canonical);
+    if (this.#verified.has(memo)) return 'ok';
+    if (!sameHex(hashOf(prevHash, canonical), r.hash)) return 'hash';
+    if (!sameHex(this.rowMac(r.hash), r.mac)) return 'mac';
+    this.remember(memo);
+    return 'ok';
+  }
+
+  private remember(memo: string): void {
+    if (this.#verified.size >= VERIFIED_MAX) this.#verified.clear();
+    this.#verified.add(memo);
   }
 
   /** The next entry after `prev` (null: the log is empty), hashed and sealed. */
@@ -84,8 +119,18 @@ export class LogSealer {
     const index = prev ? prev.index + 1 : 1;
     const prevHash = prev ? prev.hash : GENESIS_HASH;
     const chained: ChainedFields = { ...fields, index };
-    const hash = entryHash(prevHash, chained);
-    return { ...chained, prevHash, hash, mac: this.rowMac(hash) };
+    const canonical = canonicalEntry(chained);
+    const hash = hashOf(prevHash, canonical);
+    const mac = this.rowMac(hash);
+    this.remember(rowMemo(prevHash, hash, mac, canonical)); // sealed here: it verifies
+    return { ...chained, prevHash, hash, mac };
+  }
+
+  /** The MAC of a new head checkpoint (and the head remembered as verified). */
+  sealHead(nic: string, index: number, hash: string): SealedHead {
+    const head = { index, hash, mac: this.headMac(nic, index, hash) };
+    this.remember(headMemo(nic, head));
+    return head;
   }
 }
 
@@ -111,7 +156,7 @@ export function nextEntry(
   }
   const wire = fields.rmcpSeq < 0 ? wireIdentity((head?.index ?? 0) + 1) : null;
   const entry = sealer.seal(head, { ...fields, ...wire, nic, station: fence.station, epoch: fence.epoch });
-  return { entry, head: { index: entry.index, hash: entry.hash, mac: sealer.headMac(nic, entry.index, entry.hash) } };
+  return { entry, head: sealer.sealHead(nic, entry.index, entry.hash) };
 }
 
 /**
@@ -165,9 +210,12 @@ export function checkRef(nic: string, ref: CommandRef, hash: string): void {
   }
 }
 
+/** Equal strings (hex digests, MACs), compared in time that depends only on their length. */
 export function sameHex(a: string, b: string): boolean {
   if (typeof a !== 'string' || typeof b !== 'string' || a.length !== b.length) return false;
-  return timingSafeEqual(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+  let d = 0;
+  for (let i = 0; i < a.length; i++) d |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return d === 0;
 }
 
 /** Verify rows (sorted by index) and the head; report the first index that cannot be trusted. */
@@ -193,12 +241,9 @@ export function auditChain(nic: string, rows: SealedEntry[], head: SealedHead | 
     if (!sameHex(r.prevHash, prevHash)) {
       return report(expected, `entry ${expected} does not link to entry ${expected - 1} (prev hash differs)`);
     }
-    if (!sameHex(entryHash(prevHash, r), r.hash)) {
-      return report(expected, `entry ${expected} was altered (its content does not match its hash)`);
-    }
-    if (!sameHex(sealer.rowMac(r.hash), r.mac)) {
-      return report(expected, `entry ${expected} is not sealed by this cluster's key (rewritten outside a station)`);
-    }
+    const v = sealer.verifyRow(prevHash, r);
+    if (v === 'hash') return report(expected, `entry ${expected} was altered (its content does not match its hash)`);
+    if (v === 'mac') return report(expected, `entry ${expected} is not sealed by this cluster's key (rewritten outside a station)`);
     if (r.kind === 'outcome' ? r.ref === null || kinds.get(r.ref) !== 'command' : r.kind !== 'command' || r.ref !== null) {
       return report(expected, `entry ${expected} refers to entry ${r.ref}, which is not an earlier command`);
     }

@@ -39,8 +39,8 @@ export class MemoryStore implements Store {
   readonly kind = 'memory' as const;
   readonly url = 'memory:';
   #db: MemoryDatabase;
-  readonly #seal: LogSealer;
-  readonly #macs: RowMacs;
+  #seal: LogSealer;
+  #macs: RowMacs;
   #closed = false;
 
   /** A new, empty store whose rows are sealed under `clusterKey`, and a first connection to it. */
@@ -60,6 +60,9 @@ export class MemoryStore implements Store {
     }
     const other = new MemoryStore(clusterKey);
     other.#db = this.#db;
+    // Same key (checked above): the connections share what their sealers have verified.
+    other.#seal = this.#seal;
+    other.#macs = this.#macs;
     return other;
   }
 
