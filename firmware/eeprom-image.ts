@@ -13,9 +13,11 @@
  *   pages 1-2    0x0040  directory   two ping-pong copies, kind 0x04: active gen u32, active slot u8,
  *                                    previous gen u32, previous slot u8, discarded-up-to gen u32
  *   pages 3-10   0x00C0  checkpoint  ring of 8 (generation g in page 3 + g mod 8), kind 0x05:
- *                                    last-authenticated gen u32, count u8, count x (SA gen u32,
- *                                    out reserved u64, in reserved u64), sync epoch u32 (the highest
- *                                    issued, wire/sync-frame.ts; absent in images written before it: 0)
+ *                                    last-authenticated gen u32, sync epoch u32 (the highest issued,
+ *                                    wire/sync-frame.ts), epoch floor u32 (below it: another history's
+ *                                    epochs), n x (SA gen u32, out reserved u64, in reserved u64), n from
+ *                                    the length; images written before sync epochs have last-authenticated
+ *                                    gen u32, count u8, count x entry (told apart by length mod 20)
  *   pages 11-34  0x02C0  SA slots    8 slots x 3 pages (192 bytes), kind 0x03, generation =
  *                                    SA generation: transform id u8, esn u8, policy u8, origin u8,
  *                                    toNic dir, fromNic dir, initial out reserved u64, initial in
@@ -333,30 +335,33 @@ interface Checkpoint {
   epochFloor: number;
 }
 
+/**
+ * Two layouts, told apart by length (mod 20): the one before sync epochs, `lastAuthenticated u32 | n u8 | n x entry`
+ * (5 + 20n), and `lastAuthenticated u32 | syncEpoch u32 | epochFloor u32 | n x entry` (12 + 20n; n = 0..2, so a
+ * checkpoint still fits its 64-byte page). An entry: generation u32 | outReserved u64 | inReserved u64.
+ */
 function encodeCheckpoint(c: Checkpoint): Uint8Array {
-  const p = new Uint8Array(13 + 20 * c.entries.length);
-  putU32(p, 5 + 20 * c.entries.length, c.syncEpoch);
-  putU32(p, 9 + 20 * c.entries.length, c.epochFloor);
+  const p = new Uint8Array(12 + 20 * c.entries.length);
   putU32(p, 0, c.lastAuthenticated);
-  p[4] = c.entries.length;
+  putU32(p, 4, c.syncEpoch);
+  putU32(p, 8, c.epochFloor);
   c.entries.forEach((e, i) => {
-    putU32(p, 5 + i * 20, e.generation);
-    putU64(p, 9 + i * 20, e.outReserved);
-    putU64(p, 17 + i * 20, e.inReserved);
+    putU32(p, 12 + i * 20, e.generation);
+    putU64(p, 16 + i * 20, e.outReserved);
+    putU64(p, 24 + i * 20, e.inReserved);
   });
   return p;
 }
 
 function decodeCheckpoint(generation: number, p: Uint8Array, bad: (detail: string) => ProtocolError): Checkpoint {
-  // Layouts told apart by length: with the sync epoch and its floor at the end, and the one written before they
-  // existed (the sync epoch alone was never released).
-  const n = p[4];
-  if (p.length < 5 || n > 2 || (p.length !== 5 + 20 * n && p.length !== 13 + 20 * n)) throw bad('entry count does not match the payload');
+  const legacy = p.length % 20 === 5;
+  const n = legacy ? p[4] : (p.length - 12) / 20;
+  if (legacy ? p.length !== 5 + 20 * n || n > 2 : !Number.isInteger(n) || n < 0 || n > 2) throw bad('entry count does not match the payload');
+  const at = legacy ? 5 : 12;
   const entries: SeqCheckpoint[] = [];
-  for (let i = 0; i < n; i++) entries.push({ generation: u32(p, 5 + i * 20), outReserved: u64(p, 9 + i * 20), inReserved: u64(p, 17 + i * 20) });
-  const tail = p.length === 13 + 20 * n;
-  const syncEpoch = tail ? u32(p, 5 + 20 * n) : 0;
-  const epochFloor = tail ? u32(p, 9 + 20 * n) : 0;
+  for (let i = 0; i < n; i++) entries.push({ generation: u32(p, at + i * 20), outReserved: u64(p, at + 4 + i * 20), inReserved: u64(p, at + 12 + i * 20) });
+  const syncEpoch = legacy ? 0 : u32(p, 4);
+  const epochFloor = legacy ? 0 : u32(p, 8);
   if (epochFloor > syncEpoch) throw bad('the epoch floor is above the highest epoch issued');
   return { generation, lastAuthenticated: u32(p, 0), entries, syncEpoch, epochFloor };
 }
