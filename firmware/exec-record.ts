@@ -156,15 +156,6 @@ export class ExecRecord {
     return this.#newest;
   }
 
-  /**
-   * Has the command `q` run, under the identity it was first sent under, or under that of its latest transmission:
-   * a station that logged it under one epoch but sent it first under a later one (a sync came between) re-sends it
-   * without the NIC being told of its first epoch, and the NIC then records it under the later one.
-   */
-  executedAs(q: CommandQuery): boolean {
-    return this.find(q) !== null || (q.epoch !== q.firstEpoch && this.find({ ...q, firstEpoch: q.epoch }) !== null);
-  }
-
   /** The recorded command with this identity, if the ring still holds it. */
   find(id: FirstIdentity): ExecEntry | null {
     // Newest first: a retransmission asks about a recent command.
@@ -200,7 +191,7 @@ export class ExecRecord {
    * history of this NIC (it jumped above them after its EEPROM was restored: sa-database.ts epochFloor).
    */
   query(q: CommandQuery, issued: number, bootEpoch: number, floor = 0): QueryAnswer {
-    if (this.executedAs(q)) return 'executed';
+    if (this.find(q)) return 'executed';
     if (q.epoch === 0 || q.firstEpoch === 0 || q.epoch > issued || q.epoch < floor) return 'unknown';
     if (mutated('exec-record-ram')) return q.epoch < this.#completeFrom ? 'unknown' : 'not-executed';
     if (this.#mayHaveLost && q.epoch <= bootEpoch) return 'unknown';

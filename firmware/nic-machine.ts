@@ -170,7 +170,7 @@ export class NicMachine {
       const firmware = new NicFirmware(
         channel,
         () => ({ clearManagement: image.config.clearManagement, allowedClearCommands: image.config.allowedClearCommands }),
-        { firstEpoch: (id) => sync.firstEpochOf(id), executed: (id) => exec.executedAs(id), cancelled: (id) => sync.isCancelled(id) },
+        { firstEpoch: (id) => sync.firstEpochOf(id), executed: (id) => exec.find(id) !== null, cancelled: (id) => sync.isCancelled(id) },
       );
       firmware.hostState = this.hostState;
       this.b = { image, db, exec, channel, sync, firmware };

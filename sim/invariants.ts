@@ -46,7 +46,7 @@ export class Invariants {
   readonly names = new Map<number, string>();
   /** NICs whose log was edited outside a station (and not restored since): no session may open on them. */
   readonly tainted = new Set<string>();
-  readonly counts = { espPackets: 0, accepted: 0, executions: 0, acked: 0, unknown: 0, notRun: 0 };
+  readonly counts = { espPackets: 0, accepted: 0, executions: 0, acked: 0, unknown: 0, notRun: 0, reopened: 0 };
 
   /** A datagram on the wire between a station (address) and a NIC (address) on the secure port. */
   packet(nicAddress: string, toNic: boolean, bytes: Uint8Array): void {
@@ -100,6 +100,15 @@ export class Invariants {
     this.counts.notRun++;
     if (this.runs(cmd) > 0) throw new Violation('outcome', `a caller was told ${code} for ${this.name(cmd)}, which ran`);
     this.mustNotRun.add(cmd);
+  }
+
+  /**
+   * The store went back to a backup in which `cmd` is still pending ('sent'): what its caller was told since (that
+   * it did not run) is undone with the rest of the log, and the NIC's owner may complete it (docs/SIMULATION.md,
+   * "restoring a backup").
+   */
+  reopened(cmd: number): void {
+    if (this.mustNotRun.delete(cmd)) this.counts.reopened++;
   }
 
   callerUnknown(): void {

@@ -19,6 +19,7 @@ import { SimStation, simEmulator } from './station.js';
 import { Invariants, Violation } from './invariants.js';
 import { ASF_TYPE_CODE } from '../wire/asf.js';
 import type { CommandLogEntry, CommandRef } from '../mgmt-station/store/store.js';
+import { foldCommands } from '../mgmt-station/store/command-log.js';
 
 function identityKey(nic: string, epoch: number, rmcpSeq: number, tag: number, type: number): string {
   return `${nic}|${epoch}|${rmcpSeq}|${tag}|${type}`;
@@ -505,6 +506,13 @@ export class World {
     // The logs are as they were then: edited (tainted) exactly where they were at that backup.
     this.inv.tainted.clear();
     for (const n of this.nics.keys()) if (!s.clean.has(n)) this.inv.tainted.add(n);
+    // Commands pending in the backup are pending again, whatever their callers were told since.
+    for (const [nic, rows] of this.store.raw.commandLog) {
+      for (const c of foldCommands(nic, rows)) {
+        const cmd = c.outcome === 'sent' ? this.book.byRow.get(`${nic}|${c.hash}`) : undefined;
+        if (cmd !== undefined) this.inv.reopened(cmd);
+      }
+    }
     this.bump('restores');
   }
 
@@ -634,6 +642,9 @@ export class World {
     while (pending.size > 0 && !this.failure) {
       await this.sched.runUntil(Math.min(end, this.sched.now + wait), () => this.failure !== null);
       wait = 3000;
+      // A command still in flight when the quiet began may have turned a host off since: the lab brings it back
+      // (a station that lost its SA, with a store restored from a backup, needs the host's IKE to key again).
+      for (const n of this.nics.values()) for (const ev of ['wake', 'power-up'] as const) n.event(ev);
       if (this.failure) return;
       for (const nic of [...pending.keys()]) {
         const lease = this.store.raw.leases.get(nic);

@@ -127,8 +127,13 @@ interface InFlight {
   /** The epoch it was first sent under: with index-derived RMCP sequence and tag, the identity the NIC records. */
   firstEpoch: number;
   epoch: number;
-  /** The epoch of its last transmission by this session (null: none yet). */
-  sentEpoch: number | null;
+  /**
+   * The datagram it went out as under the current epoch and SA: a retransmission sends these very bytes again.
+   * One ESP packet per command and epoch: the NIC's replay window then takes it at most once, so a retransmission
+   * that never arrived, captured and sent later by someone else, can never run it a second time (found by the
+   * simulator: seed 4175). The NIC answers a lost ACK's command at the next sync instead.
+   */
+  sealed?: { epoch: number; generation: number; bytes: Uint8Array; sent: string };
   waiter: Waiter | null;
 }
 
@@ -192,9 +197,10 @@ export class NicSession {
 
   /** (Re)read the SAs from the store: after a refresh, a takeover or an adoption. The sync epoch stays. */
   async reload(): Promise<void> {
-    // This session's sync epoch stays, so its IVs under an SA it keeps must go on from where they are: never from
-    // a lower number the store may now hold (it was restored from a backup meanwhile).
-    const sentUpTo = new Map(this.held.map((h) => [h.stored.pair.generation, h.ep.nextOutSeq]));
+    // This session's sync epoch stays, so an SA it keeps keeps its endpoint: its IVs go on from where they are
+    // (never from a lower number a store restored from a backup may now hold), and its replay window still knows
+    // every answer it took (one taken before the reload and sent again by someone is not taken twice).
+    const kept = new Map(this.held.map((h) => [h.stored.pair.generation, h.ep]));
     for (const h of this.held) this.unregister(h);
     this.held = [];
     this.active = null;
@@ -204,9 +210,10 @@ export class NicSession {
       const max = maxSequence(stored.pair.esn);
       const wanted = (cp?.outReserved ?? 0n) + 1n;
       const outStart = wanted > max + 1n ? max + 1n : wanted; // max + 1 = exhausted: sends fail, never wrap
-      const ep = new SaEndpoint(stored.pair, 'station', { outStart, inFloor: cp?.inHighest ?? 0n });
-      const before = sentUpTo.get(stored.pair.generation);
-      if (before !== undefined && before > ep.nextOutSeq) ep.skipOutboundTo(before);
+      const old = kept.get(stored.pair.generation);
+      const same = old && old.inboundSpi === (stored.pair.policy === 'esp+ah' ? stored.pair.fromNic.ahSpi : stored.pair.fromNic.spi);
+      const ep = same ? old : new SaEndpoint(stored.pair, 'station', { outStart, inFloor: cp?.inHighest ?? 0n });
+      if (ep.nextOutSeq < outStart) ep.skipOutboundTo(outStart); // another process of this station claimed a block
       const h: Held = { stored, ep, inboundSpi: ep.inboundSpi, unanswered: 0 };
       this.held.push(h);
       const handler = (b: Uint8Array, from: Endpoint) => this.onDatagram(h, b, from);
@@ -290,7 +297,7 @@ export class NicSession {
       }
       this.markUsed(entry.index, loggedEpoch);
       // The epoch it is logged under (a sync may have moved the session on meanwhile: exchange() then logs a re-send).
-      const f: InFlight = (inFlight = { index: entry.index, hash: entry.hash, kind, rmcpSeq: entry.rmcpSeq, tag: entry.asfTag, firstEpoch: loggedEpoch, epoch: loggedEpoch, sentEpoch: null, waiter: null });
+      const f: InFlight = (inFlight = { index: entry.index, hash: entry.hash, kind, rmcpSeq: entry.rmcpSeq, tag: entry.asfTag, firstEpoch: loggedEpoch, epoch: loggedEpoch, waiter: null });
       const r = await this.runCommand(f, deadline);
       // Second ack: the outcome and the sequence state are durable before the user hears "done".
       await this.persistInbound(r.generation);
@@ -466,22 +473,17 @@ export class NicSession {
           if (settled) break;
         }
         if (command && command.epoch !== this.epoch) {
-          if (command.sentEpoch === command.epoch) {
-            // Sent under an epoch a sync has since moved on from without asking about it: only the NIC can tell
-            // whether it ran (a sync asks about every command in flight; sends wait for a running sync).
-            throw new LifelineError('E_INTERNAL', `${this.nic.id}: command #${command.index} was sent under epoch ${command.epoch} and no sync asked about it`);
-          }
-          // The session's epoch moved on since the command was logged or last sent, and no sync asked about it (it was
-          // not yet in flight then): nothing of it went out under the old epoch, so it may go under ours, logged first.
-          if (!(await this.recordResend(command))) {
-            throw new LifelineError('E_OUTCOME_UNKNOWN', `${this.nic.id}: command #${command.index} was taken over by another process of this station, or the store went back`);
-          }
+          // The session's epoch moved on since the command was logged or last sent, and the sync that moved it did
+          // not ask about it (it was not yet in flight). It goes out under the new epoch only after a sync has asked
+          // about it: the NIC then knows it as the command first sent under its first epoch (its identity, which
+          // the executed-command record keeps and a later sync asks by), and this one hears the answer.
+          await this.sync(deadline, 'a command of an earlier epoch');
           if (settled) break;
+          continue;
         }
-        await this.sendOn(this.active!, inner, waiter);
+        await this.sendOn(this.active!, inner, waiter, command);
         if (command) {
           this.inFlightSent.add(command.index);
-          command.sentEpoch = command.epoch;
           this.markUsed(command.index, command.epoch);
         }
         attempts++;
@@ -519,13 +521,22 @@ export class NicSession {
     return { nic: this.nic.id, msg: s.msg, generation: s.generation, attempts, rttMs };
   }
 
-  private async sendOn(h: Held, inner: Uint8Array, waiter: Waiter): Promise<void> {
+  private async sendOn(h: Held, inner: Uint8Array, waiter: Waiter, command: InFlight | null): Promise<void> {
+    const c = command?.sealed;
+    if (c && c.epoch === this.epoch && c.generation === h.stored.pair.generation) {
+      waiter.sent.add(c.sent);
+      this.o.port.send(c.bytes, this.nic.securePort, this.nic.address);
+      this.o.port.poll?.sent();
+      return;
+    }
     // Sequence numbers come from blocks claimed in the store (two processes of one station never share one).
     while (h.ep.nextOutSeq > this.reservedOut) await this.claim(h, h.ep.nextOutSeq);
     const seq = h.ep.nextOutSeq;
     const epoch = this.epoch!;
     const bytes = h.ep.seal(inner, this.ahOut(), stationIv(epoch, seq));
-    waiter.sent.add(`${epoch & SYNC_EPOCH_MAX}:${Number(seq & 0xffffffffn)}`);
+    const sent = `${epoch & SYNC_EPOCH_MAX}:${Number(seq & 0xffffffffn)}`;
+    waiter.sent.add(sent);
+    if (command) command.sealed = { epoch, generation: h.stored.pair.generation, bytes, sent };
     this.o.port.send(bytes, this.nic.securePort, this.nic.address);
     this.o.port.poll?.sent(); // poll for a waited-for answer rather than sleep until it wakes us (lib/answer-poll.ts)
     // While the NIC works: the keystreams of our next request and of this one's answer (a response: k = 1).
@@ -667,6 +678,10 @@ export class NicSession {
     const r = await this.handshake(sa, asks.map((a) => a.id), until, why);
     if (asks.length > 0) this.o.log?.('info', 'sync answered', { nic: this.nic.id, epoch: r.epoch, nicRestored: r.nicRestored, asked: asks.map((a, i) => `#${a.index}@${a.id.epoch}:${r.answers[i]}`) });
     this.backlog = this.backlog.filter((b) => !asks.some((a) => a.index === b.index));
+    // The NIC now takes each command asked about, if it comes under the new epoch, as that command (it maps the
+    // wire identity to the command's first epoch): no other command may go out under these identities in this
+    // epoch, also one a store gone back gives the same index (see `used`).
+    for (const a of asks) this.markUsed(a.index, r.epoch);
     // Settle: in-flight commands hear their answer; backlog commands are recorded, or returned to be sent again.
     const todo: { c: CommandRecord; id: CommandQuery }[] = [];
     for (let i = 0; i < asks.length; i++) {
@@ -698,7 +713,7 @@ export class NicSession {
 
   /** A command of the log the NIC reports not executed: sent again in this session's epoch, as its owner would. */
   private async completeLater(c: CommandRecord, id: CommandQuery): Promise<void> {
-    const f: InFlight = { index: c.index, hash: c.hash, kind: c.command as CommandKind, rmcpSeq: c.rmcpSeq, tag: c.asfTag, firstEpoch: id.firstEpoch, epoch: id.epoch, sentEpoch: null, waiter: null };
+    const f: InFlight = { index: c.index, hash: c.hash, kind: c.command as CommandKind, rmcpSeq: c.rmcpSeq, tag: c.asfTag, firstEpoch: id.firstEpoch, epoch: id.epoch, waiter: null };
     try {
       await this.enterCommand();
       try {
