@@ -94,7 +94,7 @@ export interface NicCounters {
  * Answers kept for retransmitted commands. A command's identity is its RMCP sequence + ASF tag (+ type), which
  * the stations derive from the NIC's shared command log (65,280 distinct values), so the cache only has to
  * outlive a station's retransmissions and a takeover's completion of unacknowledged commands: stations keep
- * at most 16 commands in flight per NIC (mgmt-station/nic-session.ts), far below this size.
+ * at most 16 commands in flight per NIC (mgmt-station/core/session.ts), far below this size.
  */
 export const RESPONSE_CACHE_SIZE = 256;
 /** One shared effect object: it carries no data, and this path runs for every secure packet. */
