@@ -33,7 +33,9 @@
  *                                    u32, policy text length u16, policy text (UTF-8, <= 1024 bytes)
  *   pages 69-100 0x1140  executed    ring of 32, kind 0x06: the secure commands the NIC executed, each
  *                                    written before it acts (exec-record.ts)
- *   pages 101-511 0x1940 unused (pages 101-116 are kept for the IPMI user records)
+ *   pages 101-108 0x1940  IPMI users  copy A, kind 0x07: lanplus on/off, users and privileges
+ *   pages 109-116 0x1B40  IPMI users  copy B (ping-pong with A; eeprom-ipmi-users.ts)
+ *   pages 117-511 0x1D40  unused
  *
  * SA slots and directory (DESIGN §2.5): the directory names the active and previous SA by generation and
  * slot. A pending SA is not named: it is the newest valid SA record whose generation is above both the
@@ -54,6 +56,8 @@
  */
 import { ERASED, type EepromDevice } from './eeprom-device.js';
 import { ExecRecord } from './exec-record.js';
+import { EepromIpmiUsers } from './eeprom-ipmi-users.js';
+import { encodeIpmiUsers, type IpmiUsersConfig } from './ipmi/ipmi-users-record.js';
 import {
   CRC, EEPROM_FORMAT_VERSION, EEPROM_PAGE, EEPROM_SIZE, FRAME, KIND, MAGIC, corrupt, decodeRecord, encodeRecord, isBlank, newest,
   pageRange, writePages, type Decoded,
@@ -415,12 +419,14 @@ export class EepromImage {
 
   /**
    * Writes a fresh image: erases the header and the first page of every record slot (so no record of an
-   * earlier image comes back), then writes the configuration, an empty directory, and the header last.
+   * earlier image comes back), then writes the configuration, an empty directory, the IPMI users record
+   * (`ipmiUsers`, default: lanplus off, no users; eeprom-ipmi-users.ts) and the header last.
    */
-  static format(dev: EepromDevice, serial: string, config: NicConfig, name = 'EEPROM image'): EepromImage {
+  static format(dev: EepromDevice, serial: string, config: NicConfig, name = 'EEPROM image', ipmiUsers?: IpmiUsersConfig): EepromImage {
     if (dev.size !== EEPROM_SIZE) throw new UsageError('E_EEPROM_SIZE', `cannot format a ${dev.size}-byte part; the image is ${EEPROM_SIZE} bytes (24C256)`);
     assertSerial(serial);
     assertNicConfig(config);
+    if (ipmiUsers) encodeIpmiUsers(ipmiUsers); // E_USAGE before anything is erased
     const blank = new Uint8Array(EEPROM_PAGE).fill(ERASED);
     // The header goes first, so a format torn half way leaves no magic rather than a mix of two images.
     const erase: number[] = [HEADER_PAGE, ...CONFIG_PAGES, ...DIRECTORY_PAGES];
@@ -437,6 +443,7 @@ export class EepromImage {
     const dir: Directory = { generation: 1, activeGen: 0, activeSlot: NO_SLOT, previousGen: 0, previousSlot: NO_SLOT, discardedUpTo: 0 };
     writePages(dev, DIRECTORY_PAGES[0], encodeRecord(KIND.directory, dir.generation, encodeDirectory(dir)));
     writes.directory += 1;
+    EepromIpmiUsers.format(dev, ipmiUsers);
     const head = new Uint8Array(23);
     putU32(head, 0, EEPROM_SIZE);
     putU16(head, 4, EEPROM_PAGE);

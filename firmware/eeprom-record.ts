@@ -2,8 +2,8 @@
  * The record frame every kind of EEPROM record uses (DESIGN §3): kind, format version, payload length and a
  * generation, then the payload and a CRC-32, starting on a page boundary with the unused tail of its last page
  * erased (0xFF). Boot takes the newest record of a kind that passes its CRC, so a write torn by a power loss
- * leaves the previous copy in force. The image (eeprom-image.ts) and the executed-command record
- * (exec-record.ts) are built of these frames.
+ * leaves the previous copy in force. The image (eeprom-image.ts), the executed-command record (exec-record.ts) and
+ * the IPMI users record (eeprom-ipmi-users.ts) are built of these frames.
  *
  *   +0 kind u8 | +1 format version u8 (1) | +2 payload length u16 | +4 generation u32 | +8 payload |
  *   CRC-32 u32 (IEEE, crc32.ts) over everything before it. The header has the magic 'LFLN' in front.
@@ -18,7 +18,7 @@ export const EEPROM_PAGE = 64;
 export const EEPROM_FORMAT_VERSION = 1;
 
 export const MAGIC = Uint8Array.of(0x4c, 0x46, 0x4c, 0x4e); // 'LFLN'
-export const KIND = { header: 0x01, config: 0x02, sa: 0x03, directory: 0x04, checkpoint: 0x05, exec: 0x06 } as const;
+export const KIND = { header: 0x01, config: 0x02, sa: 0x03, directory: 0x04, checkpoint: 0x05, exec: 0x06, ipmiUsers: 0x07 } as const;
 export const FRAME = 8;
 export const CRC = 4;
 
