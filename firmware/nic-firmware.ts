@@ -11,7 +11,7 @@
  * RMCP ACKs: an ACK precedes the answer whenever the request's RMCP header decodes (version
  * 06h, class ASF, IPMI or OEM), it is not itself an ACK and its sequence is not 0xFF — DSP0136 §3.2.2.1 (catalogue
  * §2.2), which puts no condition on the class or the contents. That includes messages the NIC does not serve (an
- * unknown ASF type, an IPMI-class message, a malformed body): "the client will acknowledge receipt of any
+ * unknown ASF type, an IPMI-class message while lanplus is off, a malformed body): "the client will acknowledge receipt of any
  * unsupported message, but will disregard the message contents" (DSP0136 p.19, p.33; catalogue §3.2). They are
  * ACKed, then dropped and counted by reason. On UDP 664 the same holds for the inner RMCP message once the ESP
  * packet authenticated (a packet failing its integrity check is never acknowledged, §3.2.2.1 p.20); the ACK goes
@@ -26,9 +26,13 @@
  * EEPROM before it runs (exec-record.ts: the shell's `host-command` effect), so a retransmission (same epoch, RMCP
  * sequence, ASF tag and type) is acknowledged and never executed twice, also after a power loss (DESIGN §5, §7).
  *
+ * IPMI 2.0 RMCP+ (class 7) on the clear port, when the EEPROM enables lanplus: handed on whole as an `ipmi` effect to
+ * the machine's responder (firmware/ipmi/, DESIGN §9), after the RMCP ACK if one is due; the IPMI tools send
+ * sequence FFh and get none. The Presence Pong then says IPMI is supported.
+ *
  * Bad input never throws out of `receive*`: it is dropped and counted by reason in `counters.dropped`.
  */
-import { decodeRmcpHeader, rmcpAckFor, RMCP_SEQ_NO_ACK, RMCP_CLASS_ASF, RMCP_CLASS_OEM, RMCP_PORT, type RmcpHeader } from '../wire/rmcp.js';
+import { decodeRmcpHeader, rmcpAckFor, RMCP_SEQ_NO_ACK, RMCP_CLASS_ASF, RMCP_CLASS_IPMI, RMCP_CLASS_OEM, RMCP_PORT, type RmcpHeader } from '../wire/rmcp.js';
 import { decodeOwnerNotice, type OwnerNotice } from '../wire/owner-notice.js';
 import { ASF_TYPE_CODE, decodeAsf, encodeRmcpAsf, presencePong, type AsfMessage } from '../wire/asf.js';
 import { ProtocolError, LifelineError, type ErrorCode } from '../common/errors.js';
@@ -58,6 +62,11 @@ export type FirmwareEffect =
   | { kind: 'heartbeat'; from: Endpoint; bytes: Uint8Array }
   /** A sync frame (wire/sync-frame.ts), with the SA its SPI names (null: none held). */
   | { kind: 'sync'; from: Endpoint; bytes: Uint8Array; sa: SaPair | null }
+  /**
+   * An RMCP class-7 (IPMI) datagram on the clear port while lanplus is enabled: for the machine's IPMI responder
+   * (firmware/ipmi/ipmi-lan.ts), the whole datagram from the RMCP header on. Any RMCP ACK went out before it.
+   */
+  | { kind: 'ipmi'; from: Endpoint; bytes: Uint8Array }
   /** An authentic ESP packet while not synced since boot: invite the station to sync (nic-sync.ts hint). */
   | { kind: 'unsynced'; from: Endpoint; sa: SaPair }
   /** A station packet authenticated and was accepted (liveness for the heartbeat monitor). */
@@ -124,7 +133,8 @@ export class NicFirmware {
     private readonly channel: SecureChannel,
     private readonly clearPolicy: () => ClearPolicy,
     private readonly state: FirmwareState,
-    private readonly ipmiSupported = false,
+    /** IPMI 2.0 over LAN (lanplus) is enabled by the EEPROM (DESIGN §9): class 7 goes to the responder. */
+    private readonly lanplus: () => boolean = () => false,
   ) {}
 
   // ---------------------------------------------------------------- clear path (UDP 623)
@@ -145,6 +155,11 @@ export class NicFirmware {
     if (ack) {
       this.counters.acksSent++;
       effects.push({ kind: 'send', port: 'clear', to: from, bytes: ack });
+    }
+    // IPMI beside ASF on the same port (RMCP class 7; DESIGN §9). With lanplus off it is disregarded as before.
+    if (rmcp.messageClass === RMCP_CLASS_IPMI && this.lanplus()) {
+      effects.push({ kind: 'ipmi', from, bytes });
+      return effects;
     }
     let asf: AsfMessage;
     try {
@@ -338,7 +353,7 @@ export class NicFirmware {
     switch (req.type) {
       case 'presence-ping':
         // Supported Interactions bit 7: RMCP security extensions (our ESP channel on 664) are supported.
-        return presencePong(req.tag, { ipmi: this.ipmiSupported, secure: true });
+        return presencePong(req.tag, { ipmi: this.lanplus(), secure: true });
       case 'capabilities-request': {
         const p = this.clearPolicy();
         // System Capabilities (DSP0136 §3.2.4.3 byte 11): bits 7:4 = on either port, bits 3:0 = secure port only.

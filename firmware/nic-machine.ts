@@ -2,7 +2,9 @@
  * One emulated management NIC and its host as a single sans-I/O machine (DESIGN §1, §7; in the manner of
  * quinn-proto's Connection): it owns the firmware and its EEPROM image, the resynchronisation, the executed-command
  * record, the host's power/OS state and its boot deadline, the host's IKE agent (the NIC side of the commit), the
- * heartbeat monitor, the owner, the link and the NIC's power. Bytes and events go in with the time; effects come out:
+ * heartbeat monitor, the owner, the link and the NIC's power, and — when the EEPROM enables it — the IPMI 2.0 RMCP+
+ * ("lanplus") responder beside ASF on the clear port (DESIGN §9, firmware/ipmi/). Bytes and events go in with the
+ * time; effects come out:
  *
  *   receive(port, from, bytes, now)  hostEvent(event, now)  handleTimeout(now)  pollTimeout()
  *   -> NicEffect[]: send (port, to, bytes), executed (a host command ran: the execution log), log
@@ -29,8 +31,13 @@ import { StationHeartbeats } from './station-heartbeats.js';
 import { parseClusterPolicy } from './cluster-policy.js';
 import { transition, hostAgentAlive, type HostEvent, type HostState } from './host-state.js';
 import { carriesInbound, inboundSpis, type SaPair } from '../wire/sa.js';
+import { EepromIpmiUsers } from './eeprom-ipmi-users.js';
+import { encodeIpmiUsers, type IpmiUsersConfig } from './ipmi/ipmi-users-record.js';
+import { IpmiLan, type IpmiEffect } from './ipmi/ipmi-lan.js';
+import { systemGuid } from './system-guid.js';
 import type { AeadImpl } from '../wire/aead.js';
 import { mutated } from '../common/mutation.js';
+import { RMCP_SEQ_NO_ACK } from '../wire/rmcp.js';
 
 export type { Endpoint };
 export type NicRunState = 'starting' | 'running' | 'unpowered' | 'failed' | 'stopped';
@@ -41,7 +48,8 @@ export interface ExecutedCommand {
   /** ms, the time given with the datagram. */
   at: number;
   command: string;
-  via: 'clear' | 'secure';
+  /** The path it came in on: clear ASF (623), secure ASF (664), or IPMI lanplus (623, RMCP class 7). */
+  via: 'clear' | 'secure' | 'ipmi';
   rmcpSeq: number;
   tag: number;
   generation: number;
@@ -52,6 +60,8 @@ export interface ExecutedCommand {
   from: string;
   hostBefore: HostState;
   hostAfter: HostState;
+  /** An IPMI command's user, session (BMC session ID, hex) and request, e.g. 'chassis control: power down'. */
+  ipmi?: { user: string; sessionId: string; request: string };
 }
 
 export type NicEffect =
@@ -79,6 +89,8 @@ export interface NicMachineOptions {
   deviceName: string;
   /** Written when the device is new. */
   initialConfig: NicConfig;
+  /** The IPMI users record written when the device is new (default: lanplus off, no users). */
+  initialIpmiUsers?: IpmiUsersConfig;
   /** The host's state when the machine first powers on. */
   initialHostState: HostState;
   bootDelayMs: number;
@@ -98,6 +110,9 @@ interface Booted {
   channel: SecureChannel;
   sync: NicSync;
   firmware: NicFirmware;
+  ipmiUsers: EepromIpmiUsers;
+  /** The lanplus responder: made on the first class-7 datagram while lanplus is on (no tables for idle NICs). */
+  lan: IpmiLan | null;
 }
 
 export class NicMachine {
@@ -152,7 +167,7 @@ export class NicMachine {
       const { device: dev, fresh } = this.o.openDevice(first);
       this.device = dev;
       let image: EepromImage;
-      if (fresh && first) image = EepromImage.format(dev, this.id, this.o.initialConfig, name);
+      if (fresh && first) image = EepromImage.format(dev, this.id, this.o.initialConfig, name, this.o.initialIpmiUsers);
       else {
         image = EepromImage.load(dev, name);
         // The serial is the NIC's id, written at format: another NIC's image would give two NICs one SA and one
@@ -164,6 +179,8 @@ export class NicMachine {
       }
       const exec = ExecRecord.load(dev, name);
       for (const r of exec.recovered) fx.push({ kind: 'log', level: 'warn', msg: 'EEPROM record recovered', fields: { record: r } });
+      const ipmiUsers = EepromIpmiUsers.load(dev, name);
+      for (const r of ipmiUsers.recovered) fx.push({ kind: 'log', level: 'warn', msg: 'EEPROM record recovered', fields: { record: r } });
       const db = new SaDatabase(image, { checkpointBlock: this.o.checkpointBlock });
       const channel = new SecureChannel(db, this.local, this.o.aeadImpl);
       const sync = new NicSync(db, exec, channel, this.o.random);
@@ -171,9 +188,10 @@ export class NicMachine {
         channel,
         () => ({ clearManagement: image.config.clearManagement, allowedClearCommands: image.config.allowedClearCommands }),
         { firstEpoch: (id) => sync.firstEpochOf(id), executed: (id) => exec.find(id) !== null, cancelled: (id) => sync.isCancelled(id) },
+        () => ipmiUsers.config.enabled,
       );
       firmware.hostState = this.hostState;
-      this.b = { image, db, exec, channel, sync, firmware };
+      this.b = { image, db, exec, channel, sync, firmware, ipmiUsers, lan: null };
       // (Mutation check only: the NIC keeps its last epoch across a boot, as it kept its counters before issue 14.)
       if (mutated('boot-keeps-epoch') && db.syncEpoch > 0 && db.active) channel.addEpoch(db.syncEpoch, db.active.generation, db.inboundFloor(db.active.generation), now, false);
       this.runState = 'running';
@@ -306,6 +324,11 @@ export class NicMachine {
           }
           break;
         }
+        case 'ipmi': {
+          const lan = this.lan(b);
+          this.performIpmi(lan.receive(e.from, e.bytes, now, { state: this.hostState }), e.from, now, fx);
+          break;
+        }
         case 'unsynced': {
           const hint = b.sync.hint(e.sa, now);
           if (hint) fx.push({ kind: 'send', port: 'secure', to: e.from, bytes: hint });
@@ -323,6 +346,38 @@ export class NicMachine {
     }
   }
 
+  /** The lanplus responder, made when first needed (the firmware hands on class 7 only while lanplus is on). */
+  private lan(b: Booted): IpmiLan {
+    b.lan ??= new IpmiLan({ users: b.ipmiUsers.config.users, guid: systemGuid(this.id), random: this.o.random });
+    return b.lan;
+  }
+
+  /**
+   * The responder's effects: answers leave on the clear port; a chassis command moves the host exactly as an ASF
+   * command does (host-state.ts transition(), the boot deadline included) and goes into the execution log. It is
+   * not written to the executed-command record: lanplus has no command identities, retransmissions or syncs to
+   * answer (the side-by-side in docs/IPMI.md).
+   */
+  private performIpmi(out: IpmiEffect[], from: Endpoint | null, now: number, fx: NicEffect[]): void {
+    for (const e of out) {
+      if (e.kind === 'send') fx.push({ kind: 'send', port: 'clear', to: e.to, bytes: e.bytes });
+      else if (e.kind === 'log') fx.push(e);
+      else {
+        const before = this.hostState;
+        const t = transition(before, e.command);
+        this.setHost(t.to, t.startBootTimer, now, fx);
+        fx.push({
+          kind: 'executed',
+          entry: {
+            at: now, command: e.command, via: 'ipmi', rmcpSeq: RMCP_SEQ_NO_ACK, tag: 0, generation: 0, epoch: null, firstEpoch: null,
+            from: from ? `${from.address}:${from.port}` : '', hostBefore: before, hostAfter: t.to,
+            ipmi: { user: e.user, sessionId: e.sessionId.toString(16).padStart(8, '0'), request: e.ipmi },
+          },
+        });
+      }
+    }
+  }
+
   /** Idle time after answers went out: the secure channel's next keystreams (SaEndpoint.prepareNext). */
   prepareNext(): void {
     this.b?.firmware.prepareNext();
@@ -330,11 +385,14 @@ export class NicMachine {
 
   // ------------------------------------------------------------------ time
 
-  /** The earliest deadline: the host's boot, a heartbeat, the host agent's retransmission or commit timeout. */
+  /**
+   * The earliest deadline: the host's boot, a heartbeat, the host agent's retransmission or commit timeout, an IPMI
+   * session's idle or half-open timeout.
+   */
   pollTimeout(): number | null {
     if (this.runState !== 'running') return this.bootAt;
     let t = this.bootAt;
-    for (const d of [this.heartbeats.pollTimeout(), this.wantsIkePort ? this.agent.pollTimeout() : null]) {
+    for (const d of [this.heartbeats.pollTimeout(), this.wantsIkePort ? this.agent.pollTimeout() : null, this.b?.lan?.pollTimeout() ?? null]) {
       if (d !== null && (t === null || d < t)) t = d;
     }
     return t;
@@ -355,6 +413,9 @@ export class NicMachine {
     }
     const ike = this.wantsIkePort ? this.agent.pollTimeout() : null;
     if (ike !== null && now >= ike) fx.push(...this.guarded(now, (g) => g.push(...toEffects(this.agent.handleTimeout(now), 'ike'))));
+    const lan = this.b?.lan;
+    const ipmi = lan?.pollTimeout() ?? null;
+    if (lan && ipmi !== null && now >= ipmi) this.performIpmi(lan.handleTimeout(now), null, now, fx);
     return this.link ? fx : fx.filter((e) => e.kind !== 'send');
   }
 
@@ -495,6 +556,31 @@ export class NicMachine {
     this.heartbeats.configure(text, source, now);
   }
 
+  /**
+   * The NIC's IPMI users and the lanplus switch (DESIGN §9), as the admin configures them: written to the EEPROM's
+   * users record (eeprom-ipmi-users.ts). Every IPMI session ends (its user may be gone or its password changed); off
+   * drops the responder. Bad users are E_USAGE and change nothing; a torn write is E_NIC_DOWN (NicDownError) and the
+   * NIC rebooted with the record it had.
+   */
+  setIpmiUsers(config: IpmiUsersConfig, now: number): { effects: NicEffect[] } {
+    this.requireBooted();
+    encodeIpmiUsers(config); // E_USAGE before anything is written
+    this.admin('writing the IPMI users', now, (b) => b.ipmiUsers.write(config));
+    const b = this.b!;
+    const fx: NicEffect[] = [];
+    if (b.lan && !config.enabled) {
+      fx.push({ kind: 'log', level: 'info', msg: 'IPMI lanplus disabled', fields: { sessionsEnded: (b.lan.status().sessions as unknown[]).length } });
+      b.lan = null;
+    } else if (b.lan) this.performIpmi(b.lan.setUsers(b.ipmiUsers.config.users, now), null, now, fx);
+    fx.push({ kind: 'log', level: 'info', msg: 'IPMI users written', fields: { lanplus: config.enabled, users: config.users.map((u) => `${u.name}:${u.privilege}${u.enabled ? '' : ' (disabled)'}`) } });
+    return { effects: fx };
+  }
+
+  /** The IPMI users record as the EEPROM holds it (passwords included: for the shell's comparison, never for status). */
+  get ipmiUsers(): Readonly<IpmiUsersConfig> | null {
+    return this.b?.ipmiUsers.config ?? null;
+  }
+
   // ------------------------------------------------------------------ status
 
   status(): Record<string, unknown> {
@@ -514,11 +600,12 @@ export class NicMachine {
       sa: b ? b.db.summary() : null,
       sync: b ? b.sync.status() : null,
       counters: fw ? { ...fw.counters, dropped: { ...fw.counters.dropped, link_down: this.linkDrops, nic_unpowered: this.powerDrops } } : null,
-      eepromWrites: img && b ? eepromWrites(img, b.exec) : null,
+      eepromWrites: img && b ? eepromWrites(img, b.exec, b.ipmiUsers) : null,
       executedRecorded: b ? b.exec.count : null,
       hostAgent: this.agent.status(this.wantsIkePort),
       owner: this.owner,
       heartbeat: this.heartbeats.status(),
+      ipmi: b ? ipmiStatus(b) : null,
     };
   }
 
@@ -534,7 +621,14 @@ function toEffects(out: AgentOutput, port: NicPort): NicEffect[] {
   return fx;
 }
 
-function eepromWrites(img: EepromImage, exec: ExecRecord): { total: number; byRegion: Record<string, number> } {
+function eepromWrites(img: EepromImage, exec: ExecRecord, ipmi: EepromIpmiUsers): { total: number; byRegion: Record<string, number> } {
   const w = img.pageWrites;
-  return { total: w.total + exec.pageWrites, byRegion: { ...w.byRegion, exec: exec.pageWrites } };
+  return { total: w.total + exec.pageWrites + ipmi.pageWrites, byRegion: { ...w.byRegion, exec: exec.pageWrites, ipmiUsers: ipmi.pageWrites } };
+}
+
+/** lanplus as status shows it: the switch, the users without their passwords, and the responder's sessions and counters. */
+function ipmiStatus(b: Booted): Record<string, unknown> {
+  const c = b.ipmiUsers.config;
+  const { users: _count, ...responder } = b.lan ? b.lan.status() : { sessions: [], halfOpen: 0, counters: null };
+  return { lanplus: c.enabled, users: c.users.map((u) => ({ name: u.name, privilege: u.privilege, enabled: u.enabled })), ...responder };
 }

@@ -26,7 +26,8 @@ export interface DeviceIdentity {
 
 /** The BMC state commands read and change. */
 export interface BmcState {
-  readonly users: UserDirectory;
+  /** Replaced as a whole when the NIC's EEPROM gets new users (IpmiLan.setUsers). */
+  users: UserDirectory;
   readonly guid: Uint8Array;
   readonly device: Readonly<DeviceIdentity>;
   /** This LAN channel's number (1): what 0Eh ("this channel") stands for. */

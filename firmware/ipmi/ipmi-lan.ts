@@ -146,6 +146,23 @@ export class IpmiLan {
     return this.end();
   }
 
+  /**
+   * New users (the NIC's EEPROM was written): every session ends, active and half-open, since its user may be gone
+   * or its password changed; the next set-up sees the new users. Bad users are a UsageError and change nothing.
+   */
+  setUsers(users: readonly IpmiUser[], now: number): IpmiEffect[] {
+    const directory = new UserDirectory(users);
+    this.begin(now);
+    this.bmc.users = directory;
+    const { active, halfOpen } = this.table.clear();
+    for (const s of active) {
+      this.counters.sessions.closed++;
+      this.out.push({ kind: 'log', level: 'info', msg: 'IPMI session closed', fields: { sessionId: hex32(s.sidC), user: s.user.user.name, by: 'users changed' } });
+    }
+    this.out.push({ kind: 'log', level: 'info', msg: 'IPMI users replaced', fields: { users: directory.size, sessionsClosed: active.length, halfOpenDropped: halfOpen } });
+    return this.end();
+  }
+
   /** Expires half-open sessions and closes idle ones whose deadline is at or before `now`. */
   handleTimeout(now: number): IpmiEffect[] {
     this.begin(now);

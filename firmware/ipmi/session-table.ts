@@ -151,6 +151,16 @@ export class SessionTable {
     return s;
   }
 
+  /** Ends every session (the users changed): returns the active ones and how many half-open ones went. */
+  clear(): { active: ActiveSession[]; halfOpen: number } {
+    const active = [...this.active.values()];
+    const halfOpen = this.halfOpenCount;
+    this.opened.clear();
+    this.challenged.clear();
+    this.active.clear();
+    return { active, halfOpen };
+  }
+
   /** Removes and returns everything whose deadline is at or before `now`. */
   expire(now: number): { halfOpen: HalfOpenSession[]; idle: ActiveSession[] } {
     const halfOpen: HalfOpenSession[] = [];
