@@ -16,6 +16,8 @@ import { UsageError } from '../common/errors.js';
 import { CLEAR_COMMAND_BIT } from '../firmware/nic-firmware.js';
 import { HOST_STATES, type HostState, type AsfCommandEvent } from '../firmware/host-state.js';
 import type { SecurityPolicy } from '../wire/sa.js';
+import { parseIpmiUserSpec, type IpmiUsersConfig } from '../firmware/ipmi/ipmi-users-record.js';
+import { assertIpmiUsers } from '../firmware/ipmi/users.js';
 
 const PROG = 'nic-emulator';
 const LOG_FORMATS: readonly LogFormat[] = ['text', 'json'];
@@ -33,6 +35,9 @@ Commands:
                             write crossing that point is torn, writes that fit before it complete
   policy NIC FILE           write a station-cluster policy (seed INI: [GENERAL] Heartbeat=..., [CLUSTER]
                             Cluster1 = addr:port ...) into the NIC's EEPROM; heartbeats start per it
+  ipmi-users NIC --ipmi-user NAME:PASSWORD[:PRIV] ...   write the NIC's IPMI users into its EEPROM and turn
+                            IPMI 2.0 lanplus on (UDP 623 beside ASF; docs/IPMI.md); every IPMI session ends
+  ipmi-users NIC --off      turn lanplus off and remove the NIC's IPMI users
   stop                      stop a running emulator
 
 Options for start:
@@ -48,6 +53,11 @@ Options for start:
   --clear-management CMDS   new images allow these clear commands on 623, comma-separated
                             (reset,power-up,power-down,power-cycle); default: none (refused)
   --checkpoint-block K      sequence numbers reserved per EEPROM checkpoint, 4096..65536 (default 16384)
+  --ipmi-user NAME:PASSWORD[:PRIV]   an IPMI 2.0 lanplus user on every NIC (repeat for up to 8; PRIV user,
+                            operator or administrator, default administrator): lanplus answers on UDP 623
+                            (ipmitool -I lanplus -C 17|3, FreeIPMI -D LAN_2_0). Written into every NIC's EEPROM
+                            (also into existing images that hold other users); without it lanplus stays as
+                            each EEPROM has it, off for new images. docs/IPMI.md
   --busy-poll-us US         after a datagram, poll the sockets for up to US µs instead of sleeping, adapting
                             to the traffic (default ${DEFAULT_BUSY_POLL_MAX_US}; 0 = never poll: less CPU while datagrams come less
                             than US µs apart, slower answers; nic-emulator/busy-poll.ts)
@@ -64,7 +74,7 @@ Common options:
 Exit codes: 0 ok, 1 operation failed, 2 usage error, 3 emulator unreachable, 4 internal error.`;
 
 /** How many positional words each verb takes, the verb included: more is a usage error, not silently ignored. */
-const MAX_POSITIONALS: Record<string, number> = { start: 1, status: 2, host: 3, 'exec-log': 2, fault: 4, policy: 3, stop: 1 };
+const MAX_POSITIONALS: Record<string, number> = { start: 1, status: 2, host: 3, 'exec-log': 2, fault: 4, policy: 3, 'ipmi-users': 2, stop: 1 };
 
 async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -80,6 +90,8 @@ async function main(argv: string[]): Promise<void> {
       policy: { type: 'string' },
       'clear-management': { type: 'string' },
       'checkpoint-block': { type: 'string' },
+      'ipmi-user': { type: 'string', multiple: true },
+      off: { type: 'boolean' },
       'busy-poll-us': { type: 'string' },
       'udp-io': { type: 'string' },
       control: { type: 'string' },
@@ -117,7 +129,7 @@ async function main(argv: string[]): Promise<void> {
         process.stdout.write(
           `${r.id.padEnd(8)} ${String(r.address).padEnd(11)} ${String(r.state).padEnd(9)} host=${String(r.host).padEnd(8)} link=${r.link} ${sa} ` +
             `rx clear=${c?.accepted.clear ?? '-'} secure=${c?.accepted.secure ?? '-'} dropped ${dropped} refused=${c?.refusedClear ?? '-'} ` +
-            `eeprom-writes=${r.eepromWrites?.total ?? '-'}${r.error ? ' ERROR: ' + r.error : ''}\n`,
+            `${ipmiSummary(r.ipmi)} eeprom-writes=${r.eepromWrites?.total ?? '-'}${r.error ? ' ERROR: ' + r.error : ''}\n`,
         );
       }
       return;
@@ -135,7 +147,11 @@ async function main(argv: string[]): Promise<void> {
       if (!nic) throw new UsageError('E_USAGE', 'usage: nic-emulator exec-log NIC');
       const log = await client().get<Record<string, unknown>[]>(`/v1/nics/${encodeURIComponent(nic)}/exec-log`);
       if (json) return printJson(log);
-      for (const e of log) process.stdout.write(`${e.at} ${e.via} ${e.command} seq=${e.rmcpSeq} tag=${e.tag} sa=${e.generation} ${e.hostBefore}->${e.hostAfter}\n`);
+      for (const e of log) {
+        const ipmi = e.ipmi as { user: string; sessionId: string; request: string } | undefined;
+        const how = ipmi ? `user=${ipmi.user} session=${ipmi.sessionId} '${ipmi.request}'` : `seq=${e.rmcpSeq} tag=${e.tag} sa=${e.generation}`;
+        process.stdout.write(`${e.at} ${e.via} ${e.command} ${how} ${e.hostBefore}->${e.hostAfter}\n`);
+      }
       return;
     }
     case 'fault': {
@@ -161,6 +177,18 @@ async function main(argv: string[]): Promise<void> {
       process.stdout.write(`${nic}: cluster policy from ${file} written\n`);
       return;
     }
+    case 'ipmi-users': {
+      const nic = positionals[1];
+      const specs = (values['ipmi-user'] as string[] | undefined) ?? [];
+      if (!nic || (specs.length === 0) === !values.off) {
+        throw new UsageError('E_USAGE', 'usage: nic-emulator ipmi-users NIC --ipmi-user NAME:PASSWORD[:PRIV] ... | --off');
+      }
+      const config = values.off ? { enabled: false, users: [] } : ipmiUsersOption(specs)!;
+      await client().post(`/v1/nics/${encodeURIComponent(nic)}/ipmi-users`, config);
+      if (json) return printJson({ ok: true, nic, lanplus: config.enabled, users: config.users.map((u) => ({ name: u.name, privilege: u.privilege })) });
+      process.stdout.write(config.enabled ? `${nic}: lanplus on, IPMI users ${config.users.map((u) => `${u.name} (${u.privilege})`).join(', ')}\n` : `${nic}: lanplus off, no IPMI users\n`);
+      return;
+    }
     case 'stop':
       await client().post('/v1/shutdown');
       if (json) return printJson({ ok: true });
@@ -169,6 +197,23 @@ async function main(argv: string[]): Promise<void> {
     default:
       throw new UsageError('E_USAGE', `unknown command '${verb}'; run 'nic-emulator --help'`);
   }
+}
+
+/** `--ipmi-user` given (repeatable): lanplus on with those users, checked here (E_USAGE, exit 2); absent: undefined. */
+function ipmiUsersOption(specs: string[] | undefined): IpmiUsersConfig | undefined {
+  if (!specs || specs.length === 0) return undefined;
+  const config: IpmiUsersConfig = { enabled: true, users: specs.map(parseIpmiUserSpec) };
+  assertIpmiUsers(config.users);
+  return config;
+}
+
+/** One status line's lanplus part: off, or on with its sessions and what it refused and dropped. */
+function ipmiSummary(ipmi: any): string {
+  if (!ipmi) return 'ipmi=-';
+  if (!ipmi.lanplus) return 'ipmi=off';
+  const c = ipmi.counters;
+  const nonzero = (o: Record<string, number> | undefined) => Object.entries(o ?? {}).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${v}`).join(',') || '0';
+  return `ipmi=on users=${ipmi.users.length} sessions=${ipmi.sessions.length}` + (c ? ` ipmi-refused ${nonzero(c.refused)} ipmi-dropped ${nonzero(c.dropped)}` : '');
 }
 
 /** The value given for --NAME, `def` when absent; E_USAGE unless it is one of `allowed`. */
@@ -188,7 +233,7 @@ function oneOf<T extends string>(v: string | undefined, def: T, name: string, al
 const MIN_CHECKPOINT_BLOCK = 4096;
 const MAX_CHECKPOINT_BLOCK = 65536;
 
-async function start(values: Record<string, string | boolean | undefined>, control: string): Promise<void> {
+async function start(values: Record<string, string | string[] | boolean | undefined>, control: string): Promise<void> {
   const log = createLogger({
     format: oneOf<LogFormat>(values['log-format'] as string | undefined, 'text', 'log-format', LOG_FORMATS),
     level: oneOf<LogLevel>(values['log-level'] as string | undefined, 'info', 'log-level', LOG_LEVELS),
@@ -215,7 +260,9 @@ async function start(values: Record<string, string | boolean | undefined>, contr
   const notBuilt = batchUdpUnavailable();
   if (udpIo === 'batch' && notBuilt) throw new UsageError('E_USAGE', `--udp-io batch: ${notBuilt}; or use --udp-io dgram`);
   if (udpIo === 'dgram' && values['udp-io'] === undefined) log.log('info', 'batched UDP not built: the NICs use node:dgram', { why: notBuilt });
+  const ipmiUsers = ipmiUsersOption(values['ipmi-user'] as string[] | undefined);
   const fleet = new Fleet({
+    ipmiUsers,
     nics: intOption(values.nics as string | undefined, 4, 'nics'),
     firstAddress: (values['first-address'] as string | undefined) ?? (portBase !== null ? '127.0.0.1' : '127.0.1.1'),
     portBase,

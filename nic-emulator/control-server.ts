@@ -11,6 +11,10 @@
  *   POST /v1/nics/:id/config {clearManagement: [cmd...]} -> {} the seed's cold-boot option ([] = refuse all)
  *   POST /v1/nics/:id/policy {text, source} -> {}       cluster policy (seed INI); E_POLICY names source:line
  *   POST /v1/nics/:id/trust-anchor {psk} -> {}          enrolment: the admin writes the IKE pre-shared key (64 hex)
+ *   POST /v1/nics/:id/ipmi-users {enabled, users: [{name, password, privilege?, enabled?}]} -> {}
+ *                                                       IPMI lanplus on/off and its users (at most 8; privilege user,
+ *                                                       operator or administrator, default administrator), written to
+ *                                                       the EEPROM; every IPMI session ends
  *   POST /v1/nics/:id/fault  {kind:'tear-next-write', atByte}
  *   POST /v1/shutdown                    -> {}                          stops the emulator cleanly
  * Errors: { error: { code, message } } with HTTP 400 (E_USAGE and other bad requests: a body that is not a JSON
@@ -24,6 +28,7 @@ import { LifelineError, UsageError } from '../common/errors.js';
 import { hexField, saFromJson } from '../lib/sa-json.js';
 import { decodePathSegment, readJsonBody } from '../lib/json-http.js';
 import { HOST_EVENTS } from '../firmware/host-state.js';
+import type { IpmiUsersConfig } from '../firmware/ipmi/ipmi-users-record.js';
 
 const LAB_EVENTS = [...HOST_EVENTS.filter((e) => e !== 'boot-complete'), 'power-restore', 'cable-pull', 'cable-plug'];
 
@@ -79,9 +84,32 @@ function stringField(body: Record<string, unknown>, field: string, def?: string)
   return v;
 }
 
+/**
+ * The body of POST ipmi-users as the machine takes it: `enabled` a boolean, `users` an array of { name, password,
+ * privilege (default administrator), enabled (default true) }. The machine checks names, passwords and the count
+ * (E_USAGE naming the user, never repeating a password).
+ */
+function ipmiUsersFromJson(body: Record<string, unknown>): IpmiUsersConfig {
+  if (typeof body.enabled !== 'boolean') throw new UsageError('E_USAGE', 'ipmi-users needs enabled: true|false');
+  const users = body.users ?? [];
+  if (!Array.isArray(users)) throw new UsageError('E_USAGE', 'users must be an array of { name, password, privilege?, enabled? }');
+  return {
+    enabled: body.enabled,
+    users: users.map((u: unknown, i: number) => {
+      if (typeof u !== 'object' || u === null || Array.isArray(u)) throw new UsageError('E_USAGE', `users[${i}] must be an object { name, password, privilege?, enabled? }`);
+      const o = u as Record<string, unknown>;
+      const privilege = o.privilege ?? 'administrator';
+      const enabled = o.enabled ?? true;
+      if (typeof enabled !== 'boolean') throw new UsageError('E_USAGE', `users[${i}].enabled must be true or false`);
+      return { name: o.name as string, password: o.password as string, privilege: privilege as IpmiUsersConfig['users'][number]['privilege'], enabled };
+    }),
+  };
+}
+
 /** Methods of the endpoints under /v1/nics/:id ('' = the NIC itself). */
 const NIC_ENDPOINTS: Record<string, 'GET' | 'POST'> = {
   '': 'GET', 'exec-log': 'GET', host: 'POST', sa: 'POST', config: 'POST', policy: 'POST', 'trust-anchor': 'POST', fault: 'POST',
+  'ipmi-users': 'POST',
 };
 const TOP_ENDPOINTS: Record<string, 'GET' | 'POST'> = { '/v1/health': 'GET', '/v1/nics': 'GET', '/v1/shutdown': 'POST' };
 
@@ -134,6 +162,9 @@ function route(fleet: Fleet, method: string, url: string, body: Record<string, u
       return {};
     case 'trust-anchor':
       nic.setTrustAnchor(hexField(body.psk, 'psk'));
+      return {};
+    case 'ipmi-users':
+      nic.setIpmiUsers(ipmiUsersFromJson(body));
       return {};
     case 'fault': {
       if (body.kind !== 'tear-next-write') throw new UsageError('E_USAGE', `unknown fault ${JSON.stringify(body.kind) ?? 'undefined'}; use tear-next-write`);

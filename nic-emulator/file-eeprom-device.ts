@@ -36,9 +36,10 @@ export class FileEepromDevice implements EepromDevice {
 
   /**
    * Open an existing image file, preloading its first `preload` bytes for boot: by default the region the
-   * image uses (pages 0-68, firmware/eeprom-image.ts map). Size is checked by the loader.
+   * image uses (pages 0-116: header to the IPMI users record, firmware/eeprom-image.ts map). Size is checked by
+   * the loader.
    */
-  static open(path: string, preload = 0x1140): FileEepromDevice {
+  static open(path: string, preload = 0x1d40): FileEepromDevice {
     return FileEepromDevice.withFd(path, 'r', (fd) => {
       const dev = new FileEepromDevice(path, fstatSync(fd).size);
       // Left to the image loader, an empty file would read as a blank, never formatted part.
@@ -50,7 +51,10 @@ export class FileEepromDevice implements EepromDevice {
     });
   }
 
-  /** Create a new, blank (0xFF, like an erased part) image file of `size` bytes; fails if it exists. */
+  /**
+   * Create a new, blank (0xFF, like an erased part) image file of `size` bytes; fails if it exists. Mode 0600: the
+   * image holds the NIC's SA keys, its pre-shared key and its IPMI passwords (DESIGN §6).
+   */
   static create(path: string, size: number): FileEepromDevice {
     let blank = erased.get(size);
     if (!blank) erased.set(size, (blank = new Uint8Array(size).fill(0xff)));
@@ -66,7 +70,7 @@ export class FileEepromDevice implements EepromDevice {
   private static withFd<T>(path: string, flags: 'r' | 'r+' | 'wx', f: (fd: number) => T): T {
     let fd: number;
     try {
-      fd = openSync(path, flags);
+      fd = openSync(path, flags, 0o600);
     } catch (e) {
       throw new LifelineError('E_EEPROM_IO', `cannot ${flags === 'wx' ? 'create' : 'open'} EEPROM file ${path}: ${(e as Error).message}`);
     }

@@ -4,6 +4,7 @@ import { NicNode } from './nic-node.js';
 import { UsageError } from '../common/errors.js';
 import { assignAddresses, type AddressingOptions } from './addressing.js';
 import type { NicConfig } from '../firmware/eeprom-image.js';
+import type { IpmiUsersConfig } from '../firmware/ipmi/ipmi-users-record.js';
 import type { HostState } from '../firmware/host-state.js';
 import type { Logger } from '../lib/log.js';
 import type { BusyPoll } from './busy-poll.js';
@@ -13,6 +14,8 @@ export interface FleetOptions extends AddressingOptions {
   dataDir: string;
   bootDelayMs: number;
   initialConfig: NicConfig;
+  /** `start --ipmi-user`: every NIC's IPMI users (nic-node.ts); absent: each keeps its EEPROM's. */
+  ipmiUsers?: IpmiUsersConfig;
   initialHostState: HostState;
   checkpointBlock?: number;
   log: Logger;
@@ -37,7 +40,7 @@ export class Fleet {
     }
     for (const addr of assignAddresses(opts)) {
       const n = new NicNode({
-        addr, dataDir: opts.dataDir, bootDelayMs: opts.bootDelayMs, initialConfig: opts.initialConfig,
+        addr, dataDir: opts.dataDir, bootDelayMs: opts.bootDelayMs, initialConfig: opts.initialConfig, ipmiUsers: opts.ipmiUsers,
         initialHostState: opts.initialHostState, checkpointBlock: opts.checkpointBlock, log: opts.log,
         busyPoll: opts.busyPoll, udpIo: opts.udpIo,
       });

@@ -3,7 +3,8 @@
  * which decides everything. This file moves bytes, time and files: it binds the UDP sockets the machine asks for
  * (623 clear, 664 secure once the NIC holds an SA, the host agent's IKE port while the host OS is up and the NIC is
  * enrolled), keeps one timer at the machine's next deadline, opens the NIC's EEPROM file at each boot, and performs
- * the machine's effects in order (sends, the execution log, log lines).
+ * the machine's effects in order (sends, the execution log, log lines). IPMI lanplus shares the clear socket with
+ * ASF: the machine tells the two apart (RMCP class 7 or 6).
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { NicMachine, NicDownError, type NicEffect, type NicPort, type ExecutedCommand, type LabEvent, type NicRunState } from '../firmware/nic-machine.js';
 import { EEPROM_SIZE, type NicConfig } from '../firmware/eeprom-image.js';
+import type { IpmiUsersConfig } from '../firmware/ipmi/ipmi-users-record.js';
 import type { HostState } from '../firmware/host-state.js';
 import { LifelineError } from '../common/errors.js';
 import type { SaPair } from '../wire/sa.js';
@@ -35,6 +37,12 @@ export interface NicNodeOptions {
   dataDir: string;
   bootDelayMs: number;
   initialConfig: NicConfig;
+  /**
+   * The fleet's IPMI users (`start --ipmi-user`): written into a new image at format, and into an existing one at
+   * start when it holds other users (so a restart with --ipmi-user enables lanplus on NICs made without it).
+   * Absent: each NIC keeps what its EEPROM holds.
+   */
+  ipmiUsers?: IpmiUsersConfig;
   /** The host starts in this state when the emulator starts a NIC (default: up). */
   initialHostState: HostState;
   checkpointBlock?: number;
@@ -74,6 +82,7 @@ export class NicNode {
       openDevice: (first) => this.openDevice(first),
       deviceName: this.eepromPath,
       initialConfig: opts.initialConfig,
+      initialIpmiUsers: opts.ipmiUsers,
       initialHostState: opts.initialHostState,
       bootDelayMs: opts.bootDelayMs,
       random: (n) => new Uint8Array(randomBytes(n)),
@@ -105,6 +114,15 @@ export class NicNode {
   /** Boot the NIC from its EEPROM file (creating it on first start) and bind its sockets. */
   async start(): Promise<void> {
     this.apply(this.machine.powerOn(Date.now()));
+    const want = this.opts.ipmiUsers;
+    if (want && this.machine.runState === 'running' && !sameIpmiUsers(this.machine.ipmiUsers, want)) {
+      try {
+        this.setIpmiUsers(want);
+      } catch (e) {
+        // A NIC whose EEPROM cannot take the write (read-only file, torn) keeps running with what it holds: say so.
+        this.log.log('error', 'cannot write the --ipmi-user users into the EEPROM', { file: this.eepromPath, error: (e as Error).message });
+      }
+    }
     (this.machine.device as FileEepromDevice | null)?.release(); // boot is over: reads go to the file from now on
     if (this.machine.runState === 'failed') return;
     await this.reconcileSockets();
@@ -286,6 +304,12 @@ export class NicNode {
     this.admin(() => this.machine.setClearManagement(commands, Date.now()));
   }
 
+  /** The NIC's IPMI users and lanplus switch, written to its EEPROM (control API; `start --ipmi-user` per fleet). */
+  setIpmiUsers(config: IpmiUsersConfig): void {
+    const r = this.admin(() => this.machine.setIpmiUsers(config, Date.now()));
+    this.apply(r.effects);
+  }
+
   setClusterPolicy(text: string, source: string): void {
     this.admin(() => this.machine.setClusterPolicy(text, source, Date.now()));
     this.apply([]);
@@ -336,6 +360,15 @@ export class NicNode {
     }
     return out;
   }
+}
+
+/** Same users, passwords and switch (the record's order counts: it fixes the IPMI user IDs). */
+function sameIpmiUsers(a: Readonly<IpmiUsersConfig> | null, b: IpmiUsersConfig): boolean {
+  if (!a || a.enabled !== b.enabled || a.users.length !== b.users.length) return false;
+  return a.users.every((u, i) => {
+    const v = b.users[i];
+    return u.name === v.name && u.password === v.password && u.privilege === v.privilege && u.enabled === v.enabled;
+  });
 }
 
 function closeAny(s: unknown): Promise<void> {
