@@ -10,7 +10,7 @@ import { MemoryEepromDevice, TearingEepromDevice, type EepromDevice } from '../.
 import { EEPROM_SIZE, type NicConfig } from '../../firmware/eeprom-image.js';
 import { NicMachine, NicDownError, type NicEffect, type ExecutedCommand } from '../../firmware/nic-machine.js';
 import type { IpmiUsersConfig } from '../../firmware/ipmi/ipmi-users-record.js';
-import { systemGuid } from '../../firmware/system-guid.js';
+import { systemGuid, systemUuidText } from '../../firmware/system-guid.js';
 import { decodeRmcpAsf, encodeRmcpAsf, ENTITY_IPMI } from '../../wire/asf.js';
 import { IpmiTestConsole, readFrame } from '../support/ipmi-test-console.js';
 import { prng } from '../support/prng.js';
@@ -131,12 +131,13 @@ describe('NIC machine: IPMI lanplus beside ASF on the clear port (issue 18)', ()
     assert.ok(!JSON.stringify(nic.m.status()).includes('secret-pw'), 'no password in status');
   });
 
-  it('RAKP 2 carries the NIC\'s own system GUID (stable per NIC id, RFC 4122 version 5)', () => {
+  it('RAKP 2 carries the NIC\'s own system GUID (stable per NIC id, an RFC 4122 version 5 UUID, least significant byte first)', () => {
     const nic = new Nic({ users: USERS });
     const c = nic.console();
     nic.establish(c);
     assert.deepEqual(c.guid, systemGuid('nic-1'));
-    assert.equal(systemGuid('nic-1')[6] >> 4, 5);
+    assert.equal(systemGuid('nic-1')[9] >> 4, 5, 'version 5 (the UUID\'s byte 6, least significant byte first)');
+    assert.match(systemUuidText('nic-1'), /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     assert.notDeepEqual(systemGuid('nic-1'), systemGuid('nic-2'));
   });
 
