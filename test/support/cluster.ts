@@ -48,7 +48,7 @@ export function clusterPolicy(stations: string[], o: { mode?: 'NONE' | 'INSTANT'
   ].join('\n');
 }
 
-export interface ExecEntry { at: string; command: string; via: 'clear' | 'secure'; rmcpSeq: number; tag: number; generation: number; from: string; hostBefore: string; hostAfter: string }
+export interface ExecEntry { at: string; command: string; via: 'clear' | 'secure' | 'ipmi'; rmcpSeq: number; tag: number; generation: number; from: string; hostBefore: string; hostAfter: string }
 
 export function execLog(lab: Lab, nic: string): Promise<ExecEntry[]> {
   return lab.control.get<ExecEntry[]>(`/v1/nics/${encodeURIComponent(nic)}/exec-log`);
