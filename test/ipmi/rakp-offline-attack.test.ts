@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { Rig, CONSOLE } from '../support/ipmi-rig.js';
 import { IpmiTestConsole } from '../support/ipmi-test-console.js';
-import { recoverRakpPassword, rakpHashInput } from '../support/rakp-dictionary.js';
+import { recoverRakpPassword, rakpHashInput } from '../../scripts/rakp-dictionary.js';
 
 const WEAK = 'dragon';
 const DICTIONARY = ['123456', 'password', 'admin', 'calvin', 'changeme', 'letmein', 'qwerty', WEAK, 'monkey', 'shadow'];

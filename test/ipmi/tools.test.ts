@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IpmiLanShell } from '../support/ipmi-lan-shell.js';
 import { Capture, capturedDatagrams, hasBinary, tsharkFields } from '../support/tshark.js';
-import { recoverRakpPassword } from '../support/rakp-dictionary.js';
+import { recoverRakpPassword } from '../../scripts/rakp-dictionary.js';
 import type { IpmiUser } from '../../firmware/ipmi/users.js';
 
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;

@@ -2,8 +2,9 @@
  * CVE-2013-4786, the offline half: RAKP 2 carries HMAC_Kuid(SID_M | SID_C | R_M | R_C | GUID_C | ROLE_M | ULEN_M |
  * UNAME_M) before the console has proved anything (IPMI v2.0 §13.21; cat. §9), so anyone holding one RAKP 1 +
  * RAKP 2 pair (captured on the wire, or asked for with nothing but a user name) can test passwords offline
- * at hash speed. This is what Metasploit's ipmi_dumphashes and hashcat mode 7300 do. It lives in test/ on
- * purpose: the firmware must never ship an attack, only show (in tests and docs) what lanplus gives away.
+ * at hash speed. This is what Metasploit's ipmi_dumphashes and hashcat mode 7300 do. It lives in scripts/ for the
+ * side-by-side (scripts/offline-guess.ts, docs/IPMI.md) and the tests, never in firmware/: the NIC must not ship an
+ * attack, only let its users see what lanplus gives away.
  */
 import { createHmac } from 'node:crypto';
 
