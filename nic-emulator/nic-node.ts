@@ -8,7 +8,6 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import { NicMachine, NicDownError, type NicEffect, type NicPort, type ExecutedCommand, type LabEvent, type NicRunState } from '../firmware/nic-machine.js';
 import { EEPROM_SIZE, type NicConfig } from '../firmware/eeprom-image.js';
@@ -17,6 +16,7 @@ import type { HostState } from '../firmware/host-state.js';
 import { LifelineError } from '../common/errors.js';
 import type { SaPair } from '../wire/sa.js';
 import { FileEepromDevice } from './file-eeprom-device.js';
+import { pooledRandom } from '../lib/random-pool.js';
 import type { NicAddress } from './addressing.js';
 import type { Logger } from '../lib/log.js';
 import type { BusyPoll } from './busy-poll.js';
@@ -85,7 +85,7 @@ export class NicNode {
       initialIpmiUsers: opts.ipmiUsers,
       initialHostState: opts.initialHostState,
       bootDelayMs: opts.bootDelayMs,
-      random: (n) => new Uint8Array(randomBytes(n)),
+      random: pooledRandom,
       checkpointBlock: opts.checkpointBlock,
       commitTimeoutMs: opts.commitTimeoutMs,
     });
