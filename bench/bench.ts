@@ -3,7 +3,7 @@
  * table on stderr when it is a terminal, progress lines on stderr. docs/PERFORMANCE.md describes every
  * figure and the last recorded run.
  *
- *   node dist/bench/bench.js [--quick] [--only net,ipmi,firmware,eeprom,fleet,refresh,failover] [--fleet 1000,10000]
+ *   node dist/bench/bench.js [--quick] [--only net,ipmi,firmware,eeprom,fleet,refresh,failover,ipmi-lanplus] [--fleet 1000,10000]
  *                            [--load-client batch|dgram] [--nic-udp-io batch|dgram]
  *
  * Bounded: a watchdog ends the run (and every child process) after 290 s; children are killed in
@@ -18,6 +18,7 @@ import { firmwareCost, trafficWear, refreshWear, type FirmwareCost, type Traffic
 import { measureFleet, type FleetResult } from './fleet-scale.js';
 import { measureRefresh, type RefreshResult } from './ike-refresh.js';
 import { measureFailover, type FailoverResult } from './failover.js';
+import { measureLanplus, type LanplusResult } from './ipmi-lanplus.js';
 import { check, renderTable, type Row, type TargetCheck } from './report.js';
 import { figure, round, type Figure } from './stats.js';
 import { DEFAULT_ANSWER_POLL_US } from '../lib/answer-poll.js';
@@ -25,7 +26,7 @@ import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
 import { intOption } from '../lib/cli.js';
 import { batchUdpUnavailable, defaultUdpIo } from '../lib/batch-udp.js';
 
-const SECTIONS = ['net', 'ipmi', 'firmware', 'eeprom', 'fleet', 'refresh', 'failover'] as const;
+const SECTIONS = ['net', 'ipmi', 'firmware', 'eeprom', 'fleet', 'refresh', 'failover', 'ipmi-lanplus'] as const;
 type Section = (typeof SECTIONS)[number];
 const WATCHDOG_S = 290;
 
@@ -39,6 +40,7 @@ interface Results {
   fleet?: FleetResult | { error: string };
   refreshThroughput?: RefreshResult | { error: string };
   failover?: FailoverResult | { error: string };
+  lanplus?: LanplusResult | { error: string };
 }
 
 function usage(msg: string): never {
@@ -81,6 +83,7 @@ async function main(): Promise<number> {
   const fw = quick ? { batches: 5, batchSize: 5000 } : { batches: 15, batchSize: 10000 };
   const wearRequests = quick ? 100_000 : 500_000;
   const ikeNics = quick ? 200 : 1000;
+  const lanplusPlan = quick ? { rounds: 8, setupSeconds: 0.5, setupRounds: 2, fleetNics: 1000 } : { rounds: 30, setupSeconds: 1, setupRounds: 3, fleetNics: 10000 };
 
   const t0 = performance.now();
   const loadAtStart = os.loadavg()[0];
@@ -144,6 +147,11 @@ async function main(): Promise<number> {
     r.failover = await guard('failover', () => measureFailover(trials, log));
   }
 
+  if (run('ipmi-lanplus')) {
+    log(`IPMI lanplus: ipmitool against Lifeline and ipmi_sim, session set-ups, a ${lanplusPlan.fleetNics}-NIC fleet with lanplus`);
+    r.lanplus = await guard('ipmi-lanplus', () => measureLanplus(lanplusPlan, log));
+  }
+
   const seconds = (performance.now() - t0) / 1000;
   const targets = judge(r, seconds, quick);
   const cpus = os.cpus();
@@ -156,7 +164,7 @@ async function main(): Promise<number> {
       cpus: cpus.length, cpuModel: cpus[0]?.model ?? 'unknown', node: process.version, platform: process.platform, arch: process.arch,
       kernel: os.release(), memoryGiB: round(os.totalmem() / 2 ** 30), root: process.getuid?.() === 0, loadAvg1mAtStart: round(loadAtStart), loadAvg1mAtEnd: round(os.loadavg()[0]),
     },
-    plan: { ...plan, firmware: fw, wearRequests, ikeNics, fleetSizes, cpuPinning: pinned },
+    plan: { ...plan, firmware: fw, wearRequests, ikeNics, fleetSizes, lanplus: lanplusPlan, cpuPinning: pinned },
     results: r,
     targets,
     durationSeconds: round(seconds),
@@ -192,6 +200,10 @@ function judge(r: Results, seconds: number, quick: boolean): TargetCheck[] {
   const fo = ok(r.failover);
   t.push(check('failover-first-command', 'kill -9 of the owner -> first command through the backup (max)', fo?.firstCommandAfterKill.max.value, '<=', 1000 + 500, 'ms', 'lease 500 ms: within 1 s of the lease lapsing'));
   t.push(check('failover-lost-or-duplicated', 'commands lost or run twice across the failovers', fo ? fo.commands.lost + fo.commands.duplicated : null, '<=', 0, 'commands'));
+  const lp = ok(r.lanplus);
+  const lpWhy = !r.lanplus ? 'not run' : 'error' in r.lanplus ? r.lanplus.error : lp && 'skipped' in lp.ipmiSim ? lp.ipmiSim.skipped : undefined;
+  t.push(check('ipmi-lanplus-wall-vs-ipmi-sim', 'ipmitool -I lanplus -C 3 chassis power status wall p50, Lifeline / ipmi_sim', lp?.wallRatioC3?.value, '<=', 1, 'ratio', lpWhy));
+  t.push(check('ipmi-lanplus-setups-vs-ipmi-sim', 'lanplus session set-ups per second, Lifeline / ipmi_sim', lp?.setupRatioC3?.value, '>=', 1, 'ratio', lpWhy));
   t.push(check('bench-duration', 'whole bench', seconds, '<=', 300, 's', quick ? '--quick run' : undefined));
   return t;
 }
@@ -268,6 +280,26 @@ function rows(r: Results): Row[] {
       out.push({ section: s, name: `${n}: warm restart (startMs)`, value: f(p.warmStart) });
     }
   }
+  const lp = ok(r.lanplus);
+  if (lp) {
+    const s = 'IPMI lanplus (ipmitool 1.8.19, spawn to exit)';
+    const w = (x: { p50: Figure; mean: Figure; failures: number }) => `${x.p50.value} / ${x.mean.value} ms${x.failures ? ` (${x.failures} failed)` : ''}`;
+    out.push({ section: s, name: 'Lifeline -C 3 chassis power status p50 / mean', value: w(lp.lifeline.c3) });
+    out.push({ section: s, name: 'Lifeline -C 17 chassis power status p50 / mean', value: w(lp.lifeline.c17) });
+    out.push({ section: s, name: 'Lifeline set-ups per second, suite 3 / 17', value: `${lp.lifeline.setupsPerSecond.c3.value} / ${lp.lifeline.setupsPerSecond.c17.value}` });
+    if ('c3' in lp.ipmiSim) {
+      out.push({ section: s, name: 'ipmi_sim -C 3 chassis power status p50 / mean', value: w(lp.ipmiSim.c3) });
+      out.push({ section: s, name: 'ipmi_sim -C 17', value: lp.ipmiSim.c17 });
+      out.push({ section: s, name: 'ipmi_sim set-ups per second, suite 3', value: f(lp.ipmiSim.setupsPerSecond.c3) });
+      if (lp.wallRatioC3) out.push({ section: s, name: 'wall p50 -C 3, Lifeline / ipmi_sim', value: f(lp.wallRatioC3) });
+      if (lp.setupRatioC3) out.push({ section: s, name: 'set-ups per second, Lifeline / ipmi_sim', value: f(lp.setupRatioC3) });
+    } else out.push({ section: s, name: 'ipmi_sim', value: 'skipped', note: lp.ipmiSim.skipped });
+    const fl = lp.fleet;
+    if ('nics' in fl) {
+      out.push({ section: s, name: `${fl.nics} NICs: RSS per NIC without lanplus / with (idle) / after a session on each`, value: `${fl.rssPerNicPlain.value} / ${fl.rssPerNicLanplus.value} / ${fl.rssPerNicAfterSessions.value} KiB` });
+      out.push({ section: s, name: `${fl.nics} NICs: set-ups across the fleet`, value: f(fl.setupsAcrossFleet) });
+    } else out.push({ section: s, name: 'fleet', value: 'error', note: fl.error });
+  } else if (r.lanplus) out.push({ section: 'IPMI lanplus', name: 'error', value: (r.lanplus as { error: string }).error });
   const ike = ok(r.refreshThroughput);
   if (ike) {
     out.push({ section: 'Refresh throughput (in-process)', name: 'IKE_SA_INIT + IKE_AUTH + commit', value: f(ike.fullExchanges) });

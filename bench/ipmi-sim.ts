@@ -38,7 +38,8 @@ export async function freeUdpPort(address: string): Promise<number> {
 
 export interface IpmiSim { child: ChildProcess; address: string; port: number; stop(): Promise<void> }
 
-export async function startIpmiSim(bin: string, address: string, timeoutMs = 5000): Promise<IpmiSim> {
+/** `users`: extra ipmi_lan(5) user lines, e.g. a lanplus user: `user 2 true "NAME" "PASSWORD" admin 10 none md5 straight`. */
+export async function startIpmiSim(bin: string, address: string, timeoutMs = 5000, users: string[] = []): Promise<IpmiSim> {
   const dir = tempDir('ipmi-sim');
   const port = await freeUdpPort(address);
   const conf = join(dir, 'lan.conf');
@@ -58,6 +59,7 @@ export async function startIpmiSim(bin: string, address: string, timeoutMs = 500
       '    guid a123456789abcdefa123456789abcdef',
       '  endlan',
       '  user 1 true "" "bench" user 10 none',
+      ...users.map((u) => `  ${u}`),
       '',
     ].join('\n'),
   );
