@@ -64,6 +64,8 @@ export class NicNode {
   private sockets: { clear?: DatagramSocket; secure?: DatagramSocket; ike?: dgram.Socket } = {};
   private binding: Partial<Record<NicPort, boolean>> = {};
   private timer: NodeJS.Timeout | null = null;
+  /** The deadline `timer` was armed for. */
+  private timerAt = 0;
   private stopped = false;
   /** A secure answer was handed to the socket: prepare the next packet's keystream once it has left. */
   private prepareWanted = false;
@@ -166,11 +168,15 @@ export class NicNode {
   }
 
   private schedule(): void {
+    const at = this.stopped ? null : this.machine.pollTimeout();
+    // A timer armed for no later than the machine's deadline is kept: firing early costs one handleTimeout that finds
+    // nothing due and arms again. (An IPMI session's idle deadline moves with each of its packets; re-arming a timer
+    // per datagram cost about 15 µs of a lanplus answer's time.)
+    if (this.timer && at !== null && this.timerAt <= at) return;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    if (this.stopped) return;
-    const at = this.machine.pollTimeout();
     if (at === null) return;
+    this.timerAt = at;
     this.timer = setTimeout(() => {
       this.timer = null;
       this.apply(this.machine.handleTimeout(Date.now()));
