@@ -282,8 +282,9 @@ async function measureLanplusFleet(requested: number, log: (s: string) => void):
   await stopChild(base.emu.child);
   let n = requested;
   let limitedBy: string | undefined;
-  if (baseFds + 2 * n + 64 > limit.hard) {
-    n = Math.max(2, Math.floor((limit.hard - baseFds - 64) / 2 / 500) * 500);
+  // One file descriptor per NIC: its clear socket (no SA: no 664; not enrolled: no IKE port; EEPROM files closed).
+  if (baseFds + n + 64 > limit.hard) {
+    n = Math.max(2, Math.floor((limit.hard - baseFds - 64) / 500) * 500);
     limitedBy = `RLIMIT_NOFILE hard limit ${limit.hard}: measured ${n} NICs`;
   }
   log(`  fleet: ${n} NICs without lanplus`);
