@@ -10,6 +10,7 @@ import { StationDaemon, announceFile, announcedStore, validateLifetime } from '.
 import { parseTable } from './replay/table.js';
 import { replayTable } from './replay/runner.js';
 import { createLogger, type LogFormat } from '../lib/log.js';
+import { LogLimiter } from '../lib/log-limit.js';
 import { StationContext, DEFAULT_STORE, DEFAULT_KEY_FILE, emulatorControl } from './context.js';
 import { ControlClient, DEFAULT_CONTROL, controlTimeoutMs } from '../lib/control-client.js';
 import { EXIT, exitQuietlyOnEpipe, fail, intOption, parseHostPort, printJson, progress } from '../lib/cli.js';
@@ -223,7 +224,8 @@ async function main(argv: string[]): Promise<void> {
     busyPollUs,
   });
   if (verb === 'serve') {
-    const log = createLogger({ format: logFormat as LogFormat, component: PROG });
+    // Per NIC and reason at most 5 lines per 10 s, the rest summarised (lib/log-limit.ts).
+    const log = createLogger({ format: logFormat as LogFormat, component: PROG, limit: new LogLimiter() });
     const daemon = new StationDaemon(ctx, {
       ...serveTimes!,
       timeoutMs,
@@ -234,7 +236,10 @@ async function main(argv: string[]): Promise<void> {
       leaseMs,
     }, log);
     // Signal handlers first: whoever reads the ready line may stop the daemon at once.
-    const stop = () => void daemon.stop().finally(() => process.exit(EXIT.OK));
+    const stop = () => void daemon.stop().finally(() => {
+      log.flush();
+      process.exit(EXIT.OK);
+    });
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
     // The station's UDP socket first (--listen), then the control API (--control): a bad address is named.

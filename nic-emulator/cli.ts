@@ -11,6 +11,7 @@ import { Fleet } from './fleet.js';
 import { startControlServer } from './control-server.js';
 import { ControlClient, DEFAULT_CONTROL } from '../lib/control-client.js';
 import { createLogger, type LogFormat, type LogLevel } from '../lib/log.js';
+import { LogLimiter } from '../lib/log-limit.js';
 import { EXIT, exitQuietlyOnEpipe, fail, intOption, parseHostPort, printJson, progress } from '../lib/cli.js';
 import { UsageError } from '../common/errors.js';
 import { CLEAR_COMMAND_BIT } from '../firmware/nic-firmware.js';
@@ -193,6 +194,9 @@ async function start(values: Record<string, string | boolean | undefined>, contr
     format: oneOf<LogFormat>(values['log-format'] as string | undefined, 'text', 'log-format', LOG_FORMATS),
     level: oneOf<LogLevel>(values['log-level'] as string | undefined, 'info', 'log-level', LOG_LEVELS),
     component: PROG,
+    // Per NIC and reason at most 5 lines per 10 s, the rest summarised: a flood of refused clear commands or IKE
+    // requests moves the NIC's counters, not the log (lib/log-limit.ts).
+    limit: new LogLimiter(),
   });
   const { host, port } = parseHostPort(control, 8623, '--control');
   const portBase = values['port-base'] !== undefined ? intOption(values['port-base'] as string, 0, 'port-base') : null;
@@ -241,6 +245,7 @@ async function start(values: Record<string, string | boolean | undefined>, contr
     log.log('info', 'stopping', { why });
     await server.close().catch(() => undefined);
     await fleet.stop();
+    log.flush();
     process.exit(EXIT.OK);
   };
   const server = await startControlServer(fleet, host, port, () => void shutdown('control API')).catch((e: NodeJS.ErrnoException) => {
