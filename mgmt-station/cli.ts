@@ -153,7 +153,7 @@ async function main(argv: string[]): Promise<void> {
       const verbTimeoutMs = daemonTimeoutMs(d);
       const path = `/v1/nics/${encodeURIComponent(nic)}/${verb}?timeout=${verbTimeoutMs}`;
       const waitMs = (verb === 'refresh' ? Math.max(verbTimeoutMs, 5000) : verbTimeoutMs) + DAEMON_ANSWER_MARGIN_MS;
-      const r = await daemonJson(d.control, 'POST', path, waitMs).catch((e: unknown) => {
+      const r = await daemonJson(d, 'POST', path, waitMs).catch((e: unknown) => {
         // The daemon was not there when we connected (a daemon killed with -9 leaves its file behind, and its
         // pid may have been reused): nothing was sent, so the verb runs here.
         if (e instanceof DaemonRequestFailed && !e.sent) return null;
@@ -172,18 +172,19 @@ async function main(argv: string[]): Promise<void> {
   if (!values['no-daemon'] && changesKeys(verb, positionals)) {
     const d = runningDaemon(announce);
     // As the verbs above: the CLI waits for it that long (at least what the key exchange gets) plus a margin.
-    if (d && (await forwardKeying(d.control, verb, positionals, values, json, daemonTimeoutMs(d)))) return;
+    if (d && (await forwardKeying(d, verb, positionals, values, json, daemonTimeoutMs(d)))) return;
   }
   if (verb === 'replay') return replay(positionals[1]!, json);
   if (verb === 'status') {
     // The daemon's view: leases it polls, host states, refreshes, and what it dropped (by reason).
     const d = runningDaemon(announce);
     if (!d) throw new LifelineError('E_UNREACHABLE', `no daemon of station '${stationId}' is running for this store; start one with 'mgmt-station serve'`);
-    const st = await daemonJson(d.control, 'GET', '/v1/status', 10000).catch((e: unknown) => {
+    const st = await daemonJson(d, 'GET', '/v1/status', 10000).catch((e: unknown) => {
       if (!(e instanceof DaemonRequestFailed)) throw e;
       if (e.timedOut) throw new LifelineError('E_TIMEOUT', `the station daemon at ${d.control} took GET /v1/status but did not answer within ${e.timeoutMs} ms; is it stopped (SIGSTOP) or overloaded?`);
       throw new LifelineError('E_UNREACHABLE', `cannot get the status of the station daemon at ${d.control}: ${e.detail}`);
     });
+    if (st.ok === false) throw new LifelineError(st.error.code, st.error.message);
     if (json) return printJson(st);
     process.stdout.write(`station ${st.id} (pid ${st.pid}); dropped on its socket: ${fmtCounts(st.socketDrops)}; heartbeats: ${fmtCounts(st.heartbeats)}\n`);
     for (const n of st.nics) process.stdout.write(`${String(n.id).padEnd(8)} host=${n.host} refreshes=${n.refreshes} dropped ${fmtCounts(n.dropped)}${n.lastError ? ' last error: ' + n.lastError : ''}\n`);
@@ -249,7 +250,8 @@ async function main(argv: string[]): Promise<void> {
     await daemon.start().catch((e: unknown) => {
       throw addressError(e, '--control', values.control ?? '127.0.0.1:0');
     });
-    const line = { ready: true, id: stationId, pid: process.pid, control: `${control.host}:${daemon.port}`, store: ctx.store.url };
+    // `announce`: the file (0600) with the daemon's address and the credential its control API wants.
+    const line = { ready: true, id: stationId, pid: process.pid, control: `${control.host}:${daemon.port}`, store: ctx.store.url, announce };
     process.stdout.write((json ? JSON.stringify(line) : `mgmt-station: station '${stationId}' serving on http://${line.control} (store ${line.store})`) + '\n');
     return;
   }
@@ -420,8 +422,11 @@ function addressError(e: unknown, option: string, address: string): unknown {
   return code && why[code] ? new UsageError('E_USAGE', `${option} ${address}: ${why[code]} (${code})`) : e;
 }
 
-/** What a running daemon wrote in its announce file (daemon.ts start()); `timeoutMs` is its --timeout. */
-interface Announced { pid: number; control: string; store?: string; timeoutMs?: number }
+/**
+ * What a running daemon wrote in its announce file (daemon.ts start()); `timeoutMs` is its --timeout, `token` the
+ * credential its control API wants (the file is 0600: only its user reads it).
+ */
+interface Announced { pid: number; control: string; store?: string; timeoutMs?: number; token?: string }
 
 /** The daemon announced in `file`, if its process is alive and it serves `store` (announcedStore). */
 function announcedDaemon(file: string, store: string): Announced | null {
@@ -453,7 +458,7 @@ const DAEMON_ANSWER_MARGIN_MS = 5000;
 async function refuseSecondDaemon(announce: string, stationId: string, runningDaemon: (file: string) => Announced | null): Promise<void> {
   const d = runningDaemon(announce);
   if (!d) return;
-  const st = await daemonJson(d.control, 'GET', '/v1/status', 3000).catch((e: unknown) => {
+  const st = await daemonJson(d, 'GET', '/v1/status', 3000).catch((e: unknown) => {
     if (e instanceof DaemonRequestFailed && !e.sent) return null; // nothing listens there: a stale file
     throw new LifelineError('E_RUNNING', `a daemon of station '${stationId}' (pid ${d.pid}, ${announce}) takes connections at ${d.control} but did not answer (${(e as Error).message}); stop it (kill ${d.pid}) before starting another`);
   });
@@ -522,10 +527,11 @@ class DaemonRequestFailed extends Error {
  * connection and then reset it, hung up, answered non-JSON or did not answer within `timeoutMs` (the verb may
  * have run there: it must not run again here).
  */
-function daemonJson(hostPort: string, method: 'GET' | 'POST', path: string, timeoutMs: number, body?: object): Promise<any> {
-  const [host, port] = hostPort.split(':');
+function daemonJson(d: Pick<Announced, 'control' | 'token'>, method: 'GET' | 'POST', path: string, timeoutMs: number, body?: object): Promise<any> {
+  const [host, port] = d.control.split(':');
   const data = body === undefined ? undefined : JSON.stringify(body);
-  const headers = data === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) };
+  const headers: Record<string, string | number> = data === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) };
+  if (d.token) headers.authorization = `Bearer ${d.token}`;
   return new Promise((resolve, reject) => {
     let sent = false;
     let timedOut = false;
@@ -580,7 +586,8 @@ function changesKeys(verb: string, positionals: string[]): boolean {
  * made here, and sent to the daemon on loopback. Resolves false when no daemon listens at `daemon` (nothing was
  * sent: the verb then runs here); a daemon that took a request and was lost is an error, not a second run.
  */
-async function forwardKeying(daemon: string, verb: string, positionals: string[], values: Record<string, string | boolean | undefined>, json: boolean, timeoutMs: number): Promise<boolean> {
+async function forwardKeying(d: Announced, verb: string, positionals: string[], values: Record<string, string | boolean | undefined>, json: boolean, timeoutMs: number): Promise<boolean> {
+  const daemon = d.control;
   const emulator = String(values.emulator ?? DEFAULT_CONTROL);
   const target = verb === 'sa' ? positionals[2] : positionals[1];
   const daemonVerb = verb === 'sa' ? 'sa-manual' : verb;
@@ -595,7 +602,7 @@ async function forwardKeying(daemon: string, verb: string, positionals: string[]
   const waitMs = Math.max(timeoutMs, verb === 'enroll' ? 10000 : 5000) + DAEMON_ANSWER_MARGIN_MS;
   // Refused (no daemon listens): null, the verb runs here. Taken and then lost: it may have run there; not again here.
   const post = (nic: string) =>
-    daemonJson(daemon, 'POST', `/v1/nics/${encodeURIComponent(nic)}/${daemonVerb}?timeout=${timeoutMs}`, waitMs, body).catch((e: unknown) => {
+    daemonJson(d, 'POST', `/v1/nics/${encodeURIComponent(nic)}/${daemonVerb}?timeout=${timeoutMs}`, waitMs, body).catch((e: unknown) => {
       if (e instanceof DaemonRequestFailed && !e.sent) return null;
       throw e instanceof DaemonRequestFailed ? lostVerb(e, daemon, verb === 'sa' ? 'sa manual' : verb, nic) : e;
     });
@@ -609,7 +616,7 @@ async function forwardKeying(daemon: string, verb: string, positionals: string[]
     return true;
   }
   // The listing changes nothing: a daemon lost while answering it has run nothing, and the verb may be retried.
-  const known = await daemonJson(daemon, 'GET', '/v1/nics', 10000).catch((e: unknown) => {
+  const known = await daemonJson(d, 'GET', '/v1/nics', 10000).catch((e: unknown) => {
     if (!(e instanceof DaemonRequestFailed)) throw e;
     if (!e.sent) return null;
     throw new LifelineError(e.timedOut ? 'E_TIMEOUT' : 'E_UNREACHABLE', `the station daemon at ${daemon} did not list its NICs (${e.detail}); nothing was run: retry`);
