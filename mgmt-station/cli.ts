@@ -4,7 +4,8 @@
  */
 import { parseArgs } from 'node:util';
 import { randomBytes, randomInt } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeSecretFile } from '../lib/secret-file.js';
 import http from 'node:http';
 import { StationDaemon, announceFile, announcedStore, validateLifetime } from './daemon.js';
 import { parseTable } from './replay/table.js';
@@ -660,10 +661,13 @@ async function replay(file: string, json: boolean): Promise<void> {
   if (bad.length) process.exitCode = EXIT.FAILED;
 }
 
-/** Write an exported key file (0600); a path that cannot be written is a usage error naming it. */
+/**
+ * Write an exported key file: 0600, also over an existing file of a wider mode (a new file renamed over it:
+ * lib/secret-file.ts); a path that cannot be written is a usage error naming it.
+ */
 function writeKeyFile(option: string, path: string, text: string): void {
   try {
-    writeFileSync(path, text, { mode: 0o600 });
+    writeSecretFile(path, text);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'its directory does not exist' : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
