@@ -1,0 +1,47 @@
+/**
+ * Issue 15, smaller items: input the CLIs used to take is refused with a coded error, in one line, in bounded time.
+ *  - a 0-byte store file read as an empty store: now E_STORE (exit 3), whatever the verb, and nothing is written;
+ *  - `--control` took a non-loopback address although the help says loopback only: now E_USAGE (exit 2), before
+ *    anything is bound or connected;
+ *  - `nic-emulator policy NIC /dev/zero` read without bound (2.6 GB in 8 s): now E_POLICY (exit 2) after reading
+ *    at most what a NIC's EEPROM can hold.
+ */
+import assert from 'node:assert/strict';
+import { statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Lab, type RunResult } from '../support/lab.js';
+import { writePskFile } from '../support/station-daemon.js';
+
+function assertOneLine(r: RunResult, prog: string, code: string, exit: number, message: RegExp): void {
+  assert.equal(r.code, exit, `exit code; stderr: ${r.stderr}`);
+  assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+  assert.match(r.stderr, new RegExp(`^${prog}: ${code}: `));
+  assert.match(r.stderr, message);
+}
+
+describe('e2e: the CLIs refuse a truncated store, a non-loopback control address, an unbounded policy file', function () {
+  this.timeout(60000);
+  let lab: Lab;
+  before(() => {
+    lab = new Lab('cli-refusals');
+  });
+  after(async () => lab?.cleanup());
+
+  describe('a 0-byte store file is E_STORE, not an empty store', () => {
+    const empty = () => {
+      const file = join(lab.dir, 'empty.db');
+      writeFileSync(file, '');
+      return file;
+    };
+    for (const args of [['list'], ['log', 'nic-1'], ['enroll', 'nic-1', '--psk-file', 'PSK'], ['serve']]) {
+      it(`mgmt-station ${args.join(' ')} --store sqlite:EMPTY: E_STORE, exit 3, the file stays 0 bytes`, async () => {
+        const file = empty();
+        const argv = args.map((a) => (a === 'PSK' ? writePskFile(lab).file : a));
+        const r = await lab.run(argv, { store: `sqlite:${file}`, env: { LIFELINE_CLUSTER_KEY: '42'.repeat(32) } });
+        assertOneLine(r, 'mgmt-station', 'E_STORE', 3, /0 bytes \(truncated\?\)/);
+        assert.equal(statSync(file).size, 0);
+      });
+    }
+  });
+
+});
