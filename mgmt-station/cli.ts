@@ -14,7 +14,7 @@ import { createLogger, type LogFormat } from '../lib/log.js';
 import { LogLimiter } from '../lib/log-limit.js';
 import { StationContext, DEFAULT_STORE, DEFAULT_KEY_FILE, emulatorControl } from './context.js';
 import { ControlClient, DEFAULT_CONTROL, controlTimeoutMs } from '../lib/control-client.js';
-import { EXIT, exitQuietlyOnEpipe, fail, intOption, parseHostPort, printJson, progress } from '../lib/cli.js';
+import { EXIT, exitQuietlyOnEpipe, fail, intOption, parseHostPort, printJson, progress, requireLoopback } from '../lib/cli.js';
 import { DEFAULT_ANSWER_POLL_US } from '../lib/answer-poll.js';
 import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
 import { LifelineError, UsageError } from '../common/errors.js';
@@ -40,7 +40,7 @@ Daemon:
   serve                     run the station daemon: keeps leases, polls NICs, refreshes SAs on its timer when the
                             host is up, and serves the verbs above (the CLI forwards to it when it runs)
       [--refresh-interval S] (default 3600)  [--max-down-time S] (default 86400)  [--lifetime S] (default: infinite)
-      [--poll-interval MS] (default 5000)  [--control HOST:PORT] (default 127.0.0.1:0)
+      [--poll-interval MS] (default 5000)  [--control HOST:PORT] (its control API; loopback only, default 127.0.0.1:0)
       [--listen ADDR:PORT]  the station's secure UDP socket: NIC heartbeats and owner notices name it
                             (use the address:port the NICs' cluster policy lists); default 127.0.0.1:any
 
@@ -194,6 +194,7 @@ async function main(argv: string[]): Promise<void> {
   // Address options and the log format are checked before anything is opened or created.
   const listen = hostPortOption('--listen', values.listen ?? '127.0.0.1:0');
   const control = hostPortOption('--control', values.control ?? '127.0.0.1:0');
+  requireLoopback('--control', values.control ?? '127.0.0.1:0', control.host); // the daemon's control API: loopback only
   const logFormat = values['log-format'] ?? 'text';
   if (logFormat !== 'text' && logFormat !== 'json') throw new UsageError('E_USAGE', `--log-format must be text or json, got '${logFormat}'`);
   const busyPollUs = intOption(values['busy-poll-us'], DEFAULT_ANSWER_POLL_US, 'busy-poll-us', 0, MAX_BUSY_POLL_US);

@@ -12,7 +12,7 @@ import { startControlServer } from './control-server.js';
 import { ControlClient, DEFAULT_CONTROL } from '../lib/control-client.js';
 import { createLogger, type LogFormat, type LogLevel } from '../lib/log.js';
 import { LogLimiter } from '../lib/log-limit.js';
-import { EXIT, exitQuietlyOnEpipe, fail, intOption, parseHostPort, printJson, progress } from '../lib/cli.js';
+import { EXIT, exitQuietlyOnEpipe, fail, intOption, parseHostPort, printJson, progress, requireLoopback } from '../lib/cli.js';
 import { UsageError } from '../common/errors.js';
 import { CLEAR_COMMAND_BIT } from '../firmware/nic-firmware.js';
 import { HOST_STATES, type HostState, type AsfCommandEvent } from '../firmware/host-state.js';
@@ -101,7 +101,11 @@ async function main(argv: string[]): Promise<void> {
   }
   const control = values.control ?? DEFAULT_CONTROL;
   const json = values.json === true;
-  const client = () => ControlClient.parse(control, '--control');
+  const client = () => {
+    const c = ControlClient.parse(control, '--control');
+    requireLoopback('--control', control, c.host); // the control API listens on loopback only: nothing to ask elsewhere
+    return c;
+  };
 
   switch (verb) {
     case 'start':
@@ -199,6 +203,7 @@ async function start(values: Record<string, string | boolean | undefined>, contr
     limit: new LogLimiter(),
   });
   const { host, port } = parseHostPort(control, 8623, '--control');
+  requireLoopback('--control', control, host);
   const portBase = values['port-base'] !== undefined ? intOption(values['port-base'] as string, 0, 'port-base') : null;
   const hostState = (values['host-state'] as string | undefined) ?? 'up';
   if (!(HOST_STATES as readonly string[]).includes(hostState)) throw new UsageError('E_USAGE', `--host-state must be one of ${HOST_STATES.join(', ')}`);

@@ -7,9 +7,9 @@
  *    at most what a NIC's EEPROM can hold.
  */
 import assert from 'node:assert/strict';
-import { statSync, writeFileSync } from 'node:fs';
+import { existsSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Lab, type RunResult } from '../support/lab.js';
+import { EMULATOR, Lab, type RunResult } from '../support/lab.js';
 import { writePskFile } from '../support/station-daemon.js';
 
 function assertOneLine(r: RunResult, prog: string, code: string, exit: number, message: RegExp): void {
@@ -42,6 +42,31 @@ describe('e2e: the CLIs refuse a truncated store, a non-loopback control address
         assert.equal(statSync(file).size, 0);
       });
     }
+  });
+
+  describe('--control takes loopback addresses only (the help says so)', () => {
+    const station = (args: string[]) => lab.run(args, { store: `sqlite:${join(lab.dir, 'serve.db')}`, keyFile: join(lab.dir, 'serve.key'), timeoutMs: 10000 });
+    for (const addr of ['0.0.0.0:8623', '192.0.2.1:8623', 'example.org:8623']) {
+      it(`mgmt-station serve --control ${addr}: E_USAGE, exit 2, nothing listens`, async () => {
+        const r = await station(['serve', '--control', addr]);
+        assertOneLine(r, 'mgmt-station', 'E_USAGE', 2, /--control .*loopback/);
+        assert.equal(existsSync(join(lab.dir, 'serve.db')), false, 'nothing created');
+      });
+      it(`nic-emulator status --control ${addr}: E_USAGE, exit 2, nothing connected`, async () => {
+        const r = await lab.run(['status', '--control', addr], { bin: EMULATOR, timeoutMs: 10000 });
+        assertOneLine(r, 'nic-emulator', 'E_USAGE', 2, /--control .*loopback/);
+      });
+    }
+    it('nic-emulator start --control 0.0.0.0:0: E_USAGE, exit 2', async () => {
+      const r = await lab.run(['start', '--nics', '1', '--port-base', '29800', '--control', '0.0.0.0:0', '--data-dir', join(lab.dir, 'nics')], { bin: EMULATOR, timeoutMs: 10000 });
+      assertOneLine(r, 'nic-emulator', 'E_USAGE', 2, /--control .*loopback/);
+    });
+    it('loopback addresses are fine: 127.0.0.1, 127.x.y.z, localhost (nic-emulator status: unreachable, not a usage error)', async () => {
+      for (const addr of ['127.0.0.1:1', '127.5.6.7:1', 'localhost:1']) {
+        const r = await lab.run(['status', '--control', addr], { bin: EMULATOR, timeoutMs: 10000 });
+        assert.equal(r.code, 3, `${addr}: ${r.stderr}`);
+      }
+    });
   });
 
 });
