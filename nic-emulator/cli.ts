@@ -3,7 +3,7 @@
  * Run `nic-emulator --help` for the verbs; README "CLI reference" documents them with exit codes.
  */
 import { parseArgs } from 'node:util';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { BusyPoll, DEFAULT_BUSY_POLL_MAX_US } from './busy-poll.js';
 import { batchUdpUnavailable, defaultUdpIo } from '../lib/batch-udp.js';
 import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
@@ -15,6 +15,7 @@ import { LogLimiter } from '../lib/log-limit.js';
 import { EXIT, exitQuietlyOnEpipe, fail, intOption, parseHostPort, printJson, progress, requireLoopback } from '../lib/cli.js';
 import { UsageError } from '../common/errors.js';
 import { CLEAR_COMMAND_BIT } from '../firmware/nic-firmware.js';
+import { CLUSTER_POLICY_MAX } from '../firmware/eeprom-image.js';
 import { HOST_STATES, type HostState, type AsfCommandEvent } from '../firmware/host-state.js';
 import type { SecurityPolicy } from '../wire/sa.js';
 
@@ -155,12 +156,7 @@ async function main(argv: string[]): Promise<void> {
     case 'policy': {
       const [, nic, file] = positionals;
       if (!nic || !file) throw new UsageError('E_USAGE', 'usage: nic-emulator policy NIC FILE');
-      let text: string;
-      try {
-        text = readFileSync(file, 'utf8');
-      } catch (e) {
-        throw new UsageError('E_USAGE', `cannot read policy file ${file}: ${(e as Error).message}`);
-      }
+      const text = readPolicyFile(file);
       await client().post(`/v1/nics/${encodeURIComponent(nic)}/policy`, { text, source: file });
       if (json) return printJson({ ok: true });
       process.stdout.write(`${nic}: cluster policy from ${file} written\n`);
@@ -174,6 +170,30 @@ async function main(argv: string[]): Promise<void> {
     default:
       throw new UsageError('E_USAGE', `unknown command '${verb}'; run 'nic-emulator --help'`);
   }
+}
+
+/**
+ * A policy file, read up to what a NIC's EEPROM holds (CLUSTER_POLICY_MAX bytes) and one byte more: a longer file,
+ * or a device that never ends (/dev/zero), is E_POLICY without reading the rest. Unreadable: E_USAGE.
+ */
+function readPolicyFile(file: string): string {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (e) {
+    throw new UsageError('E_USAGE', `cannot read policy file ${file}: ${(e as Error).message}`);
+  }
+  const buf = Buffer.alloc(CLUSTER_POLICY_MAX + 1);
+  let n = 0;
+  try {
+    for (let got = -1; got !== 0 && n < buf.length; n += got) got = readSync(fd, buf, n, buf.length - n, null);
+  } catch (e) {
+    throw new UsageError('E_USAGE', `cannot read policy file ${file}: ${(e as Error).message}`);
+  } finally {
+    closeSync(fd);
+  }
+  if (n > CLUSTER_POLICY_MAX) throw new UsageError('E_POLICY', `${file}: the policy is over ${CLUSTER_POLICY_MAX} bytes; the NIC's EEPROM holds at most ${CLUSTER_POLICY_MAX}`);
+  return buf.subarray(0, n).toString('utf8');
 }
 
 /** The value given for --NAME, `def` when absent; E_USAGE unless it is one of `allowed`. */

@@ -69,4 +69,23 @@ describe('e2e: the CLIs refuse a truncated store, a non-loopback control address
     });
   });
 
+  describe('nic-emulator policy NIC FILE reads at most what a NIC can hold', () => {
+    before(async () => lab.startEmulator(['--nics', '1']));
+    it('policy nic-1 /dev/zero: E_POLICY naming the file and the limit, within seconds, nothing written', async () => {
+      const t0 = Date.now();
+      const r = await lab.emulatorCli(['policy', 'nic-1', '/dev/zero'], 10000);
+      assertOneLine(r, 'nic-emulator', 'E_POLICY', 2, /\/dev\/zero: the policy is over \d+ bytes; the NIC's EEPROM holds at most \d+/);
+      assert.ok(Date.now() - t0 < 8000, `${Date.now() - t0} ms`);
+      assert.equal((await lab.nic('nic-1')).heartbeat?.stations?.length ?? 0, 0, 'no policy written');
+    });
+    it('a large regular file: E_POLICY too; a policy that fits is written', async () => {
+      const big = join(lab.dir, 'big.ini');
+      writeFileSync(big, `[GENERAL]\n; ${'x'.repeat(100_000)}\n`);
+      assertOneLine(await lab.emulatorCli(['policy', 'nic-1', big]), 'nic-emulator', 'E_POLICY', 2, /big\.ini: the policy is over/);
+      const ok = join(lab.dir, 'ok.ini');
+      writeFileSync(ok, '[GENERAL]\nHeartbeat = NONE\n[CLUSTER]\nCluster1 = 127.0.0.1:7001\n');
+      const r = await lab.emulatorCli(['policy', 'nic-1', ok]);
+      assert.equal(r.code, 0, r.stderr);
+    });
+  });
 });
