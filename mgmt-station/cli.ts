@@ -55,7 +55,8 @@ Keys and NICs:
   refresh NIC|all           SA refresh: new child SA + ready/ack/confirm commit (host must be up)
   list [--json]             NICs this station knows, with their SAs
   keys --wireshark FILE [--ikev2 FILE]
-                            write esp_sa (and ikev2_decryption_table) UAT lines for every SA in the store (retired ones too)
+                            write esp_sa (and ikev2_decryption_table) UAT lines for every SA in the store (the
+                            newest 16 retired ones per NIC too); the files are 0600
                             (see README "Checking packets with tshark")
   log NIC [--json]          the NIC's command log with outcomes
   status [--json]           the running daemon's view: NICs it owns, host states, refreshes, drops by reason
