@@ -15,6 +15,8 @@
  *                                              refreshes, lastError, busy, unansweredPolls, dropped: { reason: count } }] };
  *                                              host: the S-state the last poll read, 'unknown (last S0)' after a
  *                                              failed poll; unansweredPolls: in a row (see UNANSWERED_POLLS_BEFORE_REKEY);
+ *                                              refreshFailures: in a row; retryRefreshAt: ms, when the daemon may
+ *                                              try its own next refresh (null: at any time; core/daemon-core.ts);
  *                                              busyPoll: { maxUs, hits, misses, backoffs } (lib/answer-poll.ts)
  *   GET  /v1/nics                           -> { nics: [{ id, enrolled, ownedBy }] }   the NICs of the store;
  *                                              ownedBy: the other station whose live lease holds it, else null
@@ -178,7 +180,7 @@ export class StationDaemon {
           busyPoll: this.ctx.answerPoll(),
           nics: [...this.core.nics].map(([id, s]) => ({
             id, host: s.host, lastRefresh: s.lastRefresh, refreshes: s.refreshes, lastError: s.lastError, busy: s.busy,
-            unansweredPolls: s.unanswered, dropped: drops.nics[id] ?? {},
+            unansweredPolls: s.unanswered, refreshFailures: s.refreshFailures, retryRefreshAt: s.retryRefreshAt || null, dropped: drops.nics[id] ?? {},
           })),
         };
       } else if (req.method === 'GET' && path === '/v1/nics') {
