@@ -3,7 +3,7 @@
  * Run `nic-emulator --help` for the verbs; README "CLI reference" documents them with exit codes.
  */
 import { parseArgs } from 'node:util';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { BusyPoll, DEFAULT_BUSY_POLL_MAX_US } from './busy-poll.js';
 import { batchUdpUnavailable, defaultUdpIo } from '../lib/batch-udp.js';
 import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
@@ -183,16 +183,20 @@ function readPolicyFile(file: string): string {
   } catch (e) {
     throw new UsageError('E_USAGE', `cannot read policy file ${file}: ${(e as Error).message}`);
   }
+  const tooLong = (what: string) => new UsageError('E_POLICY', `${file}: the policy is ${what} bytes; the NIC's EEPROM holds at most ${CLUSTER_POLICY_MAX}`);
   const buf = Buffer.alloc(CLUSTER_POLICY_MAX + 1);
   let n = 0;
   try {
+    const st = fstatSync(fd);
+    if (st.isFile() && st.size > CLUSTER_POLICY_MAX) throw tooLong(String(st.size)); // a file says its size: not read
     for (let got = -1; got !== 0 && n < buf.length; n += got) got = readSync(fd, buf, n, buf.length - n, null);
   } catch (e) {
+    if (e instanceof UsageError) throw e;
     throw new UsageError('E_USAGE', `cannot read policy file ${file}: ${(e as Error).message}`);
   } finally {
     closeSync(fd);
   }
-  if (n > CLUSTER_POLICY_MAX) throw new UsageError('E_POLICY', `${file}: the policy is over ${CLUSTER_POLICY_MAX} bytes; the NIC's EEPROM holds at most ${CLUSTER_POLICY_MAX}`);
+  if (n > CLUSTER_POLICY_MAX) throw tooLong(`over ${CLUSTER_POLICY_MAX}`); // a device or pipe that goes on (/dev/zero)
   return buf.subarray(0, n).toString('utf8');
 }
 
