@@ -59,7 +59,8 @@ Options for start:
 Common options:
   --control HOST:PORT       control API address (default ${DEFAULT_CONTROL}; loopback only)
   --json                    machine-readable output
-  --log-format text|json    log lines on stderr (default text)
+  --log-format text|json    log lines on stderr (default text); per NIC and reason at most 5 per 10 s, then one
+                            line saying how many more were left out (the counters keep the detail)
   --log-level L             least important log line shown: debug|info|warn|error (default info)
   -h, --help                this help
 
