@@ -31,12 +31,20 @@ export type IkeEffect =
   | { kind: 'switch-outbound'; sa: SaPair }
   /** Station: the host refused or lost the staged SA; the current SA stays in use. */
   | { kind: 'commit-aborted'; generation: number; message: string }
+  /**
+   * The IKE SA was rekeyed (RFC 7296 §2.18): the new SPIs (16 hex digits) replace the old ones;
+   * Child SAs and the commit moved to it. Export the new keys (Wireshark) like after `established`.
+   */
+  | { kind: 'ike-rekeyed'; oldSpiI: string; oldSpiR: string; spiI: string; spiR: string }
   /** A liveness (empty INFORMATIONAL) exchange got its answer (§1.4). */
   | { kind: 'alive' }
   /** The IKE SA is gone (DELETE received or sent and answered). */
   | { kind: 'closed'; message: string }
-  /** scope 'ike': the IKE SA failed or died; 'child': only the Child SA request was refused. */
-  | { kind: 'failed'; scope: 'ike' | 'child'; code: ErrorCode; message: string }
+  /**
+   * scope 'ike': the IKE SA failed or died; 'child': only the Child SA request was refused;
+   * 'rekey': an IKE SA rekey was refused or lost, the IKE SA itself goes on.
+   */
+  | { kind: 'failed'; scope: 'ike' | 'child' | 'rekey'; code: ErrorCode; message: string }
   | { kind: 'log'; level: 'debug' | 'info' | 'warn'; event: string; message: string };
 
 export function log(level: 'debug' | 'info' | 'warn', event: string, message: string): IkeEffect {

@@ -31,6 +31,12 @@ export const NOTIFY = {
   SA_READY: 40960,
   SA_ACK: 40961,
   SA_CONFIRM: 40962,
+  /**
+   * Lifeline: "I run the two-phase commit" (status, no data), in the IKE_AUTH request and, when the
+   * responder runs it too, in its response. Without it on both sides the commit is off for that
+   * IKE SA and Child SAs are in force when their exchange completes, as in plain IKEv2.
+   */
+  COMMIT_SUPPORTED: 40963,
 } as const;
 
 export const FIRST_STATUS_TYPE = 16384;
