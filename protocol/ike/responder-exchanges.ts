@@ -438,6 +438,12 @@ export class ResponderExchanges {
     const ackId = ack ? decodeCommitId(ack.data) : null;
     if (deletes.some((d) => d.protocol === PROTO_IKE)) {
       this.respond(s, h, bytes, [], fx);
+      const peer = s.peerIkeRekey ? this.sessions.get(s.peerIkeRekey.key) : undefined;
+      if (peer) {
+        // §2.25.2: the peer finished the rekey we answered and closes the old SA: forget our own rekey, its stands.
+        s.peerIkeRekey = null;
+        this.moveTo(s, peer, fx);
+      }
       if (s.rekeyedTo || s.superseded) {
         // §2.18 / §2.8.2: the old (or redundant) IKE SA goes; its Child SAs already moved.
         this.sessions.delete(s.key);

@@ -320,6 +320,14 @@ export class StationExchanges {
     }
     if (deletes.some((d) => d.protocol === PROTO_IKE)) {
       this.answer(c, h, bytes, [], fx);
+      if (this.peerIke) {
+        // §2.25.2: the peer finished the rekey we answered and closes the old SA: forget ours, its stands.
+        const n = this.peerIke.core;
+        this.peerIke = null;
+        this.replaceCore(n, false, now, fx);
+        this.others.delete(this.ourSpi(c));
+        return fx;
+      }
       this.abortCommit(fx, 'host deleted the IKE SA');
       c.clearQueue();
       this.m.go('closed');
