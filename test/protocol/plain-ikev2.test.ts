@@ -1,5 +1,5 @@
 /**
- * The two-phase commit as a negotiated extension (N(COMMIT_SUPPORTED) 40963 in IKE_AUTH): against
+ * The two-phase commit as a negotiated extension (N(COMMIT_SUPPORTED) 45056 in IKE_AUTH): against
  * a standard IKEv2 peer (our own machines with `commitExtension: false`) both roles follow plain
  * RFC 7296 — a Child SA is in force once its exchange completes (§2.8). Also: the DELETE after a
  * commit timeout (§1.4.1), traffic selector narrowing (§2.9), a Child SA rekey started by the peer
