@@ -1,7 +1,9 @@
 /**
  * Child SA negotiation (RFC 7296 §1.3, §2.7, §2.9, §2.17), the part IKE_AUTH and
- * CREATE_CHILD_SA share, for both ends. Pure functions: offer (station), answer (host),
- * read the answer (station). Randomness and keys come in as arguments.
+ * CREATE_CHILD_SA share, for both ends and either exchange role: offer (the exchange's
+ * initiator), answer (its responder, narrowing selectors, §2.9), read the answer. `side` says
+ * whether we are the station or the host side (TSi/TSr sides, §2.17 key order). Randomness and
+ * keys come in as arguments.
  *
  *   station offer  IKE_AUTH:        N(USE_TRANSPORT_MODE), SA, TSi, TSr
  *                  CREATE_CHILD_SA: [N(REKEY_SA),] N(USE_TRANSPORT_MODE), SA, Ni, [KEi,] TSi, TSr
