@@ -219,7 +219,7 @@ export class IkeResponder {
     };
     for (const s of this.sessions.values()) {
       min(s.core.deadline);
-      if (s.state === 'half-open') min(s.created + this.o.flood.halfOpenTimeoutMs);
+      if (s.state !== 'established') min(s.created + this.o.flood.halfOpenTimeoutMs);
     }
     return t;
   }
@@ -229,9 +229,10 @@ export class IkeResponder {
     const expired = this.commit.expire(now);
     if (expired) this.x.commitTimedOut(expired, now, fx);
     for (const [key, s] of [...this.sessions]) {
-      if (s.state === 'half-open' && now >= s.created + this.o.flood.halfOpenTimeoutMs) {
-        // RFC 8019 §4.1: a half-open SA is kept only briefly; its peer never sent IKE_AUTH.
-        this.counters.halfOpenExpired++;
+      if (s.state !== 'established' && now >= s.created + this.o.flood.halfOpenTimeoutMs) {
+        // RFC 8019 §4.1: a half-open SA is kept only briefly (its peer never sent IKE_AUTH), and so is
+        // one whose IKE_AUTH failed (kept that long only to answer a retransmission from the cache).
+        if (s.state === 'half-open') this.counters.halfOpenExpired++;
         this.x.removeSession(key, fx);
         continue;
       }

@@ -195,4 +195,14 @@ describe('IKE_SA_INIT flood defence (RFC 7296 §2.6, RFC 8019)', () => {
     assert.equal(host.stats().halfOpen, 2);
     assert.equal(host.stats().halfOpenEvicted, 1);
   });
+
+  it('an IKE SA whose IKE_AUTH failed is forgotten after the half-open lifetime too', () => {
+    const p = new Pair({ responder: { psk: new TextEncoder().encode('another key') } });
+    p.establish();
+    assert.deepEqual(p.host.sessionStates, ['failed']);
+    assert.equal(p.host.pollTimeout(), 10_000);
+    p.advanceTo(10_000);
+    assert.deepEqual(p.host.sessionStates, []);
+    assert.equal(p.host.pollTimeout(), null);
+  });
 });
