@@ -33,9 +33,13 @@ function rig(policy: SecurityPolicy, transform: EspTransform): Rig {
     securityPolicy: policy, clearManagement: false, allowedClearCommands: 0, trustAnchor: { kind: 'none', key: new Uint8Array(32) }, clusterPolicy: '',
   });
   const db = new SaDatabase(image);
-  const fw = new NicFirmware(new SecureChannel(db, NIC), () => ({ clearManagement: false, allowedClearCommands: 0 }));
+  const channel = new SecureChannel(db, NIC);
+  const fw = new NicFirmware(channel, () => ({ clearManagement: false, allowedClearCommands: 0 }), { firstEpoch: (id) => id.epoch, executed: () => false, cancelled: () => false });
   fw.hostState = 'up';
   const sa = install(db, randomSaPair(policy, transform));
+  // Sync epoch 0 live, as a SET makes it: the bench station's SaEndpoint sends its sequence number as the IV, whose
+  // epoch half is 0 (wire/sync-iv.ts).
+  channel.addEpoch(0, sa.generation, 0n, 0, true);
   return { image, db, fw, sa, station: new SaEndpoint(sa, 'station', { outStart: 1n, inFloor: 0n }) };
 }
 
@@ -76,12 +80,12 @@ function feed(r: Rig, batch: Uint8Array[], mode: FeedMode): { total: number; ans
   for (let i = 0; i < batch.length; i++) {
     if (mode === 'plain') {
       const fx = r.fw.receiveSecure(STATION, batch[i]);
-      if (fx.length === 1 && fx[0].kind === 'send') sent++;
+      if (fx.length === 2 && fx[1].kind === 'send') sent++;
     } else {
       const a = performance.now();
       const fx = r.fw.receiveSecure(STATION, batch[i]);
       inAnswer += performance.now() - a;
-      if (fx.length === 1 && fx[0].kind === 'send') sent++;
+      if (fx.length === 2 && fx[1].kind === 'send') sent++;
       r.fw.prepareNext();
     }
   }

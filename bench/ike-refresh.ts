@@ -1,7 +1,7 @@
 /**
  * Refresh throughput, in-process and sans-I/O: station (IkeInitiator) and host agent (IkeResponder) of
  * protocol/ exchange their datagrams directly (no sockets), the host side writing and committing SAs in a
- * real SaDatabase on a memory EEPROM, as the emulator's host agent does (nic-emulator/host-agent.ts).
+ * real SaDatabase on a memory EEPROM, as the emulator's host agent does (firmware/host-agent.ts).
  *
  *  - full key exchange with commit: IKE_SA_INIT + IKE_AUTH + SA_READY / SA_ACK / SA_CONFIRM, until the
  *    station switches outbound; one fresh NIC each, N NICs one after another;

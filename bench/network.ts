@@ -18,6 +18,7 @@ import { saToJson } from '../lib/sa-json.js';
 import { openClient, sequential, window, type Probe, type Target, type WindowResult } from './udp-load.js';
 import { AnswerPoll } from '../lib/answer-poll.js';
 import { presencePingProbe, randomSaPair, secureStateProbe } from './probes.js';
+import { syncWithNic } from '../lib/sync-client.js';
 import { startEmulator, stopChild, rssKiB, tempDir, spawnChild, type Emulator } from './processes.js';
 import type { ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
@@ -228,6 +229,8 @@ export async function measureNetwork(plan: LoadPlan, withIpmiSim: boolean, log: 
     const control = ControlClient.parse(emu.ready.control);
     const sa = randomSaPair('esp', 'aes-gcm-16');
     const { generation } = await control.post<{ generation: number }>('/v1/nics/nic-1/sa', { sa: saToJson(sa) });
+    // The client's own sync epoch at the NIC (wire/sync-frame.ts), as a station gets one before it sends.
+    const synced = await syncWithNic({ ...sa, generation }, place.secure);
     const poll = new AnswerPoll(plan.clientPollUs);
     const mk = async (name: string, describe: string, to: Target, pid: number | null | undefined, makeProbe: (local: Target) => Probe): Promise<Workload> => {
       const sock = await openClient('127.0.0.1', to);
@@ -250,7 +253,7 @@ export async function measureNetwork(plan: LoadPlan, withIpmiSim: boolean, log: 
     const ws: Workload[] = [
       await mk('lifeline-clear', `ASF Presence Ping -> Pong (UDP 623, 12 -> 28 bytes), one emulated NIC (--udp-io ${plan.nicUdpIo})`, place.clear, emu.ready.pid, () => presencePingProbe()),
       await mk('lifeline-secure', `ESP System State Request -> Response (UDP 664, AES-GCM-16, station SaEndpoint), one emulated NIC (--udp-io ${plan.nicUdpIo})`, place.secure, emu.ready.pid,
-        (local) => secureStateProbe({ ...sa, generation }, local, place.secure)),
+        (local) => secureStateProbe({ ...sa, generation }, local, place.secure, synced)),
     ];
     let stationError: string | null = null;
     try {

@@ -7,6 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { SaEndpoint } from '../wire/sa-endpoint.js';
+import { nicAnswerIv, stationIv } from '../wire/sync-iv.js';
 import { encodeInnerUdp, decodeInnerUdp } from '../wire/esp.js';
 import { RMCP_PORT } from '../wire/rmcp.js';
 import type { SaPair, SecurityPolicy, EspTransform } from '../wire/sa.js';
@@ -49,21 +50,24 @@ export function randomSaPair(policy: SecurityPolicy = 'esp', transform: EspTrans
 }
 
 /**
- * System State Request under the station side of `sa`. `local` is the client socket's address, `nic` the
- * NIC's secure endpoint (both go into the AH pseudo-header under esp+ah).
+ * System State Request under the station side of `sa`, in sync epoch `synced` (lib/sync-client.ts). `local` is the
+ * client socket's address, `nic` the NIC's secure endpoint (both go into the AH pseudo-header under esp+ah).
  */
-export function secureStateProbe(sa: SaPair, local: { address: string; port: number }, nic: { address: string; port: number }): Probe & { endpoint: SaEndpoint } {
-  const ep = new SaEndpoint(sa, 'station', { outStart: 1n, inFloor: 0n });
+export function secureStateProbe(sa: SaPair, local: { address: string; port: number }, nic: { address: string; port: number }, synced: { epoch: number; p: bigint }): Probe & { endpoint: SaEndpoint } {
+  const ep = new SaEndpoint(sa, 'station', { outStart: synced.p, inFloor: 0n });
   const out: AhEndpoints = { srcAddr: local.address, srcPort: local.port, dstAddr: nic.address, dstPort: nic.port };
   const inn: AhEndpoints = { srcAddr: nic.address, srcPort: nic.port, dstAddr: local.address, dstPort: local.port };
   const inner = Array.from({ length: 256 }, (_, tag) => encodeInnerUdp(local.port, RMCP_PORT, rmcpAsf(0x82, tag)));
   return {
     endpoint: ep,
-    // As the station does (mgmt-station/nic-session.ts), the request is sealed and the keystream of its answer
-    // prepared (SaEndpoint.prepareNext) before it is sent: both before the clock starts, like building a ping.
+    // As the station does (mgmt-station/core/session.ts), the request is sealed with its sync epoch in the IV and the
+    // keystream of the next one prepared (SaEndpoint.prepareNext) before it is sent: both before the clock starts,
+    // like building a ping. The answer's keystream would need the NIC's IV (derived from this request's); it is
+    // opened in full.
     request: (tag) => {
-      const sealed = ep.seal(inner[tag], out);
-      ep.prepareNext();
+      const seq = ep.nextOutSeq;
+      const sealed = ep.seal(inner[tag], out, stationIv(synced.epoch, seq));
+      ep.prepareNext(stationIv(synced.epoch, seq + 1n), nicAnswerIv(synced.epoch, Number(seq & 0xffffffffn), 1));
       return sealed;
     },
     answerTag: (b) => {

@@ -7,9 +7,9 @@
  * timers, opening the answer, and its answer polling (lib/answer-poll.ts). The CLI's process start is not.
  */
 import { join } from 'node:path';
-import { StationContext } from '../mgmt-station/context.js';
+import { StationContext, emulatorControl } from '../mgmt-station/context.js';
 import { createClusterKeyFile } from '../mgmt-station/store/cluster-key.js';
-import type { NicSession } from '../mgmt-station/nic-session.js';
+import type { NicSession } from '../mgmt-station/core/session.js';
 import type { ControlClient } from '../lib/control-client.js';
 import { randomSaPair } from './probes.js';
 import { tempDir } from './processes.js';
@@ -32,7 +32,7 @@ export async function openStationLoad(control: ControlClient, nicId: string, bus
   const ctx = await StationContext.open({ store: `sqlite:${join(dir, 'station.db')}`, keyFile, stationId: 'bench', leaseMs: 3_600_000, create: true, busyPollUs });
   let session: NicSession;
   try {
-    await ctx.installManualSa(control, nicId, randomSaPair('esp', 'aes-gcm-16'));
+    await ctx.installManualSa(emulatorControl(control), nicId, randomSaPair('esp', 'aes-gcm-16'));
     session = await ctx.session(nicId);
   } catch (e) {
     await ctx.close();

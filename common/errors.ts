@@ -11,6 +11,9 @@ export type ErrorCode =
   | 'E_SHORT' | 'E_LENGTH' | 'E_VERSION' | 'E_CLASS' | 'E_IANA' | 'E_TYPE' | 'E_RESERVED'
   // ESP / AH / replay
   | 'E_SPI' | 'E_REPLAY' | 'E_ICV' | 'E_PAD' | 'E_NEXT_HEADER' | 'E_SEQ_EXHAUSTED' | 'E_AH_ICV'
+  // resynchronisation (wire/sync-frame.ts): a packet of an epoch that is over; a NIC not synced since it booted;
+  // no epoch left to issue; a sync that did not complete
+  | 'E_EPOCH' | 'E_UNSYNCED' | 'E_EPOCH_EXHAUSTED' | 'E_SYNC'
   // policy / firmware
   | 'E_REFUSED' | 'E_LINK_DOWN' | 'E_NIC_DOWN' | 'E_NO_SA' | 'E_POLICY'
   // EEPROM

@@ -5,12 +5,7 @@
  * Only parsed records and a little bookkeeping are kept in memory (the emulator runs 10,000 NICs in one
  * process); every change is written in place, one device write() per page, as the part takes it.
  *
- * Record frame (every kind; big-endian like the wire formats):
- *   +0 kind u8 | +1 format version u8 (1) | +2 payload length u16 | +4 generation u32 | +8 payload |
- *   CRC-32 u32 (IEEE, crc32.ts) over everything before it. The header has the magic 'LFLN' in front.
- *   A record starts on a page boundary; the unused tail of its last page is 0xFF. The generation is
- *   monotonic per kind; boot takes the newest record that passes its CRC, so a write torn by a power
- *   loss leaves the previous copy in force (DESIGN §3).
+ * Every record is a CRC-framed record of eeprom-record.ts (kind, version, length, generation, payload, CRC-32).
  *
  * Map (32 KiB = pages 0..511):
  *   page  0      0x0000  header      'LFLN' + frame kind 0x01: part size u32, page size u16,
@@ -18,8 +13,11 @@
  *   pages 1-2    0x0040  directory   two ping-pong copies, kind 0x04: active gen u32, active slot u8,
  *                                    previous gen u32, previous slot u8, discarded-up-to gen u32
  *   pages 3-10   0x00C0  checkpoint  ring of 8 (generation g in page 3 + g mod 8), kind 0x05:
- *                                    last-authenticated gen u32, count u8, count x (SA gen u32,
- *                                    out reserved u64, in reserved u64)
+ *                                    last-authenticated gen u32, sync epoch u32 (the highest issued,
+ *                                    wire/sync-frame.ts), epoch floor u32 (below it: another history's
+ *                                    epochs), n x (SA gen u32, out reserved u64, in reserved u64), n from
+ *                                    the length; images written before sync epochs have last-authenticated
+ *                                    gen u32, count u8, count x entry (told apart by length mod 20)
  *   pages 11-34  0x02C0  SA slots    8 slots x 3 pages (192 bytes), kind 0x03, generation =
  *                                    SA generation: transform id u8, esn u8, policy u8, origin u8,
  *                                    toNic dir, fromNic dir, initial out reserved u64, initial in
@@ -33,7 +31,9 @@
  *                                    power-up 2, power-down 4, power-cycle 8), trust kind u8 (0 none,
  *                                    1 psk, 2 ed25519), key length u8, key[32], config-region page writes
  *                                    u32, policy text length u16, policy text (UTF-8, <= 1024 bytes)
- *   pages 69-511 0x1140  unused
+ *   pages 69-100 0x1140  executed    ring of 32, kind 0x06: the secure commands the NIC executed, each
+ *                                    written before it acts (exec-record.ts)
+ *   pages 101-511 0x1940 unused (pages 101-116 are kept for the IPMI user records)
  *
  * SA slots and directory (DESIGN §2.5): the directory names the active and previous SA by generation and
  * slot. A pending SA is not named: it is the newest valid SA record whose generation is above both the
@@ -52,15 +52,17 @@
  * checkpoint counts follow from their generations, and format() writes a fixed number of pages. (A write
  * torn by a power loss is counted only until the restart.)
  */
-import { crc32 } from './crc32.js';
 import { ERASED, type EepromDevice } from './eeprom-device.js';
+import { ExecRecord } from './exec-record.js';
+import {
+  CRC, EEPROM_FORMAT_VERSION, EEPROM_PAGE, EEPROM_SIZE, FRAME, KIND, MAGIC, corrupt, decodeRecord, encodeRecord, isBlank, newest,
+  pageRange, writePages, type Decoded,
+} from './eeprom-record.js';
 import { ProtocolError, UsageError } from '../common/errors.js';
 import { hex, putU16, putU32, putU64, u16, u32, u64 } from '../common/bytes.js';
 import { ESP_TRANSFORM_ID, HEARTBEAT_SPI, type EspTransform, type SaDirection, type SaPair, type SecurityPolicy } from '../wire/sa.js';
 
-export const EEPROM_SIZE = 32768;
-export const EEPROM_PAGE = 64;
-export const EEPROM_FORMAT_VERSION = 1;
+export { EEPROM_SIZE, EEPROM_PAGE, EEPROM_FORMAT_VERSION };
 export const SERIAL_MAX = 16;
 export const CLUSTER_POLICY_MAX = 1024;
 export const SA_SLOTS = 8;
@@ -100,10 +102,6 @@ export interface Reservation {
 
 // ---------------------------------------------------------------- layout
 
-const MAGIC = Uint8Array.of(0x4c, 0x46, 0x4c, 0x4e); // 'LFLN'
-const KIND = { header: 0x01, config: 0x02, sa: 0x03, directory: 0x04, checkpoint: 0x05 } as const;
-const FRAME = 8;
-const CRC = 4;
 const HEADER_PAGE = 0;
 const DIRECTORY_PAGES = [1, 2];
 const CHECKPOINT_PAGE = 3;
@@ -119,69 +117,10 @@ const MAX_U64 = (1n << 64n) - 1n;
  * come back) and then writes the header: these are the per-region page counts it leaves behind. */
 const FORMAT_PAGES: Record<EepromRegion, number> = { header: 2, config: 2, sa: SA_SLOTS, directory: 2, checkpoint: CHECKPOINT_RING };
 
-const pageRange = (first: number, n: number): string => (n === 1 ? `page ${first}` : `pages ${first}-${first + n - 1}`);
 const saSlotName = (i: number): string => `SA slot ${i} (${pageRange(SA_PAGE + i * SA_RECORD_PAGES, SA_RECORD_PAGES)})`;
 const configName = (i: number): string => `configuration copy ${'AB'[i]} (${pageRange(CONFIG_PAGES[i], CONFIG_RECORD_PAGES)})`;
 const directoryName = (i: number): string => `SA directory copy ${'AB'[i]} (page ${DIRECTORY_PAGES[i]})`;
 const checkpointName = (p: number): string => `sequence checkpoint (page ${p})`;
-
-function corrupt(file: string, record: string, detail: string): ProtocolError {
-  return new ProtocolError(
-    'E_EEPROM_CRC',
-    `${file}: ${record} is corrupt (${detail}). The image cannot be trusted and is not reset silently: ` +
-      `restore the file from a backup, or re-enroll the NIC with a freshly formatted image.`,
-  );
-}
-
-// ---------------------------------------------------------------- record frame
-
-type Decoded = { state: 'blank' } | { state: 'bad'; why: string } | { state: 'ok'; generation: number; payload: Uint8Array };
-
-function encodeRecord(kind: number, generation: number, payload: Uint8Array, magic = false): Uint8Array {
-  const pre = magic ? MAGIC.length : 0;
-  const len = pre + FRAME + payload.length + CRC;
-  const out = new Uint8Array(Math.ceil(len / EEPROM_PAGE) * EEPROM_PAGE).fill(ERASED);
-  if (magic) out.set(MAGIC, 0);
-  out[pre] = kind;
-  out[pre + 1] = EEPROM_FORMAT_VERSION;
-  putU16(out, pre + 2, payload.length);
-  putU32(out, pre + 4, generation);
-  out.set(payload, pre + FRAME);
-  putU32(out, len - CRC, crc32(out.subarray(0, len - CRC)));
-  return out;
-}
-
-function isBlank(b: Uint8Array): boolean {
-  return b.every((x) => x === ERASED) || b.every((x) => x === 0);
-}
-
-/** Decodes the record at the start of `buf` (one slot's bytes). A wrong version with a good CRC throws. */
-function decodeRecord(buf: Uint8Array, kind: number, file: string, record: string, magic = false): Decoded {
-  const pre = magic ? MAGIC.length : 0;
-  if (isBlank(buf.subarray(pre, pre + FRAME))) return { state: 'blank' };
-  if (buf[pre] !== kind) return { state: 'bad', why: `kind 0x${buf[pre].toString(16)} where 0x${kind.toString(16)} belongs` };
-  const len = pre + FRAME + u16(buf, pre + 2) + CRC;
-  if (len > buf.length) return { state: 'bad', why: `length ${len} overruns the ${buf.length}-byte slot` };
-  const stored = u32(buf, len - CRC);
-  const computed = crc32(buf.subarray(0, len - CRC));
-  if (stored !== computed) {
-    return { state: 'bad', why: `CRC-32 is 0x${computed.toString(16).padStart(8, '0')}, stored 0x${stored.toString(16).padStart(8, '0')}` };
-  }
-  if (buf[pre + 1] !== EEPROM_FORMAT_VERSION) {
-    throw new ProtocolError('E_VERSION', `${file}: ${record} has format version ${buf[pre + 1]}; this firmware reads version ${EEPROM_FORMAT_VERSION}. Use the Lifeline release that wrote the image.`);
-  }
-  return { state: 'ok', generation: u32(buf, pre + 4), payload: buf.slice(pre + FRAME, len - CRC) };
-}
-
-/** Index of the newest good record among copies, or -1. */
-function newest(copies: Decoded[]): number {
-  let best = -1;
-  copies.forEach((d, i) => {
-    const b = copies[best];
-    if (d.state === 'ok' && (best < 0 || (b.state === 'ok' && d.generation > b.generation))) best = i;
-  });
-  return best;
-}
 
 // ---------------------------------------------------------------- configuration
 
@@ -387,25 +326,44 @@ interface Checkpoint {
   generation: number;
   lastAuthenticated: number;
   entries: SeqCheckpoint[];
+  /** The highest sync epoch this NIC has issued (wire/sync-frame.ts); 0 = none. */
+  syncEpoch: number;
+  /**
+   * Epochs below it were issued by another history of this NIC: a station's SET made it jump above its own counter
+   * (its EEPROM had been restored from a backup), so it knows nothing of commands sent under them. 0 = none.
+   */
+  epochFloor: number;
 }
 
+/**
+ * Two layouts, told apart by length (mod 20): the one before sync epochs, `lastAuthenticated u32 | n u8 | n x entry`
+ * (5 + 20n), and `lastAuthenticated u32 | syncEpoch u32 | epochFloor u32 | n x entry` (12 + 20n; n = 0..2, so a
+ * checkpoint still fits its 64-byte page). An entry: generation u32 | outReserved u64 | inReserved u64.
+ */
 function encodeCheckpoint(c: Checkpoint): Uint8Array {
-  const p = new Uint8Array(5 + 20 * c.entries.length);
+  const p = new Uint8Array(12 + 20 * c.entries.length);
   putU32(p, 0, c.lastAuthenticated);
-  p[4] = c.entries.length;
+  putU32(p, 4, c.syncEpoch);
+  putU32(p, 8, c.epochFloor);
   c.entries.forEach((e, i) => {
-    putU32(p, 5 + i * 20, e.generation);
-    putU64(p, 9 + i * 20, e.outReserved);
-    putU64(p, 17 + i * 20, e.inReserved);
+    putU32(p, 12 + i * 20, e.generation);
+    putU64(p, 16 + i * 20, e.outReserved);
+    putU64(p, 24 + i * 20, e.inReserved);
   });
   return p;
 }
 
 function decodeCheckpoint(generation: number, p: Uint8Array, bad: (detail: string) => ProtocolError): Checkpoint {
-  if (p.length < 5 || p[4] > 2 || p.length !== 5 + 20 * p[4]) throw bad('entry count does not match the payload');
+  const legacy = p.length % 20 === 5;
+  const n = legacy ? p[4] : (p.length - 12) / 20;
+  if (legacy ? p.length !== 5 + 20 * n || n > 2 : !Number.isInteger(n) || n < 0 || n > 2) throw bad('entry count does not match the payload');
+  const at = legacy ? 5 : 12;
   const entries: SeqCheckpoint[] = [];
-  for (let i = 0; i < p[4]; i++) entries.push({ generation: u32(p, 5 + i * 20), outReserved: u64(p, 9 + i * 20), inReserved: u64(p, 17 + i * 20) });
-  return { generation, lastAuthenticated: u32(p, 0), entries };
+  for (let i = 0; i < n; i++) entries.push({ generation: u32(p, at + i * 20), outReserved: u64(p, at + 4 + i * 20), inReserved: u64(p, at + 12 + i * 20) });
+  const syncEpoch = legacy ? 0 : u32(p, 4);
+  const epochFloor = legacy ? 0 : u32(p, 8);
+  if (epochFloor > syncEpoch) throw bad('the epoch floor is above the highest epoch issued');
+  return { generation, lastAuthenticated: u32(p, 0), entries, syncEpoch, epochFloor };
 }
 
 // ---------------------------------------------------------------- the image
@@ -469,6 +427,7 @@ export class EepromImage {
     for (let i = 0; i < CHECKPOINT_RING; i++) erase.push(CHECKPOINT_PAGE + i);
     for (let i = 0; i < SA_SLOTS; i++) erase.push(SA_PAGE + i * SA_RECORD_PAGES);
     for (const page of erase) dev.write(page * EEPROM_PAGE, blank);
+    ExecRecord.erase(dev);
 
     const writes = { ...FORMAT_PAGES, header: 1 };
     const cfg = cloneConfig(config);
@@ -488,7 +447,7 @@ export class EepromImage {
     return new EepromImage({
       dev, name, serial, config: cfg, configGen: 1, configCopy: 0, dir, dirCopy: 0, olderDir: null,
       slotGen: new Array<number>(SA_SLOTS).fill(0), active: null, previous: null, pending: null, maxGeneration: 0,
-      checkpoint: { generation: 0, lastAuthenticated: 0, entries: [] }, checkpointMayBeLost: false, writes, recovered: [],
+      checkpoint: { generation: 0, lastAuthenticated: 0, entries: [], syncEpoch: 0, epochFloor: 0 }, checkpointMayBeLost: false, writes, recovered: [],
     });
   }
 
@@ -609,7 +568,7 @@ export class EepromImage {
       const belongs = expected === 0 ? 'no checkpoint was written there' : `generation ${expected} belongs there`;
       throw corrupt(name, checkpointName(CHECKPOINT_PAGE + i), `${found}; ${belongs}, and only the page of the next generation may be torn`);
     });
-    let checkpoint: Checkpoint = { generation: 0, lastAuthenticated: 0, entries: [] };
+    let checkpoint: Checkpoint = { generation: 0, lastAuthenticated: 0, entries: [], syncEpoch: 0, epochFloor: 0 };
     if (ri >= 0) {
       const r = ring[ri] as Extract<Decoded, { state: 'ok' }>;
       checkpoint = decodeCheckpoint(r.generation, r.payload, (x) => corrupt(name, checkpointName(CHECKPOINT_PAGE + ri), x));
@@ -664,6 +623,16 @@ export class EepromImage {
   /** The lowest generation a new pending SA may take. */
   nextGeneration(): number {
     return this.s.maxGeneration + 1;
+  }
+
+  /** The highest sync epoch this NIC has issued, as of the last checkpoint (0 = none). */
+  get syncEpoch(): number {
+    return this.s.checkpoint.syncEpoch;
+  }
+
+  /** Epochs below it belong to another history of this NIC (Checkpoint.epochFloor). */
+  get epochFloor(): number {
+    return this.s.checkpoint.epochFloor;
   }
 
   /** Newest SA generation under which a station packet authenticated, as of the last checkpoint (0 = none). */
@@ -770,7 +739,7 @@ export class EepromImage {
    * One checkpoint page: reservations for held SAs (active and/or previous) and the newest generation a
    * station packet authenticated under. Written into the next ring page, so a torn write leaves the last.
    */
-  writeCheckpoint(cp: { lastAuthenticated: number; entries: SeqCheckpoint[] }): void {
+  writeCheckpoint(cp: { lastAuthenticated: number; entries: SeqCheckpoint[]; syncEpoch?: number; epochFloor?: number }): void {
     const s = this.s;
     if (!Number.isInteger(cp.lastAuthenticated) || cp.lastAuthenticated < 0 || cp.lastAuthenticated > s.maxGeneration) {
       throw usage(`lastAuthenticated must be a generation this NIC has seen, got ${cp.lastAuthenticated}`);
@@ -784,7 +753,15 @@ export class EepromImage {
       return { generation: e.generation, outReserved: e.outReserved, inReserved: e.inReserved };
     });
     if (entries.length === 2 && entries[0].generation === entries[1].generation) throw usage('a checkpoint names each SA once');
-    const next: Checkpoint = { generation: this.bump(s.checkpoint.generation), lastAuthenticated: cp.lastAuthenticated, entries };
+    const syncEpoch = cp.syncEpoch ?? s.checkpoint.syncEpoch;
+    if (!Number.isInteger(syncEpoch) || syncEpoch < s.checkpoint.syncEpoch || syncEpoch > MAX_U32) {
+      throw usage(`the sync epoch only grows: ${syncEpoch} after ${s.checkpoint.syncEpoch}`);
+    }
+    const epochFloor = cp.epochFloor ?? s.checkpoint.epochFloor;
+    if (!Number.isInteger(epochFloor) || epochFloor < s.checkpoint.epochFloor || epochFloor > syncEpoch) {
+      throw usage(`the epoch floor only grows and stays at or below the sync epoch: ${epochFloor} after ${s.checkpoint.epochFloor} (sync epoch ${syncEpoch})`);
+    }
+    const next: Checkpoint = { generation: this.bump(s.checkpoint.generation), lastAuthenticated: cp.lastAuthenticated, entries, syncEpoch, epochFloor };
     this.write('checkpoint', CHECKPOINT_PAGE + (next.generation % CHECKPOINT_RING), encodeRecord(KIND.checkpoint, next.generation, encodeCheckpoint(next)));
     s.checkpoint = next;
   }
@@ -836,9 +813,6 @@ export class EepromImage {
   }
 }
 
-function writePages(dev: EepromDevice, firstPage: number, record: Uint8Array): void {
-  for (let o = 0; o < record.length; o += EEPROM_PAGE) dev.write(firstPage * EEPROM_PAGE + o, record.subarray(o, o + EEPROM_PAGE));
-}
 
 /** Newest good copy of a ping-pong record; a bad other copy is noted; none good is E_EEPROM_CRC. */
 function pickCopy(copies: Decoded[], nameOf: (i: number) => string, record: string, file: string, recovered: string[]): number {

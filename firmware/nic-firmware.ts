@@ -21,33 +21,59 @@
  * Receive order (RFC 4303 §3.4.3): SPI lookup -> replay-window check -> ICV verify + decrypt -> window update.
  * The decrypted inner packet is UDP (dst 623) + RMCP/ASF, handled like the clear path except that every
  * command is honoured, in every host state (the NIC runs on auxiliary power). Responses go out under the SA
- * the request came in on. Retransmitted requests (same RMCP sequence and ASF tag) are answered from a short
- * response cache and never executed twice (DESIGN §5 "exactly once").
+ * the request came in on, with IVs derived from the request's (wire/sync-iv.ts). Only packets of the current sync
+ * epoch are accepted (nic-sync.ts); a NIC not synced since boot acts on none. A secure command is recorded in the
+ * EEPROM before it runs (exec-record.ts: the shell's `host-command` effect), so a retransmission (same epoch, RMCP
+ * sequence, ASF tag and type) is acknowledged and never executed twice, also after a power loss (DESIGN §5, §7).
  *
  * Bad input never throws out of `receive*`: it is dropped and counted by reason in `counters.dropped`.
  */
 import { decodeRmcpHeader, rmcpAckFor, RMCP_SEQ_NO_ACK, RMCP_CLASS_ASF, RMCP_CLASS_OEM, RMCP_PORT, type RmcpHeader } from '../wire/rmcp.js';
 import { decodeOwnerNotice, type OwnerNotice } from '../wire/owner-notice.js';
-import { decodeAsf, encodeRmcpAsf, presencePong, type AsfMessage } from '../wire/asf.js';
+import { ASF_TYPE_CODE, decodeAsf, encodeRmcpAsf, presencePong, type AsfMessage } from '../wire/asf.js';
 import { ProtocolError, LifelineError, type ErrorCode } from '../common/errors.js';
 import { TornWriteError } from './eeprom-device.js';
 import { CLEAR_COMMAND_BITS } from './eeprom-image.js';
 import { decodeInnerUdp, encodeInnerUdp, espSpi } from '../wire/esp.js';
+import { isSyncFrame, syncFrameSpi } from '../wire/sync-frame.js';
 import type { HostState } from './host-state.js';
 import { systemStateCode, type AsfCommandEvent } from './host-state.js';
-import type { SaPair } from '../wire/sa.js';
 import { HEARTBEAT_SPI } from '../wire/sa.js';
 import type { SecureChannel, OpenedPacket } from './secure-channel.js';
+import { nicAnswerIv } from '../wire/sync-iv.js';
+import { mutated } from '../common/mutation.js';
+import type { CommandIdentity, CommandQuery } from '../wire/sync-frame.js';
+import type { SaPair } from '../wire/sa.js';
 
 export interface Endpoint { address: string; port: number }
 
-export type NicEffect =
+export type FirmwareEffect =
   | { kind: 'send'; port: 'clear' | 'secure'; to: Endpoint; bytes: Uint8Array }
-  | { kind: 'host-command'; command: AsfCommandEvent; via: 'clear' | 'secure'; from: Endpoint; rmcpSeq: number; tag: number; generation: number }
+  /**
+   * Run `command` on the host. Secure commands carry their identity: the machine records it in the EEPROM
+   * (exec-record.ts) before it acts, and drops the whole batch (the ACK included) if that write fails.
+   */
+  | { kind: 'host-command'; command: AsfCommandEvent; via: 'clear' | 'secure'; from: Endpoint; rmcpSeq: number; tag: number; generation: number; identity: CommandQuery | null }
   | { kind: 'log'; level: 'info' | 'warn'; msg: string; fields: Record<string, unknown> }
   | { kind: 'heartbeat'; from: Endpoint; bytes: Uint8Array }
-  /** A station that took this NIC over said so, authenticated (wire/owner-notice.ts). */
+  /** A sync frame (wire/sync-frame.ts), with the SA its SPI names (null: none held). */
+  | { kind: 'sync'; from: Endpoint; bytes: Uint8Array; sa: SaPair | null }
+  /** An authentic ESP packet while not synced since boot: invite the station to sync (nic-sync.ts hint). */
+  | { kind: 'unsynced'; from: Endpoint; sa: SaPair }
+  /** A station packet authenticated and was accepted (liveness for the heartbeat monitor). */
+  | { kind: 'station-packet' }
+  /** A station that took this NIC over said so (authenticated, wire/owner-notice.ts). */
   | { kind: 'owner'; notice: OwnerNotice; from: Endpoint };
+
+/** What the firmware needs to know of the executed-command record and of the sync's cancellations. */
+export interface FirmwareState {
+  /** The epoch a command arriving under `id.epoch` was first sent under (nic-sync.ts). */
+  firstEpoch(id: CommandIdentity): number;
+  /** Has the command with this identity (first epoch, RMCP sequence, ASF tag, type) already run (exec-record.ts)? */
+  executed(id: CommandQuery): boolean;
+  /** Was this transmission cancelled by a sync that reported its command not executed (nic-sync.ts)? It must never run. */
+  cancelled(id: CommandIdentity): boolean;
+}
 
 /** Bit per ASF command in the EEPROM's allowed-clear-commands mask (eeprom-image.ts). */
 export const CLEAR_COMMAND_BIT: Record<AsfCommandEvent, number> = CLEAR_COMMAND_BITS;
@@ -68,9 +94,15 @@ export interface NicCounters {
  * Answers kept for retransmitted commands. A command's identity is its RMCP sequence + ASF tag (+ type), which
  * the stations derive from the NIC's shared command log (65,280 distinct values), so the cache only has to
  * outlive a station's retransmissions and a takeover's completion of unacknowledged commands: stations keep
- * at most 16 commands in flight per NIC (mgmt-station/nic-session.ts), far below this size.
+ * at most 16 commands in flight per NIC (mgmt-station/core/session.ts), far below this size.
  */
 export const RESPONSE_CACHE_SIZE = 256;
+/** One shared effect object: it carries no data, and this path runs for every secure packet. */
+const STATION_PACKET: FirmwareEffect = Object.freeze({ kind: 'station-packet' });
+
+/** The answers' positions among the packets a NIC sends for one station packet (wire/sync-iv.ts k). */
+const K_ACK = 0;
+const K_RESPONSE = 1;
 
 export class NicFirmware {
   readonly counters: NicCounters = {
@@ -91,13 +123,14 @@ export class NicFirmware {
   constructor(
     private readonly channel: SecureChannel,
     private readonly clearPolicy: () => ClearPolicy,
+    private readonly state: FirmwareState,
     private readonly ipmiSupported = false,
   ) {}
 
   // ---------------------------------------------------------------- clear path (UDP 623)
 
-  receiveClear(from: Endpoint, bytes: Uint8Array): NicEffect[] {
-    const effects: NicEffect[] = [];
+  receiveClear(from: Endpoint, bytes: Uint8Array): FirmwareEffect[] {
+    const effects: FirmwareEffect[] = [];
     let rmcp: RmcpHeader;
     try {
       rmcp = decodeRmcpHeader(bytes);
@@ -135,7 +168,7 @@ export class NicFirmware {
         return effects;
       }
       this.counters.executed++;
-      effects.push({ kind: 'host-command', command: asf.type, via: 'clear', from, rmcpSeq: rmcp.sequence, tag: asf.tag, generation: 0 });
+      effects.push({ kind: 'host-command', command: asf.type, via: 'clear', from, rmcpSeq: rmcp.sequence, tag: asf.tag, generation: 0, identity: null });
       return effects;
     }
     const answer = this.answer(asf);
@@ -145,7 +178,7 @@ export class NicFirmware {
 
   // ---------------------------------------------------------------- secure path (UDP 664)
 
-  receiveSecure(from: Endpoint, bytes: Uint8Array): NicEffect[] {
+  receiveSecure(from: Endpoint, bytes: Uint8Array, now = 0): FirmwareEffect[] {
     let spi: number;
     try {
       spi = espSpi(bytes);
@@ -153,15 +186,30 @@ export class NicFirmware {
       this.drop(e);
       return [];
     }
-    if (spi === HEARTBEAT_SPI) return [{ kind: 'heartbeat', from, bytes }];
+    if (spi === HEARTBEAT_SPI) {
+      if (!isSyncFrame(bytes)) return [{ kind: 'heartbeat', from, bytes }];
+      let named: number;
+      try {
+        named = syncFrameSpi(bytes);
+      } catch (e) {
+        this.drop(e);
+        return [];
+      }
+      return [{ kind: 'sync', from, bytes, sa: this.channel.lookup(named) }];
+    }
     let opened: OpenedPacket;
     try {
-      opened = this.channel.open(bytes, from);
+      opened = this.channel.open(bytes, from, now);
     } catch (e) {
       this.drop(e);
       return [];
     }
-    const effects: NicEffect[] = [];
+    if (opened.unsynced) {
+      // Authentic, but nothing tells this NIC since its boot which of the station's packets are new: not acted on.
+      this.count('unsynced');
+      return [{ kind: 'unsynced', from, sa: opened.sa }];
+    }
+    const effects: FirmwareEffect[] = [STATION_PACKET];
     let rmcp: RmcpHeader;
     let body: Uint8Array;
     let srcPort: number;
@@ -178,14 +226,33 @@ export class NicFirmware {
     }
     if (rmcp.ack) return effects; // station ACKs of our responses: nothing to do
     const gen = opened.sa.generation;
-    const send = (m: Uint8Array) =>
-      effects.push({ kind: 'send', port: 'secure', to: from, bytes: this.channel.seal(gen, encodeInnerUdp(RMCP_PORT, srcPort, m), from) });
+    const iv = opened.iv;
+    const send = (m: Uint8Array, k: number) =>
+      effects.push({ kind: 'send', port: 'secure', to: from, bytes: this.channel.seal(gen, encodeInnerUdp(RMCP_PORT, srcPort, m), from, mutated('nic-counter-iv') ? undefined : nicAnswerIv(iv.epoch, iv.low, k)) });
+    // A command whose identity a sync cancelled (reported to a station as not executed, which then sent it again
+    // under its own epoch, or recorded that it did not run) is neither acknowledged nor run: it is a dead packet.
+    let asf: AsfMessage | null = null;
+    let asfError: unknown = null;
+    if (rmcp.messageClass === RMCP_CLASS_ASF) {
+      try {
+        asf = decodeAsf(body, 4);
+      } catch (e) {
+        asfError = e;
+      }
+    }
+    const identity: CommandIdentity | null = asf && isCommand(asf) && rmcp.sequence !== RMCP_SEQ_NO_ACK
+      ? { epoch: iv.epoch, rmcpSeq: rmcp.sequence, tag: asf.tag, type: ASF_TYPE_CODE[asf.type] }
+      : null;
+    if (identity && this.state.cancelled(identity)) {
+      this.count('cancelled');
+      return effects;
+    }
     // As on the clear path, the RMCP ACK depends on the RMCP header alone (§3.2.2.1): it goes out first, also for
-    // a message the NIC then disregards, and for a retransmission answered from the cache.
+    // a message the NIC then disregards, and for a retransmission answered from the record or the cache.
     const ack = rmcpAckFor(rmcp);
     if (ack) {
       this.counters.acksSent++;
-      send(ack);
+      send(ack, K_ACK);
     }
 
     if (rmcp.messageClass === RMCP_CLASS_OEM && rmcp.sequence !== RMCP_SEQ_NO_ACK) {
@@ -199,45 +266,49 @@ export class NicFirmware {
       this.counters.accepted.secure++;
       const fresh = notice.epoch >= this.ownerEpoch;
       if (fresh) this.ownerEpoch = notice.epoch;
-      else this.counters.dropped.stale_owner = (this.counters.dropped.stale_owner ?? 0) + 1;
+      else this.count('stale_owner');
       if (fresh) effects.push({ kind: 'owner', notice, from });
       return effects;
     }
-    let asf: AsfMessage;
-    try {
-      if (rmcp.messageClass !== RMCP_CLASS_ASF) throw new ProtocolError('E_CLASS', `RMCP class ${rmcp.messageClass} is not ASF`);
-      asf = decodeAsf(body, 4);
-    } catch (e) {
-      this.drop(e); // acknowledged (above) and disregarded
+    if (!asf) {
+      // Acknowledged (above) and disregarded.
+      this.drop(asfError ?? new ProtocolError('E_CLASS', `RMCP class ${rmcp.messageClass} is not ASF`));
       return effects;
     }
     this.counters.accepted.secure++;
 
-    // Retransmission of a request we already handled: answer from the cache, never execute again. The key has
-    // no SA generation: a command sent before a refresh and completed after it is still the same command.
-    // Only requests that asked for an RMCP ACK are cached (sequence 0xFF: the station will not retransmit).
-    const key = rmcp.sequence !== RMCP_SEQ_NO_ACK ? `${rmcp.sequence}:${asf.tag}:${asf.type}` : null;
-    const hit = key !== null ? this.cache?.get(key) : undefined;
-    if (hit) {
-      this.counters.duplicatesAnswered++;
-      for (const a of hit) send(encodeRmcpAsf(RMCP_SEQ_NO_ACK, a));
-      return effects;
-    }
-
-    const answers: AsfMessage[] = [];
     if (isCommand(asf)) {
+      // A command's identity: its epoch, RMCP sequence, ASF tag and type. Recorded before it runs, so a
+      // retransmission (also one that arrives after a power loss) is acknowledged and not run again. A command sent
+      // with sequence 0xFF asked for no ACK and cannot be retransmitted: it runs, unrecorded.
+      const recorded = identity && { ...identity, firstEpoch: this.state.firstEpoch(identity) };
+      if (recorded && this.state.executed(recorded)) {
+        this.counters.duplicatesAnswered++;
+        return effects;
+      }
       this.counters.executed++;
       effects.push({
         kind: 'log', level: 'info', msg: 'secure command accepted',
-        fields: { command: asf.type, generation: gen, from: `${from.address}:${from.port}`, hostState: this.hostState },
+        fields: { command: asf.type, generation: gen, epoch: iv.epoch, from: `${from.address}:${from.port}`, hostState: this.hostState },
       });
-      effects.push({ kind: 'host-command', command: asf.type, via: 'secure', from, rmcpSeq: rmcp.sequence, tag: asf.tag, generation: gen });
-    } else {
-      const a = this.answer(asf);
-      if (a) {
-        answers.push(a);
-        send(encodeRmcpAsf(RMCP_SEQ_NO_ACK, a));
-      }
+      effects.push({ kind: 'host-command', command: asf.type, via: 'secure', from, rmcpSeq: rmcp.sequence, tag: asf.tag, generation: gen, identity: recorded });
+      return effects;
+    }
+
+    // Any other request that asked for an ACK: answered from a short cache if retransmitted (keyed by epoch too: a
+    // new epoch is a new station session). Sequence 0xFF (what the station uses for reads) is never cached.
+    const key = rmcp.sequence !== RMCP_SEQ_NO_ACK ? `${iv.epoch}:${rmcp.sequence}:${asf.tag}:${asf.type}` : null;
+    const hit = key !== null ? this.cache?.get(key) : undefined;
+    if (hit) {
+      this.counters.duplicatesAnswered++;
+      for (const a of hit) send(encodeRmcpAsf(RMCP_SEQ_NO_ACK, a), K_RESPONSE);
+      return effects;
+    }
+    const answers: AsfMessage[] = [];
+    const a = this.answer(asf);
+    if (a) {
+      answers.push(a);
+      send(encodeRmcpAsf(RMCP_SEQ_NO_ACK, a), K_RESPONSE);
     }
     if (key !== null) {
       this.cache ??= new Map();
@@ -295,12 +366,16 @@ export class NicFirmware {
    * so the shell can take the NIC down. Anything that is not a coded error is a bug; it is counted as
    * `internal` (tests assert that count stays 0) rather than crashing the NIC on hostile input.
    */
-  private drop(e: unknown): void {
+  drop(e: unknown): void {
     if (e instanceof TornWriteError) throw e;
     const code: ErrorCode = e instanceof LifelineError ? e.code : 'E_INTERNAL';
-    const reason = code.replace(/^E_/, '').toLowerCase();
-    this.counters.dropped[reason] = (this.counters.dropped[reason] ?? 0) + 1;
+    this.count(code.replace(/^E_/, '').toLowerCase());
     if (!(e instanceof LifelineError)) this.lastInternalError = e instanceof Error ? e.stack ?? e.message : String(e);
+  }
+
+  /** Count a drop under `reason` (error codes without E_, lower-case). */
+  count(reason: string): void {
+    this.counters.dropped[reason] = (this.counters.dropped[reason] ?? 0) + 1;
   }
 
   /** The last non-coded error swallowed by drop(), for diagnosis. */
@@ -311,4 +386,3 @@ function isCommand(m: AsfMessage): m is Extract<AsfMessage, { type: AsfCommandEv
   return m.type === 'reset' || m.type === 'power-up' || m.type === 'power-down' || m.type === 'power-cycle';
 }
 
-export type { SaPair };

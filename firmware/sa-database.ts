@@ -244,6 +244,46 @@ export class SaDatabase {
     return { seq, checkpointed };
   }
 
+  // ------------------------------------------------------------ resynchronisation (wire/sync-frame.ts)
+
+  /** The highest sync epoch this NIC has issued (0 = none): the checkpoint carries it. */
+  get syncEpoch(): number {
+    return this.image.syncEpoch;
+  }
+
+  /** Epochs below it were issued by another history of this NIC (eeprom-image.ts Checkpoint.epochFloor). */
+  get epochFloor(): number {
+    return this.image.epochFloor;
+  }
+
+  /**
+   * Record a newly issued sync epoch (one checkpoint page), before the NIC announces it. `jumped`: the station asked
+   * for more than one above the highest this NIC had issued, so its EEPROM went back (a restored backup): every
+   * epoch below the new one becomes another history's (the floor rises to it).
+   */
+  recordSyncEpoch(epoch: number, jumped = false): void {
+    if (!Number.isInteger(epoch) || epoch <= this.image.syncEpoch) throw new UsageError('E_USAGE', `sync epochs only grow: ${epoch} after ${this.image.syncEpoch}`);
+    this.checkpoint(this.lastAuth, this.held(), null, { syncEpoch: epoch, epochFloor: jumped ? epoch : undefined });
+  }
+
+  /** The highest inbound number known under `generation`: above it the station's next packets must lie. */
+  inboundHigh(generation: number): bigint {
+    const l = this.need(generation);
+    return l.inHigh > l.inFloor ? l.inHigh : l.inFloor;
+  }
+
+  /**
+   * Move the outbound counter of `generation` on to at least `next` (the station reported it saw our numbers up to
+   * next - 1): checkpointed first if that passes the reservation. Never moves back.
+   */
+  skipOutbound(generation: number, next: bigint): void {
+    const l = this.need(generation);
+    if (next - 1n <= l.outLast) return;
+    const used = next - 1n > l.maxSeq ? l.maxSeq : next - 1n;
+    if (used > l.outReserved) this.checkpoint(this.lastAuth, this.held(), { l, outUsed: used });
+    l.outLast = used;
+  }
+
   /** A JSON-friendly picture for status reports. */
   summary(): Record<string, unknown> {
     const held = (l: LiveSa | null) =>
@@ -281,11 +321,11 @@ export class SaDatabase {
    * used, then adopts the new reservations. Every counter within K/2 of its mark moves on one block, so
    * the other direction does not need a page of its own soon after.
    */
-  private checkpoint(lastAuth: number, keep: LiveSa[], use: { l: LiveSa; outUsed?: bigint; inUsed?: bigint }): void {
+  private checkpoint(lastAuth: number, keep: LiveSa[], use: { l: LiveSa; outUsed?: bigint; inUsed?: bigint } | null, epochs?: { syncEpoch: number; epochFloor?: number }): void {
     const k = this.checkpointBlock;
     const next = keep.map((l) => {
-      const outUsed = l === use.l && use.outUsed !== undefined ? use.outUsed : l.outLast;
-      const inUsed = l === use.l && use.inUsed !== undefined && use.inUsed > l.inHigh ? use.inUsed : l.inHigh;
+      const outUsed = use && l === use.l && use.outUsed !== undefined ? use.outUsed : l.outLast;
+      const inUsed = use && l === use.l && use.inUsed !== undefined && use.inUsed > l.inHigh ? use.inUsed : l.inHigh;
       const extend = (reserved: bigint, used: bigint) => {
         if (used === 0n) return reserved; // nothing used yet: the first use checkpoints anyway
         const mark = reserveUpTo(used, k, l.maxSeq);
@@ -296,6 +336,8 @@ export class SaDatabase {
     this.image.writeCheckpoint({
       lastAuthenticated: lastAuth,
       entries: next.map((n) => ({ generation: n.l.sa.generation, outReserved: n.outReserved, inReserved: n.inReserved })),
+      syncEpoch: epochs?.syncEpoch,
+      epochFloor: epochs?.epochFloor,
     });
     for (const n of next) {
       n.l.outReserved = n.outReserved;

@@ -10,7 +10,7 @@ import { StationDaemon, announceFile, announcedStore, validateLifetime } from '.
 import { parseTable } from './replay/table.js';
 import { replayTable } from './replay/runner.js';
 import { createLogger, type LogFormat } from '../lib/log.js';
-import { StationContext, DEFAULT_STORE, DEFAULT_KEY_FILE } from './context.js';
+import { StationContext, DEFAULT_STORE, DEFAULT_KEY_FILE, emulatorControl } from './context.js';
 import { ControlClient, DEFAULT_CONTROL, controlTimeoutMs } from '../lib/control-client.js';
 import { EXIT, exitQuietlyOnEpipe, fail, intOption, parseHostPort, printJson, progress } from '../lib/cli.js';
 import { DEFAULT_ANSWER_POLL_US } from '../lib/answer-poll.js';
@@ -20,7 +20,7 @@ import { saToJson } from '../lib/sa-json.js';
 import { espSaUatLines } from './wireshark-keys.js';
 import { ikev2DecryptionTableLine } from '../protocol/index.js';
 import type { EspTransform, SaPair, SecurityPolicy } from '../wire/sa.js';
-import type { CommandKind, ReadKind, RequestResult } from './nic-session.js';
+import type { CommandKind, ReadKind, RequestResult } from './core/session.js';
 import { asfTypeName, ASF_TYPE_CODE } from '../wire/asf.js';
 
 const PROG = 'mgmt-station';
@@ -259,7 +259,7 @@ async function main(argv: string[]): Promise<void> {
     }
     switch (verb) {
       case 'sa': {
-        const r = await ctx.installManualSa(emu!, positionals[2]!, manual!);
+        const r = await ctx.installManualSa(emulatorControl(emu!), positionals[2]!, manual!);
         if (json) printJson({ ok: true, ...r });
         else process.stdout.write(describeManualSa(r) + '\n');
         return;
@@ -285,7 +285,7 @@ async function main(argv: string[]): Promise<void> {
         // Key exchanges get at least 10 s for an enrolment and 5 s for a refresh, as in the daemon (daemon.ts).
         const kx = Math.max(timeoutMs, psk ? 10000 : 5000);
         const one = async (nicId: string) => {
-          if (psk) return ctx.enroll(emu!, nicId, psk, kx);
+          if (psk) return ctx.enroll(emulatorControl(emu!), nicId, psk, kx);
           const nic = await ctx.store.getNic(nicId);
           if (!nic) throw new LifelineError('E_NOT_FOUND', `NIC '${nicId}' is not enrolled; run 'mgmt-station enroll ${nicId} --psk-file FILE'`);
           return ctx.keyExchange(nic, 'refresh', kx);

@@ -1,7 +1,7 @@
 /**
  * The station's one UDP socket for secure RMCP: every NIC session sends through it, and arriving datagrams
- * are dispatched by SPI (the first four bytes: the ESP SPI, or the AH SPI under esp+ah) to the session that
- * owns that inbound SA. Datagrams for an SPI nobody holds go to `onUnknownSpi` (adoption by SPI, DESIGN §5),
+ * are dispatched by SPI (the first four bytes: the ESP SPI, or the AH SPI under esp+ah; for a sync frame, the SPI it
+ * names after the reserved one) to the session that owns that inbound SA. Datagrams for an SPI nobody holds go to `onUnknownSpi` (adoption by SPI, DESIGN §5),
  * else they are counted and dropped.
  *
  * While a session's request awaits its answer, the mux's `poll` keeps the event loop polling instead of sleeping
@@ -9,12 +9,14 @@
  */
 import dgram from 'node:dgram';
 import { candidateSpis } from '../wire/sa-endpoint.js';
+import { isSyncFrame } from '../wire/sync-frame.js';
+import type { SecurePort } from './core/env.js';
 import { AnswerPoll, DEFAULT_ANSWER_POLL_US } from '../lib/answer-poll.js';
 import { literalLookup } from '../lib/literal-lookup.js';
 
 export type DatagramHandler = (bytes: Uint8Array, from: { address: string; port: number }) => void;
 
-export class UdpMux {
+export class UdpMux implements SecurePort {
   private readonly handlers = new Map<number, DatagramHandler>();
   readonly dropped = { short: 0, unknownSpi: 0 };
   onUnknownSpi: ((spi: number, bytes: Uint8Array, from: { address: string; port: number }) => void) | null = null;
@@ -26,6 +28,13 @@ export class UdpMux {
         return;
       }
       const bytes = new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength);
+      if (isSyncFrame(bytes)) {
+        // A sync frame (wire/sync-frame.ts) names its SA by the SPI after the reserved one: the session's.
+        const h = this.handlers.get(((bytes[4] << 24) | (bytes[5] << 16) | (bytes[6] << 8) | bytes[7]) >>> 0);
+        if (h) h(bytes, { address: rinfo.address, port: rinfo.port });
+        else this.dropped.unknownSpi++;
+        return;
+      }
       const { ahSpi, espSpi } = candidateSpis(bytes);
       const ah = ahSpi !== null ? this.handlers.get(ahSpi) : undefined;
       const spi = ah ? ahSpi! : espSpi;

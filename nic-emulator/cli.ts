@@ -180,7 +180,7 @@ function oneOf<T extends string>(v: string | undefined, def: T, name: string, al
 
 /**
  * K, sequence numbers per checkpoint (firmware/sa-database.ts). At least 4096: a station process claims its
- * numbers in blocks of 1024 (mgmt-station/nic-session.ts), and a gap that size must stay within the K/2 a
+ * numbers in blocks of 1024 (mgmt-station/core/session.ts), and a gap that size must stay within the K/2 a
  * reservation runs ahead, or the lost-checkpoint margin (two blocks) would not cover a checkpoint written across
  * it. At most 65536: each NIC restart can skip 2K of an SA's 32-bit sequence space (ESN off) and each silence
  * costs the station about 2.5K, so a larger K uses an SA up in fewer restarts (at 2^31, in one).

@@ -154,7 +154,7 @@ export class AhSender {
 export class AhReceiver {
   readonly spi: number;
   readonly esn: boolean;
-  readonly window: ReplayWindow;
+  #window: ReplayWindow;
   readonly #icv: AhIcv;
 
   constructor(spi: number, key: Uint8Array, esn: boolean, window: ReplayWindow) {
@@ -162,15 +162,20 @@ export class AhReceiver {
     if (!(window instanceof ReplayWindow)) throw new UsageError('E_USAGE', 'AhReceiver needs a ReplayWindow');
     this.spi = spi;
     this.esn = esn;
-    this.window = window;
+    this.#window = window;
     this.#icv = new AhIcv(key, esn);
+  }
+
+  get window(): ReplayWindow {
+    return this.#window;
   }
 
   /**
    * RFC 4302 §3.4: header and SPI -> replay check (§3.4.3, before the HMAC) -> ICV, compared in
-   * constant time (§3.4.4) -> window update. Returns the ESP packet inside.
+   * constant time (§3.4.4) -> window update. Returns the ESP packet inside. `window`: the replay window to use
+   * instead of this receiver's own (a NIC keeps one per sync epoch, firmware/secure-channel.ts).
    */
-  unwrap(packet: Uint8Array, ep: AhEndpoints): { espPacket: Uint8Array; seq: bigint } {
+  unwrap(packet: Uint8Array, ep: AhEndpoints, window: ReplayWindow = this.#window): { espPacket: Uint8Array; seq: bigint } {
     if (!(packet instanceof Uint8Array)) throw new UsageError('E_USAGE', 'AH packet must be a Uint8Array');
     if (packet.length < AH_LENGTH) {
       throw new ProtocolError('E_SHORT', `AH packet of ${packet.length} bytes, need at least ${AH_LENGTH}; dropped`);
@@ -186,9 +191,9 @@ export class AhReceiver {
       throw new ProtocolError('E_SPI', `AH SPI 0x${spi.toString(16).padStart(8, '0')} is not this SA's; dropped`);
     }
     const low = u32(packet, 8);
-    const seq = this.esn ? this.window.inferEsn(low) : BigInt(low);
-    if (!this.window.check(seq)) {
-      throw new ProtocolError('E_REPLAY', `AH sequence number ${seq} is ${this.window.refusal(seq)}; dropped as a replay`);
+    const seq = this.esn ? window.inferEsn(low) : BigInt(low);
+    if (!window.check(seq)) {
+      throw new ProtocolError('E_REPLAY', `AH sequence number ${seq} is ${window.refusal(seq)}; dropped as a replay`);
     }
     const esp = packet.subarray(AH_LENGTH);
     // The Reserved field is covered as received (RFC 4302 §2.3: in the ICV, otherwise ignored).
@@ -196,7 +201,7 @@ export class AhReceiver {
     if (!equalBytes(expected, packet.subarray(12, AH_LENGTH))) {
       throw new ProtocolError('E_AH_ICV', `AH ICV check failed for sequence number ${seq}; dropped (wrong key, endpoints or tampered)`);
     }
-    this.window.mark(seq);
+    window.mark(seq);
     return { espPacket: esp, seq };
   }
 }

@@ -104,16 +104,17 @@ class EspCrypto {
    * Frames and seals one packet. `iv` defaults to the 64-bit sequence number; an explicit IV is for
    * reproducing captured vectors and must never repeat under one key.
    */
-  seal(spi: number, seq: bigint, iv: Uint8Array | undefined, payload: Uint8Array, nextHeader: number): Uint8Array {
+  seal(spi: number, seq: bigint, iv: Uint8Array | bigint | undefined, payload: Uint8Array, nextHeader: number): Uint8Array {
     const padLength = espPadLength(payload.length);
     const plainLength = payload.length + padLength + 2;
     const packet = new Uint8Array(ESP_HEADER_LENGTH + ESP_IV_LENGTH + plainLength + ESP_ICV_LENGTH);
     const low = low32(seq);
     putU32(packet, 0, spi);
     putU32(packet, 4, low);
-    if (iv === undefined) {
-      putU32(packet, 8, high32(seq));
-      putU32(packet, 12, low);
+    if (iv === undefined || typeof iv === 'bigint') {
+      const v = iv ?? seq;
+      putU32(packet, 8, high32(v));
+      putU32(packet, 12, low32(v));
     } else {
       packet.set(iv, 8);
     }
@@ -137,17 +138,17 @@ class EspCrypto {
   }
 
   /**
-   * Idle-time work for the packet with sequence number `seq` and `payloadLength` bytes of payload, whose IV
-   * is `seq` (what EspSender sends; RFC 4106 §3.1 lets the IV be the counter): see Aead.prepare.
+   * Idle-time work for the packet with sequence number `seq`, `payloadLength` bytes of payload and IV `iv` (the
+   * sequence number when absent, as EspSender sends by default): see Aead.prepare.
    */
-  prepare(spi: number, seq: bigint, payloadLength: number): void {
+  prepare(spi: number, seq: bigint, payloadLength: number, iv: bigint = seq): void {
     if (!this.#aead.prepare) return;
     const plainLength = payloadLength + espPadLength(payloadLength) + 2;
     const header = this.#prepareHeader;
     putU32(header, 0, spi);
     putU32(header, 4, low32(seq));
-    putU32(this.#nonce, ESP_SALT_LENGTH, high32(seq));
-    putU32(this.#nonce, ESP_SALT_LENGTH + 4, low32(seq));
+    putU32(this.#nonce, ESP_SALT_LENGTH, high32(iv));
+    putU32(this.#nonce, ESP_SALT_LENGTH + 4, low32(iv));
     this.#aead.prepare(this.#nonce, plainLength, this.#aad(header, seq));
   }
 
@@ -217,18 +218,24 @@ export class EspSender {
     this.#counter.skipTo(next);
   }
 
-  /** Idle-time work for the next seal(), of a payload of `payloadLength` bytes (Aead.prepare). */
-  prepareNext(payloadLength: number): void {
-    if (!this.#counter.exhausted) this.#crypto.prepare(this.spi, this.#counter.next, payloadLength);
+  /**
+   * Idle-time work for the next seal(), of a payload of `payloadLength` bytes (Aead.prepare); `iv`: the IV that
+   * seal will be given (wire/sync-iv.ts), the sequence number when absent.
+   */
+  prepareNext(payloadLength: number, iv?: bigint): void {
+    if (!this.#counter.exhausted) this.#crypto.prepare(this.spi, this.#counter.next, payloadLength, iv);
   }
 
-  /** Seals `payload` under the next sequence number and advances the counter. */
-  seal(payload: Uint8Array, nextHeader: number = NEXT_HEADER_UDP): Uint8Array {
+  /**
+   * Seals `payload` under the next sequence number and advances the counter. `iv` (64 bits): the IV to send, which
+   * the caller guarantees never repeats under this key (wire/sync-iv.ts); absent, the sequence number is the IV.
+   */
+  seal(payload: Uint8Array, nextHeader: number = NEXT_HEADER_UDP, iv?: bigint): Uint8Array {
     if (!(payload instanceof Uint8Array)) throw new UsageError('E_USAGE', 'ESP payload must be a Uint8Array');
     assertNextHeader(nextHeader);
     // RFC 4303 §3.3.3: the counter must not cycle; a new SA is needed (DESIGN §2.2 forces a refresh).
     const seq = this.#counter.take(this.spi);
-    return this.#crypto.seal(this.spi, seq, undefined, payload, nextHeader);
+    return this.#crypto.seal(this.spi, seq, iv, payload, nextHeader);
   }
 }
 
@@ -243,7 +250,7 @@ export interface EspOpened {
 export class EspReceiver {
   readonly spi: number;
   readonly esn: boolean;
-  readonly window: ReplayWindow;
+  #window: ReplayWindow;
   readonly #crypto: EspCrypto;
   readonly #nextHeaders: readonly number[];
 
@@ -261,18 +268,22 @@ export class EspReceiver {
     for (const nh of nextHeaders) assertNextHeader(nh);
     this.spi = dir.spi;
     this.esn = esn;
-    this.window = window;
+    this.#window = window;
     this.#crypto = new EspCrypto(transform, dir.encKey, esn, impl);
     this.#nextHeaders = [...nextHeaders];
+  }
+
+  get window(): ReplayWindow {
+    return this.#window;
   }
 
   /**
    * Idle-time work for the packet expected next: sequence number highest + 1 with the IV our senders use (the
    * sequence number), `payloadLength` bytes of payload (Aead.prepare). Any other packet opens as usual.
    */
-  prepareNext(payloadLength: number): void {
+  prepareNext(payloadLength: number, iv?: bigint): void {
     const seq = this.window.highest + 1n;
-    if (seq <= maxSequence(this.esn)) this.#crypto.prepare(this.spi, seq, payloadLength);
+    if (seq <= maxSequence(this.esn)) this.#crypto.prepare(this.spi, seq, payloadLength, iv);
   }
 
   /**
@@ -280,9 +291,10 @@ export class EspReceiver {
    * and decrypt (§3.4.4, one AEAD step) -> window update -> trailer checks.
    * The window is updated as soon as the ICV verified (§3.4.3: "only if the integrity verification
    * succeeds"), so an authentic packet with a bad trailer still consumes its sequence number and
-   * its replay reports E_REPLAY.
+   * its replay reports E_REPLAY. `window`: the replay window to use instead of this receiver's own (a NIC keeps
+   * one per sync epoch, firmware/secure-channel.ts); `precheck` sees the packet after its replay check.
    */
-  open(packet: Uint8Array): EspOpened {
+  open(packet: Uint8Array, precheck?: (packet: Uint8Array) => void, window: ReplayWindow = this.#window): EspOpened {
     if (!(packet instanceof Uint8Array)) throw new UsageError('E_USAGE', 'ESP packet must be a Uint8Array');
     if (packet.length < ESP_MIN_LENGTH) {
       throw new ProtocolError('E_SHORT', `ESP packet of ${packet.length} bytes, need at least ${ESP_MIN_LENGTH}; dropped`);
@@ -292,15 +304,17 @@ export class EspReceiver {
       throw new ProtocolError('E_SPI', `ESP SPI 0x${spi.toString(16).padStart(8, '0')} is not this SA's; dropped`);
     }
     const low = u32(packet, 4);
-    const seq = this.esn ? this.window.inferEsn(low) : BigInt(low);
-    if (!this.window.check(seq)) {
-      throw new ProtocolError('E_REPLAY', `ESP sequence number ${seq} is ${this.window.refusal(seq)}; dropped as a replay`);
+    const seq = this.esn ? window.inferEsn(low) : BigInt(low);
+    if (!window.check(seq)) {
+      throw new ProtocolError('E_REPLAY', `ESP sequence number ${seq} is ${window.refusal(seq)}; dropped as a replay`);
     }
+    // The caller's own checks of the header and IV (wire/sync-iv.ts: the sync epoch), before any cryptography.
+    precheck?.(packet);
     const plain = this.#crypto.open(packet, seq);
     if (plain === null) {
       throw new ProtocolError('E_ICV', `ESP ICV check failed for sequence number ${seq}; dropped (wrong key or tampered)`);
     }
-    this.window.mark(seq);
+    window.mark(seq);
 
     const n = plain.length;
     const padLength = plain[n - 2];

@@ -7,7 +7,7 @@
  * their sequence numbers in step (one of each per datagram), so one checkpoint covers both.
  */
 import { EspReceiver, EspSender } from './esp.js';
-import { AhReceiver, AhSender, type AhEndpoints } from './ah.js';
+import { AhReceiver, AhSender, AH_LENGTH as AH_HEADER_LENGTH, type AhEndpoints } from './ah.js';
 import { ReplayWindow } from './replay-window.js';
 import type { AeadImpl } from './aead.js';
 import type { SaPair } from './sa.js';
@@ -38,6 +38,18 @@ export interface SaEndpointOptions {
 }
 
 export interface OpenedDatagram { payload: Uint8Array; seq: bigint }
+
+/** The replay windows one datagram is checked against: ESP's, and AH's under esp+ah. */
+export interface InboundWindows { esp: ReplayWindow; ah: ReplayWindow | null }
+
+/**
+ * Where an ESP packet's IV lies in a datagram on UDP/664 (after the AH header under esp+ah): for a receiver that
+ * must read the IV's sync epoch before it picks the replay window (wire/sync-iv.ts). Null when too short.
+ */
+export function espPacketOf(datagram: Uint8Array, ah: boolean): Uint8Array | null {
+  const at = ah ? AH_HEADER_LENGTH : 0;
+  return datagram.length >= at + 16 ? datagram.subarray(at) : null;
+}
 
 export class SaEndpoint {
   readonly sa: SaPair;
@@ -89,28 +101,40 @@ export class SaEndpoint {
     this.ahOut?.skipTo(next);
   }
 
-  /** ESP-protect (and AH-wrap) one inner packet. `ep` = this datagram's addresses, for the AH pseudo-header. */
-  seal(inner: Uint8Array, ep: AhEndpoints): Uint8Array {
+  /**
+   * ESP-protect (and AH-wrap) one inner packet. `ep` = this datagram's addresses, for the AH pseudo-header; `iv`:
+   * the 64-bit ESP IV (wire/sync-iv.ts), the sequence number when absent.
+   */
+  seal(inner: Uint8Array, ep: AhEndpoints, iv?: bigint): Uint8Array {
     this.lastSealed = inner.length;
-    const esp = this.espOut.seal(inner);
+    const esp = this.espOut.seal(inner, undefined, iv);
     return this.ahOut ? this.ahOut.wrap(esp, ep) : esp;
   }
 
-  /** Verify and decrypt one datagram (RFC 4302 §3.4, then RFC 4303 §3.4). Throws ProtocolError on bad input. */
-  open(datagram: Uint8Array, ep: AhEndpoints): OpenedDatagram {
-    const esp = this.ahIn ? this.ahIn.unwrap(datagram, ep).espPacket : datagram;
-    const r = this.espIn.open(esp);
+  /**
+   * Verify and decrypt one datagram (RFC 4302 §3.4, then RFC 4303 §3.4). Throws ProtocolError on bad input.
+   * `precheck` sees the ESP packet after its replay check and before any ESP cryptography (its IV's sync epoch).
+   */
+  open(datagram: Uint8Array, ep: AhEndpoints, precheck?: (espPacket: Uint8Array) => void, windows?: InboundWindows): OpenedDatagram {
+    const esp = this.ahIn ? this.ahIn.unwrap(datagram, ep, windows?.ah ?? undefined).espPacket : datagram;
+    const r = this.espIn.open(esp, precheck, windows?.esp);
     this.lastOpened = r.payload.length;
     return { payload: r.payload, seq: r.seq };
+  }
+
+  /** Fresh replay windows for this SA whose floor is `floor` (a NIC keeps a pair per sync epoch). */
+  newWindows(floor: bigint, size?: number): InboundWindows {
+    return { esp: new ReplayWindow(size, floor), ah: this.ahIn ? new ReplayWindow(size, floor) : null };
   }
 
   /**
    * Use idle time for the next packets each way, guessed to be as long as the last ones: the counter-mode
    * keystream and tag mask of the next seal and of the next expected arrival (Aead.prepare). Call it when
    * nothing is waiting (the NIC does after it sent an answer); a wrong guess only costs that idle time.
+   * `outIv`, `inIv`: the IVs those packets will carry (wire/sync-iv.ts), the sequence numbers when absent.
    */
-  prepareNext(): void {
-    if (this.lastSealed >= 0) this.espOut.prepareNext(this.lastSealed);
-    if (this.lastOpened >= 0) this.espIn.prepareNext(this.lastOpened);
+  prepareNext(outIv?: bigint, inIv?: bigint): void {
+    if (this.lastSealed >= 0) this.espOut.prepareNext(this.lastSealed, outIv);
+    if (this.lastOpened >= 0) this.espIn.prepareNext(this.lastOpened, inIv);
   }
 }

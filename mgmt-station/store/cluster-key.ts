@@ -44,8 +44,13 @@ export class ClusterKey {
 
   /** A 32-byte sub-key for one purpose (HKDF-SHA-256, RFC 5869; `label` is the info string). */
   subkey(label: string): Uint8Array {
-    return new Uint8Array(hkdfSync('sha256', this.#bytes, new Uint8Array(0), 'lifeline ' + label, 32));
+    let k = this.#subkeys.get(label);
+    if (!k) this.#subkeys.set(label, (k = new Uint8Array(hkdfSync('sha256', this.#bytes, new Uint8Array(0), 'lifeline ' + label, 32))));
+    return k.slice();
   }
+
+  /** Sub-keys derived so far (a store connects once per station process, and the simulator often). */
+  readonly #subkeys = new Map<string, Uint8Array>();
 
   toJSON(): { id: string; source: string } {
     return { id: this.id, source: this.source };

@@ -128,12 +128,15 @@ export function leaseFromRow(r: Row): Lease {
   };
 }
 
-export const LOG_COLUMNS = 'nic, idx, kind, ref, time, station, epoch, command, rmcp_seq, asf_tag, outcome, prev_hash, hash, mac';
+export const LOG_COLUMNS = 'nic, idx, kind, ref, time, station, epoch, command, rmcp_seq, asf_tag, outcome, prev_hash, hash, mac, sync_epoch';
+const LOG_COLUMN_COUNT = LOG_COLUMNS.split(',').length;
+/** INSERT INTO command_log with every column. */
+export const LOG_INSERT = `INSERT INTO command_log (${LOG_COLUMNS}) VALUES (${Array(LOG_COLUMN_COUNT).fill('?').join(', ')})`;
 
 export function logParams(e: SealedEntry): SqlValue[] {
   return [
     e.nic, e.index, e.kind, e.ref, e.time, e.station, e.epoch, e.command,
-    e.rmcpSeq, e.asfTag, e.outcome, e.prevHash, e.hash, e.mac,
+    e.rmcpSeq, e.asfTag, e.outcome, e.prevHash, e.hash, e.mac, e.syncEpoch,
   ];
 }
 
@@ -150,6 +153,7 @@ export function logFromRow(r: Row): SealedEntry {
     rmcpSeq: num(r.rmcp_seq),
     asfTag: num(r.asf_tag),
     outcome: String(r.outcome) as CommandOutcome,
+    syncEpoch: r.sync_epoch === null || r.sync_epoch === undefined ? null : num(r.sync_epoch),
     prevHash: String(r.prev_hash),
     hash: String(r.hash),
     mac: String(r.mac),

@@ -6,12 +6,20 @@
  *
  * 64-bit sequence numbers are TEXT (decimal): SQLite's INTEGER is signed 64-bit and cannot hold every
  * u64; the monotonic max is taken in the transaction, under the NIC's lease row lock.
+ *
+ * Versions: 1 the first release; 2 adds command_log.sync_epoch (NULL for entries without one),
+ * seq_checkpoints.mac (row-mac.ts) and the sync_epochs table. A version-1 store is upgraded in place by the
+ * first version-2 station that opens it, inside the same transaction as the rest of ensureSchema (so two
+ * stations opening it at once upgrade it once: SQLite's write lock, PostgreSQL's setup advisory lock).
+ * Upgrade every station of a cluster together: a version-1 station still running on an upgraded store
+ * writes checkpoints without a valid MAC, which the version-2 stations then refuse (E_STORE, fail closed).
  */
-import type { StoreKind } from './store.js';
+import type { SqlStoreKind } from './store.js';
 import { sql, type SqlOp, type Tx } from './sql-driver.js';
 import { UsageError } from '../../common/errors.js';
+import type { RowMacs } from './row-mac.js';
 
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 const TABLES = `
 CREATE TABLE IF NOT EXISTS store_meta (
@@ -56,7 +64,14 @@ CREATE TABLE IF NOT EXISTS seq_checkpoints (
   out_reserved TEXT NOT NULL,
   in_highest TEXT NOT NULL,
   updated_at {big} NOT NULL,
+  mac TEXT NOT NULL,
   PRIMARY KEY (nic, generation)
+);
+CREATE TABLE IF NOT EXISTS sync_epochs (
+  nic TEXT PRIMARY KEY,
+  max_epoch {big} NOT NULL,
+  updated_at {big} NOT NULL,
+  mac TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS leases (
   nic TEXT PRIMARY KEY,
@@ -79,6 +94,7 @@ CREATE TABLE IF NOT EXISTS command_log (
   prev_hash TEXT NOT NULL,
   hash TEXT NOT NULL,
   mac TEXT NOT NULL,
+  sync_epoch {big},
   PRIMARY KEY (nic, idx)
 );
 CREATE TABLE IF NOT EXISTS command_heads (
@@ -94,33 +110,68 @@ CREATE TABLE IF NOT EXISTS stations (
 );
 `;
 
-export function schemaStatements(kind: StoreKind): SqlOp[] {
-  const types = kind === 'sqlite' ? { blob: 'BLOB', big: 'INTEGER' } : { blob: 'BYTEA', big: 'BIGINT' };
+function typesOf(kind: SqlStoreKind): { blob: string; big: string } {
+  return kind === 'sqlite' ? { blob: 'BLOB', big: 'INTEGER' } : { blob: 'BYTEA', big: 'BIGINT' };
+}
+
+export function schemaStatements(kind: SqlStoreKind): SqlOp[] {
+  const types = typesOf(kind);
   return TABLES.split(';')
     .map((s) => s.trim())
     .filter((s) => s.length > 0)
     .map((s) => sql(s.replace(/\{(blob|big)\}/g, (_, t: 'blob' | 'big') => types[t])));
 }
 
-/** Create the tables and check version and cluster key id (run inside a write transaction). */
-export function* ensureSchema(kind: StoreKind, url: string, keyId: string, prelude: SqlOp[] = []): Tx<void> {
+/** The cluster key as the schema needs it: its id (store_meta) and the row MACs (the version-2 upgrade). */
+export interface SchemaKey {
+  id: string;
+  macs: RowMacs;
+}
+
+/** Create the tables, check the cluster key id, then the version, upgrading a version-1 store (run inside a write transaction). */
+export function* ensureSchema(kind: SqlStoreKind, url: string, key: SchemaKey, prelude: SqlOp[] = []): Tx<void> {
   for (const op of prelude) yield op;
   for (const op of schemaStatements(kind)) yield op;
   const rows = yield sql('SELECT k, v FROM store_meta');
   const meta = new Map(rows.map((r) => [String(r.k), String(r.v)]));
+  // The key first: a station with another cluster's key must not seal an upgraded store's rows under it.
+  const storedKey = meta.get('cluster_key_id');
+  if (storedKey === undefined) {
+    yield sql('INSERT INTO store_meta (k, v) VALUES (?, ?)', 'cluster_key_id', key.id);
+  } else if (storedKey !== key.id) {
+    throw new UsageError(
+      'E_KEYFILE',
+      `store ${url} holds keys wrapped under cluster key ${storedKey}, but this station has key ${key.id}; use the cluster's key file`,
+    );
+  }
   const version = meta.get('schema_version');
   if (version === undefined) {
     yield sql('INSERT INTO store_meta (k, v) VALUES (?, ?)', 'schema_version', String(SCHEMA_VERSION));
   } else if (Number(version) > SCHEMA_VERSION) {
     throw new UsageError('E_STORE', `store ${url} has schema version ${version}, newer than this station's ${SCHEMA_VERSION}; upgrade the station`);
+  } else if (Number(version) === 1) {
+    yield* upgradeFrom1(kind, key.macs);
+    yield sql('UPDATE store_meta SET v = ? WHERE k = ?', String(SCHEMA_VERSION), 'schema_version');
+  } else if (Number(version) !== SCHEMA_VERSION) {
+    throw new UsageError('E_STORE', `store ${url} records schema version ${JSON.stringify(version)}, which no station writes; restore the store from a backup`);
   }
-  const storedKey = meta.get('cluster_key_id');
-  if (storedKey === undefined) {
-    yield sql('INSERT INTO store_meta (k, v) VALUES (?, ?)', 'cluster_key_id', keyId);
-  } else if (storedKey !== keyId) {
-    throw new UsageError(
-      'E_KEYFILE',
-      `store ${url} holds keys wrapped under cluster key ${storedKey}, but this station has key ${keyId}; use the cluster's key file`,
+}
+
+/**
+ * Version 1 -> 2. Old log entries keep a NULL sync epoch, so they hash exactly as they were written
+ * (command-log.ts). Existing checkpoints are sealed as they stand: the upgrade trusts the rows a
+ * version-1 station left, as that station did. (SQLite cannot add a NOT NULL column without a default;
+ * the '' placeholder never verifies and is replaced before the transaction commits.)
+ */
+function* upgradeFrom1(kind: SqlStoreKind, macs: RowMacs): Tx<void> {
+  yield sql(`ALTER TABLE command_log ADD COLUMN sync_epoch ${typesOf(kind).big}`);
+  yield sql(`ALTER TABLE seq_checkpoints ADD COLUMN mac TEXT NOT NULL DEFAULT ''`);
+  const seq = yield sql('SELECT nic, generation, out_reserved, in_highest FROM seq_checkpoints');
+  for (const r of seq) {
+    const [nic, generation] = [String(r.nic), Number(r.generation)];
+    yield sql(
+      'UPDATE seq_checkpoints SET mac = ? WHERE nic = ? AND generation = ?',
+      macs.seqMac(nic, generation, String(r.out_reserved), String(r.in_highest)), nic, generation,
     );
   }
 }

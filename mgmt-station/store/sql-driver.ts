@@ -12,7 +12,7 @@
  * are written '?' and numbered for PostgreSQL by the driver; no SQL text here contains a literal '?'.
  */
 import { LifelineError, UsageError } from '../../common/errors.js';
-import type { StoreKind } from './store.js';
+import type { SqlStoreKind } from './store.js';
 
 export type SqlValue = string | number | Uint8Array | null;
 export type Row = Record<string, unknown>;
@@ -30,7 +30,7 @@ export function sql(text: string, ...params: SqlValue[]): SqlOp {
 }
 
 export interface SqlDriver {
-  readonly kind: StoreKind;
+  readonly kind: SqlStoreKind;
   /** Row lock suffix for SELECT: ' FOR UPDATE' on PostgreSQL, '' on SQLite (BEGIN IMMEDIATE locks the file). */
   readonly forUpdate: string;
   /** Redacted URL for messages. */

@@ -5,32 +5,33 @@
  * BEGIN IMMEDIATE holds the database write lock for the whole transaction), checks the caller's epoch,
  * then writes. A takeover needs the same row lock, so no write under an old epoch can land after a newer
  * epoch was granted, and two stations racing for one NIC are serialised: exactly one wins.
+ *
+ * The sealed runtime rows have their transaction bodies in sql-checkpoints.ts (sequence checkpoints, sync
+ * epochs) and sql-command-log.ts (the command log); the rules themselves are shared with the memory backend
+ * (command-log.ts, row-mac.ts, store-errors.ts, validate.ts).
  */
-import { wireIdentity } from './store.js';
 import { UsageError } from '../../common/errors.js';
 import type { ClusterKey } from './cluster-key.js';
-import { auditChain, LogSealer, type SealedEntry } from './command-log.js';
+import { auditChain, foldCommands, LogSealer, resendAllowed, unsealed } from './command-log.js';
 import { KeyWrapper } from './key-wrap.js';
 import * as codec from './row-codec.js';
+import { RowMacs } from './row-mac.js';
 import { ensureSchema } from './schema.js';
-import { sql, type Row, type SqlDriver, type Tx } from './sql-driver.js';
+import { claimBlock, raiseCheckpoint, raiseSyncEpoch, readCheckpoint, readSyncEpoch, type SeqColumn } from './sql-checkpoints.js';
+import { appendEntry, outcomeFields, readLog, readLogAndHead } from './sql-command-log.js';
+import { sql, type Row, type SqlDriver, type SqlOp, type Tx } from './sql-driver.js';
+import { logAltered, saRules, spiInUse } from './store-errors.js';
 import type {
-  AuditReport, CommandInput, CommandLogEntry, CommandOutcome, CommandRecord, Fence, Lease,
+  AuditReport, CommandInput, CommandLogEntry, CommandOutcome, CommandRecord, CommandRef, Fence, Lease,
   LeaseResult, NicRecord, SaInput, SaState, SeqCheckpoint, StationRecord, Store, StoredSa,
 } from './store.js';
-import { fenced, illegal, isGenerator, requireNic, saState } from './tx-steps.js';
+import { fenced, requireNic, saState } from './tx-steps.js';
 import * as v from './validate.js';
+import { mutated } from '../../common/mutation.js';
 
 export interface SqlStoreOptions {
   /** Randomness for key-wrap nonces (default node:crypto). */
   random?: (n: number) => Uint8Array;
-}
-
-/** What a caller decides about a new log entry; the rest comes from the fence and the chain. */
-type EntryFields = Omit<SealedEntry, 'nic' | 'index' | 'station' | 'epoch' | 'prevHash' | 'hash' | 'mac'>;
-
-function strip({ mac: _mac, ...entry }: SealedEntry): CommandLogEntry {
-  return entry;
 }
 
 export class SqlStore implements Store {
@@ -39,6 +40,7 @@ export class SqlStore implements Store {
   readonly #db: SqlDriver;
   readonly #wrap: KeyWrapper;
   readonly #seal: LogSealer;
+  readonly #macs: RowMacs;
 
   private constructor(db: SqlDriver, key: ClusterKey, opts: SqlStoreOptions) {
     this.#db = db;
@@ -46,13 +48,15 @@ export class SqlStore implements Store {
     this.url = db.url;
     this.#wrap = new KeyWrapper(key, opts.random);
     this.#seal = new LogSealer(key);
+    this.#macs = new RowMacs(key);
   }
 
-  /** Create the schema if needed and check the cluster key against the store's (E_KEYFILE). */
+  /** Create the schema if needed (upgrading an older one) and check the cluster key against the store's (E_KEYFILE). */
   static async open(db: SqlDriver, key: ClusterKey, opts: SqlStoreOptions = {}): Promise<SqlStore> {
     const store = new SqlStore(db, key, opts);
+    const schemaKey = { id: key.id, macs: store.#macs };
     try {
-      await db.transaction('write', () => ensureSchema(db.kind, db.url, key.id, db.prelude()));
+      await db.transaction('write', () => ensureSchema(db.kind, db.url, schemaKey, db.prelude()));
     } catch (e) {
       await db.close();
       throw e;
@@ -87,15 +91,7 @@ export class SqlStore implements Store {
 
   /** Validate a NIC record and give its row's values, in NIC_COLUMNS order. */
   #nicParams(n: NicRecord) {
-    v.assertName('nic id', n?.id);
-    if (typeof n.address !== 'string' || n.address.length === 0 || n.address.length > 255) {
-      throw new UsageError('E_USAGE', `nic address must be a host name or address, got ${JSON.stringify(n.address)}`);
-    }
-    v.assertInt('securePort', n.securePort, 1, 65535);
-    v.assertInt('clearPort', n.clearPort, 1, 65535);
-    v.assertInt('ikePort', n.ikePort, 1, 65535);
-    v.assertBytes('psk', n.psk, 1, 1024);
-    v.assertTime('enrolledAt', n.enrolledAt);
+    v.assertNicRecord(n);
     return codec.nicParams(n, this.#wrap);
   }
 
@@ -128,23 +124,18 @@ export class SqlStore implements Store {
       yield* requireNic(nic);
       const [cur] = yield sql('SELECT state FROM sas WHERE nic = ? AND generation = ?', nic, gen);
       if (cur && cur.state === 'retired' && sa.state !== 'retired') {
-        throw illegal(`SA generation ${gen} of ${nic} is retired; a retired SA cannot be reused`);
+        throw saRules.retiredReused(nic, gen);
       }
       if (sa.state !== 'retired') {
         const [other] = yield sql(
           `SELECT nic, generation FROM sas WHERE from_nic_spi = ? AND state <> 'retired' AND NOT (nic = ? AND generation = ?)`,
           spi, nic, gen,
         );
-        if (other) {
-          throw new UsageError(
-            'E_SPI_IN_USE',
-            `inbound SPI 0x${spi.toString(16).padStart(8, '0')} is already used by ${String(other.nic)} generation ${Number(other.generation)}; choose another SPI`,
-          );
-        }
+        if (other) throw spiInUse(spi, String(other.nic), Number(other.generation));
       }
       if (sa.state === 'active') {
         const [act] = yield sql(`SELECT generation FROM sas WHERE nic = ? AND state = 'active' AND generation <> ?`, nic, gen);
-        if (act) throw illegal(`${nic} already has active SA generation ${Number(act.generation)}; store the new one as pending and use activateSa`);
+        if (act) throw saRules.secondActive(nic, Number(act.generation));
       }
       yield sql(
         `INSERT INTO sas (${codec.SA_COLUMNS}) VALUES (${Array(17).fill('?').join(', ')})
@@ -195,7 +186,7 @@ export class SqlStore implements Store {
       yield* fenced(nic, fence, fu, 'activate an SA');
       const state = yield* saState(nic, generation);
       if (state === 'active') return;
-      if (state === 'retired') throw illegal(`SA generation ${generation} of ${nic} is retired and cannot become active again`);
+      if (state === 'retired') throw saRules.retiredActivated(nic, generation);
       // Make-before-break (DESIGN §2.5): keep exactly one previous SA besides the active one.
       yield sql(`UPDATE sas SET state = 'retired', updated_at = ? WHERE nic = ? AND state = 'previous' AND generation <> ?`, now, nic, generation);
       yield sql(`UPDATE sas SET state = 'previous', updated_at = ? WHERE nic = ? AND state = 'active'`, now, nic);
@@ -207,19 +198,19 @@ export class SqlStore implements Store {
     v.assertName('nic id', nic);
     v.assertGeneration(generation);
     v.assertSaState(state);
-    if ((state as SaState) === 'active') throw new UsageError('E_USAGE', 'use activateSa to make an SA active');
+    if ((state as SaState) === 'active') throw saRules.setActive();
     v.assertTime('now', now);
     v.assertFence(fence);
     const fu = this.#db.forUpdate;
     await this.#db.transaction('write', function* () {
       yield* fenced(nic, fence, fu, 'change an SA state');
       const cur = yield* saState(nic, generation);
-      if (cur === 'retired' && state !== 'retired') throw illegal(`SA generation ${generation} of ${nic} is retired; that is final`);
+      if (cur === 'retired' && state !== 'retired') throw saRules.retiredFinal(nic, generation);
       yield sql('UPDATE sas SET state = ?, updated_at = ? WHERE nic = ? AND generation = ?', state, now, nic, generation);
     });
   }
 
-  // --- sequence checkpoints (DESIGN §2.6) -------------------------------------------------------
+  // --- sequence checkpoints (DESIGN §2.6): sealed rows, sql-checkpoints.ts ------------------------
 
   async reserveOutbound(nic: string, generation: number, upTo: bigint, now: number, fence: Fence): Promise<bigint> {
     v.assertU64('upTo', upTo);
@@ -230,26 +221,11 @@ export class SqlStore implements Store {
     v.assertName('nic id', nic);
     v.assertGeneration(generation);
     v.assertU64('minNext', minNext);
-    v.assertU64('size', size);
-    if (size < 1n) throw new UsageError('E_USAGE', 'size must be >= 1');
+    v.assertBlockSize(size);
     v.assertTime('now', now);
     v.assertFence(fence);
-    const fu = this.#db.forUpdate;
-    return this.#db.transaction('write', function* (): Tx<bigint> {
-      yield* fenced(nic, fence, fu, 'claim sequence numbers');
-      yield* saState(nic, generation);
-      const [cur] = yield sql('SELECT out_reserved, in_highest FROM seq_checkpoints WHERE nic = ? AND generation = ?', nic, generation);
-      const reserved = cur ? BigInt(String(cur.out_reserved)) : 0n;
-      const start = minNext > reserved ? minNext : reserved + 1n;
-      const end = start + size - 1n;
-      v.assertU64('claimed block end', end);
-      yield sql(
-        `INSERT INTO seq_checkpoints (nic, generation, out_reserved, in_highest, updated_at) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (nic, generation) DO UPDATE SET out_reserved = excluded.out_reserved, updated_at = excluded.updated_at`,
-        nic, generation, end.toString(), cur ? String(cur.in_highest) : '0', now,
-      );
-      return start;
-    });
+    const [fu, macs] = [this.#db.forUpdate, this.#macs];
+    return this.#db.transaction('write', () => claimBlock(nic, generation, minNext, size, now, fence, fu, macs));
   }
 
   async recordInbound(nic: string, generation: number, highest: bigint, now: number, fence: Fence): Promise<bigint> {
@@ -257,42 +233,20 @@ export class SqlStore implements Store {
     return this.#raise(nic, generation, 'in_highest', highest, now, fence);
   }
 
-  async #raise(nic: string, gen: number, column: 'out_reserved' | 'in_highest', value: bigint, now: number, fence: Fence): Promise<bigint> {
+  async #raise(nic: string, gen: number, column: SeqColumn, value: bigint, now: number, fence: Fence): Promise<bigint> {
     v.assertName('nic id', nic);
     v.assertGeneration(gen);
     v.assertTime('now', now);
     v.assertFence(fence);
-    const fu = this.#db.forUpdate;
-    return this.#db.transaction('write', function* (): Tx<bigint> {
-      yield* fenced(nic, fence, fu, 'checkpoint sequence numbers');
-      yield* saState(nic, gen);
-      const [cur] = yield sql('SELECT out_reserved, in_highest FROM seq_checkpoints WHERE nic = ? AND generation = ?', nic, gen);
-      const out = cur ? BigInt(String(cur.out_reserved)) : 0n;
-      const inn = cur ? BigInt(String(cur.in_highest)) : 0n;
-      const old = column === 'out_reserved' ? out : inn;
-      if (cur && value <= old) return old; // monotonic: never lower a checkpoint
-      const next = { out_reserved: out, in_highest: inn, [column]: value };
-      yield sql(
-        `INSERT INTO seq_checkpoints (nic, generation, out_reserved, in_highest, updated_at) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (nic, generation) DO UPDATE SET out_reserved = excluded.out_reserved,
-           in_highest = excluded.in_highest, updated_at = excluded.updated_at`,
-        nic, gen, next.out_reserved.toString(), next.in_highest.toString(), now,
-      );
-      return value;
-    });
+    const [fu, macs] = [this.#db.forUpdate, this.#macs];
+    return this.#db.transaction('write', () => raiseCheckpoint(nic, gen, column, value, now, fence, fu, macs));
   }
 
   async getCheckpoint(nic: string, generation: number): Promise<SeqCheckpoint | null> {
     v.assertName('nic id', nic);
     v.assertGeneration(generation);
-    const [r] = await this.#read(sql('SELECT * FROM seq_checkpoints WHERE nic = ? AND generation = ?', nic, generation));
-    if (!r) return null;
-    return {
-      nic, generation,
-      outReserved: BigInt(String(r.out_reserved)),
-      inHighest: BigInt(String(r.in_highest)),
-      updatedAt: Number(r.updated_at),
-    };
+    const macs = this.#macs;
+    return this.#db.transaction('read', () => readCheckpoint(nic, generation, macs));
   }
 
   // --- ownership (DESIGN §5) --------------------------------------------------------------------
@@ -357,116 +311,93 @@ export class SqlStore implements Store {
     return rows.map(codec.leaseFromRow);
   }
 
-  // --- command log ------------------------------------------------------------------------------
+  // --- command log: sql-command-log.ts, the chain in command-log.ts ---------------------------------
 
   async appendCommand(nic: string, input: CommandInput, fence: Fence): Promise<CommandLogEntry> {
     v.assertName('nic id', nic);
-    v.assertTime('time', input?.time);
-    if (typeof input.command !== 'string' || input.command.length === 0 || input.command.length > 64) {
-      throw new UsageError('E_USAGE', `command must be a name of 1..64 characters, got ${JSON.stringify(input.command)}`);
-    }
-    // Omitted wire identity: the store assigns it from the log index, in the same transaction (wireIdentity()).
-    const auto = input.rmcpSeq === undefined && input.asfTag === undefined;
-    if (!auto) {
-      v.assertInt('rmcpSeq', input.rmcpSeq, 0, 255);
-      v.assertInt('asfTag', input.asfTag, 0, 255);
-    }
-    v.assertOutcome(input.outcome);
+    v.assertCommandInput(input);
     v.assertFence(fence);
-    const { time, command, outcome } = input;
-    const rmcpSeq = auto ? -1 : (input.rmcpSeq as number);
-    const asfTag = auto ? -1 : (input.asfTag as number);
-    return this.#append(nic, fence, 'record a command', () => ({ kind: 'command', ref: null, command, rmcpSeq, asfTag, outcome, time }));
+    // Omitted wire identity (-1): the store assigns it from the log index, in the same transaction (wireIdentity()).
+    const fields = {
+      kind: 'command' as const, ref: null, command: input.command, rmcpSeq: input.rmcpSeq ?? -1, asfTag: input.asfTag ?? -1,
+      outcome: input.outcome, time: input.time, syncEpoch: input.syncEpoch ?? null,
+    };
+    const [fu, seal] = [this.#db.forUpdate, this.#seal];
+    return this.#db.transaction('write', () => appendEntry(nic, fence, fu, 'record a command', seal, () => fields));
   }
 
-  async updateOutcome(nic: string, index: number, outcome: CommandOutcome, time: number, fence: Fence): Promise<CommandLogEntry> {
+  async updateOutcome(
+    nic: string, ref: CommandRef, outcome: CommandOutcome, time: number, fence: Fence, syncEpoch?: number,
+  ): Promise<CommandLogEntry> {
     v.assertName('nic id', nic);
-    v.assertInt('index', index, 1, Number.MAX_SAFE_INTEGER);
+    v.assertCommandRef(ref);
     v.assertOutcome(outcome);
     v.assertTime('time', time);
     v.assertFence(fence);
-    return this.#append(nic, fence, 'record a command outcome', function* () {
-      const [cmd] = yield sql(`SELECT command, rmcp_seq, asf_tag FROM command_log WHERE nic = ? AND idx = ? AND kind = 'command'`, nic, index);
-      if (!cmd) throw new UsageError('E_NOT_FOUND', `${nic} has no command at log index ${index}`);
-      return {
-        kind: 'outcome' as const, ref: index, command: String(cmd.command),
-        rmcpSeq: Number(cmd.rmcp_seq), asfTag: Number(cmd.asf_tag), outcome, time,
-      };
-    });
-  }
-
-  /** Lock, read the tail, seal the next entry, insert it and checkpoint the head: one transaction. */
-  async #append(
-    nic: string,
-    fence: Fence,
-    what: string,
-    make: () => EntryFields | Tx<EntryFields>,
-  ): Promise<CommandLogEntry> {
-    const fu = this.#db.forUpdate;
-    const sealer = this.#seal;
-    return this.#db.transaction('write', function* (): Tx<CommandLogEntry> {
-      yield* fenced(nic, fence, fu, what);
-      const made = make();
-      const fields = isGenerator(made) ? yield* made : made;
-      // Chain from the sealed head, not from the last row: rows deleted behind our back stay visible
-      // as a gap to the audit instead of being papered over by the next entry. A head that does not
-      // verify, or rows beyond it, mean tampering: refuse to log (and so to acknowledge) until audited.
-      const [head] = yield sql('SELECT idx, hash, mac FROM command_heads WHERE nic = ?', nic);
-      const [tail] = yield sql('SELECT idx FROM command_log WHERE nic = ? ORDER BY idx DESC LIMIT 1', nic);
-      const prev = head ? codec.headFromRow(head) : null;
-      if ((prev && !sealer.verifyHead(nic, prev)) || (tail && (!prev || Number(tail.idx) > prev.index))) {
-        throw new UsageError('E_STORE', `the command log of ${nic} was altered outside a station; run \`mgmt-station audit ${nic}\` and restore the store`);
-      }
-      if (fields.rmcpSeq < 0) Object.assign(fields, wireIdentity((prev?.index ?? 0) + 1));
-      const e = sealer.seal(prev, { ...fields, nic, station: fence.station, epoch: fence.epoch });
-      yield sql(`INSERT INTO command_log (${codec.LOG_COLUMNS}) VALUES (${Array(14).fill('?').join(', ')})`, ...codec.logParams(e));
-      yield sql(
-        `INSERT INTO command_heads (nic, idx, hash, mac) VALUES (?, ?, ?, ?)
-         ON CONFLICT (nic) DO UPDATE SET idx = excluded.idx, hash = excluded.hash, mac = excluded.mac`,
-        nic, e.index, e.hash, sealer.headMac(nic, e.index, e.hash),
-      );
-      return strip(e);
-    });
+    v.assertOutcomeEpoch(outcome, syncEpoch);
+    const [fu, seal] = [this.#db.forUpdate, this.#seal];
+    return this.#db.transaction('write', () =>
+      appendEntry(nic, fence, fu, 'record a command outcome', seal, () => outcomeFields(nic, ref, outcome, time, syncEpoch)));
   }
 
   async readCommandLog(nic: string): Promise<CommandLogEntry[]> {
     v.assertName('nic id', nic);
-    const rows = await this.#read(sql(`SELECT ${codec.LOG_COLUMNS} FROM command_log WHERE nic = ? ORDER BY idx`, nic));
-    return rows.map((r) => strip(codec.logFromRow(r)));
+    return (await this.#db.transaction('read', () => readLog(nic))).map(unsealed);
+  }
+
+  async updateOutcomeIf(nic: string, ref: CommandRef, outcome: 'sent' | 'failed', time: number, fence: Fence, expectEpoch: number, syncEpoch?: number): Promise<boolean> {
+    v.assertName('nic id', nic);
+    v.assertCommandRef(ref);
+    v.assertTime('time', time);
+    v.assertFence(fence);
+    if (outcome !== 'sent' && outcome !== 'failed') throw new UsageError('E_USAGE', `updateOutcomeIf records 'sent' or 'failed', not ${JSON.stringify(outcome)}`);
+    v.assertOutcomeEpoch(outcome, syncEpoch);
+    v.assertSyncEpoch('expectEpoch', expectEpoch);
+    const [fu, seal] = [this.#db.forUpdate, this.#seal];
+    return this.#db.transaction('write', function* (): Tx<boolean> {
+      yield* fenced(nic, fence, fu, 'record a command sent again');
+      // Decided on a log that verifies, in the same transaction: an edited row cannot make a command go out twice.
+      const { rows, head } = yield* readLogAndHead(nic);
+      const audit = auditChain(nic, rows, head, seal);
+      if (!audit.ok && !mutated('no-log-audit')) throw logAltered(nic, audit.problem);
+      if (!resendAllowed(nic, rows, ref, expectEpoch)) return false;
+      yield* appendEntry(nic, fence, fu, 'record a command sent again', seal, () => outcomeFields(nic, ref, outcome, time, syncEpoch));
+      return true;
+    });
   }
 
   async listCommands(nic: string): Promise<CommandRecord[]> {
-    const byIndex = new Map<number, CommandRecord>();
-    for (const e of await this.readCommandLog(nic)) {
-      if (e.kind === 'command') {
-        byIndex.set(e.index, {
-          nic, index: e.index, time: e.time, station: e.station, epoch: e.epoch, command: e.command,
-          rmcpSeq: e.rmcpSeq, asfTag: e.asfTag, outcome: e.outcome,
-          outcomeTime: e.time, outcomeStation: e.station, outcomeEpoch: e.epoch,
-        });
-      } else {
-        const c = e.ref === null ? undefined : byIndex.get(e.ref);
-        if (c) Object.assign(c, { outcome: e.outcome, outcomeTime: e.time, outcomeStation: e.station, outcomeEpoch: e.epoch });
-      }
-    }
-    return [...byIndex.values()];
+    return foldCommands(nic, await this.readCommandLog(nic));
   }
 
   async auditCommandLog(nic: string): Promise<AuditReport> {
     v.assertName('nic id', nic);
-    const { rows, head } = await this.#db.transaction('read', function* () {
-      const rows = yield sql(`SELECT ${codec.LOG_COLUMNS} FROM command_log WHERE nic = ? ORDER BY idx`, nic);
-      const heads = yield sql('SELECT idx, hash, mac FROM command_heads WHERE nic = ?', nic);
-      return { rows, head: heads[0] };
-    });
-    return auditChain(nic, rows.map(codec.logFromRow), head ? codec.headFromRow(head) : null, this.#seal);
+    const { rows, head } = await this.#db.transaction('read', () => readLogAndHead(nic));
+    return auditChain(nic, rows, head, this.#seal);
+  }
+
+  // --- NIC sync epochs (DESIGN §7): sealed rows, sql-checkpoints.ts --------------------------------
+
+  async getSyncEpoch(nic: string): Promise<number> {
+    v.assertName('nic id', nic);
+    const macs = this.#macs;
+    return this.#db.transaction('read', () => readSyncEpoch(nic, macs));
+  }
+
+  async recordSyncEpoch(nic: string, epoch: number, now: number, fence: Fence): Promise<number> {
+    v.assertName('nic id', nic);
+    v.assertSyncEpoch('epoch', epoch);
+    v.assertTime('now', now);
+    v.assertFence(fence);
+    const [fu, macs] = [this.#db.forUpdate, this.#macs];
+    return this.#db.transaction('write', () => raiseSyncEpoch(nic, epoch, now, fence, fu, macs));
   }
 
   // --- cluster membership -----------------------------------------------------------------------
 
   async touchStation(id: string, address: string, now: number): Promise<void> {
     v.assertName('station id', id);
-    if (typeof address !== 'string' || address.length > 255) throw new UsageError('E_USAGE', 'station address must be a string');
+    v.assertStationAddress(address);
     v.assertTime('now', now);
     await this.#db.transaction('write', function* () {
       yield sql(
@@ -486,7 +417,7 @@ export class SqlStore implements Store {
     return this.#db.close();
   }
 
-  #read(op: ReturnType<typeof sql>): Promise<Row[]> {
+  #read(op: SqlOp): Promise<Row[]> {
     return this.#db.transaction('read', function* (): Tx<Row[]> {
       return yield op;
     });

@@ -1,11 +1,15 @@
 /**
- * The management station's persistent store (DESIGN §2.6, §5): one async interface, two backends
- * (SQLite for stations on one host, PostgreSQL for stations on several hosts), one contract test suite.
+ * The management station's persistent store (DESIGN §2.6, §5): one async interface, two persistent backends
+ * (SQLite for stations on one host, PostgreSQL for stations on several hosts) and an in-memory one for the
+ * deterministic simulator and unit tests (memory-store.ts), one contract test suite.
  *
  * Rules every backend keeps:
- *  - Keys are never stored in clear. PSKs, SA keys and IKE SA keys are wrapped with AES-GCM under the
+ *  - Keys are never written in clear. PSKs, SA keys and IKE SA keys are wrapped with AES-GCM under the
  *    cluster key; the AAD binds the row identity (nic, generation, column), so a ciphertext copied to
- *    another row fails to unwrap (key-wrap.ts).
+ *    another row fails to unwrap (key-wrap.ts). (The memory backend writes nothing: it keeps them in memory.)
+ *  - Rows someone with write access to the database could change to make a station misbehave are sealed under
+ *    the cluster key: command log rows and head (command-log.ts), sequence checkpoints and sync epochs
+ *    (row-mac.ts). A row that does not verify is never acted on (E_STORE).
  *  - Time is a parameter (`now`, ms). The store never reads a clock.
  *  - Writes to a NIC's runtime state (SAs, sequence checkpoints, command log) are fenced: they carry the
  *    caller's lease epoch and fail with E_FENCED once another station took the NIC over (§5 ownership).
@@ -16,7 +20,10 @@
 import type { SaPair } from '../../wire/sa.js';
 import type { IkeSaKeys } from '../../protocol/ike/ike-crypto.js';
 
-export type StoreKind = 'sqlite' | 'postgres';
+/** The SQL backends (sql-store.ts). */
+export type SqlStoreKind = 'sqlite' | 'postgres';
+/** Every backend: the SQL ones and the in-memory one of the simulator and unit tests (memory-store.ts). */
+export type StoreKind = SqlStoreKind | 'memory';
 
 /** An enrolled NIC. `psk` is the IKE pre-shared key (trust anchor written at enrolment, DESIGN §3). */
 export interface NicRecord {
@@ -73,7 +80,10 @@ export interface SaInput {
   ike: IkeSaSnapshot | null;
 }
 
-/** Sequence checkpoint of one SA generation (DESIGN §2.6). */
+/**
+ * Sequence checkpoint of one SA generation (DESIGN §2.6). Its row carries a MAC under the cluster key over
+ * (nic, generation, outReserved, inHighest): a row edited outside a station is E_STORE on every read and write.
+ */
 export interface SeqCheckpoint {
   nic: string;
   generation: number;
@@ -134,6 +144,11 @@ export interface CommandInput {
   rmcpSeq?: number;
   asfTag?: number;
   outcome: CommandOutcome;
+  /**
+   * The NIC sync epoch (wire/sync-frame.ts) the command is sent under: the NIC records executed commands by
+   * (epoch, RMCP sequence, ASF tag, type), and a later session asks it about them by that identity.
+   */
+  syncEpoch?: number;
 }
 
 /**
@@ -152,6 +167,12 @@ export interface CommandFields {
   rmcpSeq: number;
   asfTag: number;
   outcome: CommandOutcome;
+  /**
+   * The NIC sync epoch of the entry's transmission (null: none recorded, e.g. entries written before sync epochs
+   * existed). On a command entry: the epoch it was first sent under; on an outcome entry with outcome 'sent': the
+   * epoch it was sent under again (a session that found it not executed re-sends it in its own epoch).
+   */
+  syncEpoch: number | null;
 }
 
 export interface CommandLogEntry extends CommandFields {
@@ -164,12 +185,26 @@ export interface CommandLogEntry extends CommandFields {
   hash: string;
 }
 
+/**
+ * The command an outcome is for: its log index, or its index with the hash of its command entry. With the hash the
+ * store refuses (updateOutcome: E_STORE; updateOutcomeIf: false) when that index holds another command: the store
+ * went back (was restored from a backup) and gave the index again, and an outcome by index alone would land on it.
+ */
+export type CommandRef = number | { index: number; hash: string };
+
 /** A command with its latest outcome: the log folded by `ref`. */
 export interface CommandRecord extends CommandFields {
   /** Time, station and epoch of the entry that set `outcome` (the others are the command entry's). */
   outcomeTime: number;
   outcomeStation: string;
   outcomeEpoch: number;
+  /**
+   * The sync epoch of the command's first transmission (the command entry's): with its index it is the identity
+   * the NIC's executed-command record keeps however often it is sent again (firmware/exec-record.ts).
+   */
+  firstSyncEpoch: number | null;
+  /** The hash of its command entry (a CommandRef names the command by it). */
+  hash: string;
 }
 
 export interface AuditReport {
@@ -265,14 +300,40 @@ export interface Store {
    * altered outside a station (fail closed until audited).
    */
   appendCommand(nic: string, input: CommandInput, fence: Fence): Promise<CommandLogEntry>;
-  /** Append an 'outcome' entry for the command at `index` (rows are never modified). Fenced. */
-  updateOutcome(nic: string, index: number, outcome: CommandOutcome, time: number, fence: Fence): Promise<CommandLogEntry>;
+  /**
+   * Append an 'outcome' entry for the command at `index` (rows are never modified). Fenced. Outcome 'sent' with
+   * `syncEpoch` records that the command is sent again under that epoch (written before it is sent); a sync epoch
+   * with any other outcome is E_USAGE (an acknowledgement or a failure is not a transmission).
+   */
+  updateOutcome(nic: string, ref: CommandRef, outcome: CommandOutcome, time: number, fence: Fence, syncEpoch?: number): Promise<CommandLogEntry>;
+  /**
+   * Append an outcome entry for command `index` only while it is still 'sent' and was last sent under `expectEpoch`
+   * (compare-and-set, decided on a log that verifies: E_STORE otherwise): 'sent' with `syncEpoch` records that it is
+   * sent again under that epoch (a session found it not executed; written before it is sent); 'failed' records that
+   * it never left (so no other process will send it). Returns false and writes nothing if another process settled or
+   * re-sent it first: so a command is never sent by two processes, nor reported unsent after one sent it. Fenced.
+   */
+  updateOutcomeIf(nic: string, ref: CommandRef, outcome: 'sent' | 'failed', time: number, fence: Fence, expectEpoch: number, syncEpoch?: number): Promise<boolean>;
   /** Raw log rows, by index. */
   readCommandLog(nic: string): Promise<CommandLogEntry[]>;
-  /** Commands with their latest outcome, by index. */
+  /**
+   * Commands with their latest outcome, by index; `syncEpoch` is the latest epoch the command was sent under
+   * (the command entry's, or that of its latest 'sent' outcome entry).
+   */
   listCommands(nic: string): Promise<CommandRecord[]>;
   /** Verify the chain, every row's MAC and the checkpointed head. */
   auditCommandLog(nic: string): Promise<AuditReport>;
+
+  // --- NIC sync epochs (wire/sync-frame.ts, DESIGN §7 "restoring a backup") ---
+  /**
+   * The highest sync epoch a station of this store has been given by the NIC (0 = none). A session asks the NIC
+   * for an epoch above it, so a NIC whose EEPROM was restored from a backup never issues an epoch twice; a NIC
+   * that reports a lower counter than this was restored. The row carries a MAC under the cluster key: a row that
+   * does not verify is E_STORE.
+   */
+  getSyncEpoch(nic: string): Promise<number>;
+  /** Raise the NIC's highest sync epoch to `epoch` (never lowers it); returns the value now stored. Fenced. */
+  recordSyncEpoch(nic: string, epoch: number, now: number, fence: Fence): Promise<number>;
 
   // --- cluster membership ---
   touchStation(id: string, address: string, now: number): Promise<void>;

@@ -1,10 +1,14 @@
 /** Assertions at the store's public entries: local misuse is a UsageError('E_USAGE') naming the argument. */
 import { UsageError } from '../../common/errors.js';
 import { ESP_TRANSFORM_ID, HEARTBEAT_SPI, type SaDirection, type SaPair } from '../../wire/sa.js';
-import { COMMAND_OUTCOMES, SA_STATES, type CommandOutcome, type Fence, type IkeSaSnapshot, type SaState } from './store.js';
+import {
+  COMMAND_OUTCOMES, SA_STATES, type CommandInput, type CommandOutcome, type Fence, type IkeSaSnapshot, type NicRecord, type SaState,
+} from './store.js';
 
 const NAME = /^[A-Za-z0-9._:-]{1,64}$/;
 export const U64_MAX = (1n << 64n) - 1n;
+/** NIC sync epochs are 32-bit counters on the wire (wire/sync-frame.ts); 0 means "none". */
+export const SYNC_EPOCH_MAX = 0xffffffff;
 
 function usage(msg: string): UsageError {
   return new UsageError('E_USAGE', msg);
@@ -20,6 +24,16 @@ export function assertInt(what: string, v: unknown, min: number, max: number): a
   if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
     throw usage(`${what} must be an integer in ${min}..${max}, got ${String(v)}`);
   }
+}
+
+/** A command log index, or an index with the hash of its command entry (store.ts CommandRef). */
+export function assertCommandRef(ref: unknown): void {
+  if (typeof ref === 'number') return assertInt('index', ref, 1, Number.MAX_SAFE_INTEGER);
+  const r = ref as { index?: unknown; hash?: unknown } | null;
+  if (typeof r !== 'object' || r === null || typeof r.hash !== 'string' || !/^[0-9a-f]{64}$/.test(r.hash)) {
+    throw usage(`a command is named by its log index or by { index, hash } with the hex SHA-256 of its entry, got ${JSON.stringify(ref)}`);
+  }
+  assertInt('index', r.index, 1, Number.MAX_SAFE_INTEGER);
 }
 
 /** Times are integer milliseconds. */
@@ -89,4 +103,56 @@ export function assertIke(s: IkeSaSnapshot): void {
   const t = s.transforms;
   if (typeof t !== 'object' || t === null) throw usage('ike.transforms must be an object');
   for (const k of ['encr', 'encrKeyBits', 'prf', 'integ', 'dh'] as const) assertInt(`ike.transforms.${k}`, t[k], 0, 0xffff);
+}
+
+/** A NIC sync epoch: an integer 1..2^32-1. */
+export function assertSyncEpoch(what: string, v: unknown): asserts v is number {
+  assertInt(what, v, 1, SYNC_EPOCH_MAX);
+}
+
+/** An enrolment record (addNicIfAbsent, updateNic). */
+export function assertNicRecord(n: NicRecord): void {
+  assertName('nic id', n?.id);
+  if (typeof n.address !== 'string' || n.address.length === 0 || n.address.length > 255) {
+    throw usage(`nic address must be a host name or address, got ${JSON.stringify(n.address)}`);
+  }
+  assertInt('securePort', n.securePort, 1, 65535);
+  assertInt('clearPort', n.clearPort, 1, 65535);
+  assertInt('ikePort', n.ikePort, 1, 65535);
+  assertBytes('psk', n.psk, 1, 1024);
+  assertTime('enrolledAt', n.enrolledAt);
+}
+
+/** A new command entry (appendCommand): a wire identity is given whole or not at all. */
+export function assertCommandInput(input: CommandInput): void {
+  assertTime('time', input?.time);
+  if (typeof input.command !== 'string' || input.command.length === 0 || input.command.length > 64) {
+    throw usage(`command must be a name of 1..64 characters, got ${JSON.stringify(input.command)}`);
+  }
+  if (input.rmcpSeq !== undefined || input.asfTag !== undefined) {
+    assertInt('rmcpSeq', input.rmcpSeq, 0, 255);
+    assertInt('asfTag', input.asfTag, 0, 255);
+  }
+  assertOutcome(input.outcome);
+  if (input.syncEpoch !== undefined) assertSyncEpoch('syncEpoch', input.syncEpoch);
+}
+
+/**
+ * The sync epoch of an outcome entry (updateOutcome): only a re-send ('sent') is transmitted under an epoch;
+ * an acknowledgement or a failure is not a transmission.
+ */
+export function assertOutcomeEpoch(outcome: CommandOutcome, syncEpoch: unknown): asserts syncEpoch is number | undefined {
+  if (syncEpoch === undefined) return;
+  assertSyncEpoch('syncEpoch', syncEpoch);
+  if (outcome !== 'sent') throw usage(`syncEpoch records a re-send: give it with outcome 'sent' only, got outcome '${outcome}'`);
+}
+
+export function assertStationAddress(v: unknown): asserts v is string {
+  if (typeof v !== 'string' || v.length > 255) throw usage('station address must be a string');
+}
+
+/** The size of a block of sequence numbers (claimOutbound). */
+export function assertBlockSize(size: unknown): asserts size is bigint {
+  assertU64('size', size);
+  if (size < 1n) throw usage('size must be >= 1');
 }

@@ -2,7 +2,7 @@
  * Issue 5, judged 2: 1,000 power commands against a two-station cluster (one SQLite store) while the current
  * owner is killed with `kill -9` at >= 20 random points — often with a command in flight — and restarted after
  * each takeover so there is always a backup. Afterwards the NIC's execution log is matched against the store's
- * command log by wire identity (RMCP sequence, ASF tag) <-> log index (mgmt-station/nic-session.ts):
+ * command log by wire identity (RMCP sequence, ASF tag) <-> log index (mgmt-station/core/session.ts):
  *  - every command acknowledged to the client was executed exactly once (DESIGN §5 "second ack");
  *  - every other command was executed at most once and is reported: its outcome in the log is 'unknown' or
  *    'failed', or 'acked' because the new owner completed it — never left 'sent';

@@ -16,6 +16,8 @@ import { UdpPeer } from '../support/udp-peer.js';
 import { prng } from '../support/prng.js';
 import { stationActiveSa } from '../support/station-sa.js';
 import { SaEndpoint } from '../../wire/sa-endpoint.js';
+import { stationIv } from '../../wire/sync-iv.js';
+import { syncedEndpoint } from '../support/synced-endpoint.js';
 import { encodeRmcpAsf, type AsfMessage } from '../../wire/asf.js';
 import { encodeInnerUdp } from '../../wire/esp.js';
 
@@ -75,11 +77,13 @@ describe('e2e: 100,000 mutated datagrams at UDP 623 and 664', function () {
     const ping = encodeInnerUdp(peer.port, 623, encodeRmcpAsf(0xff, { type: 'presence-ping', tag: 9 }));
     // Every case gets its own fresh sequence number: a mangled copy of an accepted packet is a replay first
     // (the window is checked before the ICV, RFC 4303 §3.4.3).
-    const ep = new SaEndpoint(sa, 'station', { outStart: start, inFloor: 0n });
-    const fresh = () => ep.seal(ping, ahEp);
+    // The test's own sync epoch at the NIC (a station's session has its own; wire/sync-frame.ts).
+    const client = await syncedEndpoint(sa, { address: addr, port: securePort }, start);
+    const fresh = () => client.seal(ping, ahEp);
     const good = fresh();
     const wrongKey = { ...sa, toNic: { ...sa.toNic, encKey: sa.toNic.encKey.map((b) => b ^ 0x55) } };
-    const forged = new SaEndpoint(wrongKey, 'station', { outStart: start + 100n, inFloor: 0n }).seal(ping, ahEp);
+    const forgedEp = new SaEndpoint(wrongKey, 'station', { outStart: start + 100n, inFloor: 0n });
+    const forged = forgedEp.seal(ping, ahEp, stationIv(client.epoch, start + 100n));
     const unknownSpi = fresh();
     unknownSpi.set([0x0b, 0xad, 0x5b, 0x10], 0);
 
@@ -124,9 +128,9 @@ describe('e2e: 100,000 mutated datagrams at UDP 623 and 664', function () {
     // Seeds on 664: valid requests under the station's SA, sequence numbers just above the NIC's high-water mark
     // (the station's next run starts a fresh reserved block above them, so it is not disturbed).
     const sa = await stationActiveSa(lab, 'nic-1');
-    const ep = new SaEndpoint(sa, 'station', { outStart: BigInt(nic.sa.active.inHighest) + 1n, inFloor: 0n });
+    const client = await syncedEndpoint(sa, { address: addr, port: securePort }, BigInt(nic.sa.active.inHighest) + 1n);
     const ahEp = { srcAddr: peer.address, srcPort: peer.port, dstAddr: addr, dstPort: securePort };
-    const requests = SECURE_READS.map((m) => ep.seal(encodeInnerUdp(peer.port, 623, encodeRmcpAsf(0xff, m)), ahEp));
+    const requests = SECURE_READS.map((m) => client.seal(encodeInnerUdp(peer.port, 623, encodeRmcpAsf(0xff, m)), ahEp));
     const answers: Uint8Array[] = [];
     for (const r of requests) {
       const answer = await peer.request(r, securePort, addr, (x) => x.from.port === securePort, 2000);

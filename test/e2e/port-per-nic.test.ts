@@ -9,7 +9,7 @@ import { UdpPeer } from '../support/udp-peer.js';
 import { stationActiveSa } from '../support/station-sa.js';
 import { decodeRmcpAsf, encodeRmcpAsf } from '../../wire/asf.js';
 import { encodeInnerUdp } from '../../wire/esp.js';
-import { SaEndpoint } from '../../wire/sa-endpoint.js';
+import { syncedEndpoint } from '../support/synced-endpoint.js';
 
 describe('e2e: port-per-NIC mode', function () {
   this.timeout(20000);
@@ -64,8 +64,8 @@ describe('e2e: port-per-NIC mode', function () {
   it("nic-1's SA means nothing to nic-2: a packet sealed for nic-1 and sent to nic-2's port is dropped as 'spi'", async () => {
     const sa = await stationActiveSa(lab, 'nic-1');
     const s1 = await lab.nic('nic-1');
-    const ep = new SaEndpoint(sa, 'station', { outStart: BigInt(s1.sa.active.inHighest) + 1n, inFloor: 0n });
-    const packet = ep.seal(encodeInnerUdp(peer.port, 623, encodeRmcpAsf(0xff, { type: 'presence-ping', tag: 1 })), {
+    const client = await syncedEndpoint(sa, { address, port: base + 1 }, BigInt(s1.sa.active.inHighest) + 1n);
+    const packet = client.seal(encodeInnerUdp(peer.port, 623, encodeRmcpAsf(0xff, { type: 'presence-ping', tag: 1 })), {
       srcAddr: peer.address, srcPort: peer.port, dstAddr: address, dstPort: base + 4,
     });
     const spi0 = (await lab.nic('nic-2')).counters.dropped.spi ?? 0;

@@ -5,7 +5,7 @@
  * - the emulator restarted on its data directory (the NIC resumes above its checkpoint block and drops the
  *   daemon's next sequence numbers as replays): a daemon with a short --poll-interval (150 ms: one or two
  *   attempts per poll) jumps its sequence number after two unanswered attempts in a row, across polls, and its
- *   polls are answered again without any user command (mgmt-station/nic-session.ts);
+ *   polls are answered again without any user command (mgmt-station/core/session.ts);
  * - the NIC was keyed behind the daemon's back (here a station with its own store keys it by hand and uses the SA):
  *   the NIC drops the daemon's packets (unknown SPI), and after three unanswered polls the daemon runs a key
  *   exchange with the host by itself (mgmt-station/daemon.ts, UNANSWERED_POLLS_BEFORE_REKEY).

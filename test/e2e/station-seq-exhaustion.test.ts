@@ -1,10 +1,11 @@
 /**
  * RFC 4303 §3.3.3 / DESIGN §2.2: a sender whose counter would cycle stops using the SA and forces a refresh; it
- * never wraps. The station's store is set to "every sequence number of the active SA already claimed".
+ * never wraps. The station's store is set to "every sequence number of the active SA already claimed", through the
+ * store's own API as station-1 (the row is sealed: an edit behind the store's back is refused as tampering).
  */
 import assert from 'node:assert/strict';
 import { Lab, waitFor } from '../support/lab.js';
-import { StationDaemon, stopAllStations, withStoreDb, writePskFile, nicSa } from '../support/station-daemon.js';
+import { StationDaemon, stopAllStations, withStore, writePskFile, nicSa } from '../support/station-daemon.js';
 
 const MAX32 = '4294967295';
 
@@ -24,11 +25,16 @@ describe('e2e station: an exhausted SA is refreshed, never wrapped', function ()
   });
 
   const exhaust = (nic: string, generation: number) =>
-    withStoreDb(lab, (db) => db.prepare('UPDATE seq_checkpoints SET out_reserved = ? WHERE nic = ? AND generation = ?').run(MAX32, nic, generation), false);
+    withStore(lab, async (store) => {
+      const now = Date.now();
+      const lease = await store.acquireLease(nic, 'station-1', now, 5000);
+      assert.ok(lease.acquired);
+      return store.claimOutbound(nic, generation, BigInt(MAX32), 1n, now, { station: 'station-1', epoch: lease.lease.epoch });
+    });
 
   it('a command on an exhausted SA fails with E_SEQ_EXHAUSTED, sends nothing, and works again after a refresh', async () => {
     const gen = (await nicSa(lab, 'nic-1')).active!.generation;
-    assert.equal(exhaust('nic-1', gen).changes, 1);
+    assert.equal(await exhaust('nic-1', gen), BigInt(MAX32));
     const before = (await lab.nic('nic-1')).counters;
     const r = await lab.run(['power-cycle', 'nic-1', '--json']);
     assert.equal(r.code, 1);
@@ -46,7 +52,7 @@ describe('e2e station: an exhausted SA is refreshed, never wrapped', function ()
 
   it('the daemon refreshes an exhausted SA on its next poll', async () => {
     const gen = (await nicSa(lab, 'nic-2')).active!.generation;
-    exhaust('nic-2', gen);
+    await exhaust('nic-2', gen);
     const d = await StationDaemon.start(lab, ['--poll-interval', '300', '--refresh-interval', '3600']);
     await waitFor('the daemon to refresh nic-2', async () => (await nicSa(lab, 'nic-2')).active!.generation > gen, 20000, 200);
     const r = await d.verb('nic-2', 'state');

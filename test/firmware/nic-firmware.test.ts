@@ -8,7 +8,8 @@ import { MemoryEepromDevice } from '../../firmware/eeprom-device.js';
 import { EepromImage, EEPROM_SIZE, type NicConfig } from '../../firmware/eeprom-image.js';
 import { SaDatabase } from '../../firmware/sa-database.js';
 import { SecureChannel } from '../../firmware/secure-channel.js';
-import { NicFirmware, CLEAR_COMMAND_BIT, type NicEffect } from '../../firmware/nic-firmware.js';
+import { NicFirmware, CLEAR_COMMAND_BIT, type FirmwareEffect as NicEffect, type FirmwareState } from '../../firmware/nic-firmware.js';
+import type { CommandIdentity } from '../../wire/sync-frame.js';
 import { SaEndpoint } from '../../wire/sa-endpoint.js';
 import { encodeRmcpAsf, decodeRmcpAsf, type AsfMessage } from '../../wire/asf.js';
 import { decodeInnerUdp, encodeInnerUdp } from '../../wire/esp.js';
@@ -40,6 +41,9 @@ class Rig {
   fw!: NicFirmware;
   station!: SaEndpoint;
   hostState: HostState = 'up';
+  /** The commands run (a station SaEndpoint's default IV, the sequence number, carries sync epoch 0: live here). */
+  ran = new Set<string>();
+  state: FirmwareState = { firstEpoch: (id) => id.epoch, executed: (id) => this.ran.has(idKey(id)), cancelled: () => false };
 
   constructor(policy: SecurityPolicy = 'esp', config: NicConfig = CONFIG) {
     this.image = EepromImage.format(this.dev, 'nic-1', config);
@@ -47,7 +51,16 @@ class Rig {
     const sa = { ...testSa(policy), generation: this.db.nextGeneration() };
     this.db.writePending(sa);
     this.db.commitPending();
+    this.syncEpochZero();
     this.station = new SaEndpoint(sa, 'station', { outStart: 1n, inFloor: 0n });
+  }
+
+  channel!: SecureChannel;
+
+  /** Make sync epoch 0 live, as a SET would (nic-sync.ts), for the SA this NIC holds: above its restart floor. */
+  syncEpochZero(): void {
+    const a = this.db.active;
+    if (a) this.channel.addEpoch(0, a.generation, this.db.inboundFloor(a.generation), 0, true);
   }
 
   /** Power the NIC on from its EEPROM, as after a restart. */
@@ -55,7 +68,10 @@ class Rig {
     this.image = EepromImage.load(this.dev, 'test.eeprom');
     this.db = new SaDatabase(this.image);
     const img = this.image;
-    this.fw = new NicFirmware(new SecureChannel(this.db, NIC), () => ({ clearManagement: img.config.clearManagement, allowedClearCommands: img.config.allowedClearCommands }));
+    this.ran = new Set();
+    this.channel = new SecureChannel(this.db, NIC);
+    this.fw = new NicFirmware(this.channel, () => ({ clearManagement: img.config.clearManagement, allowedClearCommands: img.config.allowedClearCommands }), this.state);
+    this.syncEpochZero();
     this.fw.hostState = this.hostState;
   }
 
@@ -63,9 +79,12 @@ class Rig {
     return this.station.seal(encodeInnerUdp(STATION.port, 623, encodeRmcpAsf(rmcpSeq, msg)), { srcAddr: STATION.address, srcPort: STATION.port, dstAddr: NIC.address, dstPort: NIC.port });
   }
 
-  /** Deliver a secure datagram; apply host commands like the emulator does; return decoded answers. */
+  /**
+   * Deliver a secure datagram; apply host commands like the emulator does; return decoded answers. The liveness
+   * note every accepted station packet carries ('station-packet', for the heartbeat monitor) is left out.
+   */
   secure(datagram: Uint8Array): { answers: ReturnType<typeof decodeRmcpAsf>[]; effects: NicEffect[] } {
-    const effects = this.fw.receiveSecure(STATION, datagram);
+    const effects = this.fw.receiveSecure(STATION, datagram).filter((e) => e.kind !== 'station-packet');
     const answers = [];
     for (const e of effects) {
       if (e.kind === 'send') {
@@ -73,12 +92,17 @@ class Rig {
         answers.push(decodeRmcpAsf(decodeInnerUdp(opened.payload).body));
       }
       if (e.kind === 'host-command') {
+        if (e.identity) this.ran.add(idKey(e.identity));
         this.hostState = transition(this.hostState, e.command).to;
         this.fw.hostState = this.hostState;
       }
     }
     return { answers, effects };
   }
+}
+
+function idKey(id: CommandIdentity & { firstEpoch: number }): string {
+  return `${id.firstEpoch}:${id.rmcpSeq}:${id.tag}:${id.type}`;
 }
 
 /** A copy of a datagram with its last byte (in the ICV) changed. */

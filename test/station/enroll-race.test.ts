@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { StationContext } from '../../mgmt-station/context.js';
+import { StationContext, emulatorControl } from '../../mgmt-station/context.js';
 import { createClusterKeyFile } from '../../mgmt-station/store/cluster-key.js';
 import type { Store } from '../../mgmt-station/store/store.js';
 import type { ControlClient } from '../../lib/control-client.js';
@@ -92,9 +92,9 @@ describe('station: two stations enrolling a NIC new to the store at once (D3)', 
     let yReached!: () => void;
     const yAt = new Promise<void>((r) => (yReached = r));
     (y as unknown as { store: Store }).store = holdBack(y.store, heldY, xAnchored, (m) => (startXAfter === '*' || m === startXAfter) && yReached());
-    const yRun = y.enroll(fakeEmulator(port, anchors, 'Y', () => {}), 'nic-5', pskY, 300).then(() => null, (e: Error & { code?: string }) => e);
+    const yRun = y.enroll(emulatorControl(fakeEmulator(port, anchors, 'Y', () => {})), 'nic-5', pskY, 300).then(() => null, (e: Error & { code?: string }) => e);
     await yAt;
-    const xRun = x.enroll(fakeEmulator(port, anchors, 'X', anchored), 'nic-5', pskX, 300).then(() => null, (e: Error & { code?: string }) => e);
+    const xRun = x.enroll(emulatorControl(fakeEmulator(port, anchors, 'X', anchored)), 'nic-5', pskX, 300).then(() => null, (e: Error & { code?: string }) => e);
     const [ex, ey] = await Promise.all([xRun, yRun]);
     return { ex, ey, anchors, pskX, stored: await x.store.getNic('nic-5'), lease: await x.store.getLease('nic-5') };
   }

@@ -1,5 +1,5 @@
 /**
- * The station's IKE driver (mgmt-station/key-exchange.ts) against an in-process host agent (the sans-I/O
+ * The station's IKE driver (mgmt-station/core/key-exchange.ts) against an in-process host agent (the sans-I/O
  * IkeResponder on a UDP socket), review M-D4: exchanges asked at the same time run one after another and all
  * succeed; an exchange that times out after SA_READY leaves no 'pending' row in the store (DESIGN §2.5: the
  * station stores the SA as pending before SA_ACK and never uses it unless SA_CONFIRM comes); a 'pending' row
@@ -11,7 +11,8 @@ import { randomBytes } from 'node:crypto';
 import { IkeResponder, type IkeEffect } from '../../protocol/index.js';
 import { ClusterKey } from '../../mgmt-station/store/cluster-key.js';
 import { openStore } from '../../mgmt-station/store/open-store.js';
-import { KeyExchange } from '../../mgmt-station/key-exchange.js';
+import { KeyExchange } from '../../mgmt-station/core/key-exchange.js';
+import { processEnv } from '../../mgmt-station/context.js';
 import type { Fence, NicRecord, Store } from '../../mgmt-station/store/store.js';
 import type { SaPair } from '../../wire/sa.js';
 
@@ -94,7 +95,7 @@ describe('station KeyExchange: one exchange at a time per NIC, no pending SA lef
     const lease = await store.acquireLease('nic-1', 'station-1', Date.now(), 60000);
     assert.ok(lease.acquired);
     fence = { station: 'station-1', epoch: lease.lease.epoch };
-    kx = new KeyExchange(nic, { store, fence: () => fence, now: () => Date.now(), stationId: 'station-1' });
+    kx = new KeyExchange(nic, { store, fence: () => fence, env: processEnv, stationId: 'station-1' });
     await kx.enroll(5000);
   });
   afterEach(async () => {

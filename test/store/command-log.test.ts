@@ -16,7 +16,7 @@ function chain(n: number): { rows: SealedEntry[]; head: SealedHead } {
     const outcome = i === 2;
     rows.push(sealer.seal(prev, {
       nic: 'nic-1', kind: outcome ? 'outcome' : 'command', ref: outcome ? 1 : null, time: T0 + i, station: 'st-a', epoch: 1,
-      command: 'reset', rmcpSeq: i, asfTag: i, outcome: outcome ? 'acked' : 'sent',
+      command: 'reset', rmcpSeq: i, asfTag: i, outcome: outcome ? 'acked' : 'sent', syncEpoch: null,
     }));
   }
   const last = rows[rows.length - 1];
@@ -33,6 +33,35 @@ describe('command log hash chain', () => {
     assert.equal(e1.hash, h1);
     assert.equal(e2.prevHash, h1);
     assert.equal(e2.hash, entryHash(h1, e2));
+  });
+
+  it('an entry with a sync epoch hashes in the v2 form: the v1 fields, then the epoch', () => {
+    const e = { ...chain(1).rows[0], syncEpoch: 7 };
+    assert.equal(canonicalEntry(e), `["lifeline-cmdlog-v2","nic-1",1,"command",null,${T0},"st-a",1,"reset",0,0,"sent",7]`);
+    // A row written before sync epochs existed has no such field at all: it hashes as it always did.
+    const { syncEpoch: _none, ...v1Row } = chain(1).rows[0];
+    assert.equal(canonicalEntry(v1Row as typeof e), canonicalEntry({ ...v1Row, syncEpoch: null }));
+    assert.match(canonicalEntry(v1Row as typeof e), /^\["lifeline-cmdlog-v1",/);
+  });
+
+  it('a chain mixing entries with and without a sync epoch audits clean; changing an epoch is caught', () => {
+    const rows: SealedEntry[] = [];
+    for (let i = 0; i < 4; i++) {
+      rows.push(sealer.seal(rows[i - 1] ?? null, {
+        nic: 'nic-1', kind: 'command', ref: null, time: T0 + i, station: 'st-a', epoch: 1,
+        command: 'reset', rmcpSeq: i, asfTag: 0, outcome: 'sent', syncEpoch: i % 2 ? 40 + i : null,
+      }));
+    }
+    const last = rows[3];
+    const head = { index: 4, hash: last.hash, mac: sealer.headMac('nic-1', 4, last.hash) };
+    assert.equal(auditChain('nic-1', rows, head, sealer).ok, true);
+    for (const [i, syncEpoch] of [[0, 1], [1, null], [1, 42]] as const) {
+      const bad = rows.map((r) => ({ ...r }));
+      bad[i].syncEpoch = syncEpoch;
+      const r = auditChain('nic-1', bad, head, sealer);
+      assert.deepEqual([r.ok, r.firstBadIndex], [false, i + 1], `entry ${i + 1} syncEpoch -> ${syncEpoch}`);
+      assert.match(r.problem!, /altered/);
+    }
   });
 
   it('an intact chain with its head audits clean; so does an empty log', () => {

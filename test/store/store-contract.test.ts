@@ -1,151 +1,30 @@
 /**
  * The store contract (DESIGN §5, mgmt-station/store/store.ts), generated once per backend: SQLite on a
- * temp file, PostgreSQL on a private server started once for this file (test/support/postgres-server.ts).
- * Every test gets an empty store of its own (a new SQLite file / a new PostgreSQL schema).
+ * temp file, PostgreSQL on a private server started once for this file (test/support/postgres-server.ts),
+ * and the in-memory store of the simulator (mgmt-station/store/memory-store.ts). Every test gets an empty
+ * store of its own (a new SQLite file / a new PostgreSQL schema / a new MemoryStore). The backends and
+ * fixtures are in contract/harness.ts; tampering behind the store's back, on every backend, in contract/tamper.ts.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
-import pg from 'pg';
-import type { SaPair } from '../../wire/sa.js';
-import { ClusterKey } from '../../mgmt-station/store/cluster-key.js';
-import { openStore } from '../../mgmt-station/store/open-store.js';
-import type { Fence, IkeSaSnapshot, NicRecord, Store } from '../../mgmt-station/store/store.js';
-import { postgresUnavailable, startPostgres, type PostgresServer } from '../support/postgres-server.js';
-
-// --- backends ----------------------------------------------------------------------------------------
-
-interface Place {
-  url: string;
-  /** Run SQL on a raw connection, behind the store's back (an attacker or a DBA with write access). */
-  query(text: string, params?: unknown[]): Promise<Record<string, unknown>[]>;
-}
-
-async function exec(p: Place, text: string, params?: unknown[]): Promise<void> {
-  await p.query(text, params);
-}
-
-interface Backend {
-  name: string;
-  unavailable(): string | null;
-  start(): Promise<void>;
-  stop(): Promise<void>;
-  fresh(): Promise<Place>;
-}
-
-function sqliteBackend(): Backend {
-  let dir = '';
-  let n = 0;
-  return {
-    name: 'SQLite',
-    unavailable: () => null,
-    start: async () => {
-      dir = mkdtempSync(join(tmpdir(), 'lifeline-store-'));
-    },
-    stop: async () => rmSync(dir, { recursive: true, force: true }),
-    fresh: async () => {
-      const file = join(dir, `s${++n}.db`);
-      return {
-        url: 'sqlite:' + file,
-        query: async (text, params = []) => {
-          const db = new Database(file);
-          try {
-            db.pragma('busy_timeout = 5000');
-            const st = db.prepare(text.replace(/\$\d+/g, '?'));
-            if (st.reader) return st.all(...params) as Record<string, unknown>[];
-            st.run(...params);
-            return [];
-          } finally {
-            db.close();
-          }
-        },
-      };
-    },
-  };
-}
-
-function postgresBackend(): Backend {
-  let server: PostgresServer | null = null;
-  let n = 0;
-  return {
-    name: 'PostgreSQL',
-    unavailable: postgresUnavailable,
-    start: async () => {
-      server = await startPostgres();
-    },
-    stop: async () => {
-      await server?.stop();
-      server = null;
-    },
-    fresh: async () => {
-      const schema = `t${++n}_${process.pid}`;
-      return {
-        url: server!.url(schema),
-        query: async (text, params = []) => {
-          const c = new pg.Client({ connectionString: server!.url(), options: `-c search_path=${schema}` });
-          await c.connect();
-          try {
-            return (await c.query(text, params)).rows as Record<string, unknown>[];
-          } finally {
-            await c.end();
-          }
-        },
-      };
-    },
-  };
-}
-
-// --- fixtures -----------------------------------------------------------------------------------------
-
-const KEY = ClusterKey.fromBytes(new Uint8Array(randomBytes(32)), 'test');
-const OTHER_KEY = ClusterKey.fromBytes(new Uint8Array(randomBytes(32)), 'test (other cluster)');
-const T0 = 1_700_000_000_000;
-const TTL = 500;
-
-function nic(id: string, over: Partial<NicRecord> = {}): NicRecord {
-  return {
-    id, address: '127.0.1.1', securePort: 664, clearPort: 623, ikePort: 500,
-    psk: new Uint8Array(randomBytes(32)), enrolledAt: T0, meta: { rack: 'A3' }, ...over,
-  };
-}
-
-let nextSpi = 0x1000;
-function pair(generation: number, over: Partial<SaPair> = {}): SaPair {
-  const dir = () => ({ spi: ++nextSpi, encKey: new Uint8Array(randomBytes(36)), ahSpi: ++nextSpi, ahKey: new Uint8Array(randomBytes(32)) });
-  return { generation, transform: 'aes-gcm-16', esn: false, policy: 'esp+ah', toNic: dir(), fromNic: dir(), origin: 'ike', ...over };
-}
-
-function ike(): IkeSaSnapshot {
-  const k = (n: number) => new Uint8Array(randomBytes(n));
-  return {
-    spiI: k(8), spiR: k(8), initiator: true, skD: k(32), skAi: k(0), skAr: k(0), skEi: k(36), skEr: k(36),
-    skPi: k(32), skPr: k(32), nextRequestId: 3, nextPeerRequestId: 1,
-    transforms: { encr: 20, encrKeyBits: 256, prf: 5, integ: 0, dh: 31 },
-  };
-}
-
-async function rejectsWith(p: Promise<unknown>, code: string, re?: RegExp): Promise<void> {
-  await assert.rejects(p, (e: Error & { code?: string }) => {
-    assert.equal(e.code, code, `expected ${code}, got ${e.code}: ${e.message}`);
-    if (re) assert.match(e.message, re);
-    return true;
-  });
-}
+import type { Fence, Store } from '../../mgmt-station/store/store.js';
+import {
+  exec, ike, KEY, memoryBackend, nic, OTHER_KEY, pair, postgresBackend, rejectsWith, sqliteBackend, sqlOnly, T0, TTL, type Contract, type Place,
+} from './contract/harness.js';
+import { sealedRowCases } from './contract/sealed-row-cases.js';
+import { syncEpochCases } from './contract/sync-epoch-cases.js';
+import { upgradeCases } from './contract/upgrade-cases.js';
 
 // --- the contract -------------------------------------------------------------------------------------
 
-for (const backend of [sqliteBackend(), postgresBackend()]) {
+for (const backend of [sqliteBackend(), postgresBackend(), memoryBackend()]) {
   describe(`store contract: ${backend.name}`, function () {
     this.timeout(30000);
     const open: Store[] = [];
     let place: Place;
     let store: Store;
 
-    const openAt = async (url: string, key = KEY): Promise<Store> => {
-      const s = await openStore(url, key, { synchronous: 'NORMAL' });
+    const openAt = async (p: Place, key = KEY): Promise<Store> => {
+      const s = await p.open(key);
       open.push(s);
       return s;
     };
@@ -170,11 +49,21 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
     });
     beforeEach(async () => {
       place = await backend.fresh();
-      store = await openAt(place.url);
+      store = await openAt(place);
     });
     afterEach(async () => {
       for (const s of open.splice(0)) await s.close();
     });
+
+    const contract: Contract = {
+      backend, openAt, owned,
+      get place() {
+        return place;
+      },
+      get store() {
+        return store;
+      },
+    };
 
     describe('NICs', () => {
       it('stores a NIC and gives back its PSK unwrapped', async () => {
@@ -203,7 +92,7 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
       });
 
       it('two stations (two connections) adding one new NIC at once: exactly one record lands, whole', async () => {
-        const other = await openAt(place.url);
+        const other = await openAt(place);
         for (let i = 1; i <= 6; i++) {
           const [a, b] = [nic(`nic-${i}`), nic(`nic-${i}`, { address: '127.0.1.2' })];
           const [ia, ib] = await Promise.all([store.addNicIfAbsent(a), other.addNicIfAbsent(b)]);
@@ -214,7 +103,7 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
 
       it('updateNic is fenced: only the lease holder replaces the record (an enrolment race loser cannot)', async () => {
         // Both stations record the new NIC, whichever insert lands first; then they race for the lease.
-        const other = await openAt(place.url);
+        const other = await openAt(place);
         const mine = nic('nic-5');
         const theirs = nic('nic-5');
         await other.addNicIfAbsent(theirs);
@@ -402,7 +291,7 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
       });
 
       it('two stations (two connections) racing for the same NICs: exactly one wins each', async () => {
-        const other = await openAt(place.url);
+        const other = await openAt(place);
         const ids = ['nic-1', 'nic-2', 'nic-3', 'nic-4', 'nic-5', 'nic-6'];
         for (const id of ids) await store.addNicIfAbsent(nic(id));
         const race = (now: number) =>
@@ -460,7 +349,7 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
       it('audit names the first entry edited directly in the database', async () => {
         const f = await owned(store, 'nic-1');
         for (let i = 1; i <= 5; i++) await store.appendCommand('nic-1', cmd(i), f);
-        await exec(place, `UPDATE command_log SET outcome = 'acked' WHERE nic = 'nic-1' AND idx = 3`);
+        await place.tamper.editLog('nic-1', 3, { outcome: 'acked' });
         const r = await store.auditCommandLog('nic-1');
         assert.equal(r.ok, false);
         assert.equal(r.firstBadIndex, 3);
@@ -476,15 +365,15 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
         const { entryHash } = await import('../../mgmt-station/store/command-log.js');
         const forged = { ...rows[1], command: 'power-down' };
         const h = entryHash(forged.prevHash, forged);
-        await exec(place, `UPDATE command_log SET command = 'power-down', hash = $1 WHERE nic = 'nic-1' AND idx = 2`, [h]);
-        await exec(place, `UPDATE command_log SET prev_hash = $1 WHERE nic = 'nic-1' AND idx = 3`, [h]);
+        await place.tamper.editLog('nic-1', 2, { command: 'power-down', hash: h });
+        await place.tamper.editLog('nic-1', 3, { prevHash: h });
         let r = await store.auditCommandLog('nic-1');
         assert.deepEqual([r.ok, r.firstBadIndex], [false, 2]);
         assert.match(r.problem!, /not sealed/);
 
         const g = await owned(store, 'nic-2');
         for (let i = 1; i <= 4; i++) await store.appendCommand('nic-2', cmd(i), g);
-        await exec(place, `DELETE FROM command_log WHERE nic = 'nic-2' AND idx = 4`);
+        await place.tamper.deleteLog('nic-2', 4);
         r = await store.auditCommandLog('nic-2');
         assert.deepEqual([r.ok, r.firstBadIndex], [false, 4]);
         assert.match(r.problem!, /deleted/);
@@ -494,13 +383,13 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
         assert.deepEqual([r.ok, r.firstBadIndex], [false, 4]);
         assert.match(r.problem!, /entry 4 is missing/);
         // A removed head makes the store refuse to log (and so to acknowledge) further commands.
-        await exec(place, `DELETE FROM command_heads WHERE nic = 'nic-2'`);
+        await place.tamper.deleteHead('nic-2');
         await rejectsWith(store.appendCommand('nic-2', cmd(6), g), 'E_STORE', /audit nic-2/);
       });
 
       it('concurrent appends on one NIC keep one gap-free chain', async () => {
         const f = await owned(store, 'nic-1');
-        const other = await openAt(place.url);
+        const other = await openAt(place);
         await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 ? store : other).appendCommand('nic-1', cmd(i), f)));
         const log = await store.readCommandLog('nic-1');
         assert.deepEqual(log.map((e) => e.index), Array.from({ length: 12 }, (_, i) => i + 1));
@@ -510,19 +399,23 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
 
     describe('keys are wrapped under the cluster key', () => {
       it('a station with another cluster key is refused at open (E_KEYFILE)', async () => {
-        await rejectsWith(openAt(place.url, OTHER_KEY), 'E_KEYFILE', /cluster key/);
+        await rejectsWith(openAt(place, OTHER_KEY), 'E_KEYFILE', /cluster key/);
       });
 
-      it('a tampered wrapped key fails with E_STORE, never returns garbage', async () => {
+      const unwrapped = 'it keeps keys in process memory, unwrapped, and its raw tables hold none (memory-store.test.ts)';
+
+      it('a tampered wrapped key fails with E_STORE, never returns garbage', async function () {
+        sqlOnly(this, place, unwrapped);
         await store.addNicIfAbsent(nic('nic-1'));
-        const [row] = await place.query(`SELECT psk FROM nics WHERE id = 'nic-1'`);
+        const [row] = await place.sql.query(`SELECT psk FROM nics WHERE id = 'nic-1'`);
         const psk = Buffer.from(row.psk as Buffer);
         psk[20] ^= 1; // a ciphertext byte (header 5 + nonce 12)
         await exec(place, `UPDATE nics SET psk = $1 WHERE id = 'nic-1'`, [psk]);
         await rejectsWith(store.getNic('nic-1'), 'E_STORE', /altered/);
       });
 
-      it('a wrapped key copied to another row does not unwrap there (AAD binds nic, generation, column)', async () => {
+      it('a wrapped key copied to another row does not unwrap there (AAD binds nic, generation, column)', async function () {
+        sqlOnly(this, place, unwrapped);
         await store.addNicIfAbsent(nic('nic-1'));
         await store.addNicIfAbsent(nic('nic-2'));
         await exec(place, `UPDATE nics SET psk = (SELECT psk FROM nics WHERE id = 'nic-1') WHERE id = 'nic-2'`);
@@ -540,7 +433,7 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
     describe('restart and membership', () => {
       it('several stations opening a new store at once all succeed (idempotent schema)', async () => {
         const fresh = await backend.fresh();
-        const stores = await Promise.all([openAt(fresh.url), openAt(fresh.url), openAt(fresh.url)]);
+        const stores = await Promise.all([openAt(fresh), openAt(fresh), openAt(fresh)]);
         await stores[0].addNicIfAbsent(nic('nic-1'));
         assert.equal((await stores[2].getNic('nic-1'))?.id, 'nic-1');
       });
@@ -554,7 +447,7 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
         await store.reserveOutbound('nic-1', 1, 4096n, T0, f);
         await store.appendCommand('nic-1', { time: T0, command: 'reset', rmcpSeq: 9, asfTag: 4, outcome: 'acked' }, f);
         await store.close();
-        const again = await openAt(place.url);
+        const again = await openAt(place);
         assert.deepEqual((await again.getActiveSa('nic-1'))?.ike, k);
         assert.deepEqual((await again.getActiveSa('nic-1'))?.pair, p);
         assert.equal((await again.getCheckpoint('nic-1', 1))?.outReserved, 4096n);
@@ -572,5 +465,10 @@ for (const backend of [sqliteBackend(), postgresBackend()]) {
         ]);
       });
     });
+
+    // Store v2: sync epochs, sealed checkpoints and sync rows, the version-1 upgrade.
+    syncEpochCases(contract);
+    sealedRowCases(contract);
+    upgradeCases(contract);
   });
 }

@@ -55,7 +55,7 @@ export function execLog(lab: Lab, nic: string): Promise<ExecEntry[]> {
 }
 
 /**
- * A command's identity on the wire from its command-log index (mgmt-station/nic-session.ts): RMCP sequence
+ * A command's identity on the wire from its command-log index (mgmt-station/core/session.ts): RMCP sequence
  * (index - 1) mod 255 (0xFF is reserved for "no ACK") and ASF tag floor((index - 1) / 255) mod 256.
  */
 export function wireIdentity(index: number): { rmcpSeq: number; tag: number } {

@@ -9,6 +9,9 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { freshFirstAddress, isRoot, type Lab, type StationProcess } from './lab.js';
 import { announceFile, announcedStore } from '../../mgmt-station/daemon.js';
+import { openStore } from '../../mgmt-station/store/open-store.js';
+import { loadClusterKey } from '../../mgmt-station/store/cluster-key.js';
+import type { Store } from '../../mgmt-station/store/store.js';
 
 const running = new Set<StationProcess>();
 
@@ -48,6 +51,19 @@ export function withStoreDb<T>(lab: Lab, f: (db: Database.Database) => T, readon
     return f(db);
   } finally {
     db.close();
+  }
+}
+
+/**
+ * Run `f` on the lab's store opened as a station opens it (with the lab's cluster key): for a test that changes
+ * what only a station may change (sealed rows), through the store's own API.
+ */
+export async function withStore<T>(lab: Lab, f: (store: Store) => Promise<T>): Promise<T> {
+  const store = await openStore(lab.store, loadClusterKey({ file: lab.keyFile }));
+  try {
+    return await f(store);
+  } finally {
+    await store.close();
   }
 }
 

@@ -16,17 +16,16 @@
  * at once; the next exchange starts a new IKE SA. A 'pending' row that no exchange can finish any more (its
  * process died between SA_READY and SA_CONFIRM) is retired by the next exchange of the NIC.
  */
-import dgram from 'node:dgram';
-import { randomBytes } from 'node:crypto';
-import { IkeInitiator, type IkeEffect } from '../protocol/index.js';
-import { LifelineError } from '../common/errors.js';
-import type { SaPair, SecurityPolicy, EspTransform } from '../wire/sa.js';
-import type { Fence, IkeSaSnapshot, NicRecord, Store } from './store/store.js';
+import { IkeInitiator, type IkeEffect } from '../../protocol/index.js';
+import { LifelineError } from '../../common/errors.js';
+import type { SaPair, SecurityPolicy, EspTransform } from '../../wire/sa.js';
+import type { Fence, IkeSaSnapshot, NicRecord, Store } from '../store/store.js';
+import type { IkeSocket, StationEnv, Timer } from './env.js';
 
 export interface KeyExchangeOptions {
   store: Store;
   fence: () => Fence;
-  now: () => number;
+  env: StationEnv;
   stationId: string;
   policy?: SecurityPolicy;
   espTransforms?: EspTransform[];
@@ -55,8 +54,8 @@ export interface ExchangeResult { nic: string; generation: number; kind: 'enroll
 
 export class KeyExchange {
   private initiator: IkeInitiator | null = null;
-  private socket: dgram.Socket | null = null;
-  private timer: NodeJS.Timeout | null = null;
+  private socket: IkeSocket | null = null;
+  private timer: Timer | null = null;
   private waiting: { resolve: (sa: SaPair) => void; reject: (e: Error) => void } | null = null;
   private staged: SaPair | null = null;
   private chain: Promise<void> = Promise.resolve();
@@ -88,28 +87,28 @@ export class KeyExchange {
   private async runNow(kind: 'enroll' | 'refresh', timeoutMs: number): Promise<ExchangeResult> {
     await this.open();
     await this.retireStalePending(timeoutMs);
-    const t0 = performance.now();
+    const t0 = this.o.env.mono();
     if (kind === 'refresh' && this.initiator?.canRefresh === true) {
       // CREATE_CHILD_SA gets at most half the caller's timeout, so that a host agent that forgot our IKE SA (the
       // host rebooted, or another process keyed the NIC) always leaves the other half for a new IKE SA: the
       // caller's timeout bounds the whole refresh, fallback included (worst case: timeoutMs).
       try {
         const sa = await this.attempt(true, timeoutMs * CHILD_SHARE_OF_TIMEOUT);
-        return { nic: this.nic.id, generation: sa.generation, kind, exchange: 'CREATE_CHILD_SA', ms: performance.now() - t0 };
+        return { nic: this.nic.id, generation: sa.generation, kind, exchange: 'CREATE_CHILD_SA', ms: this.o.env.mono() - t0 };
       } catch (e) {
         if ((e as LifelineError).code !== 'E_IKE_TIMEOUT') throw e;
         this.o.log?.('info', `${this.nic.id}: no answer to CREATE_CHILD_SA; the host agent restarted? starting a new IKE SA`);
       }
     }
-    const sa = await this.attempt(false, timeoutMs - (performance.now() - t0));
-    return { nic: this.nic.id, generation: sa.generation, kind, exchange: 'IKE_AUTH', ms: performance.now() - t0 };
+    const sa = await this.attempt(false, timeoutMs - (this.o.env.mono() - t0));
+    return { nic: this.nic.id, generation: sa.generation, kind, exchange: 'IKE_AUTH', ms: this.o.env.mono() - t0 };
   }
 
   /** One exchange (CREATE_CHILD_SA on the held IKE SA, or a new IKE SA) through the commit. */
   private async attempt(useChild: boolean, timeoutMs: number): Promise<SaPair> {
     if (!useChild) {
       this.initiator = new IkeInitiator({
-        random: (n) => new Uint8Array(randomBytes(n)),
+        random: (n) => this.o.env.random(n),
         psk: this.nic.psk,
         id: `${this.o.stationId}.station.lifeline`,
         peerId: `${this.nic.id}.host.lifeline`,
@@ -120,19 +119,19 @@ export class KeyExchange {
       });
     }
     const done = new Promise<SaPair>((resolve, reject) => (this.waiting = { resolve, reject }));
-    let timer: NodeJS.Timeout | undefined;
+    let timer: Timer | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new LifelineError('E_IKE_TIMEOUT', `key exchange with ${this.nic.id}'s host agent (${this.nic.address}:${this.nic.ikePort}) did not finish in ${Math.round(timeoutMs)} ms; the host OS must be up`)), Math.max(0, timeoutMs));
+      timer = this.o.env.after(Math.max(0, timeoutMs), () => reject(new LifelineError('E_IKE_TIMEOUT', `key exchange with ${this.nic.id}'s host agent (${this.nic.address}:${this.nic.ikePort}) did not finish in ${Math.round(timeoutMs)} ms; the host OS must be up`)));
     });
     const initiator = this.initiator!;
     let committed = false;
     try {
-      await this.perform(useChild ? initiator.refresh(Date.now()) : initiator.connect(Date.now()), initiator);
+      await this.perform(useChild ? initiator.refresh(this.o.env.now()) : initiator.connect(this.o.env.now()), initiator);
       const sa = await Promise.race([done, timeout]);
       committed = true;
       return sa;
     } finally {
-      clearTimeout(timer);
+      timer?.cancel();
       this.waiting = null;
       if (!committed) await this.abandon(initiator);
     }
@@ -147,7 +146,7 @@ export class KeyExchange {
   private async abandon(initiator: IkeInitiator): Promise<void> {
     if (this.initiator === initiator) {
       this.initiator = null;
-      if (this.timer) clearTimeout(this.timer);
+      this.timer?.cancel();
       this.timer = null;
     }
     await this.chain; // effects already under way finish first (a 'child-sa' store write among them)
@@ -156,32 +155,22 @@ export class KeyExchange {
 
   /** Retire the NIC's 'pending' rows that no exchange can commit any more (see STALE_PENDING_MS). */
   private async retireStalePending(timeoutMs: number): Promise<void> {
-    const before = this.o.now() - Math.max(STALE_PENDING_MS, 2 * timeoutMs);
+    const before = this.o.env.now() - Math.max(STALE_PENDING_MS, 2 * timeoutMs);
     for (const s of await this.o.store.listSas(this.nic.id)) {
       if (s.state !== 'pending' || s.updatedAt > before) continue;
       this.o.log?.('info', `${this.nic.id}: retiring SA generation ${s.pair.generation}, left pending by an exchange that never finished`);
-      await this.o.store.setSaState(this.nic.id, s.pair.generation, 'retired', this.o.now(), this.o.fence()).catch(() => undefined);
+      await this.o.store.setSaState(this.nic.id, s.pair.generation, 'retired', this.o.env.now(), this.o.fence()).catch(() => undefined);
     }
   }
 
   private async open(): Promise<void> {
     if (this.socket) return;
-    const s = dgram.createSocket('udp4');
-    await new Promise<void>((resolve, reject) => {
-      s.once('error', reject);
-      s.bind({ address: this.o.bind ?? '127.0.0.1', port: 0 }, () => {
-        s.removeListener('error', reject);
-        resolve();
-      });
-    });
-    s.on('error', () => undefined);
-    s.on('message', (msg) => {
+    this.socket = await this.o.env.openIkeSocket(this.o.bind ?? '127.0.0.1', (msg) => {
       const initiator = this.initiator;
       if (!initiator) return; // no exchange, or an abandoned one: ignored
-      const fx = initiator.receive(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength), Date.now());
+      const fx = initiator.receive(msg, this.o.env.now());
       this.chain = this.chain.then(() => this.perform(fx, initiator)).catch((e) => this.waiting?.reject(e));
     });
-    this.socket = s;
   }
 
   /** Carry out the effects `initiator` asked for, unless that initiator's exchange was abandoned meanwhile. */
@@ -201,11 +190,11 @@ export class KeyExchange {
         case 'child-sa':
           // The host staged it in the NIC's pending slot and said SA_READY: remember it before acknowledging.
           this.staged = e.sa;
-          await store.putSa(this.nic.id, { pair: e.sa, state: 'pending', ike: this.ikeSnapshot() }, this.o.now(), this.o.fence());
+          await store.putSa(this.nic.id, { pair: e.sa, state: 'pending', ike: this.ikeSnapshot() }, this.o.env.now(), this.o.fence());
           break;
         case 'switch-outbound':
           // SA_CONFIRM: the NIC holds it committed. Persist, then use it (the old one stays as 'previous').
-          await store.activateSa(this.nic.id, e.sa.generation, this.o.now(), this.o.fence());
+          await store.activateSa(this.nic.id, e.sa.generation, this.o.env.now(), this.o.fence());
           this.staged = null;
           this.waiting?.resolve(e.sa);
           break;
@@ -244,28 +233,28 @@ export class KeyExchange {
 
   private async retireStaged(generation: number): Promise<void> {
     this.staged = null;
-    await this.o.store.setSaState(this.nic.id, generation, 'retired', this.o.now(), this.o.fence()).catch(() => undefined);
+    await this.o.store.setSaState(this.nic.id, generation, 'retired', this.o.env.now(), this.o.fence()).catch(() => undefined);
   }
 
   private schedule(): void {
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.cancel();
     this.timer = null;
     const at = this.initiator?.pollTimeout();
     if (at === null || at === undefined) return;
     const initiator = this.initiator!;
-    this.timer = setTimeout(() => {
+    this.timer = this.o.env.after(Math.max(0, at - this.o.env.now()), () => {
       this.timer = null;
       if (this.initiator !== initiator) return;
-      const fx = initiator.handleTimeout(Date.now());
+      const fx = initiator.handleTimeout(this.o.env.now());
       this.chain = this.chain.then(() => this.perform(fx, initiator)).catch((e) => this.waiting?.reject(e));
-    }, Math.max(0, at - Date.now()));
+    });
   }
 
   async close(): Promise<void> {
-    if (this.timer) clearTimeout(this.timer);
+    this.timer?.cancel();
     this.timer = null;
     const s = this.socket;
     this.socket = null;
-    if (s) await new Promise<void>((r) => s.close(() => r()));
+    if (s) await s.close();
   }
 }

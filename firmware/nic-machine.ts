@@ -1,0 +1,540 @@
+/**
+ * One emulated management NIC and its host as a single sans-I/O machine (DESIGN §1, §7; in the manner of
+ * quinn-proto's Connection): it owns the firmware and its EEPROM image, the resynchronisation, the executed-command
+ * record, the host's power/OS state and its boot deadline, the host's IKE agent (the NIC side of the commit), the
+ * heartbeat monitor, the owner, the link and the NIC's power. Bytes and events go in with the time; effects come out:
+ *
+ *   receive(port, from, bytes, now)  hostEvent(event, now)  handleTimeout(now)  pollTimeout()
+ *   -> NicEffect[]: send (port, to, bytes), executed (a host command ran: the execution log), log
+ *
+ * Storage is injected (an EepromDevice: a file in the emulator, memory in tests and the simulator), so are
+ * randomness and time; there is no socket, clock or timer here. The shell (nic-emulator/nic-node.ts) binds the
+ * sockets this machine says it needs (wantsSecurePort, wantsIkePort), keeps one timer at pollTimeout(), and performs
+ * the effects in order.
+ *
+ * Failure model: an EEPROM write that throws (a torn write: power lost mid-write, injected; or an unwritable file)
+ * abandons what the call was doing — nothing it would have sent goes out, so nothing is announced or acknowledged
+ * that the EEPROM does not hold — and the NIC boots again from its EEPROM at once (powerFailure).
+ */
+import { LifelineError, UsageError } from '../common/errors.js';
+import { TornWriteError, type EepromDevice } from './eeprom-device.js';
+import { EepromImage, CLEAR_COMMAND_BITS, CLUSTER_POLICY_MAX, type NicConfig } from './eeprom-image.js';
+import { ExecRecord } from './exec-record.js';
+import { SaDatabase } from './sa-database.js';
+import { SecureChannel } from './secure-channel.js';
+import { NicFirmware, type FirmwareEffect, type Endpoint } from './nic-firmware.js';
+import { NicSync } from './nic-sync.js';
+import { HostAgent, AgentWriteError, type AgentOutput } from './host-agent.js';
+import { StationHeartbeats } from './station-heartbeats.js';
+import { parseClusterPolicy } from './cluster-policy.js';
+import { transition, hostAgentAlive, type HostEvent, type HostState } from './host-state.js';
+import { carriesInbound, inboundSpis, type SaPair } from '../wire/sa.js';
+import type { AeadImpl } from '../wire/aead.js';
+import { mutated } from '../common/mutation.js';
+
+export type { Endpoint };
+export type NicRunState = 'starting' | 'running' | 'unpowered' | 'failed' | 'stopped';
+export type NicPort = 'clear' | 'secure' | 'ike';
+export type LabEvent = HostEvent | 'power-restore' | 'cable-pull' | 'cable-plug';
+
+export interface ExecutedCommand {
+  /** ms, the time given with the datagram. */
+  at: number;
+  command: string;
+  via: 'clear' | 'secure';
+  rmcpSeq: number;
+  tag: number;
+  generation: number;
+  /** The sync epoch of a secure command's transmission (wire/sync-frame.ts); null in the clear. */
+  epoch: number | null;
+  /** The epoch it was first sent under (its identity's); null in the clear. */
+  firstEpoch: number | null;
+  from: string;
+  hostBefore: HostState;
+  hostAfter: HostState;
+}
+
+export type NicEffect =
+  | { kind: 'send'; port: NicPort; to: Endpoint; bytes: Uint8Array }
+  | { kind: 'executed'; entry: ExecutedCommand }
+  | { kind: 'log'; level: 'info' | 'warn' | 'error'; msg: string; fields: Record<string, unknown> };
+
+/** An administrative write did not take effect: the NIC lost power during it and rebooted (`effects`: the reboot's). */
+export class NicDownError extends LifelineError {
+  constructor(message: string, readonly effects: NicEffect[]) {
+    super('E_NIC_DOWN', message);
+  }
+}
+
+export interface NicMachineOptions {
+  id: string;
+  address: string;
+  ports: { clear: number; secure: number; ike: number };
+  /**
+   * The EEPROM, opened at every boot (`first`: the machine's first power-on). `fresh`: a new, blank part that the
+   * boot formats with `initialConfig` (only on a first boot; a missing image later is an error the opener throws).
+   */
+  openDevice: (first: boolean) => { device: EepromDevice; fresh: boolean };
+  /** How messages name the EEPROM (its file). */
+  deviceName: string;
+  /** Written when the device is new. */
+  initialConfig: NicConfig;
+  /** The host's state when the machine first powers on. */
+  initialHostState: HostState;
+  bootDelayMs: number;
+  random: (n: number) => Uint8Array;
+  checkpointBlock?: number;
+  /** Host agent: how long a pending SA waits for SA_ACK (DESIGN §2.5). */
+  commitTimeoutMs?: number;
+  aeadImpl?: AeadImpl;
+  /** Observer of the datagrams the NIC accepted as station packets (the simulator's replay check); absent: none. */
+  onAccepted?: (bytes: Uint8Array) => void;
+}
+
+interface Booted {
+  image: EepromImage;
+  db: SaDatabase;
+  exec: ExecRecord;
+  channel: SecureChannel;
+  sync: NicSync;
+  firmware: NicFirmware;
+}
+
+export class NicMachine {
+  readonly id: string;
+  runState: NicRunState = 'starting';
+  error: string | null = null;
+  hostState: HostState;
+  link = true;
+  linkDrops = 0;
+  powerDrops = 0;
+  /** The station that announced it owns this NIC (owner notice), since the NIC booted. */
+  owner: { station: string; epoch: number; at: number } | null = null;
+  private b: Booted | null = null;
+  /** The EEPROM as last opened (the shell arms its fault injection on it). */
+  device: EepromDevice | null = null;
+  private bootAt: number | null = null;
+  private readonly agent: HostAgent;
+  private readonly heartbeats: StationHeartbeats;
+  private readonly local: Endpoint;
+
+  constructor(private readonly o: NicMachineOptions) {
+    this.id = o.id;
+    this.hostState = o.initialHostState;
+    this.local = { address: o.address, port: o.ports.secure };
+    this.agent = new HostAgent({
+      nicId: o.id, random: o.random, commitTimeoutMs: o.commitTimeoutMs,
+      db: () => (this.runState === 'running' ? this.b?.db ?? null : null),
+      psk: () => (this.b && this.b.image.config.trustAnchor.kind === 'psk' ? this.b.image.config.trustAnchor.key : null),
+      policy: () => (this.b && this.b.image.config.securityPolicy !== 'none' ? this.b.image.config.securityPolicy : 'esp'),
+    });
+    this.heartbeats = new StationHeartbeats({
+      nicId: o.id, random: o.random,
+      activeSa: () => this.b?.db.active ?? null,
+      lookupSa: (spi) => this.b?.db.lookupInbound(spi) ?? null,
+    });
+  }
+
+  // ------------------------------------------------------------------ power
+
+  /** Boot from the EEPROM (formatting a blank part as a new NIC). A corrupt image leaves the NIC 'failed'. */
+  powerOn(now: number): NicEffect[] {
+    const fx: NicEffect[] = [];
+    const first = this.runState === 'starting';
+    this.boot(now, fx, first);
+    if (first && this.runState === 'running') this.setHost(this.hostState, this.hostState === 'pre-boot', now, fx);
+    return fx;
+  }
+
+  private boot(now: number, fx: NicEffect[], first: boolean): void {
+    const name = this.o.deviceName;
+    try {
+      const { device: dev, fresh } = this.o.openDevice(first);
+      this.device = dev;
+      let image: EepromImage;
+      if (fresh && first) image = EepromImage.format(dev, this.id, this.o.initialConfig, name);
+      else {
+        image = EepromImage.load(dev, name);
+        // The serial is the NIC's id, written at format: another NIC's image would give two NICs one SA and one
+        // sequence space (the same AES-GCM nonces under one key).
+        if (image.serial !== this.id) {
+          throw new LifelineError('E_EEPROM_FOREIGN', `${name}: this image belongs to NIC '${image.serial}' (its serial), not ${this.id}; put each NIC's own file back, or delete this one to start ${this.id} blank`);
+        }
+        for (const r of image.recoveredRecords) fx.push({ kind: 'log', level: 'warn', msg: 'EEPROM record recovered from older copy', fields: { record: r } });
+      }
+      const exec = ExecRecord.load(dev, name);
+      for (const r of exec.recovered) fx.push({ kind: 'log', level: 'warn', msg: 'EEPROM record recovered', fields: { record: r } });
+      const db = new SaDatabase(image, { checkpointBlock: this.o.checkpointBlock });
+      const channel = new SecureChannel(db, this.local, this.o.aeadImpl);
+      const sync = new NicSync(db, exec, channel, this.o.random);
+      const firmware = new NicFirmware(
+        channel,
+        () => ({ clearManagement: image.config.clearManagement, allowedClearCommands: image.config.allowedClearCommands }),
+        { firstEpoch: (id) => sync.firstEpochOf(id), executed: (id) => exec.find(id) !== null, cancelled: (id) => sync.isCancelled(id) },
+      );
+      firmware.hostState = this.hostState;
+      this.b = { image, db, exec, channel, sync, firmware };
+      // (Mutation check only: the NIC keeps its last epoch across a boot, as it kept its counters before issue 14.)
+      if (mutated('boot-keeps-epoch') && db.syncEpoch > 0 && db.active) channel.addEpoch(db.syncEpoch, db.active.generation, db.inboundFloor(db.active.generation), now, false);
+      this.runState = 'running';
+      this.error = null;
+      this.owner = null;
+      try {
+        this.heartbeats.configure(image.config.clusterPolicy, `${name} (cluster policy)`, now);
+      } catch (e) {
+        fx.push({ kind: 'log', level: 'warn', msg: 'cluster policy in the EEPROM is invalid; heartbeats off', fields: { error: (e as Error).message } });
+      }
+    } catch (e) {
+      this.fail(e, fx);
+    }
+  }
+
+  private fail(e: unknown, fx: NicEffect[]): void {
+    this.runState = 'failed';
+    this.error = e instanceof Error ? e.message : String(e);
+    this.b = null;
+    this.heartbeats.stop();
+    fx.push({ kind: 'log', level: 'error', msg: 'NIC stopped', fields: { error: this.error, code: (e as LifelineError).code } });
+  }
+
+  /**
+   * An EEPROM write did not complete (mains power lost mid-write, injected; or the file refused it): the NIC goes
+   * down and boots again from its EEPROM. Whatever the interrupted call would have sent is dropped.
+   */
+  private powerFailure(e: unknown, now: number): NicEffect[] {
+    const fx: NicEffect[] = [];
+    const what = e instanceof TornWriteError ? 'EEPROM write torn (injected power loss)' : 'EEPROM write failed';
+    fx.push({ kind: 'log', level: 'warn', msg: `${what}; rebooting NIC from its EEPROM`, fields: { error: (e as Error).message } });
+    this.runState = 'unpowered';
+    this.b = null;
+    this.agent.reset();
+    this.heartbeats.stop();
+    this.boot(now, fx, false);
+    return fx;
+  }
+
+  /**
+   * Run `f`; an EEPROM write failure anywhere in it abandons what it would have sent. A torn write (power lost) and
+   * any failed write of the host agent reboot the NIC; a write the file refused (E_EEPROM_IO: read-only, disk full)
+   * drops the datagram, counted: the NIC stays up, acting on nothing it could not record.
+   */
+  private guarded(now: number, f: (fx: NicEffect[]) => void): NicEffect[] {
+    const fx: NicEffect[] = [];
+    try {
+      f(fx);
+      return fx;
+    } catch (e) {
+      if (e instanceof AgentWriteError) return [...toEffects(e.done, 'ike'), ...this.powerFailure(e.cause, now)];
+      if (e instanceof TornWriteError) return this.powerFailure(e, now);
+      if (e instanceof LifelineError && this.b) {
+        this.b.firmware.drop(e); // E_EEPROM_IO, E_SEQ_EXHAUSTED, E_EEPROM_FULL: counted by code
+        return [];
+      }
+      throw e;
+    }
+  }
+
+  // ------------------------------------------------------------------ datagrams
+
+  /** A datagram arrived on one of the NIC's ports. */
+  receive(port: NicPort, from: Endpoint, bytes: Uint8Array, now: number): NicEffect[] {
+    if (!this.link) {
+      this.linkDrops++;
+      return [];
+    }
+    const b = this.b;
+    if (!b || this.runState !== 'running') {
+      this.powerDrops++;
+      return [];
+    }
+    if (port === 'ike') return this.receiveIke(from, bytes, now);
+    return this.guarded(now, (fx) => {
+      const out = port === 'clear' ? b.firmware.receiveClear(from, bytes) : b.firmware.receiveSecure(from, bytes, now);
+      if (this.o.onAccepted && out[0]?.kind === 'station-packet') this.o.onAccepted(bytes);
+      this.perform(out, now, fx);
+    });
+  }
+
+  private receiveIke(from: Endpoint, bytes: Uint8Array, now: number): NicEffect[] {
+    // Nothing answers on the IKE port of a host that is not up, nor of a NIC that was never enrolled (DESIGN §2.4).
+    if (!this.wantsIkePort) {
+      this.powerDrops++;
+      return [];
+    }
+    return this.guarded(now, (fx) => fx.push(...toEffects(this.agent.receive(bytes, from, now), 'ike')));
+  }
+
+  private perform(out: FirmwareEffect[], now: number, fx: NicEffect[]): void {
+    const b = this.b!;
+    for (const e of out) {
+      switch (e.kind) {
+        case 'send':
+          fx.push(e);
+          break;
+        case 'log':
+          fx.push(e);
+          break;
+        case 'host-command': {
+          const before = this.hostState;
+          const t = transition(before, e.command);
+          // Recorded before it runs (exec-record.ts): a torn write throws, the command does not run, no ACK goes out.
+          if (e.identity) b.exec.append({ ...e.identity, via: 'secure', saGeneration: e.generation, hostBefore: before, hostAfter: t.to });
+          this.setHost(t.to, t.startBootTimer, now, fx);
+          fx.push({
+            kind: 'executed',
+            entry: {
+              at: now, command: e.command, via: e.via, rmcpSeq: e.rmcpSeq, tag: e.tag, generation: e.generation,
+              epoch: e.identity?.epoch ?? null, firstEpoch: e.identity?.firstEpoch ?? null, from: `${e.from.address}:${e.from.port}`, hostBefore: before, hostAfter: t.to,
+            },
+          });
+          break;
+        }
+        case 'heartbeat': {
+          const reason = this.heartbeats.onAnswer(e.bytes, now);
+          if (reason) b.firmware.count(reason);
+          break;
+        }
+        case 'sync': {
+          if (!e.sa) {
+            b.firmware.count('spi');
+            break;
+          }
+          try {
+            for (const bytes of b.sync.receive(e.sa, e.bytes, now)) fx.push({ kind: 'send', port: 'secure', to: e.from, bytes });
+          } catch (err) {
+            b.firmware.drop(err); // a torn write is rethrown by drop(): the reboot follows
+          }
+          break;
+        }
+        case 'unsynced': {
+          const hint = b.sync.hint(e.sa, now);
+          if (hint) fx.push({ kind: 'send', port: 'secure', to: e.from, bytes: hint });
+          break;
+        }
+        case 'station-packet':
+          this.heartbeats.noteReceived(now);
+          break;
+        case 'owner':
+          this.owner = { station: `${e.notice.address}:${e.notice.port}`, epoch: e.notice.epoch, at: now };
+          this.heartbeats.setOwner(this.owner.station, now);
+          fx.push({ kind: 'log', level: 'info', msg: 'new owner station', fields: { station: this.owner.station, epoch: e.notice.epoch } });
+          break;
+      }
+    }
+  }
+
+  /** Idle time after answers went out: the secure channel's next keystreams (SaEndpoint.prepareNext). */
+  prepareNext(): void {
+    this.b?.firmware.prepareNext();
+  }
+
+  // ------------------------------------------------------------------ time
+
+  /** The earliest deadline: the host's boot, a heartbeat, the host agent's retransmission or commit timeout. */
+  pollTimeout(): number | null {
+    if (this.runState !== 'running') return this.bootAt;
+    let t = this.bootAt;
+    for (const d of [this.heartbeats.pollTimeout(), this.wantsIkePort ? this.agent.pollTimeout() : null]) {
+      if (d !== null && (t === null || d < t)) t = d;
+    }
+    return t;
+  }
+
+  handleTimeout(now: number): NicEffect[] {
+    const fx: NicEffect[] = [];
+    if (this.bootAt !== null && now >= this.bootAt) {
+      this.bootAt = null;
+      this.event('boot-complete', now, fx);
+    }
+    if (this.runState !== 'running') return fx;
+    const hb = this.heartbeats.pollTimeout();
+    if (hb !== null && now >= hb) {
+      const r = this.heartbeats.handleTimeout(now);
+      if (this.link) for (const p of r.probes) fx.push({ kind: 'send', port: 'secure', to: p.to, bytes: p.bytes });
+      for (const f of r.failovers) fx.push({ kind: 'log', level: 'warn', msg: 'heartbeat failover', fields: { from: f.from, to: f.to, reason: f.reason } });
+    }
+    const ike = this.wantsIkePort ? this.agent.pollTimeout() : null;
+    if (ike !== null && now >= ike) fx.push(...this.guarded(now, (g) => g.push(...toEffects(this.agent.handleTimeout(now), 'ike'))));
+    return this.link ? fx : fx.filter((e) => e.kind !== 'send');
+  }
+
+  // ------------------------------------------------------------------ host and lab
+
+  /** Drive the host or the NIC from the lab (control API). Illegal events throw UsageError and change nothing. */
+  hostEvent(event: LabEvent, now: number): { from: HostState; to: HostState; effects: NicEffect[] } {
+    const from = this.hostState;
+    const fx: NicEffect[] = [];
+    if (event === 'cable-pull' || event === 'cable-plug') {
+      this.link = event === 'cable-plug';
+      return { from, to: from, effects: fx };
+    }
+    if (event === 'power-restore') {
+      if (this.runState !== 'unpowered') throw new UsageError('E_ILLEGAL_TRANSITION', `${this.id} has power; power-restore only follows power-loss`);
+      this.boot(now, fx, false);
+      return { from, to: this.hostState, effects: fx };
+    }
+    this.event(event, now, fx);
+    return { from, to: this.hostState, effects: fx };
+  }
+
+  private event(event: HostEvent, now: number, fx: NicEffect[]): void {
+    const t = transition(this.hostState, event);
+    if (event === 'power-loss') {
+      // Host and NIC lose power: RAM is gone (sync state, caches, the agent's IKE SAs); the EEPROM stays.
+      this.heartbeats.stop();
+      this.b = null;
+      this.runState = 'unpowered';
+    }
+    this.setHost(t.to, t.startBootTimer, now, fx);
+  }
+
+  private setHost(state: HostState, startBoot: boolean, now: number, fx: NicEffect[]): void {
+    const was = this.hostState;
+    this.hostState = state;
+    if (this.b) this.b.firmware.hostState = state;
+    // A transition that stays in pre-boot (power-up while booting) keeps the boot running: without its deadline the
+    // host would never come up (found by the simulator, seed 268).
+    this.bootAt = startBoot ? now + this.o.bootDelayMs : state === 'pre-boot' && was === 'pre-boot' ? this.bootAt : null;
+    if (!hostAgentAlive(state)) this.agent.reset();
+    if (was !== state) {
+      fx.push({ kind: 'log', level: 'info', msg: 'host state', fields: { from: was, to: state, agent: hostAgentAlive(state) } });
+      // A host state change is an event the NIC reports to its station (an ASF alert): traffic to send, which is
+      // what DEFERRED heartbeats wait for (DESIGN §2.3).
+      if (this.runState === 'running') this.heartbeats.noteTrafficToSend(now);
+    }
+  }
+
+  // ------------------------------------------------------------------ sockets the shell should hold
+
+  /** UDP 664 is needed once the NIC holds an SA: before that nothing could authenticate there (file descriptors). */
+  get wantsSecurePort(): boolean {
+    const db = this.b?.db;
+    return this.runState === 'running' && !!db && (db.active !== null || db.previous !== null);
+  }
+
+  /** The IKE port is bound while the OS is up and the NIC was enrolled (trust anchor written). */
+  get wantsIkePort(): boolean {
+    return this.runState === 'running' && this.link && hostAgentAlive(this.hostState) && this.b?.image.config.trustAnchor.kind === 'psk';
+  }
+
+  // ------------------------------------------------------------------ administration (host driver, admin)
+
+  private requireBooted(): Booted {
+    if (!this.b || this.runState !== 'running') throw new LifelineError('E_NIC_DOWN', `${this.id} is ${this.runState}${this.error ? ': ' + this.error : ''}`);
+    return this.b;
+  }
+
+  /**
+   * An EEPROM write the control API asked for: when it fails (a torn write: injected power loss) the NIC reboots
+   * from its EEPROM, and the caller gets E_NIC_DOWN (the write did not take effect) with the reboot's effects.
+   */
+  private admin<T>(what: string, now: number, write: (b: Booted) => T): { result: T; effects: NicEffect[] } {
+    const b = this.requireBooted();
+    try {
+      return { result: write(b), effects: [] };
+    } catch (e) {
+      if (!(e instanceof TornWriteError)) throw e;
+      throw new NicDownError(`${this.id} lost power while ${what} (injected); it rebooted from ${this.o.deviceName} as it was before`, this.powerFailure(e, now));
+    }
+  }
+
+  /** Manual keying (RFC 4301 §4.5): the host driver writes a complete SA and commits it at once. */
+  installSa(sa: SaPair, now: number): { generation: number; effects: NicEffect[] } {
+    const db = this.requireBooted().db;
+    // The NIC finds an SA by the SPI of an inbound packet (SaDatabase.lookupInbound, active first): an SA whose
+    // inbound SPI another held SA already carries could never be reached, and packets meant for either would
+    // be checked against the wrong keys.
+    for (const held of [db.active, db.previous]) {
+      if (!held) continue;
+      const clash = inboundSpis(sa).find((spi) => carriesInbound(held, spi));
+      if (clash !== undefined) {
+        throw new UsageError('E_SPI_IN_USE', `${this.id} already holds inbound SPI ${clash} (0x${clash.toString(16)}) in its SA of generation ${held.generation}; give the new SA another toNic SPI`);
+      }
+      // The station finds the SA of an answer by its SPI too (mgmt-station/udp-mux.ts).
+      if (sa.fromNic.spi === held.fromNic.spi) {
+        throw new UsageError('E_SPI_IN_USE', `${this.id} already sends under SPI ${sa.fromNic.spi} (0x${sa.fromNic.spi.toString(16)}) in its SA of generation ${held.generation}; give the new SA another fromNic SPI`);
+      }
+    }
+    const generation = db.nextGeneration();
+    const r = this.admin('installing an SA', now, () => {
+      db.writePending({ ...sa, generation });
+      db.commitPending();
+    });
+    // The host agent numbers the SAs it negotiates from the generation it last saw: past this one now.
+    this.agent.noteGenerationUsed(generation);
+    return { generation, effects: r.effects };
+  }
+
+  /** Enrolment: the admin writes the station's pre-shared key into the NIC configuration (trust anchor, DESIGN §3). */
+  setTrustAnchor(psk: Uint8Array, now: number): void {
+    // The EEPROM's trust anchor field holds 32 bytes (eeprom-image.ts).
+    if (psk.length !== 32) throw new UsageError('E_USAGE', `the pre-shared key must be 32 bytes (64 hex digits), got ${psk.length}; make one with: head -c 32 /dev/urandom | xxd -p -c 64`);
+    this.admin('writing the trust anchor', now, (b) => b.image.writeConfig({ ...b.image.config, trustAnchor: { kind: 'psk', key: psk.slice() } }));
+    this.agent.reset();
+  }
+
+  /** The NIC's clear-management option (the seed's cold-boot option, DESIGN §2.1), as the admin configures it. */
+  setClearManagement(commands: string[], now: number): void {
+    this.requireBooted();
+    let bits = 0;
+    for (const c of commands) {
+      const bit = (CLEAR_COMMAND_BITS as Record<string, number>)[c];
+      if (!bit) throw new UsageError('E_USAGE', `unknown clear command '${c}'; use reset, power-up, power-down, power-cycle`);
+      bits |= bit;
+    }
+    this.admin('writing the clear-management option', now, (b) => b.image.writeConfig({ ...b.image.config, clearManagement: bits !== 0, allowedClearCommands: bits }));
+  }
+
+  /** Write the station-cluster policy (seed INI syntax) into the EEPROM and start heartbeats per it. */
+  setClusterPolicy(text: string, source: string, now: number): void {
+    this.requireBooted();
+    const bytes = Buffer.byteLength(text, 'utf8');
+    if (bytes > CLUSTER_POLICY_MAX) throw new UsageError('E_POLICY', `${source}: the policy is ${bytes} bytes; the NIC's EEPROM holds at most ${CLUSTER_POLICY_MAX}`);
+    parseClusterPolicy(text, source); // E_POLICY with file and line before anything is written
+    this.admin('writing the cluster policy', now, (b) => b.image.writeConfig({ ...b.image.config, clusterPolicy: text }));
+    this.heartbeats.configure(text, source, now);
+  }
+
+  // ------------------------------------------------------------------ status
+
+  status(): Record<string, unknown> {
+    const b = this.b;
+    const fw = b?.firmware;
+    const img = b?.image;
+    return {
+      id: this.id,
+      address: this.o.address,
+      ports: { ...this.o.ports },
+      state: this.runState,
+      error: this.error,
+      host: this.hostState,
+      link: this.link ? 'up' : 'down',
+      eeprom: this.o.deviceName,
+      config: img ? { securityPolicy: img.config.securityPolicy, clearManagement: img.config.clearManagement, allowedClearCommands: img.config.allowedClearCommands } : null,
+      sa: b ? b.db.summary() : null,
+      sync: b ? b.sync.status() : null,
+      counters: fw ? { ...fw.counters, dropped: { ...fw.counters.dropped, link_down: this.linkDrops, nic_unpowered: this.powerDrops } } : null,
+      eepromWrites: img && b ? eepromWrites(img, b.exec) : null,
+      executedRecorded: b ? b.exec.count : null,
+      hostAgent: this.agent.status(this.wantsIkePort),
+      owner: this.owner,
+      heartbeat: this.heartbeats.status(),
+    };
+  }
+
+  /** The configuration as the EEPROM holds it (null when not booted). */
+  get config(): Readonly<NicConfig> | null {
+    return this.b?.image.config ?? null;
+  }
+}
+
+function toEffects(out: AgentOutput, port: NicPort): NicEffect[] {
+  const fx: NicEffect[] = out.sends.map((s) => ({ kind: 'send', port, to: s.to, bytes: s.bytes }));
+  for (const l of out.logs) fx.push({ kind: 'log', ...l });
+  return fx;
+}
+
+function eepromWrites(img: EepromImage, exec: ExecRecord): { total: number; byRegion: Record<string, number> } {
+  const w = img.pageWrites;
+  return { total: w.total + exec.pageWrites, byRegion: { ...w.byRegion, exec: exec.pageWrites } };
+}
