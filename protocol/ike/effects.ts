@@ -11,9 +11,22 @@
 import type { ErrorCode } from '../../common/errors.js';
 import type { SaPair } from '../../wire/sa.js';
 
+/** Where a datagram came from, or where the responder sends one (RFC 7296 §2.11). */
+export interface DatagramSource {
+  /** The sender's IP address (§2.6 IPi in the cookie; the per-source half-open limit). */
+  address: string;
+  /** Its UDP port (the responder sends the IKE SA's requests back there). */
+  port?: number;
+}
+
 export type IkeEffect =
-  /** A datagram for the peer's IKE port. */
-  | { kind: 'send'; bytes: Uint8Array }
+  /**
+   * A datagram for the peer's IKE port. The responder says where (`to`): an answer goes to the
+   * request's source (§2.11), a request of ours to the peer its IKE SA was made with (a spoofed
+   * datagram cannot redirect it); absent when the responder was not told (receive() without
+   * `from`). The initiator has one peer and leaves it out.
+   */
+  | { kind: 'send'; bytes: Uint8Array; to?: DatagramSource }
   /** The IKE SA is authenticated (spiI/spiR as 16 hex digits). */
   | { kind: 'established'; spiI: string; spiR: string }
   /**

@@ -23,7 +23,7 @@ import type { EspTransform, SecurityPolicy } from '../../wire/sa.js';
 import { HostCommit } from '../commit.js';
 import { DEFAULT_FLOOD_POLICY, InitGuard, type FloodPolicy } from './cookie.js';
 import { EXCHANGE, PROTO_IKE } from './constants.js';
-import { DropCounter, type IkeEffect, log } from './effects.js';
+import { DropCounter, type DatagramSource, type IkeEffect, log } from './effects.js';
 import { decodeHeader, fromInitiator, isResponse, type EncodedPayload, type IkeHeader } from './ike-message.js';
 import { encodeDelete, encodeNotify } from './ike-payloads.js';
 import { answerInit, plainErrorAnswer, readInitRequest } from './ike-sa-init.js';
@@ -65,11 +65,8 @@ export interface ResponderOptions {
 
 export type ResolvedResponderOptions = Required<Omit<ResponderOptions, 'peerId' | 'nextGeneration' | 'flood'>> & { peerId?: string; flood: FloodPolicy };
 
-/** What receive() is told about the datagram besides its bytes. */
-export interface DatagramSource {
-  /** The sender's IP address (§2.6 IPi in the cookie; the per-source half-open limit). */
-  address: string;
-}
+/** What receive() is told about the datagram besides its bytes (effects.ts). */
+export type { DatagramSource } from './effects.js';
 
 export class IkeResponder {
   private readonly o: ResolvedResponderOptions;
@@ -132,6 +129,10 @@ export class IkeResponder {
    * NIC. A pending SA can no longer be confirmed and is discarded.
    */
   shutdown(now: number): IkeEffect[] {
+    return this.addressed(this.shutdownFx(now), null);
+  }
+
+  private shutdownFx(now: number): IkeEffect[] {
     const fx: IkeEffect[] = [];
     const d = this.commit.discard();
     if (d) fx.push({ kind: 'nic-discard', generation: d.id.generation });
@@ -153,12 +154,12 @@ export class IkeResponder {
    * is its SPI as 16 hex digits (our SPI); default: the only established one.
    */
   rekeyIkeSa(now: number, session?: string): IkeEffect[] {
-    return this.x.startIkeRekey(this.pick(session, 'rekeyIkeSa'), now);
+    return this.addressed(this.x.startIkeRekey(this.pick(session, 'rekeyIkeSa'), now), null);
   }
 
   /** Rekeys the Child SA of an IKE SA (CREATE_CHILD_SA { N(REKEY_SA), ... }, §1.3.3) as a standard peer would. */
   rekeyChild(now: number, session?: string): IkeEffect[] {
-    return this.x.startChildRekey(this.pick(session, 'rekeyChild'), now);
+    return this.addressed(this.x.startChildRekey(this.pick(session, 'rekeyChild'), now), null);
   }
 
   private pick(session: string | undefined, what: string): Session {
@@ -225,6 +226,10 @@ export class IkeResponder {
   }
 
   handleTimeout(now: number): IkeEffect[] {
+    return this.addressed(this.timeoutFx(now), null);
+  }
+
+  private timeoutFx(now: number): IkeEffect[] {
     const fx: IkeEffect[] = [];
     const expired = this.commit.expire(now);
     if (expired) this.x.commitTimedOut(expired, now, fx);
@@ -259,15 +264,32 @@ export class IkeResponder {
    */
   receive(bytes: Uint8Array, now: number, from?: DatagramSource): IkeEffect[] {
     const fx: IkeEffect[] = [];
+    const src = from ? { address: from.address, ...(from.port !== undefined ? { port: from.port } : {}) } : null;
     try {
-      return this.dispatch(bytes, now, from?.address ?? null, fx);
+      return this.addressed(this.dispatch(bytes, now, src, fx), src);
     } catch (e) {
-      if (isLifelineError(e)) return this.drop(e.code, fx, e.message);
-      return this.drop('internal', fx, String(e));
+      if (isLifelineError(e)) return this.addressed(this.drop(e.code, fx, e.message), src);
+      return this.addressed(this.drop('internal', fx, String(e)), src);
     }
   }
 
-  private dispatch(bytes: Uint8Array, now: number, source: string | null, fx: IkeEffect[]): IkeEffect[] {
+  /**
+   * §2.11: an answer goes to where its request came from (`source`); a request of ours goes to the
+   * peer its IKE SA was made with, so a datagram from another address (spoofed, or a replayed
+   * capture) never redirects our retransmissions, SA_READY or deletes.
+   */
+  private addressed(fx: IkeEffect[], source: DatagramSource | null): IkeEffect[] {
+    for (const e of fx) {
+      if (e.kind !== 'send' || e.to) continue;
+      const h = decodeHeader(e.bytes);
+      const s = this.sessions.get(hex(fromInitiator(h) ? h.spiI : h.spiR));
+      const to = isResponse(h) ? source ?? s?.peer : s?.peer ?? source;
+      if (to) e.to = to;
+    }
+    return fx;
+  }
+
+  private dispatch(bytes: Uint8Array, now: number, from: DatagramSource | null, fx: IkeEffect[]): IkeEffect[] {
     if (!(bytes instanceof Uint8Array)) return this.drop('E_USAGE', fx);
     const h = decodeHeader(bytes);
     if (h.majorVersion !== 2) {
@@ -277,7 +299,7 @@ export class IkeResponder {
       }
       return this.drop('E_VERSION', fx);
     }
-    if (h.exchange === EXCHANGE.IKE_SA_INIT && !isResponse(h) && fromInitiator(h) && h.spiR.every((b) => b === 0)) return this.onInit(h, bytes, now, source, fx);
+    if (h.exchange === EXCHANGE.IKE_SA_INIT && !isResponse(h) && fromInitiator(h) && h.spiR.every((b) => b === 0)) return this.onInit(h, bytes, now, from, fx);
     // Our SPI names the session: SPIr when the peer is the original initiator, SPIi after we rekeyed (§2.18).
     const key = hex(fromInitiator(h) ? h.spiR : h.spiI);
     const s = this.sessions.get(key);
@@ -322,7 +344,8 @@ export class IkeResponder {
 
   // ---- IKE_SA_INIT --------------------------------------------------------------------------
 
-  private onInit(h: IkeHeader, bytes: Uint8Array, now: number, source: string | null, fx: IkeEffect[]): IkeEffect[] {
+  private onInit(h: IkeHeader, bytes: Uint8Array, now: number, from: DatagramSource | null, fx: IkeEffect[]): IkeEffect[] {
+    const source = from?.address ?? null;
     if (h.messageId !== 0) return this.drop('msgid', fx);
     for (const s of this.sessions.values()) {
       if (!equalBytes(s.core.spiI, h.spiI) || s.core.originalInitiator) continue;
@@ -369,6 +392,7 @@ export class IkeResponder {
       initRequest: new Uint8Array(bytes),
       initResponse: r.response,
       source,
+      peer: from,
       created: now,
       cookieVerified: req.cookie !== null,
     }));

@@ -12,7 +12,7 @@ import type { SaPair } from '../../wire/sa.js';
 import type { HostCommit } from '../commit.js';
 import type { ChildOffer } from './child-exchange.js';
 import { EXCHANGE, PROTO_IKE } from './constants.js';
-import { log, type IkeEffect } from './effects.js';
+import { log, type DatagramSource, type IkeEffect } from './effects.js';
 import type { EncodedPayload, IkeHeader, RawPayload } from './ike-message.js';
 import { encodeDelete, encodeNotify } from './ike-payloads.js';
 import { answerIkeRekey, makeIkeRekeyRequest, readIkeRekeyAnswer, weLostCollision, type IkeRekeyOffer } from './ike-rekey.js';
@@ -47,6 +47,8 @@ export interface Session {
   initRequest: Uint8Array;
   initResponse: Uint8Array;
   source: string | null;
+  /** Where the IKE_SA_INIT that made it came from: our requests on it go there (§2.11). */
+  peer: DatagramSource | null;
   created: number;
   cookieVerified: boolean;
   /** Keyed by spiFromNic: the SPI the station names in REKEY_SA and DELETE (§1.3.3, §1.4.1). */
@@ -75,7 +77,7 @@ export abstract class ResponderIkeSas {
     protected readonly commit: HostCommit,
   ) {}
 
-  newSession(key: string, core: IkeSaCore<Purpose>, p: Pick<Session, 'state' | 'ni' | 'nr' | 'initRequest' | 'initResponse' | 'source' | 'created' | 'cookieVerified'>): Session {
+  newSession(key: string, core: IkeSaCore<Purpose>, p: Pick<Session, 'state' | 'ni' | 'nr' | 'initRequest' | 'initResponse' | 'source' | 'peer' | 'created' | 'cookieVerified'>): Session {
     return { key, core, ...p, children: new Map(), commit: false, closing: false, rekeyedTo: null, superseded: false, peerIkeRekey: null, peerChildRekey: null };
   }
 
@@ -130,7 +132,7 @@ export abstract class ResponderIkeSas {
     const core = new IkeSaCore<Purpose>({ spiI: n.spiI, spiR: n.spiR, originalInitiator: n.weInitiated, retransmit: this.o.retransmit });
     core.keys = n.keys;
     const key = hex(n.weInitiated ? n.spiI : n.spiR);
-    const ns = this.newSession(key, core, { state: 'established', ni: n.ni, nr: n.nr, initRequest: old.initRequest, initResponse: old.initResponse, source: old.source, created: now, cookieVerified: true });
+    const ns = this.newSession(key, core, { state: 'established', ni: n.ni, nr: n.nr, initRequest: old.initRequest, initResponse: old.initResponse, source: old.source, peer: old.peer, created: now, cookieVerified: true });
     ns.commit = old.commit;
     this.sessions.set(key, ns);
     return ns;

@@ -205,4 +205,31 @@ describe('IKE_SA_INIT flood defence (RFC 7296 §2.6, RFC 8019)', () => {
     assert.deepEqual(p.host.sessionStates, []);
     assert.equal(p.host.pollTimeout(), null);
   });
+
+  it('§2.11: answers go to their request\'s source, our own requests to the peer the IKE SA was made with; a datagram from elsewhere redirects nothing', () => {
+    const host = new IkeResponder({ random: seededRandom('address/host'), psk: PSK, id: 'nic-1.lab', nextGeneration: 1 });
+    const station = new IkeInitiator({ random: seededRandom('address/station'), psk: PSK, id: 'station.lab', peerId: 'nic-1.lab' });
+    const real = { address: '127.0.0.10', port: 40001 };
+    const elsewhere = { address: '198.51.100.7', port: 500 };
+    const sends = (fx: IkeEffect[]) => fx.filter((e): e is Extract<IkeEffect, { kind: 'send' }> => e.kind === 'send');
+    /* IKE_SA_INIT --> <-- */
+    const init = sends(station.connect(0));
+    const initAnswer = sends(host.receive(init[0].bytes, 0, real));
+    assert.deepEqual(initAnswer.map((e) => e.to), [real]);
+    /* IKE_AUTH --> <-- { ... }, then INFORMATIONAL { N(SA_READY) } --> the station */
+    const auth = sends(station.receive(initAnswer[0].bytes, 1));
+    const authFx = sends(host.receive(auth[0].bytes, 2, real));
+    assert.equal(authFx.length, 2, 'the IKE_AUTH answer and SA_READY');
+    assert.deepEqual(authFx.map((e) => e.to), [real, real]);
+    /* the same IKE_AUTH replayed from another address: the cached answer goes there (it answers that datagram) */
+    const replayed = sends(host.receive(auth[0].bytes, 3, elsewhere));
+    assert.deepEqual(replayed.map((e) => e.to), [elsewhere]);
+    /* SA_READY is retransmitted to the station, not to the replayer */
+    const at = host.pollTimeout() as number;
+    const again = sends(host.handleTimeout(at));
+    assert.equal(again.length, 1);
+    assert.deepEqual(again[0].to, real);
+    /* the initiator has one peer and names none */
+    assert.equal(init[0].to, undefined);
+  });
 });
