@@ -497,7 +497,8 @@ export class NicMachine {
 
   // ------------------------------------------------------------------ status
 
-  status(): Record<string, unknown> {
+  /** What `nic-emulator status` shows; `now` (the shell's clock) says whether the host agent demands cookies. */
+  status(now?: number): Record<string, unknown> {
     const b = this.b;
     const fw = b?.firmware;
     const img = b?.image;
@@ -516,7 +517,7 @@ export class NicMachine {
       counters: fw ? { ...fw.counters, dropped: { ...fw.counters.dropped, link_down: this.linkDrops, nic_unpowered: this.powerDrops } } : null,
       eepromWrites: img && b ? eepromWrites(img, b.exec) : null,
       executedRecorded: b ? b.exec.count : null,
-      hostAgent: this.agent.status(this.wantsIkePort),
+      hostAgent: this.agent.status(this.wantsIkePort, now),
       owner: this.owner,
       heartbeat: this.heartbeats.status(),
     };

@@ -311,7 +311,7 @@ export class NicNode {
   }
 
   status(): Record<string, unknown> {
-    const s = this.machine.status();
+    const s = this.machine.status(Date.now());
     const owner = this.machine.owner;
     const hb = s.heartbeat as { failovers?: { at: number }[] } | null;
     return {
