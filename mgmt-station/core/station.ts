@@ -48,6 +48,8 @@ export interface StationCoreOptions {
   onSessionOpen?: (nic: string) => void;
   /** Outbound sequence numbers a session claims in the store at a time (default 1024; the simulator varies it). */
   reserveBlock?: bigint;
+  /** A held IKE SA is rekeyed (RFC 7296 §2.18) before a refresh once it is this old (ms; default 4 h). */
+  ikeRekeyMs?: number;
 }
 
 export class StationCore {
@@ -159,7 +161,14 @@ export class StationCore {
       kx = undefined;
     }
     if (!kx) {
-      kx = new KeyExchange(nic, { store: this.store, fence: () => this.fences.get(nic.id) ?? fence, env: this.env, stationId: this.o.stationId, bind: this.o.bind, policy: nicPolicy(nic) });
+      kx = new KeyExchange(nic, {
+        store: this.store, fence: () => this.fences.get(nic.id) ?? fence, env: this.env, stationId: this.o.stationId, bind: this.o.bind, policy: nicPolicy(nic),
+        ikeRekeyMs: this.o.ikeRekeyMs,
+        log: (level, msg) => this.o.log?.(level === 'warn' ? 'warn' : 'info', msg, { nic: nic.id }),
+        // A standard peer rekeyed the Child SA itself (plain IKEv2, §2.8): the session moves to it, after any
+        // key exchange of ours that runs.
+        onActivated: (id) => void this.exclusiveKeying(id, async () => this.sessions.get(id)?.reload()).catch(() => undefined),
+      });
       this.exchanges.set(nic.id, kx);
     }
     const r = kind === 'enroll' ? await kx.enroll(timeoutMs) : await kx.refresh(timeoutMs);
