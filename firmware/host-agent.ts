@@ -66,6 +66,18 @@ export class HostAgent {
     this.responder = null;
   }
 
+  /**
+   * The trust anchor changed while the OS runs (re-enrolment): the IKE SAs were authenticated under the old key, so
+   * each gets an INFORMATIONAL { D(IKE) } (§1.4.1; sent once: the agent starts anew at once, no retransmission) and
+   * a pending SA is discarded. The NIC keeps its committed SAs. Throws AgentWriteError like receive().
+   */
+  shutdown(now: number): AgentOutput {
+    const out: AgentOutput = { sends: [], logs: [], committed: false };
+    if (this.responder) this.perform(this.responder.shutdown(now), out);
+    this.reset();
+    return out;
+  }
+
   /** A datagram on the IKE port (only while the OS is up). Throws AgentWriteError when an EEPROM write failed. */
   receive(bytes: Uint8Array, from: Endpoint, now: number): AgentOutput {
     this.counters.received++;

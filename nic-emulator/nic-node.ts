@@ -278,8 +278,7 @@ export class NicNode {
   }
 
   setTrustAnchor(psk: Uint8Array): void {
-    this.admin(() => this.machine.setTrustAnchor(psk, Date.now()));
-    this.apply([]);
+    this.apply(this.admin(() => this.machine.setTrustAnchor(psk, Date.now())));
   }
 
   setClearManagement(commands: string[]): void {

@@ -135,4 +135,17 @@ describe('host agent (firmware/host-agent.ts): issue 15 IKE', () => {
     lab.agent.reset();
     assert.equal((lab.agent.status(false) as { flood: { cookiesSent: number } }).flood.cookiesSent, before);
   });
+
+  it('a new trust anchor (re-enrolment) while the OS runs: each IKE SA gets a D(IKE) (§1.4.1), sent to its station; the NIC keeps its SA', () => {
+    const lab = new Lab();
+    lab.fromStation(lab.station.connect(0));
+    const bye = lab.agent.shutdown(1);
+    assert.equal(bye.sends.length, 1);
+    assert.deepEqual(bye.sends[0].to, STATION);
+    lab.toStation(bye);
+    assert.equal(lab.count('closed'), 1);
+    assert.equal(lab.station.state, 'closed');
+    assert.equal(lab.db.active?.generation, 1);
+    assert.deepEqual((lab.agent.status(true, 1) as { sessions: string[] }).sessions, []);
+  });
 });
