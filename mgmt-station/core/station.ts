@@ -63,6 +63,11 @@ export class StationCore {
   private keying = new Map<string, Promise<unknown>>();
   /** NICs this process took over from another station (their first sync ends the former owner's epochs). */
   readonly takeovers = new Set<string>();
+  /**
+   * Where the key exchanges report what a user of a long-running station should see (the IKE SA's mode, IKE SA
+   * rekeys, the peer's own Child SA rekeys, fallbacks, retries); `o.log` when unset. The daemon sets its logger.
+   */
+  keyingLog: StationCoreOptions['log'] = undefined;
 
   constructor(readonly o: StationCoreOptions) {
     this.store = o.store;
@@ -164,7 +169,7 @@ export class StationCore {
       kx = new KeyExchange(nic, {
         store: this.store, fence: () => this.fences.get(nic.id) ?? fence, env: this.env, stationId: this.o.stationId, bind: this.o.bind, policy: nicPolicy(nic),
         ikeRekeyMs: this.o.ikeRekeyMs,
-        log: (level, msg) => this.o.log?.(level === 'warn' ? 'warn' : 'info', msg, { nic: nic.id }),
+        log: (level, msg) => (this.keyingLog ?? this.o.log)?.(level === 'warn' ? 'warn' : 'info', msg, { nic: nic.id }),
         // A standard peer rekeyed the Child SA itself (plain IKEv2, §2.8): the session moves to it, after any
         // key exchange of ours that runs.
         onActivated: (id) => void this.exclusiveKeying(id, async () => this.sessions.get(id)?.reload()).catch(() => undefined),
