@@ -27,7 +27,13 @@ const IKE_PORT = 500;
 const PSK = 'lifeline-interop-psk-0123456789';
 const SHIM_SOURCE = fileURLToPath(new URL('../../../test/support/xfrm-shim.c', import.meta.url));
 
-export type Scenario = 'charon-initiates' | 'lifeline-initiates';
+/**
+ * The pure machines behind a tiny UDP shell (this file), or the real processes (strongswan-processes.ts):
+ * 'charon-to-nic' = charon initiating to a NIC's host agent in a running nic-emulator, 'station-to-charon' =
+ * `mgmt-station enroll`/`refresh` (through `mgmt-station serve`) initiating to charon standing in for a host.
+ */
+export type Scenario = 'charon-initiates' | 'lifeline-initiates' | 'charon-to-nic' | 'station-to-charon';
+const PROCESS_SCENARIOS: Scenario[] = ['charon-to-nic', 'station-to-charon'];
 
 export interface InteropReport {
   scenario: Scenario;
@@ -64,7 +70,7 @@ export function strongswanSkipReason(): string | null {
 
 /** Runs one scenario in its own namespace; resolves with the child's report. */
 export function runInterop(scenario: Scenario, deadlineMs: number): Promise<InteropReport> {
-  const self = fileURLToPath(import.meta.url);
+  const self = fileURLToPath(PROCESS_SCENARIOS.includes(scenario) ? new URL('./strongswan-processes.js', import.meta.url) : import.meta.url);
   return new Promise((resolve, reject) => {
     const child = spawn('unshare', ['-n', '-m', '--propagation', 'private', process.execPath, self, scenario], { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -92,11 +98,11 @@ export function runInterop(scenario: Scenario, deadlineMs: number): Promise<Inte
 
 // ---- inside the namespace ----------------------------------------------------------------------
 
-function sleep(ms: number): Promise<void> {
+export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-async function until(what: string, cond: () => boolean, ms: number): Promise<void> {
+export async function until(what: string, cond: () => boolean, ms: number): Promise<void> {
   const end = Date.now() + ms;
   while (!cond()) {
     if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
@@ -104,16 +110,16 @@ async function until(what: string, cond: () => boolean, ms: number): Promise<voi
   }
 }
 
-function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv, timeout = 15_000): Promise<string> {
+export function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv, timeout = 15_000): Promise<string> {
   return new Promise((resolve, reject) => {
     execFile(cmd, args, { env: { ...process.env, ...env }, timeout }, (e, stdout, stderr) => (e ? reject(new Error(`${cmd} ${args.join(' ')}: ${e.message}\n${stdout}${stderr}`)) : resolve(stdout + stderr)));
   });
 }
 
-function strongswanConf(dir: string): string {
+export function strongswanConf(dir: string, port = CHARON_PORT, natPort = port + 13000): string {
   return `charon {
-  port = ${CHARON_PORT}
-  port_nat_t = ${CHARON_PORT + 13000}
+  port = ${port}
+  port_nat_t = ${natPort}
   install_routes = no
   install_virtual_ip = no
   retransmit_tries = 3
@@ -256,13 +262,52 @@ function describeEffect(e: IkeEffect): string {
   }
 }
 
-async function stop(p: ChildProcess | null, signal: NodeJS.Signals): Promise<void> {
+export async function stop(p: ChildProcess | null, signal: NodeJS.Signals): Promise<void> {
   if (!p || p.exitCode !== null || p.signalCode !== null) return;
   const gone = new Promise<void>((r) => p.once('exit', () => r()));
   p.kill(signal);
   const t = setTimeout(() => p.kill('SIGKILL'), 3000);
   await gone;
   clearTimeout(t);
+}
+
+// ---- shared by both kinds of scenario (strongswan-processes.ts too) ---------------------------
+
+/** In the fresh namespace: a private /run (charon's pid file and VICI socket), lo up, the XFRM shim built. */
+export function namespaceUp(dir: string): void {
+  execFileSync('mount', ['-t', 'tmpfs', 'lifeline-run', '/run']);
+  execFileSync('ip', ['link', 'set', 'lo', 'up']);
+  execFileSync('cc', ['-shared', '-fPIC', '-O2', '-o', join(dir, 'xfrm-shim.so'), SHIM_SOURCE, '-ldl']);
+}
+
+/** tshark capturing every UDP datagram on lo into `pcap`; resolves once it captures. */
+export async function startTshark(pcap: string): Promise<ChildProcess> {
+  const tshark = spawn('tshark', ['-i', 'lo', '-f', 'udp', '-w', pcap], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  tshark.stderr?.on('data', (d) => (err += d));
+  await until('tshark to capture', () => err.includes('Capturing on'), 10_000);
+  return tshark;
+}
+
+/** charon with the XFRM shim preloaded and `dir`/swanctl.conf loaded. */
+export async function startCharon(dir: string, env: NodeJS.ProcessEnv): Promise<ChildProcess> {
+  const charon = spawn(CHARON, [], { env: { ...process.env, ...env, LD_PRELOAD: join(dir, 'xfrm-shim.so') }, stdio: 'ignore' });
+  await until('charon VICI socket', () => existsSync('/run/charon.vici'), 10_000);
+  await run(SWANCTL, ['--load-all', '--file', join(dir, 'swanctl.conf')], env);
+  return charon;
+}
+
+/** IKE packets in the capture (UDP `ports` decoded as ISAKMP), by exchange type, and the malformed ones. */
+export function analyseCapture(pcap: string, ports: number[], report: Pick<InteropReport, 'packets' | 'malformed' | 'exchanges' | 'error'>): void {
+  try {
+    const decode = ['-r', pcap, ...ports.flatMap((p) => ['-d', `udp.port==${p},isakmp`])];
+    const types = execFileSync('tshark', [...decode, '-Y', 'isakmp', '-T', 'fields', '-e', 'isakmp.exchangetype'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+    report.packets = types.length;
+    for (const t of types) report.exchanges[t] = (report.exchanges[t] ?? 0) + 1;
+    report.malformed = execFileSync('tshark', [...decode, '-Y', '_ws.malformed || _ws.expert.severity == error'], { encoding: 'utf8' }).split('\n').filter(Boolean).length;
+  } catch (e) {
+    report.error = (report.error ? report.error + '; ' : '') + `tshark: ${(e as Error).message}`;
+  }
 }
 
 async function lab(scenario: Scenario): Promise<InteropReport> {
@@ -273,22 +318,12 @@ async function lab(scenario: Scenario): Promise<InteropReport> {
   let shell: Shell | null = null;
   const report: InteropReport = { scenario, ok: false, effects: [], drops: {}, charonLog: '', packets: 0, malformed: 0, exchanges: {}, ms: 0 };
   try {
-    execFileSync('mount', ['-t', 'tmpfs', 'lifeline-run', '/run']);
-    execFileSync('ip', ['link', 'set', 'lo', 'up']);
-    execFileSync('cc', ['-shared', '-fPIC', '-O2', '-o', join(dir, 'xfrm-shim.so'), SHIM_SOURCE, '-ldl']);
+    namespaceUp(dir);
     writeFileSync(join(dir, 'strongswan.conf'), strongswanConf(dir));
     writeFileSync(join(dir, 'swanctl.conf'), swanctlConf(scenario), { mode: 0o600 });
     const env = { STRONGSWAN_CONF: join(dir, 'strongswan.conf') };
-
-    const pcap = join(dir, 'ike.pcap');
-    tshark = spawn('tshark', ['-i', 'lo', '-f', 'udp', '-w', pcap], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let tsharkErr = '';
-    tshark.stderr?.on('data', (d) => (tsharkErr += d));
-    await until('tshark to capture', () => tsharkErr.includes('Capturing on'), 10_000);
-
-    charon = spawn(CHARON, [], { env: { ...process.env, ...env, LD_PRELOAD: join(dir, 'xfrm-shim.so') }, stdio: 'ignore' });
-    await until('charon VICI socket', () => existsSync('/run/charon.vici'), 10_000);
-    await run(SWANCTL, ['--load-all', '--file', join(dir, 'swanctl.conf')], env);
+    tshark = await startTshark(join(dir, 'ike.pcap'));
+    charon = await startCharon(dir, env);
 
     const psk = new TextEncoder().encode(PSK);
     const random = (n: number): Uint8Array => new Uint8Array(randomBytes(n));
@@ -345,16 +380,7 @@ async function lab(scenario: Scenario): Promise<InteropReport> {
     } catch {
       /* charon never started */
     }
-    try {
-      const pcap = join(dir, 'ike.pcap');
-      const decode = ['-r', pcap, '-d', `udp.port==${IKE_PORT},isakmp`, '-d', `udp.port==${CHARON_PORT},isakmp`];
-      const types = execFileSync('tshark', [...decode, '-Y', 'isakmp', '-T', 'fields', '-e', 'isakmp.exchangetype'], { encoding: 'utf8' }).split('\n').filter(Boolean);
-      report.packets = types.length;
-      for (const t of types) report.exchanges[t] = (report.exchanges[t] ?? 0) + 1;
-      report.malformed = execFileSync('tshark', [...decode, '-Y', '_ws.malformed || _ws.expert.severity == error'], { encoding: 'utf8' }).split('\n').filter(Boolean).length;
-    } catch (e) {
-      report.error = (report.error ? report.error + '; ' : '') + `tshark: ${(e as Error).message}`;
-    }
+    analyseCapture(join(dir, 'ike.pcap'), [IKE_PORT, CHARON_PORT], report);
     rmSync(dir, { recursive: true, force: true });
     report.ms = Date.now() - t0;
   }
