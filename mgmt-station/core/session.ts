@@ -156,7 +156,8 @@ export class NicSession {
   /** Unsolicited challenges arrive here while no sync runs (the NIC booted and invites one). */
   private invited = false;
   private waiters = new Set<Waiter>();
-  private inFlight = new Map<number, InFlight>();
+  /** Commands in flight by the hash of their log row (an index alone repeats once a store went back). */
+  private inFlight = new Map<string, InFlight>();
   private queue: (() => void)[] = [];
   private commandsRunning = 0;
   /** Commands of the log to settle at the first sync (logged 'sent' before this session opened). */
@@ -309,7 +310,8 @@ export class NicSession {
         entry = await this.o.store.appendCommand(this.nic.id, { time: this.o.env.now(), command: kind, outcome: 'sent', syncEpoch: loggedEpoch }, this.o.fence);
       }
       this.markUsed(entry.index, loggedEpoch);
-      // The epoch it is logged under (a sync may have moved the session on meanwhile: exchange() then logs a re-send).
+      // The epoch it is logged under (a sync may move the session on before it goes out: exchange() then has the NIC
+      // asked about it in a sync, and sends it under the new epoch only when the NIC says it did not run).
       const f: InFlight = (inFlight = { index: entry.index, hash: entry.hash, kind, rmcpSeq: entry.rmcpSeq, tag: entry.asfTag, firstEpoch: loggedEpoch, epoch: loggedEpoch, waiter: null });
       const r = await this.runCommand(f, deadline);
       // Second ack: the outcome and the sequence state are durable before the user hears "done".
@@ -334,7 +336,7 @@ export class NicSession {
    */
   private async commandLost(f: InFlight, kind: CommandKind, e: unknown, deadline: number): Promise<RequestResult> {
     const code = (e as LifelineError).code;
-    const sent = this.inFlightSent.delete(f.index);
+    const sent = this.inFlightSent.delete(f.hash);
     const entry = { index: f.index, rmcpSeq: f.rmcpSeq, asfTag: f.tag };
     const about = (err: LifelineError) => Object.assign(err, { command: { index: entry.index, hash: f.hash, sent } });
     if (!sent) {
@@ -368,11 +370,11 @@ export class NicSession {
   }
 
   /** Commands whose first transmission left (a failure after it cannot be 'failed'). */
-  private inFlightSent = new Set<number>();
+  private inFlightSent = new Set<string>();
 
   /** Send a command (and again, as long as the deadline allows) until the NIC acknowledges it or a sync settles it. */
   private async runCommand(f: InFlight, deadline: number): Promise<Exchanged> {
-    this.inFlight.set(f.index, f);
+    this.inFlight.set(f.hash, f);
     try {
       for (;;) {
         const msg = { type: f.kind, tag: f.tag, bootOptions: null } as AsfMessage;
@@ -386,7 +388,7 @@ export class NicSession {
         if (!(await this.recordResend(f))) throw new LifelineError('E_OUTCOME_UNKNOWN', `${this.nic.id}: command #${f.index} was taken over by another process of this station, or the store went back`);
       }
     } finally {
-      this.inFlight.delete(f.index);
+      this.inFlight.delete(f.hash);
     }
   }
 
@@ -496,7 +498,7 @@ export class NicSession {
         }
         await this.sendOn(this.active!, inner, waiter, command);
         if (command) {
-          this.inFlightSent.add(command.index);
+          this.inFlightSent.add(command.hash);
           this.markUsed(command.index, command.epoch);
         }
         attempts++;
@@ -678,7 +680,7 @@ export class NicSession {
     }
     for (const b of this.backlog) {
       const c = byIndex.get(b.index);
-      if (!c || c.outcome !== 'sent' || this.inFlight.has(b.index)) continue;
+      if (!c || c.outcome !== 'sent' || this.inFlight.has(b.hash)) continue;
       const kind = c.command as CommandKind;
       if (!COMMAND_KINDS.includes(kind) || !c.syncEpoch || !c.firstSyncEpoch) {
         // Logged before sync epochs existed, or not a command the NIC records: its fate cannot be asked.

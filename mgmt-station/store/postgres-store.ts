@@ -9,7 +9,11 @@
  * Transactions run at READ COMMITTED; fenced writes lock the NIC's lease row with SELECT ... FOR UPDATE
  * (sql-store.ts), which serialises a takeover against every write of the old owner. Read transactions
  * are REPEATABLE READ READ ONLY, so an audit sees the log and its head from one snapshot.
- * lock_timeout bounds how long a statement waits for a row lock held by a stuck station.
+ * lock_timeout bounds how long a statement waits for a row lock held by a stuck station, and
+ * idle_in_transaction_session_timeout how long a station stopped inside a transaction (SIGSTOP, a debugger, a host
+ * that froze) keeps its locks: PostgreSQL then ends its session, the locks go (its lease row among them, so another
+ * station can take its NICs over once its lease lapsed), and the stopped station, when it goes on, finds its
+ * transaction gone (E_STORE) and nothing of it written.
  */
 import pg from 'pg';
 import { UsageError } from '../../common/errors.js';
@@ -25,6 +29,8 @@ export interface PostgresStoreOptions extends SqlStoreOptions {
   connectTimeoutMs?: number;
   /** Longest wait for a row lock before the statement fails (default 10000 ms). */
   lockTimeoutMs?: number;
+  /** Longest pause inside a transaction before PostgreSQL ends the session and frees its locks (default 1000 ms). */
+  idleInTransactionTimeoutMs?: number;
 }
 
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -55,12 +61,14 @@ export class PostgresDriver implements SqlDriver {
     parsed.searchParams.delete('schema');
     this.url = redactedStoreUrl(url);
     const lockTimeout = Math.max(0, Math.floor(opts.lockTimeoutMs ?? 10000));
+    // Between two statements of a transaction a station only computes: a second of silence means it stopped.
+    const idleTimeout = Math.max(0, Math.floor(opts.idleInTransactionTimeoutMs ?? 1000));
     this.#pool = new pg.Pool({
       connectionString: parsed.toString(),
       max: opts.maxConnections ?? 4,
       connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
       idleTimeoutMillis: 10000,
-      options: `-c search_path=${this.schema} -c lock_timeout=${lockTimeout}`,
+      options: `-c search_path=${this.schema} -c lock_timeout=${lockTimeout} -c idle_in_transaction_session_timeout=${idleTimeout}`,
     });
     // An idle client whose server went away emits 'error' on the pool; the next query reports it.
     this.#pool.on('error', () => {});
@@ -79,6 +87,10 @@ export class PostgresDriver implements SqlDriver {
       throw storeError(this.url, e);
     }
     let broken = false;
+    // The server may end this session while it is checked out (idle_in_transaction_session_timeout): the client then
+    // emits 'error', which must not go unhandled; the next query fails and the client is discarded.
+    const onError = () => (broken = true);
+    client.on('error', onError);
     try {
       await client.query(mode === 'write' ? 'BEGIN' : 'BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY');
       const it = body();
@@ -95,6 +107,7 @@ export class PostgresDriver implements SqlDriver {
       });
       throw mapError(this.url, e);
     } finally {
+      client.off('error', onError);
       client.release(broken);
     }
   }
