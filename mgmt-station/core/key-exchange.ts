@@ -193,6 +193,9 @@ export class KeyExchange {
       throw new ExchangeError('E_IKE_STATE', `${this.nic.id}: the IKE SA went away before CREATE_CHILD_SA`, 'ike', true);
     }
     if (!useChild) {
+      // An IKE SA still held (an enrolment while one is up) is replaced: tell the host (§1.4.1) rather than leave
+      // it to INITIAL_CONTACT or its table's limit.
+      if (this.initiator) await this.abandon(this.initiator, 'replaced by a new IKE SA');
       this.initiator = new IkeInitiator({
         random: (n) => this.o.env.random(n),
         psk: this.nic.psk,

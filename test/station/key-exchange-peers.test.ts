@@ -183,4 +183,13 @@ describe('station KeyExchange with standard IKEv2 peers (issue 15)', function ()
     });
     assert.ok(!(await states()).some((s) => s.endsWith(':pending')));
   });
+
+  it('an enrolment while an IKE SA is held replaces it with a D(IKE) to the host (§1.4.1)', async () => {
+    await setUp(true);
+    await kx.enroll(5000);
+    await kx.enroll(5000);
+    await until('the host to see the old IKE SA deleted', () => host.count('closed') === 1, 2000);
+    assert.equal(host.responder.establishedSpis.length, 1);
+    assert.deepEqual((await states()).slice(-2), ['1:previous', '2:active']);
+  });
 });
