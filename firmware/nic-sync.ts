@@ -10,7 +10,10 @@
  *     every command it reports not executed it cancels the transmission the station last sent (if that epoch is
  *     still live: it must never run now), and remembers that the command, if it comes under the new epoch, is the
  *     same command (its first epoch): the station may send it again, and a copy of it can never run twice;
- *  2. issues epoch max(highest issued + 1, the station's minimum) and writes it (a checkpoint page);
+ *  2. issues epoch max(highest issued + 1, the station's minimum) and writes it (a checkpoint page); a minimum
+ *     above highest + 1 means the station's store saw epochs this NIC has no record of (its EEPROM went back), so
+ *     the epoch floor rises to the new epoch: every earlier one is another history's, and queries about commands
+ *     last sent under one are answered 'unknown' (exec-record.ts);
  *  3. makes it live: the SA's inbound window starts above P - 1 (the station's first number in the epoch); an
  *     exclusive SET (a takeover) ends every other epoch; the outbound counter moves past S (what the station has
  *     seen of ours), so the station's replay window takes our next answers even if our EEPROM went back;
@@ -39,7 +42,10 @@ export interface SyncChannel {
   readonly liveEpochs: number[];
 }
 
-/** Cancelled identities kept at once (a station queries at most 32 per sync; they matter while their epoch lives). */
+/**
+ * Cancelled identities and first-epoch mappings kept at once: a station queries at most 32 per sync, and both matter
+ * only while their epoch lives (at most 4 live epochs), so 256 never drops one that still matters.
+ */
 const MAX_CANCELLED = 256;
 
 function idKey(q: CommandIdentity): string {
