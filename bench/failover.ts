@@ -10,7 +10,7 @@
 import http from 'node:http';
 import dgram from 'node:dgram';
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { spawnChild, startEmulator, stopChild, tempDir } from './processes.js';
@@ -26,10 +26,13 @@ export interface FailoverResult {
   commands: { acked: number; lost: number; duplicated: number };
 }
 
-function post(control: string, path: string): Promise<any> {
-  const [host, port] = control.split(':');
+/** A station daemon's control API: its address and the credential from its announce file (mgmt-station/daemon.ts). */
+interface Daemon { control: string; token: string }
+
+function post(d: Daemon, path: string): Promise<any> {
+  const [host, port] = d.control.split(':');
   return new Promise((res) => {
-    const req = http.request({ host, port: Number(port), method: 'POST', path, agent: false, timeout: 5000 }, (r) => {
+    const req = http.request({ host, port: Number(port), method: 'POST', path, agent: false, timeout: 5000, headers: { authorization: `Bearer ${d.token}` } }, (r) => {
       let t = '';
       r.setEncoding('utf8').on('data', (c: string) => (t += c)).on('end', () => {
         try {
@@ -63,7 +66,7 @@ async function freePort(): Promise<number> {
   return p;
 }
 
-function startStation(dir: string, id: string, port: number, emulator: string): Promise<{ child: ChildProcess; control: string }> {
+function startStation(dir: string, id: string, port: number, emulator: string): Promise<{ child: ChildProcess } & Daemon> {
   const child = spawnChild(process.execPath, [STATION_CLI, 'serve', '--json', '--id', id, '--listen', `127.0.0.1:${port}`, '--lease-ms', String(LEASE_MS), '--poll-interval', '150', '--control', '127.0.0.1:0', '--store', `sqlite:${join(dir, 'station.db')}`, '--cluster-key', join(dir, 'cluster.key'), '--emulator', emulator]);
   return new Promise((res, rej) => {
     let out = '';
@@ -73,7 +76,8 @@ function startStation(dir: string, id: string, port: number, emulator: string): 
       const line = out.split('\n').find((l) => l.startsWith('{'));
       if (line) {
         clearTimeout(t);
-        res({ child, control: JSON.parse(line).control });
+        const ready = JSON.parse(line) as { control: string; announce: string };
+        res({ child, control: ready.control, token: (JSON.parse(readFileSync(ready.announce, 'utf8')) as { token: string }).token });
       }
     });
   });
@@ -92,7 +96,7 @@ export async function measureFailover(trials: number, log: (s: string) => void):
     spawnSync(process.execPath, [resolve(import.meta.dirname, '../nic-emulator/cli.js'), 'policy', 'nic-1', join(dir, 'policy.ini'), '--control', ctl], { timeout: 10000 });
     const e = cli(['enroll', 'nic-1', '--psk-file', join(dir, 'psk.hex'), '--id', 'A']);
     if (e.status !== 0) throw new Error(`enroll failed: ${e.stderr}`);
-    const st: Record<'A' | 'B', { child: ChildProcess; control: string }> = { A: await startStation(dir, 'A', ports.A, ctl), B: await startStation(dir, 'B', ports.B, ctl) };
+    const st: Record<'A' | 'B', { child: ChildProcess } & Daemon> = { A: await startStation(dir, 'A', ports.A, ctl), B: await startStation(dir, 'B', ports.B, ctl) };
     let owner: 'A' | 'B' = 'A';
     const acked = new Set<number>();
     const verbs = ['power-cycle', 'reset', 'power-up'];
@@ -100,9 +104,9 @@ export async function measureFailover(trials: number, log: (s: string) => void):
     const nicSwitch: number[] = [];
     const ownerOf = async () => (await get(ctl, '/v1/nics/nic-1')).owner?.station as string | undefined;
     // Make sure A serves first.
-    for (let i = 0; i < 50 && !(await post(st.A.control, '/v1/nics/nic-1/ping')).ok; i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 50 && !(await post(st.A, '/v1/nics/nic-1/ping')).ok; i++) await new Promise((r) => setTimeout(r, 100));
     for (let t = 0; t < trials; t++) {
-      const r = await post(st[owner].control, `/v1/nics/nic-1/${verbs[t % 3]}`);
+      const r = await post(st[owner], `/v1/nics/nic-1/${verbs[t % 3]}`);
       if (r.ok) acked.add(r.command.index);
       const dead = owner;
       const backup: 'A' | 'B' = owner === 'A' ? 'B' : 'A';
@@ -112,7 +116,7 @@ export async function measureFailover(trials: number, log: (s: string) => void):
       let ackedAt: number | null = null;
       for (let i = 0; performance.now() - killedAt < 10000 && (ackedAt === null || switchedAt === null); i++) {
         if (ackedAt === null) {
-          const x = await post(st[backup].control, `/v1/nics/nic-1/${verbs[(t + 1) % 3]}`);
+          const x = await post(st[backup], `/v1/nics/nic-1/${verbs[(t + 1) % 3]}`);
           if (x.ok) {
             acked.add(x.command.index);
             ackedAt = performance.now();

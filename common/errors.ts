@@ -30,7 +30,9 @@ export type ErrorCode =
   // the station daemon took a request and was lost before answering: it may or may not have run
   | 'E_OUTCOME_UNKNOWN'
   // a daemon of this station already runs on this store
-  | 'E_RUNNING';
+  | 'E_RUNNING'
+  // a request to the station daemon's control API without its credential, or with a wrong one (HTTP 401)
+  | 'E_AUTH';
 
 export class LifelineError extends Error {
   readonly code: ErrorCode;

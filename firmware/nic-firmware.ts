@@ -88,6 +88,11 @@ export interface NicCounters {
   executed: number;
   duplicatesAnswered: number;
   acksSent: number;
+  /**
+   * RMCP ACKs received (a station's ACK of a NIC's answer: nothing to do, DSP0136 §3.2.2.1), by port; counted so that
+   * every datagram is accepted, dropped or one of these.
+   */
+  acksReceived: { clear: number; secure: number };
 }
 
 /**
@@ -112,6 +117,7 @@ export class NicFirmware {
     executed: 0,
     duplicatesAnswered: 0,
     acksSent: 0,
+    acksReceived: { clear: 0, secure: 0 },
   };
   /** Highest owner epoch announced to this NIC (RAM only: a NIC restart accepts the next notice). */
   ownerEpoch = 0;
@@ -138,7 +144,10 @@ export class NicFirmware {
       this.drop(e); // not RMCP 1.0 with a known class: nothing to acknowledge
       return effects;
     }
-    if (rmcp.ack) return effects; // an ACK is never acknowledged nor answered (§3.2.2.1); nothing to do
+    if (rmcp.ack) {
+      this.counters.acksReceived.clear++; // an ACK is never acknowledged nor answered (§3.2.2.1); nothing to do
+      return effects;
+    }
     // The RMCP ACK depends on the RMCP header alone: it goes out first, also for
     // messages whose contents are then disregarded.
     const ack = rmcpAckFor(rmcp);
@@ -224,7 +233,10 @@ export class NicFirmware {
       this.drop(e);
       return effects;
     }
-    if (rmcp.ack) return effects; // station ACKs of our responses: nothing to do
+    if (rmcp.ack) {
+      this.counters.acksReceived.secure++; // a station's ACK of our response: nothing to do
+      return effects;
+    }
     const gen = opened.sa.generation;
     const iv = opened.iv;
     const send = (m: Uint8Array, k: number) =>

@@ -104,6 +104,16 @@ export function parseHostPort(s: string, defPort: number, what = 'address'): { h
   return { host: m[1], port };
 }
 
+/** A loopback host: 127.0.0.0/8 or localhost. The control APIs listen nowhere else. */
+export function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/** E_USAGE naming `option` and `value` unless `host` is loopback (a control API address: README "CLI reference"). */
+export function requireLoopback(option: string, value: string, host: string): void {
+  if (!isLoopbackHost(host)) throw new UsageError('E_USAGE', `${option} ${value}: the control API is on loopback only; give 127.x.y.z or localhost`);
+}
+
 /** The whole number given for --NAME, `def` when absent; E_USAGE unless it is within min..max. */
 export function intOption(v: string | undefined, def: number, name: string, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   if (v === undefined) return def;

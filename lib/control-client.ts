@@ -14,6 +14,9 @@ export function controlTimeoutMs(timeoutMs: number): number {
 }
 
 export class ControlClient {
+  /** Sent as `Authorization: Bearer TOKEN` when set (a station daemon's control API wants it: mgmt-station/daemon.ts). */
+  token: string | null = null;
+
   /**
    * `option` is the command-line option that gave the address (nic-emulator's `--control`, mgmt-station's
    * `--emulator`): errors name it, so the user knows what to change.
@@ -40,9 +43,11 @@ export class ControlClient {
 
   private request<T>(method: string, path: string, body?: unknown): Promise<T> {
     const data = body === undefined ? undefined : JSON.stringify(body);
+    const headers: Record<string, string> = data ? { 'content-type': 'application/json', connection: 'close' } : { connection: 'close' };
+    if (this.token) headers.authorization = `Bearer ${this.token}`;
     return new Promise<T>((resolve, reject) => {
       const req = http.request(
-        { host: this.host, port: this.port, method, path, timeout: this.timeoutMs, agent: false, headers: data ? { 'content-type': 'application/json', connection: 'close' } : { connection: 'close' } },
+        { host: this.host, port: this.port, method, path, timeout: this.timeoutMs, agent: false, headers },
         (res) => {
           let text = '';
           res.setEncoding('utf8');

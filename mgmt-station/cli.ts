@@ -4,15 +4,17 @@
  */
 import { parseArgs } from 'node:util';
 import { randomBytes, randomInt } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeSecretFile } from '../lib/secret-file.js';
 import http from 'node:http';
 import { StationDaemon, announceFile, announcedStore, validateLifetime } from './daemon.js';
 import { parseTable } from './replay/table.js';
 import { replayTable } from './replay/runner.js';
 import { createLogger, type LogFormat } from '../lib/log.js';
+import { LogLimiter } from '../lib/log-limit.js';
 import { StationContext, DEFAULT_STORE, DEFAULT_KEY_FILE, emulatorControl } from './context.js';
 import { ControlClient, DEFAULT_CONTROL, controlTimeoutMs } from '../lib/control-client.js';
-import { EXIT, exitQuietlyOnEpipe, fail, intOption, parseHostPort, printJson, progress } from '../lib/cli.js';
+import { EXIT, exitQuietlyOnEpipe, fail, intOption, parseHostPort, printJson, progress, requireLoopback } from '../lib/cli.js';
 import { DEFAULT_ANSWER_POLL_US } from '../lib/answer-poll.js';
 import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
 import { LifelineError, UsageError } from '../common/errors.js';
@@ -39,7 +41,7 @@ Daemon:
                             host is up, and serves the verbs above (the CLI forwards to it when it runs)
       [--refresh-interval S] (default 3600)  [--max-down-time S] (default 86400)  [--lifetime S] (default: infinite)
       [--ike-rekey-interval S] (default 14400)  rekey a held IKE SA (RFC 7296 §2.18) at the first refresh after S
-      [--poll-interval MS] (default 5000)  [--control HOST:PORT] (default 127.0.0.1:0)
+      [--poll-interval MS] (default 5000)  [--control HOST:PORT] (its control API; loopback only, default 127.0.0.1:0)
       [--listen ADDR:PORT]  the station's secure UDP socket: NIC heartbeats and owner notices name it
                             (use the address:port the NICs' cluster policy lists); default 127.0.0.1:any
 
@@ -54,7 +56,8 @@ Keys and NICs:
   refresh NIC|all           SA refresh: new child SA + ready/ack/confirm commit (host must be up)
   list [--json]             NICs this station knows, with their SAs
   keys --wireshark FILE [--ikev2 FILE]
-                            write esp_sa (and ikev2_decryption_table) UAT lines for every SA in the store (retired ones too)
+                            write esp_sa (and ikev2_decryption_table) UAT lines for every SA in the store (the
+                            newest 16 retired ones per NIC too); the files are 0600
                             (see README "Checking packets with tshark")
   log NIC [--json]          the NIC's command log with outcomes
   status [--json]           the running daemon's view: NICs it owns, host states, refreshes, drops by reason
@@ -154,7 +157,7 @@ async function main(argv: string[]): Promise<void> {
       const verbTimeoutMs = daemonTimeoutMs(d);
       const path = `/v1/nics/${encodeURIComponent(nic)}/${verb}?timeout=${verbTimeoutMs}`;
       const waitMs = (verb === 'refresh' ? Math.max(verbTimeoutMs, 5000) : verbTimeoutMs) + DAEMON_ANSWER_MARGIN_MS;
-      const r = await daemonJson(d.control, 'POST', path, waitMs).catch((e: unknown) => {
+      const r = await daemonJson(d, 'POST', path, waitMs).catch((e: unknown) => {
         // The daemon was not there when we connected (a daemon killed with -9 leaves its file behind, and its
         // pid may have been reused): nothing was sent, so the verb runs here.
         if (e instanceof DaemonRequestFailed && !e.sent) return null;
@@ -173,18 +176,19 @@ async function main(argv: string[]): Promise<void> {
   if (!values['no-daemon'] && changesKeys(verb, positionals)) {
     const d = runningDaemon(announce);
     // As the verbs above: the CLI waits for it that long (at least what the key exchange gets) plus a margin.
-    if (d && (await forwardKeying(d.control, verb, positionals, values, json, daemonTimeoutMs(d)))) return;
+    if (d && (await forwardKeying(d, verb, positionals, values, json, daemonTimeoutMs(d)))) return;
   }
   if (verb === 'replay') return replay(positionals[1]!, json);
   if (verb === 'status') {
     // The daemon's view: leases it polls, host states, refreshes, and what it dropped (by reason).
     const d = runningDaemon(announce);
     if (!d) throw new LifelineError('E_UNREACHABLE', `no daemon of station '${stationId}' is running for this store; start one with 'mgmt-station serve'`);
-    const st = await daemonJson(d.control, 'GET', '/v1/status', 10000).catch((e: unknown) => {
+    const st = await daemonJson(d, 'GET', '/v1/status', 10000).catch((e: unknown) => {
       if (!(e instanceof DaemonRequestFailed)) throw e;
       if (e.timedOut) throw new LifelineError('E_TIMEOUT', `the station daemon at ${d.control} took GET /v1/status but did not answer within ${e.timeoutMs} ms; is it stopped (SIGSTOP) or overloaded?`);
       throw new LifelineError('E_UNREACHABLE', `cannot get the status of the station daemon at ${d.control}: ${e.detail}`);
     });
+    if (st.ok === false) throw new LifelineError(st.error.code, st.error.message);
     if (json) return printJson(st);
     process.stdout.write(`station ${st.id} (pid ${st.pid}); dropped on its socket: ${fmtCounts(st.socketDrops)}; heartbeats: ${fmtCounts(st.heartbeats)}\n`);
     for (const n of st.nics) process.stdout.write(`${String(n.id).padEnd(8)} host=${n.host} refreshes=${n.refreshes} dropped ${fmtCounts(n.dropped)}${n.lastError ? ' last error: ' + n.lastError : ''}\n`);
@@ -193,6 +197,7 @@ async function main(argv: string[]): Promise<void> {
   // Address options and the log format are checked before anything is opened or created.
   const listen = hostPortOption('--listen', values.listen ?? '127.0.0.1:0');
   const control = hostPortOption('--control', values.control ?? '127.0.0.1:0');
+  requireLoopback('--control', values.control ?? '127.0.0.1:0', control.host); // the daemon's control API: loopback only
   const logFormat = values['log-format'] ?? 'text';
   if (logFormat !== 'text' && logFormat !== 'json') throw new UsageError('E_USAGE', `--log-format must be text or json, got '${logFormat}'`);
   const busyPollUs = intOption(values['busy-poll-us'], DEFAULT_ANSWER_POLL_US, 'busy-poll-us', 0, MAX_BUSY_POLL_US);
@@ -227,7 +232,8 @@ async function main(argv: string[]): Promise<void> {
     ikeRekeyMs: ikeRekeyS !== undefined ? ikeRekeyS * 1000 : undefined,
   });
   if (verb === 'serve') {
-    const log = createLogger({ format: logFormat as LogFormat, component: PROG });
+    // Per NIC and reason at most 5 lines per 10 s, the rest summarised (lib/log-limit.ts).
+    const log = createLogger({ format: logFormat as LogFormat, component: PROG, limit: new LogLimiter() });
     const daemon = new StationDaemon(ctx, {
       ...serveTimes!,
       timeoutMs,
@@ -238,7 +244,10 @@ async function main(argv: string[]): Promise<void> {
       leaseMs,
     }, log);
     // Signal handlers first: whoever reads the ready line may stop the daemon at once.
-    const stop = () => void daemon.stop().finally(() => process.exit(EXIT.OK));
+    const stop = () => void daemon.stop().finally(() => {
+      log.flush();
+      process.exit(EXIT.OK);
+    });
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
     // The station's UDP socket first (--listen), then the control API (--control): a bad address is named.
@@ -248,7 +257,8 @@ async function main(argv: string[]): Promise<void> {
     await daemon.start().catch((e: unknown) => {
       throw addressError(e, '--control', values.control ?? '127.0.0.1:0');
     });
-    const line = { ready: true, id: stationId, pid: process.pid, control: `${control.host}:${daemon.port}`, store: ctx.store.url };
+    // `announce`: the file (0600) with the daemon's address and the credential its control API wants.
+    const line = { ready: true, id: stationId, pid: process.pid, control: `${control.host}:${daemon.port}`, store: ctx.store.url, announce };
     process.stdout.write((json ? JSON.stringify(line) : `mgmt-station: station '${stationId}' serving on http://${line.control} (store ${line.store})`) + '\n');
     return;
   }
@@ -419,8 +429,11 @@ function addressError(e: unknown, option: string, address: string): unknown {
   return code && why[code] ? new UsageError('E_USAGE', `${option} ${address}: ${why[code]} (${code})`) : e;
 }
 
-/** What a running daemon wrote in its announce file (daemon.ts start()); `timeoutMs` is its --timeout. */
-interface Announced { pid: number; control: string; store?: string; timeoutMs?: number }
+/**
+ * What a running daemon wrote in its announce file (daemon.ts start()); `timeoutMs` is its --timeout, `token` the
+ * credential its control API wants (the file is 0600: only its user reads it).
+ */
+interface Announced { pid: number; control: string; store?: string; timeoutMs?: number; token?: string }
 
 /** The daemon announced in `file`, if its process is alive and it serves `store` (announcedStore). */
 function announcedDaemon(file: string, store: string): Announced | null {
@@ -452,7 +465,7 @@ const DAEMON_ANSWER_MARGIN_MS = 5000;
 async function refuseSecondDaemon(announce: string, stationId: string, runningDaemon: (file: string) => Announced | null): Promise<void> {
   const d = runningDaemon(announce);
   if (!d) return;
-  const st = await daemonJson(d.control, 'GET', '/v1/status', 3000).catch((e: unknown) => {
+  const st = await daemonJson(d, 'GET', '/v1/status', 3000).catch((e: unknown) => {
     if (e instanceof DaemonRequestFailed && !e.sent) return null; // nothing listens there: a stale file
     throw new LifelineError('E_RUNNING', `a daemon of station '${stationId}' (pid ${d.pid}, ${announce}) takes connections at ${d.control} but did not answer (${(e as Error).message}); stop it (kill ${d.pid}) before starting another`);
   });
@@ -521,10 +534,11 @@ class DaemonRequestFailed extends Error {
  * connection and then reset it, hung up, answered non-JSON or did not answer within `timeoutMs` (the verb may
  * have run there: it must not run again here).
  */
-function daemonJson(hostPort: string, method: 'GET' | 'POST', path: string, timeoutMs: number, body?: object): Promise<any> {
-  const [host, port] = hostPort.split(':');
+function daemonJson(d: Pick<Announced, 'control' | 'token'>, method: 'GET' | 'POST', path: string, timeoutMs: number, body?: object): Promise<any> {
+  const [host, port] = d.control.split(':');
   const data = body === undefined ? undefined : JSON.stringify(body);
-  const headers = data === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) };
+  const headers: Record<string, string | number> = data === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) };
+  if (d.token) headers.authorization = `Bearer ${d.token}`;
   return new Promise((resolve, reject) => {
     let sent = false;
     let timedOut = false;
@@ -579,7 +593,8 @@ function changesKeys(verb: string, positionals: string[]): boolean {
  * made here, and sent to the daemon on loopback. Resolves false when no daemon listens at `daemon` (nothing was
  * sent: the verb then runs here); a daemon that took a request and was lost is an error, not a second run.
  */
-async function forwardKeying(daemon: string, verb: string, positionals: string[], values: Record<string, string | boolean | undefined>, json: boolean, timeoutMs: number): Promise<boolean> {
+async function forwardKeying(d: Announced, verb: string, positionals: string[], values: Record<string, string | boolean | undefined>, json: boolean, timeoutMs: number): Promise<boolean> {
+  const daemon = d.control;
   const emulator = String(values.emulator ?? DEFAULT_CONTROL);
   const target = verb === 'sa' ? positionals[2] : positionals[1];
   const daemonVerb = verb === 'sa' ? 'sa-manual' : verb;
@@ -594,7 +609,7 @@ async function forwardKeying(daemon: string, verb: string, positionals: string[]
   const waitMs = Math.max(timeoutMs, verb === 'enroll' ? 10000 : 5000) + DAEMON_ANSWER_MARGIN_MS;
   // Refused (no daemon listens): null, the verb runs here. Taken and then lost: it may have run there; not again here.
   const post = (nic: string) =>
-    daemonJson(daemon, 'POST', `/v1/nics/${encodeURIComponent(nic)}/${daemonVerb}?timeout=${timeoutMs}`, waitMs, body).catch((e: unknown) => {
+    daemonJson(d, 'POST', `/v1/nics/${encodeURIComponent(nic)}/${daemonVerb}?timeout=${timeoutMs}`, waitMs, body).catch((e: unknown) => {
       if (e instanceof DaemonRequestFailed && !e.sent) return null;
       throw e instanceof DaemonRequestFailed ? lostVerb(e, daemon, verb === 'sa' ? 'sa manual' : verb, nic) : e;
     });
@@ -608,7 +623,7 @@ async function forwardKeying(daemon: string, verb: string, positionals: string[]
     return true;
   }
   // The listing changes nothing: a daemon lost while answering it has run nothing, and the verb may be retried.
-  const known = await daemonJson(daemon, 'GET', '/v1/nics', 10000).catch((e: unknown) => {
+  const known = await daemonJson(d, 'GET', '/v1/nics', 10000).catch((e: unknown) => {
     if (!(e instanceof DaemonRequestFailed)) throw e;
     if (!e.sent) return null;
     throw new LifelineError(e.timedOut ? 'E_TIMEOUT' : 'E_UNREACHABLE', `the station daemon at ${daemon} did not list its NICs (${e.detail}); nothing was run: retry`);
@@ -652,10 +667,13 @@ async function replay(file: string, json: boolean): Promise<void> {
   if (bad.length) process.exitCode = EXIT.FAILED;
 }
 
-/** Write an exported key file (0600); a path that cannot be written is a usage error naming it. */
+/**
+ * Write an exported key file: 0600, also over an existing file of a wider mode (a new file renamed over it:
+ * lib/secret-file.ts); a path that cannot be written is a usage error naming it.
+ */
 function writeKeyFile(option: string, path: string, text: string): void {
   try {
-    writeFileSync(path, text, { mode: 0o600 });
+    writeSecretFile(path, text);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const why = code === 'ENOENT' ? 'its directory does not exist' : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : (e as Error).message;

@@ -88,7 +88,7 @@ export class StationContext extends StationCore {
       if (expected !== null) {
         throw new LifelineError('E_KEYFILE', `cluster key file ${o.keyFile} does not exist, and store ${o.store} holds keys wrapped under cluster key ${expected}: pass that key (--cluster-key FILE or ${CLUSTER_KEY_ENV}); a new key is created only with a new store`);
       }
-      mkdirSync(dirname(o.keyFile), { recursive: true });
+      mkdirSync(dirname(o.keyFile), { recursive: true, mode: 0o700 }); // a directory made for secrets: 0700
       key = createClusterKeyFile(o.keyFile);
       process.stderr.write(`mgmt-station: created cluster key ${o.keyFile} (0600); every station of this cluster needs it\n`);
     } else {
@@ -97,7 +97,7 @@ export class StationContext extends StationCore {
       }
       key = loadClusterKey({ file: existsSync(o.keyFile) ? o.keyFile : undefined });
     }
-    if (sqlitePath !== null && !storeExists) mkdirSync(dirname(sqlitePath) || '.', { recursive: true });
+    if (sqlitePath !== null && !storeExists) mkdirSync(dirname(sqlitePath) || '.', { recursive: true, mode: 0o700 });
     const store = await openStore(o.store, key);
     return new StationContext(store, key, o);
   }

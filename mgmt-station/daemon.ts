@@ -4,11 +4,19 @@
  * agent exists only while the OS is up, DESIGN §2.4-2.5), and serves the CLI's verbs over a local JSON API so
  * commands go through one process that holds the sequence state.
  *
- * Control API (127.0.0.1 only):
+ * Control API (loopback only). Every request but GET /v1/identity carries the daemon's credential, `Authorization:
+ * Bearer TOKEN`: TOKEN is 32 random bytes (64 hex digits) made at each start and written into the announce file
+ * (announceFile(), mode 0600, beside an SQLite store), where the CLI of the same user reads it. A request without it or
+ * with another is answered 401 { ok: false, error: { code: 'E_AUTH' } } before its body is read: nothing runs. (The
+ * 0600 cluster key guards the store; this guards the process that holds the store open.)
+ *   GET  /v1/identity                       -> { id, pid }   no credential: a second daemon of this station finds
+ *                                              the first at the address the store records (what `ps` shows anyway)
  *   GET  /v1/status                         -> { id, pid, heartbeats, socketDrops, busyPoll, nics: [{ id, host, lastRefresh,
  *                                              refreshes, lastError, busy, unansweredPolls, dropped: { reason: count } }] };
  *                                              host: the S-state the last poll read, 'unknown (last S0)' after a
  *                                              failed poll; unansweredPolls: in a row (see UNANSWERED_POLLS_BEFORE_REKEY);
+ *                                              refreshFailures: in a row; retryRefreshAt: ms, when the daemon may
+ *                                              try its own next refresh (null: at any time; core/daemon-core.ts);
  *                                              busyPoll: { maxUs, hits, misses, backoffs } (lib/answer-poll.ts)
  *   GET  /v1/nics                           -> { nics: [{ id, enrolled, ownedBy }] }   the NICs of the store;
  *                                              ownedBy: the other station whose live lease holds it, else null
@@ -26,8 +34,8 @@
  * A restart (even kill -9) resumes from the store: SAs, sequence reservations and the command log.
  */
 import http from 'node:http';
-import { readFileSync, realpathSync, writeFileSync, rmSync } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { readFileSync, realpathSync, rmSync } from 'node:fs';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { emulatorControl, type StationContext } from './context.js';
 import { LifelineError, UsageError } from '../common/errors.js';
@@ -36,6 +44,7 @@ import { redactedStoreUrl, sqlitePathOf } from './store/store-url.js';
 import { ControlClient, controlTimeoutMs } from '../lib/control-client.js';
 import { hexField, saFromJson } from '../lib/sa-json.js';
 import { decodePathSegment, readJsonBody } from '../lib/json-http.js';
+import { writeSecretFile } from '../lib/secret-file.js';
 import { DaemonCore, type DaemonTimes } from './core/daemon-core.js';
 import type { CommandKind, ReadKind } from './core/session.js';
 
@@ -91,6 +100,9 @@ export class StationDaemon {
   private server: http.Server | null = null;
   readonly core: DaemonCore;
   port = 0;
+  /** The credential of this run (see the file comment): its SHA-256, compared in constant time. */
+  private readonly token = randomBytes(32).toString('hex');
+  private readonly tokenHash = createHash('sha256').update(this.token).digest();
 
   constructor(private readonly ctx: StationContext, private readonly o: DaemonOptions, log: Logger) {
     this.core = new DaemonCore(ctx, o, (level, msg, fields) => log.log(level, msg, fields));
@@ -110,7 +122,8 @@ export class StationDaemon {
     });
     const a = this.server.address();
     this.port = typeof a === 'object' && a ? a.port : this.o.controlPort;
-    writeFileSync(this.o.announceFile, JSON.stringify({ pid: process.pid, control: `${this.o.controlHost}:${this.port}`, id: this.ctx.o.stationId, store: this.o.store, timeoutMs: this.o.timeoutMs }) + '\n');
+    // 0600, and a new file each time (lib/secret-file.ts): it holds the credential.
+    writeSecretFile(this.o.announceFile, JSON.stringify({ pid: process.pid, control: `${this.o.controlHost}:${this.port}`, id: this.ctx.o.stationId, store: this.o.store, timeoutMs: this.o.timeoutMs, token: this.token }) + '\n');
     await this.ctx.store.touchStation(this.ctx.o.stationId, `${this.o.controlHost}:${this.port}`, this.ctx.now());
     await this.core.start(await this.ctx.udp());
   }
@@ -125,7 +138,7 @@ export class StationDaemon {
     const id = this.ctx.o.stationId;
     const prior = (await this.ctx.store.listStations()).find((s) => s.id === id);
     if (!prior?.address) return;
-    const st = await fetch(`http://${prior.address}/v1/status`, { signal: AbortSignal.timeout(2000) })
+    const st = await fetch(`http://${prior.address}/v1/identity`, { signal: AbortSignal.timeout(2000) })
       .then((r) => r.json() as Promise<{ id?: string; pid?: number }>)
       .catch(() => null); // nothing answers there: that daemon is gone
     if (st && st.id === id && st.pid !== process.pid) {
@@ -133,12 +146,30 @@ export class StationDaemon {
     }
   }
 
+  /** Does the request carry this run's credential (Authorization: Bearer TOKEN)? */
+  private authorized(req: http.IncomingMessage): boolean {
+    const m = /^Bearer ([0-9a-f]{64})$/i.exec(req.headers.authorization ?? '');
+    return m !== null && timingSafeEqual(createHash('sha256').update(m[1].toLowerCase()).digest(), this.tokenHash);
+  }
+
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     let status = 200;
     let out: unknown;
+    const headers: Record<string, string> = { 'content-type': 'application/json' };
     try {
       const url = new URL(req.url ?? '/', 'http://daemon');
       const path = url.pathname;
+      if (req.method === 'GET' && path === '/v1/identity') {
+        out = { id: this.ctx.o.stationId, pid: process.pid };
+        return;
+      }
+      if (!this.authorized(req)) {
+        status = 401;
+        headers['www-authenticate'] = 'Bearer realm="lifeline station daemon"';
+        out = { ok: false, error: { code: 'E_AUTH', message: `the station daemon's control API needs its credential (Authorization: Bearer TOKEN, TOKEN from ${this.o.announceFile}, mode 0600); the mgmt-station CLI of the same user sends it` } };
+        req.resume(); // the body is not read: drain it so the answer can be sent
+        return;
+      }
       // The CLI's --timeout for this verb (?timeout=MS); the daemon's own --timeout when absent.
       const t = url.searchParams.get('timeout');
       const timeoutMs = t === null ? this.o.timeoutMs : Number(t);
@@ -150,7 +181,7 @@ export class StationDaemon {
           busyPoll: this.ctx.answerPoll(),
           nics: [...this.core.nics].map(([id, s]) => ({
             id, host: s.host, lastRefresh: s.lastRefresh, refreshes: s.refreshes, lastError: s.lastError, busy: s.busy,
-            unansweredPolls: s.unanswered, dropped: drops.nics[id] ?? {},
+            unansweredPolls: s.unanswered, refreshFailures: s.refreshFailures, retryRefreshAt: s.retryRefreshAt || null, dropped: drops.nics[id] ?? {},
           })),
         };
       } else if (req.method === 'GET' && path === '/v1/nics') {
@@ -182,9 +213,10 @@ export class StationDaemon {
       const code = e instanceof LifelineError ? e.code : 'E_INTERNAL';
       status = code === 'E_NOT_FOUND' ? 404 : code === 'E_INTERNAL' ? 500 : 400;
       out = { ok: false, error: { code, message: (e as Error).message } };
+    } finally {
+      res.writeHead(status, headers);
+      res.end(JSON.stringify(out, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
     }
-    res.writeHead(status, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(out, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
   }
 
   async stop(): Promise<void> {

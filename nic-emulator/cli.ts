@@ -3,7 +3,7 @@
  * Run `nic-emulator --help` for the verbs; README "CLI reference" documents them with exit codes.
  */
 import { parseArgs } from 'node:util';
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { BusyPoll, DEFAULT_BUSY_POLL_MAX_US } from './busy-poll.js';
 import { batchUdpUnavailable, defaultUdpIo } from '../lib/batch-udp.js';
 import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
@@ -11,9 +11,11 @@ import { Fleet } from './fleet.js';
 import { startControlServer } from './control-server.js';
 import { ControlClient, DEFAULT_CONTROL } from '../lib/control-client.js';
 import { createLogger, type LogFormat, type LogLevel } from '../lib/log.js';
-import { EXIT, exitQuietlyOnEpipe, fail, intOption, parseHostPort, printJson, progress } from '../lib/cli.js';
+import { LogLimiter } from '../lib/log-limit.js';
+import { EXIT, exitQuietlyOnEpipe, fail, intOption, parseHostPort, printJson, progress, requireLoopback } from '../lib/cli.js';
 import { UsageError } from '../common/errors.js';
 import { CLEAR_COMMAND_BIT } from '../firmware/nic-firmware.js';
+import { CLUSTER_POLICY_MAX } from '../firmware/eeprom-image.js';
 import { HOST_STATES, type HostState, type AsfCommandEvent } from '../firmware/host-state.js';
 import type { SecurityPolicy } from '../wire/sa.js';
 
@@ -57,7 +59,8 @@ Options for start:
 Common options:
   --control HOST:PORT       control API address (default ${DEFAULT_CONTROL}; loopback only)
   --json                    machine-readable output
-  --log-format text|json    log lines on stderr (default text)
+  --log-format text|json    log lines on stderr (default text); per NIC and reason at most 5 per 10 s, then one
+                            line saying how many more were left out (the counters keep the detail)
   --log-level L             least important log line shown: debug|info|warn|error (default info)
   -h, --help                this help
 
@@ -100,7 +103,11 @@ async function main(argv: string[]): Promise<void> {
   }
   const control = values.control ?? DEFAULT_CONTROL;
   const json = values.json === true;
-  const client = () => ControlClient.parse(control, '--control');
+  const client = () => {
+    const c = ControlClient.parse(control, '--control');
+    requireLoopback('--control', control, c.host); // the control API listens on loopback only: nothing to ask elsewhere
+    return c;
+  };
 
   switch (verb) {
     case 'start':
@@ -150,12 +157,7 @@ async function main(argv: string[]): Promise<void> {
     case 'policy': {
       const [, nic, file] = positionals;
       if (!nic || !file) throw new UsageError('E_USAGE', 'usage: nic-emulator policy NIC FILE');
-      let text: string;
-      try {
-        text = readFileSync(file, 'utf8');
-      } catch (e) {
-        throw new UsageError('E_USAGE', `cannot read policy file ${file}: ${(e as Error).message}`);
-      }
+      const text = readPolicyFile(file);
       await client().post(`/v1/nics/${encodeURIComponent(nic)}/policy`, { text, source: file });
       if (json) return printJson({ ok: true });
       process.stdout.write(`${nic}: cluster policy from ${file} written\n`);
@@ -169,6 +171,34 @@ async function main(argv: string[]): Promise<void> {
     default:
       throw new UsageError('E_USAGE', `unknown command '${verb}'; run 'nic-emulator --help'`);
   }
+}
+
+/**
+ * A policy file, read up to what a NIC's EEPROM holds (CLUSTER_POLICY_MAX bytes) and one byte more: a longer file,
+ * or a device that never ends (/dev/zero), is E_POLICY without reading the rest. Unreadable: E_USAGE.
+ */
+function readPolicyFile(file: string): string {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (e) {
+    throw new UsageError('E_USAGE', `cannot read policy file ${file}: ${(e as Error).message}`);
+  }
+  const tooLong = (what: string) => new UsageError('E_POLICY', `${file}: the policy is ${what} bytes; the NIC's EEPROM holds at most ${CLUSTER_POLICY_MAX}`);
+  const buf = Buffer.alloc(CLUSTER_POLICY_MAX + 1);
+  let n = 0;
+  try {
+    const st = fstatSync(fd);
+    if (st.isFile() && st.size > CLUSTER_POLICY_MAX) throw tooLong(String(st.size)); // a file says its size: not read
+    for (let got = -1; got !== 0 && n < buf.length; n += got) got = readSync(fd, buf, n, buf.length - n, null);
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError('E_USAGE', `cannot read policy file ${file}: ${(e as Error).message}`);
+  } finally {
+    closeSync(fd);
+  }
+  if (n > CLUSTER_POLICY_MAX) throw tooLong(`over ${CLUSTER_POLICY_MAX}`); // a device or pipe that goes on (/dev/zero)
+  return buf.subarray(0, n).toString('utf8');
 }
 
 /** The value given for --NAME, `def` when absent; E_USAGE unless it is one of `allowed`. */
@@ -193,8 +223,12 @@ async function start(values: Record<string, string | boolean | undefined>, contr
     format: oneOf<LogFormat>(values['log-format'] as string | undefined, 'text', 'log-format', LOG_FORMATS),
     level: oneOf<LogLevel>(values['log-level'] as string | undefined, 'info', 'log-level', LOG_LEVELS),
     component: PROG,
+    // Per NIC and reason at most 5 lines per 10 s, the rest summarised: a flood of refused clear commands or IKE
+    // requests moves the NIC's counters, not the log (lib/log-limit.ts).
+    limit: new LogLimiter(),
   });
   const { host, port } = parseHostPort(control, 8623, '--control');
+  requireLoopback('--control', control, host);
   const portBase = values['port-base'] !== undefined ? intOption(values['port-base'] as string, 0, 'port-base') : null;
   const hostState = (values['host-state'] as string | undefined) ?? 'up';
   if (!(HOST_STATES as readonly string[]).includes(hostState)) throw new UsageError('E_USAGE', `--host-state must be one of ${HOST_STATES.join(', ')}`);
@@ -241,6 +275,7 @@ async function start(values: Record<string, string | boolean | undefined>, contr
     log.log('info', 'stopping', { why });
     await server.close().catch(() => undefined);
     await fleet.stop();
+    log.flush();
     process.exit(EXIT.OK);
   };
   const server = await startControlServer(fleet, host, port, () => void shutdown('control API')).catch((e: NodeJS.ErrnoException) => {

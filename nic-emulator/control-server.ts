@@ -24,15 +24,14 @@ import { LifelineError, UsageError } from '../common/errors.js';
 import { hexField, saFromJson } from '../lib/sa-json.js';
 import { decodePathSegment, readJsonBody } from '../lib/json-http.js';
 import { HOST_EVENTS } from '../firmware/host-state.js';
+import { requireLoopback } from '../lib/cli.js';
 
 const LAB_EVENTS = [...HOST_EVENTS.filter((e) => e !== 'boot-complete'), 'power-restore', 'cable-pull', 'cable-plug'];
 
 export interface ControlServer { port: number; close(): Promise<void> }
 
 export async function startControlServer(fleet: Fleet, host: string, port: number, onShutdown: () => void): Promise<ControlServer> {
-  if (!/^127\.\d+\.\d+\.\d+$/.test(host) && host !== 'localhost') {
-    throw new UsageError('E_USAGE', `--control must be a loopback address (127.x.y.z), got ${host}`);
-  }
+  requireLoopback('--control', `${host}:${port}`, host);
   const server = http.createServer(async (req, res) => {
     let status = 200;
     let out: unknown;

@@ -11,7 +11,7 @@
  * mains power were lost mid-write; the NIC then goes down and boots again from the file. Writes that fit in
  * `atByte` complete and are not torn: the count runs on into the following writes.
  */
-import { closeSync, fstatSync, openSync, readSync, writeSync, fsyncSync } from 'node:fs';
+import { closeSync, fchmodSync, fstatSync, openSync, readSync, writeSync, fsyncSync } from 'node:fs';
 import type { EepromDevice } from '../firmware/eeprom-device.js';
 import { TornWriteError } from '../firmware/eeprom-device.js';
 import { LifelineError, ProtocolError, UsageError } from '../common/errors.js';
@@ -40,7 +40,10 @@ export class FileEepromDevice implements EepromDevice {
    */
   static open(path: string, preload = 0x1140): FileEepromDevice {
     return FileEepromDevice.withFd(path, 'r', (fd) => {
-      const dev = new FileEepromDevice(path, fstatSync(fd).size);
+      const st = fstatSync(fd);
+      // The image holds every SA key and the PSK: readable by its owner only, also a file made before that was so.
+      if ((st.mode & 0o077) !== 0 && st.uid === process.getuid?.()) fchmodSync(fd, st.mode & 0o600);
+      const dev = new FileEepromDevice(path, st.size);
       // Left to the image loader, an empty file would read as a blank, never formatted part.
       if (dev.size === 0) throw new ProtocolError('E_EEPROM_SIZE', `${path}: the EEPROM file is 0 bytes (truncated?); restore it from a backup, or delete it to start this NIC blank`);
       const n = Math.min(preload, dev.size);
@@ -50,7 +53,7 @@ export class FileEepromDevice implements EepromDevice {
     });
   }
 
-  /** Create a new, blank (0xFF, like an erased part) image file of `size` bytes; fails if it exists. */
+  /** Create a new, blank (0xFF, like an erased part) image file of `size` bytes, mode 0600; fails if it exists. */
   static create(path: string, size: number): FileEepromDevice {
     let blank = erased.get(size);
     if (!blank) erased.set(size, (blank = new Uint8Array(size).fill(0xff)));
@@ -66,7 +69,7 @@ export class FileEepromDevice implements EepromDevice {
   private static withFd<T>(path: string, flags: 'r' | 'r+' | 'wx', f: (fd: number) => T): T {
     let fd: number;
     try {
-      fd = openSync(path, flags);
+      fd = openSync(path, flags, 0o600); // (the mode applies to a file 'wx' creates)
     } catch (e) {
       throw new LifelineError('E_EEPROM_IO', `cannot ${flags === 'wx' ? 'create' : 'open'} EEPROM file ${path}: ${(e as Error).message}`);
     }

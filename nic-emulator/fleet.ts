@@ -1,5 +1,5 @@
 /** A fleet of emulated NICs in one process, plus the control API that drives them. */
-import { mkdirSync } from 'node:fs';
+import { makePrivateDir } from '../lib/secret-file.js';
 import { NicNode } from './nic-node.js';
 import { UsageError } from '../common/errors.js';
 import { assignAddresses, type AddressingOptions } from './addressing.js';
@@ -30,7 +30,10 @@ export class Fleet {
 
   constructor(private readonly opts: FleetOptions) {
     try {
-      mkdirSync(opts.dataDir, { recursive: true });
+      // The EEPROM files hold every SA key and the PSK: 0600 files in a 0700 directory (lib/secret-file.ts).
+      if (makePrivateDir(opts.dataDir, (name) => name.endsWith('.eeprom')) === 'narrowed') {
+        opts.log.log('info', 'data directory narrowed to 0700 (it holds the NICs\' keys)', { dir: opts.dataDir });
+      }
     } catch (e) {
       // EEXIST / ENOTDIR: a regular file stands where the directory (or one above it) should be; EACCES: no rights.
       throw new UsageError('E_USAGE', `cannot use ${opts.dataDir} as the EEPROM directory (${(e as Error).message}); give --data-dir a directory`);

@@ -82,7 +82,7 @@ async function main(): Promise<void> {
 
   await step('enrol nic-1 over IKEv2 (PSK) with the two-phase commit', () => {
     const psk = join(dir, 'psk.hex');
-    writeFileSync(psk, randomBytes(32).toString('hex'));
+    writeFileSync(psk, randomBytes(32).toString('hex'), { mode: 0o600 });
     const r = station('enroll', 'nic-1', '--psk-file', psk);
     return `SA generation ${r.generation} committed via ${r.exchange} in ${r.ms.toFixed(1)} ms`;
   });

@@ -8,6 +8,7 @@
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { spawnReady } from '../lib/spawn-ready.js';
+import { restrictFileMode } from '../lib/secret-file.js';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
@@ -50,13 +51,14 @@ function shutdown(code: number): void {
 }
 
 async function main(): Promise<void> {
-  mkdirSync(join(CWD, 'var'), { recursive: true });
+  mkdirSync(join(CWD, 'var'), { recursive: true, mode: 0o700 }); // the store, the cluster key, the PSK, the EEPROMs
   const addressing = isRoot ? ['--first-address', FIRST] : ['--port-base', '16230'];
   const emu = await startChild(EMULATOR, ['start', '--nics', String(NICS), '--data-dir', 'var/nics', '--control', CONTROL, '--json', ...addressing], 'nic-emulator');
   control = String(emu.control);
   // Enrol every NIC the station does not hold an SA for yet (a restarted lab keeps its SAs).
   const psk = join(CWD, 'var/psk.hex');
   if (!existsSync(psk)) writeFileSync(psk, randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
+  else restrictFileMode(psk); // a PSK file an older lab left readable
   const listed = station(['list', '--json']);
   const known: { id: string; sas: { state: string }[] }[] = listed.ok ? JSON.parse(listed.out) : [];
   for (let i = 1; i <= NICS; i++) {

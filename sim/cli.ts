@@ -107,7 +107,9 @@ async function runAll(o: Options): Promise<{ tally: Tally; enumeration: Enumerat
   const tally = emptyTally();
   let enumeration: EnumerationSummary | null = null;
   let next = o.from;
-  let found = false;
+  // With stopAtFirst, the seeds stop at the first seed that fails and the enumeration at its first case: each
+  // reports its own first finding (--find-mutations shows both).
+  let seedFound = false;
   const progress = process.stderr.isTTY && !o.json;
   const show = () => progress && process.stderr.write(`\r  seeds ${tally.seeds}/${o.seeds ? o.to - o.from + 1 : 0}${enumeration ? `, enumeration ${enumeration.cases} cases` : ''}, violations ${tally.violations.length}   `);
   try {
@@ -118,17 +120,16 @@ async function runAll(o: Options): Promise<{ tally: Tally; enumeration: Enumerat
           const r = await pool.request(0, { kind: 'enumerate', mutations: o.mutations, stopAtFirst: o.stopAtFirst });
           if (r.kind === 'error') throw new Error(r.message);
           enumeration = (r as Extract<BatchReply, { kind: 'enumerate' }>).summary;
-          if (enumeration.violations.length > 0) found = true;
           show();
         }
-        while (o.seeds && next <= o.to && !(o.stopAtFirst && found)) {
+        while (o.seeds && next <= o.to && !(o.stopAtFirst && seedFound)) {
           const from = next;
           const to = Math.min(o.to, from + CHUNK - 1);
           next = to + 1;
           const r = await pool.request(i, { kind: 'seeds', from, to, mutations: o.mutations, stopAtFirst: o.stopAtFirst });
           if (r.kind === 'error') throw new Error(r.message);
           addTally(tally, (r as Extract<BatchReply, { kind: 'seeds' }>).tally);
-          if (tally.violations.length > 0) found = true;
+          if (tally.violations.length > 0) seedFound = true;
           show();
         }
       }),

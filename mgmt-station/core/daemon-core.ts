@@ -47,6 +47,20 @@ const MAX_POLLS_IN_FLIGHT = 32;
 const UNANSWERED_POLLS_BEFORE_REKEY = 3;
 const REKEY_RETRY_MS = 30_000;
 
+/**
+ * A refresh of the daemon's own (its timer, a used-up counter) that failed is tried again no sooner than 5 s later,
+ * then 10, 20, 40 ... and at most 5 min apart, until one succeeds (any refresh: a user's too). A host that is hung
+ * reads S0 but runs no IKE agent: without this the daemon would start an exchange at every poll (issue 15: 24 IKE
+ * datagrams and 9 polls in 20 s). No jitter: the NICs of a fleet fail and retry at their own times anyway, and the
+ * daemon's schedule stays a function of the env's clock (the simulator replays it).
+ */
+const REFRESH_RETRY_BASE_MS = 5_000;
+const REFRESH_RETRY_MAX_MS = 300_000;
+
+export function refreshRetryDelayMs(failures: number): number {
+  return Math.min(REFRESH_RETRY_MAX_MS, REFRESH_RETRY_BASE_MS * 2 ** Math.min(Math.max(failures - 1, 0), 16));
+}
+
 /** Runs at most `max` tasks at once, the rest in arrival order. */
 class Limiter {
   private active = 0;
@@ -85,6 +99,9 @@ export interface NicState {
   /** Polls in a row with no answer (E_TIMEOUT); and when the daemon last re-keyed on that account (ms, 0 = never). */
   unanswered: number;
   rekeyTriedAt: number;
+  /** Refreshes in a row that failed, and when the daemon may try its own next one (ms; 0 = at any time). */
+  refreshFailures: number;
+  retryRefreshAt: number;
 }
 
 export class DaemonCore {
@@ -160,7 +177,7 @@ export class DaemonCore {
 
   private nicState(nic: string): NicState {
     let st = this.nics.get(nic);
-    if (!st) this.nics.set(nic, (st = { lastRefresh: this.ctx.env.now(), host: 'unknown', lastError: null, refreshes: 0, busy: false, unanswered: 0, rekeyTriedAt: 0 }));
+    if (!st) this.nics.set(nic, (st = { lastRefresh: this.ctx.env.now(), host: 'unknown', lastError: null, refreshes: 0, busy: false, unanswered: 0, rekeyTriedAt: 0, refreshFailures: 0, retryRefreshAt: 0 }));
     return st;
   }
 
@@ -177,7 +194,7 @@ export class DaemonCore {
       st.unanswered = 0;
       const due = this.ctx.env.now() - st.lastRefresh >= this.o.refreshIntervalS * 1000;
       // Refresh only when the host can be up (S0); a hung host does not answer IKE and the attempt just fails.
-      if (due && code === 0 && n.psk.length > 0 && n.meta.enrolled === true) await this.refresh(n.id, st);
+      if (due && code === 0 && n.psk.length > 0 && n.meta.enrolled === true) await this.ownRefresh(n.id, st);
       st.lastError = null;
     } catch (e) {
       const code = (e as LifelineError).code;
@@ -189,7 +206,7 @@ export class DaemonCore {
       if (!st.host.startsWith('unknown')) st.host = st.host === 'owned elsewhere' ? 'unknown' : `unknown (last ${st.host})`;
       // The SA's counter is used up (RFC 4303 §3.3.3): refresh now rather than on the timer.
       if (code === 'E_SEQ_EXHAUSTED' && n.meta.enrolled === true) {
-        await this.refresh(n.id, st).then(() => (st.lastError = null)).catch((e2) => (st.lastError = (e2 as Error).message));
+        await this.ownRefresh(n.id, st).then(() => (st.lastError = null)).catch((e2) => (st.lastError = (e2 as Error).message));
       }
       if (code === 'E_TIMEOUT') await this.rekeyIfSilent(n, st);
     }
@@ -262,14 +279,34 @@ export class DaemonCore {
     }
   }
 
-  /** A refresh of a NIC of the store (`st`: its poll state, made only once the NIC is known: no phantom in status). */
+  /** A refresh the daemon starts by itself (timer, used-up counter): not before the back-off after a failure allows. */
+  private async ownRefresh(nic: string, st: NicState): Promise<void> {
+    if (this.ctx.env.now() < st.retryRefreshAt) return;
+    await this.refresh(nic, st);
+  }
+
+  /**
+   * A refresh of a NIC of the store (`st`: its poll state, made only once the NIC is known: no phantom in status).
+   * A failure sets the back-off of the daemon's own refreshes (refreshRetryDelayMs); a success clears it.
+   */
   async refresh(nic: string, st: NicState | null, timeoutMs = this.o.timeoutMs): Promise<ExchangeResult> {
     const n = await this.ctx.store.getNic(nic);
     if (!n) throw new LifelineError('E_NOT_FOUND', `NIC '${nic}' is not enrolled`);
-    st ??= this.nicState(nic);
-    const r = await this.ctx.keyExchange(n, 'refresh', Math.max(timeoutMs, 5000));
-    st.lastRefresh = this.ctx.env.now();
-    st.refreshes++;
+    const state = st ?? this.nicState(nic);
+    let r: ExchangeResult;
+    try {
+      r = await this.ctx.keyExchange(n, 'refresh', Math.max(timeoutMs, 5000));
+    } catch (e) {
+      state.refreshFailures++;
+      const delay = refreshRetryDelayMs(state.refreshFailures);
+      state.retryRefreshAt = this.ctx.env.now() + delay;
+      this.log('warn', 'SA refresh failed; the daemon tries again later', { nic, code: (e as LifelineError).code, failures: state.refreshFailures, retryInMs: delay });
+      throw e;
+    }
+    state.refreshFailures = 0;
+    state.retryRefreshAt = 0;
+    state.lastRefresh = this.ctx.env.now();
+    state.refreshes++;
     this.log('info', 'SA refreshed', { nic, generation: r.generation, exchange: r.exchange, ms: Math.round(r.ms) });
     return r;
   }

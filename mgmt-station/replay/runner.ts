@@ -37,7 +37,7 @@ async function startLab(nics: number): Promise<Lab> {
     ['start', '--json', '--nics', String(nics), '--control', '127.0.0.1:0', '--data-dir', join(dir, 'nics'), '--boot-delay', '60000', ...addressing],
     `replay lab emulator (${addressing.join(' ')})`,
   );
-  writeFileSync(join(dir, 'psk.hex'), randomBytes(32).toString('hex'));
+  writeFileSync(join(dir, 'psk.hex'), randomBytes(32).toString('hex'), { mode: 0o600 });
   return { dir, emu, control: ControlClient.parse(ready.control), controlAddr: ready.control };
 }
 

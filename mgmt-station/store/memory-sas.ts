@@ -1,12 +1,13 @@
 /**
  * The SA rules of the memory store (DESIGN §2.5: pending -> active -> previous -> retired), as sql-store.ts
  * applies them in SQL: one active SA per NIC, retired is final, an inbound SPI is used by one live SA of the
- * whole store (adoption by SPI, DESIGN §5). Every check comes before the first write, so a call that throws
+ * whole store (adoption by SPI, DESIGN §5), a pending SA below the active one is retired, and a NIC keeps its newest
+ * RETIRED_SAS_KEPT retired SAs. Every check comes before the first write, so a call that throws
  * changed nothing. Rows are replaced, never changed in place, so a copy handed out earlier stays as it was.
  */
 import { copyIke, copyPair, type MemoryDatabase } from './memory-tables.js';
 import { checkFence, noSa, notEnrolled, saRules, spiInUse } from './store-errors.js';
-import type { Fence, SaInput, SaState, StoredSa } from './store.js';
+import { RETIRED_SAS_KEPT, type Fence, type SaInput, type SaState, type StoredSa } from './store.js';
 
 /** Rebuild the SPI index from the tables (after a restore). */
 export function indexSpis(db: MemoryDatabase): void {
@@ -47,6 +48,18 @@ export function putSaRow(db: MemoryDatabase, nic: string, sa: SaInput, now: numb
     for (const s of gens?.values() ?? []) if (s.state === 'active' && s.pair.generation !== gen) throw saRules.secondActive(nic, s.pair.generation);
   }
   replace(db, cur, { nic, pair: copyPair(sa.pair), state: sa.state, ike: sa.ike && copyIke(sa.ike), updatedAt: now });
+  if (sa.state === 'retired') pruneRetired(db, nic);
+}
+
+/** Delete the NIC's retired SAs beyond the newest RETIRED_SAS_KEPT (store.ts), with their sequence checkpoints. */
+function pruneRetired(db: MemoryDatabase, nic: string): void {
+  const gens = db.tables.sas.get(nic);
+  if (!gens) return;
+  const retired = [...gens.values()].filter((s) => s.state === 'retired').map((s) => s.pair.generation).sort((a, b) => b - a);
+  for (const g of retired.slice(RETIRED_SAS_KEPT)) {
+    gens.delete(g);
+    db.tables.seqCheckpoints.get(nic)?.delete(g);
+  }
 }
 
 /** activateSa after its argument checks: the station's commit (DESIGN §2.5). */
@@ -62,6 +75,9 @@ export function activate(db: MemoryDatabase, nic: string, generation: number, no
   for (const s of gens.values()) if (s.state === 'previous' && s.pair.generation !== generation) withState(db, s, 'retired', now);
   for (const s of gens.values()) if (s.state === 'active') withState(db, s, 'previous', now);
   withState(db, target, 'active', now);
+  // A pending SA below the new active one can never be committed (the NIC's one pending slot moved past it).
+  for (const s of gens.values()) if (s.state === 'pending' && s.pair.generation < generation) withState(db, s, 'retired', now);
+  pruneRetired(db, nic);
 }
 
 /** setSaState after its argument checks. */
@@ -71,4 +87,5 @@ export function changeState(db: MemoryDatabase, nic: string, generation: number,
   if (!s) throw noSa(nic, generation);
   if (s.state === 'retired' && state !== 'retired') throw saRules.retiredFinal(nic, generation);
   withState(db, s, state, now);
+  if (state === 'retired') pruneRetired(db, nic);
 }

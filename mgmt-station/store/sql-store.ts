@@ -25,7 +25,7 @@ import type {
   AuditReport, CommandInput, CommandLogEntry, CommandOutcome, CommandRecord, CommandRef, Fence, Lease,
   LeaseResult, NicRecord, SaInput, SaState, SeqCheckpoint, StationRecord, Store, StoredSa,
 } from './store.js';
-import { fenced, requireNic, saState } from './tx-steps.js';
+import { fenced, pruneRetired, requireNic, saState } from './tx-steps.js';
 import * as v from './validate.js';
 import { mutated } from '../../common/mutation.js';
 
@@ -148,6 +148,7 @@ export class SqlStore implements Store {
            ike = excluded.ike, updated_at = excluded.updated_at`,
         ...params,
       );
+      if (sa.state === 'retired') yield* pruneRetired(nic);
     });
   }
 
@@ -191,6 +192,9 @@ export class SqlStore implements Store {
       yield sql(`UPDATE sas SET state = 'retired', updated_at = ? WHERE nic = ? AND state = 'previous' AND generation <> ?`, now, nic, generation);
       yield sql(`UPDATE sas SET state = 'previous', updated_at = ? WHERE nic = ? AND state = 'active'`, now, nic);
       yield sql(`UPDATE sas SET state = 'active', updated_at = ? WHERE nic = ? AND generation = ?`, now, nic, generation);
+      // A pending SA below the new active one can never be committed (the NIC's one pending slot moved past it).
+      yield sql(`UPDATE sas SET state = 'retired', updated_at = ? WHERE nic = ? AND state = 'pending' AND generation < ?`, now, nic, generation);
+      yield* pruneRetired(nic);
     });
   }
 
@@ -207,6 +211,7 @@ export class SqlStore implements Store {
       const cur = yield* saState(nic, generation);
       if (cur === 'retired' && state !== 'retired') throw saRules.retiredFinal(nic, generation);
       yield sql('UPDATE sas SET state = ?, updated_at = ? WHERE nic = ? AND generation = ?', state, now, nic, generation);
+      if (state === 'retired') yield* pruneRetired(nic);
     });
   }
 

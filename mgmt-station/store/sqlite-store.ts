@@ -6,10 +6,14 @@
  * reported done survives power loss (DESIGN §5 "replicate before acknowledging"). Write transactions are
  * BEGIN IMMEDIATE: the write lock is taken before the first read, so read-check-write sequences (lease
  * takeover, fencing, monotonic checkpoints) cannot interleave between processes.
- * A new database file is created with mode 0600; SQLite gives its -wal and -shm files the same mode.
+ * A new database file is created with mode 0600; SQLite gives its -wal and -shm files the same mode. An existing one
+ * that others may read (made by an older version, or copied) is narrowed to 0600 when opened, its -wal and -shm files
+ * too; a 0-byte file is no store (SQLite would take it for a new, empty one): E_STORE.
  */
 import Database from 'better-sqlite3';
-import { closeSync, existsSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync, statSync } from 'node:fs';
+import { LifelineError } from '../../common/errors.js';
+import { restrictFileMode } from '../../lib/secret-file.js';
 import type { ClusterKey } from './cluster-key.js';
 import { bindable, storeError, type Row, type SqlDriver, type SqlOp, type Tx } from './sql-driver.js';
 import { SqlStore, type SqlStoreOptions } from './sql-store.js';
@@ -32,6 +36,12 @@ export class SqliteDriver implements SqlDriver {
     this.url = 'sqlite:' + path;
     try {
       if (path !== ':memory:' && !existsSync(path)) closeSync(openSync(path, 'a', 0o600));
+      else if (path !== ':memory:') {
+        if (statSync(path).isFile() && statSync(path).size === 0) {
+          throw new LifelineError('E_STORE', `${this.url}: the store file is 0 bytes (truncated?): restore it from a backup, or delete it to start a new store`);
+        }
+        for (const f of [path, `${path}-wal`, `${path}-shm`]) restrictFileMode(f); // the store holds wrapped keys and the command log
+      }
       this.#db = new Database(path);
       this.#db.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 5000))}`);
       this.#db.pragma('journal_mode = WAL');

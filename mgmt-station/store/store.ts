@@ -48,6 +48,13 @@ export type SaState = 'pending' | 'active' | 'previous' | 'retired';
 export const SA_STATES: readonly SaState[] = ['pending', 'active', 'previous', 'retired'];
 
 /**
+ * Retired SAs a NIC keeps, the newest by generation: `keys --wireshark` exports them, for captures that span
+ * refreshes (with the hourly default refresh, the last 16 hours). Older retired rows are deleted, with their
+ * sequence checkpoints, in the transaction that retires another: a station refreshing for years keeps a bounded store.
+ */
+export const RETIRED_SAS_KEPT = 16;
+
+/**
  * What the station needs to continue an IKE SA after a restart or takeover (RFC 7296 §2.14 keys,
  * §2.2 message IDs). Stored as one wrapped blob.
  */
@@ -262,10 +269,15 @@ export interface Store {
   findSaBySpi(spi: number): Promise<StoredSa | null>;
   /**
    * Make `generation` the active SA (the station's commit, DESIGN §2.5): the current 'active' becomes
-   * 'previous' and the former 'previous' is retired, in one transaction. Fenced.
+   * 'previous' and the former 'previous' is retired, in one transaction. So is every 'pending' SA of a lower
+   * generation: the NIC's one pending slot has moved past it (its exchange died between SA_READY and SA_CONFIRM),
+   * so it can never be committed. Retired rows beyond RETIRED_SAS_KEPT go. Fenced.
    */
   activateSa(nic: string, generation: number, now: number, fence: Fence): Promise<void>;
-  /** Set a non-active state ('pending' | 'previous' | 'retired'); 'retired' is final. Fenced. */
+  /**
+   * Set a non-active state ('pending' | 'previous' | 'retired'); 'retired' is final, and retiring one deletes the
+   * retired rows beyond RETIRED_SAS_KEPT. Fenced.
+   */
   setSaState(nic: string, generation: number, state: Exclude<SaState, 'active'>, now: number, fence: Fence): Promise<void>;
 
   // --- sequence checkpoints (DESIGN §2.6) ---

@@ -62,6 +62,15 @@ describe('e2e: clear management on UDP 623', function () {
       });
     });
 
+    it('an RMCP ACK (a station acknowledging an answer) gets nothing back and is counted: acksReceived, not accepted or dropped', async () => {
+      const before = (await lab.nic('nic-1')).counters;
+      for (const seq of [0x01, 0x02, 0x03]) assert.deepEqual(await exchange(lab, 'nic-1', Uint8Array.from([0x06, 0x00, seq, 0x86]), 0), []);
+      const after = (await lab.nic('nic-1')).counters;
+      assert.deepEqual(after.acksReceived, { clear: before.acksReceived.clear + 3, secure: before.acksReceived.secure });
+      assert.deepEqual(after.accepted, before.accepted);
+      assert.deepEqual(after.dropped, before.dropped);
+    });
+
     it('Presence Ping is answered with a 28-byte Pong (sequence 0xFF: no ACK)', async () => {
       const answers = await exchange(lab, 'nic-1', encodeRmcpAsf(0xff, { type: 'presence-ping', tag: 0x77 }));
       assert.deepEqual(answers.map((a) => [a.rmcp.ack, a.asf?.type, a.asf?.tag, a.size]), [[false, 'presence-pong', 0x77, 28]]);

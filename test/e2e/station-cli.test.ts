@@ -201,7 +201,7 @@ describe('e2e station CLI: daemon forwarding, leases, usage errors', function ()
         [['--listen', '127.0.0.1:99999'], /^mgmt-station: E_USAGE: --listen 127\.0\.0\.1:99999: expected HOST:PORT/],
         [['--log-format', 'bogus'], /^mgmt-station: E_USAGE: --log-format must be text or json, got 'bogus'\n$/],
         [['--control', inUse], new RegExp(`^mgmt-station: E_USAGE: --control ${inUse}: the address is in use .*\\(EADDRINUSE\\)\\n$`)],
-        [['--control', '192.0.2.1:0'], /^mgmt-station: E_USAGE: --control 192\.0\.2\.1:0: not an address of this host.*\(EADDRNOTAVAIL\)\n$/],
+        [['--control', '192.0.2.1:0'], /^mgmt-station: E_USAGE: --control 192\.0\.2\.1:0: the control API is on loopback only; give 127\.x\.y\.z or localhost\n$/],
         [['--listen', inUse.replace('127.0.0.1', 'nohost.invalid')], /^mgmt-station: E_USAGE: --listen nohost\.invalid:\d+: (unknown host name|host name lookup failed)/],
       ];
       for (const [args, want] of cases) {

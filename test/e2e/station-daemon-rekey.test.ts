@@ -37,7 +37,7 @@ describe('e2e station: enroll, refresh all and sa manual while the daemon runs',
 
   it('bad requests to the daemon are 400 E_USAGE, never 500: a malformed NIC id, a body that is not an object, a bad psk', async () => {
     const ask = async (path: string, body: string) => {
-      const r = await fetch(`http://${daemon.ready.control}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+      const r = await fetch(`http://${daemon.ready.control}${path}`, { method: 'POST', body, headers: { 'content-type': 'application/json', authorization: `Bearer ${daemon.control.token}` } });
       return { status: r.status, json: (await r.json()) as { error?: { code: string; message: string } } };
     };
     for (const [path, body, why] of [

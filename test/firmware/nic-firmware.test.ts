@@ -313,6 +313,16 @@ describe('NIC firmware core (no sockets, no clocks)', () => {
       assert.equal(rig.fw.counters.dropped.class, 1);
     });
 
+    it('an RMCP ACK received (a station acknowledging an answer) is counted in acksReceived, by port, and answered with nothing', () => {
+      const rig = new Rig();
+      for (let i = 0; i < 3; i++) assert.deepEqual(rig.fw.receiveClear(STATION, Uint8Array.from([0x06, 0x00, i, 0x86])), []);
+      const ack = rig.station.seal(encodeInnerUdp(STATION.port, 623, Uint8Array.from([0x06, 0x00, 0x09, 0x86])), { srcAddr: STATION.address, srcPort: STATION.port, dstAddr: NIC.address, dstPort: NIC.port });
+      assert.deepEqual(rig.secure(ack).answers, []);
+      assert.deepEqual(rig.fw.counters.acksReceived, { clear: 3, secure: 1 });
+      assert.deepEqual(rig.fw.counters.accepted, { clear: 0, secure: 0 });
+      assert.deepEqual(rig.fw.counters.dropped, {});
+    });
+
     it('a secure packet failing its ICV is never ACKed', () => {
       const rig = new Rig();
       const datagram = rig.station.seal(encodeInnerUdp(STATION.port, 623, raw(5, 0x07)), { srcAddr: STATION.address, srcPort: STATION.port, dstAddr: NIC.address, dstPort: NIC.port });

@@ -1,6 +1,9 @@
 /** openStore(url, clusterKey): the store URL forms a user types (DESIGN §5). */
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ClusterKey } from '../../mgmt-station/store/cluster-key.js';
 import { openStore } from '../../mgmt-station/store/open-store.js';
 
@@ -42,6 +45,18 @@ describe('openStore', () => {
     const port = await closedPort();
     await rejectsWith(openStore(`postgres://u:secret@127.0.0.1:${port}/db`, KEY, { connectTimeoutMs: 2000 }), 'E_STORE',
       new RegExp(`^store postgres://u:\\*\\*\\*@127\\.0\\.0\\.1:${port}/db: `));
+  });
+
+  it('a 0-byte store file is E_STORE (truncated: not a new, empty store), and it is left as it is', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lifeline-empty-store-'));
+    try {
+      const file = join(dir, 'station.db');
+      writeFileSync(file, '');
+      await rejectsWith(openStore(`sqlite:${file}`, KEY), 'E_STORE', /0 bytes \(truncated\?\).*restore it from a backup, or delete it/);
+      assert.equal(statSync(file).size, 0, 'nothing written into it');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a directory that does not exist is E_STORE naming the file', async () => {

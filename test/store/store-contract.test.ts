@@ -13,6 +13,7 @@ import {
 import { sealedRowCases } from './contract/sealed-row-cases.js';
 import { syncEpochCases } from './contract/sync-epoch-cases.js';
 import { upgradeCases } from './contract/upgrade-cases.js';
+import { saRetentionCases } from './contract/sa-retention-cases.js';
 
 // --- the contract -------------------------------------------------------------------------------------
 
@@ -468,6 +469,7 @@ for (const backend of [sqliteBackend(), postgresBackend(), memoryBackend()]) {
 
     // Store v2: sync epochs, sealed checkpoints and sync rows, the version-1 upgrade.
     syncEpochCases(contract);
+    saRetentionCases(contract);
     sealedRowCases(contract);
     upgradeCases(contract);
   });

@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import type { Lab, RunResult } from './lab.js';
+import { daemonTokens, type Lab, type RunResult } from './lab.js';
 
 /** A UDP port nobody holds right now on `address` (bind-tested; ports below 30000 avoid the labs' port-per-NIC ranges). */
 export async function freeUdpPort(address = '127.0.0.1', avoid: number[] = []): Promise<number> {
@@ -140,7 +140,9 @@ export type VerbOutcome =
 export function postVerb(control: string, nic: string, verb: string, timeoutMs = 10000): Promise<VerbOutcome> {
   const [host, port] = control.split(':');
   return new Promise((resolve) => {
-    const req = http.request({ host, port: Number(port), method: 'POST', path: `/v1/nics/${encodeURIComponent(nic)}/${verb}`, agent: false, timeout: timeoutMs }, (res) => {
+    const token = daemonTokens.get(control);
+    const headers = token ? { authorization: `Bearer ${token}` } : {};
+    const req = http.request({ host, port: Number(port), method: 'POST', path: `/v1/nics/${encodeURIComponent(nic)}/${verb}`, agent: false, timeout: timeoutMs, headers }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (text += c));

@@ -4,7 +4,7 @@
  * and every wait is bounded, so a stuck test cannot hang CI.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { ControlClient } from '../../lib/control-client.js';
@@ -248,8 +248,23 @@ export class Lab {
   }
 }
 
-/** The line `mgmt-station serve --json` prints once it listens. */
-export interface StationReady { ready: true; id: string; pid: number; control: string; store: string }
+/** The line `mgmt-station serve --json` prints once it listens; `announce`: its announce file (0600, with its credential). */
+export interface StationReady { ready: true; id: string; pid: number; control: string; store: string; announce: string }
+
+/**
+ * The credential of each station daemon the tests started, by its control address (HOST:PORT): its control API
+ * answers 401 without it (mgmt-station/daemon.ts). Read from the daemon's announce file once it is ready.
+ */
+export const daemonTokens = new Map<string, string>();
+
+/** The credential a daemon wrote into its announce file (null: none there, e.g. an older daemon or a stand-in). */
+export function tokenOf(announce: string): string | null {
+  try {
+    return (JSON.parse(readFileSync(announce, 'utf8')) as { token?: string }).token ?? null;
+  } catch {
+    return null;
+  }
+}
 
 /** A `mgmt-station serve` process started by Lab.startStation. */
 export class StationProcess {
@@ -270,6 +285,8 @@ export class StationProcess {
   setReady(r: StationReady): void {
     this.ready = r;
     this.control = ControlClient.parse(r.control);
+    this.control.token = tokenOf(r.announce);
+    if (this.control.token) daemonTokens.set(r.control, this.control.token);
   }
 
   get alive(): boolean {
