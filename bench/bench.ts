@@ -3,7 +3,7 @@
  * table on stderr when it is a terminal, progress lines on stderr. docs/PERFORMANCE.md describes every
  * figure and the last recorded run.
  *
- *   node dist/bench/bench.js [--quick] [--only net,ipmi,firmware,eeprom,fleet,refresh,failover,ipmi-lanplus] [--fleet 1000,10000]
+ *   node dist/bench/bench.js [--quick] [--only net,ipmi,firmware,eeprom,fleet,refresh,failover,ipmi-lanplus,dos] [--fleet 1000,10000]
  *                            [--load-client batch|dgram] [--nic-udp-io batch|dgram]
  *
  * Bounded: a watchdog ends the run (and every child process) after 290 s; children are killed in
@@ -19,6 +19,7 @@ import { measureFleet, type FleetResult } from './fleet-scale.js';
 import { measureRefresh, type RefreshResult } from './ike-refresh.js';
 import { measureFailover, type FailoverResult } from './failover.js';
 import { measureLanplus, type LanplusResult } from './ipmi-lanplus.js';
+import { DEFAULT_FLOOD_PLAN, measureIkeFlood, type IkeFloodResult } from './ike-flood.js';
 import { check, renderTable, type Row, type TargetCheck } from './report.js';
 import { figure, round, type Figure } from './stats.js';
 import { DEFAULT_ANSWER_POLL_US } from '../lib/answer-poll.js';
@@ -26,7 +27,7 @@ import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
 import { intOption } from '../lib/cli.js';
 import { batchUdpUnavailable, defaultUdpIo } from '../lib/batch-udp.js';
 
-const SECTIONS = ['net', 'ipmi', 'firmware', 'eeprom', 'fleet', 'refresh', 'failover', 'ipmi-lanplus'] as const;
+const SECTIONS = ['net', 'ipmi', 'firmware', 'eeprom', 'fleet', 'refresh', 'failover', 'ipmi-lanplus', 'dos'] as const;
 type Section = (typeof SECTIONS)[number];
 const WATCHDOG_S = 290;
 
@@ -41,6 +42,7 @@ interface Results {
   refreshThroughput?: RefreshResult | { error: string };
   failover?: FailoverResult | { error: string };
   lanplus?: LanplusResult | { error: string };
+  dos?: IkeFloodResult | { error: string };
 }
 
 function usage(msg: string): never {
@@ -153,6 +155,12 @@ async function main(): Promise<number> {
     r.lanplus = await guard('ipmi-lanplus', () => measureLanplus(lanplusPlan, log));
   }
 
+  if (run('dos')) {
+    const plan = { ...DEFAULT_FLOOD_PLAN, baselineRefreshes: quick ? 3 : DEFAULT_FLOOD_PLAN.baselineRefreshes };
+    log(`IKE_SA_INIT flood: ${plan.rate} spoofed requests/s, ${plan.refreshes} refreshes under it`);
+    r.dos = await guard('dos', () => measureIkeFlood(plan, log));
+  }
+
   const seconds = (performance.now() - t0) / 1000;
   const targets = judge(r, seconds, quick);
   const cpus = os.cpus();
@@ -205,6 +213,17 @@ function judge(r: Results, seconds: number, quick: boolean): TargetCheck[] {
   const lpWhy = !r.lanplus ? 'not run' : 'error' in r.lanplus ? r.lanplus.error : lp && 'skipped' in lp.ipmiSim ? lp.ipmiSim.skipped : undefined;
   t.push(check('ipmi-lanplus-wall-vs-ipmi-sim', 'ipmitool -I lanplus -C 3 chassis power status wall p50, Lifeline / ipmi_sim', lp?.wallRatioC3?.value, '<=', 1, 'ratio', lpWhy));
   t.push(check('ipmi-lanplus-setups-vs-ipmi-sim', 'lanplus session set-ups per second, Lifeline / ipmi_sim', lp?.setupRatioC3?.value, '>=', 1, 'ratio', lpWhy));
+  const dos = ok(r.dos);
+  const dosNote = r.dos && 'error' in r.dos ? r.dos.error : dos ? undefined : 'not measured';
+  const rate = dos?.plan.rate ?? DEFAULT_FLOOD_PLAN.rate;
+  t.push(check('dos-refreshes', `refreshes (new IKE SA each) that succeed under ${rate} spoofed IKE_SA_INIT/s, of ${dos?.plan.refreshes ?? DEFAULT_FLOOD_PLAN.refreshes}`, dos?.refreshes.succeeded, '>=', (dos?.plan.refreshes ?? DEFAULT_FLOOD_PLAN.refreshes) - 1, 'refreshes', dosNote));
+  t.push(check('dos-flood-rate', 'spoofed IKE_SA_INIT sent per second (the flood was as asked)', dos?.flood.achievedRate.value, '>=', rate * 0.95, 'per s', dosNote));
+  t.push(check('dos-emulator-cpu', 'emulator CPU during the flood (issue 15 found 84 % before cookies)', dos?.emulator.cpuDuringFlood.value, '<=', 50, '% of a core', dosNote));
+  t.push(check('dos-refresh-slowdown', 'refresh p50 under the flood / without it', dos?.refreshP50Ratio.value, '<=', 3, 'ratio', dosNote));
+  t.push(check('dos-ping-slowdown', 'clear Presence Ping p50 during the flood / before it (responsive)', dos?.ping.ratio.value, '<=', 3, 'ratio', dosNote));
+  t.push(check('dos-rss-growth', 'emulator RSS growth during the flood', dos?.emulator.rssGrowth.value, '<=', 16, 'MiB', dosNote));
+  const legit = dos ? 1 + dos.plan.baselineRefreshes + dos.plan.refreshes : 0;
+  t.push(check('dos-dh-for-spoofed', 'DH computations for spoofed requests (the cookie threshold lets 4 in)', dos ? dos.hostAgent.dhComputations - legit : null, '<=', 8, 'DH', dosNote));
   t.push(check('bench-duration', 'whole bench', seconds, '<=', 300, 's', quick ? '--quick run' : undefined));
   return t;
 }
@@ -301,6 +320,17 @@ function rows(r: Results): Row[] {
       out.push({ section: s, name: `${fl.nics} NICs: set-ups across the fleet`, value: f(fl.setupsAcrossFleet) });
     } else out.push({ section: s, name: 'fleet', value: 'error', note: fl.error });
   } else if (r.lanplus) out.push({ section: 'IPMI lanplus', name: 'error', value: (r.lanplus as { error: string }).error });
+  const dos = ok(r.dos);
+  if (dos) {
+    const s = `IKE_SA_INIT flood (${dos.plan.rate} spoofed/s from ${dos.plan.sources} addresses, 1 NIC)`;
+    out.push({ section: s, name: 'flood sent', value: `${dos.flood.sent} in ${dos.flood.seconds.value} s (${dos.flood.achievedRate.value}/s)` });
+    out.push({ section: s, name: 'refreshes succeeded under the flood / without', value: `${dos.refreshes.succeeded}/${dos.refreshes.attempted} / ${dos.baseline.succeeded}/${dos.baseline.attempted}` });
+    out.push({ section: s, name: 'refresh p50 under the flood / without; ratio', value: `${dos.refreshes.p50.value} / ${dos.baseline.p50.value} ms; ${dos.refreshP50Ratio.value}` });
+    out.push({ section: s, name: 'emulator CPU during the flood / without', value: `${dos.emulator.cpuDuringFlood.value} / ${dos.emulator.cpuWithoutFlood.value} % of a core` });
+    out.push({ section: s, name: 'emulator RSS before / peak during the flood', value: `${dos.emulator.rssBefore.value} / ${dos.emulator.rssPeak.value} MiB` });
+    out.push({ section: s, name: 'clear Presence Ping p50 before / during; ratio', value: `${dos.ping.p50Before.value} / ${dos.ping.p50During.value} µs; ${dos.ping.ratio.value}` });
+    out.push({ section: s, name: 'host agent: DH computations / cookies sent', value: `${dos.hostAgent.dhComputations} / ${dos.hostAgent.cookiesSent}` });
+  } else if (r.dos) out.push({ section: 'IKE_SA_INIT flood', name: 'error', value: (r.dos as { error: string }).error });
   const ike = ok(r.refreshThroughput);
   if (ike) {
     out.push({ section: 'Refresh throughput (in-process)', name: 'IKE_SA_INIT + IKE_AUTH + commit', value: f(ike.fullExchanges) });

@@ -24,6 +24,8 @@ export type ErrorCode =
   | 'E_CHECKSUM' | 'E_IPMI_USERS'
   // IKE
   | 'E_IKE_SYNTAX' | 'E_IKE_AUTH' | 'E_IKE_PROPOSAL' | 'E_IKE_MSGID' | 'E_IKE_STATE' | 'E_IKE_TIMEOUT'
+  // IKE: cookie rounds exhausted (§2.6); an IKE SA rekey refused or lost (§2.8); the peer busy (TEMPORARY_FAILURE)
+  | 'E_IKE_COOKIE' | 'E_IKE_REKEY' | 'E_IKE_BUSY'
   // station / CLI / store
   | 'E_TIMEOUT' | 'E_USAGE' | 'E_NOT_FOUND' | 'E_STORE' | 'E_KEYFILE' | 'E_UNREACHABLE' | 'E_TABLE'
   | 'E_FENCED' | 'E_INTERNAL' | 'E_SPI_IN_USE'

@@ -4,12 +4,18 @@
  * only while the OS is up, and resets it when the OS goes down (its IKE SAs vanish; the EEPROM keeps what it wrote).
  *
  * It writes negotiated child SAs into its NIC's pending EEPROM slot and commits them on SA_ACK (standing in for
- * the host driver that programs the NIC). A restarted agent discards a pending slot no IKE SA can confirm any more
- * (IkeResponder.recover). If an EEPROM write fails, the rest of that batch of effects is not performed (nothing is
- * announced that the NIC does not hold): the error is thrown after the agent reset itself, and the machine reboots
- * the NIC from its EEPROM. Pure: randomness injected, time an argument.
+ * the host driver that programs the NIC); with a peer that did not announce the commit extension (a standard IKEv2
+ * peer such as strongSwan) it writes and commits them before it answers the exchange (protocol/README.md, plain
+ * mode). A restarted agent discards a pending slot no IKE SA can confirm any more (IkeResponder.recover). If an
+ * EEPROM write fails, the rest of that batch of effects is not performed (nothing is announced that the NIC does not
+ * hold): the error is thrown after the agent reset itself, and the machine reboots the NIC from its EEPROM.
+ *
+ * Each datagram's source goes to the responder: it is IPi in the §2.6 cookie and the key of the per-source limit of
+ * half-open IKE SAs (RFC 8019), and the responder says where each datagram goes (an answer to its request's source,
+ * a request of ours to the peer its IKE SA was made with), so a spoofed flood cannot redirect an SA_READY or a
+ * retransmission. Pure: randomness injected, time an argument.
  */
-import { IkeResponder, type IkeEffect } from '../protocol/index.js';
+import { IkeResponder, type FloodPolicy, type IkeEffect } from '../protocol/index.js';
 import type { SaDatabase } from './sa-database.js';
 import type { SecurityPolicy } from '../wire/sa.js';
 
@@ -22,6 +28,8 @@ export interface HostAgentOptions {
   psk: () => Uint8Array | null;
   policy: () => SecurityPolicy;
   commitTimeoutMs?: number;
+  /** IKE_SA_INIT flood defence (protocol/ike/cookie.ts); unset fields take the protocol's defaults. */
+  flood?: Partial<FloodPolicy>;
 }
 
 export interface AgentOutput {
@@ -40,15 +48,34 @@ export class AgentWriteError extends Error {
 
 export class HostAgent {
   private responder: IkeResponder | null = null;
-  private peer: Endpoint | null = null;
-  readonly counters = { received: 0, sent: 0, noTrustAnchor: 0, eepromFailures: 0 };
+  readonly counters = { received: 0, sent: 0, noTrustAnchor: 0, eepromFailures: 0, ikeRekeys: 0, unaddressed: 0 };
+  /** What earlier responders counted (the agent is made anew when the OS comes up): status keeps the totals. */
+  private readonly pastFlood = { dhComputations: 0, cookiesSent: 0, halfOpenExpired: 0, halfOpenEvicted: 0 };
+  private readonly pastDrops = new Map<string, number>();
 
   constructor(private readonly o: HostAgentOptions) {}
 
   /** The OS went down, or the trust anchor changed: the agent and its IKE SAs are gone. */
   reset(): void {
+    const r = this.responder;
+    if (r) {
+      const st = r.stats();
+      for (const k of Object.keys(this.pastFlood) as (keyof HostAgent['pastFlood'])[]) this.pastFlood[k] += st[k];
+      for (const [k, v] of Object.entries(r.drops)) this.pastDrops.set(k, (this.pastDrops.get(k) ?? 0) + v);
+    }
     this.responder = null;
-    this.peer = null;
+  }
+
+  /**
+   * The trust anchor changed while the OS runs (re-enrolment): the IKE SAs were authenticated under the old key, so
+   * each gets an INFORMATIONAL { D(IKE) } (§1.4.1; sent once: the agent starts anew at once, no retransmission) and
+   * a pending SA is discarded. The NIC keeps its committed SAs. Throws AgentWriteError like receive().
+   */
+  shutdown(now: number): AgentOutput {
+    const out: AgentOutput = { sends: [], logs: [], committed: false };
+    if (this.responder) this.perform(this.responder.shutdown(now), out);
+    this.reset();
+    return out;
   }
 
   /** A datagram on the IKE port (only while the OS is up). Throws AgentWriteError when an EEPROM write failed. */
@@ -60,8 +87,7 @@ export class HostAgent {
       this.counters.noTrustAnchor++;
       return out; // no PSK written at enrolment yet: nothing to authenticate with
     }
-    this.peer = { address: from.address, port: from.port };
-    this.perform(r.receive(bytes, now), out);
+    this.perform(r.receive(bytes, now, { address: from.address, port: from.port }), out, from);
     return out;
   }
 
@@ -96,22 +122,26 @@ export class HostAgent {
       nextGeneration: db.nextGeneration(),
       policy: this.o.policy(),
       commitTimeoutMs: this.o.commitTimeoutMs,
+      flood: this.o.flood,
     });
     this.perform(this.responder.recover(db.pending?.generation ?? null), out);
     return this.responder;
   }
 
-  private perform(fx: IkeEffect[], out: AgentOutput): void {
+  /** `from`: the datagram these effects answer (a send the responder did not address goes back there). */
+  private perform(fx: IkeEffect[], out: AgentOutput, from?: Endpoint): void {
     const db = this.o.db();
     for (const e of fx) {
       try {
         switch (e.kind) {
-          case 'send':
-            if (this.peer) {
-              out.sends.push({ to: this.peer, bytes: e.bytes });
+          case 'send': {
+            const to = e.to?.port !== undefined ? { address: e.to.address, port: e.to.port } : from;
+            if (to) {
+              out.sends.push({ to, bytes: e.bytes });
               this.counters.sent++;
-            }
+            } else this.counters.unaddressed++; // cannot happen: every responder request names its IKE SA's peer
             break;
+          }
           case 'nic-write-pending':
             db!.writePending(e.sa);
             this.responder?.setNextGeneration(e.sa.generation + 1);
@@ -129,6 +159,10 @@ export class HostAgent {
           case 'failed':
             out.logs.push({ level: 'warn', msg: e.message, fields: { code: e.code, scope: e.scope } });
             break;
+          case 'ike-rekeyed':
+            // §2.18: the IKE SA has new SPIs and keys; its Child SAs (the NIC's SAs) are unchanged.
+            this.counters.ikeRekeys++;
+            break;
           default:
             break;
         }
@@ -142,7 +176,24 @@ export class HostAgent {
     }
   }
 
-  status(running: boolean): Record<string, unknown> {
-    return { running, commit: this.responder?.commitState ?? 'idle', sessions: this.responder?.sessionStates ?? [], ...this.counters, drops: this.responder?.drops ?? {} };
+  /**
+   * For `nic-emulator status`: the commit, the IKE SAs, the counters, drops by reason, and the flood defence (DH
+   * computations, cookies sent, half-open IKE SAs and how many expired or were evicted), totals over the agent's
+   * restarts. `now` tells whether cookies are being demanded.
+   */
+  status(running: boolean, now?: number): Record<string, unknown> {
+    const r = this.responder;
+    const st = r?.stats(now);
+    const drops = new Map(this.pastDrops);
+    for (const [k, v] of Object.entries(r?.drops ?? {})) drops.set(k, (drops.get(k) ?? 0) + v);
+    const flood = {
+      dhComputations: this.pastFlood.dhComputations + (st?.dhComputations ?? 0),
+      cookiesSent: this.pastFlood.cookiesSent + (st?.cookiesSent ?? 0),
+      halfOpenExpired: this.pastFlood.halfOpenExpired + (st?.halfOpenExpired ?? 0),
+      halfOpenEvicted: this.pastFlood.halfOpenEvicted + (st?.halfOpenEvicted ?? 0),
+      halfOpen: st?.halfOpen ?? 0,
+      cookieMode: st?.cookieMode ?? false,
+    };
+    return { running, commit: r?.commitState ?? 'idle', sessions: r?.sessionStates ?? [], ...this.counters, drops: Object.fromEntries(drops), flood };
   }
 }

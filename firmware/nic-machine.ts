@@ -526,12 +526,20 @@ export class NicMachine {
     return { generation, effects: r.effects };
   }
 
-  /** Enrolment: the admin writes the station's pre-shared key into the NIC configuration (trust anchor, DESIGN §3). */
-  setTrustAnchor(psk: Uint8Array, now: number): void {
+  /**
+   * Enrolment: the admin writes the station's pre-shared key into the NIC configuration (trust anchor, DESIGN §3).
+   * A running host agent deletes its IKE SAs, authenticated under the old key, with a D(IKE) each (§1.4.1).
+   */
+  setTrustAnchor(psk: Uint8Array, now: number): NicEffect[] {
     // The EEPROM's trust anchor field holds 32 bytes (eeprom-image.ts).
     if (psk.length !== 32) throw new UsageError('E_USAGE', `the pre-shared key must be 32 bytes (64 hex digits), got ${psk.length}; make one with: head -c 32 /dev/urandom | xxd -p -c 64`);
+    const agentUp = this.wantsIkePort;
     this.admin('writing the trust anchor', now, (b) => b.image.writeConfig({ ...b.image.config, trustAnchor: { kind: 'psk', key: psk.slice() } }));
-    this.agent.reset();
+    if (!agentUp) {
+      this.agent.reset();
+      return [];
+    }
+    return this.guarded(now, (fx) => fx.push(...toEffects(this.agent.shutdown(now), 'ike')));
   }
 
   /** The NIC's clear-management option (the seed's cold-boot option, DESIGN §2.1), as the admin configures it. */
@@ -583,7 +591,8 @@ export class NicMachine {
 
   // ------------------------------------------------------------------ status
 
-  status(): Record<string, unknown> {
+  /** What `nic-emulator status` shows; `now` (the shell's clock) says whether the host agent demands cookies. */
+  status(now?: number): Record<string, unknown> {
     const b = this.b;
     const fw = b?.firmware;
     const img = b?.image;
@@ -602,7 +611,7 @@ export class NicMachine {
       counters: fw ? { ...fw.counters, dropped: { ...fw.counters.dropped, link_down: this.linkDrops, nic_unpowered: this.powerDrops } } : null,
       eepromWrites: img && b ? eepromWrites(img, b.exec, b.ipmiUsers) : null,
       executedRecorded: b ? b.exec.count : null,
-      hostAgent: this.agent.status(this.wantsIkePort),
+      hostAgent: this.agent.status(this.wantsIkePort, now),
       owner: this.owner,
       heartbeat: this.heartbeats.status(),
       ipmi: b ? ipmiStatus(b) : null,

@@ -40,6 +40,7 @@ Daemon:
   serve                     run the station daemon: keeps leases, polls NICs, refreshes SAs on its timer when the
                             host is up, and serves the verbs above (the CLI forwards to it when it runs)
       [--refresh-interval S] (default 3600)  [--max-down-time S] (default 86400)  [--lifetime S] (default: infinite)
+      [--ike-rekey-interval S] (default 14400)  rekey a held IKE SA (RFC 7296 §2.18) at the first refresh after S
       [--poll-interval MS] (default 5000)  [--control HOST:PORT] (its control API; loopback only, default 127.0.0.1:0)
       [--listen ADDR:PORT]  the station's secure UDP socket: NIC heartbeats and owner notices name it
                             (use the address:port the NICs' cluster policy lists); default 127.0.0.1:any
@@ -113,6 +114,7 @@ async function main(argv: string[]): Promise<void> {
       json: { type: 'boolean' },
       'no-daemon': { type: 'boolean' },
       'refresh-interval': { type: 'string' },
+      'ike-rekey-interval': { type: 'string' },
       'max-down-time': { type: 'string' },
       lifetime: { type: 'string' },
       'poll-interval': { type: 'string' },
@@ -216,6 +218,7 @@ async function main(argv: string[]): Promise<void> {
       }
     : null;
   if (serveTimes) validateLifetime(serveTimes);
+  const ikeRekeyS = verb === 'serve' ? num(values['ike-rekey-interval'], 14400, 'ike-rekey-interval') : undefined;
   const ctx = await StationContext.open({
     store: storeUrl,
     keyFile: values['cluster-key'] ?? DEFAULT_KEY_FILE,
@@ -226,6 +229,7 @@ async function main(argv: string[]): Promise<void> {
     bind: listen.host,
     port: listen.port,
     busyPollUs,
+    ikeRekeyMs: ikeRekeyS !== undefined ? ikeRekeyS * 1000 : undefined,
   });
   if (verb === 'serve') {
     // Per NIC and reason at most 5 lines per 10 s, the rest summarised (lib/log-limit.ts).

@@ -41,6 +41,8 @@ export interface ContextOptions {
   port?: number;
   /** µs to poll for a NIC's answer after sending a request (lib/answer-poll.ts); the default when absent, 0 = never. */
   busyPollUs?: number;
+  /** serve --ike-rekey-interval: a held IKE SA is rekeyed at the first refresh after this long (ms). */
+  ikeRekeyMs?: number;
 }
 
 /**
@@ -68,7 +70,7 @@ export class StationContext extends StationCore {
   private muxOpening: Promise<UdpMux> | null = null;
 
   private constructor(store: Store, readonly key: ClusterKey, readonly options: ContextOptions) {
-    super({ stationId: options.stationId, leaseMs: options.leaseMs, store, env: processEnv, port: () => this.udp(), bind: options.bind });
+    super({ stationId: options.stationId, leaseMs: options.leaseMs, store, env: processEnv, port: () => this.udp(), bind: options.bind, ikeRekeyMs: options.ikeRekeyMs });
   }
 
   static async open(o: ContextOptions): Promise<StationContext> {

@@ -106,6 +106,7 @@ export class StationDaemon {
 
   constructor(private readonly ctx: StationContext, private readonly o: DaemonOptions, log: Logger) {
     this.core = new DaemonCore(ctx, o, (level, msg, fields) => log.log(level, msg, fields));
+    ctx.keyingLog = (level, msg, fields) => log.log(level, msg, fields);
   }
 
   get heartbeats(): DaemonCore['heartbeats'] {

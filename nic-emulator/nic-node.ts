@@ -302,8 +302,7 @@ export class NicNode {
   }
 
   setTrustAnchor(psk: Uint8Array): void {
-    this.admin(() => this.machine.setTrustAnchor(psk, Date.now()));
-    this.apply([]);
+    this.apply(this.admin(() => this.machine.setTrustAnchor(psk, Date.now())));
   }
 
   setClearManagement(commands: string[]): void {
@@ -341,7 +340,7 @@ export class NicNode {
   }
 
   status(): Record<string, unknown> {
-    const s = this.machine.status();
+    const s = this.machine.status(Date.now());
     const owner = this.machine.owner;
     const hb = s.heartbeat as { failovers?: { at: number }[] } | null;
     return {

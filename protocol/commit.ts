@@ -182,6 +182,12 @@ export class HostCommit {
     return this.p ? this.p.deadline : null;
   }
 
+  /** The owning IKE SA was rekeyed (RFC 7296 §2.18): its Child SAs, and so their commit, move along. */
+  renameOwner(from: string, to: string): void {
+    if (this.p && this.p.owner === from) this.p.owner = to;
+    if (this.committed && this.committed.owner === from) this.committed.owner = to;
+  }
+
   /** At the deadline the pending SA is discarded (no SA_ACK came, DESIGN §2.5). */
   expire(now: number): PendingCommit | null {
     if (!this.p || now < this.p.deadline) return null;

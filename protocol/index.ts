@@ -4,7 +4,8 @@
  * Wireshark key export.
  */
 export { IkeInitiator, type InitiatorOptions, type InitiatorState } from './ike/ike-initiator.js';
-export { IkeResponder, type ResponderOptions } from './ike/ike-responder.js';
+export { IkeResponder, type ResponderOptions, type DatagramSource } from './ike/ike-responder.js';
+export { DEFAULT_FLOOD_POLICY, type FloodPolicy } from './ike/cookie.js';
 export type { IkeEffect } from './ike/effects.js';
 export { DEFAULT_RETRANSMIT, giveUpAfterMs, type RetransmitPolicy } from './ike/retransmit.js';
 export { ikev2DecryptionTableLine, espSaUatLines } from './ike/wireshark-uat.js';

@@ -103,8 +103,7 @@ export class SimNic {
 
   /** The administrator's control (the emulator's control API in a real lab). */
   setTrustAnchor(psk: Uint8Array): void {
-    this.machine.setTrustAnchor(psk, this.sched.now);
-    this.schedule();
+    this.apply(this.machine.setTrustAnchor(psk, this.sched.now));
   }
 
   installSa(sa: SaPair): { generation: number } {

@@ -145,6 +145,8 @@ export class NicSession {
   readonly nic: NicRecord;
   private held: Held[] = [];
   private active: Held | null = null;
+  /** The tail of the reloads asked for (reload(): one at a time). */
+  private reloading: Promise<void> = Promise.resolve();
   private reservedOut = 0n;
   /** This process's sync epoch at the NIC; null until the first sync. */
   private epoch: number | null = null;
@@ -196,8 +198,19 @@ export class NicSession {
     return s;
   }
 
-  /** (Re)read the SAs from the store: after a refresh, a takeover or an adoption. The sync epoch stays. */
-  async reload(): Promise<void> {
+  /**
+   * (Re)read the SAs from the store: after a refresh, a takeover or an adoption. The sync epoch stays. Reloads run
+   * one at a time, in the order asked: two at once (a refresh's and a daemon poll's catch-up with the store) would
+   * each find the other's half-built list, and the second make a second endpoint for the same SA from its stored
+   * checkpoint — two senders of the same sequence numbers under one key (found by the simulator, commit:cable:0).
+   */
+  reload(): Promise<void> {
+    const r = this.reloading.then(() => this.reloadNow());
+    this.reloading = r.catch(() => undefined);
+    return r;
+  }
+
+  private async reloadNow(): Promise<void> {
     // This session's sync epoch stays, so an SA it keeps keeps its endpoint: its IVs go on from where they are
     // (never from a lower number a store restored from a backup may now hold), and its replay window still knows
     // every answer it took (one taken before the reload and sent again by someone is not taken twice).

@@ -48,6 +48,8 @@ export interface StationCoreOptions {
   onSessionOpen?: (nic: string) => void;
   /** Outbound sequence numbers a session claims in the store at a time (default 1024; the simulator varies it). */
   reserveBlock?: bigint;
+  /** A held IKE SA is rekeyed (RFC 7296 §2.18) before a refresh once it is this old (ms; default 4 h). */
+  ikeRekeyMs?: number;
 }
 
 export class StationCore {
@@ -61,6 +63,11 @@ export class StationCore {
   private keying = new Map<string, Promise<unknown>>();
   /** NICs this process took over from another station (their first sync ends the former owner's epochs). */
   readonly takeovers = new Set<string>();
+  /**
+   * Where the key exchanges report what a user of a long-running station should see (the IKE SA's mode, IKE SA
+   * rekeys, the peer's own Child SA rekeys, fallbacks, retries); `o.log` when unset. The daemon sets its logger.
+   */
+  keyingLog: StationCoreOptions['log'] = undefined;
 
   constructor(readonly o: StationCoreOptions) {
     this.store = o.store;
@@ -159,7 +166,14 @@ export class StationCore {
       kx = undefined;
     }
     if (!kx) {
-      kx = new KeyExchange(nic, { store: this.store, fence: () => this.fences.get(nic.id) ?? fence, env: this.env, stationId: this.o.stationId, bind: this.o.bind, policy: nicPolicy(nic) });
+      kx = new KeyExchange(nic, {
+        store: this.store, fence: () => this.fences.get(nic.id) ?? fence, env: this.env, stationId: this.o.stationId, bind: this.o.bind, policy: nicPolicy(nic),
+        ikeRekeyMs: this.o.ikeRekeyMs,
+        log: (level, msg) => (this.keyingLog ?? this.o.log)?.(level === 'warn' ? 'warn' : 'info', msg, { nic: nic.id }),
+        // A standard peer rekeyed the Child SA itself (plain IKEv2, §2.8): the session moves to it, after any
+        // key exchange of ours that runs.
+        onActivated: (id) => void this.exclusiveKeying(id, async () => this.sessions.get(id)?.reload()).catch(() => undefined),
+      });
       this.exchanges.set(nic.id, kx);
     }
     const r = kind === 'enroll' ? await kx.enroll(timeoutMs) : await kx.refresh(timeoutMs);

@@ -48,10 +48,19 @@ export interface ChildParams {
   spiFromNic: number;
 }
 
-export function buildSaPair(p: ChildParams, keymat: Uint8Array, generation: number): SaPair {
+/**
+ * `stationInitiated`: the Child SA exchange was started by the station (§2.17: the exchange
+ * initiator's outbound keys come first, so toNic; a peer-started rekey puts fromNic first).
+ */
+export function buildSaPair(p: ChildParams, keymat: Uint8Array, generation: number, stationInitiated = true): SaPair {
   const k = espKeyLength(p.transform);
   const ah = p.policy === 'esp+ah';
   const ahBase = 2 * k;
+  if (!stationInitiated) {
+    // Same layout with the directions swapped: fromNic takes the first key of each kind.
+    const swapped = buildSaPair({ ...p, spiToNic: p.spiFromNic, spiFromNic: p.spiToNic }, keymat, generation, true);
+    return { ...swapped, toNic: swapped.fromNic, fromNic: swapped.toNic };
+  }
   return {
     generation,
     transform: p.transform,
@@ -82,25 +91,52 @@ export function randomEspSpi(random: (n: number) => Uint8Array, avoid: (spi: num
   throw new Error('random() keeps returning unusable SPIs: is it a real random source?');
 }
 
-function covers(ts: TrafficSelector[], want: TrafficSelector): boolean {
-  return ts.some(
-    (s) =>
-      s.tsType === TS_IPV4_ADDR_RANGE &&
-      (s.ipProtocol === 0 || s.ipProtocol === want.ipProtocol) &&
-      s.startPort <= want.startPort &&
-      s.endPort >= want.endPort,
-  );
+function intersectRange(a0: number, a1: number, b0: number, b1: number): [number, number] | null {
+  const lo = Math.max(a0, b0);
+  const hi = Math.min(a1, b1);
+  return lo <= hi ? [lo, hi] : null;
+}
+
+function cmpAddr(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] - b[i];
+  return 0;
+}
+
+/** The part of offered selector `s` inside our policy selector `mine` (§2.9), or null. */
+function intersect(s: TrafficSelector, mine: TrafficSelector): TrafficSelector | null {
+  if (s.tsType !== TS_IPV4_ADDR_RANGE || s.startAddress.length !== 4 || s.endAddress.length !== 4) return null;
+  if (s.ipProtocol !== 0 && mine.ipProtocol !== 0 && s.ipProtocol !== mine.ipProtocol) return null;
+  const ports = intersectRange(s.startPort, s.endPort, mine.startPort, mine.endPort);
+  if (!ports) return null;
+  const start = cmpAddr(s.startAddress, mine.startAddress) >= 0 ? s.startAddress : mine.startAddress;
+  const end = cmpAddr(s.endAddress, mine.endAddress) <= 0 ? s.endAddress : mine.endAddress;
+  if (cmpAddr(start, end) > 0) return null;
+  return {
+    tsType: TS_IPV4_ADDR_RANGE,
+    ipProtocol: s.ipProtocol === 0 ? mine.ipProtocol : s.ipProtocol,
+    startPort: ports[0],
+    endPort: ports[1],
+    startAddress: new Uint8Array(start),
+    endAddress: new Uint8Array(end),
+  };
+}
+
+function narrowList(offered: TrafficSelector[], mine: TrafficSelector): TrafficSelector[] {
+  return offered.map((s) => intersect(s, mine)).filter((x): x is TrafficSelector => x !== null);
 }
 
 /**
- * Responder narrowing (§2.9): the offer must include UDP to port 664 on the NIC side and UDP
- * on the station side; the answer is exactly our two selectors. Else TS_UNACCEPTABLE.
+ * Responder narrowing (§2.9): answer the intersection of what was offered with our policy (NIC
+ * side UDP/664, station side UDP), never our own wider selectors. Null -> TS_UNACCEPTABLE.
+ * `nic`/`station` are the offered selectors of each side (TSi/TSr by who started the exchange).
  */
-export function narrowSelectors(tsi: TrafficSelector[], tsr: TrafficSelector[]): boolean {
-  return covers(tsr, NIC_TS) && tsi.some((s) => s.tsType === TS_IPV4_ADDR_RANGE && (s.ipProtocol === 0 || s.ipProtocol === IPPROTO_UDP));
+export function narrowSelectors(nic: TrafficSelector[], station: TrafficSelector[]): { nic: TrafficSelector[]; station: TrafficSelector[] } | null {
+  const n = narrowList(nic, NIC_TS);
+  const s = narrowList(station, STATION_TS);
+  return n.length && s.length ? { nic: n, station: s } : null;
 }
 
-/** Initiator check of the answer: it must still contain port 664 on the NIC side. */
-export function selectorsAnswerOk(tsi: TrafficSelector[], tsr: TrafficSelector[]): boolean {
-  return covers(tsr, NIC_TS) && tsi.length > 0;
+/** Initiator check of the answer: the NIC side must still be UDP port 664, the station side UDP. */
+export function selectorsAnswerOk(nic: TrafficSelector[], station: TrafficSelector[]): boolean {
+  return narrowList(nic, NIC_TS).length > 0 && narrowList(station, STATION_TS).length > 0;
 }

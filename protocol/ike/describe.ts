@@ -2,7 +2,7 @@
  * One-line descriptions of IKE messages in RFC 7296 notation, for logs and for the flow
  * comments of the tests: "IKE_AUTH { IDi, AUTH, N(INITIAL_CONTACT), SA, TSi, TSr }".
  * Encrypted messages are opened when the SK_e keys are given, else shown as "{ SK }".
- * KE/Nonce get i/r after the sender's original role (§1.2 notation).
+ * KE/Nonce get i/r after the exchange role: Ni/KEi in requests, Nr/KEr in responses (§1.2, §1.3).
  */
 import { isLifelineError } from '../../common/errors.js';
 import { IKE_HEADER_LENGTH, PAYLOAD, exchangeName } from './constants.js';
@@ -43,7 +43,7 @@ export function describeMessage(bytes: Uint8Array, keys?: { skEi: Uint8Array; sk
     let payloads = decodePayloadChain(h.nextPayload, bytes, IKE_HEADER_LENGTH, bytes.length);
     const sk = payloads.find((p) => p.type === PAYLOAD.SK);
     if (sk && keys) payloads = decodeInner(openSk(bytes, sk, i ? keys.skEi : keys.skEr));
-    const list = payloads.map((p) => name(p, i)).join(', ');
+    const list = payloads.map((p) => name(p, !isResponse(h))).join(', ');
     return `${exchangeName(h.exchange)} ${isResponse(h) ? 'response' : 'request'} #${h.messageId} { ${list} }`.replace('{  }', '{ }');
   } catch (e) {
     return `(undecodable: ${isLifelineError(e) ? e.code : String(e)})`;

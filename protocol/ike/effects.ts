@@ -11,9 +11,22 @@
 import type { ErrorCode } from '../../common/errors.js';
 import type { SaPair } from '../../wire/sa.js';
 
+/** Where a datagram came from, or where the responder sends one (RFC 7296 §2.11). */
+export interface DatagramSource {
+  /** The sender's IP address (§2.6 IPi in the cookie; the per-source half-open limit). */
+  address: string;
+  /** Its UDP port (the responder sends the IKE SA's requests back there). */
+  port?: number;
+}
+
 export type IkeEffect =
-  /** A datagram for the peer's IKE port. */
-  | { kind: 'send'; bytes: Uint8Array }
+  /**
+   * A datagram for the peer's IKE port. The responder says where (`to`): an answer goes to the
+   * request's source (§2.11), a request of ours to the peer its IKE SA was made with (a spoofed
+   * datagram cannot redirect it); absent when the responder was not told (receive() without
+   * `from`). The initiator has one peer and leaves it out.
+   */
+  | { kind: 'send'; bytes: Uint8Array; to?: DatagramSource }
   /** The IKE SA is authenticated (spiI/spiR as 16 hex digits). */
   | { kind: 'established'; spiI: string; spiR: string }
   /**
@@ -31,12 +44,20 @@ export type IkeEffect =
   | { kind: 'switch-outbound'; sa: SaPair }
   /** Station: the host refused or lost the staged SA; the current SA stays in use. */
   | { kind: 'commit-aborted'; generation: number; message: string }
+  /**
+   * The IKE SA was rekeyed (RFC 7296 §2.18): the new SPIs (16 hex digits) replace the old ones;
+   * Child SAs and the commit moved to it. Export the new keys (Wireshark) like after `established`.
+   */
+  | { kind: 'ike-rekeyed'; oldSpiI: string; oldSpiR: string; spiI: string; spiR: string }
   /** A liveness (empty INFORMATIONAL) exchange got its answer (§1.4). */
   | { kind: 'alive' }
   /** The IKE SA is gone (DELETE received or sent and answered). */
   | { kind: 'closed'; message: string }
-  /** scope 'ike': the IKE SA failed or died; 'child': only the Child SA request was refused. */
-  | { kind: 'failed'; scope: 'ike' | 'child'; code: ErrorCode; message: string }
+  /**
+   * scope 'ike': the IKE SA failed or died; 'child': only the Child SA request was refused;
+   * 'rekey': an IKE SA rekey was refused or lost, the IKE SA itself goes on.
+   */
+  | { kind: 'failed'; scope: 'ike' | 'child' | 'rekey'; code: ErrorCode; message: string }
   | { kind: 'log'; level: 'debug' | 'info' | 'warn'; event: string; message: string };
 
 export function log(level: 'debug' | 'info' | 'warn', event: string, message: string): IkeEffect {

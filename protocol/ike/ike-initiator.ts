@@ -3,36 +3,40 @@
  * plus the station half of the two-phase commit (DESIGN §2.5, ../commit.ts). Sans-I/O: it
  * takes `now` and bytes, returns effects; randomness is injected; timers are data.
  *
- *   connect():  IKE_SA_INIT { SA, KEi, Ni } -->            <-- { SA, KEr, Nr }
- *               IKE_AUTH { IDi, AUTH, N(INITIAL_CONTACT), N(USE_TRANSPORT_MODE), SA, TSi, TSr } -->
- *                                                          <-- { IDr, AUTH, N(USE_TRANSPORT_MODE), SA, TSi, TSr }
+ *   connect():  IKE_SA_INIT { SA, KEi, Ni } -->        <-- { SA, KEr, Nr } | { N(COOKIE) } (§2.6: again with it)
+ *               IKE_AUTH { IDi, AUTH, N(INITIAL_CONTACT), N(COMMIT_SUPPORTED), N(USE_TRANSPORT_MODE), SA, TSi, TSr } -->
+ *                                                      <-- { IDr, AUTH, [N(COMMIT_SUPPORTED),] N(USE_TRANSPORT_MODE), SA, TSi, TSr }
  *   refresh():  CREATE_CHILD_SA { N(REKEY_SA), N(USE_TRANSPORT_MODE), SA, Ni, KEi, TSi, TSr } -->
- *                                                          <-- { N(USE_TRANSPORT_MODE), SA, Nr, KEr, TSi, TSr }
- *   commit:     <-- INFORMATIONAL { N(SA_READY) }   { } -->
- *               INFORMATIONAL { N(SA_ACK) } -->            <-- { N(SA_CONFIRM) }   => switch-outbound
- *               INFORMATIONAL { D(ESP old) } -->            <-- { D(ESP old) }     (after a rekey)
+ *                                                      <-- { N(USE_TRANSPORT_MODE), SA, Nr, KEr, TSi, TSr }
+ *   commit (the host announced COMMIT_SUPPORTED):
+ *               <-- INFORMATIONAL { N(SA_READY) }   { } -->
+ *               INFORMATIONAL { N(SA_ACK) } -->        <-- { N(SA_CONFIRM) }   => switch-outbound
+ *   plain mode (a standard peer): child-sa, switch-outbound as soon as the answer arrives.
+ *               INFORMATIONAL { D(ESP old) } -->        <-- { D(ESP old) }     (after a rekey)
+ *   rekeyIkeSa(): CREATE_CHILD_SA { SA(IKE), Ni, KEi } --> ... (ike-rekey.ts), then D(IKE) on the old SA
+ *   abandon():  INFORMATIONAL { D(IKE) } -->  once, unanswered: the shell gave up on this IKE SA
  *
- * The host agent never starts CREATE_CHILD_SA (the refresh timer is the station's, DESIGN §2.5),
- * so the simultaneous-rekey collision of §2.8.1 cannot occur; a CREATE_CHILD_SA request from the
- * host is answered NO_ADDITIONAL_SAS. Deleting the IKE SA does not retire the Child SA: it lives
- * on in the NIC's EEPROM (that is Lifeline's point), the station keeps using it.
+ * The peer may rekey the Child SA or the IKE SA too (station-child.ts, ike-rekey.ts), with the
+ * §2.8.1/§2.8.2 collisions. Deleting the IKE SA does not retire the Child SA: it lives on in the
+ * NIC's EEPROM (that is Lifeline's point), the station keeps using it.
  */
-import { concat, equalBytes, hex } from '../../common/bytes.js';
+import { concat, hex } from '../../common/bytes.js';
 import { UsageError, isLifelineError, type ErrorCode } from '../../common/errors.js';
 import type { EspTransform, SaPair, SecurityPolicy } from '../../wire/sa.js';
-import { StationCommit, commitIdOf, type StationCommitState } from '../commit.js';
-import { makeChildOffer, readChildAnswer, type ChildOffer } from './child-exchange.js';
+import { StationCommit, type StationCommitState } from '../commit.js';
+import { makeChildOffer } from './child-exchange.js';
 import { randomEspSpi } from './child-sa.js';
-import { EXCHANGE, NONCE_LENGTH, PAYLOAD, PROTO_ESP, PROTO_IKE } from './constants.js';
+import { EXCHANGE, NONCE_LENGTH, PAYLOAD, PROTO_IKE } from './constants.js';
 import { DropCounter, type IkeEffect, log } from './effects.js';
-import { authPayloads, verifyPeerAuth } from './ike-auth.js';
-import { decodeHeader, fromInitiator, isResponse, type EncodedPayload, type IkeHeader, type RawPayload } from './ike-message.js';
-import { decodeDelete, encodeDelete, encodeNotify } from './ike-payloads.js';
+import { authPayloads } from './ike-auth.js';
+import { decodeHeader, fromInitiator, isResponse, type EncodedPayload, type IkeHeader } from './ike-message.js';
+import { encodeDelete, encodeNotify } from './ike-payloads.js';
 import { buildInitRequest, readInitResponse } from './ike-sa-init.js';
 import { IkeSaCore } from './ike-sa.js';
-import { COMMIT_DATA_LENGTH, NOTIFY, decodeCommitId, encodeCommitId, type CommitId } from './notify.js';
-import { describeError, errorCodeFor, findNotify, firstError, maybe, notifiesOf, spi4 } from './payload-helpers.js';
+import { NOTIFY } from './notify.js';
+import { spi4 } from './payload-helpers.js';
 import { DEFAULT_RETRANSMIT, assertRetransmitPolicy, type RetransmitPolicy } from './retransmit.js';
+import { StationExchanges, type Purpose } from './station-child.js';
 import { ikev2DecryptionTableLine } from './wireshark-uat.js';
 
 export interface InitiatorOptions {
@@ -53,51 +57,43 @@ export interface InitiatorOptions {
   /** Send N(INITIAL_CONTACT) in IKE_AUTH so the host forgets older IKE SAs (§2.4). Default true. */
   initialContact?: boolean;
   retransmit?: RetransmitPolicy;
+  /**
+   * Announce and run the two-phase commit (N(COMMIT_SUPPORTED), default true). Whatever this says,
+   * the commit runs only if the peer announces it too; otherwise Child SAs are in force when their
+   * exchange completes (plain IKEv2).
+   */
+  commitExtension?: boolean;
+  /** Plain mode: the generation the station gives the next SA (the store knows the last one). Default 1. */
+  nextGeneration?: number;
 }
 
+export type ResolvedInitiatorOptions = Required<Omit<InitiatorOptions, 'peerId' | 'nextGeneration'>> & { peerId?: string };
+
 export type InitiatorState = 'idle' | 'init-sent' | 'auth-sent' | 'established' | 'closing' | 'closed' | 'failed';
-type InitiatorEvent = 'connect' | 'init-response' | 'auth-response' | 'close' | 'closed' | 'fail';
+type InitiatorEvent = 'connect' | 'init-response' | 'auth-response' | 'close' | 'closed' | 'fail' | 'abandon';
 
 /** The IKE SA life cycle; anything not listed is illegal. */
 export const INITIATOR_TABLE: Record<InitiatorState, Partial<Record<InitiatorEvent, InitiatorState>>> = {
-  idle: { connect: 'init-sent', close: 'closed' },
-  'init-sent': { 'init-response': 'auth-sent', close: 'closed', fail: 'failed' },
-  'auth-sent': { 'auth-response': 'established', close: 'closed', closed: 'closed', fail: 'failed' },
-  established: { close: 'closing', closed: 'closed', fail: 'failed' },
-  closing: { closed: 'closed', fail: 'failed' },
+  idle: { connect: 'init-sent', close: 'closed', abandon: 'closed' },
+  'init-sent': { 'init-response': 'auth-sent', close: 'closed', fail: 'failed', abandon: 'closed' },
+  'auth-sent': { 'auth-response': 'established', close: 'closed', closed: 'closed', fail: 'failed', abandon: 'closed' },
+  established: { close: 'closing', closed: 'closed', fail: 'failed', abandon: 'closed' },
+  closing: { closed: 'closed', fail: 'failed', abandon: 'closed' },
   closed: {},
   failed: {},
 };
 
-/** A Child SA exchange in flight; `earlyReady` holds an SA_READY that overtook its answer. */
-type ChildPurpose = { kind: 'auth' | 'child'; x: ChildOffer; earlyReady: CommitId | null };
-
-/** What each of our outstanding requests is for (the response is read accordingly). */
-type Purpose =
-  | { kind: 'init' }
-  | ChildPurpose
-  | { kind: 'ack'; id: CommitId }
-  | { kind: 'ping' }
-  | { kind: 'delete-child'; spi: number }
-  | { kind: 'delete-ike' };
-
 const MAX_COOKIE_ROUNDS = 3;
 
 export class IkeInitiator {
-  private readonly o: Required<Omit<InitiatorOptions, 'peerId'>> & { peerId?: string };
+  private readonly o: ResolvedInitiatorOptions;
   private s: InitiatorState = 'idle';
-  private core: IkeSaCore<Purpose> | null = null;
-  private ni: Uint8Array = new Uint8Array(0);
-  private nr: Uint8Array = new Uint8Array(0);
   private kePriv: Uint8Array = new Uint8Array(0);
   private initRequest: Uint8Array = new Uint8Array(0);
-  private initResponse: Uint8Array = new Uint8Array(0);
   private cookieRounds = 0;
-  private current: SaPair | null = null;
-  /** An IKE_AUTH / CREATE_CHILD_SA is sent or queued and its answer not yet read. */
-  private childInFlight = false;
   private readonly commit = new StationCommit();
   private readonly dropped = new DropCounter();
+  private readonly x: StationExchanges;
 
   constructor(opts: InitiatorOptions) {
     if (typeof opts?.random !== 'function') throw new UsageError('E_USAGE', 'IkeInitiator: random(n) is required');
@@ -118,7 +114,14 @@ export class IkeInitiator {
       pfs: opts.pfs ?? true,
       initialContact: opts.initialContact ?? true,
       retransmit,
+      commitExtension: opts.commitExtension ?? true,
     };
+    this.x = new StationExchanges(this.o, this.commit, {
+      state: () => this.s,
+      go: (e) => this.go(e as InitiatorEvent),
+      fail: (code, message, fx) => this.fail(code, message, fx),
+    });
+    this.setNextGeneration(opts.nextGeneration ?? 1);
   }
 
   // ---- state --------------------------------------------------------------------------------
@@ -131,14 +134,25 @@ export class IkeInitiator {
     return this.commit.state;
   }
 
+  /** Both ends announced COMMIT_SUPPORTED (known once IKE_AUTH is answered). */
+  get commitMode(): boolean {
+    return this.x.commitMode;
+  }
+
   /** The SA in use for outbound traffic (confirmed by the host), if this IKE SA produced one. */
   get currentSa(): SaPair | null {
-    return this.current;
+    return this.x.current;
   }
 
   /** True when refresh() may be called: established, no Child SA exchange or commit running. */
   get canRefresh(): boolean {
-    return this.s === 'established' && this.commit.state === 'idle' && !this.childInFlight;
+    return this.s === 'established' && this.x.idle();
+  }
+
+  /** Plain mode: the generation the next SA gets (the store knows the last one). */
+  setNextGeneration(n: number): void {
+    if (!Number.isInteger(n) || n < 1 || n > 0xffffffff) throw new UsageError('E_USAGE', `nextGeneration must be an integer 1..2^32-1, got ${n}`);
+    this.x.nextGeneration = n;
   }
 
   /** Dropped inputs by reason (never thrown, RFC 7296 §2.21 / STYLE 4). */
@@ -163,11 +177,12 @@ export class IkeInitiator {
     if (this.s !== 'idle') throw new UsageError('E_ILLEGAL_TRANSITION', `IKE initiator: connect() in state '${this.s}'`);
     let spiI = this.o.random(8);
     while (spiI.every((b) => b === 0)) spiI = this.o.random(8);
-    this.ni = this.o.random(NONCE_LENGTH);
+    this.x.ni = this.o.random(NONCE_LENGTH);
     this.kePriv = this.o.random(32);
-    this.core = new IkeSaCore<Purpose>({ spiI, spiR: new Uint8Array(8), originalInitiator: true, retransmit: this.o.retransmit });
-    this.initRequest = buildInitRequest({ spiI, kePriv: this.kePriv, ni: this.ni, cookie: null });
-    this.core.requestPlain(this.initRequest, EXCHANGE.IKE_SA_INIT, { kind: 'init' }, now);
+    const core = new IkeSaCore<Purpose>({ spiI, spiR: new Uint8Array(8), originalInitiator: true, retransmit: this.o.retransmit });
+    this.x.core = core;
+    this.initRequest = buildInitRequest({ spiI, kePriv: this.kePriv, ni: this.x.ni, cookie: null });
+    core.requestPlain(this.initRequest, EXCHANGE.IKE_SA_INIT, { kind: 'init' }, now);
     this.go('connect');
     return [{ kind: 'send', bytes: this.initRequest }];
   }
@@ -180,59 +195,78 @@ export class IkeInitiator {
     if (!this.canRefresh) {
       throw new UsageError(
         'E_IKE_STATE',
-        `IKE initiator: refresh() needs an established IKE SA with no Child SA exchange or commit running (state '${this.s}', commit '${this.commit.state}')`,
+        `IKE initiator: refresh() needs an established IKE SA with no Child SA exchange, IKE SA rekey or commit running (state '${this.s}', commit '${this.commit.state}')`,
       );
     }
-    const { offer, payloads } = makeChildOffer({
-      inAuth: false,
-      spiFromNic: randomEspSpi(this.o.random, (x) => x === this.current?.fromNic.spi),
-      transforms: this.o.espTransforms,
-      esn: this.o.esn,
-      ni: this.o.random(NONCE_LENGTH),
-      kePriv: this.o.pfs ? this.o.random(32) : null,
-      rekeySpi: this.current ? this.current.fromNic.spi : null,
-    });
-    this.childInFlight = true;
-    return this.sendRequest(EXCHANGE.CREATE_CHILD_SA, payloads, { kind: 'child', x: offer, earlyReady: null }, now);
+    return this.x.startRefresh(now);
+  }
+
+  /**
+   * Rekeys the IKE SA (RFC 7296 §1.3.2, §2.18): CREATE_CHILD_SA { SA(IKE), Ni, KEi } on it, then
+   * D(IKE) on the old one. Child SAs move to the new IKE SA; Message IDs restart at 0.
+   */
+  rekeyIkeSa(now: number): IkeEffect[] {
+    if (!this.canRefresh) {
+      throw new UsageError('E_IKE_STATE', `IKE initiator: rekeyIkeSa() needs an established, idle IKE SA (state '${this.s}', commit '${this.commit.state}')`);
+    }
+    return this.x.startIkeRekey(now);
   }
 
   /** Liveness check (§1.4): an empty INFORMATIONAL request; its answer yields `alive`. */
   ping(now: number): IkeEffect[] {
     if (this.s !== 'established') throw new UsageError('E_IKE_STATE', `IKE initiator: ping() in state '${this.s}'`);
-    return this.sendRequest(EXCHANGE.INFORMATIONAL, [], { kind: 'ping' }, now);
+    return this.x.send(EXCHANGE.INFORMATIONAL, [], { kind: 'ping' }, now);
   }
 
   /** Deletes the IKE SA (§1.4.1). The Child SA stays installed on both ends (the NIC keeps it). */
   close(now: number): IkeEffect[] {
     if (this.s === 'closed' || this.s === 'failed' || this.s === 'closing') return [];
     const fx: IkeEffect[] = [];
-    this.abortCommit(fx, 'IKE SA closed');
-    if (this.s !== 'established' || !this.core) {
+    this.x.abortCommit(fx, 'IKE SA closed');
+    const core = this.x.core;
+    if (this.s !== 'established' || !core) {
       this.go('close');
       fx.push({ kind: 'closed', message: 'closed before the IKE SA was established' });
       return fx;
     }
-    this.core.clearQueue();
+    core.clearQueue();
     this.go('close');
-    fx.push(...this.sendRequest(EXCHANGE.INFORMATIONAL, [encodeDelete(PROTO_IKE, [])], { kind: 'delete-ike' }, now));
+    fx.push(...this.x.send(EXCHANGE.INFORMATIONAL, [encodeDelete(PROTO_IKE, [])], { kind: 'delete-ike' }, now));
     return fx;
   }
 
-  private sendRequest(exchange: number, payloads: EncodedPayload[], purpose: Purpose, now: number): IkeEffect[] {
-    const bytes = (this.core as IkeSaCore<Purpose>).request(exchange, payloads, purpose, now);
-    return bytes ? [{ kind: 'send', bytes }] : [];
+  /**
+   * The shell gives up on this IKE SA (its own deadline passed, the exchange is abandoned): an
+   * INFORMATIONAL { D(IKE) } is sent once, unanswered and never retransmitted (§1.4.1), so the peer
+   * need not wait for §2.4 to learn it; the IKE SA is closed at once. A staged SA is aborted.
+   */
+  abandon(now: number, why = 'abandoned by the station'): IkeEffect[] {
+    if (this.s === 'closed' || this.s === 'failed') return [];
+    const fx: IkeEffect[] = [];
+    this.x.abortCommit(fx, why);
+    const core = this.x.core;
+    if ((this.s === 'established' || this.s === 'closing') && core) {
+      fx.push({ kind: 'send', bytes: core.oneShot(EXCHANGE.INFORMATIONAL, [encodeDelete(PROTO_IKE, [])]) });
+    }
+    this.x.forgetOthers();
+    this.go('abandon');
+    fx.push({ kind: 'closed', message: `IKE SA given up (${why}); INFORMATIONAL { D(IKE) } sent once` }, log('info', 'ike.abandon', why));
+    void now;
+    return fx;
   }
 
   // ---- timers -------------------------------------------------------------------------------
 
   pollTimeout(): number | null {
-    return this.core && this.s !== 'closed' && this.s !== 'failed' ? this.core.deadline : null;
+    return this.x.core && this.s !== 'closed' && this.s !== 'failed' ? this.x.deadline() : null;
   }
 
   handleTimeout(now: number): IkeEffect[] {
     const fx: IkeEffect[] = [];
-    if (!this.core || this.s === 'closed' || this.s === 'failed') return fx;
-    const r = this.core.onTimeout(now);
+    const core = this.x.core;
+    if (!core || this.s === 'closed' || this.s === 'failed') return fx;
+    this.x.othersTimeout(now, fx);
+    const r = core.onTimeout(now);
     if (!r) return fx;
     if ('resend' in r) {
       fx.push({ kind: 'send', bytes: r.resend }, log('debug', 'ike.retransmit', `retransmitting ${r.resend.length} octets`));
@@ -244,20 +278,19 @@ export class IkeInitiator {
       fx.push({ kind: 'closed', message: 'no answer to DELETE; IKE SA dropped' });
       return fx;
     }
-    this.abortCommit(fx, 'IKE SA dead');
+    this.x.abortCommit(fx, 'IKE SA dead');
+    if (this.s === 'established') {
+      // Best effort (§1.4.1): should the peer only have lost its way back, it learns the SA is gone.
+      fx.push({ kind: 'send', bytes: core.oneShot(EXCHANGE.INFORMATIONAL, [encodeDelete(PROTO_IKE, [])]) });
+    }
     this.go('fail');
     fx.push({
       kind: 'failed',
       scope: 'ike',
       code: 'E_IKE_TIMEOUT',
-      message: `no answer from the host agent to ${r.dead.purpose.kind} after ${this.o.retransmit.tries} tries: is the host OS up? (RFC 7296 §2.4)`,
+      message: `no answer from the peer to ${r.dead.purpose.kind} after ${this.o.retransmit.tries} tries (RFC 7296 §2.4): is the host OS up and its IKE agent reachable?`,
     });
     return fx;
-  }
-
-  private abortCommit(fx: IkeEffect[], why: string): void {
-    const sa = this.commit.abort();
-    if (sa) fx.push({ kind: 'commit-aborted', generation: sa.generation, message: `${why}; the current SA stays in use` });
   }
 
   // ---- input --------------------------------------------------------------------------------
@@ -276,48 +309,48 @@ export class IkeInitiator {
   private dispatch(bytes: Uint8Array, now: number, fx: IkeEffect[]): IkeEffect[] {
     if (!(bytes instanceof Uint8Array)) return this.drop('E_USAGE', fx);
     const h = decodeHeader(bytes);
-    const core = this.core;
+    const core = this.x.core;
     if (h.majorVersion !== 2) return this.drop('E_VERSION', fx);
     if (!core || this.s === 'closed' || this.s === 'failed' || this.s === 'idle') return this.drop('state', fx);
-    if (fromInitiator(h) || !equalBytes(h.spiI, core.spiI)) return this.drop('spi', fx);
     if (this.s === 'init-sent') {
-      if (!core.isOurResponse(h)) return this.drop('unexpected', fx);
+      if (fromInitiator(h) || !core.isOurResponse(h) || hex(h.spiI) !== core.spiIHex) return this.drop(fromInitiator(h) ? 'spi' : 'unexpected', fx);
       return this.onInitResponse(h, bytes, now, fx);
     }
-    if (!equalBytes(h.spiR, core.spiR)) return this.drop('spi', fx);
     if (h.exchange === EXCHANGE.IKE_SA_INIT) return this.drop('unexpected', fx);
+    const c = this.x.coreFor(h);
+    if (!c) return this.drop('spi', fx);
     if (isResponse(h)) {
-      if (!core.isOurResponse(h)) return this.drop('msgid', fx);
-      return this.onResponse(core.openResponse(h, bytes), now, fx);
+      if (!c.isOurResponse(h)) return this.drop('msgid', fx);
+      return this.x.onResponse(c, c.openResponse(h, bytes), now, fx);
     }
-    const cls = core.classifyRequest(h, bytes);
+    const cls = c.classifyRequest(h, bytes);
     if (cls === 'drop') return this.drop('msgid', fx);
     if (cls === 'retransmit') {
-      fx.push({ kind: 'send', bytes: core.cachedResponse as Uint8Array });
+      fx.push({ kind: 'send', bytes: c.cachedResponse as Uint8Array });
       return fx;
     }
-    const opened = core.openRequest(h, bytes); // E_ICV throws: dropped, nothing changes
-    if ('error' in opened) return this.answer(h, bytes, [opened.error], fx);
-    return this.onRequest(h, bytes, opened.inner, now, fx);
-  }
-
-  private answer(h: IkeHeader, request: Uint8Array, payloads: EncodedPayload[], fx: IkeEffect[]): IkeEffect[] {
-    fx.push({ kind: 'send', bytes: (this.core as IkeSaCore<Purpose>).respond(h, request, payloads) });
-    return fx;
+    const opened = c.openRequest(h, bytes); // E_ICV throws: dropped, nothing changes
+    if ('error' in opened) {
+      fx.push({ kind: 'send', bytes: c.respond(h, bytes, [opened.error]) });
+      return fx;
+    }
+    return this.x.onRequest(c, h, bytes, opened.inner, now, fx);
   }
 
   // ---- IKE_SA_INIT --------------------------------------------------------------------------
 
   private onInitResponse(h: IkeHeader, bytes: Uint8Array, now: number, fx: IkeEffect[]): IkeEffect[] {
-    const core = this.core as IkeSaCore<Purpose>;
-    const r = readInitResponse(h, bytes, { spiI: core.spiI, kePriv: this.kePriv, ni: this.ni });
+    const core = this.x.core as IkeSaCore<Purpose>;
+    const r = readInitResponse(h, bytes, { spiI: core.spiI, kePriv: this.kePriv, ni: this.x.ni });
     if (r.kind === 'cookie') {
       // §2.6: repeat IKE_SA_INIT with the cookie first; same SPIi, nonce and KE.
-      if (this.cookieRounds >= MAX_COOKIE_ROUNDS) return this.drop('cookie', fx, 'too many COOKIE rounds');
+      if (this.cookieRounds >= MAX_COOKIE_ROUNDS) {
+        return this.fail('E_IKE_COOKIE', `the host answered ${MAX_COOKIE_ROUNDS + 1} IKE_SA_INIT in a row with a new COOKIE (§2.6): it does not accept ours; is it under attack, or is a NAT changing our address?`, fx);
+      }
       this.cookieRounds++;
-      this.initRequest = buildInitRequest({ spiI: core.spiI, kePriv: this.kePriv, ni: this.ni, cookie: r.cookie });
+      this.initRequest = buildInitRequest({ spiI: core.spiI, kePriv: this.kePriv, ni: this.x.ni, cookie: r.cookie });
       core.replacePlain(this.initRequest, now);
-      fx.push({ kind: 'send', bytes: this.initRequest });
+      fx.push({ kind: 'send', bytes: this.initRequest }, log('debug', 'ike.cookie', 'host demands a cookie (§2.6): IKE_SA_INIT again with N(COOKIE)'));
       return fx;
     }
     if (r.kind === 'refused') return this.fail(r.code, r.message, fx);
@@ -325,224 +358,43 @@ export class IkeInitiator {
     // Everything verified: commit the new state, then IKE_AUTH.
     core.spiR = r.spiR;
     core.keys = r.keys;
-    this.nr = r.nr;
-    this.initResponse = new Uint8Array(bytes);
+    this.x.nr = r.nr;
+    this.x.initRequest = this.initRequest;
+    this.x.initResponse = new Uint8Array(bytes);
     core.finishRequest(now);
     this.go('init-response');
 
     const child = makeChildOffer({
       inAuth: true,
-      spiFromNic: randomEspSpi(this.o.random, () => false),
+      ourSpi: randomEspSpi(this.o.random, () => false),
       transforms: this.o.espTransforms,
       esn: this.o.esn,
-      ni: this.ni,
+      ni: this.x.ni,
       kePriv: null,
       rekeySpi: null,
+      notifies: this.o.commitExtension ? [encodeNotify(NOTIFY.COMMIT_SUPPORTED)] : [],
     });
-    const payloads = authPayloads({ idPayloadType: PAYLOAD.IDi, id: this.o.id, psk: this.o.psk, realMessage: this.initRequest, peerNonce: this.nr, skP: r.keys.skPi });
+    const payloads: EncodedPayload[] = authPayloads({ idPayloadType: PAYLOAD.IDi, id: this.o.id, psk: this.o.psk, realMessage: this.initRequest, peerNonce: r.nr, skP: r.keys.skPi });
     if (this.o.initialContact) payloads.push(encodeNotify(NOTIFY.INITIAL_CONTACT));
     payloads.push(...child.payloads);
-    this.childInFlight = true;
-    fx.push(...this.sendRequest(EXCHANGE.IKE_AUTH, payloads, { kind: 'auth', x: child.offer, earlyReady: null }, now));
+    this.x.childInFlight = true;
+    fx.push(...this.x.send(EXCHANGE.IKE_AUTH, payloads, { kind: 'auth', x: child.offer, earlyReady: null }, now));
     return fx;
   }
 
   private fail(code: ErrorCode, message: string, fx: IkeEffect[]): IkeEffect[] {
-    this.abortCommit(fx, 'IKE SA failed');
-    this.core?.clearQueue();
+    this.x.abortCommit(fx, 'IKE SA failed');
+    this.x.core?.clearQueue();
     this.go('fail');
     fx.push({ kind: 'failed', scope: 'ike', code, message });
     return fx;
   }
 
-  // ---- responses to our requests ------------------------------------------------------------
-
-  private onResponse(inner: RawPayload[], now: number, fx: IkeEffect[]): IkeEffect[] {
-    const core = this.core as IkeSaCore<Purpose>;
-    const purpose = (core.outstanding as { purpose: Purpose }).purpose;
-    switch (purpose.kind) {
-      case 'auth':
-        this.onAuthResponse(inner, purpose, now, fx);
-        break;
-      case 'child':
-        this.onChildAnswer(inner, purpose, now, fx);
-        break;
-      case 'ack':
-        this.onAckResponse(inner, purpose.id, now, fx);
-        break;
-      case 'ping':
-        fx.push({ kind: 'alive' });
-        break;
-      case 'delete-child':
-        fx.push(log('debug', 'ike.child-deleted', `old Child SA ${purpose.spi.toString(16)} deleted at the host`));
-        break;
-      case 'delete-ike':
-        this.go('closed');
-        fx.push({ kind: 'closed', message: 'IKE SA deleted' });
-        return fx;
-      case 'init':
-        return this.drop('unexpected', fx);
-    }
-    if (this.s === 'established' || this.s === 'closing') {
-      const next = core.finishRequest(now);
-      if (next) fx.push({ kind: 'send', bytes: next });
-    }
-    return fx;
-  }
-
-  private onAuthResponse(inner: RawPayload[], x: ChildPurpose, now: number, fx: IkeEffect[]): void {
-    const core = this.core as IkeSaCore<Purpose>;
-    const keys = core.keys as NonNullable<typeof core.keys>;
-    const ns = notifiesOf(inner);
-    const idrBody = maybe(inner, PAYLOAD.IDr);
-    const authBody = maybe(inner, PAYLOAD.AUTH);
-    const err = firstError(ns);
-    if (!idrBody || !authBody) {
-      // §2.21.2: an IKE_AUTH response without AUTH means the IKE SA was not created.
-      if (err?.notifyType === NOTIFY.AUTHENTICATION_FAILED) {
-        this.fail('E_IKE_AUTH', 'host answered AUTHENTICATION_FAILED: the pre-shared key or our ID does not match the NIC enrolment', fx);
-      } else {
-        this.fail(err ? errorCodeFor(err.notifyType) : 'E_IKE_SYNTAX', err ? `IKE_AUTH refused: ${describeError(err)}` : 'IKE_AUTH response without IDr/AUTH', fx);
-      }
-      return;
-    }
-    const v = verifyPeerAuth({
-      idBody: idrBody,
-      authBody,
-      psk: this.o.psk,
-      realMessage: this.initResponse,
-      ourNonce: this.ni,
-      skP: keys.skPr,
-      expectedId: this.o.peerId,
-    });
-    if (!v.ok) {
-      this.fail('E_IKE_AUTH', `host agent failed authentication: ${v.message}`, fx);
-      return;
-    }
-    const peer = v.peer;
-    this.go('auth-response');
-    fx.push({ kind: 'established', spiI: core.spiIHex, spiR: core.spiRHex }, log('info', 'ike.established', `IKE SA with ${peer} up`));
-    this.onChildAnswer(inner, x, now, fx);
-  }
-
-  /** The Child SA part of an IKE_AUTH / CREATE_CHILD_SA answer: stage the SA until SA_READY. */
-  private onChildAnswer(inner: RawPayload[], x: ChildPurpose, now: number, fx: IkeEffect[]): void {
-    const core = this.core as IkeSaCore<Purpose>;
-    const skD = (core.keys as NonNullable<typeof core.keys>).skD;
-    this.childInFlight = false;
-    const r = readChildAnswer(inner, x.x, { inAuth: x.kind === 'auth', ikeNr: this.nr, skD, policy: this.o.policy });
-    if (!r.ok) {
-      fx.push({ kind: 'failed', scope: 'child', code: r.code, message: `${x.kind === 'auth' ? 'IKE_AUTH' : 'CREATE_CHILD_SA'}: ${r.message}` });
-      return;
-    }
-    if (!r.transportMode) fx.push(log('warn', 'ike.mode', 'host did not confirm USE_TRANSPORT_MODE; using the SA anyway (UDP/664 only)'));
-    this.commit.derived(r.sa, x.x.role);
-    fx.push(log('info', 'ike.child-derived', `Child SA ${r.sa.toNic.spi.toString(16)}/${r.sa.fromNic.spi.toString(16)} derived; waiting for SA_READY`));
-    if (x.earlyReady && this.commit.matches(x.earlyReady)) this.acceptReady(x.earlyReady, now, fx);
-  }
-
-  private onAckResponse(inner: RawPayload[], id: CommitId, now: number, fx: IkeEffect[]): void {
-    const ns = notifiesOf(inner);
-    const confirm = findNotify(ns, NOTIFY.SA_CONFIRM);
-    if (confirm) {
-      const sa = this.commit.confirm(decodeCommitId(confirm.data));
-      if (sa) {
-        const old = this.current;
-        this.current = sa;
-        fx.push({ kind: 'switch-outbound', sa }, log('info', 'ike.switch', `host confirmed generation ${sa.generation}: switching outbound`));
-        if (old && old.fromNic.spi !== sa.fromNic.spi) {
-          // §1.4.1 / §2.8: the replaced SA is closed once the new one is in use.
-          const del = encodeDelete(PROTO_ESP, [spi4(old.fromNic.spi)]);
-          fx.push(...this.sendRequest(EXCHANGE.INFORMATIONAL, [del], { kind: 'delete-child', spi: old.fromNic.spi }, now));
-        }
-        return;
-      }
-    }
-    if (this.commit.ackId && this.commit.ackId.generation === id.generation) {
-      const why = findNotify(ns, NOTIFY.CHILD_SA_NOT_FOUND) ? 'host no longer holds the pending SA (its SA_ACK deadline passed)' : 'host did not confirm';
-      this.abortCommit(fx, why);
-    }
-  }
-
-  // ---- requests from the host agent ---------------------------------------------------------
-
-  private onRequest(h: IkeHeader, bytes: Uint8Array, inner: RawPayload[], now: number, fx: IkeEffect[]): IkeEffect[] {
-    if (h.exchange === EXCHANGE.CREATE_CHILD_SA) {
-      return this.answer(h, bytes, [encodeNotify(NOTIFY.NO_ADDITIONAL_SAS)], fx);
-    }
-    if (h.exchange !== EXCHANGE.INFORMATIONAL) return this.drop('unexpected', fx);
-    let ns;
-    let deletes;
-    try {
-      ns = notifiesOf(inner);
-      deletes = inner.filter((p) => p.type === PAYLOAD.DELETE).map((p) => decodeDelete(p.body));
-    } catch {
-      return this.answer(h, bytes, [encodeNotify(NOTIFY.INVALID_SYNTAX)], fx);
-    }
-    if (deletes.some((d) => d.protocol === PROTO_IKE)) {
-      this.answer(h, bytes, [], fx);
-      this.abortCommit(fx, 'host deleted the IKE SA');
-      this.core?.clearQueue();
-      this.go('closed');
-      fx.push({ kind: 'closed', message: 'the host agent deleted the IKE SA (host shutting down?)' });
-      return fx;
-    }
-    const ready = findNotify(ns, NOTIFY.SA_READY);
-    if (ready) {
-      if (ready.data.length !== COMMIT_DATA_LENGTH) return this.answer(h, bytes, [encodeNotify(NOTIFY.INVALID_SYNTAX)], fx);
-      let id: CommitId;
-      try {
-        id = decodeCommitId(ready.data);
-      } catch {
-        return this.answer(h, bytes, [encodeNotify(NOTIFY.INVALID_SYNTAX)], fx);
-      }
-      return this.onReady(h, bytes, id, now, fx);
-    }
-    // §1.4.1: answer a Child SA delete with our half of those SAs; empty request = liveness.
-    const ours: Uint8Array[] = [];
-    for (const d of deletes) {
-      if (d.protocol !== PROTO_ESP) continue;
-      for (const spi of d.spis) {
-        if (this.current && equalBytes(spi, spi4(this.current.toNic.spi))) ours.push(spi4(this.current.fromNic.spi));
-      }
-    }
-    if (ours.length) fx.push(log('warn', 'ike.peer-delete', 'host deleted the current Child SA at IKE level; the NIC keeps it, so we keep using it'));
-    return this.answer(h, bytes, ours.length ? [encodeDelete(PROTO_ESP, ours)] : [], fx);
-  }
-
-  /** SA_READY: answer {}, then SA_ACK if it names the SA our exchange just derived. */
-  private onReady(h: IkeHeader, bytes: Uint8Array, id: CommitId, now: number, fx: IkeEffect[]): IkeEffect[] {
-    const core = this.core as IkeSaCore<Purpose>;
-    if (this.commit.matches(id) && this.commit.can('ready')) {
-      this.answer(h, bytes, [], fx);
-      this.acceptReady(id, now, fx);
-      return fx;
-    }
-    const out = core.outstanding?.purpose;
-    if (out && (out.kind === 'child' || out.kind === 'auth') && out.x.spiFromNic === id.spiFromNic) {
-      // The READY overtook the answer to our exchange: keep it until the answer arrives.
-      out.earlyReady = id;
-      return this.answer(h, bytes, [], fx);
-    }
-    fx.push(log('warn', 'ike.ready-unknown', `SA_READY for an SA we did not derive (gen ${id.generation}); answering CHILD_SA_NOT_FOUND`));
-    return this.answer(h, bytes, [encodeNotify(NOTIFY.CHILD_SA_NOT_FOUND, new Uint8Array(0), PROTO_ESP, spi4(id.spiToNic))], fx);
-  }
-
-  private acceptReady(id: CommitId, now: number, fx: IkeEffect[]): void {
-    const core = this.core as IkeSaCore<Purpose>;
-    const r = this.commit.ready(id);
-    if (r.first) fx.push({ kind: 'child-sa', sa: r.sa, role: r.role });
-    const out = core.outstanding?.purpose;
-    if (out?.kind === 'ack' && out.id.generation === id.generation) return; // SA_ACK already on its way
-    const ack = core.request(EXCHANGE.INFORMATIONAL, [encodeNotify(NOTIFY.SA_ACK, encodeCommitId(commitIdOf(r.sa)))], { kind: 'ack', id: commitIdOf(r.sa) }, now);
-    if (ack) fx.push({ kind: 'send', bytes: ack });
-  }
-
   // ---- tools --------------------------------------------------------------------------------
 
-  /** SPIs and SK_* of this IKE SA (for the Wireshark UAT and for tests), once IKE_SA_INIT is done. */
+  /** SPIs and SK_* of the current IKE SA (for the Wireshark UAT and for tests), once IKE_SA_INIT is done. */
   ikeKeys(): { spiI: Uint8Array; spiR: Uint8Array; skEi: Uint8Array; skEr: Uint8Array } | null {
-    const c = this.core;
+    const c = this.x.core;
     return c?.keys ? { spiI: c.spiI, spiR: c.spiR, skEi: c.keys.skEi, skEr: c.keys.skEr } : null;
   }
 
@@ -554,13 +406,15 @@ export class IkeInitiator {
 
   /** Everything that must not change on bad input (used by the fuzz tests). */
   snapshot(): string {
+    const staged = this.commit.staged;
     return JSON.stringify({
       s: this.s,
-      core: this.core?.snapshot() ?? null,
+      core: this.x.core?.snapshot() ?? null,
       commit: this.commit.state,
-      staged: this.commit.staged ? hex(concat(spi4(this.commit.staged.sa.toNic.spi), spi4(this.commit.staged.sa.fromNic.spi))) : null,
-      current: this.current ? this.current.generation : null,
-      nr: hex(this.nr),
+      staged: staged ? hex(concat(spi4(staged.sa.toNic.spi), spi4(staged.sa.fromNic.spi))) : null,
+      current: this.x.current ? this.x.current.generation : null,
+      nr: hex(this.x.nr),
+      others: this.x.othersCount(),
     });
   }
 }

@@ -13,11 +13,11 @@ import { ProtocolError, type ErrorCode } from '../../common/errors.js';
 import { CURVE25519_KE_LENGTH, DH_CURVE25519, EXCHANGE, IKE_HEADER_LENGTH, NONCE_LENGTH, PAYLOAD } from './constants.js';
 import { deriveIkeSaKeys, x25519PublicKey, x25519SharedSecret, type IkeSaKeys } from './ike-crypto.js';
 import { decodePayloadChain, encodeMessage, unsupportedCritical, type EncodedPayload, type IkeHeader } from './ike-message.js';
-import { decodeKe, decodeNonce, encodeKe, encodeNonce, encodeNotify } from './ike-payloads.js';
+import { decodeKe, decodeNonce, encodeKe, encodeNonce, encodeNotify, type KePayload } from './ike-payloads.js';
 import { NOTIFY } from './notify.js';
 import { describeError, errorCodeFor, findNotify, firstError, need, notifiesOf } from './payload-helpers.js';
 import { answerMatchesOffer, chooseIkeProposal, ikeOffer } from './proposals.js';
-import { decodeSa, encodeSa } from './sa-payload.js';
+import { decodeSa, encodeSa, type Proposal } from './sa-payload.js';
 
 const ZERO_SPI = new Uint8Array(8);
 
@@ -83,8 +83,18 @@ export function plainErrorAnswer(h: IkeHeader, notifyType: number, data: Uint8Ar
   );
 }
 
-/** Answers an IKE_SA_INIT request: choose the proposal, check KE, derive SK_*. */
-export function answerInit(h: IkeHeader, bytes: Uint8Array, random: (n: number) => Uint8Array, spiInUse: (hexSpi: string) => boolean): InitReply {
+/** An IKE_SA_INIT request read far enough to decide on it, before any DH (RFC 8019 §4). */
+export interface InitRequest {
+  h: IkeHeader;
+  ni: Uint8Array;
+  ke: KePayload;
+  proposals: Proposal[];
+  /** N(COOKIE) data, when the initiator returned one (§2.6). */
+  cookie: Uint8Array | null;
+}
+
+/** Parses an IKE_SA_INIT request (throws ProtocolError on bad syntax: dropped) or refuses it statelessly. */
+export function readInitRequest(h: IkeHeader, bytes: Uint8Array): InitRequest | { kind: 'refuse'; bytes: Uint8Array; message: string } {
   const top = decodePayloadChain(h.nextPayload, bytes, IKE_HEADER_LENGTH, bytes.length);
   const crit = unsupportedCritical(top);
   if (crit !== null) {
@@ -93,8 +103,14 @@ export function answerInit(h: IkeHeader, bytes: Uint8Array, random: (n: number) 
   const proposals = decodeSa(need(top, PAYLOAD.SA));
   const ke = decodeKe(need(top, PAYLOAD.KE));
   const ni = new Uint8Array(decodeNonce(need(top, PAYLOAD.NONCE)));
-  notifiesOf(top); // syntax check only
-  const chosen = chooseIkeProposal(proposals);
+  const cookie = findNotify(notifiesOf(top), NOTIFY.COOKIE);
+  return { h, ni, ke, proposals, cookie: cookie ? new Uint8Array(cookie.data) : null };
+}
+
+/** Answers an IKE_SA_INIT request: choose the proposal, check KE, derive SK_* (the one DH of the exchange). */
+export function answerInit(r: InitRequest, random: (n: number) => Uint8Array, spiInUse: (hexSpi: string) => boolean): InitReply {
+  const { h, ke, ni } = r;
+  const chosen = chooseIkeProposal(r.proposals);
   if (!chosen) {
     const message = 'IKE_SA_INIT offered nothing we accept (AES-GCM-16/128, HMAC-SHA2-256, Curve25519)';
     return { kind: 'refuse', bytes: plainErrorAnswer(h, NOTIFY.NO_PROPOSAL_CHOSEN), message };

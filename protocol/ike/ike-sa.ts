@@ -151,6 +151,16 @@ export class IkeSaCore<P> {
     return bytes;
   }
 
+  /**
+   * A request sent once and never retransmitted, taking the next Message ID even past the window
+   * (the IKE SA is being given up: its D(IKE) is best effort, as strongSwan's forced delete).
+   */
+  oneShot(exchange: number, payloads: EncodedPayload[]): Uint8Array {
+    this.out = null;
+    this.queue = [];
+    return this.seal(exchange, false, this.nextOwnId++, payloads);
+  }
+
   /** The IKE_SA_INIT request, encoded by the caller (unencrypted, Message ID 0). */
   requestPlain(bytes: Uint8Array, exchange: number, purpose: P, now: number): void {
     if (this.out || this.nextOwnId !== 0) throw new UsageError('E_IKE_STATE', 'IKE_SA_INIT must be the first request');

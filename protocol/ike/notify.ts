@@ -31,6 +31,15 @@ export const NOTIFY = {
   SA_READY: 40960,
   SA_ACK: 40961,
   SA_CONFIRM: 40962,
+  /**
+   * Lifeline: "I run the two-phase commit" (status, no data), in the IKE_AUTH request and, when the
+   * responder runs it too, in its response. Without it on both sides the commit is off for that
+   * IKE SA and Child SAs are in force when their exchange completes, as in plain IKEv2.
+   * Not 40963: strongSwan uses 40960-40969 itself (ME_ENDPOINT = 40963, whose data it checks, so
+   * charon answered an IKE_AUTH carrying an empty 40963 with INVALID_SYNTAX in the interop test).
+   * 45056 = 0xB000, clear of that block.
+   */
+  COMMIT_SUPPORTED: 45056,
 } as const;
 
 export const FIRST_STATUS_TYPE = 16384;

@@ -63,6 +63,8 @@ export function errorCodeFor(notifyType: number): ErrorCode {
       return 'E_IKE_SYNTAX';
     case NOTIFY.CHILD_SA_NOT_FOUND:
       return 'E_NO_SA';
+    case NOTIFY.TEMPORARY_FAILURE:
+      return 'E_IKE_BUSY';
     default:
       return 'E_IKE_STATE';
   }

@@ -69,15 +69,18 @@ function pickEach(p: Proposal, types: number[], accept: (t: Transform) => boolea
   return out;
 }
 
-/** The IKE proposal to answer with, or null -> NO_PROPOSAL_CHOSEN. Also names the DH group chosen. */
-export function chooseIkeProposal(offered: Proposal[]): Proposal | null {
+/**
+ * The IKE proposal to answer with, or null -> NO_PROPOSAL_CHOSEN. `spiSize` is 0 in IKE_SA_INIT and
+ * 8 in a CREATE_CHILD_SA rekeying the IKE SA (§1.3.2, §3.3.1: the sender's new IKE SPI).
+ */
+export function chooseIkeProposal(offered: Proposal[], spiSize = 0): Proposal | null {
   for (const p of offered) {
-    if (p.protocol !== PROTO_IKE || p.spi.length !== 0) continue;
+    if (p.protocol !== PROTO_IKE || p.spi.length !== spiSize) continue;
     const picked = pickEach(p, [TRANSFORM.ENCR, TRANSFORM.PRF, TRANSFORM.INTEG, TRANSFORM.DH], acceptableIke);
     if (!picked) continue;
     const has = (ty: number) => picked.some((t) => t.type === ty);
     if (!has(TRANSFORM.ENCR) || !has(TRANSFORM.PRF) || !has(TRANSFORM.DH)) continue;
-    return { num: p.num, protocol: PROTO_IKE, spi: new Uint8Array(0), transforms: picked };
+    return { num: p.num, protocol: PROTO_IKE, spi: p.spi, transforms: picked };
   }
   return null;
 }

@@ -53,12 +53,12 @@ describe('IKEv2 exchanges between station and host agent (RFC 7296)', () => {
     /* <-- IKE_SA_INIT { SA, KEr, Nr } */
     assert.equal(p.toStation(), 'IKE_SA_INIT response #0 { SA, KEr, Nr }');
     assert.equal(p.station.state, 'auth-sent');
-    /* IKE_AUTH { IDi, AUTH, N(INITIAL_CONTACT), N(USE_TRANSPORT_MODE), SA, TSi, TSr } --> */
-    assert.equal(p.toHost(), 'IKE_AUTH request #1 { IDi, AUTH, N(INITIAL_CONTACT), N(USE_TRANSPORT_MODE), SA, TSi, TSr }');
+    /* IKE_AUTH { IDi, AUTH, N(INITIAL_CONTACT), N(COMMIT_SUPPORTED), N(USE_TRANSPORT_MODE), SA, TSi, TSr } --> */
+    assert.equal(p.toHost(), 'IKE_AUTH request #1 { IDi, AUTH, N(INITIAL_CONTACT), N(COMMIT_SUPPORTED), N(USE_TRANSPORT_MODE), SA, TSi, TSr }');
     assert.deepEqual(p.kinds(p.hostFx), ['established', 'nic-write-pending']);
     assert.equal(p.nic.pending?.generation, 1);
-    /* <-- IKE_AUTH { IDr, AUTH, N(USE_TRANSPORT_MODE), SA, TSi, TSr } */
-    assert.equal(p.toStation(), 'IKE_AUTH response #1 { IDr, AUTH, N(USE_TRANSPORT_MODE), SA, TSi, TSr }');
+    /* <-- IKE_AUTH { IDr, AUTH, N(COMMIT_SUPPORTED), N(USE_TRANSPORT_MODE), SA, TSi, TSr } */
+    assert.equal(p.toStation(), 'IKE_AUTH response #1 { IDr, AUTH, N(COMMIT_SUPPORTED), N(USE_TRANSPORT_MODE), SA, TSi, TSr }');
     assert.equal(p.station.state, 'established');
     assert.equal(p.station.commitState, 'staged');
     /* <-- INFORMATIONAL { N(SA_READY) }   (host-initiated: the host's own Message ID 0) */

@@ -34,6 +34,10 @@ export class Pair {
   hostFx: IkeEffect[] = [];
   /** The station's outbound SA (after switch-outbound). */
   stationSa: SaPair | null = null;
+  /** Every IKE SA's SK_e seen on either side, by SPIi|SPIr, so `describe` opens old and new IKE SAs alike. */
+  private readonly keyring = new Map<string, { skEi: Uint8Array; skEr: Uint8Array }>();
+  /** The station's address as the host agent is told (RFC 7296 §2.6 cookie, per-source limit). */
+  stationAddress = '127.0.0.2';
 
   constructor(o: PairOptions = {}) {
     const seed = o.seed ?? 'pair';
@@ -77,9 +81,19 @@ export class Pair {
     return this.stationSa;
   }
 
+  private learnKeys(): void {
+    const add = (k: { spiI: Uint8Array; spiR: Uint8Array; skEi: Uint8Array; skEr: Uint8Array } | null): void => {
+      if (k) this.keyring.set(Buffer.from(k.spiI).toString('hex') + Buffer.from(k.spiR).toString('hex'), { skEi: k.skEi, skEr: k.skEr });
+    };
+    add(this.station.ikeKeys());
+    for (const spi of this.host.establishedSpis) add(this.host.ikeSa(spi));
+  }
+
   describe(bytes: Uint8Array): string {
-    const k = this.station.ikeKeys();
-    return describeMessage(bytes, k ? { skEi: k.skEi, skEr: k.skEr } : undefined);
+    this.learnKeys();
+    const k = bytes.length >= 16 ? this.keyring.get(Buffer.from(bytes.subarray(0, 16)).toString('hex')) : undefined;
+    const fallback = this.station.ikeKeys();
+    return describeMessage(bytes, k ?? (fallback ? { skEi: fallback.skEi, skEr: fallback.skEr } : undefined));
   }
 
   connect(): void {
@@ -98,12 +112,30 @@ export class Pair {
     this.stationDo(this.station.close(this.now));
   }
 
+  rekeyIkeSa(): void {
+    this.stationDo(this.station.rekeyIkeSa(this.now));
+  }
+
+  /** The host side starts a rekey (as a standard peer's lifetime policy would). */
+  hostRekeyIkeSa(): void {
+    this.hostDo(this.host.rekeyIkeSa(this.now));
+  }
+
+  hostRekeyChild(): void {
+    this.hostDo(this.host.rekeyChild(this.now));
+  }
+
+  abandon(): void {
+    this.stationDo(this.station.abandon(this.now));
+  }
+
   /** Delivers the oldest station->host datagram; returns its description. */
   toHost(): string {
     const b = this.toHostQ.shift();
     if (!b) throw new Error('no datagram queued for the host');
     const d = this.describe(b);
-    this.hostDo(this.host.receive(b, this.now));
+    this.hostDo(this.host.receive(b, this.now, { address: this.stationAddress }));
+    this.learnKeys();
     return d;
   }
 
@@ -112,12 +144,13 @@ export class Pair {
     if (!b) throw new Error('no datagram queued for the station');
     const d = this.describe(b);
     this.stationDo(this.station.receive(b, this.now));
+    this.learnKeys();
     return d;
   }
 
   /** Hand-made input, e.g. a replayed or crafted datagram. */
-  injectToHost(b: Uint8Array): IkeEffect[] {
-    return this.hostDo(this.host.receive(b, this.now));
+  injectToHost(b: Uint8Array, from?: string): IkeEffect[] {
+    return this.hostDo(this.host.receive(b, this.now, from === undefined ? undefined : { address: from }));
   }
 
   injectToStation(b: Uint8Array): IkeEffect[] {
