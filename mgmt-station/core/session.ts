@@ -280,23 +280,22 @@ export class NicSession {
   }
 
   async command(kind: CommandKind, timeoutMs: number): Promise<RequestResult> {
-    await this.enterCommand();
     const t0 = this.o.env.mono();
     const deadline = t0 + timeoutMs;
+    try {
+      await this.enterCaughtUp(deadline, kind);
+    } catch (e) {
+      // The command never left (the NIC took no sync, or the SA has no number left): logged as 'failed' (it did
+      // not run), when it can be.
+      const code = (e as LifelineError).code;
+      if (code === 'E_TIMEOUT' || code === 'E_SEQ_EXHAUSTED') {
+        await this.o.store.appendCommand(this.nic.id, { time: this.o.env.now(), command: kind, outcome: 'failed' }, this.o.fence).catch(() => undefined);
+      }
+      throw e;
+    }
     let entry: { index: number; rmcpSeq: number; asfTag: number; hash: string } | null = null;
     let inFlight: InFlight | null = null;
     try {
-      try {
-        await this.caughtUp(deadline, kind);
-      } catch (e) {
-        // The command never left (the NIC took no sync, or the SA has no number left): logged as 'failed' (it did
-        // not run), when it can be.
-        const code = (e as LifelineError).code;
-        if (code === 'E_TIMEOUT' || code === 'E_SEQ_EXHAUSTED') {
-          await this.o.store.appendCommand(this.nic.id, { time: this.o.env.now(), command: kind, outcome: 'failed' }, this.o.fence).catch(() => undefined);
-        }
-        throw e;
-      }
       // The store gives the command its identity on the wire from its log index (store.ts wireIdentity): unique
       // per NIC across stations and restarts; with the epoch it is the identity the NIC records (DESIGN §5).
       let loggedEpoch = this.epoch!;
@@ -425,6 +424,27 @@ export class NicSession {
       this.usedEpoch = epoch;
     }
     this.used.add(index);
+  }
+
+  /**
+   * A command slot, with the session synced and the commands its sync took over from the log (`completing`) done.
+   * Those need slots of their own (completeLater), so they are never waited for while holding one: sixteen callers
+   * holding every slot while waiting for them would wait for ever (found by the simulator, seed 60895).
+   */
+  private async enterCaughtUp(deadline: number, what: string): Promise<void> {
+    for (;;) {
+      await this.enterCommand();
+      try {
+        await this.synced(deadline, what);
+      } catch (e) {
+        this.leaveCommand();
+        throw e;
+      }
+      const c = this.completing;
+      if (!c) return;
+      this.leaveCommand();
+      await c;
+    }
   }
 
   /** At most MAX_COMMANDS_IN_FLIGHT commands per NIC. */
@@ -636,6 +656,12 @@ export class NicSession {
    * the NIC does not answer is the request's timeout, reported as any request's is.
    */
   private async caughtUp(deadline: number, what: string): Promise<void> {
+    await this.synced(deadline, what);
+    if (this.completing) await this.completing;
+  }
+
+  /** ensureSynced, with a timeout reported as the request's own. */
+  private async synced(deadline: number, what: string): Promise<void> {
     const t0 = this.o.env.mono();
     try {
       await this.ensureSynced(deadline, what);
@@ -644,7 +670,6 @@ export class NicSession {
       const n = this.syncAttempts;
       throw new LifelineError('E_TIMEOUT', `no answer from ${this.nic.id} (${this.nic.address}:${this.nic.securePort}) to ${what} after ${n} attempts in ${Math.round(deadline - t0)} ms; is the emulator running and the NIC's link up?`);
     }
-    if (this.completing) await this.completing;
   }
 
   /** Frames the last sync sent (HELLO and SET transmissions), for the timeout message. */

@@ -65,6 +65,15 @@ describe('simulator (issue 14)', function () {
     assert.ok(t.counts.lost > 0 && t.counts.duplicated > 0 && t.counts.reordered > 0);
   });
 
+  it('seeds the long budget found (docs/SIMULATION.md, "What the simulator found") keep every invariant', async () => {
+    // 60895, 72680, 99037: sixteen callers held every command slot of a session while waiting for the commands its
+    // first sync took over from the log, which needed a slot of their own (core/session.ts enterCaughtUp).
+    for (const seed of [60895, 72680, 99037]) {
+      const r = await new World({ seed, trace: false }).run();
+      assert.equal(r.ok, true, `seed ${seed}: ${r.violation}`);
+    }
+  });
+
   it('the enumeration (a fault after every step of a command, a refresh, a busy stretch; every log row edited) keeps every invariant', async () => {
     const e = await enumerate();
     assert.deepEqual(e.violations, []);
