@@ -18,6 +18,7 @@
 import { IkeResponder, type FloodPolicy, type IkeEffect } from '../protocol/index.js';
 import type { SaDatabase } from './sa-database.js';
 import type { SecurityPolicy } from '../wire/sa.js';
+import { addCounts, type IkeTotals } from './nic-totals.js';
 
 export interface Endpoint { address: string; port: number }
 
@@ -174,6 +175,32 @@ export class HostAgent {
         throw new AgentWriteError(err, out);
       }
     }
+  }
+
+  /** This agent's counters and gauges added to a fleet's (firmware/nic-totals.ts): status() without the objects. */
+  addTotals(t: IkeTotals, running: boolean, now: number): void {
+    const c = this.counters;
+    t.received += c.received;
+    t.sent += c.sent;
+    t.noTrustAnchor += c.noTrustAnchor;
+    t.eepromFailures += c.eepromFailures;
+    t.ikeRekeys += c.ikeRekeys;
+    t.dhComputations += this.pastFlood.dhComputations;
+    t.cookiesSent += this.pastFlood.cookiesSent;
+    t.halfOpenExpired += this.pastFlood.halfOpenExpired;
+    t.halfOpenEvicted += this.pastFlood.halfOpenEvicted;
+    for (const [k, v] of this.pastDrops) t.dropped[k] = (t.dropped[k] ?? 0) + v;
+    if (running) t.running++;
+    const r = this.responder;
+    if (!r) return;
+    const st = r.stats(now);
+    t.dhComputations += st.dhComputations;
+    t.cookiesSent += st.cookiesSent;
+    t.halfOpenExpired += st.halfOpenExpired;
+    t.halfOpenEvicted += st.halfOpenEvicted;
+    t.halfOpen += st.halfOpen;
+    if (st.cookieMode) t.cookieMode++;
+    addCounts(t.dropped, r.drops);
   }
 
   /**

@@ -37,6 +37,7 @@ import { IpmiLan, type IpmiEffect } from './ipmi/ipmi-lan.js';
 import { systemGuid } from './system-guid.js';
 import type { AeadImpl } from '../wire/aead.js';
 import { mutated } from '../common/mutation.js';
+import { addCounts, addFirmwareCounters, addFirmwareTotals, addIpmiCounters, addIpmiTotals, newFirmwareTotals, newIpmiTotals, type NicTotals } from './nic-totals.js';
 import { RMCP_SEQ_NO_ACK } from '../wire/rmcp.js';
 
 export type { Endpoint };
@@ -132,6 +133,11 @@ export class NicMachine {
   private readonly agent: HostAgent;
   private readonly heartbeats: StationHeartbeats;
   private readonly local: Endpoint;
+  /**
+   * What the firmware and lanplus responders of earlier boots counted, and the EEPROM's page writes as last seen
+   * (addTotals: totals since the NIC started, which never go down while it reboots).
+   */
+  private readonly past = { firmware: newFirmwareTotals(), ipmi: newIpmiTotals(), eepromWrites: {} as Record<string, number> };
 
   constructor(private readonly o: NicMachineOptions) {
     this.id = o.id;
@@ -210,7 +216,7 @@ export class NicMachine {
   private fail(e: unknown, fx: NicEffect[]): void {
     this.runState = 'failed';
     this.error = e instanceof Error ? e.message : String(e);
-    this.b = null;
+    this.retire();
     this.heartbeats.stop();
     fx.push({ kind: 'log', level: 'error', msg: 'NIC stopped', fields: { error: this.error, code: (e as LifelineError).code } });
   }
@@ -224,7 +230,7 @@ export class NicMachine {
     const what = e instanceof TornWriteError ? 'EEPROM write torn (injected power loss)' : 'EEPROM write failed';
     fx.push({ kind: 'log', level: 'warn', msg: `${what}; rebooting NIC from its EEPROM`, fields: { error: (e as Error).message } });
     this.runState = 'unpowered';
-    this.b = null;
+    this.retire();
     this.agent.reset();
     this.heartbeats.stop();
     this.boot(now, fx, false);
@@ -443,7 +449,7 @@ export class NicMachine {
     if (event === 'power-loss') {
       // Host and NIC lose power: RAM is gone (sync state, caches, the agent's IKE SAs); the EEPROM stays.
       this.heartbeats.stop();
-      this.b = null;
+      this.retire();
       this.runState = 'unpowered';
     }
     this.setHost(t.to, t.startBootTimer, now, fx);
@@ -578,6 +584,7 @@ export class NicMachine {
     const fx: NicEffect[] = [];
     if (b.lan && !config.enabled) {
       fx.push({ kind: 'log', level: 'info', msg: 'IPMI lanplus disabled', fields: { sessionsEnded: (b.lan.status().sessions as unknown[]).length } });
+      addIpmiCounters(this.past.ipmi, b.lan.counters);
       b.lan = null;
     } else if (b.lan) this.performIpmi(b.lan.setUsers(b.ipmiUsers.config.users, now), null, now, fx);
     fx.push({ kind: 'log', level: 'info', msg: 'IPMI users written', fields: { lanplus: config.enabled, users: config.users.map((u) => `${u.name}:${u.privilege}${u.enabled ? '' : ' (disabled)'}`) } });
@@ -590,6 +597,47 @@ export class NicMachine {
   }
 
   // ------------------------------------------------------------------ status
+
+  /** The booted state is gone (power lost, a torn write, a corrupt image): keep what it counted (addTotals). */
+  private retire(): void {
+    const b = this.b;
+    this.b = null;
+    if (!b) return;
+    addFirmwareCounters(this.past.firmware, b.firmware.counters);
+    if (b.lan) addIpmiCounters(this.past.ipmi, b.lan.counters);
+    this.past.eepromWrites = eepromWrites(b.image, b.exec, b.ipmiUsers).byRegion;
+  }
+
+  /**
+   * This NIC added to a fleet's totals (the emulator's /metrics, firmware/nic-totals.ts): its states, and its
+   * counters since it started, over its reboots. Cheap and allocation-free for an idle NIC: a scrape adds every NIC.
+   */
+  addTotals(t: NicTotals, now: number): void {
+    t.runState[this.runState] = (t.runState[this.runState] ?? 0) + 1;
+    t.host[this.hostState] = (t.host[this.hostState] ?? 0) + 1;
+    if (!this.link) t.linkDown++;
+    const f = t.firmware;
+    addFirmwareTotals(f, this.past.firmware);
+    if (this.linkDrops) f.dropped.link_down = (f.dropped.link_down ?? 0) + this.linkDrops;
+    if (this.powerDrops) f.dropped.nic_unpowered = (f.dropped.nic_unpowered ?? 0) + this.powerDrops;
+    addIpmiTotals(t.ipmi, this.past.ipmi);
+    const b = this.b;
+    if (b) {
+      addFirmwareCounters(f, b.firmware.counters);
+      if (b.db.active) t.withSa++;
+      const w = t.eepromPageWrites;
+      const img = b.image.pageWrites.byRegion;
+      for (const k in img) w[k] = (w[k] ?? 0) + img[k as keyof typeof img];
+      w.exec = (w.exec ?? 0) + b.exec.pageWrites;
+      w.ipmiUsers = (w.ipmiUsers ?? 0) + b.ipmiUsers.pageWrites;
+      if (b.ipmiUsers.config.enabled) t.ipmi.enabled++;
+      if (b.lan) {
+        addIpmiCounters(t.ipmi, b.lan.counters);
+        t.ipmi.activeSessions += b.lan.activeSessions;
+      }
+    } else addCounts(t.eepromPageWrites, this.past.eepromWrites);
+    this.agent.addTotals(t.ike, this.wantsIkePort, now);
+  }
 
   /** What `nic-emulator status` shows; `now` (the shell's clock) says whether the host agent demands cookies. */
   status(now?: number): Record<string, unknown> {

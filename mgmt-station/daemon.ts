@@ -26,6 +26,12 @@
  *   POST /v1/nics/:id/enroll[?timeout=MS]    { psk: 64 hex, emulator: HOST:PORT }  -> as `enroll NIC --json`
  *                                              (the key exchange gets at least 10 s)
  *   POST /v1/nics/:id/sa-manual[?timeout=MS] { sa: SaPairJson (lib/sa-json.ts), emulator } -> as `sa manual NIC --json`
+ *   GET  /metrics                           -> Prometheus text (station-metrics.ts, docs/METRICS.md). It takes the API's
+ *                                              credential or a scrape-only one: 32 other random bytes made at each
+ *                                              start and written alone into metricsTokenFile() (0600, beside the
+ *                                              announce file), which Prometheus reads as `authorization:
+ *                                              credentials_file` at every scrape. That token opens /metrics and
+ *                                              nothing else: what Prometheus holds cannot power-cycle a NIC.
  * Every verb that changes a NIC's SA or PSK runs here while the daemon runs (the CLI forwards enroll, refresh
  * and sa manual, one NIC or all): the daemon's session and key exchange then move with it. A change made by
  * another process anyway (--no-daemon, a station elsewhere with this id) is noticed at the next poll and before
@@ -47,6 +53,8 @@ import { decodePathSegment, readJsonBody } from '../lib/json-http.js';
 import { writeSecretFile } from '../lib/secret-file.js';
 import { DaemonCore, type DaemonTimes } from './core/daemon-core.js';
 import type { CommandKind, ReadKind } from './core/session.js';
+import { outcomeOf } from './core/station.js';
+import type { StationMetrics } from './station-metrics.js';
 
 export { validateLifetime } from './core/daemon-core.js';
 
@@ -95,6 +103,11 @@ export function announceFile(storeUrl: string, id: string): string {
   return join(dir, `station-${id}.${hash}.daemon.json`);
 }
 
+/** Where the daemon writes its scrape-only credential for /metrics: beside its announce file (see the file comment). */
+export function metricsTokenFile(announce: string): string {
+  return announce.replace(/\.daemon\.json$/, '') + '.metrics-token';
+}
+
 /** The daemon process: its control API and announce file around the daemon's decisions (core/daemon-core.ts). */
 export class StationDaemon {
   private server: http.Server | null = null;
@@ -103,6 +116,10 @@ export class StationDaemon {
   /** The credential of this run (see the file comment): its SHA-256, compared in constant time. */
   private readonly token = randomBytes(32).toString('hex');
   private readonly tokenHash = createHash('sha256').update(this.token).digest();
+  /** The scrape-only credential of this run (GET /metrics only), and the series it serves (made in start()). */
+  private readonly metricsToken = randomBytes(32).toString('hex');
+  private readonly metricsTokenHash = createHash('sha256').update(this.metricsToken).digest();
+  private metrics: StationMetrics | null = null;
 
   constructor(private readonly ctx: StationContext, private readonly o: DaemonOptions, log: Logger) {
     this.core = new DaemonCore(ctx, o, (level, msg, fields) => log.log(level, msg, fields));
@@ -115,6 +132,9 @@ export class StationDaemon {
 
   async start(): Promise<void> {
     await this.refuseIfRunningElsewhere();
+    // Loaded here, not at import: the CLI imports this file and must not pay for prom-client.
+    const { StationMetrics } = await import('./station-metrics.js');
+    this.metrics = new StationMetrics(this.ctx, this.core);
     this.server = http.createServer((req, res) => void this.handle(req, res));
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
@@ -123,6 +143,7 @@ export class StationDaemon {
     const a = this.server.address();
     this.port = typeof a === 'object' && a ? a.port : this.o.controlPort;
     // 0600, and a new file each time (lib/secret-file.ts): it holds the credential.
+    writeSecretFile(metricsTokenFile(this.o.announceFile), this.metricsToken + '\n');
     writeSecretFile(this.o.announceFile, JSON.stringify({ pid: process.pid, control: `${this.o.controlHost}:${this.port}`, id: this.ctx.o.stationId, store: this.o.store, timeoutMs: this.o.timeoutMs, token: this.token }) + '\n');
     await this.ctx.store.touchStation(this.ctx.o.stationId, `${this.o.controlHost}:${this.port}`, this.ctx.now());
     await this.core.start(await this.ctx.udp());
@@ -146,21 +167,34 @@ export class StationDaemon {
     }
   }
 
-  /** Does the request carry this run's credential (Authorization: Bearer TOKEN)? */
-  private authorized(req: http.IncomingMessage): boolean {
+  /** Does the request carry this run's credential (Authorization: Bearer TOKEN)? `orMetrics`: or the scrape-only one. */
+  private authorized(req: http.IncomingMessage, orMetrics = false): boolean {
     const m = /^Bearer ([0-9a-f]{64})$/i.exec(req.headers.authorization ?? '');
-    return m !== null && timingSafeEqual(createHash('sha256').update(m[1].toLowerCase()).digest(), this.tokenHash);
+    if (m === null) return false;
+    const h = createHash('sha256').update(m[1].toLowerCase()).digest();
+    // Both compared, in constant time: which one matched is not told by the time taken.
+    const api = timingSafeEqual(h, this.tokenHash);
+    const scrape = timingSafeEqual(h, this.metricsTokenHash);
+    return api || (orMetrics && scrape);
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     let status = 200;
     let out: unknown;
+    /** A verb of the API being served (counted and timed for /metrics), and how it ended. */
+    let timed: { verb: string; t0: number } | null = null;
+    let outcome = 'ok';
     const headers: Record<string, string> = { 'content-type': 'application/json' };
     try {
       const url = new URL(req.url ?? '/', 'http://daemon');
       const path = url.pathname;
       if (req.method === 'GET' && path === '/v1/identity') {
         out = { id: this.ctx.o.stationId, pid: process.pid };
+        return;
+      }
+      if (req.method === 'GET' && path === '/metrics' && this.metrics && this.authorized(req, true)) {
+        const m = this.metrics;
+        await sendMetricsAnswer(res, m);
         return;
       }
       if (!this.authorized(req)) {
@@ -192,6 +226,7 @@ export class StationDaemon {
         const m = /^\/v1\/nics\/([^/]+)\/([a-z-]+)$/.exec(path);
         if (req.method !== 'POST' || !m) throw new LifelineError('E_NOT_FOUND', `no such endpoint: ${req.method} ${path}`);
         const [nic, verb] = [decodePathSegment(m[1]), m[2]];
+        timed = { verb, t0: performance.now() };
         const body = await readJsonBody(req, 65536);
         const emu = () => emulatorControl(ControlClient.parse(String(body.emulator ?? ''), undefined, controlTimeoutMs(timeoutMs)));
         if (READS[verb]) out = await this.core.read(nic, READS[verb], timeoutMs);
@@ -213,7 +248,11 @@ export class StationDaemon {
       const code = e instanceof LifelineError ? e.code : 'E_INTERNAL';
       status = code === 'E_NOT_FOUND' ? 404 : code === 'E_INTERNAL' ? 500 : 400;
       out = { ok: false, error: { code, message: (e as Error).message } };
+      outcome = outcomeOf(e);
+      this.core.countStoreError(e);
     } finally {
+      if (timed) this.metrics?.observeVerb(timed.verb, outcome, (performance.now() - timed.t0) / 1000);
+      if (res.headersSent) return; // a scrape answered above
       res.writeHead(status, headers);
       res.end(JSON.stringify(out, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
     }
@@ -223,11 +262,20 @@ export class StationDaemon {
     this.core.stop();
     // Only our own announce file: a file naming another process belongs to another daemon of this station.
     try {
-      if ((JSON.parse(readFileSync(this.o.announceFile, 'utf8')) as { pid?: number }).pid === process.pid) rmSync(this.o.announceFile, { force: true });
+      if ((JSON.parse(readFileSync(this.o.announceFile, 'utf8')) as { pid?: number }).pid === process.pid) {
+        rmSync(this.o.announceFile, { force: true });
+        rmSync(metricsTokenFile(this.o.announceFile), { force: true });
+      }
     } catch {
       /* gone or unreadable: not ours to remove */
     }
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     await this.ctx.close();
   }
+}
+
+/** A scrape's answer: the station's series, read from the cores just before they render. */
+async function sendMetricsAnswer(res: http.ServerResponse, m: StationMetrics): Promise<void> {
+  const { sendMetrics } = await import('../lib/prometheus.js');
+  await sendMetrics(res, m.registry, () => m.update());
 }

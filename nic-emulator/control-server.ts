@@ -17,6 +17,9 @@
  *                                                       the EEPROM; every IPMI session ends
  *   POST /v1/nics/:id/fault  {kind:'tear-next-write', atByte}
  *   POST /v1/shutdown                    -> {}                          stops the emulator cleanly
+ *   GET  /metrics                        -> Prometheus text (emulator-metrics.ts, docs/METRICS.md): fleet totals, no
+ *                                           series per NIC. No credential, like the rest of this API (loopback only,
+ *                                           nothing it answers holds a key: ARCHITECTURE.md "Decisions").
  * Errors: { error: { code, message } } with HTTP 400 (E_USAGE and other bad requests: a body that is not a JSON
  * object, a field of the wrong type, bad hex, a malformed NIC id), 404 (E_NOT_FOUND), 405 with Allow (a known
  * endpoint asked with the wrong method), 409 (E_NIC_DOWN: the NIC is not running or lost power mid-write;
@@ -37,7 +40,21 @@ export interface ControlServer { port: number; close(): Promise<void> }
 
 export async function startControlServer(fleet: Fleet, host: string, port: number, onShutdown: () => void): Promise<ControlServer> {
   requireLoopback('--control', `${host}:${port}`, host);
+  // Made at the first scrape: an emulator nobody scrapes loads no prom-client and runs no event-loop monitor.
+  let metrics: Promise<import('./emulator-metrics.js').EmulatorMetrics> | null = null;
   const server = http.createServer(async (req, res) => {
+    if (req.method === 'GET' && (req.url ?? '/').split('?')[0] === '/metrics') {
+      try {
+        metrics ??= import('./emulator-metrics.js').then((m) => new m.EmulatorMetrics(fleet));
+        const m = await metrics;
+        const { sendMetrics } = await import('../lib/prometheus.js');
+        await sendMetrics(res, m.registry, () => m.update());
+      } catch (e) {
+        res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end(`E_INTERNAL: ${(e as Error).message}\n`);
+      }
+      return;
+    }
     let status = 200;
     let out: unknown;
     const headers: Record<string, string> = { 'content-type': 'application/json' };
@@ -110,7 +127,7 @@ const NIC_ENDPOINTS: Record<string, 'GET' | 'POST'> = {
   '': 'GET', 'exec-log': 'GET', host: 'POST', sa: 'POST', config: 'POST', policy: 'POST', 'trust-anchor': 'POST', fault: 'POST',
   'ipmi-users': 'POST',
 };
-const TOP_ENDPOINTS: Record<string, 'GET' | 'POST'> = { '/v1/health': 'GET', '/v1/nics': 'GET', '/v1/shutdown': 'POST' };
+const TOP_ENDPOINTS: Record<string, 'GET' | 'POST'> = { '/v1/health': 'GET', '/v1/nics': 'GET', '/v1/shutdown': 'POST', '/metrics': 'GET' };
 
 function route(fleet: Fleet, method: string, url: string, body: Record<string, unknown>, onShutdown: () => void): unknown {
   const path = url.split('?')[0].replace(/\/+$/, '') || '/';

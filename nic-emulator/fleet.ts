@@ -9,6 +9,7 @@ import type { HostState } from '../firmware/host-state.js';
 import type { Logger } from '../lib/log.js';
 import type { BusyPoll } from './busy-poll.js';
 import { defaultUdpIo, type UdpIo } from '../lib/batch-udp.js';
+import { FleetTally } from './fleet-tally.js';
 
 export interface FleetOptions extends AddressingOptions {
   dataDir: string;
@@ -29,6 +30,8 @@ export interface FleetOptions extends AddressingOptions {
 
 export class Fleet {
   readonly nics: NicNode[] = [];
+  /** Datagrams and executed commands of every NIC of the fleet (the emulator's /metrics). */
+  readonly tally = new FleetTally();
   private readonly byId = new Map<string, NicNode>();
 
   constructor(private readonly opts: FleetOptions) {
@@ -45,7 +48,7 @@ export class Fleet {
       const n = new NicNode({
         addr, dataDir: opts.dataDir, bootDelayMs: opts.bootDelayMs, initialConfig: opts.initialConfig, ipmiUsers: opts.ipmiUsers,
         initialHostState: opts.initialHostState, checkpointBlock: opts.checkpointBlock, log: opts.log,
-        busyPoll: opts.busyPoll, udpIo: opts.udpIo,
+        busyPoll: opts.busyPoll, udpIo: opts.udpIo, tally: this.tally,
       });
       this.nics.push(n);
       this.byId.set(n.id, n);

@@ -20,6 +20,7 @@ import { pooledRandom } from '../lib/random-pool.js';
 import type { NicAddress } from './addressing.js';
 import type { Logger } from '../lib/log.js';
 import type { BusyPoll } from './busy-poll.js';
+import { FleetTally } from './fleet-tally.js';
 import { batchCounters, bindDatagramSocket, defaultUdpIo, type DatagramSocket, type Sender, type UdpIo } from '../lib/batch-udp.js';
 
 export type { NicRunState };
@@ -53,6 +54,8 @@ export interface NicNodeOptions {
   busyPoll?: BusyPoll;
   /** How the NIC's 623/664 sockets move datagrams (lib/batch-udp.ts); default: batched where it is built. */
   udpIo?: UdpIo;
+  /** The fleet's datagram and command counts (fleet-tally.ts, the emulator's /metrics); default: this NIC's own. */
+  tally?: FleetTally;
 }
 
 export class NicNode {
@@ -71,8 +74,10 @@ export class NicNode {
   private prepareWanted = false;
   private lastEepromFailureLog = -Infinity;
   private readonly log: Logger;
+  private readonly tally: FleetTally;
 
   constructor(private readonly opts: NicNodeOptions) {
+    this.tally = opts.tally ?? new FleetTally();
     this.id = opts.addr.id;
     this.addr = opts.addr;
     this.eepromPath = join(opts.dataDir, `${this.id}.eeprom`);
@@ -147,6 +152,7 @@ export class NicNode {
     for (const e of fx) {
       switch (e.kind) {
         case 'send':
+          this.tally.sent[e.port]++;
           if (e.port === 'ike') this.sockets.ike?.send(e.bytes, e.to.port, e.to.address);
           else {
             const s = e.port === 'clear' ? this.sockets.clear : this.sockets.secure;
@@ -155,6 +161,7 @@ export class NicNode {
           }
           break;
         case 'executed':
+          this.tally.commandExecuted(e.entry.command, e.entry.via);
           this.execLog.push({ ...e.entry, at: new Date(e.entry.at).toISOString() });
           if (this.execLog.length > EXEC_LOG_MAX) this.execLog.splice(0, this.execLog.length - EXEC_LOG_MAX);
           break;
@@ -244,12 +251,16 @@ export class NicNode {
       });
     });
     s.on('error', (e) => this.log.log('warn', 'IKE socket error', { error: e.message }));
-    s.on('message', (msg, rinfo) => this.apply(this.machine.receive('ike', rinfo, new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength), Date.now())));
+    s.on('message', (msg, rinfo) => {
+      this.tally.received.ike++;
+      this.apply(this.machine.receive('ike', rinfo, new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength), Date.now()));
+    });
     return s;
   }
 
   private onDatagram(port: 'clear' | 'secure', msg: Buffer, from: Sender): void {
     this.opts.busyPoll?.onDatagram();
+    this.tally.received[port]++;
     // A Sender is an Endpoint (address, port): no copy per datagram.
     const fx = this.machine.receive(port, from, msg, Date.now());
     if (fx.length > 0) this.apply(fx);

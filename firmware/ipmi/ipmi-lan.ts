@@ -190,6 +190,11 @@ export class IpmiLan {
     };
   }
 
+  /** Sessions active now (the emulator's /metrics: firmware/nic-totals.ts). */
+  get activeSessions(): number {
+    return this.table.activeCount;
+  }
+
   // ---------------------------------------------------------------- per-call bookkeeping
 
   private begin(now: number): void {

@@ -11,7 +11,7 @@ import { HEARTBEAT_SPI } from '../../wire/sa.js';
 import { answerProbe, HEARTBEAT_LENGTH } from '../../wire/heartbeat-frame.js';
 import type { NicRecord } from '../store/store.js';
 import type { ExchangeResult } from './key-exchange.js';
-import type { EmulatorControl, StationCore } from './station.js';
+import { outcomeOf, type EmulatorControl, type StationCore } from './station.js';
 import type { CommandKind, ReadKind, RequestResult } from './session.js';
 import type { Endpoint, SecurePort, Timer } from './env.js';
 import type { SaPair } from '../../wire/sa.js';
@@ -110,6 +110,12 @@ export class DaemonCore {
   private stopped = false;
   private readonly polls = new Limiter(MAX_POLLS_IN_FLIGHT);
   readonly heartbeats = { answered: 0, unknownSpi: 0, badProbe: 0, ownedElsewhere: 0, adopted: 0 };
+  /**
+   * For the daemon's /metrics (mgmt-station/station-metrics.ts): SA refreshes run here (the daemon's own and the
+   * users'), polls by outcome ('ok' or an error code as outcomeOf() names it), and store errors (E_STORE) met while
+   * polling, renewing leases or serving a verb (the shell counts those of its API, daemon.ts).
+   */
+  readonly counters = { refreshesOk: 0, refreshesFailed: 0, polls: new Map<string, number>(), storeErrors: 0 };
 
   constructor(readonly ctx: StationCore, private readonly o: DaemonTimes, private readonly log: DaemonLog) {
     validateLifetime(o);
@@ -138,7 +144,10 @@ export class DaemonCore {
     if (this.stopped) return;
     this.timer = this.ctx.env.after(this.o.pollIntervalMs, () => {
       this.timer = null;
-      void this.tick().catch((e) => this.log('warn', 'poll round failed', { error: (e as Error).message })).finally(() => this.schedule());
+      void this.tick().catch((e) => {
+        this.countStoreError(e);
+        this.log('warn', 'poll round failed', { error: (e as Error).message });
+      }).finally(() => this.schedule());
     });
   }
 
@@ -162,7 +171,10 @@ export class DaemonCore {
         if ((e as LifelineError).code === 'E_FENCED') {
           this.ctx.dropSession(n.id);
           st.host = 'owned elsewhere';
-        } else st.lastError = (e as Error).message;
+        } else {
+          this.countStoreError(e);
+          st.lastError = (e as Error).message;
+        }
       }
     }
     const polls: Promise<void>[] = [];
@@ -173,6 +185,15 @@ export class DaemonCore {
       polls.push(this.polls.run(() => this.poll(n, st)).finally(() => (st.busy = false)));
     }
     return { polls: Promise.allSettled(polls) }; // wrapped: an async function would wait for a returned promise
+  }
+
+  private countPoll(outcome: string): void {
+    this.counters.polls.set(outcome, (this.counters.polls.get(outcome) ?? 0) + 1);
+  }
+
+  /** An E_STORE met by the daemon (the store refused or failed a read or write): counted for /metrics. */
+  countStoreError(e: unknown): void {
+    if ((e as LifelineError | null)?.code === 'E_STORE') this.counters.storeErrors++;
   }
 
   private nicState(nic: string): NicState {
@@ -196,7 +217,10 @@ export class DaemonCore {
       // Refresh only when the host can be up (S0); a hung host does not answer IKE and the attempt just fails.
       if (due && code === 0 && n.psk.length > 0 && n.meta.enrolled === true) await this.ownRefresh(n.id, st);
       st.lastError = null;
+      this.countPoll('ok');
     } catch (e) {
+      this.countPoll(outcomeOf(e));
+      this.countStoreError(e);
       const code = (e as LifelineError).code;
       const error = (e as Error).message;
       // Said once per new error, not at every poll of a NIC that stays unreachable (status shows the latest).
@@ -297,12 +321,14 @@ export class DaemonCore {
     try {
       r = await this.ctx.keyExchange(n, 'refresh', Math.max(timeoutMs, 5000));
     } catch (e) {
+      this.counters.refreshesFailed++;
       state.refreshFailures++;
       const delay = refreshRetryDelayMs(state.refreshFailures);
       state.retryRefreshAt = this.ctx.env.now() + delay;
       this.log('warn', 'SA refresh failed; the daemon tries again later', { nic, code: (e as LifelineError).code, failures: state.refreshFailures, retryInMs: delay });
       throw e;
     }
+    this.counters.refreshesOk++;
     state.refreshFailures = 0;
     state.retryRefreshAt = 0;
     state.lastRefresh = this.ctx.env.now();

@@ -64,6 +64,12 @@ export class StationCore {
   /** NICs this process took over from another station (their first sync ends the former owner's epochs). */
   readonly takeovers = new Set<string>();
   /**
+   * What this process did, for the daemon's /metrics (mgmt-station/station-metrics.ts): leases taken or renewed,
+   * leases found held by another station where we had one, takeovers, and key exchanges by `kind|outcome` (kind:
+   * enroll or refresh; outcome: ok or the error code in lower case without E_, e.g. ike_timeout).
+   */
+  readonly counters = { leaseRenewals: 0, leasesLost: 0, takeovers: 0, keyExchanges: new Map<string, number>() };
+  /**
    * Where the key exchanges report what a user of a long-running station should see (the IKE SA's mode, IKE SA
    * rekeys, the peer's own Child SA rekeys, fallbacks, retries); `o.log` when unset. The daemon sets its logger.
    */
@@ -76,6 +82,11 @@ export class StationCore {
 
   now(): number {
     return this.env.now();
+  }
+
+  /** NICs this process holds a lease on, as of its last renewal of each (a lease found lost is dropped). */
+  get leasesHeld(): number {
+    return this.fences.size;
   }
 
   /** What this process dropped, by reason, per NIC session. */
@@ -96,6 +107,7 @@ export class StationCore {
   async fence(nic: string): Promise<Fence> {
     const r = await this.store.acquireLease(nic, this.o.stationId, this.now(), this.o.leaseMs);
     if (!r.acquired) {
+      if (this.fences.has(nic)) this.counters.leasesLost++; // once: the daemon then drops our claim (dropSession)
       throw new LifelineError(
         'E_FENCED',
         `${nic} is owned by station '${r.lease.owner}' (epoch ${r.lease.epoch}) for another ${Math.max(0, r.lease.expiresAt - this.now())} ms; use that station (--id) or wait for its lease to lapse`,
@@ -104,7 +116,11 @@ export class StationCore {
     const f = { station: this.o.stationId, epoch: r.lease.epoch };
     const old = this.fences.get(nic);
     this.fences.set(nic, f);
-    if (r.takeover) this.takeovers.add(nic);
+    this.counters.leaseRenewals++;
+    if (r.takeover) {
+      this.takeovers.add(nic);
+      this.counters.takeovers++;
+    }
     if (old && old.epoch !== f.epoch) {
       // We lost the NIC and got it back: our session's fence is stale.
       this.sessions.get(nic)?.close();
@@ -155,8 +171,21 @@ export class StationCore {
     return this.exclusiveKeying(nic.id, () => this.keyExchangeExclusive(nic, kind, timeoutMs));
   }
 
-  /** keyExchange for a caller that already holds `exclusiveKeying(nic.id)`. */
+  /** keyExchange for a caller that already holds `exclusiveKeying(nic.id)`; counted by kind and outcome (`counters`). */
   async keyExchangeExclusive(nic: NicRecord, kind: 'enroll' | 'refresh', timeoutMs: number): Promise<ExchangeResult> {
+    let outcome = 'ok';
+    try {
+      return await this.runKeyExchange(nic, kind, timeoutMs);
+    } catch (e) {
+      outcome = outcomeOf(e);
+      throw e;
+    } finally {
+      const k = `${kind}|${outcome}`;
+      this.counters.keyExchanges.set(k, (this.counters.keyExchanges.get(k) ?? 0) + 1);
+    }
+  }
+
+  private async runKeyExchange(nic: NicRecord, kind: 'enroll' | 'refresh', timeoutMs: number): Promise<ExchangeResult> {
     const fence = await this.fence(nic.id);
     let kx = this.exchanges.get(nic.id);
     if (kx && !sameIkePeer(kx.nic, nic)) {
@@ -298,4 +327,10 @@ function nicPolicy(nic: NicRecord): SecurityPolicy {
 /** Same host agent, same pre-shared key and policy: a KeyExchange made for `a` can serve `b`. */
 function sameIkePeer(a: NicRecord, b: NicRecord): boolean {
   return a.address === b.address && a.ikePort === b.ikePort && nicPolicy(a) === nicPolicy(b) && a.psk.length === b.psk.length && a.psk.every((x, i) => x === b.psk[i]);
+}
+
+/** An outcome as the daemon's /metrics labels it: 'ok', or the error's code in lower case without E_ ('internal' uncoded). */
+export function outcomeOf(e: unknown): string {
+  const code = e instanceof LifelineError ? e.code : 'E_INTERNAL';
+  return code.replace(/^E_/, '').toLowerCase();
 }
