@@ -555,7 +555,8 @@ async function forwardVerb(d: Announced, verb: string, target: string, json: boo
       const owner = new Map(known.map((n) => [n.id, n.ownedBy]));
       const skipped: Skipped[] = ids.filter((id) => owner.get(id)).map((id) => ({ nic: id, owner: owner.get(id)! }));
       await runFleet({
-        prog: PROG, verb, ids: ids.filter((id) => !owner.get(id)), json, skipped, viaDaemon: true, line: (_n, r) => text(r),
+        // A line per NIC for reads and commands; a refresh says only the summary, as without a daemon.
+        prog: PROG, verb, ids: ids.filter((id) => !owner.get(id)), json, skipped, viaDaemon: true, line: verb === 'refresh' ? undefined : (_n, r) => text(r),
         one: async (id) => {
           const r = await post(id);
           if (r === null) throw new LifelineError('E_UNREACHABLE', 'the station daemon went away');

@@ -37,7 +37,7 @@ describe('e2e station: drops by reason, shown by mgmt-station status', function 
     }, 5000, 200);
     assert.equal(st.id, 'station-1');
     const text = await lab.run(['status']);
-    assert.match(text.stdout, /dropped on its socket: short=1,unknownSpi=1/);
+    assert.match(text.stdout, /dropped=2 \(short=1,unknownSpi=1\) on its socket; heartbeats=1 \(badProbe=1\)/); // one form for counters (issue 17)
     assert.equal((await d.verb('nic-1', 'ping')).ok, true, 'still serving');
   });
 
