@@ -306,7 +306,8 @@ async function main(argv: string[]): Promise<void> {
       case 'log': {
         const commands = async (nic: string) => {
           await requireNic(ctx, nic);
-          return (await ctx.store.listCommands(nic)).map((c, i) => ({ number: i + 1, ...c, at: new Date(c.time).toISOString() }));
+          // Times as ISO 8601 (`at`, as the emulator's exec-log has them); the store's epoch-ms `time` is left out.
+          return (await ctx.store.listCommands(nic)).map(({ time, ...c }, i) => ({ number: i + 1, ...c, at: new Date(time).toISOString() }));
         };
         const lines = (cmds: Awaited<ReturnType<typeof commands>>, prefix = '') =>
           cmds.map((c) => `${prefix}${c.number} ${c.at} ${c.command} entry=${c.index} seq=${c.rmcpSeq} tag=${c.asfTag} ${c.outcome} by ${c.outcomeStation}@${c.outcomeEpoch}`).join('\n');

@@ -66,7 +66,11 @@ describe('e2e: CLI frictions (issue 17)', function () {
   });
 
   it("a NIC's second command is 'log entry 3', and log numbers it 2; audit says how its entries divide", async () => {
-    const before = ((await lab.run(['log', 'nic-3', '--json'])).json as unknown[]).length;
+    const logged = (await lab.run(['log', 'nic-3', '--json'])).json as { number: number; index: number; at: string; time?: number }[];
+    const before = logged.length;
+    // Times as ISO 8601 in JSON too, not epoch ms.
+    for (const c of logged) assert.match(c.at, /^\d{4}-\d\d-\d\dT[\d:.]+Z$/);
+    assert.ok(logged.every((c) => c.time === undefined));
     ok(await lab.run(['power-up', 'nic-3']), 'first');
     const second = await lab.run(['power-up', 'nic-3', '--no-daemon']);
     ok(second, 'second');
