@@ -31,6 +31,8 @@ export type ErrorCode =
   | 'E_FENCED' | 'E_INTERNAL' | 'E_SPI_IN_USE'
   // the station daemon took a request and was lost before answering: it may or may not have run
   | 'E_OUTCOME_UNKNOWN'
+  // a NIC's command log failed its audit (a fleet's `audit`: the NIC's line names the first bad entry)
+  | 'E_TAMPERED'
   // a daemon of this station already runs on this store
   | 'E_RUNNING'
   // a request to the station daemon's control API without its credential, or with a wrong one (HTTP 401)

@@ -108,7 +108,7 @@ export class NicSync {
     if (c.generation !== sa.generation) throw new ProtocolError('E_SPI', `sync SET under SA generation ${sa.generation} answers a challenge sent under ${c.generation}; dropped`);
     const issued = this.db.syncEpoch;
     const epoch = mutated('epoch-reuse') ? Math.max(issued, f.minEpoch, 1) : Math.max(issued + 1, f.minEpoch);
-    if (epoch > SYNC_EPOCH_MAX) throw new ProtocolError('E_EPOCH_EXHAUSTED', `sync epoch ${epoch} is past ${SYNC_EPOCH_MAX}; re-enrol the NIC with a fresh image`);
+    if (epoch > SYNC_EPOCH_MAX) throw new ProtocolError('E_EPOCH_EXHAUSTED', `sync epoch ${epoch} is past ${SYNC_EPOCH_MAX}; re-enroll the NIC with a fresh image`);
     this.challenges.delete(key);
     // 1. what this NIC knows of the station's unfinished commands; what did not run never will under its epoch
     const answers = f.queries.map((q) => this.exec.query(q, issued, this.bootEpoch, this.db.epochFloor));

@@ -2,7 +2,8 @@
  * What both executables share: exit codes, one-line errors, JSON output and the progress line.
  *
  * Exit codes (documented in README "CLI reference"):
- *   0 success · 1 the operation failed (timeout, refused, mismatch) · 2 usage error (bad arguments)
+ *   0 success · 1 the operation failed (timeout, refused, illegal host transition, mismatch) · 2 usage error (bad
+ *   arguments, unusable files: E_USAGE, E_TABLE, E_POLICY)
  *   3 cannot reach the emulator, station, NIC or store · 4 internal error (a bug: please report)
  */
 import { LifelineError, UsageError } from '../common/errors.js';
@@ -45,8 +46,9 @@ export function exitCodeFor(err: unknown): number {
   const e = asUsageError(err);
   if (!(e instanceof LifelineError)) return EXIT.INTERNAL;
   switch (e.code) {
+    // An illegal host transition (hang a host that is off) is the lab refusing the operation, not a mistyped
+    // command line: exit 1, like a NIC that refuses a command.
     case 'E_USAGE':
-    case 'E_ILLEGAL_TRANSITION':
     case 'E_TABLE':
     case 'E_POLICY':
       return EXIT.USAGE;
@@ -69,6 +71,16 @@ export function fail(prog: string, err: unknown, json = false): never {
   process.stderr.write(`${prog}: ${code}: ${msg}\n`);
   if (!(e instanceof LifelineError) && process.env.LIFELINE_DEBUG) console.error(e);
   process.exit(exitCodeFor(e));
+}
+
+/**
+ * A counter by reason, the one way both tools print one: `dropped=0`, or `dropped=3 (replay=2,icv=1)` with the
+ * reasons that are not zero.
+ */
+export function fmtCounts(name: string, counts: Record<string, number> | null | undefined): string {
+  const nonzero = Object.entries(counts ?? {}).filter(([, v]) => v > 0);
+  const total = nonzero.reduce((a, [, v]) => a + v, 0);
+  return nonzero.length ? `${name}=${total} (${nonzero.map(([k, v]) => `${k}=${v}`).join(',')})` : `${name}=0`;
 }
 
 export function printJson(v: unknown): void {

@@ -2,7 +2,6 @@
  * mgmt-station: the management station's command line. `mgmt-station --help` lists the verbs;
  * README "CLI reference" documents them with their exit codes.
  */
-import { parseArgs } from 'node:util';
 import { randomBytes, randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { writeSecretFile } from '../lib/secret-file.js';
@@ -14,7 +13,11 @@ import { createLogger, type LogFormat } from '../lib/log.js';
 import { LogLimiter } from '../lib/log-limit.js';
 import { StationContext, DEFAULT_STORE, DEFAULT_KEY_FILE, emulatorControl } from './context.js';
 import { ControlClient, DEFAULT_CONTROL, controlTimeoutMs } from '../lib/control-client.js';
-import { EXIT, exitQuietlyOnEpipe, fail, intOption, parseHostPort, printJson, progress, requireLoopback } from '../lib/cli.js';
+import { EXIT, exitQuietlyOnEpipe, fail, fmtCounts, intOption, parseHostPort, printJson, progress, requireLoopback } from '../lib/cli.js';
+import { parseCommandLine } from '../lib/cli-args.js';
+import { runFleet, type Skipped } from '../lib/fleet-run.js';
+import { isFleetTarget, needsLookup, resolveTargets, type KnownNic } from '../lib/nic-targets.js';
+import { STATION_CLI } from './cli-spec.js';
 import { DEFAULT_ANSWER_POLL_US } from '../lib/answer-poll.js';
 import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
 import { LifelineError, UsageError } from '../common/errors.js';
@@ -27,66 +30,12 @@ import { asfTypeName, ASF_TYPE_CODE } from '../wire/asf.js';
 
 const PROG = 'mgmt-station';
 
-const HELP = `Usage: mgmt-station <command> [options]
-
-Secure commands (ESP on UDP 664, retransmitted on loss; one line on stdout, or JSON with --json):
-  ping NIC                  ASF Presence Ping -> Pong
-  state NIC                 ASF System State (the host's S-state)
-  capabilities NIC          ASF Capabilities
-  reset NIC | power-up NIC | power-down NIC | power-cycle NIC
-                            ASF power commands; done = the NIC acknowledged it and the outcome is stored
-
-Daemon:
-  serve                     run the station daemon: keeps leases, polls NICs, refreshes SAs on its timer when the
-                            host is up, and serves the verbs above (the CLI forwards to it when it runs)
-      [--refresh-interval S] (default 3600)  [--max-down-time S] (default 86400)  [--lifetime S] (default: infinite)
-      [--ike-rekey-interval S] (default 14400)  rekey a held IKE SA (RFC 7296 §2.18) at the first refresh after S
-      [--poll-interval MS] (default 5000)  [--control HOST:PORT] (its control API; loopback only, default 127.0.0.1:0)
-      [--listen ADDR:PORT]  the station's secure UDP socket: NIC heartbeats and owner notices name it
-                            (use the address:port the NICs' cluster policy lists); default 127.0.0.1:any
-
-Keys and NICs:
-  sa manual NIC             manual keying (RFC 4301 §4.5): create an SA, install it in the NIC through the
-                            emulator's control API, keep it in the store
-      [--emulator HOST:PORT] [--policy esp|esp+ah] [--transform aes-gcm-16|chacha20-poly1305] [--key-bits 128|256]
-  enroll NIC|all --psk-file F
-                            write the pre-shared key F (64 hex digits) as the NIC's trust anchor, then negotiate
-                            a child SA with the host agent (IKEv2, host must be up) and commit it (two-phase);
-                            'all' = every NIC of the emulator, with a progress bar on a TTY
-  refresh NIC|all           SA refresh: new child SA + ready/ack/confirm commit (host must be up)
-  list [--json]             NICs this station knows, with their SAs
-  keys --wireshark FILE [--ikev2 FILE]
-                            write esp_sa (and ikev2_decryption_table) UAT lines for every SA in the store (the
-                            newest 16 retired ones per NIC too); the files are 0600
-                            (see README "Checking packets with tshark")
-  log NIC [--json]          the NIC's command log with outcomes
-  status [--json]           the running daemon's view: NICs it owns, host states, refreshes, drops by reason
-  audit NIC [--json]        verify the NIC's hash-chained command log; names the first bad entry
-
-Tables:
-  replay TABLE [--json]     bring up an isolated lab, drive every row of a state-transition table (e.g.
-                            fixtures/fig6.table), print expected vs observed; exit 1 on any mismatch
-
-Common options:
-  --store URL               sqlite:FILE (default ${DEFAULT_STORE}) or postgres://...; only enroll, sa manual
-                            and serve create a missing SQLite store
-  --cluster-key FILE        32-byte cluster key file, mode 0600 (default ${DEFAULT_KEY_FILE}; enroll, sa manual
-                            and serve create it with a new store); or set LIFELINE_CLUSTER_KEY=<64 hex>
-  --id NAME                 this station's id in the cluster (default station-1)
-  --lease-ms MS             NIC ownership lease (default 10000)
-  --timeout MS              answer timeout for secure commands (default 3000); the emulator control API
-                            (enroll, sa manual) gets at least 5000
-  --busy-poll-us US         after sending a request, poll for its answer up to US µs instead of sleeping
-                            (default ${DEFAULT_ANSWER_POLL_US}; 0 = never: less CPU, slower answers; lib/answer-poll.ts)
-  --emulator HOST:PORT      the emulator control API, for manual keying (default ${DEFAULT_CONTROL})
-  --no-daemon               run a verb in this process even if a daemon of this station runs
-  --json                    machine-readable output
-  -h, --help                this help
-
-Exit codes: 0 ok, 1 operation failed (timeout, refused), 2 usage error, 3 store/emulator unreachable, 4 internal.`;
-
 const READS: Record<string, ReadKind> = { ping: 'presence-ping', state: 'system-state-request', capabilities: 'capabilities-request' };
 const COMMANDS: readonly CommandKind[] = ['reset', 'power-up', 'power-down', 'power-cycle'];
+const isCommand = (verb: string): boolean => (COMMANDS as readonly string[]).includes(verb);
+
+/** The verbs whose TARGET names NICs (lib/nic-targets.ts): one by id or address, a list, a pattern or all. */
+const NIC_VERBS = new Set([...Object.keys(READS), ...COMMANDS, 'enroll', 'refresh', 'sa', 'log', 'audit']);
 
 const SYSTEM_STATE_NAMES: Record<number, string> = {
   0: 'S0 working', 1: 'S1 sleeping', 2: 'S2 sleeping', 3: 'S3 sleeping (suspend to RAM)', 4: 'S4 suspend to disk',
@@ -95,88 +44,40 @@ const SYSTEM_STATE_NAMES: Record<number, string> = {
 };
 
 async function main(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      store: { type: 'string' },
-      'cluster-key': { type: 'string' },
-      id: { type: 'string' },
-      'lease-ms': { type: 'string' },
-      timeout: { type: 'string' },
-      emulator: { type: 'string' },
-      policy: { type: 'string' },
-      transform: { type: 'string' },
-      'key-bits': { type: 'string' },
-      wireshark: { type: 'string' },
-      ikev2: { type: 'string' },
-      'psk-file': { type: 'string' },
-      json: { type: 'boolean' },
-      'no-daemon': { type: 'boolean' },
-      'refresh-interval': { type: 'string' },
-      'ike-rekey-interval': { type: 'string' },
-      'max-down-time': { type: 'string' },
-      lifetime: { type: 'string' },
-      'poll-interval': { type: 'string' },
-      control: { type: 'string' },
-      listen: { type: 'string' },
-      'log-format': { type: 'string' },
-      'busy-poll-us': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  const verb = positionals[0];
-  if (values.help || !verb || verb === 'help') {
-    process.stdout.write(HELP + '\n');
-    process.exit(verb || values.help ? EXIT.OK : EXIT.USAGE);
+  const cl = parseCommandLine(STATION_CLI, argv);
+  if (cl.kind !== 'run') {
+    process.stdout.write(cl.text + '\n');
+    process.exit(cl.kind === 'help' ? cl.exitCode : EXIT.OK);
   }
+  const { verb, positionals } = cl;
+  const values = cl.values as Record<string, string | boolean | undefined>;
   const json = values.json === true;
   // Each verb takes a fixed number of positionals, checked before anything is opened: a missing one or an extra
   // one (e.g. 'state nic-1 nic-2') is a usage error, whatever the state of the store.
   const verbArgs = VERB_ARGS[verb];
-  if (verbArgs !== undefined) {
-    const arity = verbArgs.split(' ').filter(Boolean).length + 1;
-    if (positionals.length > arity) throw new UsageError('E_USAGE', `${verb} takes ${arity - 1 || 'no'} argument${arity === 2 ? '' : 's'}; unexpected '${positionals.slice(arity).join(' ')}'; run 'mgmt-station --help'`);
-    if (positionals.length < arity || (verb === 'sa' && positionals[1] !== 'manual')) throw new UsageError('E_USAGE', `usage: mgmt-station ${verb} ${verbArgs}`);
-  }
+  const arity = verbArgs.split(' ').filter(Boolean).length + 1;
+  if (positionals.length > arity) throw new UsageError('E_USAGE', `${verb} takes ${arity - 1 || 'no'} argument${arity === 2 ? '' : 's'}; unexpected '${positionals.slice(arity).join(' ')}'; run 'mgmt-station ${verb} --help'`);
+  if (positionals.length < arity || (verb === 'sa' && positionals[1] !== 'manual')) throw new UsageError('E_USAGE', `usage: mgmt-station ${verb} ${verbArgs}`);
+  const target = verb === 'sa' ? positionals[2] : NIC_VERBS.has(verb) ? positionals[1] : undefined;
   const num = (v: string | undefined, def: number, name: string) => intOption(v, def, name, 1);
-  const timeoutMs = num(values.timeout, 3000, 'timeout');
-  const storeUrl = values.store ?? process.env.LIFELINE_STORE ?? DEFAULT_STORE;
-  const stationId = values.id ?? 'station-1';
+  const timeoutMs = num(values.timeout as string | undefined, 3000, 'timeout');
+  const storeUrl = (values.store as string | undefined) ?? process.env.LIFELINE_STORE ?? DEFAULT_STORE;
+  const stationId = (values.id as string | undefined) ?? 'station-1';
   const announce = announceFile(storeUrl, stationId);
   const runningDaemon = (file: string) => announcedDaemon(file, announcedStore(storeUrl));
   // A verb the daemon runs gets the CLI's --timeout, else the one the daemon was started with.
   const daemonTimeoutMs = (d: Announced) => (values.timeout !== undefined ? timeoutMs : d.timeoutMs ?? timeoutMs);
   // Verbs go through this station's daemon when it runs (one process holds the sequence state).
-  if (!values['no-daemon'] && positionals[1] !== 'all' && (READS[verb] || (COMMANDS as readonly string[]).includes(verb) || verb === 'refresh')) {
+  if (!values['no-daemon'] && target !== undefined && (READS[verb] || isCommand(verb) || verb === 'refresh')) {
     const d = runningDaemon(announce);
-    if (d) {
-      const nic = positionals[1]!; // present: checked against VERB_ARGS
-      // The daemon answers within this timeout for reads and commands, at least 5 s for a refresh (as it would
-      // itself), and the CLI waits that long plus a margin.
-      const verbTimeoutMs = daemonTimeoutMs(d);
-      const path = `/v1/nics/${encodeURIComponent(nic)}/${verb}?timeout=${verbTimeoutMs}`;
-      const waitMs = (verb === 'refresh' ? Math.max(verbTimeoutMs, 5000) : verbTimeoutMs) + DAEMON_ANSWER_MARGIN_MS;
-      const r = await daemonJson(d, 'POST', path, waitMs).catch((e: unknown) => {
-        // The daemon was not there when we connected (a daemon killed with -9 leaves its file behind, and its
-        // pid may have been reused): nothing was sent, so the verb runs here.
-        if (e instanceof DaemonRequestFailed && !e.sent) return null;
-        throw e instanceof DaemonRequestFailed ? lostVerb(e, d.control, verb, nic) : e;
-      });
-      if (r) {
-        if (!r.ok) throw new LifelineError(r.error.code, r.error.message);
-        if (json) printJson(r);
-        else process.stdout.write((verb === 'refresh' ? describeExchange(r) : describe(r)) + ' [via daemon]\n');
-        return;
-      }
-    }
+    if (d && (await forwardVerb(d, verb, target, json, daemonTimeoutMs(d)))) return;
   }
-  // The verbs that change a NIC's SA or PSK go through the daemon too (enroll, refresh all, sa manual; `refresh
-  // NIC` above): run here, they would leave the daemon's session and key exchange on an SA and PSK the NIC retired.
-  if (!values['no-daemon'] && changesKeys(verb, positionals)) {
+  // The verbs that change a NIC's SA or PSK go through the daemon too (enroll, sa manual; refresh above): run
+  // here, they would leave the daemon's session and key exchange on an SA and PSK the NIC retired.
+  if (!values['no-daemon'] && target !== undefined && (verb === 'enroll' || verb === 'sa')) {
     const d = runningDaemon(announce);
     // As the verbs above: the CLI waits for it that long (at least what the key exchange gets) plus a margin.
-    if (d && (await forwardKeying(d, verb, positionals, values, json, daemonTimeoutMs(d)))) return;
+    if (d && (await forwardKeying(d, verb, target, values, json, daemonTimeoutMs(d)))) return;
   }
   if (verb === 'replay') return replay(positionals[1]!, json);
   if (verb === 'status') {
@@ -190,38 +91,42 @@ async function main(argv: string[]): Promise<void> {
     });
     if (st.ok === false) throw new LifelineError(st.error.code, st.error.message);
     if (json) return printJson(st);
-    process.stdout.write(`station ${st.id} (pid ${st.pid}); dropped on its socket: ${fmtCounts(st.socketDrops)}; heartbeats: ${fmtCounts(st.heartbeats)}\n`);
-    for (const n of st.nics) process.stdout.write(`${String(n.id).padEnd(8)} host=${n.host} refreshes=${n.refreshes} dropped ${fmtCounts(n.dropped)}${n.lastError ? ' last error: ' + n.lastError : ''}\n`);
+    process.stdout.write(`station ${st.id} (pid ${st.pid}); ${fmtCounts('dropped', st.socketDrops)} on its socket; ${fmtCounts('heartbeats', st.heartbeats)}\n`);
+    for (const n of st.nics) {
+      const retry = n.retryRefreshAtIso ? ` retry-refresh-at=${n.retryRefreshAtIso}` : '';
+      process.stdout.write(`${String(n.id).padEnd(8)} host=${n.host} refreshes=${n.refreshes}${retry} ${fmtCounts('dropped', n.dropped)}${n.lastError ? ' last-error: ' + n.lastError : ''}\n`);
+    }
     return;
   }
-  // Address options and the log format are checked before anything is opened or created.
-  const listen = hostPortOption('--listen', values.listen ?? '127.0.0.1:0');
-  const control = hostPortOption('--control', values.control ?? '127.0.0.1:0');
-  requireLoopback('--control', values.control ?? '127.0.0.1:0', control.host); // the daemon's control API: loopback only
+  // Address options and the log format are checked before anything is opened or created (serve's; the CLI's own
+  // socket takes any local port).
+  const listen = hostPortOption('--listen', (values.listen as string | undefined) ?? '127.0.0.1:0');
+  const control = hostPortOption('--control', (values.control as string | undefined) ?? '127.0.0.1:0');
+  requireLoopback('--control', (values.control as string | undefined) ?? '127.0.0.1:0', control.host); // the daemon's control API: loopback only
   const logFormat = values['log-format'] ?? 'text';
   if (logFormat !== 'text' && logFormat !== 'json') throw new UsageError('E_USAGE', `--log-format must be text or json, got '${logFormat}'`);
-  const busyPollUs = intOption(values['busy-poll-us'], DEFAULT_ANSWER_POLL_US, 'busy-poll-us', 0, MAX_BUSY_POLL_US);
+  const busyPollUs = intOption(values['busy-poll-us'] as string | undefined, DEFAULT_ANSWER_POLL_US, 'busy-poll-us', 0, MAX_BUSY_POLL_US);
   if (verb === 'serve') await refuseSecondDaemon(announce, stationId, runningDaemon);
   // Bad options are usage errors found before anything is opened or created (the store, the cluster key): a bad
   // PSK file, manual SA options, the emulator's address, serve's intervals.
-  const enrollPsk = verb === 'enroll' ? readPsk(values['psk-file'] ?? '') : null;
+  const enrollPsk = verb === 'enroll' ? readPsk((values['psk-file'] as string | undefined) ?? '') : null;
   // The emulator control API, for the verbs that use it (sa, enroll, refresh).
-  const emu = verb === 'sa' || verb === 'enroll' || verb === 'refresh' ? ControlClient.parse(values.emulator ?? DEFAULT_CONTROL, '--emulator', controlTimeoutMs(timeoutMs)) : null;
-  const leaseMs = num(values['lease-ms'], 10000, 'lease-ms');
+  const emu = verb === 'sa' || verb === 'enroll' || verb === 'refresh' ? ControlClient.parse((values.emulator as string | undefined) ?? DEFAULT_CONTROL, '--emulator', controlTimeoutMs(timeoutMs)) : null;
+  const leaseMs = num(values['lease-ms'] as string | undefined, 10000, 'lease-ms');
   const manual = verb === 'sa' ? manualSaOf(values) : null;
   const serveTimes = verb === 'serve'
     ? {
-        refreshIntervalS: num(values['refresh-interval'], 3600, 'refresh-interval'),
-        maxDownTimeS: intOption(values['max-down-time'], 86400, 'max-down-time'),
-        lifetimeS: values.lifetime !== undefined ? num(values.lifetime, 0, 'lifetime') : Infinity,
-        pollIntervalMs: num(values['poll-interval'], 5000, 'poll-interval'),
+        refreshIntervalS: num(values['refresh-interval'] as string | undefined, 3600, 'refresh-interval'),
+        maxDownTimeS: intOption(values['max-down-time'] as string | undefined, 86400, 'max-down-time'),
+        lifetimeS: values.lifetime !== undefined ? num(values.lifetime as string, 0, 'lifetime') : Infinity,
+        pollIntervalMs: num(values['poll-interval'] as string | undefined, 5000, 'poll-interval'),
       }
     : null;
   if (serveTimes) validateLifetime(serveTimes);
-  const ikeRekeyS = verb === 'serve' ? num(values['ike-rekey-interval'], 14400, 'ike-rekey-interval') : undefined;
+  const ikeRekeyS = verb === 'serve' ? num(values['ike-rekey-interval'] as string | undefined, 14400, 'ike-rekey-interval') : undefined;
   const ctx = await StationContext.open({
     store: storeUrl,
-    keyFile: values['cluster-key'] ?? DEFAULT_KEY_FILE,
+    keyFile: (values['cluster-key'] as string | undefined) ?? DEFAULT_KEY_FILE,
     stationId,
     leaseMs,
     // Only these verbs may create a store and, with a new store, its cluster key: elsewhere a typo is an error.
@@ -252,10 +157,10 @@ async function main(argv: string[]): Promise<void> {
     process.on('SIGTERM', stop);
     // The station's UDP socket first (--listen), then the control API (--control): a bad address is named.
     await ctx.udp().catch((e: unknown) => {
-      throw addressError(e, '--listen', values.listen ?? '127.0.0.1:0');
+      throw addressError(e, '--listen', (values.listen as string | undefined) ?? '127.0.0.1:0');
     });
     await daemon.start().catch((e: unknown) => {
-      throw addressError(e, '--control', values.control ?? '127.0.0.1:0');
+      throw addressError(e, '--control', (values.control as string | undefined) ?? '127.0.0.1:0');
     });
     // `announce`: the file (0600) with the daemon's address and the credential its control API wants.
     const line = { ready: true, id: stationId, pid: process.pid, control: `${control.host}:${daemon.port}`, store: ctx.store.url, announce };
@@ -263,63 +168,95 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   try {
-    if (READS[verb] || (COMMANDS as readonly string[]).includes(verb)) {
-      const nic = positionals[1]!; // present: checked against VERB_ARGS
-      const s = await ctx.session(nic);
-      const r = READS[verb] ? await s.read(READS[verb], timeoutMs) : await s.command(verb as CommandKind, timeoutMs);
-      if (json) printJson({ ok: true, ...r, rttMs: Math.round(r.rttMs * 1000) / 1000 });
+    // The NICs this station's store knows, as TARGET resolution wants them (lib/nic-targets.ts).
+    const stored = async (): Promise<(KnownNic & { enrolled: boolean })[]> =>
+      (await ctx.store.listNics()).map((n) => ({ id: n.id, address: n.address, ports: [n.clearPort, n.securePort, n.ikePort], enrolled: n.meta.enrolled === true }));
+    // A fleet's NICs another live station owns are that station's: skipped and counted, not tried.
+    const fleetOf = async (known: KnownNic[]): Promise<{ ids: string[]; skipped: Skipped[] }> => {
+      const ids: string[] = [];
+      const skipped: Skipped[] = [];
+      for (const id of resolveTargets(target!, known)) {
+        const owner = await ctx.ownerElsewhere(id);
+        if (owner) skipped.push({ nic: id, owner });
+        else ids.push(id);
+      }
+      return { ids, skipped };
+    };
+    const one = async (): Promise<string> => (needsLookup(target!) ? resolveTargets(target!, await stored())[0] : target!);
+    if (READS[verb] || isCommand(verb)) {
+      const run = async (nic: string) => {
+        const s = await ctx.session(nic);
+        return READS[verb] ? s.read(READS[verb], timeoutMs) : s.command(verb as CommandKind, timeoutMs);
+      };
+      if (isFleetTarget(target!)) {
+        const { ids, skipped } = await fleetOf(await stored());
+        await runFleet({ prog: PROG, verb, ids, one: async (nic) => requestJson(await run(nic)), line: (_n, r) => describe(r), json, skipped });
+        return;
+      }
+      const r = await run(await one());
+      if (json) printJson({ ok: true, ...requestJson(r) });
       else process.stdout.write(describe(r) + '\n');
       return;
     }
     switch (verb) {
       case 'sa': {
-        const r = await ctx.installManualSa(emulatorControl(emu!), positionals[2]!, manual!);
+        if (isFleetTarget(target!)) {
+          const ids = resolveTargets(target!, await emulatorNics(emu!));
+          await runFleet({ prog: PROG, verb: 'sa manual', ids, one: (nic) => ctx.installManualSa(emulatorControl(emu!), nic, manualSaOf(values)), line: (_n, r) => describeManualSa(r), json });
+          return;
+        }
+        const r = await ctx.installManualSa(emulatorControl(emu!), target!, manual!);
         if (json) printJson({ ok: true, ...r });
         else process.stdout.write(describeManualSa(r) + '\n');
         return;
       }
       case 'enroll':
       case 'refresh': {
-        const target = positionals[1]!;
         const psk = enrollPsk;
-        // `all`: every NIC of the emulator (enroll) or every enrolled NIC this station owns or can take (refresh:
-        // a NIC whose lease another live station holds is that station's to refresh, and is skipped).
-        const skipped: Skipped[] = [];
-        let ids: string[] = [target];
-        if (target === 'all' && verb === 'enroll') ids = (await emu!.get<{ id: string }[]>('/v1/nics')).map((n) => n.id);
-        else if (target === 'all') {
-          ids = [];
-          for (const n of await ctx.store.listNics()) {
-            if (n.meta.enrolled !== true) continue;
-            const owner = await ctx.ownerElsewhere(n.id);
-            if (owner) skipped.push({ nic: n.id, owner });
-            else ids.push(n.id);
-          }
-        }
         // Key exchanges get at least 10 s for an enrolment and 5 s for a refresh, as in the daemon (daemon.ts).
         const kx = Math.max(timeoutMs, psk ? 10000 : 5000);
-        const one = async (nicId: string) => {
+        const exchange = async (nicId: string) => {
           if (psk) return ctx.enroll(emulatorControl(emu!), nicId, psk, kx);
           const nic = await ctx.store.getNic(nicId);
           if (!nic) throw new LifelineError('E_NOT_FOUND', `NIC '${nicId}' is not enrolled; run 'mgmt-station enroll ${nicId} --psk-file FILE'`);
           return ctx.keyExchange(nic, 'refresh', kx);
         };
-        if (target !== 'all') {
-          const r = await one(target);
-          if (json) printJson({ ok: true, ...r, ms: Math.round(r.ms * 1000) / 1000 });
-          else process.stdout.write(describeExchange(r) + '\n');
+        if (isFleetTarget(target!)) {
+          // enroll: NICs of the emulator; refresh: the enrolled NICs this station owns or can take (a NIC whose
+          // lease another live station holds is that station's to refresh, and is skipped).
+          const fleet = psk ? { ids: resolveTargets(target!, await emulatorNics(emu!)), skipped: [] } : await fleetOf((await stored()).filter((n) => n.enrolled));
+          await runFleet({ prog: PROG, verb, ids: fleet.ids, one: async (nic) => exchangeJson(await exchange(nic)), json, skipped: fleet.skipped });
           return;
         }
-        await runFleet(verb, ids, one, json, false, skipped);
+        // enroll by address: the emulator resolves it (it knows NICs the store does not yet).
+        const r = await exchange(psk ? target! : await one());
+        if (json) printJson({ ok: true, ...exchangeJson(r) });
+        else process.stdout.write(describeExchange(r) + '\n');
         return;
       }
       case 'audit': {
-        const nic = positionals[1]!; // present: checked against VERB_ARGS
-        await requireNic(ctx, nic);
-        const rep = await ctx.store.auditCommandLog(nic);
+        const check = async (nic: string) => {
+          await requireNic(ctx, nic);
+          const rep = await ctx.store.auditCommandLog(nic);
+          const commands = rep.ok ? (await ctx.store.listCommands(nic)).length : null;
+          return { ...rep, commands };
+        };
+        const text = (nic: string, rep: Awaited<ReturnType<typeof check>>) => rep.ok
+          ? `${nic}: command log intact (${rep.entries} entries: ${rep.commands} command${rep.commands === 1 ? '' : 's'} and their outcomes; head entry ${rep.head?.index ?? 0})`
+          : `${nic}: command log TAMPERED: first bad entry ${rep.firstBadIndex}: ${rep.problem}`;
+        if (isFleetTarget(target!)) {
+          const ids = resolveTargets(target!, await stored());
+          await runFleet({ prog: PROG, verb, ids, json, line: text, concurrency: 1, one: async (nic) => {
+            const rep = await check(nic);
+            if (!rep.ok) throw new LifelineError('E_TAMPERED', text(nic, rep).replace(`${nic}: `, ''));
+            return rep;
+          } });
+          return;
+        }
+        const nic = await one();
+        const rep = await check(nic);
         if (json) printJson(rep);
-        else if (rep.ok) process.stdout.write(`${nic}: command log intact (${rep.entries} entries, head ${rep.head?.index ?? 0})\n`);
-        else process.stdout.write(`${nic}: command log TAMPERED: first bad entry ${rep.firstBadIndex}: ${rep.problem}\n`);
+        else process.stdout.write(text(nic, rep) + '\n');
         if (!rep.ok) process.exitCode = EXIT.FAILED;
         return;
       }
@@ -336,14 +273,16 @@ async function main(argv: string[]): Promise<void> {
         }
         if (json) return printJson(out);
         for (const n of out) {
-          const sas = n.sas.map((s) => `${s.generation}:${s.state}`).join(' ') || 'none';
-          process.stdout.write(`${n.id.padEnd(8)} ${n.address}:${n.ports.secure}  owner=${n.owner ?? '-'} epoch=${n.epoch}  SAs ${sas}\n`);
+          // The store's slots in the words and order nic-emulator status uses for the NIC's.
+          const slot = (state: string) => n.sas.filter((s) => s.state === state).map((s) => s.generation).join('+') || '-';
+          process.stdout.write(`${n.id.padEnd(8)} ${n.address}:${n.ports.secure}  owner=${n.owner ?? '-'} epoch=${n.epoch}  sa active=${slot('active')} previous=${slot('previous')} pending=${slot('pending')}\n`);
         }
         return;
       }
       case 'keys': {
-        const file = values.wireshark;
-        if (!file && !values.ikev2) throw new UsageError('E_USAGE', 'usage: mgmt-station keys --wireshark FILE [--ikev2 FILE]');
+        const file = values.wireshark as string | undefined;
+        const ikev2 = values.ikev2 as string | undefined;
+        if (!file && !ikev2) throw new UsageError('E_USAGE', 'usage: mgmt-station keys --wireshark FILE [--ikev2 FILE]');
         const esp = ['# esp_sa UAT lines written by mgmt-station (Wireshark 4.0, 8 columns); keys are secrets'];
         const ike: string[] = [];
         let n = 0;
@@ -359,17 +298,27 @@ async function main(argv: string[]): Promise<void> {
           }
         }
         if (file) writeKeyFile('--wireshark', file, esp.join('\n') + '\n');
-        if (values.ikev2) writeKeyFile('--ikev2', values.ikev2, ike.map((l) => l + '\n').join(''));
-        if (json) printJson({ ok: true, file: file ?? null, sas: n, ikev2File: values.ikev2 ?? null, ikeSas: ike.length });
-        else process.stdout.write(`wrote ${[file ? `${n} ESP SA(s) to ${file}` : '', values.ikev2 ? `${ike.length} IKE SA(s) to ${values.ikev2}` : ''].filter(Boolean).join(', ')}\n`);
+        if (ikev2) writeKeyFile('--ikev2', ikev2, ike.map((l) => l + '\n').join(''));
+        if (json) printJson({ ok: true, file: file ?? null, sas: n, ikev2File: ikev2 ?? null, ikeSas: ike.length });
+        else process.stdout.write(`wrote ${[file ? `${n} ESP SA(s) to ${file}` : '', ikev2 ? `${ike.length} IKE SA(s) to ${ikev2}` : ''].filter(Boolean).join(', ')}\n`);
         return;
       }
       case 'log': {
-        const nic = positionals[1]!; // present: checked against VERB_ARGS
-        await requireNic(ctx, nic);
-        const cmds = await ctx.store.listCommands(nic);
+        const commands = async (nic: string) => {
+          await requireNic(ctx, nic);
+          // Times as ISO 8601 (`at`, as the emulator's exec-log has them); the store's epoch-ms `time` is left out.
+          return (await ctx.store.listCommands(nic)).map(({ time, ...c }, i) => ({ number: i + 1, ...c, at: new Date(time).toISOString() }));
+        };
+        const lines = (cmds: Awaited<ReturnType<typeof commands>>, prefix = '') =>
+          cmds.map((c) => `${prefix}${c.number} ${c.at} ${c.command} entry=${c.index} seq=${c.rmcpSeq} tag=${c.asfTag} ${c.outcome} by ${c.outcomeStation}@${c.outcomeEpoch}`).join('\n');
+        if (isFleetTarget(target!)) {
+          const ids = resolveTargets(target!, await stored());
+          await runFleet({ prog: PROG, verb, ids, json, concurrency: 1, one: async (nic) => ({ commands: await commands(nic) }), line: (nic, r) => lines(r.commands, `${nic} `) || `${nic}: no commands` });
+          return;
+        }
+        const cmds = await commands(await one());
         if (json) return printJson(cmds);
-        for (const c of cmds) process.stdout.write(`${c.index} ${new Date(c.time).toISOString()} ${c.command} seq=${c.rmcpSeq} tag=${c.asfTag} ${c.outcome} by ${c.outcomeStation}@${c.outcomeEpoch}\n`);
+        if (cmds.length) process.stdout.write(lines(cmds) + '\n');
         return;
       }
       default:
@@ -378,6 +327,23 @@ async function main(argv: string[]): Promise<void> {
   } finally {
     await ctx.close();
   }
+}
+
+/** A read's or command's result as --json prints it (round-trip time to the µs). */
+function requestJson(r: RequestResult): RequestResult {
+  return { ...r, rttMs: Math.round(r.rttMs * 1000) / 1000 };
+}
+
+/** An enrolment's or refresh's result as --json prints it. */
+function exchangeJson<T extends { ms: number }>(r: T): T {
+  return { ...r, ms: Math.round(r.ms * 1000) / 1000 };
+}
+
+/** The emulator's NICs (for enroll and sa manual on a fleet: NICs the store may not know yet). */
+async function emulatorNics(emu: ControlClient): Promise<KnownNic[]> {
+  return (await emu.get<{ id: string; address: string; ports?: { clear: number; secure: number; ike: number } }[]>('/v1/nics')).map((n) => ({
+    id: n.id, address: n.address, ports: n.ports ? [n.ports.clear, n.ports.secure, n.ports.ike] : [],
+  }));
 }
 
 /** E_NOT_FOUND for a NIC this station's store does not know (as a secure verb says it). */
@@ -397,7 +363,7 @@ function describe(r: RequestResult): string {
     case 'capabilities-response':
       return `${r.nic}: capabilities special 0x${m.specialCommands.toString(16)} system 0x${m.systemCapabilities.toString(16).padStart(2, '0')} firmware 0x${m.firmwareCapabilities.toString(16)} (${base})`;
     case 'rmcp-ack':
-      return `${r.request} acknowledged by ${base} (command #${r.command?.index}, rmcp seq ${r.command?.rmcpSeq}, tag ${r.command?.tag})`;
+      return `${r.request} acknowledged by ${base} (log entry ${r.command?.index}, rmcp seq ${r.command?.rmcpSeq}, tag ${r.command?.tag})`;
     default:
       return `${r.nic}: ${asfTypeName(ASF_TYPE_CODE[m.type])} (${base})`;
   }
@@ -449,8 +415,8 @@ function announcedDaemon(file: string, store: string): Announced | null {
 
 /** The positional arguments of each verb, as its usage line shows them (their count is the verb's arity). */
 const VERB_ARGS: Record<string, string> = {
-  ping: 'NIC', state: 'NIC', capabilities: 'NIC', reset: 'NIC', 'power-up': 'NIC', 'power-down': 'NIC', 'power-cycle': 'NIC',
-  sa: 'manual NIC', enroll: 'NIC|all', refresh: 'NIC|all', replay: 'TABLE', log: 'NIC', audit: 'NIC',
+  ping: 'TARGET', state: 'TARGET', capabilities: 'TARGET', reset: 'TARGET', 'power-up': 'TARGET', 'power-down': 'TARGET', 'power-cycle': 'TARGET',
+  sa: 'manual TARGET', enroll: 'TARGET', refresh: 'TARGET', replay: 'TABLE', log: 'TARGET', audit: 'TARGET',
   list: '', keys: '', status: '', serve: '',
 };
 
@@ -472,38 +438,6 @@ async function refuseSecondDaemon(announce: string, stationId: string, runningDa
   if (st) throw new LifelineError('E_RUNNING', `station '${stationId}' already has a daemon on this store: pid ${d.pid} at http://${d.control}; stop it first (kill ${d.pid}) or use another --id`);
 }
 
-/** A NIC `refresh all` leaves alone: another live station holds its lease. */
-interface Skipped { nic: string; owner: string }
-
-/**
- * `enroll|refresh all`: up to 8 NICs at a time, progress on a TTY, one line per failure (with its error code), a
- * summary naming the NICs skipped as another station's; exit 1 if any failed.
- */
-async function runFleet(verb: string, ids: string[], one: (nic: string) => Promise<unknown>, json: boolean, viaDaemon: boolean, skipped: Skipped[] = []): Promise<void> {
-  const bar = progress(`${verb} ${ids.length} NICs`);
-  const queue = [...ids];
-  const failed: { nic: string; code: string; error: string }[] = [];
-  let done = 0;
-  const t0 = performance.now();
-  const worker = async () => {
-    for (let id = queue.shift(); id; id = queue.shift()) {
-      await one(id).catch((e) => failed.push({ nic: id!, code: e instanceof LifelineError ? e.code : 'E_INTERNAL', error: (e as Error).message }));
-      bar.update(++done, ids.length);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(8, ids.length) }, worker));
-  bar.done();
-  const secs = (performance.now() - t0) / 1000;
-  if (json) printJson({ ok: failed.length === 0, nics: ids.length, failed, skipped, seconds: Math.round(secs * 1000) / 1000, ...(viaDaemon ? { viaDaemon } : {}) });
-  else {
-    for (const f of failed) process.stderr.write(`${PROG}: ${f.nic}: ${f.code}: ${f.error}\n`);
-    const owners = [...new Set(skipped.map((s) => s.owner))].map((o) => `'${o}'`).join(', ');
-    const skip = skipped.length ? `, ${skipped.length} skipped (owned by station ${owners})` : '';
-    process.stdout.write(`${verb}: ${ids.length - failed.length}/${ids.length} NICs in ${secs.toFixed(1)} s${failed.length ? `, ${failed.length} failed` : ''}${skip}${viaDaemon ? ' [via daemon]' : ''}\n`);
-  }
-  if (failed.length) process.exitCode = EXIT.FAILED;
-}
-
 /** One line for an enrolment or a refresh (an ExchangeResult, or its JSON from the daemon). */
 function describeExchange(r: { nic: string; kind: string; generation: number; exchange: string; ms: number }): string {
   return `${r.nic}: ${r.kind === 'enroll' ? 'enrolled' : 'refreshed'}: SA generation ${r.generation} committed (${r.exchange} + SA_READY/SA_ACK/SA_CONFIRM, ${Number(r.ms).toFixed(1)} ms)`;
@@ -511,10 +445,6 @@ function describeExchange(r: { nic: string; kind: string; generation: number; ex
 
 function describeManualSa(r: { nic: string; generation: number; transform: string; policy: string; toNicSpi: number; fromNicSpi: number }): string {
   return `${r.nic}: manual SA generation ${r.generation} installed (${r.transform}, ${r.policy}, SPI to NIC 0x${r.toNicSpi.toString(16)}, from NIC 0x${r.fromNicSpi.toString(16)})`;
-}
-
-function fmtCounts(c: Record<string, number>): string {
-  return Object.entries(c).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${v}`).join(',') || 'none';
 }
 
 /**
@@ -581,65 +511,121 @@ function lostVerb(e: DaemonRequestFailed, daemon: string, verb: string, nic: str
   return new LifelineError('E_OUTCOME_UNKNOWN', `the station daemon at ${daemon} ${what}; it may or may not have run and was not run again here: ${check} before retrying`);
 }
 
-/** enroll NIC|all, refresh all, sa manual NIC: the verbs that change SAs or PSKs and that forwardKeying sends. */
-function changesKeys(verb: string, positionals: string[]): boolean {
-  return (verb === 'enroll' && !!positionals[1]) || (verb === 'refresh' && positionals[1] === 'all') || (verb === 'sa' && positionals[1] === 'manual' && !!positionals[2]);
+/**
+ * The NICs this station's daemon lists (GET /v1/nics), as TARGET resolution wants them; null when no daemon
+ * listens (nothing was sent: the verb runs here). The listing changes nothing: a daemon lost while answering it has
+ * run nothing, and the verb may be retried.
+ */
+async function daemonNics(d: Announced): Promise<(KnownNic & { enrolled: boolean; ownedBy: string | null })[] | null> {
+  const known = await daemonJson(d, 'GET', '/v1/nics', 10000).catch((e: unknown) => {
+    if (!(e instanceof DaemonRequestFailed)) throw e;
+    if (!e.sent) return null;
+    throw new LifelineError(e.timedOut ? 'E_TIMEOUT' : 'E_UNREACHABLE', `the station daemon at ${d.control} did not list its NICs (${e.detail}); nothing was run: retry`);
+  });
+  if (known === null) return null;
+  if (known.ok === false) throw new LifelineError(known.error.code, known.error.message);
+  return (known.nics as { id: string; address?: string; ports?: { clear: number; secure: number; ike: number }; enrolled: boolean; ownedBy?: string | null }[]).map((n) => ({
+    id: n.id, address: n.address ?? '', ports: n.ports ? [n.ports.clear, n.ports.secure, n.ports.ike] : [], enrolled: n.enrolled, ownedBy: n.ownedBy ?? null,
+  }));
 }
 
 /**
- * Run enroll NIC|all, refresh all or sa manual NIC in this station's running daemon (README "CLI reference"):
- * `all` lists the NICs here (the emulator's for enroll, the store's enrolled ones for refresh, from the daemon)
- * and has the daemon run each, a few at a time, with progress on a TTY. The PSK file is read and the manual SA
- * made here, and sent to the daemon on loopback. Resolves false when no daemon listens at `daemon` (nothing was
- * sent: the verb then runs here); a daemon that took a request and was lost is an error, not a second run.
+ * A read, a command or a refresh run by this station's daemon: one NIC (by id, or by address looked up in the
+ * daemon's list), or a fleet, each NIC a request, a few at a time, with the NICs another live station owns skipped
+ * (and a refresh's NICs not enrolled left out). Resolves false when no daemon listens (nothing was sent: the verb
+ * then runs here); a daemon that took a request and was lost is an error, not a second run.
  */
-async function forwardKeying(d: Announced, verb: string, positionals: string[], values: Record<string, string | boolean | undefined>, json: boolean, timeoutMs: number): Promise<boolean> {
+async function forwardVerb(d: Announced, verb: string, target: string, json: boolean, timeoutMs: number): Promise<boolean> {
+  // The daemon answers within this timeout for reads and commands, at least 5 s for a refresh (as it would
+  // itself), and the CLI waits that long plus a margin.
+  const waitMs = (verb === 'refresh' ? Math.max(timeoutMs, 5000) : timeoutMs) + DAEMON_ANSWER_MARGIN_MS;
+  const post = (nic: string) =>
+    daemonJson(d, 'POST', `/v1/nics/${encodeURIComponent(nic)}/${verb}?timeout=${timeoutMs}`, waitMs).catch((e: unknown) => {
+      // The daemon was not there when we connected (a daemon killed with -9 leaves its file behind, and its
+      // pid may have been reused): nothing was sent, so the verb runs here.
+      if (e instanceof DaemonRequestFailed && !e.sent) return null;
+      throw e instanceof DaemonRequestFailed ? lostVerb(e, d.control, verb, nic) : e;
+    });
+  const text = (r: any) => (verb === 'refresh' ? describeExchange(r) : describe(r));
+  let nic = target;
+  if (needsLookup(target)) {
+    const known = await daemonNics(d);
+    if (known === null) return false;
+    if (isFleetTarget(target)) {
+      const ids = resolveTargets(target, known.filter((n) => verb !== 'refresh' || n.enrolled));
+      const owner = new Map(known.map((n) => [n.id, n.ownedBy]));
+      const skipped: Skipped[] = ids.filter((id) => owner.get(id)).map((id) => ({ nic: id, owner: owner.get(id)! }));
+      await runFleet({
+        // A line per NIC for reads and commands; a refresh says only the summary, as without a daemon.
+        prog: PROG, verb, ids: ids.filter((id) => !owner.get(id)), json, skipped, viaDaemon: true, line: verb === 'refresh' ? undefined : (_n, r) => text(r),
+        one: async (id) => {
+          const r = await post(id);
+          if (r === null) throw new LifelineError('E_UNREACHABLE', 'the station daemon went away');
+          if (!r.ok) throw new LifelineError(r.error.code, r.error.message);
+          const { ok: _ok, ...rest } = r;
+          return rest;
+        },
+      });
+      return true;
+    }
+    nic = resolveTargets(target, known)[0];
+  }
+  const r = await post(nic);
+  if (r === null) return false;
+  if (!r.ok) throw new LifelineError(r.error.code, r.error.message);
+  if (json) printJson(r);
+  else process.stdout.write(`${text(r)} [via daemon]\n`);
+  return true;
+}
+
+/**
+ * Run enroll or sa manual in this station's running daemon (README "CLI reference"): a fleet's NICs are listed
+ * here (the emulator's: the store may not know them yet) and the daemon runs each, a few at a time, with progress
+ * on a TTY. The PSK file is read and each manual SA made here, and sent to the daemon on loopback. Resolves false
+ * when no daemon listens (nothing was sent: the verb then runs here); a daemon that took a request and was lost is
+ * an error, not a second run.
+ */
+async function forwardKeying(d: Announced, verb: 'enroll' | 'sa', target: string, values: Record<string, string | boolean | undefined>, json: boolean, timeoutMs: number): Promise<boolean> {
   const daemon = d.control;
   const emulator = String(values.emulator ?? DEFAULT_CONTROL);
-  const target = verb === 'sa' ? positionals[2] : positionals[1];
   const daemonVerb = verb === 'sa' ? 'sa-manual' : verb;
-  const body = verb === 'enroll'
-    ? { psk: Buffer.from(readPsk(String(values['psk-file'] ?? ''))).toString('hex'), emulator }
-    : verb === 'sa'
-      ? { emulator, sa: saToJson(manualSaOf(values)) }
-      : {};
+  const psk = verb === 'enroll' ? Buffer.from(readPsk(String(values['psk-file'] ?? ''))).toString('hex') : '';
+  // A manual SA per NIC: never the same keys for two NICs.
+  const body = () => (verb === 'enroll' ? { psk, emulator } : { emulator, sa: saToJson(manualSaOf(values)) });
   // The daemon gets `timeoutMs` (?timeout=) and gives a key exchange at least what the local path gives it
-  // (enroll 10 s, refresh 5 s as `refresh NIC` through the daemon, sa manual 5 s for the emulator's control API);
-  // the CLI waits that long plus DAEMON_ANSWER_MARGIN_MS per request.
+  // (enroll 10 s, sa manual 5 s for the emulator's control API); the CLI waits that long plus
+  // DAEMON_ANSWER_MARGIN_MS per request.
   const waitMs = Math.max(timeoutMs, verb === 'enroll' ? 10000 : 5000) + DAEMON_ANSWER_MARGIN_MS;
   // Refused (no daemon listens): null, the verb runs here. Taken and then lost: it may have run there; not again here.
   const post = (nic: string) =>
-    daemonJson(d, 'POST', `/v1/nics/${encodeURIComponent(nic)}/${daemonVerb}?timeout=${timeoutMs}`, waitMs, body).catch((e: unknown) => {
+    daemonJson(d, 'POST', `/v1/nics/${encodeURIComponent(nic)}/${daemonVerb}?timeout=${timeoutMs}`, waitMs, body()).catch((e: unknown) => {
       if (e instanceof DaemonRequestFailed && !e.sent) return null;
       throw e instanceof DaemonRequestFailed ? lostVerb(e, daemon, verb === 'sa' ? 'sa manual' : verb, nic) : e;
     });
-  if (target !== 'all') {
+  const text = (r: any) => (verb === 'sa' ? describeManualSa(r) : describeExchange(r));
+  if (!isFleetTarget(target)) {
+    // An address is the emulator's to resolve, as for a NIC the store does not know yet.
     const r = await post(target);
     if (r === null) return false;
     if (!r.ok) throw new LifelineError(r.error.code, r.error.message);
     if (json) printJson(r);
-    else if (verb === 'sa') process.stdout.write(`${describeManualSa(r)} [via daemon]\n`);
-    else process.stdout.write(`${describeExchange(r)} [via daemon]\n`);
+    else process.stdout.write(`${text(r)} [via daemon]\n`);
     return true;
   }
-  // The listing changes nothing: a daemon lost while answering it has run nothing, and the verb may be retried.
-  const known = await daemonJson(d, 'GET', '/v1/nics', 10000).catch((e: unknown) => {
-    if (!(e instanceof DaemonRequestFailed)) throw e;
-    if (!e.sent) return null;
-    throw new LifelineError(e.timedOut ? 'E_TIMEOUT' : 'E_UNREACHABLE', `the station daemon at ${daemon} did not list its NICs (${e.detail}); nothing was run: retry`);
+  // Is the daemon there at all? (A refused listing: the verb runs here.)
+  if ((await daemonNics(d)) === null) return false;
+  const ids = resolveTargets(target, await emulatorNics(ControlClient.parse(emulator, '--emulator', controlTimeoutMs(timeoutMs))));
+  await runFleet({
+    prog: PROG, verb: verb === 'sa' ? 'sa manual' : verb, ids, json, viaDaemon: true,
+    line: verb === 'sa' ? (_n, r) => text(r) : undefined,
+    one: async (id) => {
+      const r = await post(id);
+      if (r === null) throw new LifelineError('E_UNREACHABLE', 'the station daemon went away');
+      if (!r.ok) throw new LifelineError(r.error.code, r.error.message);
+      const { ok: _ok, ...rest } = r;
+      return rest;
+    },
   });
-  if (known === null) return false;
-  // refresh all: the enrolled NICs the daemon's station owns or can take (see the local path).
-  const listed = known.nics as { id: string; enrolled: boolean; ownedBy?: string | null }[];
-  const skipped: Skipped[] = verb === 'enroll' ? [] : listed.filter((n) => n.enrolled && n.ownedBy).map((n) => ({ nic: n.id, owner: n.ownedBy! }));
-  const ids: string[] = verb === 'enroll'
-    ? (await ControlClient.parse(emulator, '--emulator', controlTimeoutMs(timeoutMs)).get<{ id: string }[]>('/v1/nics')).map((n) => n.id)
-    : listed.filter((n) => n.enrolled && !n.ownedBy).map((n) => n.id);
-  await runFleet(verb, ids, async (id) => {
-    const r = await post(id);
-    if (r === null) throw new LifelineError('E_UNREACHABLE', 'the station daemon went away');
-    if (!r.ok) throw new LifelineError(r.error.code, r.error.message);
-  }, json, true, skipped);
   return true;
 }
 

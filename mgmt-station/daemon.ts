@@ -11,14 +11,15 @@
  * 0600 cluster key guards the store; this guards the process that holds the store open.)
  *   GET  /v1/identity                       -> { id, pid }   no credential: a second daemon of this station finds
  *                                              the first at the address the store records (what `ps` shows anyway)
- *   GET  /v1/status                         -> { id, pid, heartbeats, socketDrops, busyPoll, nics: [{ id, host, lastRefresh,
+ *   GET  /v1/status                         -> { id, pid, heartbeats, socketDrops, busyPoll, nics: [{ id, host, lastRefresh (ISO),
  *                                              refreshes, lastError, busy, unansweredPolls, dropped: { reason: count } }] };
  *                                              host: the S-state the last poll read, 'unknown (last S0)' after a
  *                                              failed poll; unansweredPolls: in a row (see UNANSWERED_POLLS_BEFORE_REKEY);
- *                                              refreshFailures: in a row; retryRefreshAt: ms, when the daemon may
+ *                                              refreshFailures: in a row; retryRefreshAt: epoch ms (and retryRefreshAtIso), when the daemon may
  *                                              try its own next refresh (null: at any time; core/daemon-core.ts);
  *                                              busyPoll: { maxUs, hits, misses, backoffs } (lib/answer-poll.ts)
- *   GET  /v1/nics                           -> { nics: [{ id, enrolled, ownedBy }] }   the NICs of the store;
+ *   GET  /v1/nics                           -> { nics: [{ id, address, ports: { clear, secure, ike }, enrolled, ownedBy }] }
+ *                                              the NICs of the store (the CLI finds a NIC by address or pattern here);
  *                                              ownedBy: the other station whose live lease holds it, else null
  *   POST /v1/nics/:id/:verb[?timeout=MS]  (ping|state|capabilities|reset|power-up|power-down|power-cycle|refresh)
  *                                           -> the same JSON the CLI prints with --json; MS (the CLI's --timeout)
@@ -57,6 +58,9 @@ import { outcomeOf } from './core/station.js';
 import type { StationMetrics } from './station-metrics.js';
 
 export { validateLifetime } from './core/daemon-core.js';
+
+/** An epoch-ms time as ISO 8601, null for 0 or none (never). */
+const iso = (ms: number | null | undefined): string | null => (ms ? new Date(ms).toISOString() : null);
 
 export interface DaemonOptions extends DaemonTimes {
   controlHost: string;
@@ -214,13 +218,21 @@ export class StationDaemon {
           id: this.ctx.o.stationId, pid: process.pid, heartbeats: this.heartbeats, socketDrops: drops.socket,
           busyPoll: this.ctx.answerPoll(),
           nics: [...this.core.nics].map(([id, s]) => ({
-            id, host: s.host, lastRefresh: s.lastRefresh, refreshes: s.refreshes, lastError: s.lastError, busy: s.busy,
-            unansweredPolls: s.unanswered, refreshFailures: s.refreshFailures, retryRefreshAt: s.retryRefreshAt || null, dropped: drops.nics[id] ?? {},
+            // Times as ISO 8601 strings, as everywhere else; retryRefreshAt stays in epoch ms beside its ISO form
+            // (scripts compare it with Date.now()).
+            id, host: s.host, lastRefresh: iso(s.lastRefresh), refreshes: s.refreshes, lastError: s.lastError, busy: s.busy,
+            unansweredPolls: s.unanswered, refreshFailures: s.refreshFailures, retryRefreshAt: s.retryRefreshAt || null,
+            retryRefreshAtIso: iso(s.retryRefreshAt), dropped: drops.nics[id] ?? {},
           })),
         };
       } else if (req.method === 'GET' && path === '/v1/nics') {
         const nics = [];
-        for (const n of await this.ctx.store.listNics()) nics.push({ id: n.id, enrolled: n.meta.enrolled === true, ownedBy: await this.ctx.ownerElsewhere(n.id) });
+        for (const n of await this.ctx.store.listNics()) {
+          nics.push({
+            id: n.id, address: n.address, ports: { clear: n.clearPort, secure: n.securePort, ike: n.ikePort },
+            enrolled: n.meta.enrolled === true, ownedBy: await this.ctx.ownerElsewhere(n.id),
+          });
+        }
         out = { nics };
       } else {
         const m = /^\/v1\/nics\/([^/]+)\/([a-z-]+)$/.exec(path);

@@ -2,7 +2,6 @@
  * nic-emulator: hosts a fleet of emulated management NICs and their hosts.
  * Run `nic-emulator --help` for the verbs; README "CLI reference" documents them with exit codes.
  */
-import { parseArgs } from 'node:util';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { BusyPoll, DEFAULT_BUSY_POLL_MAX_US } from './busy-poll.js';
 import { batchUdpUnavailable, defaultUdpIo } from '../lib/batch-udp.js';
@@ -12,8 +11,12 @@ import { startControlServer } from './control-server.js';
 import { ControlClient, DEFAULT_CONTROL } from '../lib/control-client.js';
 import { createLogger, type LogFormat, type LogLevel } from '../lib/log.js';
 import { LogLimiter } from '../lib/log-limit.js';
-import { EXIT, exitQuietlyOnEpipe, fail, intOption, parseHostPort, printJson, progress, requireLoopback } from '../lib/cli.js';
-import { UsageError } from '../common/errors.js';
+import { EXIT, exitQuietlyOnEpipe, fail, fmtCounts, intOption, parseHostPort, printJson, progress, requireLoopback } from '../lib/cli.js';
+import { parseCommandLine, type Values } from '../lib/cli-args.js';
+import { runFleet } from '../lib/fleet-run.js';
+import { isFleetTarget, resolveTargets } from '../lib/nic-targets.js';
+import { EMULATOR_CLI } from './cli-spec.js';
+import { LifelineError, UsageError } from '../common/errors.js';
 import { CLEAR_COMMAND_BIT } from '../firmware/nic-firmware.js';
 import { CLUSTER_POLICY_MAX } from '../firmware/eeprom-image.js';
 import { HOST_STATES, type HostState, type AsfCommandEvent } from '../firmware/host-state.js';
@@ -25,180 +28,157 @@ const PROG = 'nic-emulator';
 const LOG_FORMATS: readonly LogFormat[] = ['text', 'json'];
 const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 
-const HELP = `Usage: nic-emulator <command> [options]
-
-Commands:
-  start                     host a fleet of NICs (stays in the foreground; Ctrl-C or 'stop' ends it)
-  status [NIC] [--json]     host state, SA generations, packet counters and EEPROM writes of every NIC (or one)
-  host NIC EVENT [--json]   drive a host: hang suspend wake crash power-loss power-restore cable-pull cable-plug
-                            reset power-up power-down power-cycle
-  exec-log NIC [--json]     commands the NIC executed (clear and secure), oldest first
-  fault NIC tear-next-write BYTE   the NIC loses power once BYTE more bytes are written to its EEPROM: the
-                            write crossing that point is torn, writes that fit before it complete
-  policy NIC FILE           write a station-cluster policy (seed INI: [GENERAL] Heartbeat=..., [CLUSTER]
-                            Cluster1 = addr:port ...) into the NIC's EEPROM; heartbeats start per it
-  ipmi-users NIC --ipmi-user NAME:PASSWORD[:PRIV] ...   write the NIC's IPMI users into its EEPROM and turn
-                            IPMI 2.0 lanplus on (UDP 623 beside ASF; docs/IPMI.md); every IPMI session ends
-  ipmi-users NIC --off      turn lanplus off and remove the NIC's IPMI users
-  stop                      stop a running emulator
-
-Options for start:
-  --nics N                  number of NICs (default 4)
-  --first-address A         address of the first NIC, one loopback address per NIC (default 127.0.1.1),
-                            ports 623 (clear), 664 (secure), 500 (IKE); needs root or cap_net_bind_service
-  --port-base P             port-per-NIC instead: all NICs on --first-address (default then 127.0.0.1),
-                            NIC i uses P+3(i-1) clear, +1 secure, +2 IKE; no privileges needed
-  --data-dir D              one EEPROM file per NIC under D (default ./var/nics)
-  --boot-delay MS           pre-boot -> OS up delay (default 2000)
-  --host-state S            host state of every NIC at start: ${HOST_STATES.join('|')} (default up)
-  --policy esp|esp+ah       security policy written into new EEPROM images (default esp)
-  --clear-management CMDS   new images allow these clear commands on 623, comma-separated
-                            (reset,power-up,power-down,power-cycle); default: none (refused)
-  --checkpoint-block K      sequence numbers reserved per EEPROM checkpoint, 4096..65536 (default 16384)
-  --ipmi-user NAME:PASSWORD[:PRIV]   an IPMI 2.0 lanplus user on every NIC (repeat for up to 8; PRIV user,
-                            operator or administrator, default administrator): lanplus answers on UDP 623
-                            (ipmitool -I lanplus -C 17|3, FreeIPMI -D LAN_2_0). Written into every NIC's EEPROM
-                            (also into existing images that hold other users); without it lanplus stays as
-                            each EEPROM has it, off for new images. docs/IPMI.md
-  --busy-poll-us US         after a datagram, poll the sockets for up to US µs instead of sleeping, adapting
-                            to the traffic (default ${DEFAULT_BUSY_POLL_MAX_US}; 0 = never poll: less CPU while datagrams come less
-                            than US µs apart, slower answers; nic-emulator/busy-poll.ts)
-  --udp-io batch|dgram      how the NICs' 623/664 sockets move datagrams: batch = recvmmsg/sendmmsg (lib/native,
-                            built by npm ci; the default where it is built), dgram = node:dgram (the fallback)
-
-Common options:
-  --control HOST:PORT       control API address (default ${DEFAULT_CONTROL}; loopback only)
-  --json                    machine-readable output
-  --log-format text|json    log lines on stderr (default text); per NIC and reason at most 5 per 10 s, then one
-                            line saying how many more were left out (the counters keep the detail)
-  --log-level L             least important log line shown: debug|info|warn|error (default info)
-  -h, --help                this help
-
-Exit codes: 0 ok, 1 operation failed, 2 usage error, 3 emulator unreachable, 4 internal error.`;
-
 /** How many positional words each verb takes, the verb included: more is a usage error, not silently ignored. */
 const MAX_POSITIONALS: Record<string, number> = { start: 1, status: 2, host: 3, 'exec-log': 2, fault: 4, policy: 3, 'ipmi-users': 2, stop: 1 };
 
+/** A NIC as GET /v1/nics lists it (NicNode.status()): what TARGET resolution and the status line read. */
+type NicStatus = Record<string, any> & { id: string; address: string; ports?: { clear: number; secure: number; ike: number } };
+
 async function main(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv,
-    allowPositionals: true,
-    options: {
-      nics: { type: 'string' },
-      'first-address': { type: 'string' },
-      'port-base': { type: 'string' },
-      'data-dir': { type: 'string' },
-      'boot-delay': { type: 'string' },
-      'host-state': { type: 'string' },
-      policy: { type: 'string' },
-      'clear-management': { type: 'string' },
-      'checkpoint-block': { type: 'string' },
-      'ipmi-user': { type: 'string', multiple: true },
-      off: { type: 'boolean' },
-      'busy-poll-us': { type: 'string' },
-      'udp-io': { type: 'string' },
-      control: { type: 'string' },
-      json: { type: 'boolean' },
-      'log-format': { type: 'string' },
-      'log-level': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
-  const verb = positionals[0];
-  if (values.help || !verb || verb === 'help') {
-    process.stdout.write(HELP + '\n');
-    process.exit(verb || values.help ? EXIT.OK : EXIT.USAGE);
+  const cl = parseCommandLine(EMULATOR_CLI, argv);
+  if (cl.kind !== 'run') {
+    process.stdout.write(cl.text + '\n');
+    process.exit(cl.kind === 'help' ? cl.exitCode : EXIT.OK);
   }
+  const { verb, values, positionals } = cl;
   const most = MAX_POSITIONALS[verb];
-  if (most !== undefined && positionals.length > most) {
-    throw new UsageError('E_USAGE', `unexpected argument '${positionals[most]}' after '${positionals.slice(0, most).join(' ')}'; run 'nic-emulator --help'`);
+  if (positionals.length > most) {
+    throw new UsageError('E_USAGE', `unexpected argument '${positionals[most]}' after '${positionals.slice(0, most).join(' ')}'; run 'nic-emulator ${verb} --help'`);
   }
-  const control = values.control ?? DEFAULT_CONTROL;
+  const control = (values.control as string | undefined) ?? DEFAULT_CONTROL;
   const json = values.json === true;
   const client = () => {
     const c = ControlClient.parse(control, '--control');
     requireLoopback('--control', control, c.host); // the control API listens on loopback only: nothing to ask elsewhere
     return c;
   };
+  const target = verb === 'start' || verb === 'stop' ? undefined : positionals[1];
+  const nics = () => client().get<NicStatus[]>('/v1/nics');
+  // The NICs a TARGET of several names (lib/nic-targets.ts); one NIC by id or address the emulator finds itself.
+  const fleet = async (): Promise<string[]> =>
+    resolveTargets(target!, (await nics()).map((n) => ({ id: n.id, address: n.address, ports: n.ports ? [n.ports.clear, n.ports.secure, n.ports.ike] : [] })));
+  const isFleet = target !== undefined && isFleetTarget(target);
+  const path = (nic: string, rest = '') => `/v1/nics/${encodeURIComponent(nic)}${rest}`;
 
   switch (verb) {
     case 'start':
       return start(values, control);
     case 'status': {
-      const data = positionals[1] ? await client().get(`/v1/nics/${encodeURIComponent(positionals[1])}`) : await client().get('/v1/nics');
+      let data: NicStatus | NicStatus[];
+      if (target === undefined) data = await nics();
+      else if (isFleet) {
+        const ids = await fleet();
+        data = (await nics()).filter((n) => ids.includes(n.id));
+      } else data = await client().get<NicStatus>(path(target));
       if (json) return printJson(data);
-      const rows = Array.isArray(data) ? data : [data];
-      for (const r of rows as Record<string, any>[]) {
-        const g = (x: any) => (x ? x.generation : '-');
-        const sa = r.sa ? `sa active=${g(r.sa.active)} previous=${g(r.sa.previous)} pending=${g(r.sa.pending)}` : 'sa -';
-        const c = r.counters;
-        const dropped = c ? Object.entries(c.dropped as Record<string, number>).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${v}`).join(',') || '0' : '-';
-        process.stdout.write(
-          `${r.id.padEnd(8)} ${String(r.address).padEnd(11)} ${String(r.state).padEnd(9)} host=${String(r.host).padEnd(8)} link=${r.link} ${sa} ` +
-            `rx clear=${c?.accepted.clear ?? '-'} secure=${c?.accepted.secure ?? '-'} dropped ${dropped} refused=${c?.refusedClear ?? '-'} ` +
-            `${ipmiSummary(r.ipmi)} eeprom-writes=${r.eepromWrites?.total ?? '-'}${r.error ? ' ERROR: ' + r.error : ''}\n`,
-        );
-      }
+      for (const r of Array.isArray(data) ? data : [data]) process.stdout.write(statusLine(r) + '\n');
       return;
     }
     case 'host': {
-      const [, nic, event] = positionals;
-      if (!nic || !event) throw new UsageError('E_USAGE', 'usage: nic-emulator host NIC EVENT (see --help for events)');
-      const r = await client().post<{ from: string; to: string }>(`/v1/nics/${encodeURIComponent(nic)}/host`, { event });
-      if (json) return printJson({ ok: true, nic, event, ...r });
-      process.stdout.write(`${nic}: ${event}: ${r.from} -> ${r.to}\n`);
+      const event = positionals[2];
+      if (!target || !event) throw new UsageError('E_USAGE', 'usage: nic-emulator host TARGET EVENT (see nic-emulator host --help for events)');
+      const one = (nic: string) => client().post<{ from: string; to: string }>(path(nic, '/host'), { event });
+      if (isFleet) {
+        await runFleet({ prog: PROG, verb: `host ${event}`, ids: await fleet(), json, one: async (nic) => ({ event, ...(await one(nic)) }), line: (nic, r) => `${nic}: ${event}: ${r.from} -> ${r.to}` });
+        return;
+      }
+      const r = await one(target);
+      if (json) return printJson({ ok: true, nic: target, event, ...r });
+      process.stdout.write(`${target}: ${event}: ${r.from} -> ${r.to}\n`);
       return;
     }
     case 'exec-log': {
-      const nic = positionals[1];
-      if (!nic) throw new UsageError('E_USAGE', 'usage: nic-emulator exec-log NIC');
-      const log = await client().get<Record<string, unknown>[]>(`/v1/nics/${encodeURIComponent(nic)}/exec-log`);
-      if (json) return printJson(log);
-      for (const e of log) {
-        const ipmi = e.ipmi as { user: string; sessionId: string; request: string } | undefined;
-        const how = ipmi ? `user=${ipmi.user} session=${ipmi.sessionId} '${ipmi.request}'` : `seq=${e.rmcpSeq} tag=${e.tag} sa=${e.generation}`;
-        process.stdout.write(`${e.at} ${e.via} ${e.command} ${how} ${e.hostBefore}->${e.hostAfter}\n`);
+      if (!target) throw new UsageError('E_USAGE', 'usage: nic-emulator exec-log TARGET');
+      const one = (nic: string) => client().get<Record<string, unknown>[]>(path(nic, '/exec-log'));
+      if (isFleet) {
+        await runFleet({ prog: PROG, verb, ids: await fleet(), json, concurrency: 1, one: async (nic) => ({ entries: await one(nic) }), line: (nic, r) => r.entries.map((e) => `${nic} ${execLine(e)}`).join('\n') || `${nic}: nothing executed` });
+        return;
       }
+      const log = await one(target);
+      if (json) return printJson(log);
+      for (const e of log) process.stdout.write(execLine(e) + '\n');
       return;
     }
     case 'fault': {
-      const [, nic, kind, at] = positionals;
-      if (!nic || kind !== 'tear-next-write' || at === undefined) throw new UsageError('E_USAGE', 'usage: nic-emulator fault NIC tear-next-write BYTE');
+      const [, , kind, at] = positionals;
+      if (!target || kind !== 'tear-next-write' || at === undefined) throw new UsageError('E_USAGE', 'usage: nic-emulator fault TARGET tear-next-write BYTE');
       if (!/^\d+$/.test(at) || !Number.isSafeInteger(Number(at))) throw new UsageError('E_USAGE', `tear-next-write: BYTE must be a whole number >= 0, got '${at}'`);
-      await client().post(`/v1/nics/${encodeURIComponent(nic)}/fault`, { kind, atByte: Number(at) });
+      const one = async (nic: string) => void (await client().post(path(nic, '/fault'), { kind, atByte: Number(at) }));
+      const text = (nic: string) => `${nic}: next EEPROM write will be torn after ${at} bytes`;
+      if (isFleet) return void (await runFleet({ prog: PROG, verb: 'fault', ids: await fleet(), json, one: async (nic) => (await one(nic), { kind, atByte: Number(at) }), line: text }));
+      await one(target);
       if (json) return printJson({ ok: true });
-      process.stdout.write(`${nic}: next EEPROM write will be torn after ${at} bytes\n`);
+      process.stdout.write(text(target) + '\n');
       return;
     }
     case 'policy': {
-      const [, nic, file] = positionals;
-      if (!nic || !file) throw new UsageError('E_USAGE', 'usage: nic-emulator policy NIC FILE');
+      const file = positionals[2];
+      if (!target || !file) throw new UsageError('E_USAGE', 'usage: nic-emulator policy TARGET FILE');
       const text = readPolicyFile(file);
-      await client().post(`/v1/nics/${encodeURIComponent(nic)}/policy`, { text, source: file });
+      const one = async (nic: string) => void (await client().post(path(nic, '/policy'), { text, source: file }));
+      const line = (nic: string) => `${nic}: cluster policy from ${file} written`;
+      if (isFleet) return void (await runFleet({ prog: PROG, verb, ids: await fleet(), json, one: async (nic) => (await one(nic), { file }), line }));
+      await one(target);
       if (json) return printJson({ ok: true });
-      process.stdout.write(`${nic}: cluster policy from ${file} written\n`);
+      process.stdout.write(line(target) + '\n');
       return;
     }
     case 'ipmi-users': {
-      const nic = positionals[1];
       const specs = (values['ipmi-user'] as string[] | undefined) ?? [];
-      if (!nic || (specs.length === 0) === !values.off) {
-        throw new UsageError('E_USAGE', 'usage: nic-emulator ipmi-users NIC --ipmi-user NAME:PASSWORD[:PRIV] ... | --off');
+      if (!target || (specs.length === 0) === !values.off) {
+        throw new UsageError('E_USAGE', 'usage: nic-emulator ipmi-users TARGET --ipmi-user NAME:PASSWORD[:PRIV] ... | --off');
       }
       const config = values.off ? { enabled: false, users: [] } : ipmiUsersOption(specs)!;
-      await client().post(`/v1/nics/${encodeURIComponent(nic)}/ipmi-users`, config);
-      if (json) return printJson({ ok: true, nic, lanplus: config.enabled, users: config.users.map((u) => ({ name: u.name, privilege: u.privilege })) });
-      process.stdout.write(config.enabled ? `${nic}: lanplus on, IPMI users ${config.users.map((u) => `${u.name} (${u.privilege})`).join(', ')}\n` : `${nic}: lanplus off, no IPMI users\n`);
+      const result = { lanplus: config.enabled, users: config.users.map((u) => ({ name: u.name, privilege: u.privilege })) };
+      const one = async (nic: string) => void (await client().post(path(nic, '/ipmi-users'), config));
+      const line = (nic: string) => (config.enabled ? `${nic}: lanplus on, IPMI users ${config.users.map((u) => `${u.name} (${u.privilege})`).join(', ')}` : `${nic}: lanplus off, no IPMI users`);
+      if (isFleet) return void (await runFleet({ prog: PROG, verb, ids: await fleet(), json, one: async (nic) => (await one(nic), result), line }));
+      await one(target);
+      if (json) return printJson({ ok: true, nic: target, ...result });
+      process.stdout.write(line(target) + '\n');
       return;
     }
-    case 'stop':
-      await client().post('/v1/shutdown');
-      if (json) return printJson({ ok: true });
-      process.stdout.write('emulator stopping\n');
+    case 'stop': {
+      // Nothing listening at the control address: the emulator is stopped, which is what was asked (as `systemctl
+      // stop` of a stopped unit). Said on stderr, exit 0; JSON says running: false.
+      const c = client();
+      const stopped = await c.post('/v1/shutdown').then(
+        () => true,
+        (e: unknown) => {
+          if (e instanceof LifelineError && e.code === 'E_UNREACHABLE' && /ECONNREFUSED/.test(e.message)) return false;
+          throw e;
+        },
+      );
+      if (json) return printJson({ ok: true, running: stopped });
+      if (stopped) process.stdout.write('emulator stopping\n');
+      else process.stderr.write(`${PROG}: no emulator is running at ${c.host}:${c.port}; nothing to stop\n`);
       return;
+    }
     default:
       throw new UsageError('E_USAGE', `unknown command '${verb}'; run 'nic-emulator --help'`);
   }
+}
+
+/**
+ * One NIC as `status` prints it: id, address, run state, host, link, SA slots, then its counters in the one form
+ * both tools use (lib/cli.ts fmtCounts: `dropped=0`, `dropped=3 (replay=2,icv=1)`).
+ */
+function statusLine(r: NicStatus): string {
+  const g = (x: any) => (x ? x.generation : '-');
+  const sa = r.sa ? `sa active=${g(r.sa.active)} previous=${g(r.sa.previous)} pending=${g(r.sa.pending)}` : 'sa -';
+  const c = r.counters;
+  const counters = c
+    ? `rx clear=${c.accepted.clear} secure=${c.accepted.secure} ${fmtCounts('dropped', c.dropped)} refused=${c.refusedClear}`
+    : 'rx -';
+  return `${r.id.padEnd(8)} ${String(r.address).padEnd(11)} ${String(r.state).padEnd(9)} host=${String(r.host).padEnd(8)} link=${r.link} ${sa} ` +
+    `${counters} ${ipmiSummary(r.ipmi)} eeprom-writes=${r.eepromWrites?.total ?? '-'}${r.error ? ' ERROR: ' + r.error : ''}`;
+}
+
+/** One entry of a NIC's executed-command log. */
+function execLine(e: Record<string, unknown>): string {
+  const ipmi = e.ipmi as { user: string; sessionId: string; request: string } | undefined;
+  const how = ipmi ? `user=${ipmi.user} session=${ipmi.sessionId} '${ipmi.request}'` : `seq=${e.rmcpSeq} tag=${e.tag} sa=${e.generation}`;
+  return `${e.at} ${e.via} ${e.command} ${how} ${e.hostBefore}->${e.hostAfter}`;
 }
 
 /** `--ipmi-user` given (repeatable): lanplus on with those users, checked here (E_USAGE, exit 2); absent: undefined. */
@@ -214,8 +194,7 @@ function ipmiSummary(ipmi: any): string {
   if (!ipmi) return 'ipmi=-';
   if (!ipmi.lanplus) return 'ipmi=off';
   const c = ipmi.counters;
-  const nonzero = (o: Record<string, number> | undefined) => Object.entries(o ?? {}).filter(([, v]) => v > 0).map(([k, v]) => `${k}=${v}`).join(',') || '0';
-  return `ipmi=on users=${ipmi.users.length} sessions=${ipmi.sessions.length}` + (c ? ` ipmi-refused ${nonzero(c.refused)} ipmi-dropped ${nonzero(c.dropped)}` : '');
+  return `ipmi=on users=${ipmi.users.length} sessions=${ipmi.sessions.length}` + (c ? ` ${fmtCounts('ipmi-refused', c.refused)} ${fmtCounts('ipmi-dropped', c.dropped)}` : '');
 }
 
 /**
@@ -263,7 +242,7 @@ function oneOf<T extends string>(v: string | undefined, def: T, name: string, al
 const MIN_CHECKPOINT_BLOCK = 4096;
 const MAX_CHECKPOINT_BLOCK = 65536;
 
-async function start(values: Record<string, string | string[] | boolean | undefined>, control: string): Promise<void> {
+async function start(values: Values, control: string): Promise<void> {
   const log = createLogger({
     format: oneOf<LogFormat>(values['log-format'] as string | undefined, 'text', 'log-format', LOG_FORMATS),
     level: oneOf<LogLevel>(values['log-level'] as string | undefined, 'info', 'log-level', LOG_LEVELS),

@@ -80,7 +80,7 @@ async function main(): Promise<void> {
   say(`emulator: 4 NICs from ${ready.first}, control ${control}\n`);
   const nic1 = emulatorCli('status', 'nic-1');
 
-  await step('enrol nic-1 over IKEv2 (PSK) with the two-phase commit', () => {
+  await step('enroll nic-1 over IKEv2 (PSK) with the two-phase commit', () => {
     const psk = join(dir, 'psk.hex');
     writeFileSync(psk, randomBytes(32).toString('hex'), { mode: 0o600 });
     const r = station('enroll', 'nic-1', '--psk-file', psk);

@@ -34,9 +34,19 @@ function station(args: string[]): { ok: boolean; out: string; err: string } {
 async function startChild(bin: string, args: string[], what: string): Promise<Record<string, unknown>> {
   const { child, ready } = await spawnReady(bin, args, what, { cwd: CWD, stdio: ['ignore', 'pipe', 'inherit'], timeoutMs: 30000 });
   children.push(child);
-  child.once('exit', (code) => {
-    process.stderr.write(`lab: ${what} exited (${code}); stopping the lab\n`);
-    shutdown(1);
+  child.once('exit', (code, signal) => {
+    // Ctrl-C signals the whole process group: the child may exit before our own SIGINT handler has run. A turn of
+    // the event loop lets that handler say the lab is stopping; a child that stops on its own then is no error.
+    setTimeout(() => {
+      if (stopping) return;
+      if (code === 0) {
+        process.stderr.write(`lab: ${what} stopped; stopping the lab\n`);
+        shutdown(0);
+      } else {
+        process.stderr.write(`lab: ${what} exited (${code ?? signal}); stopping the lab\n`);
+        shutdown(1);
+      }
+    }, 50);
   });
   return ready;
 }
@@ -51,6 +61,9 @@ function shutdown(code: number): void {
 }
 
 async function main(): Promise<void> {
+  // From the start: a Ctrl-C while the lab comes up stops it quietly too.
+  process.on('SIGINT', () => shutdown(0));
+  process.on('SIGTERM', () => shutdown(0));
   mkdirSync(join(CWD, 'var'), { recursive: true, mode: 0o700 }); // the store, the cluster key, the PSK, the EEPROMs
   const addressing = isRoot ? ['--first-address', FIRST] : ['--port-base', '16230'];
   const emu = await startChild(EMULATOR, ['start', '--nics', String(NICS), '--data-dir', 'var/nics', '--control', CONTROL, '--json', ...addressing], 'nic-emulator');
@@ -83,8 +96,6 @@ Try, in another terminal:
   ./bin/nic-emulator.js status                   # host states, SAs, counters
 ${isRoot ? '  rmcpping -c 3 127.0.1.1                       # FreeIPMI against the clear port 623\n' : ''}Ctrl-C stops the lab.
 `);
-  process.on('SIGINT', () => shutdown(0));
-  process.on('SIGTERM', () => shutdown(0));
 }
 
 main().catch((e) => {

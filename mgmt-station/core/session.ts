@@ -186,7 +186,7 @@ export class NicSession {
    */
   static async open(nicId: string, o: SessionOptions): Promise<NicSession> {
     const nic = await o.store.getNic(nicId);
-    if (!nic) throw new LifelineError('E_NOT_FOUND', `NIC '${nicId}' is not known to this station; enrol it or key it with 'mgmt-station sa manual ${nicId}'`);
+    if (!nic) throw new LifelineError('E_NOT_FOUND', `NIC '${nicId}' is not known to this station; enroll it or key it with 'mgmt-station sa manual ${nicId}'`);
     const audit = mutated('no-log-audit') ? { ok: true, problem: null } : await o.store.auditCommandLog(nicId);
     if (!audit.ok) {
       throw new LifelineError('E_STORE', `the command log of ${nicId} does not verify (${audit.problem}); nothing was sent. Run 'mgmt-station audit ${nicId}' and restore the store from a backup`);

@@ -60,7 +60,7 @@ export class KeyWrapper {
 
   unwrap(blob: Uint8Array, ctx: WrapContext): Uint8Array {
     if (!(blob instanceof Uint8Array) || blob.length < WRAP_OVERHEAD || blob[0] !== VERSION) {
-      throw new ProtocolError('E_STORE', `stored ${describe(ctx)} is not a wrapped key (the row was altered); re-enrol the NIC or restore the store`);
+      throw new ProtocolError('E_STORE', `stored ${describe(ctx)} is not a wrapped key (the row was altered); re-enroll the NIC or restore the store`);
     }
     const blobKeyId = Buffer.from(blob.subarray(1, HEADER_BYTES)).toString('hex');
     if (blobKeyId !== this.keyId) {
@@ -80,7 +80,7 @@ export class KeyWrapper {
     } catch {
       throw new ProtocolError(
         'E_STORE',
-        `stored ${describe(ctx)} failed AES-GCM authentication: the row was altered or moved from another row; re-enrol the NIC or restore the store`,
+        `stored ${describe(ctx)} failed AES-GCM authentication: the row was altered or moved from another row; re-enroll the NIC or restore the store`,
       );
     }
   }

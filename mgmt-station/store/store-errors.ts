@@ -17,7 +17,7 @@ export function checkFence(nic: string, fence: Fence, lease: Lease | null, what:
 }
 
 export function notEnrolled(nic: string): UsageError {
-  return new UsageError('E_NOT_FOUND', `no NIC ${nic} is enrolled; enrol it first`);
+  return new UsageError('E_NOT_FOUND', `no NIC ${nic} is enrolled; enroll it first ('mgmt-station enroll ${nic} --psk-file FILE')`);
 }
 
 export function noSa(nic: string, generation: number): UsageError {

@@ -106,7 +106,7 @@ export class StationExchanges extends StationIkeSas {
     if (!idrBody || !authBody) {
       // §2.21.2: an IKE_AUTH response without AUTH means the IKE SA was not created.
       if (err?.notifyType === NOTIFY.AUTHENTICATION_FAILED) {
-        this.m.fail('E_IKE_AUTH', 'host answered AUTHENTICATION_FAILED: the pre-shared key or our ID does not match the NIC enrolment', fx);
+        this.m.fail('E_IKE_AUTH', 'host answered AUTHENTICATION_FAILED: the pre-shared key or our ID does not match the NIC enrollment', fx);
       } else {
         this.m.fail(err ? errorCodeFor(err.notifyType) : 'E_IKE_SYNTAX', err ? `IKE_AUTH refused: ${describeError(err)}` : 'IKE_AUTH response without IDr/AUTH', fx);
       }

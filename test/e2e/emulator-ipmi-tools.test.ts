@@ -133,7 +133,7 @@ describe('e2e: ipmitool and FreeIPMI against the emulator\'s IPMI lanplus (issue
         assert.deepEqual(Object.entries(c.dropped).filter(([, v]) => v), []);
         assert.deepEqual(Object.entries(s.counters.dropped).filter(([, v]) => v), [], 'the ASF firmware dropped nothing');
         const line = await lab.emulatorCli(['status', `nic-${nic}`]);
-        assert.match(line.stdout, /ipmi=on users=2 sessions=0 ipmi-refused 0 ipmi-dropped 0/);
+        assert.match(line.stdout, /ipmi=on users=2 sessions=0 ipmi-refused=0 ipmi-dropped=0/);
       });
     });
   }

@@ -60,10 +60,10 @@ describe('e2e: secure power-cycle in every host state', function () {
     });
   }
 
-  it('nic-emulator host rejects an event that is illegal in the current state with exit 2 and changes nothing', async () => {
+  it('nic-emulator host rejects an event that is illegal in the current state with exit 1 (refused, not a usage error) and changes nothing', async () => {
     // nic-5 is in pre-boot now (after its power-cycle): 'hang' is only possible from 'up'.
     const r = await lab.emulatorCli(['host', 'nic-5', 'hang']);
-    assert.equal(r.code, 2);
+    assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /^nic-emulator: E_ILLEGAL_TRANSITION: host event 'hang' is not possible in state 'pre-boot'/);
     assert.equal((await lab.nic('nic-5')).host, 'pre-boot');
   });

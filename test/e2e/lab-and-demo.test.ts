@@ -26,6 +26,7 @@ describe('npm start and npm run demo', function () {
       cwd: ROOT,
       env: { ...process.env, LIFELINE_LAB_DIR: dir, LIFELINE_LAB_CONTROL: '127.0.0.1:0', LIFELINE_LAB_FIRST_ADDRESS: freshFirstAddress() },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true, // its own process group, as a terminal's: Ctrl-C signals the lab and its children at once
     });
     let out = '';
     let err = '';
@@ -55,8 +56,10 @@ describe('npm start and npm run demo', function () {
       const children = spawnSync('pgrep', ['-P', String(lab.pid)], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean).map(Number);
       assert.equal(children.length, 2, 'the lab runs the emulator and the station daemon');
       const exited = new Promise<number | null>((res) => lab.once('exit', (code) => res(code)));
-      lab.kill('SIGINT');
+      process.kill(-lab.pid!, 'SIGINT'); // Ctrl-C: the whole process group
       assert.equal(await exited, 0);
+      // Issue 17: a normal Ctrl-C printed "nic-emulator exited (0); stopping the lab" as if something had failed.
+      assert.doesNotMatch(err, /exited|stopping the lab/, err);
       await new Promise((res) => setTimeout(res, 500));
       const alive = children.filter((pid) => {
         try {
@@ -69,7 +72,11 @@ describe('npm start and npm run demo', function () {
       assert.deepEqual(alive, [], 'the lab stopped its emulator and station daemon');
       assert.deepEqual(readdirSync(join(dir, 'var')).filter((f) => f.endsWith('.daemon.json')), [], 'the daemon removed its announce file');
     } finally {
-      lab.kill('SIGKILL');
+      try {
+        process.kill(-lab.pid!, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
       rmSync(dir, { recursive: true, force: true });
     }
   });

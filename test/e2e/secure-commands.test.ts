@@ -176,7 +176,7 @@ describe('e2e: secure commands from mgmt-station', function () {
     it('a usage error (missing NIC) exits 2', async () => {
       const r = await lab.run(['ping']);
       assert.equal(r.code, 2);
-      assert.match(r.stderr, /^mgmt-station: E_USAGE: usage: mgmt-station ping NIC\n$/);
+      assert.match(r.stderr, /^mgmt-station: E_USAGE: usage: mgmt-station ping TARGET\n$/);
     });
   });
 });

@@ -281,7 +281,7 @@ describe('e2e station CLI: daemon forwarding, leases, usage errors', function ()
       assert.match(r.stderr, /^mgmt-station: E_USAGE: \w+ takes (no|\d) arguments?; unexpected '[\w-]+'/);
     }
     // A missing argument is a usage error before the store is looked at, also when the store does not exist.
-    for (const [args, usage] of [[['ping'], 'ping NIC'], [['sa', 'auto', 'nic-1'], 'sa manual NIC'], [['replay'], 'replay TABLE']] as const) {
+    for (const [args, usage] of [[['ping'], 'ping TARGET'], [['sa', 'auto', 'nic-1'], 'sa manual TARGET'], [['replay'], 'replay TABLE']] as const) {
       const r = await lab.run([...args], { store: `sqlite:${join(lab.dir, 'no-such-dir', 'x.db')}` });
       assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
       assert.equal(r.stderr, `mgmt-station: E_USAGE: usage: mgmt-station ${usage}\n`);

@@ -36,8 +36,10 @@ describe('e2e station: drops by reason, shown by mgmt-station status', function 
       return r.json.socketDrops.short >= 1 && r.json.socketDrops.unknownSpi >= 1 && r.json.heartbeats.badProbe >= 1 ? r.json : null;
     }, 5000, 200);
     assert.equal(st.id, 'station-1');
+    // Times are ISO 8601 strings (issue 17: epoch ms here, ISO strings elsewhere).
+    for (const n of st.nics) assert.match(String(n.lastRefresh), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     const text = await lab.run(['status']);
-    assert.match(text.stdout, /dropped on its socket: short=1,unknownSpi=1/);
+    assert.match(text.stdout, /dropped=2 \(short=1,unknownSpi=1\) on its socket; heartbeats=1 \(badProbe=1\)/); // one form for counters (issue 17)
     assert.equal((await d.verb('nic-1', 'ping')).ok, true, 'still serving');
   });
 
