@@ -22,6 +22,7 @@ export const MUTATION_FINDERS: Record<MutationName, { seed: number | null; case:
   'exec-record-ram': { seed: 11, case: 'command:crash-and-power:7' },
   'lost-means-fenced': { seed: 1, case: 'command:pause-station:5' },
   'no-log-audit': { seed: 15, case: 'tamper:tamper-delete:0' },
+  'alert-iv-reuse': { seed: 1, case: null },
 };
 
 /** Seeds of the slice: the recorded ones are among them or run on their own below. */
