@@ -24,6 +24,7 @@ import { ikev2DecryptionTableLine } from '../protocol/index.js';
 import type { EspTransform, SaPair, SecurityPolicy } from '../wire/sa.js';
 import type { CommandKind, ReadKind, RequestResult } from './core/session.js';
 import { asfTypeName, ASF_TYPE_CODE } from '../wire/asf.js';
+import { eventsVerb } from './events-verb.js';
 
 const PROG = 'mgmt-station';
 
@@ -60,6 +61,9 @@ Keys and NICs:
                             newest 16 retired ones per NIC too); the files are 0600
                             (see README "Checking packets with tshark")
   log NIC [--json]          the NIC's command log with outcomes
+  events [NIC] [--follow] [--json]
+                            ASF alerts the NICs sent (host hang, boot, power, cable, security), as stored;
+                            --follow streams new ones (NDJSON with --json); docs/ALERTS.md
   status [--json]           the running daemon's view: NICs it owns, host states, refreshes, drops by reason
   audit NIC [--json]        verify the NIC's hash-chained command log; names the first bad entry
 
@@ -112,6 +116,7 @@ async function main(argv: string[]): Promise<void> {
       ikev2: { type: 'string' },
       'psk-file': { type: 'string' },
       json: { type: 'boolean' },
+      follow: { type: 'boolean' },
       'no-daemon': { type: 'boolean' },
       'refresh-interval': { type: 'string' },
       'ike-rekey-interval': { type: 'string' },
@@ -362,6 +367,18 @@ async function main(argv: string[]): Promise<void> {
         if (values.ikev2) writeKeyFile('--ikev2', values.ikev2, ike.map((l) => l + '\n').join(''));
         if (json) printJson({ ok: true, file: file ?? null, sas: n, ikev2File: values.ikev2 ?? null, ikeSas: ike.length });
         else process.stdout.write(`wrote ${[file ? `${n} ESP SA(s) to ${file}` : '', values.ikev2 ? `${ike.length} IKE SA(s) to ${values.ikev2}` : ''].filter(Boolean).join(', ')}\n`);
+        return;
+      }
+      case 'events': {
+        // events [NIC] [--follow] [--json] (docs/ALERTS.md): from the store, so it needs no daemon.
+        if (positionals.length > 2) throw new UsageError('E_USAGE', `usage: mgmt-station events [NIC] [--follow] [--json]`);
+        const nic = positionals[1];
+        if (nic !== undefined) await requireNic(ctx, nic);
+        const stop = new Promise<void>((r) => {
+          process.once('SIGINT', () => r());
+          process.once('SIGTERM', () => r());
+        });
+        await eventsVerb(ctx.store, nic, values.follow === true, json, stop);
         return;
       }
       case 'log': {
