@@ -16,7 +16,7 @@ import {
   petTimestamp, type AlertEvent, type Pet,
 } from '../wire/pet.js';
 import { acknowledges, type PetAck } from '../wire/pet-ack.js';
-import { RMCP_SECURE_PORT } from '../wire/rmcp.js';
+import { RMCP_PORT } from '../wire/rmcp.js';
 import type { Endpoint } from './nic-firmware.js';
 
 /** Alerts kept at once; a new one beyond this drops the oldest (counted). */
@@ -167,7 +167,7 @@ export class AlertSender {
           bytes = s.bytes;
           this.counters.retransmitted++;
         } else {
-          const sealed = path.seal(encodeInnerUdp(RMCP_SECURE_PORT, SNMP_TRAP_PORT, e.trap));
+          const sealed = path.seal(encodeInnerUdp(RMCP_PORT, SNMP_TRAP_PORT, e.trap));
           e.sealed = { epoch: path.epoch, generation: sealed.generation, to: path.to, bytes: sealed.bytes };
           bytes = sealed.bytes;
           if (e.attempts > 0) this.counters.retransmitted++;
