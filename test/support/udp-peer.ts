@@ -1,9 +1,10 @@
 /**
  * A raw UDP peer on loopback for end-to-end tests: send crafted datagrams to a NIC, wait for particular
  * answers, and blast many datagrams at a bounded rate (so loss in the kernel's receive buffer does not turn
- * a robustness test into a test of socket buffers).
+ * a robustness test into a test of socket buffers). The socket is dgram-as-promised's (bind, send and close as
+ * promises); datagrams arrive through its node:dgram socket's 'message' events, matched against waiters.
  */
-import dgram from 'node:dgram';
+import DgramAsPromised, { type SocketAsPromised } from 'dgram-as-promised';
 
 export interface Received { bytes: Uint8Array; from: { address: string; port: number } }
 
@@ -13,8 +14,8 @@ export class UdpPeer {
   keep = 10000;
   private waiters = new Set<{ match: (r: Received) => boolean; resolve: (r: Received) => void }>();
 
-  private constructor(private readonly socket: dgram.Socket) {
-    socket.on('message', (msg, rinfo) => {
+  private constructor(private readonly socket: SocketAsPromised) {
+    socket.socket.on('message', (msg, rinfo) => {
       const r: Received = { bytes: new Uint8Array(msg), from: { address: rinfo.address, port: rinfo.port } };
       for (const w of this.waiters) {
         if (w.match(r)) {
@@ -24,18 +25,12 @@ export class UdpPeer {
       }
       if (this.received.length < this.keep) this.received.push(r);
     });
-    socket.on('error', () => undefined); // ICMP port unreachable etc.: irrelevant here
+    socket.socket.on('error', () => undefined); // ICMP port unreachable etc.: irrelevant here
   }
 
   static async open(address = '127.0.0.1'): Promise<UdpPeer> {
-    const s = dgram.createSocket('udp4');
-    await new Promise<void>((resolve, reject) => {
-      s.once('error', reject);
-      s.bind({ address, port: 0 }, () => {
-        s.removeListener('error', reject);
-        resolve();
-      });
-    });
+    const s = DgramAsPromised.createSocket('udp4');
+    await s.bind({ address, port: 0 });
     return new UdpPeer(s);
   }
 
@@ -47,8 +42,8 @@ export class UdpPeer {
     return this.socket.address().port;
   }
 
-  send(bytes: Uint8Array, port: number, address: string): Promise<void> {
-    return new Promise((resolve, reject) => this.socket.send(bytes, port, address, (e) => (e ? reject(e) : resolve())));
+  async send(bytes: Uint8Array, port: number, address: string): Promise<void> {
+    await this.socket.send(bytes, port, address);
   }
 
   /** Wait for the first datagram (from now on) that `match`es; null after `timeoutMs`. */
@@ -105,7 +100,7 @@ export class UdpPeer {
 
   close(): Promise<void> {
     for (const w of this.waiters) this.waiters.delete(w);
-    return new Promise((r) => this.socket.close(() => r()));
+    return this.socket.close();
   }
 }
 
