@@ -65,7 +65,7 @@ export class SimNet {
 
   send(from: Endpoint, to: Endpoint, bytes: Uint8Array): void {
     this.counters.sent++;
-    const copy = Uint8Array.from(bytes);
+    const copy = new Uint8Array(bytes); // a copy (Uint8Array.from would iterate it byte by byte)
     this.onSend?.(from, to, copy);
     if (this.cut.has(`${from.address}|${to.address}`)) {
       this.counters.partitioned++;

@@ -150,27 +150,38 @@ class SimPort implements SecurePort {
  */
 function timedStore(store: MemoryStore, sched: Scheduler, owner: string, committed: (method: string, args: unknown[], result: unknown) => void, twoStep: boolean): Store {
   const reply = (f: () => void) => (twoStep ? sched.after(STORE_MS, owner, f) : f());
+  // The wrapper made for each method, made once (a store call looks its method up every time): kept with the method
+  // it wraps, so a method that changed gets a new wrapper.
+  const wrapped = new Map<string, { v: unknown; w: unknown }>();
   return new Proxy(store, {
     get(target, prop, receiver) {
       const v = Reflect.get(target, prop, receiver) as unknown;
       if (typeof v !== 'function' || prop === 'constructor' || typeof prop === 'symbol') return v;
-      // Outside the enumerations a read answers within the step that asked (it changes nothing another process
-      // could race with); writes keep their own step, so processes interleave around every change.
-      if (!twoStep && READS.test(prop)) return (...args: unknown[]) => (v as (...a: unknown[]) => Promise<unknown>).apply(target, args);
-      return (...args: unknown[]) =>
-        new Promise((resolve, reject) => {
-          sched.after(STORE_MS, owner, () => {
-            (v as (...a: unknown[]) => Promise<unknown>).apply(target, args).then(
-              (r) => {
-                committed(prop, args, r);
-                reply(() => resolve(r));
-              },
-              (e) => reply(() => reject(e)),
-            );
-          });
-        });
+      const had = wrapped.get(prop);
+      if (had !== undefined && had.v === v) return had.w;
+      const w = wrap(target, prop, v as (...a: unknown[]) => Promise<unknown>);
+      wrapped.set(prop, { v, w });
+      return w;
     },
   }) as unknown as Store;
+
+  function wrap(target: MemoryStore, prop: string, v: (...a: unknown[]) => Promise<unknown>): (...args: unknown[]) => Promise<unknown> {
+    // Outside the enumerations a read answers within the step that asked (it changes nothing another process
+    // could race with); writes keep their own step, so processes interleave around every change.
+    if (!twoStep && READS.test(prop)) return (...args: unknown[]) => v.apply(target, args);
+    return (...args: unknown[]) =>
+      new Promise((resolve, reject) => {
+        sched.after(STORE_MS, owner, () => {
+          v.apply(target, args).then(
+            (r) => {
+              committed(prop, args, r);
+              reply(() => resolve(r));
+            },
+            (e) => reply(() => reject(e)),
+          );
+        });
+      });
+  }
 }
 
 /** The administrator's access to the simulated NICs (the emulator's control API in a lab). */

@@ -69,6 +69,17 @@ const VERIFIED_MAX = 8192;
 const rowMemo = (prevHash: string, hash: string, mac: string, canonical: string): string => `r\0${prevHash}\0${hash}\0${mac}\0${canonical}`;
 const headMemo = (nic: string, h: SealedHead): string => `h\0${nic}\0${h.index}\0${h.hash}\0${h.mac}`;
 
+/** What LogSealer.verifyRow read from a row that verified (and the hash it was chained after). */
+type VerifiedRow = Omit<SealedEntry, 'prevHash'> & { prevHash: string };
+
+/** Does row `r`, chained after `prevHash`, hold exactly (===) the values it held when it verified as `v`? */
+function sameRow(v: VerifiedRow, prevHash: string, r: SealedEntry): boolean {
+  return v.prevHash === prevHash && v.hash === r.hash && v.mac === r.mac && v.nic === r.nic && v.index === r.index &&
+    v.kind === r.kind && v.ref === r.ref && v.time === r.time && v.station === r.station && v.epoch === r.epoch &&
+    v.command === r.command && v.rmcpSeq === r.rmcpSeq && v.asfTag === r.asfTag && v.outcome === r.outcome &&
+    v.syncEpoch === r.syncEpoch;
+}
+
 /** MACs under a sub-key of the cluster key: only a station of the cluster can extend the log. */
 export class LogSealer {
   readonly #key: Uint8Array;
@@ -100,13 +111,38 @@ export class LogSealer {
 
   /** Does row `r`, chained after `prevHash`, hash to its `hash` and carry this cluster's MAC on it? */
   verifyRow(prevHash: string, r: SealedEntry): 'ok' | 'hash' | 'mac' {
+    const seen = this.#verifiedRows.get(r);
+    if (seen !== undefined && sameRow(seen, prevHash, r)) return 'ok';
     const canonical = canonicalEntry(r);
     const memo = rowMemo(prevHash, r.hash, r.mac, canonical);
-    if (this.#verified.has(memo)) return 'ok';
-    if (!sameHex(hashOf(prevHash, canonical), r.hash)) return 'hash';
-    if (!sameHex(this.rowMac(r.hash), r.mac)) return 'mac';
-    this.remember(memo);
+    if (!this.#verified.has(memo)) {
+      if (!sameHex(hashOf(prevHash, canonical), r.hash)) return 'hash';
+      if (!sameHex(this.rowMac(r.hash), r.mac)) return 'mac';
+      this.remember(memo);
+    }
+    this.#rememberRow(prevHash, r);
     return 'ok';
+  }
+
+  /**
+   * Rows (the very objects) that verified, with every value the check read from them as it was then: a row read
+   * again (an audit at every sync re-reads the whole log) is 'ok' without building its canonical form again if
+   * all those values are still the same primitives. A row edited in place (a raw edit of the store) differs in
+   * some value and is checked again; a copy (a restored snapshot) is another object, found by #verified.
+   */
+  readonly #verifiedRows = new WeakMap<SealedEntry, VerifiedRow>();
+
+  #rememberRow(prevHash: string, r: SealedEntry): void {
+    const v: VerifiedRow = {
+      prevHash, nic: r.nic, index: r.index, kind: r.kind, ref: r.ref, time: r.time, station: r.station, epoch: r.epoch,
+      command: r.command, rmcpSeq: r.rmcpSeq, asfTag: r.asfTag, outcome: r.outcome, syncEpoch: r.syncEpoch, hash: r.hash, mac: r.mac,
+    };
+    // Only primitives compare by value: a row holding an object (only a raw edit could put one there) is never cached.
+    for (const k in v) {
+      const x = (v as unknown as Record<string, unknown>)[k];
+      if (typeof x === 'object' && x !== null) return;
+    }
+    this.#verifiedRows.set(r, v);
   }
 
   private remember(memo: string): void {
@@ -123,7 +159,9 @@ export class LogSealer {
     const hash = hashOf(prevHash, canonical);
     const mac = this.rowMac(hash);
     this.remember(rowMemo(prevHash, hash, mac, canonical)); // sealed here: it verifies
-    return { ...chained, prevHash, hash, mac };
+    const row: SealedEntry = { ...chained, prevHash, hash, mac };
+    this.#rememberRow(prevHash, row);
+    return row;
   }
 
   /** The MAC of a new head checkpoint (and the head remembered as verified). */
