@@ -3,7 +3,7 @@
  * E_EEPROM_IO naming the file.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileEepromDevice } from '../../nic-emulator/file-eeprom-device.js';
@@ -16,6 +16,23 @@ describe('FileEepromDevice', () => {
     dir = mkdtempSync(join(tmpdir(), 'lifeline-file-eeprom-'));
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("a fresh image's first-boot writes go through one descriptor, closed at release() (fleet start-up)", () => {
+    const fds = () => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    const path = join(dir, 'fresh.eeprom');
+    const dev = FileEepromDevice.create(path, 32768);
+    assert.equal(fds(), before + 1);
+    for (let i = 0; i < 20; i++) dev.write(i * 64, new Uint8Array(64).fill(i));
+    assert.equal(fds(), before + 1, 'no descriptor per write');
+    assert.deepEqual(dev.read(64, 4), Uint8Array.of(1, 1, 1, 1));
+    dev.release();
+    assert.equal(fds(), before);
+    dev.write(0, Uint8Array.of(7)); // after boot: opened for the write and closed again
+    assert.equal(fds(), before);
+    assert.equal(readFileSync(path)[0], 7);
+    assert.equal(readFileSync(path)[64 * 19], 19);
+  });
 
   it('a directory where the EEPROM file should be is E_EEPROM_IO naming the path (not a bare EISDIR)', () => {
     const path = join(dir, 'nic-1.eeprom');
