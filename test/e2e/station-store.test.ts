@@ -121,7 +121,7 @@ describe('e2e station: audit of the hash-chained command log', function () {
     assert.ok(json.entries >= 4, `entries: ${json.entries}`);
     assert.equal(json.head.index, json.entries);
     assert.equal(json.firstBadIndex, null);
-    assert.match(r.stdout, new RegExp(`^nic-1: command log intact \\(${json.entries} entries, head ${json.entries}\\)$`, 'm'));
+    assert.match(r.stdout, new RegExp(`^nic-1: command log intact \\(${json.entries} entries: \\d+ commands and their outcomes; head entry ${json.entries}\\)$`, 'm'));
   });
 
   it('after one row is edited in the SQLite file, audit exits 1 and names it as the first bad entry', async () => {
