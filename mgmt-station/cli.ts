@@ -20,7 +20,7 @@ import { isFleetTarget, needsLookup, resolveTargets, type KnownNic } from '../li
 import { STATION_CLI } from './cli-spec.js';
 import { DEFAULT_ANSWER_POLL_US } from '../lib/answer-poll.js';
 import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
-import { LifelineError, UsageError } from '../common/errors.js';
+import { LifelineError, UsageError, type ErrorCode } from '../common/errors.js';
 import { saToJson } from '../lib/sa-json.js';
 import { espSaUatLines } from './wireshark-keys.js';
 import { ikev2DecryptionTableLine } from '../protocol/index.js';
@@ -558,13 +558,7 @@ async function forwardVerb(d: Announced, verb: string, target: string, json: boo
       await runFleet({
         // A line per NIC for reads and commands; a refresh says only the summary, as without a daemon.
         prog: PROG, verb, ids: ids.filter((id) => !owner.get(id)), json, skipped, viaDaemon: true, line: verb === 'refresh' ? undefined : (_n, r) => text(r),
-        one: async (id) => {
-          const r = await post(id);
-          if (r === null) throw new LifelineError('E_UNREACHABLE', 'the station daemon went away');
-          if (!r.ok) throw new LifelineError(r.error.code, r.error.message);
-          const { ok: _ok, ...rest } = r;
-          return rest;
-        },
+        one: (id) => daemonResult(post(id)),
       });
       return true;
     }
@@ -618,15 +612,18 @@ async function forwardKeying(d: Announced, verb: 'enroll' | 'sa', target: string
   await runFleet({
     prog: PROG, verb: verb === 'sa' ? 'sa manual' : verb, ids, json, viaDaemon: true,
     line: verb === 'sa' ? (_n, r) => text(r) : undefined,
-    one: async (id) => {
-      const r = await post(id);
-      if (r === null) throw new LifelineError('E_UNREACHABLE', 'the station daemon went away');
-      if (!r.ok) throw new LifelineError(r.error.code, r.error.message);
-      const { ok: _ok, ...rest } = r;
-      return rest;
-    },
+    one: (id) => daemonResult(post(id)),
   });
   return true;
+}
+
+/** One NIC's answer from the daemon in a fleet run: its result, or its error as thrown (gone: E_UNREACHABLE). */
+async function daemonResult<R extends { ok: boolean; error?: { code: string; message: string } }>(answer: Promise<R | null>): Promise<Omit<R, 'ok'>> {
+  const r = await answer;
+  if (r === null) throw new LifelineError('E_UNREACHABLE', 'the station daemon went away');
+  if (!r.ok) throw new LifelineError(r.error!.code as ErrorCode, r.error!.message);
+  const { ok: _ok, ...rest } = r;
+  return rest;
 }
 
 async function replay(file: string, json: boolean): Promise<void> {
