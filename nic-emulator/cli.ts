@@ -7,6 +7,7 @@ import { BusyPoll, DEFAULT_BUSY_POLL_MAX_US } from './busy-poll.js';
 import { batchUdpUnavailable, defaultUdpIo } from '../lib/batch-udp.js';
 import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
 import { Fleet } from './fleet.js';
+import { parseIdPrefix } from './addressing.js';
 import { startControlServer } from './control-server.js';
 import { ControlClient, DEFAULT_CONTROL } from '../lib/control-client.js';
 import { createLogger, type LogFormat, type LogLevel } from '../lib/log.js';
@@ -277,6 +278,7 @@ async function start(values: Values, control: string): Promise<void> {
   const fleet = new Fleet({
     ipmiUsers,
     nics: intOption(values.nics as string | undefined, 4, 'nics'),
+    idPrefix: values['id-prefix'] !== undefined ? parseIdPrefix(values['id-prefix'] as string) : undefined,
     firstAddress: (values['first-address'] as string | undefined) ?? (portBase !== null ? '127.0.0.1' : '127.0.1.1'),
     portBase,
     dataDir: (values['data-dir'] as string | undefined) ?? 'var/nics',
@@ -320,7 +322,9 @@ async function start(values: Values, control: string): Promise<void> {
     const err = e as NodeJS.ErrnoException;
     if (err.code === 'EACCES') throw new UsageError('E_USAGE', `cannot bind ports below 1024 (${err.message}): run as root, grant 'setcap cap_net_bind_service=+ep $(command -v node)', or use --port-base 10000`);
     if (err.code === 'EADDRINUSE') throw new UsageError('E_USAGE', `address in use (${err.message}): another emulator running? try 'nic-emulator stop' or other --first-address/--port-base`);
-    if (err.code === 'EADDRNOTAVAIL') throw new UsageError('E_USAGE', `address not available (${err.message}): on this OS add loopback aliases or use --port-base`);
+    if (err.code === 'EADDRNOTAVAIL') {
+      throw new UsageError('E_USAGE', `address not available (${err.message}): a NIC address outside 127/8 must be on an interface first (ip addr add ADDRESS/PREFIX dev IF); on an OS without the whole 127/8 on loopback add aliases; or use --port-base`);
+    }
     throw e;
   }
   bar.done();
@@ -331,13 +335,13 @@ async function start(values: Values, control: string): Promise<void> {
   const last = fleet.nics[fleet.nics.length - 1].addr;
   const ready = {
     ready: true, pid: process.pid, nics: fleet.nics.length, running, failed: fleet.nics.length - running,
-    first: `${first.address}:${first.clearPort}`, last: `${last.address}:${last.clearPort}`,
+    first: `${first.address}:${first.clearPort}`, last: `${last.address}:${last.clearPort}`, firstId: first.id, lastId: last.id,
     control: `${host}:${server.port}`, startMs: Math.round(performance.now() - t0),
   };
   if (values.json) process.stdout.write(JSON.stringify(ready) + '\n');
   else
     process.stdout.write(
-      `nic-emulator: ${running}/${fleet.nics.length} NICs running (${ready.first} .. ${ready.last}), control http://${ready.control}, started in ${ready.startMs} ms\n`,
+      `nic-emulator: ${running}/${fleet.nics.length} NICs running (${first.id} ${ready.first} .. ${last.id} ${ready.last}), control http://${ready.control}, started in ${ready.startMs} ms\n`,
     );
   for (const n of fleet.nics.filter((x) => x.runState === 'failed')) process.stderr.write(`${PROG}: ${n.id} failed: ${n.error}\n`);
 }
