@@ -3,11 +3,12 @@
  * Run `nic-emulator --help` for the verbs; README "CLI reference" documents them with exit codes.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
 import { BusyPoll, DEFAULT_BUSY_POLL_MAX_US } from './busy-poll.js';
 import { batchUdpUnavailable, defaultUdpIo } from '../lib/batch-udp.js';
 import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
 import { Fleet } from './fleet.js';
-import { parseIdPrefix } from './addressing.js';
+import { missingAddresses, parseIdPrefix } from './addressing.js';
 import { startControlServer } from './control-server.js';
 import { ControlClient, DEFAULT_CONTROL } from '../lib/control-client.js';
 import { createLogger, type LogFormat, type LogLevel } from '../lib/log.js';
@@ -72,7 +73,9 @@ async function main(argv: string[]): Promise<void> {
         data = (await nics()).filter((n) => ids.includes(n.id));
       } else data = await client().get<NicStatus>(path(target));
       if (json) return printJson(data);
-      for (const r of Array.isArray(data) ? data : [data]) process.stdout.write(statusLine(r) + '\n');
+      const rows = Array.isArray(data) ? data : [data];
+      const idWidth = Math.max(8, ...rows.map((r) => r.id.length)); // lab-a-nic-12 lines up as nic-1 does
+      for (const r of rows) process.stdout.write(statusLine(r, idWidth) + '\n');
       return;
     }
     case 'host': {
@@ -164,14 +167,14 @@ async function main(argv: string[]): Promise<void> {
  * One NIC as `status` prints it: id, address, run state, host, link, SA slots, then its counters in the one form
  * both tools use (lib/cli.ts fmtCounts: `dropped=0`, `dropped=3 (replay=2,icv=1)`).
  */
-function statusLine(r: NicStatus): string {
+function statusLine(r: NicStatus, idWidth = 8): string {
   const g = (x: any) => (x ? x.generation : '-');
   const sa = r.sa ? `sa active=${g(r.sa.active)} previous=${g(r.sa.previous)} pending=${g(r.sa.pending)}` : 'sa -';
   const c = r.counters;
   const counters = c
     ? `rx clear=${c.accepted.clear} secure=${c.accepted.secure} ${fmtCounts('dropped', c.dropped)} refused=${c.refusedClear}`
     : 'rx -';
-  return `${r.id.padEnd(8)} ${String(r.address).padEnd(11)} ${String(r.state).padEnd(9)} host=${String(r.host).padEnd(8)} link=${r.link} ${sa} ` +
+  return `${r.id.padEnd(idWidth)} ${String(r.address).padEnd(11)} ${String(r.state).padEnd(9)} host=${String(r.host).padEnd(8)} link=${r.link} ${sa} ` +
     `${counters} ${ipmiSummary(r.ipmi)} eeprom-writes=${r.eepromWrites?.total ?? '-'}${r.error ? ' ERROR: ' + r.error : ''}`;
 }
 
@@ -296,6 +299,14 @@ async function start(values: Values, control: string): Promise<void> {
     udpIo,
     log,
   });
+  if (portBase === null) {
+    const local = new Set(Object.values(networkInterfaces()).flatMap((l) => (l ?? []).filter((a) => a.family === 'IPv4').map((a) => a.address)));
+    const missing = missingAddresses(fleet.nics.map((n) => n.addr), local);
+    if (missing.length > 0) {
+      throw new UsageError('E_USAGE', `${missing.length} NIC address${missing.length === 1 ? ' is' : 'es are'} on no interface of this host (${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', ...' : ''}): ` +
+        `outside 127/8 add them first (ip addr add ${missing[0]}/24 dev IF), or use a 127.x.y.z --first-address or --port-base`);
+    }
+  }
   let stopping = false;
   const shutdown = async (why: string) => {
     if (stopping) return;

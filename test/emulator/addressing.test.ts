@@ -1,6 +1,6 @@
 /** NIC ids and addresses of one emulator (nic-emulator/addressing.ts): --id-prefix, and addresses outside 127/8. */
 import assert from 'node:assert/strict';
-import { assignAddresses, nicId, parseIdPrefix } from '../../nic-emulator/addressing.js';
+import { assignAddresses, missingAddresses, nicId, parseIdPrefix } from '../../nic-emulator/addressing.js';
 import { resolveTargets } from '../../lib/nic-targets.js';
 import { isLifelineError } from '../../common/errors.js';
 
@@ -40,5 +40,11 @@ describe('emulator addressing: NIC ids and addresses', () => {
     usage(() => assignAddresses({ nics: 2, firstAddress: '10.255.255.254', portBase: null }), /do not fit in 10\.0\.0\.0\/8/);
     usage(() => assignAddresses({ nics: 1, firstAddress: '224.0.0.1', portBase: null }), /unicast/);
     usage(() => assignAddresses({ nics: 1, firstAddress: '0.0.0.1', portBase: null }), /unicast/);
+  });
+
+  it('names the NIC addresses outside 127/8 that no interface has (start refuses them up front)', () => {
+    const a = assignAddresses({ nics: 3, firstAddress: '10.77.1.1', portBase: null });
+    assert.deepEqual(missingAddresses(a, new Set(['10.77.1.1', '10.77.1.3'])), ['10.77.1.2']);
+    assert.deepEqual(missingAddresses(assignAddresses({ nics: 2, firstAddress: '127.0.1.1', portBase: null }), new Set()), []);
   });
 });
