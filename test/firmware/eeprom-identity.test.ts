@@ -11,6 +11,7 @@ import { existsSync } from 'node:fs';
 import { MemoryEepromDevice, TearingEepromDevice, TornWriteError } from '../../firmware/eeprom-device.js';
 import { EEPROM_PAGE, EEPROM_SIZE, EepromImage, type NicConfig } from '../../firmware/eeprom-image.js';
 import { newSerial, systemUuidText } from '../../firmware/system-guid.js';
+import { NicMachine } from '../../firmware/nic-machine.js';
 import { isLifelineError } from '../../common/errors.js';
 
 function fixture(name: string): Uint8Array {
@@ -113,5 +114,39 @@ describe('EEPROM identity: serial and NIC id', () => {
     const s = newSerial(() => Uint8Array.of(1, 2, 3, 0xab, 0xcd, 0xef));
     assert.equal(s, 'LL010203ABCDEF');
     assert.ok(s.length <= 16);
+  });
+
+  describe('a NIC booting these images (NicMachine)', () => {
+    const boot = (id: string, dev: MemoryEepromDevice, fresh: boolean, serial?: string) => {
+      const m = new NicMachine({
+        id, address: '127.0.0.1', ports: { clear: 623, secure: 664, ike: 500 }, openDevice: () => ({ device: dev, fresh }), deviceName: `${id}.eeprom`,
+        initialConfig: config(), initialHostState: 'up', bootDelayMs: 100, random: (n) => new Uint8Array(n).fill(7), newSerial: serial ? () => serial : undefined,
+      });
+      m.powerOn(1000);
+      return m;
+    };
+
+    it('a new NIC gets the serial it is given and its id in the identity record; status shows both and the GUID of the serial', () => {
+      const dev = new MemoryEepromDevice(EEPROM_SIZE);
+      const st = boot('lab-a-nic-1', dev, true, 'LL00000000ABCD').status();
+      assert.deepEqual([st.state, st.id, st.serial, st.systemGuid], ['running', 'lab-a-nic-1', 'LL00000000ABCD', systemUuidText('LL00000000ABCD')]);
+      assert.equal(EepromImage.load(dev).nicId, 'lab-a-nic-1');
+    });
+
+    it('boots an image of the release before as the NIC it was (serial = id, the same GUID), with its SA', () => {
+      const st = boot('nic-3', new MemoryEepromDevice(fixture('nic-3-before-id-prefix.eeprom')), false).status();
+      assert.deepEqual([st.state, st.serial, st.systemGuid], ['running', 'nic-3', systemUuidText('nic-3')]);
+      assert.equal((st.sa as { active: { generation: number } }).active.generation, 1);
+    });
+
+    it("another NIC's image (its identity record names another id) is E_EEPROM_FOREIGN naming both ids and the serial", () => {
+      const dev = new MemoryEepromDevice(EEPROM_SIZE);
+      EepromImage.format(dev, 'LL00000000ABCD', config(), 'x', undefined, 'lab-a-nic-1');
+      const m = boot('lab-a-nic-2', dev, false);
+      assert.equal(m.runState, 'failed');
+      assert.match(m.error!, /belongs to NIC 'lab-a-nic-1' \(serial LL00000000ABCD\), not lab-a-nic-2/);
+      const legacy = boot('nic-4', new MemoryEepromDevice(fixture('nic-3-before-id-prefix.eeprom')), false);
+      assert.match(legacy.error!, /belongs to NIC 'nic-3' \(serial nic-3\), not nic-4/);
+    });
   });
 });
