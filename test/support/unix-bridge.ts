@@ -17,15 +17,22 @@ function hostPort(s: string): { host: string; port: number } {
   return { host: s.slice(0, i), port: Number(s.slice(i + 1)) };
 }
 
+/**
+ * Both ways until each side has ended: pipe() ends the other side once one ends (after its data is written; a
+ * socket that got the peer's FIN closes once its own writes are out), so an answer followed by the server's close
+ * (the control API answers `Connection: close`) is delivered whole. Only an error tears both down at once.
+ */
 function pipe(a: net.Socket, b: net.Socket): void {
   a.pipe(b);
   b.pipe(a);
-  const end = () => {
-    a.destroy();
+  a.on('error', (e) => {
+    process.stderr.write(`unix-bridge: ${e.message}\n`);
     b.destroy();
-  };
-  a.on('error', end).on('close', end);
-  b.on('error', end).on('close', end);
+  });
+  b.on('error', (e) => {
+    process.stderr.write(`unix-bridge: ${e.message}\n`);
+    a.destroy();
+  });
 }
 
 const [mode, from, to] = process.argv.slice(2);
