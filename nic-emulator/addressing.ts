@@ -78,9 +78,9 @@ export function assignAddresses(o: AddressingOptions): NicAddress[] {
 }
 
 /**
- * Address-per-NIC outside 127/8: the NIC addresses `assigned` that no interface of this host has (`local`: the
- * host's IPv4 addresses, os.networkInterfaces()). A NIC cannot bind one; `start` refuses them up front (E_USAGE)
- * rather than leave NICs without sockets. Loopback addresses are all the host's on Linux and are not checked.
+ * Address-per-NIC outside 127/8: the NIC addresses `assigned` that are not among `local` (the host's IPv4 addresses
+ * as os.networkInterfaces() lists them), each once. `start` tries each with a bind and refuses one the host does not
+ * have (E_USAGE) rather than leave NICs without sockets. Loopback addresses are all the host's on Linux.
  */
 export function missingAddresses(assigned: readonly NicAddress[], local: ReadonlySet<string>): string[] {
   return assigned.filter((a) => !a.address.startsWith('127.') && !local.has(a.address)).map((a) => a.address);

@@ -4,11 +4,12 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
+import dgram from 'node:dgram';
 import { BusyPoll, DEFAULT_BUSY_POLL_MAX_US } from './busy-poll.js';
 import { batchUdpUnavailable, defaultUdpIo } from '../lib/batch-udp.js';
 import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
 import { Fleet } from './fleet.js';
-import { missingAddresses, parseIdPrefix } from './addressing.js';
+import { missingAddresses, parseIdPrefix, type NicAddress } from './addressing.js';
 import { startControlServer } from './control-server.js';
 import { ControlClient, DEFAULT_CONTROL } from '../lib/control-client.js';
 import { createLogger, type LogFormat, type LogLevel } from '../lib/log.js';
@@ -243,6 +244,27 @@ function oneOf<T extends string>(v: string | undefined, def: T, name: string, al
  * it. At most 65536: each NIC restart can skip 2K of an SA's 32-bit sequence space (ESN off) and each silence
  * costs the station about 2.5K, so a larger K uses an SA up in fewer restarts (at 2^31, in one).
  */
+/**
+ * Address-per-NIC outside 127/8: every NIC address must be this host's, or its NIC would run without sockets. The
+ * interfaces' addresses (os.networkInterfaces()) are the fast path; libuv lists only interfaces that are up and
+ * running, so an address not among them is tried with a bind before it is refused (E_USAGE naming it).
+ */
+async function refuseForeignAddresses(addrs: NicAddress[]): Promise<void> {
+  const local = new Set(Object.values(networkInterfaces()).flatMap((l) => (l ?? []).filter((a) => a.family === 'IPv4').map((a) => a.address)));
+  for (const address of missingAddresses(addrs, local)) {
+    const s = dgram.createSocket('udp4');
+    const err = await new Promise<NodeJS.ErrnoException | null>((resolve) => {
+      s.once('error', resolve);
+      s.bind(0, address, () => resolve(null));
+    });
+    s.close();
+    if (err?.code === 'EADDRNOTAVAIL') {
+      throw new UsageError('E_USAGE', `NIC address ${address} is on no interface of this host: outside 127/8 add the NICs' addresses first ` +
+        `(ip addr add ${address}/24 dev IF), or use a 127.x.y.z --first-address or --port-base`);
+    }
+  }
+}
+
 const MIN_CHECKPOINT_BLOCK = 4096;
 const MAX_CHECKPOINT_BLOCK = 65536;
 
@@ -299,14 +321,7 @@ async function start(values: Values, control: string): Promise<void> {
     udpIo,
     log,
   });
-  if (portBase === null) {
-    const local = new Set(Object.values(networkInterfaces()).flatMap((l) => (l ?? []).filter((a) => a.family === 'IPv4').map((a) => a.address)));
-    const missing = missingAddresses(fleet.nics.map((n) => n.addr), local);
-    if (missing.length > 0) {
-      throw new UsageError('E_USAGE', `${missing.length} NIC address${missing.length === 1 ? ' is' : 'es are'} on no interface of this host (${missing.slice(0, 3).join(', ')}${missing.length > 3 ? ', ...' : ''}): ` +
-        `outside 127/8 add them first (ip addr add ${missing[0]}/24 dev IF), or use a 127.x.y.z --first-address or --port-base`);
-    }
-  }
+  if (portBase === null) await refuseForeignAddresses(fleet.nics.map((n) => n.addr));
   let stopping = false;
   const shutdown = async (why: string) => {
     if (stopping) return;

@@ -106,9 +106,14 @@ describe('e2e: two lab hosts in network namespaces, one station', function () {
   /** A station verb in namespace A (where its daemon runs), through emulator control `emulator` (A's own, or a relay). */
   const station = (args: string[], emulator = '127.0.0.1:8623') => run(NS.a, STATION, [...args, '--json', ...storeArgs(), '--emulator', emulator]);
   const emulatorCli = (ns: string, args: string[], control = '127.0.0.1:8623') => run(ns, EMULATOR, [...args, '--json', '--control', control]);
+  /** A JSON ready line (`{"ready":true,...}`); an error document (`{"ok":false,...}`) fails the step with its message. */
+  const readyJson = async (p: Promise<{ child: ChildProcess; line: string }>, what: string) => {
+    const { line } = await p;
+    assert.equal(JSON.parse(line).ready, true, `${what}: ${line}`);
+  };
   const startEmulator = (ns: string, prefix: string, first: string, nics: number, control: string) =>
-    start(ns, [EMULATOR, 'start', '--json', '--nics', String(nics), '--id-prefix', prefix, '--first-address', first, '--data-dir', join(dir, `nics-${prefix}-${control.split(':')[1]}`),
-      '--control', control, '--boot-delay', '300'], (l) => l.startsWith('{'));
+    readyJson(start(ns, [EMULATOR, 'start', '--json', '--nics', String(nics), '--id-prefix', prefix, '--first-address', first, '--data-dir', join(dir, `nics-${prefix}-${control.split(':')[1]}`),
+      '--control', control, '--boot-delay', '300'], (l) => l.startsWith('{')), `emulator ${prefix} in ${ns}`);
 
   before(async function () {
     if (skip) {
@@ -137,6 +142,14 @@ describe('e2e: two lab hosts in network namespaces, one station', function () {
     ip('-n', NS.b, 'addr', 'add', '10.77.3.1/16', 'dev', 'llb0');
     ip('-n', NS.a, 'link', 'set', 'lla0', 'up');
     ip('-n', NS.b, 'link', 'set', 'llb0', 'up');
+    // The veth carries once both ends are up (operstate UP): wait for it, bounded.
+    for (const [ns, dev] of [[NS.a, 'lla0'], [NS.b, 'llb0']]) {
+      const t0 = Date.now();
+      while (!execFileSync('ip', ['-n', ns, '-o', 'link', 'show', dev], { encoding: 'utf8', timeout: 5000 }).includes('state UP')) {
+        assert.ok(Date.now() - t0 < 5000, `${dev} in ${ns} not up after 5 s`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
 
     writeFileSync(join(dir, 'psk.hex'), randomBytes(32).toString('hex') + '\n', { mode: 0o600 });
     // Host A: lab-a's emulator and the station; host B: lab-b's emulator, and one that clashes with lab-a's ids.
@@ -151,7 +164,7 @@ describe('e2e: two lab hosts in network namespaces, one station', function () {
       await start(NS.b, [BRIDGE, 'serve', sock, `127.0.0.1:${port}`], (l) => l === 'ready', 10000);
       await start(NS.a, [BRIDGE, 'listen', `127.0.0.1:${port === '8623' ? '8624' : '8625'}`, sock], (l) => l === 'ready', 10000);
     }
-    await start(NS.a, [STATION, 'serve', '--json', '--id', 'station-1', '--listen', `${STATION_ADDR}:7001`, '--poll-interval', '1000', ...storeArgs()], (l) => l.startsWith('{'), 20000);
+    await readyJson(start(NS.a, [STATION, 'serve', '--json', '--id', 'station-1', '--listen', `${STATION_ADDR}:7001`, '--poll-interval', '1000', ...storeArgs()], (l) => l.startsWith('{'), 20000), 'station daemon');
   });
 
   after(async () => {
