@@ -29,6 +29,8 @@ export type ErrorCode =
   // station / CLI / store
   | 'E_TIMEOUT' | 'E_USAGE' | 'E_NOT_FOUND' | 'E_STORE' | 'E_KEYFILE' | 'E_UNREACHABLE' | 'E_TABLE'
   | 'E_FENCED' | 'E_INTERNAL' | 'E_SPI_IN_USE'
+  // an enrolment would give a NIC id the store holds to another NIC (another EEPROM serial, another emulator)
+  | 'E_NIC_IDENTITY'
   // the station daemon took a request and was lost before answering: it may or may not have run
   | 'E_OUTCOME_UNKNOWN'
   // a NIC's command log failed its audit (a fleet's `audit`: the NIC's line names the first bad entry)

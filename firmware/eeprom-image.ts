@@ -9,7 +9,7 @@
  *
  * Map (32 KiB = pages 0..511):
  *   page  0      0x0000  header      'LFLN' + frame kind 0x01: part size u32, page size u16,
- *                                    serial length u8, serial[16] (ASCII)
+ *                                    serial length u8, serial[16] (ASCII): the part's serial number
  *   pages 1-2    0x0040  directory   two ping-pong copies, kind 0x04: active gen u32, active slot u8,
  *                                    previous gen u32, previous slot u8, discarded-up-to gen u32
  *   pages 3-10   0x00C0  checkpoint  ring of 8 (generation g in page 3 + g mod 8), kind 0x05:
@@ -35,7 +35,11 @@
  *                                    written before it acts (exec-record.ts)
  *   pages 101-108 0x1940  IPMI users  copy A, kind 0x07: lanplus on/off, users and privileges
  *   pages 109-116 0x1B40  IPMI users  copy B (ping-pong with A; eeprom-ipmi-users.ts)
- *   pages 117-511 0x1D40  unused
+ *   pages 117-118 0x1D40  identity    kind 0x08: id length u8, id (ASCII, <= 64): the NIC id the emulator gave
+ *                                    it (e.g. lab-a-nic-1), written once at format, before the header.
+ *                                    Images written before ids had prefixes have no identity record (pages
+ *                                    erased): their serial is their id (load() reads them so, writes nothing)
+ *   pages 119-511 0x1DC0  unused
  *
  * SA slots and directory (DESIGN §2.5): the directory names the active and previous SA by generation and
  * slot. A pending SA is not named: it is the newest valid SA record whose generation is above both the
@@ -68,6 +72,8 @@ import { ESP_TRANSFORM_ID, HEARTBEAT_SPI, type EspTransform, type SaDirection, t
 
 export { EEPROM_SIZE, EEPROM_PAGE, EEPROM_FORMAT_VERSION };
 export const SERIAL_MAX = 16;
+/** The longest NIC id the identity record holds (the station store's ids are 1..64 characters too). */
+export const NIC_ID_MAX = 64;
 export const CLUSTER_POLICY_MAX = 1024;
 export const SA_SLOTS = 8;
 /** Clear RMCP commands a configuration may allow (DESIGN §2.1), as bits of `allowedClearCommands`. */
@@ -114,6 +120,8 @@ const SA_PAGE = 11;
 const SA_RECORD_PAGES = 3;
 const CONFIG_PAGES = [35, 52];
 const CONFIG_RECORD_PAGES = 17;
+const IDENTITY_PAGE = 117;
+const IDENTITY_RECORD_PAGES = 2;
 const NO_SLOT = 0xff;
 const MAX_U32 = 0xffffffff;
 const MAX_U64 = (1n << 64n) - 1n;
@@ -125,6 +133,23 @@ const saSlotName = (i: number): string => `SA slot ${i} (${pageRange(SA_PAGE + i
 const configName = (i: number): string => `configuration copy ${'AB'[i]} (${pageRange(CONFIG_PAGES[i], CONFIG_RECORD_PAGES)})`;
 const directoryName = (i: number): string => `SA directory copy ${'AB'[i]} (page ${DIRECTORY_PAGES[i]})`;
 const checkpointName = (p: number): string => `sequence checkpoint (page ${p})`;
+const IDENTITY_NAME = `the identity record (${pageRange(IDENTITY_PAGE, IDENTITY_RECORD_PAGES)})`;
+
+// ---------------------------------------------------------------- identity
+
+function encodeIdentity(nicId: string): Uint8Array {
+  const p = new Uint8Array(1 + nicId.length);
+  p[0] = nicId.length;
+  p.set(utf8.encode(nicId), 1);
+  return p;
+}
+
+function decodeIdentity(p: Uint8Array, bad: (detail: string) => ProtocolError): string {
+  if (p.length < 2 || p.length !== 1 + p[0] || p[0] > NIC_ID_MAX) throw bad('the id length does not match the payload');
+  const id = String.fromCharCode(...p.subarray(1));
+  if (!/^[\x21-\x7e]+$/.test(id)) throw bad('the id is not printable ASCII');
+  return id;
+}
 
 // ---------------------------------------------------------------- configuration
 
@@ -382,6 +407,10 @@ interface ImageState {
   dev: EepromDevice;
   name: string;
   serial: string;
+  /** The NIC id from the identity record; the serial for an image written before it existed. */
+  nicId: string;
+  /** The image has no identity record (written before NIC ids had prefixes): nicId is its serial. */
+  legacyIdentity: boolean;
   config: Readonly<NicConfig>;
   configGen: number;
   configCopy: number;
@@ -406,6 +435,12 @@ function assertSerial(serial: string): void {
   }
 }
 
+function assertNicId(id: string): void {
+  if (typeof id !== 'string' || id.length < 1 || id.length > NIC_ID_MAX || !/^[\x21-\x7e]+$/.test(id)) {
+    throw usage(`the NIC id must be 1-${NIC_ID_MAX} printable ASCII characters without spaces, got ${JSON.stringify(id)}`);
+  }
+}
+
 function assertReserved(v: bigint, what: string): void {
   if (typeof v !== 'bigint' || v < 0n || v > MAX_U64) throw usage(`${what} must be a bigint 0..2^64-1, got ${String(v)}`);
 }
@@ -420,16 +455,18 @@ export class EepromImage {
   /**
    * Writes a fresh image: erases the header and the first page of every record slot (so no record of an
    * earlier image comes back), then writes the configuration, an empty directory, the IPMI users record
-   * (`ipmiUsers`, default: lanplus off, no users; eeprom-ipmi-users.ts) and the header last.
+   * (`ipmiUsers`, default: lanplus off, no users; eeprom-ipmi-users.ts), the identity record (`nicId`, default: the
+   * serial) and the header last.
    */
-  static format(dev: EepromDevice, serial: string, config: NicConfig, name = 'EEPROM image', ipmiUsers?: IpmiUsersConfig): EepromImage {
+  static format(dev: EepromDevice, serial: string, config: NicConfig, name = 'EEPROM image', ipmiUsers?: IpmiUsersConfig, nicId = serial): EepromImage {
     if (dev.size !== EEPROM_SIZE) throw new UsageError('E_EEPROM_SIZE', `cannot format a ${dev.size}-byte part; the image is ${EEPROM_SIZE} bytes (24C256)`);
     assertSerial(serial);
+    assertNicId(nicId);
     assertNicConfig(config);
     if (ipmiUsers) encodeIpmiUsers(ipmiUsers); // E_USAGE before anything is erased
     const blank = new Uint8Array(EEPROM_PAGE).fill(ERASED);
     // The header goes first, so a format torn half way leaves no magic rather than a mix of two images.
-    const erase: number[] = [HEADER_PAGE, ...CONFIG_PAGES, ...DIRECTORY_PAGES];
+    const erase: number[] = [HEADER_PAGE, ...CONFIG_PAGES, ...DIRECTORY_PAGES, IDENTITY_PAGE];
     for (let i = 0; i < CHECKPOINT_RING; i++) erase.push(CHECKPOINT_PAGE + i);
     for (let i = 0; i < SA_SLOTS; i++) erase.push(SA_PAGE + i * SA_RECORD_PAGES);
     for (const page of erase) dev.write(page * EEPROM_PAGE, blank);
@@ -444,6 +481,9 @@ export class EepromImage {
     writePages(dev, DIRECTORY_PAGES[0], encodeRecord(KIND.directory, dir.generation, encodeDirectory(dir)));
     writes.directory += 1;
     EepromIpmiUsers.format(dev, ipmiUsers);
+    const identity = encodeRecord(KIND.identity, 1, encodeIdentity(nicId));
+    writePages(dev, IDENTITY_PAGE, identity);
+    writes.header += 1 + identity.length / EEPROM_PAGE; // its erase at the top and the record
     const head = new Uint8Array(23);
     putU32(head, 0, EEPROM_SIZE);
     putU16(head, 4, EEPROM_PAGE);
@@ -452,7 +492,7 @@ export class EepromImage {
     writePages(dev, HEADER_PAGE, encodeRecord(KIND.header, 1, head, true));
     writes.header += 1;
     return new EepromImage({
-      dev, name, serial, config: cfg, configGen: 1, configCopy: 0, dir, dirCopy: 0, olderDir: null,
+      dev, name, serial, nicId, legacyIdentity: false, config: cfg, configGen: 1, configCopy: 0, dir, dirCopy: 0, olderDir: null,
       slotGen: new Array<number>(SA_SLOTS).fill(0), active: null, previous: null, pending: null, maxGeneration: 0,
       checkpoint: { generation: 0, lastAuthenticated: 0, entries: [], syncEpoch: 0, epochFloor: 0 }, checkpointMayBeLost: false, writes, recovered: [],
     });
@@ -485,6 +525,13 @@ export class EepromImage {
     if (!/^[\x20-\x7e]+$/.test(serial)) throw badHeader('the serial is not printable ASCII');
     const recovered: string[] = [];
     const writes: Record<EepromRegion, number> = { ...FORMAT_PAGES };
+
+    // Identity: one record, written once at format before the header; none in an image of an earlier release.
+    const idRec = decodeRecord(dev.read(IDENTITY_PAGE * EEPROM_PAGE, IDENTITY_RECORD_PAGES * EEPROM_PAGE), KIND.identity, name, IDENTITY_NAME);
+    if (idRec.state === 'bad') throw corrupt(name, IDENTITY_NAME, idRec.why);
+    const legacyIdentity = idRec.state === 'blank';
+    const nicId = idRec.state === 'ok' ? decodeIdentity(idRec.payload, (d) => corrupt(name, IDENTITY_NAME, d)) : serial;
+    if (idRec.state === 'ok') writes.header += 1 + Math.ceil((FRAME + idRec.payload.length + CRC) / EEPROM_PAGE);
 
     // Configuration: two ping-pong copies.
     const cfgCopies = CONFIG_PAGES.map((p, i) => decodeRecord(dev.read(p * EEPROM_PAGE, CONFIG_RECORD_PAGES * EEPROM_PAGE), KIND.config, name, configName(i)));
@@ -605,7 +652,7 @@ export class EepromImage {
     writes.checkpoint += checkpoint.generation;
 
     return new EepromImage({
-      dev, name, serial, config, configGen: cfgRec.generation, configCopy: ci, dir, dirCopy: di, olderDir, slotGen,
+      dev, name, serial, nicId, legacyIdentity, config, configGen: cfgRec.generation, configCopy: ci, dir, dirCopy: di, olderDir, slotGen,
       active, previous, pending, maxGeneration, checkpoint, checkpointMayBeLost, writes, recovered,
     });
   }
@@ -614,8 +661,19 @@ export class EepromImage {
     return this.s.name;
   }
 
+  /** The part's serial number (header): its own value, not the NIC id (except in images of earlier releases). */
   get serial(): string {
     return this.s.serial;
+  }
+
+  /** The NIC id the image was formatted for (identity record; the serial in an image without one). */
+  get nicId(): string {
+    return this.s.nicId;
+  }
+
+  /** No identity record: an image of a release before NIC id prefixes, read with its serial as its id. */
+  get legacyIdentity(): boolean {
+    return this.s.legacyIdentity;
   }
 
   get config(): Readonly<NicConfig> {

@@ -18,7 +18,7 @@ export const EEPROM_PAGE = 64;
 export const EEPROM_FORMAT_VERSION = 1;
 
 export const MAGIC = Uint8Array.of(0x4c, 0x46, 0x4c, 0x4e); // 'LFLN'
-export const KIND = { header: 0x01, config: 0x02, sa: 0x03, directory: 0x04, checkpoint: 0x05, exec: 0x06, ipmiUsers: 0x07 } as const;
+export const KIND = { header: 0x01, config: 0x02, sa: 0x03, directory: 0x04, checkpoint: 0x05, exec: 0x06, ipmiUsers: 0x07, identity: 0x08 } as const;
 export const FRAME = 8;
 export const CRC = 4;
 

@@ -34,7 +34,7 @@ import { carriesInbound, inboundSpis, type SaPair } from '../wire/sa.js';
 import { EepromIpmiUsers } from './eeprom-ipmi-users.js';
 import { encodeIpmiUsers, type IpmiUsersConfig } from './ipmi/ipmi-users-record.js';
 import { IpmiLan, type IpmiEffect } from './ipmi/ipmi-lan.js';
-import { systemGuid } from './system-guid.js';
+import { systemGuid, systemUuidText } from './system-guid.js';
 import type { AeadImpl } from '../wire/aead.js';
 import { mutated } from '../common/mutation.js';
 import { addCounts, addFirmwareCounters, addFirmwareTotals, addIpmiCounters, addIpmiTotals, newFirmwareTotals, newIpmiTotals, type NicTotals } from './nic-totals.js';
@@ -96,6 +96,12 @@ export interface NicMachineOptions {
   initialHostState: HostState;
   bootDelayMs: number;
   random: (n: number) => Uint8Array;
+  /**
+   * The serial a new EEPROM image gets (system-guid.ts newSerial: the emulator draws one per NIC). Absent: the NIC id,
+   * as before serials were their own value; the simulator and unit tests, whose ids are unique in their one world,
+   * keep their random streams (and GUIDs) that way.
+   */
+  newSerial?: () => string;
   checkpointBlock?: number;
   /** Host agent: how long a pending SA waits for SA_ACK (DESIGN §2.5). */
   commitTimeoutMs?: number;
@@ -127,6 +133,8 @@ export class NicMachine {
   /** The station that announced it owns this NIC (owner notice), since the NIC booted. */
   owner: { station: string; epoch: number; at: number } | null = null;
   private b: Booted | null = null;
+  /** The serial of the image last booted (status keeps showing it while the NIC is down). */
+  private lastSerial: string | null = null;
   /** The EEPROM as last opened (the shell arms its fault injection on it). */
   device: EepromDevice | null = null;
   private bootAt: number | null = null;
@@ -173,13 +181,13 @@ export class NicMachine {
       const { device: dev, fresh } = this.o.openDevice(first);
       this.device = dev;
       let image: EepromImage;
-      if (fresh && first) image = EepromImage.format(dev, this.id, this.o.initialConfig, name, this.o.initialIpmiUsers);
+      if (fresh && first) image = EepromImage.format(dev, this.o.newSerial?.() ?? this.id, this.o.initialConfig, name, this.o.initialIpmiUsers, this.id);
       else {
         image = EepromImage.load(dev, name);
-        // The serial is the NIC's id, written at format: another NIC's image would give two NICs one SA and one
-        // sequence space (the same AES-GCM nonces under one key).
-        if (image.serial !== this.id) {
-          throw new LifelineError('E_EEPROM_FOREIGN', `${name}: this image belongs to NIC '${image.serial}' (its serial), not ${this.id}; put each NIC's own file back, or delete this one to start ${this.id} blank`);
+        // The image names the NIC it was formatted for (identity record; an earlier release's image by its serial):
+        // another NIC's image would give two NICs one SA and one sequence space (the same AES-GCM nonces under one key).
+        if (image.nicId !== this.id) {
+          throw new LifelineError('E_EEPROM_FOREIGN', `${name}: this image belongs to NIC '${image.nicId}' (serial ${image.serial}), not ${this.id}; put each NIC's own file back, or delete this one to start ${this.id} blank`);
         }
         for (const r of image.recoveredRecords) fx.push({ kind: 'log', level: 'warn', msg: 'EEPROM record recovered from older copy', fields: { record: r } });
       }
@@ -198,6 +206,7 @@ export class NicMachine {
       );
       firmware.hostState = this.hostState;
       this.b = { image, db, exec, channel, sync, firmware, ipmiUsers, lan: null };
+      this.lastSerial = image.serial;
       // (Mutation check only: the NIC keeps its last epoch across a boot, as it kept its counters before issue 14.)
       if (mutated('boot-keeps-epoch') && db.syncEpoch > 0 && db.active) channel.addEpoch(db.syncEpoch, db.active.generation, db.inboundFloor(db.active.generation), now, false);
       this.runState = 'running';
@@ -354,7 +363,7 @@ export class NicMachine {
 
   /** The lanplus responder, made when first needed (the firmware hands on class 7 only while lanplus is on). */
   private lan(b: Booted): IpmiLan {
-    b.lan ??= new IpmiLan({ users: b.ipmiUsers.config.users, guid: systemGuid(this.id), random: this.o.random });
+    b.lan ??= new IpmiLan({ users: b.ipmiUsers.config.users, guid: systemGuid(b.image.serial), random: this.o.random });
     return b.lan;
   }
 
@@ -646,6 +655,8 @@ export class NicMachine {
     const img = b?.image;
     return {
       id: this.id,
+      serial: this.serial,
+      systemGuid: this.serial !== null ? systemUuidText(this.serial) : null,
       address: this.o.address,
       ports: { ...this.o.ports },
       state: this.runState,
@@ -664,6 +675,11 @@ export class NicMachine {
       heartbeat: this.heartbeats.status(),
       ipmi: b ? ipmiStatus(b) : null,
     };
+  }
+
+  /** The EEPROM's serial number (eeprom-image.ts), as of the last boot that read it; null before one did. */
+  get serial(): string | null {
+    return this.b?.image.serial ?? this.lastSerial;
   }
 
   /** The configuration as the EEPROM holds it (null when not booted). */

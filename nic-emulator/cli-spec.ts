@@ -15,7 +15,8 @@ export const EMULATOR_CLI: ToolSpec = {
   tagline: 'Hosts a fleet of emulated ASF management NICs and their hosts; the other verbs drive a running one.',
   options: {
     nics: { type: 'string', arg: 'N', help: 'number of NICs (default 4)' },
-    'first-address': { type: 'string', arg: 'A', help: 'first NIC address, one loopback address per NIC (default 127.0.1.1; ports 623, 664, 500); needs root or cap_net_bind_service' },
+    'first-address': { type: 'string', arg: 'A', help: 'first NIC address, one address per NIC (default 127.0.1.1; ports 623, 664, 500); needs root or cap_net_bind_service; outside 127/8 the addresses must be on an interface (ip addr add)' },
+    'id-prefix': { type: 'string', arg: 'P', help: 'NIC ids P-nic-1, P-nic-2, ... (default nic-1, ...): one prefix per emulator whose NICs one station manages' },
     'port-base': { type: 'string', arg: 'P', help: 'port-per-NIC instead: NIC i on P+3(i-1) clear, +1 secure, +2 IKE, all on one address (default then 127.0.0.1)' },
     'data-dir': { type: 'string', arg: 'D', help: 'one EEPROM file per NIC under D (default var/nics)' },
     'boot-delay': { type: 'string', arg: 'MS', help: 'pre-boot -> OS up (default 2000)' },
@@ -39,8 +40,8 @@ export const EMULATOR_CLI: ToolSpec = {
       summary: 'host a fleet of NICs (foreground)',
       about: "Start the NICs and the control API and stay in the foreground; Ctrl-C, SIGTERM or 'nic-emulator stop' end it. " +
         'Every NIC resumes from its EEPROM file. Prints one ready line (JSON with --json).',
-      options: ['nics', 'first-address', 'port-base', 'data-dir', 'boot-delay', 'host-state', 'policy', 'clear-management', 'checkpoint-block', 'ipmi-user', 'busy-poll-us', 'udp-io', 'log-format', 'log-level'],
-      examples: ['start --nics 8 --port-base 16230 --log-format json'],
+      options: ['nics', 'id-prefix', 'first-address', 'port-base', 'data-dir', 'boot-delay', 'host-state', 'policy', 'clear-management', 'checkpoint-block', 'ipmi-user', 'busy-poll-us', 'udp-io', 'log-format', 'log-level'],
+      examples: ['start --nics 8 --port-base 16230 --log-format json', 'start --nics 8 --id-prefix lab-a --first-address 10.77.1.1'],
     },
     status: {
       usage: 'status [TARGET] [options]',

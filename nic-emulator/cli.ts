@@ -3,10 +3,13 @@
  * Run `nic-emulator --help` for the verbs; README "CLI reference" documents them with exit codes.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { networkInterfaces } from 'node:os';
+import dgram from 'node:dgram';
 import { BusyPoll, DEFAULT_BUSY_POLL_MAX_US } from './busy-poll.js';
 import { batchUdpUnavailable, defaultUdpIo } from '../lib/batch-udp.js';
 import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
 import { Fleet } from './fleet.js';
+import { missingAddresses, parseIdPrefix, type NicAddress } from './addressing.js';
 import { startControlServer } from './control-server.js';
 import { ControlClient, DEFAULT_CONTROL } from '../lib/control-client.js';
 import { createLogger, type LogFormat, type LogLevel } from '../lib/log.js';
@@ -71,7 +74,9 @@ async function main(argv: string[]): Promise<void> {
         data = (await nics()).filter((n) => ids.includes(n.id));
       } else data = await client().get<NicStatus>(path(target));
       if (json) return printJson(data);
-      for (const r of Array.isArray(data) ? data : [data]) process.stdout.write(statusLine(r) + '\n');
+      const rows = Array.isArray(data) ? data : [data];
+      const idWidth = Math.max(8, ...rows.map((r) => r.id.length)); // lab-a-nic-12 lines up as nic-1 does
+      for (const r of rows) process.stdout.write(statusLine(r, idWidth) + '\n');
       return;
     }
     case 'host': {
@@ -163,14 +168,14 @@ async function main(argv: string[]): Promise<void> {
  * One NIC as `status` prints it: id, address, run state, host, link, SA slots, then its counters in the one form
  * both tools use (lib/cli.ts fmtCounts: `dropped=0`, `dropped=3 (replay=2,icv=1)`).
  */
-function statusLine(r: NicStatus): string {
+function statusLine(r: NicStatus, idWidth = 8): string {
   const g = (x: any) => (x ? x.generation : '-');
   const sa = r.sa ? `sa active=${g(r.sa.active)} previous=${g(r.sa.previous)} pending=${g(r.sa.pending)}` : 'sa -';
   const c = r.counters;
   const counters = c
     ? `rx clear=${c.accepted.clear} secure=${c.accepted.secure} ${fmtCounts('dropped', c.dropped)} refused=${c.refusedClear}`
     : 'rx -';
-  return `${r.id.padEnd(8)} ${String(r.address).padEnd(11)} ${String(r.state).padEnd(9)} host=${String(r.host).padEnd(8)} link=${r.link} ${sa} ` +
+  return `${r.id.padEnd(idWidth)} ${String(r.address).padEnd(11)} ${String(r.state).padEnd(9)} host=${String(r.host).padEnd(8)} link=${r.link} ${sa} ` +
     `${counters} ${ipmiSummary(r.ipmi)} eeprom-writes=${r.eepromWrites?.total ?? '-'}${r.error ? ' ERROR: ' + r.error : ''}`;
 }
 
@@ -239,6 +244,27 @@ function oneOf<T extends string>(v: string | undefined, def: T, name: string, al
  * it. At most 65536: each NIC restart can skip 2K of an SA's 32-bit sequence space (ESN off) and each silence
  * costs the station about 2.5K, so a larger K uses an SA up in fewer restarts (at 2^31, in one).
  */
+/**
+ * Address-per-NIC outside 127/8: every NIC address must be this host's, or its NIC would run without sockets. The
+ * interfaces' addresses (os.networkInterfaces()) are the fast path; libuv lists only interfaces that are up and
+ * running, so an address not among them is tried with a bind before it is refused (E_USAGE naming it).
+ */
+async function refuseForeignAddresses(addrs: NicAddress[]): Promise<void> {
+  const local = new Set(Object.values(networkInterfaces()).flatMap((l) => (l ?? []).filter((a) => a.family === 'IPv4').map((a) => a.address)));
+  for (const address of missingAddresses(addrs, local)) {
+    const s = dgram.createSocket('udp4');
+    const err = await new Promise<NodeJS.ErrnoException | null>((resolve) => {
+      s.once('error', resolve);
+      s.bind(0, address, () => resolve(null));
+    });
+    s.close();
+    if (err?.code === 'EADDRNOTAVAIL') {
+      throw new UsageError('E_USAGE', `NIC address ${address} is on no interface of this host: outside 127/8 add the NICs' addresses first ` +
+        `(ip addr add ${address}/24 dev IF), or use a 127.x.y.z --first-address or --port-base`);
+    }
+  }
+}
+
 const MIN_CHECKPOINT_BLOCK = 4096;
 const MAX_CHECKPOINT_BLOCK = 65536;
 
@@ -277,6 +303,7 @@ async function start(values: Values, control: string): Promise<void> {
   const fleet = new Fleet({
     ipmiUsers,
     nics: intOption(values.nics as string | undefined, 4, 'nics'),
+    idPrefix: values['id-prefix'] !== undefined ? parseIdPrefix(values['id-prefix'] as string) : undefined,
     firstAddress: (values['first-address'] as string | undefined) ?? (portBase !== null ? '127.0.0.1' : '127.0.1.1'),
     portBase,
     dataDir: (values['data-dir'] as string | undefined) ?? 'var/nics',
@@ -294,6 +321,7 @@ async function start(values: Values, control: string): Promise<void> {
     udpIo,
     log,
   });
+  if (portBase === null) await refuseForeignAddresses(fleet.nics.map((n) => n.addr));
   let stopping = false;
   const shutdown = async (why: string) => {
     if (stopping) return;
@@ -320,7 +348,9 @@ async function start(values: Values, control: string): Promise<void> {
     const err = e as NodeJS.ErrnoException;
     if (err.code === 'EACCES') throw new UsageError('E_USAGE', `cannot bind ports below 1024 (${err.message}): run as root, grant 'setcap cap_net_bind_service=+ep $(command -v node)', or use --port-base 10000`);
     if (err.code === 'EADDRINUSE') throw new UsageError('E_USAGE', `address in use (${err.message}): another emulator running? try 'nic-emulator stop' or other --first-address/--port-base`);
-    if (err.code === 'EADDRNOTAVAIL') throw new UsageError('E_USAGE', `address not available (${err.message}): on this OS add loopback aliases or use --port-base`);
+    if (err.code === 'EADDRNOTAVAIL') {
+      throw new UsageError('E_USAGE', `address not available (${err.message}): a NIC address outside 127/8 must be on an interface first (ip addr add ADDRESS/PREFIX dev IF); on an OS without the whole 127/8 on loopback add aliases; or use --port-base`);
+    }
     throw e;
   }
   bar.done();
@@ -331,13 +361,13 @@ async function start(values: Values, control: string): Promise<void> {
   const last = fleet.nics[fleet.nics.length - 1].addr;
   const ready = {
     ready: true, pid: process.pid, nics: fleet.nics.length, running, failed: fleet.nics.length - running,
-    first: `${first.address}:${first.clearPort}`, last: `${last.address}:${last.clearPort}`,
+    first: `${first.address}:${first.clearPort}`, last: `${last.address}:${last.clearPort}`, firstId: first.id, lastId: last.id,
     control: `${host}:${server.port}`, startMs: Math.round(performance.now() - t0),
   };
   if (values.json) process.stdout.write(JSON.stringify(ready) + '\n');
   else
     process.stdout.write(
-      `nic-emulator: ${running}/${fleet.nics.length} NICs running (${ready.first} .. ${ready.last}), control http://${ready.control}, started in ${ready.startMs} ms\n`,
+      `nic-emulator: ${running}/${fleet.nics.length} NICs running (${first.id} ${ready.first} .. ${last.id} ${ready.last}), control http://${ready.control}, started in ${ready.startMs} ms\n`,
     );
   for (const n of fleet.nics.filter((x) => x.runState === 'failed')) process.stderr.write(`${PROG}: ${n.id} failed: ${n.error}\n`);
 }

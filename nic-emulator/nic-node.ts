@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import dgram from 'node:dgram';
 import { NicMachine, NicDownError, type NicEffect, type NicPort, type ExecutedCommand, type LabEvent, type NicRunState } from '../firmware/nic-machine.js';
 import { EEPROM_SIZE, type NicConfig } from '../firmware/eeprom-image.js';
+import { newSerial } from '../firmware/system-guid.js';
 import type { IpmiUsersConfig } from '../firmware/ipmi/ipmi-users-record.js';
 import type { HostState } from '../firmware/host-state.js';
 import { LifelineError } from '../common/errors.js';
@@ -93,6 +94,7 @@ export class NicNode {
       initialHostState: opts.initialHostState,
       bootDelayMs: opts.bootDelayMs,
       random: pooledRandom,
+      newSerial: () => newSerial(pooledRandom),
       checkpointBlock: opts.checkpointBlock,
       commitTimeoutMs: opts.commitTimeoutMs,
     });

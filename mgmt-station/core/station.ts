@@ -15,6 +15,8 @@ import type { SecurePort, StationEnv } from './env.js';
 /** What the emulator's control says of a NIC (GET /v1/nics/:id), as much as the station needs. */
 export interface EmulatorNic {
   id: string;
+  /** The EEPROM's serial number (null while the NIC never booted; absent from an emulator of an earlier release). */
+  serial?: string | null;
   address: string;
   ports: { clear: number; secure: number; ike: number };
   /** The NIC's SA database; null while it is not running. `checkpointBlock`: K of DESIGN §2.6. */
@@ -224,6 +226,7 @@ export class StationCore {
   async enroll(emu: EmulatorControl, nicId: string, psk: Uint8Array, timeoutMs: number): Promise<ExchangeResult> {
     const st = await emu.nic(nicId);
     return this.exclusiveKeying(st.id, async () => {
+      assertSameNic(await this.store.getNic(st.id), emu, st);
       const record = (existing: NicRecord | null): NicRecord => ({
         id: st.id, address: st.address, securePort: st.ports.secure, clearPort: st.ports.clear, ikePort: st.ports.ike, psk,
         enrolledAt: this.now(), meta: { ...(existing?.meta ?? {}), ...nicMeta(emu, st), enrolled: true },
@@ -247,6 +250,7 @@ export class StationCore {
   async installManualSa(emu: EmulatorControl, nicId: string, sa: SaPair): Promise<{ nic: string; generation: number; policy: string; transform: string; toNicSpi: number; fromNicSpi: number }> {
     const st = await emu.nic(nicId);
     return this.exclusiveKeying(st.id, async () => {
+      assertSameNic(await this.store.getNic(st.id), emu, st);
       const record = (existing: NicRecord | null): NicRecord => ({
         id: st.id, address: st.address, securePort: st.ports.secure, clearPort: st.ports.clear, ikePort: st.ports.ike,
         psk: existing?.psk ?? this.env.random(32), enrolledAt: existing?.enrolledAt ?? this.now(),
@@ -302,14 +306,37 @@ export class StationCore {
 }
 
 /**
- * What enrolment and `sa manual` record of the NIC in its meta: the emulator it was reached through and the
- * NIC's inbound checkpoint block K (DESIGN §2.6).
+ * The store keys NICs by id, and ids are given by emulators (`nic-N`, or `PREFIX-nic-N` with --id-prefix): two
+ * emulators started with the same prefix give two NICs one id. Enrolment (and `sa manual`) of a NIC the store holds
+ * with another EEPROM serial, reached through another emulator or at another address, would silently turn the
+ * record (and its SAs, command log and sequence numbers) over to a different NIC: E_NIC_IDENTITY instead, nothing
+ * changed. Another serial through the same emulator at the same address is the same NIC slot formatted anew (its
+ * EEPROM file deleted), which an administrator enrols again. A record or an emulator without serials (earlier
+ * releases) is not checked; the serial is recorded from then on.
+ */
+function assertSameNic(existing: NicRecord | null, emu: EmulatorControl, st: EmulatorNic): void {
+  const was = existing?.meta.serial;
+  if (!existing || typeof was !== 'string' || typeof st.serial !== 'string' || was === st.serial) return;
+  const moved = existing.meta.emulator !== emu.name || existing.address !== st.address || existing.securePort !== st.ports.secure;
+  if (!moved) return;
+  throw new LifelineError(
+    'E_NIC_IDENTITY',
+    `${st.id}: this station enrolled ${st.id} as serial ${was} at ${existing.address}:${existing.securePort} (emulator ${String(existing.meta.emulator ?? '?')}), ` +
+      `but emulator ${emu.name} has a NIC ${st.id} with serial ${st.serial} at ${st.address}:${st.ports.secure}: two emulators give out the same NIC ids. ` +
+      `Start each emulator with its own --id-prefix (nic-emulator start --id-prefix lab-b); nothing was changed`,
+  );
+}
+
+/**
+ * What enrolment and `sa manual` record of the NIC in its meta: the emulator it was reached through, the EEPROM's
+ * serial (assertSameNic) and the NIC's inbound checkpoint block K (DESIGN §2.6).
  */
 function nicMeta(emu: EmulatorControl, st: EmulatorNic): Record<string, unknown> {
   const k = st.sa?.checkpointBlock;
   const policy = st.config?.securityPolicy;
   return {
     emulator: emu.name,
+    ...(typeof st.serial === 'string' ? { serial: st.serial } : {}),
     ...(Number.isSafeInteger(k) && k! >= 1 ? { checkpointBlock: k } : {}),
     ...(policy === 'esp' || policy === 'esp+ah' ? { policy } : {}),
   };

@@ -116,7 +116,7 @@ describe('e2e: EEPROM faults', function () {
       const sa = readFileSync(path('nic-5'));
       sa[11 * 64 + 30] ^= 0x01;
       writeFileSync(path('nic-5'), sa);
-      // nic-6: nic-1's image, sound but another NIC's (its serial says nic-1).
+      // nic-6: nic-1's image, sound but another NIC's (its identity record says nic-1).
       writeFileSync(path('nic-6'), readFileSync(path('nic-1')));
       for (const nic of ['nic-2', 'nic-3', 'nic-4', 'nic-5', 'nic-6']) files[nic] = readFileSync(path(nic));
 
@@ -138,7 +138,7 @@ describe('e2e: EEPROM faults', function () {
       ['nic-3', /not a Lifeline EEPROM image: no 'LFLN' magic at offset 0/],
       ['nic-4', /not a Lifeline EEPROM image: .*PNG/],
       ['nic-5', /SA slot 0 \(pages 11-13\), the active SA \(generation 1\).* is corrupt/],
-      ['nic-6', /this image belongs to NIC 'nic-1' \(its serial\), not nic-6/],
+      ['nic-6', /this image belongs to NIC 'nic-1' \(serial LL[0-9A-F]{12}\), not nic-6/],
     ];
     for (const [nic, why] of expectations) {
       it(`${nic} is failed with an error naming its file and the bad record, on stderr and in status`, async () => {

@@ -164,7 +164,9 @@ describe('e2e: ipmitool and FreeIPMI against the emulator\'s IPMI lanplus (issue
         assert.equal(r.code, 0, r.stderr);
         assert.match(r.stdout, /Device ID\s+: 32/);
         assert.match(r.stdout, /IPMI Version\s+: 2\.0/);
-        assert.match(r.stdout, new RegExp(`System GUID : ${systemUuidText('nic-3')}\n`), 'the NIC\'s own version 5 UUID');
+        const st = await status(3);
+        assert.equal(st.systemGuid, systemUuidText(st.serial), 'status shows the GUID of the NIC\'s serial');
+        assert.match(r.stdout, new RegExp(`System GUID : ${st.systemGuid}\n`), 'the NIC\'s own version 5 UUID, of its EEPROM serial');
         assert.match(r.stdout, /Channel Number\s+: 1\s+Medium Type\s+: 802\.3 LAN/);
       });
     }

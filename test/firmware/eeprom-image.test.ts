@@ -103,12 +103,14 @@ describe('EEPROM image (DESIGN §3)', () => {
       assert.deepEqual(back.pageWrites, img.pageWrites);
     });
 
-    it('keeps the magic LFLN at offset 0, erases the executed-command ring (69-100), writes the IPMI users record into page 101 and leaves 102-511 erased', () => {
+    it('keeps the magic LFLN at offset 0, erases the executed-command ring (69-100), writes the IPMI users record into page 101, the identity record into 117 and leaves the rest erased', () => {
       const { dev } = fresh();
       assert.equal(new TextDecoder().decode(dev.image.subarray(0, 4)), 'LFLN');
       assert.ok(dev.image.subarray(69 * EEPROM_PAGE, 101 * EEPROM_PAGE).every((b) => b === 0xff));
       assert.equal(dev.image[101 * EEPROM_PAGE], 0x07, 'IPMI users record, kind 0x07');
-      assert.ok(dev.image.subarray(102 * EEPROM_PAGE).every((b) => b === 0xff));
+      assert.ok(dev.image.subarray(102 * EEPROM_PAGE, 117 * EEPROM_PAGE).every((b) => b === 0xff));
+      assert.equal(dev.image[117 * EEPROM_PAGE], 0x08, 'identity record, kind 0x08');
+      assert.ok(dev.image.subarray(118 * EEPROM_PAGE).every((b) => b === 0xff));
     });
 
     it('a trust anchor of kind none reads back as 32 zero bytes; ed25519 keys are 32 bytes', () => {
