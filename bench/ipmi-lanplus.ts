@@ -16,7 +16,7 @@
  *  2. Session set-ups per second: four consoles over UDP (the spec-written console of test/support, the client the
  *     responder's own tests use), each looping Open Session, RAKP 1/2, RAKP 3/4, Close Session; interleaved rounds.
  *     Beside it the responder's CPU time per set-up and the consoles' (the bench process's). Neither side is
- *     saturated by four consoles (each is busy about half the time): the rate is set by the round trips, and four
+ *     saturated by four consoles (each is busy a third to a half of the time): the rate is set by the round trips, and four
  *     is Lifeline's active-session limit, so more consoles would measure refusals, not set-ups.
  *  3. Memory per NIC with lanplus enabled: one emulator process with N NICs and `--ipmi-user`, VmRSS after ready
  *     (lanplus on, no responder made yet: a NIC makes it on its first IPMI datagram) and again after one session
