@@ -86,7 +86,7 @@ async function main(): Promise<number> {
   const wearRequests = quick ? 100_000 : 500_000;
   const ikeNics = quick ? 200 : 1000;
   // Many short interleaved rounds: on the shared VM a whole second can be slow for one target and not the other.
-  const lanplusPlan = quick ? { rounds: 8, setupSeconds: 0.5, setupRounds: 2, fleetNics: 1000 } : { rounds: 40, setupSeconds: 0.5, setupRounds: 8, fleetNics: 10000 };
+  const lanplusPlan = quick ? { rounds: 8, warmupSessions: 100, setupSeconds: 0.5, setupRounds: 2, fleetNics: 1000 } : { rounds: 40, warmupSessions: 500, setupSeconds: 0.5, setupRounds: 8, fleetNics: 10000 };
 
   const t0 = performance.now();
   const loadAtStart = os.loadavg()[0];
@@ -306,13 +306,21 @@ function rows(r: Results): Row[] {
     const w = (x: { p50: Figure; mean: Figure; failures: number }) => `${x.p50.value} / ${x.mean.value} ms${x.failures ? ` (${x.failures} failed)` : ''}`;
     out.push({ section: s, name: 'Lifeline -C 3 chassis power status p50 / mean', value: w(lp.lifeline.c3) });
     out.push({ section: s, name: 'Lifeline -C 17 chassis power status p50 / mean', value: w(lp.lifeline.c17) });
+    out.push({ section: s, name: 'Lifeline first run after start, -C 3', value: f(lp.lifeline.firstRun) });
+    out.push({ section: s, name: 'Lifeline CPU per ipmitool run, -C 3 / -C 17', value: `${lp.lifeline.c3.responderCpu.value} / ${lp.lifeline.c17.responderCpu.value} µs` });
     out.push({ section: s, name: 'Lifeline set-ups per second, suite 3 / 17', value: `${lp.lifeline.setupsPerSecond.c3.value} / ${lp.lifeline.setupsPerSecond.c17.value}` });
+    out.push({ section: s, name: 'Lifeline CPU per set-up, suite 3 / 17 (consoles: suite 3)', value: `${lp.lifeline.cpuPerSetup.c3.value} / ${lp.lifeline.cpuPerSetup.c17.value} µs (${lp.lifeline.clientCpuPerSetup.c3.value} µs)` });
     if ('c3' in lp.ipmiSim) {
       out.push({ section: s, name: 'ipmi_sim -C 3 chassis power status p50 / mean', value: w(lp.ipmiSim.c3) });
       out.push({ section: s, name: 'ipmi_sim -C 17', value: lp.ipmiSim.c17 });
+      out.push({ section: s, name: 'ipmi_sim first run after start, -C 3', value: f(lp.ipmiSim.firstRun) });
+      out.push({ section: s, name: 'ipmi_sim CPU per ipmitool run, -C 3', value: f(lp.ipmiSim.c3.responderCpu) });
       out.push({ section: s, name: 'ipmi_sim set-ups per second, suite 3', value: f(lp.ipmiSim.setupsPerSecond.c3) });
+      out.push({ section: s, name: 'ipmi_sim CPU per set-up, suite 3 (consoles)', value: `${lp.ipmiSim.cpuPerSetup.c3.value} µs (${lp.ipmiSim.clientCpuPerSetup.c3.value} µs)` });
       if (lp.wallRatioC3) out.push({ section: s, name: 'wall p50 -C 3, Lifeline / ipmi_sim', value: f(lp.wallRatioC3) });
+      if (lp.toolCpuRatioC3) out.push({ section: s, name: 'CPU per ipmitool run -C 3, Lifeline / ipmi_sim', value: f(lp.toolCpuRatioC3) });
       if (lp.setupRatioC3) out.push({ section: s, name: 'set-ups per second, Lifeline / ipmi_sim', value: f(lp.setupRatioC3) });
+      if (lp.setupCpuRatioC3) out.push({ section: s, name: 'CPU per set-up, Lifeline / ipmi_sim', value: f(lp.setupCpuRatioC3) });
     } else out.push({ section: s, name: 'ipmi_sim', value: 'skipped', note: lp.ipmiSim.skipped });
     const fl = lp.fleet;
     if ('nics' in fl) {
