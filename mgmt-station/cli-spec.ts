@@ -4,8 +4,9 @@
  */
 import type { ToolSpec, VerbSpec } from '../lib/cli-args.js';
 
-const DEFAULT_STORE = 'sqlite:var/station.db';
-const DEFAULT_KEY_FILE = 'var/cluster.key';
+/** The store and cluster key a station uses when --store (and $LIFELINE_STORE) or --cluster-key are not given. */
+export const DEFAULT_STORE = 'sqlite:var/station.db';
+export const DEFAULT_KEY_FILE = 'var/cluster.key';
 
 export const TARGET_HELP =
   'TARGET: a NIC by id (nic-1) or address (127.0.1.1, or ADDRESS:PORT with port-per-NIC), a list (nic-1,nic-3), ' +

@@ -6,7 +6,7 @@
  *
  * Control API (loopback only). Every request but GET /v1/identity carries the daemon's credential, `Authorization:
  * Bearer TOKEN`: TOKEN is 32 random bytes (64 hex digits) made at each start and written into the announce file
- * (announceFile(), mode 0600, beside an SQLite store), where the CLI of the same user reads it. A request without it or
+ * (announce.ts announceFile(), mode 0600, beside an SQLite store), where the CLI of the same user reads it. A request without it or
  * with another is answered 401 { ok: false, error: { code: 'E_AUTH' } } before its body is read: nothing runs. (The
  * 0600 cluster key guards the store; this guards the process that holds the store open.)
  *   GET  /v1/identity                       -> { id, pid }   no credential: a second daemon of this station finds
@@ -41,13 +41,12 @@
  * A restart (even kill -9) resumes from the store: SAs, sequence reservations and the command log.
  */
 import http from 'node:http';
-import { readFileSync, realpathSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { emulatorControl, type StationContext } from './context.js';
 import { LifelineError, UsageError } from '../common/errors.js';
 import type { Logger } from '../lib/log.js';
-import { redactedStoreUrl, sqlitePathOf } from './store/store-url.js';
+import { metricsTokenFile } from './announce.js';
 import { ControlClient, controlTimeoutMs } from '../lib/control-client.js';
 import { hexField, saFromJson } from '../lib/sa-json.js';
 import { decodePathSegment, readJsonBody } from '../lib/json-http.js';
@@ -73,44 +72,6 @@ export interface DaemonOptions extends DaemonTimes {
 
 const READS: Record<string, ReadKind> = { ping: 'presence-ping', state: 'system-state-request', capabilities: 'capabilities-request' };
 const COMMANDS = ['reset', 'power-up', 'power-down', 'power-cycle'];
-
-/**
- * A store URL as the announce file names it: an SQLite store by its absolute path (sqlite:var/x.db and
- * sqlite:/abs/var/x.db are one store), any other URL as given with its password masked (it is written to a file).
- */
-export function announcedStore(storeUrl: string): string {
-  const path = sqlitePathOf(storeUrl);
-  if (path !== null && path !== ':memory:') {
-    const file = resolvePath(path);
-    // The directory without symlinks, so that every path to the same file names the same daemon.
-    let dir = dirname(file);
-    try {
-      dir = realpathSync(dir);
-    } catch {
-      /* not there yet: the store will be created, nobody can run on it */
-    }
-    return `sqlite:${join(dir, basename(file))}`;
-  }
-  return redactedStoreUrl(storeUrl);
-}
-
-/**
- * Where the daemon of station `id` on `storeUrl` announces itself: beside an SQLite store, else under ./var, named
- * by the station id and a hash of the store (announcedStore), so that two stores in one directory, or two
- * PostgreSQL databases, each have their own daemon per station id.
- */
-export function announceFile(storeUrl: string, id: string): string {
-  const store = announcedStore(storeUrl);
-  const file = sqlitePathOf(store);
-  const dir = file !== null && file !== ':memory:' ? dirname(file) : resolvePath('var');
-  const hash = createHash('sha256').update(store).digest('hex').slice(0, 12);
-  return join(dir, `station-${id}.${hash}.daemon.json`);
-}
-
-/** Where the daemon writes its scrape-only credential for /metrics: beside its announce file (see the file comment). */
-export function metricsTokenFile(announce: string): string {
-  return announce.replace(/\.daemon\.json$/, '') + '.metrics-token';
-}
 
 /** The daemon process: its control API and announce file around the daemon's decisions (core/daemon-core.ts). */
 export class StationDaemon {

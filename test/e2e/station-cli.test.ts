@@ -8,7 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { announceFile, announcedStore } from '../../mgmt-station/daemon.js';
+import { announceFile, announcedStore } from '../../mgmt-station/announce.js';
 import { Lab, ROOT, waitFor } from '../support/lab.js';
 import { UDP664_AH_LUA } from '../support/tshark.js';
 import { StationDaemon, announceFileOf, announceStandIn, sleep, stopAllStations, withStoreDb, writePskFile } from '../support/station-daemon.js';
