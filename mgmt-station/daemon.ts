@@ -33,6 +33,10 @@
  *                                              announce file), which Prometheus reads as `authorization:
  *                                              credentials_file` at every scrape. That token opens /metrics and
  *                                              nothing else: what Prometheus holds cannot power-cycle a NIC.
+ * Errors, as the emulator's control API answers them (lib/json-http.ts): { ok: false, error: { code, message } } with
+ * the HTTP status of the code: 400 a bad request (E_USAGE), 401 E_AUTH, 404 E_NOT_FOUND, 409 the NIC's or the
+ * station's state refuses it (E_FENCED, ...), 500 E_INTERNAL (a bug), 502 the NIC or its host failed (E_IKE_*, ...),
+ * 503 the store or the emulator is unreachable, 504 no answer in time (E_TIMEOUT, E_OUTCOME_UNKNOWN).
  * Every verb that changes a NIC's SA or PSK runs here while the daemon runs (the CLI forwards enroll, refresh
  * and sa manual, one NIC or all): the daemon's session and key exchange then move with it. A change made by
  * another process anyway (--no-daemon, a station elsewhere with this id) is noticed at the next poll and before
@@ -49,7 +53,7 @@ import type { Logger } from '../lib/log.js';
 import { metricsTokenFile } from './announce.js';
 import { ControlClient, controlTimeoutMs } from '../lib/control-client.js';
 import { hexField, saFromJson } from '../lib/sa-json.js';
-import { decodePathSegment, readJsonBody } from '../lib/json-http.js';
+import { decodePathSegment, errorBody, httpStatusOf, readJsonBody, sendJson } from '../lib/json-http.js';
 import { writeSecretFile } from '../lib/secret-file.js';
 import { DaemonCore, type DaemonTimes } from './core/daemon-core.js';
 import type { CommandKind, ReadKind } from './core/session.js';
@@ -149,7 +153,7 @@ export class StationDaemon {
     /** A verb of the API being served (counted and timed for /metrics), and how it ended. */
     let timed: { verb: string; t0: number } | null = null;
     let outcome = 'ok';
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    const headers: Record<string, string> = {};
     try {
       const url = new URL(req.url ?? '/', 'http://daemon');
       const path = url.pathname;
@@ -165,7 +169,7 @@ export class StationDaemon {
       if (!this.authorized(req)) {
         status = 401;
         headers['www-authenticate'] = 'Bearer realm="lifeline station daemon"';
-        out = { ok: false, error: { code: 'E_AUTH', message: `the station daemon's control API needs its credential (Authorization: Bearer TOKEN, TOKEN from ${this.o.announceFile}, mode 0600); the mgmt-station CLI of the same user sends it` } };
+        out = errorBody('E_AUTH', `the station daemon's control API needs its credential (Authorization: Bearer TOKEN, TOKEN from ${this.o.announceFile}, mode 0600); the mgmt-station CLI of the same user sends it`);
         req.resume(); // the body is not read: drain it so the answer can be sent
         return;
       }
@@ -219,15 +223,14 @@ export class StationDaemon {
       }
     } catch (e) {
       const code = e instanceof LifelineError ? e.code : 'E_INTERNAL';
-      status = code === 'E_NOT_FOUND' ? 404 : code === 'E_INTERNAL' ? 500 : 400;
-      out = { ok: false, error: { code, message: (e as Error).message } };
+      status = httpStatusOf(code);
+      out = errorBody(code, (e as Error).message);
       outcome = outcomeOf(e);
       this.core.countStoreError(e);
     } finally {
       if (timed) this.metrics?.observeVerb(timed.verb, outcome, (performance.now() - timed.t0) / 1000);
       if (res.headersSent) return; // a scrape answered above
-      res.writeHead(status, headers);
-      res.end(JSON.stringify(out, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
+      sendJson(res, status, out, headers);
     }
   }
 
