@@ -178,7 +178,7 @@ export async function forwardVerb(d: Announced, verb: string, target: string, js
 }
 
 /**
- * Run enroll or sa manual in this station's running daemon (README "CLI reference"): a fleet's NICs are listed
+ * Run enroll or sa manual in this station's running daemon (docs/STATION.md): a fleet's NICs are listed
  * here (the emulator's: the store may not know them yet) and the daemon runs each, a few at a time, with progress
  * on a TTY. The PSK file is read and each manual SA made here, and sent to the daemon on loopback. Resolves false
  * when no daemon listens (nothing was sent: the verb then runs here); a daemon that took a request and was lost is

@@ -304,7 +304,7 @@ function addressError(e: unknown, option: string, address: string): unknown {
     EADDRNOTAVAIL: 'not an address of this host; use a local address such as 127.0.0.1',
     ENOTFOUND: 'unknown host name',
     EAI_AGAIN: 'host name lookup failed',
-    EACCES: `binding this port needs root or cap_net_bind_service (README "Running without root"); use a port above 1023`,
+    EACCES: `binding this port needs root or cap_net_bind_service (docs/EMULATOR.md, "Running without root"); use a port above 1023`,
   };
   const code = (e as NodeJS.ErrnoException)?.code;
   return code && why[code] ? new UsageError('E_USAGE', `${option} ${address}: ${why[code]} (${code})`) : e;

@@ -122,7 +122,7 @@ export const STATION_CLI: ToolSpec = {
       usage: 'keys --wireshark FILE [--ikev2 FILE] [options]',
       summary: 'export SA keys for Wireshark/tshark',
       about: 'Write esp_sa (and ikev2_decryption_table) UAT lines for every SA in the store, the newest 16 retired ' +
-        'ones per NIC too; the files are 0600. README "Checking packets with tshark" shows how tshark uses them.',
+        'ones per NIC too; the files are 0600. docs/CAPTURES.md shows how tshark uses them.',
       options: ['wireshark', 'ikev2'],
       examples: ['keys --wireshark /tmp/esp_sa --ikev2 /tmp/ikev2_keys'],
     },

@@ -291,7 +291,7 @@ describe('e2e station CLI: daemon forwarding, leases, usage errors', function ()
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`^wrote \\d+ IKE SA\\(s\\) to ${ike}\\n$`));
   });
-  it('the AH dissector script the README names ships in scripts/ and is the one the tests use', () => {
+  it('the AH dissector script docs/CAPTURES.md names ships in scripts/ and is the one the tests use', () => {
     assert.equal(readFileSync(join(ROOT, 'scripts', 'udp664_ah.lua'), 'utf8'), UDP664_AH_LUA);
   });
 });
