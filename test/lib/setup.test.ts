@@ -142,4 +142,27 @@ describe('set-up and start-up (issue 17)', () => {
       }
     }
   });
+
+  it('the README is a quick start and a tour (at most 100 lines, no benchmark figures); every link in it and in docs/ resolves', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    assert.ok(readme.split('\n').length <= 100, `README.md has ${readme.split('\n').length} lines`);
+    assert.match(readme, /## Quick start\n[\s\S]*npm install && npm start[\s\S]*npm test/);
+    assert.doesNotMatch(readme, /\d+(\.\d+)? ?(µs|ms|KiB|req\/s)\b/, 'benchmark figures belong in docs/PERFORMANCE.md');
+    for (const f of ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((x) => x.endsWith('.md')).map((x) => `docs/${x}`)]) {
+      for (const m of readFileSync(join(ROOT, f), 'utf8').matchAll(/\]\(([^)#\s]+)(#[^)]*)?\)/g)) {
+        if (/^[a-z]+:/.test(m[1])) continue; // a URL
+        assert.ok(existsSync(resolve(ROOT, dirname(f), m[1])), `${f} links to ${m[1]}, which does not exist`);
+      }
+    }
+  });
+
+  it('every dependency is imported by the product, every devDependency by the tests or the tools (dgram-as-promised: the tests\' UDP peer)', () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
+    const text = (dirs: string[]) => dirs.flatMap((d) => sources(d).map((f) => readFileSync(join(ROOT, f), 'utf8'))).join('\n');
+    const product = text(['common', 'wire', 'firmware', 'protocol', 'lib', 'nic-emulator', 'mgmt-station', 'sim']);
+    const tools = text(['test', 'bench', 'scripts']) + readdirSync(join(ROOT, 'scripts')).filter((x) => x.endsWith('.js')).map((x) => readFileSync(join(ROOT, 'scripts', x), 'utf8')).join('\n');
+    const imported = (src: string, name: string) => src.includes(`from '${name}'`) || src.includes(`from '${name}/`) || src.includes(`import('${name}`) || src.includes(`'${name}/`);
+    for (const name of Object.keys(pkg.dependencies)) assert.ok(imported(product, name), `dependency ${name} is imported by nothing in the product`);
+    for (const name of Object.keys(pkg.devDependencies).filter((n) => !n.startsWith('@types/'))) assert.ok(imported(tools, name), `devDependency ${name} is used by no test or tool`);
+  });
 });
