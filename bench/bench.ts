@@ -3,7 +3,7 @@
  * table on stderr when it is a terminal, progress lines on stderr. docs/PERFORMANCE.md describes every
  * figure and the last recorded run.
  *
- *   node dist/bench/bench.js [--quick] [--only net,ipmi,firmware,eeprom,fleet,refresh,failover,ipmi-lanplus,dos] [--fleet 1000,10000]
+ *   node dist/bench/bench.js [--quick] [--only net,ipmi,firmware,eeprom,fleet,refresh,failover,ipmi-lanplus,dos,cli-latency] [--fleet 1000,10000]
  *                            [--load-client batch|dgram] [--nic-udp-io batch|dgram]
  *
  * Bounded: a watchdog ends the run (and every child process) after 290 s; children are killed in
@@ -20,6 +20,7 @@ import { measureRefresh, type RefreshResult } from './ike-refresh.js';
 import { measureFailover, type FailoverResult } from './failover.js';
 import { measureLanplus, type LanplusResult } from './ipmi-lanplus.js';
 import { DEFAULT_FLOOD_PLAN, measureIkeFlood, type IkeFloodResult } from './ike-flood.js';
+import { measureCliLatency, type CliLatencyResult } from './cli-latency.js';
 import { check, renderTable, type Row, type TargetCheck } from './report.js';
 import { figure, round, type Figure } from './stats.js';
 import { DEFAULT_ANSWER_POLL_US } from '../lib/answer-poll.js';
@@ -27,7 +28,7 @@ import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
 import { intOption } from '../lib/cli.js';
 import { batchUdpUnavailable, defaultUdpIo } from '../lib/batch-udp.js';
 
-const SECTIONS = ['net', 'ipmi', 'firmware', 'eeprom', 'fleet', 'refresh', 'failover', 'ipmi-lanplus', 'dos'] as const;
+const SECTIONS = ['net', 'ipmi', 'firmware', 'eeprom', 'fleet', 'refresh', 'failover', 'ipmi-lanplus', 'dos', 'cli-latency'] as const;
 type Section = (typeof SECTIONS)[number];
 const WATCHDOG_S = 290;
 
@@ -43,6 +44,7 @@ interface Results {
   failover?: FailoverResult | { error: string };
   lanplus?: LanplusResult | { error: string };
   dos?: IkeFloodResult | { error: string };
+  cliLatency?: CliLatencyResult | { error: string };
 }
 
 function usage(msg: string): never {
@@ -161,6 +163,12 @@ async function main(): Promise<number> {
     r.dos = await guard('dos', () => measureIkeFlood(plan, log));
   }
 
+  if (run('cli-latency')) {
+    const rounds = quick ? 10 : 30;
+    log(`CLI latency: mgmt-station state nic-1 through a daemon, node -e 0 and state --no-daemon, ${rounds} interleaved rounds`);
+    r.cliLatency = await guard('cli-latency', () => measureCliLatency(rounds, log));
+  }
+
   const seconds = (performance.now() - t0) / 1000;
   const targets = judge(r, seconds, quick);
   const cpus = os.cpus();
@@ -224,6 +232,9 @@ function judge(r: Results, seconds: number, quick: boolean): TargetCheck[] {
   t.push(check('dos-rss-growth', 'emulator RSS growth during the flood', dos?.emulator.rssGrowth.value, '<=', 16, 'MiB', dosNote));
   const legit = dos ? 1 + dos.plan.baselineRefreshes + dos.plan.refreshes : 0;
   t.push(check('dos-dh-for-spoofed', 'DH computations for spoofed requests (the cookie threshold lets 4 in)', dos ? dos.hostAgent.dhComputations - legit : null, '<=', 8, 'DH', dosNote));
+  const cli = ok(r.cliLatency);
+  const cliNote = r.cliLatency && 'error' in r.cliLatency ? r.cliLatency.error : cli ? `node -e 0 p50 ${cli.nodeFloor.p50.value} ms; ratio ${cli.overNodeP50.value}` : 'not measured';
+  t.push(check('cli-latency', 'mgmt-station state nic-1 through a running daemon, wall p50 (a new process)', cli?.viaDaemon.p50.value, '<=', 150, 'ms', cliNote));
   t.push(check('bench-duration', 'whole bench', seconds, '<=', 300, 's', quick ? '--quick run' : undefined));
   return t;
 }
@@ -339,6 +350,14 @@ function rows(r: Results): Row[] {
     out.push({ section: s, name: 'clear Presence Ping p50 before / during; ratio', value: `${dos.ping.p50Before.value} / ${dos.ping.p50During.value} µs; ${dos.ping.ratio.value}` });
     out.push({ section: s, name: 'host agent: DH computations / cookies sent', value: `${dos.hostAgent.dhComputations} / ${dos.hostAgent.cookiesSent}` });
   } else if (r.dos) out.push({ section: 'IKE_SA_INIT flood', name: 'error', value: (r.dos as { error: string }).error });
+  const cli = ok(r.cliLatency);
+  if (cli) {
+    const s = 'CLI latency (a new process per verb)';
+    out.push({ section: s, name: 'state nic-1 through the daemon p50 / p90', value: `${cli.viaDaemon.p50.value} / ${cli.viaDaemon.p90.value} ms` });
+    out.push({ section: s, name: 'node -e 0 p50 / p90', value: `${cli.nodeFloor.p50.value} / ${cli.nodeFloor.p90.value} ms` });
+    out.push({ section: s, name: 'state via daemon / node -e 0, p50', value: f(cli.overNodeP50) });
+    out.push({ section: s, name: 'state nic-1 --no-daemon p50 / p90', value: `${cli.noDaemon.p50.value} / ${cli.noDaemon.p90.value} ms` });
+  } else if (r.cliLatency) out.push({ section: 'CLI latency', name: 'error', value: (r.cliLatency as { error: string }).error });
   const ike = ok(r.refreshThroughput);
   if (ike) {
     out.push({ section: 'Refresh throughput (in-process)', name: 'IKE_SA_INIT + IKE_AUTH + commit', value: f(ike.fullExchanges) });

@@ -1,7 +1,7 @@
 /**
  * What both executables share: exit codes, one-line errors, JSON output and the progress line.
  *
- * Exit codes (documented in README "CLI reference"):
+ * Exit codes (docs/CLI.md, "Exit codes"):
  *   0 success · 1 the operation failed (timeout, refused, illegal host transition, mismatch) · 2 usage error (bad
  *   arguments, unusable files: E_USAGE, E_TABLE, E_POLICY)
  *   3 cannot reach the emulator, station, NIC or store · 4 internal error (a bug: please report)
@@ -121,7 +121,7 @@ export function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
-/** E_USAGE naming `option` and `value` unless `host` is loopback (a control API address: README "CLI reference"). */
+/** E_USAGE naming `option` and `value` unless `host` is loopback (a control API address: docs/CLI.md). */
 export function requireLoopback(option: string, value: string, host: string): void {
   if (!isLoopbackHost(host)) throw new UsageError('E_USAGE', `${option} ${value}: the control API is on loopback only; give 127.x.y.z or localhost`);
 }

@@ -4,8 +4,9 @@
  */
 import type { ToolSpec, VerbSpec } from '../lib/cli-args.js';
 
-const DEFAULT_STORE = 'sqlite:var/station.db';
-const DEFAULT_KEY_FILE = 'var/cluster.key';
+/** The store and cluster key a station uses when --store (and $LIFELINE_STORE) or --cluster-key are not given. */
+export const DEFAULT_STORE = 'sqlite:var/station.db';
+export const DEFAULT_KEY_FILE = 'var/cluster.key';
 
 export const TARGET_HELP =
   'TARGET: a NIC by id (nic-1) or address (127.0.1.1, or ADDRESS:PORT with port-per-NIC), a list (nic-1,nic-3), ' +
@@ -121,7 +122,7 @@ export const STATION_CLI: ToolSpec = {
       usage: 'keys --wireshark FILE [--ikev2 FILE] [options]',
       summary: 'export SA keys for Wireshark/tshark',
       about: 'Write esp_sa (and ikev2_decryption_table) UAT lines for every SA in the store, the newest 16 retired ' +
-        'ones per NIC too; the files are 0600. README "Checking packets with tshark" shows how tshark uses them.',
+        'ones per NIC too; the files are 0600. docs/CAPTURES.md shows how tshark uses them.',
       options: ['wireshark', 'ikev2'],
       examples: ['keys --wireshark /tmp/esp_sa --ikev2 /tmp/ikev2_keys'],
     },

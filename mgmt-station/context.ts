@@ -22,9 +22,6 @@ import type { ControlClient } from '../lib/control-client.js';
 import { StationCore, type EmulatorControl, type EmulatorNic } from './core/station.js';
 import type { IkeSocket, StationEnv } from './core/env.js';
 
-export const DEFAULT_STORE = 'sqlite:var/station.db';
-export const DEFAULT_KEY_FILE = 'var/cluster.key';
-
 export interface ContextOptions {
   store: string;
   keyFile: string;

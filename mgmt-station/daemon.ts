@@ -6,7 +6,7 @@
  *
  * Control API (loopback only). Every request but GET /v1/identity carries the daemon's credential, `Authorization:
  * Bearer TOKEN`: TOKEN is 32 random bytes (64 hex digits) made at each start and written into the announce file
- * (announceFile(), mode 0600, beside an SQLite store), where the CLI of the same user reads it. A request without it or
+ * (announce.ts announceFile(), mode 0600, beside an SQLite store), where the CLI of the same user reads it. A request without it or
  * with another is answered 401 { ok: false, error: { code: 'E_AUTH' } } before its body is read: nothing runs. (The
  * 0600 cluster key guards the store; this guards the process that holds the store open.)
  *   GET  /v1/identity                       -> { id, pid }   no credential: a second daemon of this station finds
@@ -33,6 +33,10 @@
  *                                              announce file), which Prometheus reads as `authorization:
  *                                              credentials_file` at every scrape. That token opens /metrics and
  *                                              nothing else: what Prometheus holds cannot power-cycle a NIC.
+ * Errors, as the emulator's control API answers them (lib/json-http.ts): { ok: false, error: { code, message } } with
+ * the HTTP status of the code: 400 a bad request (E_USAGE), 401 E_AUTH, 404 E_NOT_FOUND, 409 the NIC's or the
+ * station's state refuses it (E_FENCED, ...), 500 E_INTERNAL (a bug), 502 the NIC or its host failed (E_IKE_*, ...),
+ * 503 the store or the emulator is unreachable, 504 no answer in time (E_TIMEOUT, E_OUTCOME_UNKNOWN).
  * Every verb that changes a NIC's SA or PSK runs here while the daemon runs (the CLI forwards enroll, refresh
  * and sa manual, one NIC or all): the daemon's session and key exchange then move with it. A change made by
  * another process anyway (--no-daemon, a station elsewhere with this id) is noticed at the next poll and before
@@ -41,16 +45,15 @@
  * A restart (even kill -9) resumes from the store: SAs, sequence reservations and the command log.
  */
 import http from 'node:http';
-import { readFileSync, realpathSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { emulatorControl, type StationContext } from './context.js';
 import { LifelineError, UsageError } from '../common/errors.js';
 import type { Logger } from '../lib/log.js';
-import { redactedStoreUrl, sqlitePathOf } from './store/store-url.js';
+import { metricsTokenFile } from './announce.js';
 import { ControlClient, controlTimeoutMs } from '../lib/control-client.js';
 import { hexField, saFromJson } from '../lib/sa-json.js';
-import { decodePathSegment, readJsonBody } from '../lib/json-http.js';
+import { decodePathSegment, errorBody, httpStatusOf, readJsonBody, sendJson } from '../lib/json-http.js';
 import { writeSecretFile } from '../lib/secret-file.js';
 import { DaemonCore, type DaemonTimes } from './core/daemon-core.js';
 import type { CommandKind, ReadKind } from './core/session.js';
@@ -73,44 +76,6 @@ export interface DaemonOptions extends DaemonTimes {
 
 const READS: Record<string, ReadKind> = { ping: 'presence-ping', state: 'system-state-request', capabilities: 'capabilities-request' };
 const COMMANDS = ['reset', 'power-up', 'power-down', 'power-cycle'];
-
-/**
- * A store URL as the announce file names it: an SQLite store by its absolute path (sqlite:var/x.db and
- * sqlite:/abs/var/x.db are one store), any other URL as given with its password masked (it is written to a file).
- */
-export function announcedStore(storeUrl: string): string {
-  const path = sqlitePathOf(storeUrl);
-  if (path !== null && path !== ':memory:') {
-    const file = resolvePath(path);
-    // The directory without symlinks, so that every path to the same file names the same daemon.
-    let dir = dirname(file);
-    try {
-      dir = realpathSync(dir);
-    } catch {
-      /* not there yet: the store will be created, nobody can run on it */
-    }
-    return `sqlite:${join(dir, basename(file))}`;
-  }
-  return redactedStoreUrl(storeUrl);
-}
-
-/**
- * Where the daemon of station `id` on `storeUrl` announces itself: beside an SQLite store, else under ./var, named
- * by the station id and a hash of the store (announcedStore), so that two stores in one directory, or two
- * PostgreSQL databases, each have their own daemon per station id.
- */
-export function announceFile(storeUrl: string, id: string): string {
-  const store = announcedStore(storeUrl);
-  const file = sqlitePathOf(store);
-  const dir = file !== null && file !== ':memory:' ? dirname(file) : resolvePath('var');
-  const hash = createHash('sha256').update(store).digest('hex').slice(0, 12);
-  return join(dir, `station-${id}.${hash}.daemon.json`);
-}
-
-/** Where the daemon writes its scrape-only credential for /metrics: beside its announce file (see the file comment). */
-export function metricsTokenFile(announce: string): string {
-  return announce.replace(/\.daemon\.json$/, '') + '.metrics-token';
-}
 
 /** The daemon process: its control API and announce file around the daemon's decisions (core/daemon-core.ts). */
 export class StationDaemon {
@@ -188,7 +153,7 @@ export class StationDaemon {
     /** A verb of the API being served (counted and timed for /metrics), and how it ended. */
     let timed: { verb: string; t0: number } | null = null;
     let outcome = 'ok';
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
+    const headers: Record<string, string> = {};
     try {
       const url = new URL(req.url ?? '/', 'http://daemon');
       const path = url.pathname;
@@ -204,7 +169,7 @@ export class StationDaemon {
       if (!this.authorized(req)) {
         status = 401;
         headers['www-authenticate'] = 'Bearer realm="lifeline station daemon"';
-        out = { ok: false, error: { code: 'E_AUTH', message: `the station daemon's control API needs its credential (Authorization: Bearer TOKEN, TOKEN from ${this.o.announceFile}, mode 0600); the mgmt-station CLI of the same user sends it` } };
+        out = errorBody('E_AUTH', `the station daemon's control API needs its credential (Authorization: Bearer TOKEN, TOKEN from ${this.o.announceFile}, mode 0600); the mgmt-station CLI of the same user sends it`);
         req.resume(); // the body is not read: drain it so the answer can be sent
         return;
       }
@@ -258,15 +223,14 @@ export class StationDaemon {
       }
     } catch (e) {
       const code = e instanceof LifelineError ? e.code : 'E_INTERNAL';
-      status = code === 'E_NOT_FOUND' ? 404 : code === 'E_INTERNAL' ? 500 : 400;
-      out = { ok: false, error: { code, message: (e as Error).message } };
+      status = httpStatusOf(code);
+      out = errorBody(code, (e as Error).message);
       outcome = outcomeOf(e);
       this.core.countStoreError(e);
     } finally {
       if (timed) this.metrics?.observeVerb(timed.verb, outcome, (performance.now() - timed.t0) / 1000);
       if (res.headersSent) return; // a scrape answered above
-      res.writeHead(status, headers);
-      res.end(JSON.stringify(out, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)));
+      sendJson(res, status, out, headers);
     }
   }
 

@@ -1,35 +1,21 @@
 /**
  * nic-emulator: hosts a fleet of emulated management NICs and their hosts.
- * Run `nic-emulator --help` for the verbs; README "CLI reference" documents them with exit codes.
+ * Run `nic-emulator --help` for the verbs; docs/CLI.md documents them with exit codes.
+ *
+ * The verbs that ask a running emulator (status, host, ...) load the argument tables and node:http only; `start`
+ * loads the fleet, the firmware and the sockets (cli-start.ts, `await import()`).
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { networkInterfaces } from 'node:os';
-import dgram from 'node:dgram';
-import { BusyPoll, DEFAULT_BUSY_POLL_MAX_US } from './busy-poll.js';
-import { batchUdpUnavailable, defaultUdpIo } from '../lib/batch-udp.js';
-import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
-import { Fleet } from './fleet.js';
-import { missingAddresses, parseIdPrefix, type NicAddress } from './addressing.js';
-import { startControlServer } from './control-server.js';
 import { ControlClient, DEFAULT_CONTROL } from '../lib/control-client.js';
-import { createLogger, type LogFormat, type LogLevel } from '../lib/log.js';
-import { LogLimiter } from '../lib/log-limit.js';
-import { EXIT, exitQuietlyOnEpipe, fail, fmtCounts, intOption, parseHostPort, printJson, progress, requireLoopback } from '../lib/cli.js';
-import { parseCommandLine, type Values } from '../lib/cli-args.js';
+import { EXIT, exitQuietlyOnEpipe, fail, fmtCounts, printJson, requireLoopback } from '../lib/cli.js';
+import { parseCommandLine } from '../lib/cli-args.js';
 import { runFleet } from '../lib/fleet-run.js';
 import { isFleetTarget, resolveTargets } from '../lib/nic-targets.js';
 import { EMULATOR_CLI } from './cli-spec.js';
 import { LifelineError, UsageError } from '../common/errors.js';
-import { CLEAR_COMMAND_BIT } from '../firmware/nic-firmware.js';
-import { CLUSTER_POLICY_MAX } from '../firmware/eeprom-image.js';
-import { HOST_STATES, type HostState, type AsfCommandEvent } from '../firmware/host-state.js';
-import type { SecurityPolicy } from '../wire/sa.js';
-import { parseIpmiUserSpec, type IpmiUsersConfig } from '../firmware/ipmi/ipmi-users-record.js';
-import { assertIpmiUsers } from '../firmware/ipmi/users.js';
+import { ipmiUsersOption } from './ipmi-users-option.js';
 
 const PROG = 'nic-emulator';
-const LOG_FORMATS: readonly LogFormat[] = ['text', 'json'];
-const LOG_LEVELS: readonly LogLevel[] = ['debug', 'info', 'warn', 'error'];
 
 /** How many positional words each verb takes, the verb included: more is a usage error, not silently ignored. */
 const MAX_POSITIONALS: Record<string, number> = { start: 1, status: 2, host: 3, 'exec-log': 2, fault: 4, policy: 3, 'ipmi-users': 2, stop: 1 };
@@ -65,8 +51,9 @@ async function main(argv: string[]): Promise<void> {
 
   switch (verb) {
     case 'start':
-      return start(values, control);
+      return (await import('./cli-start.js')).start(values, control);
     case 'status': {
+      // The fleet (no TARGET, a list, a pattern, all): a table with a header and a summary; one NIC: its detail.
       let data: NicStatus | NicStatus[];
       if (target === undefined) data = await nics();
       else if (isFleet) {
@@ -74,9 +61,7 @@ async function main(argv: string[]): Promise<void> {
         data = (await nics()).filter((n) => ids.includes(n.id));
       } else data = await client().get<NicStatus>(path(target));
       if (json) return printJson(data);
-      const rows = Array.isArray(data) ? data : [data];
-      const idWidth = Math.max(8, ...rows.map((r) => r.id.length)); // lab-a-nic-12 lines up as nic-1 does
-      for (const r of rows) process.stdout.write(statusLine(r, idWidth) + '\n');
+      process.stdout.write((Array.isArray(data) ? statusTable(data) : statusDetail(data)).join('\n') + '\n');
       return;
     }
     case 'host': {
@@ -119,7 +104,7 @@ async function main(argv: string[]): Promise<void> {
     case 'policy': {
       const file = positionals[2];
       if (!target || !file) throw new UsageError('E_USAGE', 'usage: nic-emulator policy TARGET FILE');
-      const text = readPolicyFile(file);
+      const text = await readPolicyFile(file);
       const one = async (nic: string) => void (await client().post(path(nic, '/policy'), { text, source: file }));
       const line = (nic: string) => `${nic}: cluster policy from ${file} written`;
       if (isFleet) return void (await runFleet({ prog: PROG, verb, ids: await fleet(), json, one: async (nic) => (await one(nic), { file }), line }));
@@ -164,19 +149,74 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
+/** A NIC's SA slots by generation: `6/5/-` under the header `SA act/prev/pend` (mgmt-station list says the same). */
+function saSlots(r: NicStatus): string {
+  const g = (x: any) => (x ? String(x.generation) : '-');
+  return r.sa ? `${g(r.sa.active)}/${g(r.sa.previous)}/${g(r.sa.pending)}` : '-';
+}
+
+/** The sum of a counter object's values (a NIC's drops by reason). */
+const total = (c: Record<string, number> | undefined | null): number => Object.values(c ?? {}).reduce((a, b) => a + b, 0);
+
 /**
- * One NIC as `status` prints it: id, address, run state, host, link, SA slots, then its counters in the one form
- * both tools use (lib/cli.ts fmtCounts: `dropped=0`, `dropped=3 (replay=2,icv=1)`).
+ * The fleet as `status` prints it: a header, one line per NIC in about 80 columns (columns as wide as their widest
+ * cell; CLEAR and SECURE count the packets the NIC took on each port), then a summary of the fleet. What does not fit goes to the summary (drops by reason, across the fleet) or
+ * to one NIC's detail (`status nic-1`: drops by reason, IPMI, EEPROM writes by region) and --json.
  */
-function statusLine(r: NicStatus, idWidth = 8): string {
+function statusTable(rows: NicStatus[]): string[] {
+  const head = ['NIC', 'ADDRESS', 'HOST', 'LINK', 'SA act/prev/pend', 'CLEAR', 'SECURE', 'DROPPED', 'REFUSED', 'WRITES'];
+  const right = [false, false, false, false, false, true, true, true, true, true];
+  const cells = rows.map((r) => {
+    const c = r.counters;
+    return [
+      r.id, nicAddress(r), r.state === 'running' ? String(r.host) : String(r.state), String(r.link ?? '-'), saSlots(r),
+      c ? String(c.accepted.clear) : '-', c ? String(c.accepted.secure) : '-', c ? String(total(c.dropped)) : '-',
+      c ? String(c.refusedClear) : '-', String(r.eepromWrites?.total ?? '-'),
+    ];
+  });
+  const width = head.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i].length)));
+  const line = (row: string[]) => row.map((v, i) => (right[i] ? v.padStart(width[i]) : v.padEnd(width[i]))).join(' ').trimEnd();
+  const out = [line(head), ...cells.map(line)];
+  // The summary: how many NICs run, hosts and links by state, drops across the fleet by reason, failures named.
+  const count = (xs: string[]) => {
+    const m: Record<string, number> = {};
+    for (const x of xs) m[x] = (m[x] ?? 0) + 1;
+    return Object.entries(m).map(([k, v]) => `${k}=${v}`).join(' ') || '-';
+  };
+  const dropped: Record<string, number> = {};
+  for (const r of rows) for (const [k, v] of Object.entries((r.counters?.dropped ?? {}) as Record<string, number>)) dropped[k] = (dropped[k] ?? 0) + v;
+  const running = rows.filter((r) => r.state === 'running');
+  const withSa = rows.filter((r) => r.sa?.active).length;
+  out.push(
+    `${rows.length} NIC${rows.length === 1 ? '' : 's'}, ${running.length} running, ${withSa} with an SA: host ${count(running.map((r) => String(r.host)))}; ` +
+      `link ${count(running.map((r) => String(r.link)))}`,
+    `packets: ${fmtCounts('dropped', dropped)} refused=${rows.reduce((a, r) => a + (r.counters?.refusedClear ?? 0), 0)}`,
+  );
+  for (const r of rows.filter((x) => x.error)) out.push(`${r.id}: ${r.state}: ${r.error}`);
+  return out;
+}
+
+/** A NIC's address as a user names it (docs/CLI.md, TARGET): ADDRESS, or ADDRESS:PORT when NICs share the address. */
+function nicAddress(r: NicStatus): string {
+  return r.ports && r.ports.clear !== 623 ? `${r.address}:${r.ports.clear}` : String(r.address);
+}
+
+/**
+ * One NIC as `status NIC` prints it: a line each for its place, host, SA slots, packets and counters (in the one form
+ * both tools use, lib/cli.ts fmtCounts: `dropped=0`, `dropped=3 (replay=2,icv=1)`), lanplus and EEPROM writes.
+ */
+function statusDetail(r: NicStatus): string[] {
   const g = (x: any) => (x ? x.generation : '-');
-  const sa = r.sa ? `sa active=${g(r.sa.active)} previous=${g(r.sa.previous)} pending=${g(r.sa.pending)}` : 'sa -';
   const c = r.counters;
-  const counters = c
-    ? `rx clear=${c.accepted.clear} secure=${c.accepted.secure} ${fmtCounts('dropped', c.dropped)} refused=${c.refusedClear}`
-    : 'rx -';
-  return `${r.id.padEnd(idWidth)} ${String(r.address).padEnd(11)} ${String(r.state).padEnd(9)} host=${String(r.host).padEnd(8)} link=${r.link} ${sa} ` +
-    `${counters} ${ipmiSummary(r.ipmi)} eeprom-writes=${r.eepromWrites?.total ?? '-'}${r.error ? ' ERROR: ' + r.error : ''}`;
+  const ports = r.ports ? ` (clear ${r.ports.clear}, secure ${r.ports.secure}, ike ${r.ports.ike})` : '';
+  return [
+    `${r.id}: ${r.address}${ports}, ${r.state}${r.error ? ': ' + r.error : ''}`,
+    `  host=${r.host} link=${r.link}${r.owner?.station ? ` owner=${r.owner.station}` : ''}`,
+    r.sa ? `  sa active=${g(r.sa.active)} previous=${g(r.sa.previous)} pending=${g(r.sa.pending)}` : '  sa -',
+    c ? `  rx clear=${c.accepted.clear} secure=${c.accepted.secure} ${fmtCounts('dropped', c.dropped)} refused=${c.refusedClear} executed=${c.executed}` : '  rx -',
+    `  ${ipmiSummary(r.ipmi)}`,
+    `  ${fmtCounts('eeprom-writes', r.eepromWrites?.byRegion)}`,
+  ];
 }
 
 /** One entry of a NIC's executed-command log. */
@@ -184,14 +224,6 @@ function execLine(e: Record<string, unknown>): string {
   const ipmi = e.ipmi as { user: string; sessionId: string; request: string } | undefined;
   const how = ipmi ? `user=${ipmi.user} session=${ipmi.sessionId} '${ipmi.request}'` : `seq=${e.rmcpSeq} tag=${e.tag} sa=${e.generation}`;
   return `${e.at} ${e.via} ${e.command} ${how} ${e.hostBefore}->${e.hostAfter}`;
-}
-
-/** `--ipmi-user` given (repeatable): lanplus on with those users, checked here (E_USAGE, exit 2); absent: undefined. */
-function ipmiUsersOption(specs: string[] | undefined): IpmiUsersConfig | undefined {
-  if (!specs || specs.length === 0) return undefined;
-  const config: IpmiUsersConfig = { enabled: true, users: specs.map(parseIpmiUserSpec) };
-  assertIpmiUsers(config.users);
-  return config;
 }
 
 /** One status line's lanplus part: off, or on with its sessions and what it refused and dropped. */
@@ -206,7 +238,8 @@ function ipmiSummary(ipmi: any): string {
  * A policy file, read up to what a NIC's EEPROM holds (CLUSTER_POLICY_MAX bytes) and one byte more: a longer file,
  * or a device that never ends (/dev/zero), is E_POLICY without reading the rest. Unreadable: E_USAGE.
  */
-function readPolicyFile(file: string): string {
+async function readPolicyFile(file: string): Promise<string> {
+  const { CLUSTER_POLICY_MAX } = await import('../firmware/eeprom-image.js');
   let fd: number;
   try {
     fd = openSync(file, 'r');
@@ -228,148 +261,6 @@ function readPolicyFile(file: string): string {
   }
   if (n > CLUSTER_POLICY_MAX) throw tooLong(`over ${CLUSTER_POLICY_MAX}`); // a device or pipe that goes on (/dev/zero)
   return buf.subarray(0, n).toString('utf8');
-}
-
-/** The value given for --NAME, `def` when absent; E_USAGE unless it is one of `allowed`. */
-function oneOf<T extends string>(v: string | undefined, def: T, name: string, allowed: readonly T[]): T {
-  if (v === undefined) return def;
-  if (!(allowed as readonly string[]).includes(v)) throw new UsageError('E_USAGE', `--${name} must be one of ${allowed.join(', ')}, got '${v}'`);
-  return v as T;
-}
-
-/**
- * K, sequence numbers per checkpoint (firmware/sa-database.ts). At least 4096: a station process claims its
- * numbers in blocks of 1024 (mgmt-station/core/session.ts), and a gap that size must stay within the K/2 a
- * reservation runs ahead, or the lost-checkpoint margin (two blocks) would not cover a checkpoint written across
- * it. At most 65536: each NIC restart can skip 2K of an SA's 32-bit sequence space (ESN off) and each silence
- * costs the station about 2.5K, so a larger K uses an SA up in fewer restarts (at 2^31, in one).
- */
-/**
- * Address-per-NIC outside 127/8: every NIC address must be this host's, or its NIC would run without sockets. The
- * interfaces' addresses (os.networkInterfaces()) are the fast path; libuv lists only interfaces that are up and
- * running, so an address not among them is tried with a bind before it is refused (E_USAGE naming it).
- */
-async function refuseForeignAddresses(addrs: NicAddress[]): Promise<void> {
-  const local = new Set(Object.values(networkInterfaces()).flatMap((l) => (l ?? []).filter((a) => a.family === 'IPv4').map((a) => a.address)));
-  for (const address of missingAddresses(addrs, local)) {
-    const s = dgram.createSocket('udp4');
-    const err = await new Promise<NodeJS.ErrnoException | null>((resolve) => {
-      s.once('error', resolve);
-      s.bind(0, address, () => resolve(null));
-    });
-    s.close();
-    if (err?.code === 'EADDRNOTAVAIL') {
-      throw new UsageError('E_USAGE', `NIC address ${address} is on no interface of this host: outside 127/8 add the NICs' addresses first ` +
-        `(ip addr add ${address}/24 dev IF), or use a 127.x.y.z --first-address or --port-base`);
-    }
-  }
-}
-
-const MIN_CHECKPOINT_BLOCK = 4096;
-const MAX_CHECKPOINT_BLOCK = 65536;
-
-async function start(values: Values, control: string): Promise<void> {
-  const log = createLogger({
-    format: oneOf<LogFormat>(values['log-format'] as string | undefined, 'text', 'log-format', LOG_FORMATS),
-    level: oneOf<LogLevel>(values['log-level'] as string | undefined, 'info', 'log-level', LOG_LEVELS),
-    component: PROG,
-    // Per NIC and reason at most 5 lines per 10 s, the rest summarised: a flood of refused clear commands or IKE
-    // requests moves the NIC's counters, not the log (lib/log-limit.ts).
-    limit: new LogLimiter(),
-  });
-  const { host, port } = parseHostPort(control, 8623, '--control');
-  requireLoopback('--control', control, host);
-  const portBase = values['port-base'] !== undefined ? intOption(values['port-base'] as string, 0, 'port-base') : null;
-  const hostState = (values['host-state'] as string | undefined) ?? 'up';
-  if (!(HOST_STATES as readonly string[]).includes(hostState)) throw new UsageError('E_USAGE', `--host-state must be one of ${HOST_STATES.join(', ')}`);
-  const policy = (values.policy as string | undefined) ?? 'esp';
-  if (policy !== 'esp' && policy !== 'esp+ah') throw new UsageError('E_USAGE', `--policy must be esp or esp+ah, got '${policy}'`);
-  let allowed = 0;
-  const cm = values['clear-management'] as string | undefined;
-  if (cm) {
-    for (const c of cm.split(',').map((s) => s.trim()).filter(Boolean)) {
-      const bit = CLEAR_COMMAND_BIT[c as AsfCommandEvent];
-      if (!bit) throw new UsageError('E_USAGE', `--clear-management: unknown command '${c}' (reset, power-up, power-down, power-cycle)`);
-      allowed |= bit;
-    }
-  }
-  const busyPollUs = intOption(values['busy-poll-us'] as string | undefined, DEFAULT_BUSY_POLL_MAX_US, 'busy-poll-us', 0, MAX_BUSY_POLL_US);
-  const udpIo = (values['udp-io'] as string | undefined) ?? defaultUdpIo();
-  if (udpIo !== 'batch' && udpIo !== 'dgram') throw new UsageError('E_USAGE', `--udp-io must be batch or dgram, got '${udpIo}'`);
-  const notBuilt = batchUdpUnavailable();
-  if (udpIo === 'batch' && notBuilt) throw new UsageError('E_USAGE', `--udp-io batch: ${notBuilt}; or use --udp-io dgram`);
-  if (udpIo === 'dgram' && values['udp-io'] === undefined) log.log('info', 'batched UDP not built: the NICs use node:dgram', { why: notBuilt });
-  const ipmiUsers = ipmiUsersOption(values['ipmi-user'] as string[] | undefined);
-  const fleet = new Fleet({
-    ipmiUsers,
-    nics: intOption(values.nics as string | undefined, 4, 'nics'),
-    idPrefix: values['id-prefix'] !== undefined ? parseIdPrefix(values['id-prefix'] as string) : undefined,
-    firstAddress: (values['first-address'] as string | undefined) ?? (portBase !== null ? '127.0.0.1' : '127.0.1.1'),
-    portBase,
-    dataDir: (values['data-dir'] as string | undefined) ?? 'var/nics',
-    bootDelayMs: intOption(values['boot-delay'] as string | undefined, 2000, 'boot-delay'),
-    initialHostState: hostState as HostState,
-    initialConfig: {
-      securityPolicy: policy as SecurityPolicy,
-      clearManagement: allowed !== 0,
-      allowedClearCommands: allowed,
-      trustAnchor: { kind: 'none', key: new Uint8Array(32) },
-      clusterPolicy: '',
-    },
-    checkpointBlock: values['checkpoint-block'] !== undefined ? intOption(values['checkpoint-block'] as string, 16384, 'checkpoint-block', MIN_CHECKPOINT_BLOCK, MAX_CHECKPOINT_BLOCK) : undefined,
-    busyPoll: new BusyPoll(busyPollUs),
-    udpIo,
-    log,
-  });
-  if (portBase === null) await refuseForeignAddresses(fleet.nics.map((n) => n.addr));
-  let stopping = false;
-  const shutdown = async (why: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.log('info', 'stopping', { why });
-    await server.close().catch(() => undefined);
-    await fleet.stop();
-    log.flush();
-    process.exit(EXIT.OK);
-  };
-  const server = await startControlServer(fleet, host, port, () => void shutdown('control API')).catch((e: NodeJS.ErrnoException) => {
-    if (e.code === 'EADDRINUSE') throw new UsageError('E_USAGE', `control address ${host}:${port} is in use: another emulator running? try 'nic-emulator stop' or another --control`);
-    if (e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') throw new UsageError('E_USAGE', `cannot listen on control address ${host}:${port} (${e.message}); try another --control`);
-    throw e;
-  });
-  const bar = progress('starting NICs');
-  const t0 = performance.now();
-  try {
-    await fleet.start((d, t) => bar.update(d, t));
-  } catch (e) {
-    bar.done();
-    await server.close();
-    await fleet.stop();
-    const err = e as NodeJS.ErrnoException;
-    if (err.code === 'EACCES') throw new UsageError('E_USAGE', `cannot bind ports below 1024 (${err.message}): run as root, grant 'setcap cap_net_bind_service=+ep $(command -v node)', or use --port-base 10000`);
-    if (err.code === 'EADDRINUSE') throw new UsageError('E_USAGE', `address in use (${err.message}): another emulator running? try 'nic-emulator stop' or other --first-address/--port-base`);
-    if (err.code === 'EADDRNOTAVAIL') {
-      throw new UsageError('E_USAGE', `address not available (${err.message}): a NIC address outside 127/8 must be on an interface first (ip addr add ADDRESS/PREFIX dev IF); on an OS without the whole 127/8 on loopback add aliases; or use --port-base`);
-    }
-    throw e;
-  }
-  bar.done();
-  process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('SIGTERM', () => void shutdown('SIGTERM'));
-  const running = fleet.nics.filter((n) => n.runState === 'running').length;
-  const first = fleet.nics[0].addr;
-  const last = fleet.nics[fleet.nics.length - 1].addr;
-  const ready = {
-    ready: true, pid: process.pid, nics: fleet.nics.length, running, failed: fleet.nics.length - running,
-    first: `${first.address}:${first.clearPort}`, last: `${last.address}:${last.clearPort}`, firstId: first.id, lastId: last.id,
-    control: `${host}:${server.port}`, startMs: Math.round(performance.now() - t0),
-  };
-  if (values.json) process.stdout.write(JSON.stringify(ready) + '\n');
-  else
-    process.stdout.write(
-      `nic-emulator: ${running}/${fleet.nics.length} NICs running (${first.id} ${ready.first} .. ${last.id} ${ready.last}), control http://${ready.control}, started in ${ready.startMs} ms\n`,
-    );
-  for (const n of fleet.nics.filter((x) => x.runState === 'failed')) process.stderr.write(`${PROG}: ${n.id} failed: ${n.error}\n`);
 }
 
 exitQuietlyOnEpipe();

@@ -20,16 +20,18 @@
  *   GET  /metrics                        -> Prometheus text (emulator-metrics.ts, docs/METRICS.md): fleet totals, no
  *                                           series per NIC. No credential, like the rest of this API (loopback only,
  *                                           nothing it answers holds a key: ARCHITECTURE.md "Decisions").
- * Errors: { error: { code, message } } with HTTP 400 (E_USAGE and other bad requests: a body that is not a JSON
- * object, a field of the wrong type, bad hex, a malformed NIC id), 404 (E_NOT_FOUND), 405 with Allow (a known
- * endpoint asked with the wrong method), 409 (E_NIC_DOWN: the NIC is not running or lost power mid-write;
- * E_SPI_IN_USE: the NIC already holds that SPI), 500 (E_INTERNAL: a bug).
+ * Errors, as the station daemon's API answers them (lib/json-http.ts): { ok: false, error: { code, message } } with
+ * HTTP 400 (E_USAGE and other bad requests: a body that is not a JSON object, a field of the wrong type, bad hex, a
+ * malformed NIC id), 404 (E_NOT_FOUND), 405 with Allow (a known endpoint asked with the wrong method), 409 (the NIC's
+ * state refuses it: E_NIC_DOWN, the NIC is not running or lost power mid-write; E_SPI_IN_USE, the NIC already holds
+ * that SPI; E_ILLEGAL_TRANSITION, a host event its host state does not take), 500 (E_INTERNAL: a bug), 502 (another
+ * code: the NIC failed, e.g. its EEPROM).
  */
 import http from 'node:http';
 import type { Fleet } from './fleet.js';
 import { LifelineError, UsageError } from '../common/errors.js';
 import { hexField, saFromJson } from '../lib/sa-json.js';
-import { decodePathSegment, readJsonBody } from '../lib/json-http.js';
+import { decodePathSegment, errorBody, httpStatusOf, readJsonBody, sendJson } from '../lib/json-http.js';
 import { HOST_EVENTS } from '../firmware/host-state.js';
 import type { IpmiUsersConfig } from '../firmware/ipmi/ipmi-users-record.js';
 import { requireLoopback } from '../lib/cli.js';
@@ -50,29 +52,17 @@ export async function startControlServer(fleet: Fleet, host: string, port: numbe
         const { sendMetrics } = await import('../lib/prometheus.js');
         await sendMetrics(res, m.registry, () => m.update());
       } catch (e) {
-        res.writeHead(500, { 'content-type': 'text/plain' });
-        res.end(`E_INTERNAL: ${(e as Error).message}\n`);
+        sendJson(res, 500, errorBody('E_INTERNAL', (e as Error).message));
       }
       return;
     }
-    let status = 200;
-    let out: unknown;
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
     try {
-      out = await route(fleet, req.method ?? 'GET', req.url ?? '/', await readJsonBody(req, 1 << 20), onShutdown);
+      sendJson(res, 200, await route(fleet, req.method ?? 'GET', req.url ?? '/', await readJsonBody(req, 1 << 20), onShutdown));
     } catch (e) {
       const code = e instanceof LifelineError ? e.code : 'E_INTERNAL';
-      status = e instanceof MethodNotAllowed ? 405
-        : code === 'E_NOT_FOUND' ? 404
-        : code === 'E_INTERNAL' ? 500
-        : code === 'E_NIC_DOWN' || code === 'E_SPI_IN_USE' ? 409
-        : 400;
-      if (e instanceof MethodNotAllowed) headers.allow = e.allow;
-      out = { error: { code, message: (e as Error).message } };
+      if (e instanceof MethodNotAllowed) sendJson(res, 405, errorBody(code, e.message), { allow: e.allow });
+      else sendJson(res, httpStatusOf(code), errorBody(code, (e as Error).message));
     }
-    const text = JSON.stringify(out, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
-    res.writeHead(status, headers);
-    res.end(text);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

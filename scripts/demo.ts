@@ -108,7 +108,7 @@ async function main(): Promise<void> {
     const h = emulatorCli('status', 'nic-1').host;
     expect(h === 'pre-boot', `host ${h}`);
     await sleep(800);
-    return `acknowledged (command #${r.command.index}), host pre-boot -> ${emulatorCli('status', 'nic-1').host}`;
+    return `acknowledged (log entry ${r.command.index}), host pre-boot -> ${emulatorCli('status', 'nic-1').host}`;
   });
   await step('refresh nic-1 (CREATE_CHILD_SA or new IKE SA + SA_READY/SA_ACK/SA_CONFIRM)', () => {
     const r = station('refresh', 'nic-1');

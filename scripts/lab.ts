@@ -4,7 +4,7 @@
  * the end work as they are, and a restarted lab keeps its SAs.
  *
  * As root, NICs get one loopback address each (127.0.1.1 ...) with the standard ports, so `rmcpping
- * 127.0.1.1` works. Otherwise they share 127.0.0.1 with a port per NIC (README "Running without root").
+ * 127.0.1.1` works. Otherwise they share 127.0.0.1 with a port per NIC (docs/EMULATOR.md, "Running without root").
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { spawnReady } from '../lib/spawn-ready.js';

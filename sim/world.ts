@@ -304,7 +304,7 @@ export class World {
     const emu = simEmulator(this.nics);
     for (const id of this.nics.keys()) {
       const r = await this.drive(a.core.enroll(emu, id, this.psk, 10_000), 15_000);
-      if (!r.ok) throw new Error(`enrolment of ${id} failed: ${(r.error as Error).message}`);
+      if (!r.ok) throw new Error(`enrollment of ${id} failed: ${(r.error as Error).message}`);
       this.trace?.(`A enrolled ${id}: generation ${r.value.generation}`);
     }
     for (const s of this.stations.values()) s.start();

@@ -398,7 +398,7 @@ export class KeyExchange {
   /**
    * What the store keeps of the IKE SA: its SPIs and SK_e keys, for `keys --ikev2` (Wireshark's
    * ikev2_decryption_table). The IKE SA itself is not resumed after a station restart; the next refresh
-   * then runs a new IKE_SA_INIT + IKE_AUTH (documented in README).
+   * then runs a new IKE_SA_INIT + IKE_AUTH (documented in docs/STATION.md).
    */
   private ikeSnapshot(): IkeSaSnapshot | null {
     const k = this.initiator?.ikeKeys();

@@ -350,7 +350,7 @@ export class NicSession {
       if (wrote) {
         // Recorded as unknown: the caller hears it as such (a timeout says so too, as it always has).
         if (code === 'E_TIMEOUT') throw about(e as LifelineError);
-        throw about(new LifelineError('E_OUTCOME_UNKNOWN', `${this.nic.id}: ${kind} (command #${entry.index}) may or may not have run: ${(e as Error).message}`));
+        throw about(new LifelineError('E_OUTCOME_UNKNOWN', `${this.nic.id}: ${kind} (log entry ${entry.index}) may or may not have run: ${(e as Error).message}`));
       }
     }
     if (mutated('lost-means-fenced')) throw about(new LifelineError('E_FENCED', `${this.nic.id}: the session was lost; use the NIC's owner`));
@@ -365,7 +365,7 @@ export class NicSession {
       if (!c || c.outcome !== 'sent' || this.o.env.mono() >= deadline) break;
       await new Promise<void>((r) => this.o.env.after(Math.min(100, Math.max(1, deadline - this.o.env.mono())), r));
     }
-    throw about(new LifelineError('E_OUTCOME_UNKNOWN', `${this.nic.id}: ${kind} (command #${entry.index}) may or may not have run: this session lost the NIC (${(e as Error).message}) before it was acknowledged; its outcome is in 'mgmt-station log ${this.nic.id}' once the NIC's owner settles it. Do not send it again blindly`));
+    throw about(new LifelineError('E_OUTCOME_UNKNOWN', `${this.nic.id}: ${kind} (log entry ${entry.index}) may or may not have run: this session lost the NIC (${(e as Error).message}) before it was acknowledged; its outcome is in 'mgmt-station log ${this.nic.id}' once the NIC's owner settles it. Do not send it again blindly`));
   }
 
   /** Commands whose first transmission left (a failure after it cannot be 'failed'). */
@@ -381,10 +381,10 @@ export class NicSession {
         if (r.synced === undefined) return r;
         // A sync settled it while it was in flight.
         if (r.synced === 'executed') return { nic: this.nic.id, msg: null, generation: this.activeGeneration ?? 0, attempts: r.attempts, rttMs: r.rttMs };
-        if (f.orphaned) throw new LifelineError('E_OUTCOME_UNKNOWN', `${this.nic.id}: the store no longer holds ${f.kind} (command #${f.index}): it was restored from a backup after the command was logged; the NIC reports it ${r.synced === 'not-executed' ? 'did not run (and it never will now)' : 'may or may not have run'}`);
-        if (r.synced === 'unknown') throw new LifelineError('E_OUTCOME_UNKNOWN', `${this.nic.id}: the NIC cannot tell whether ${f.kind} (command #${f.index}) ran (its EEPROM may have been restored, or its record no longer holds it); it is not sent again`);
+        if (f.orphaned) throw new LifelineError('E_OUTCOME_UNKNOWN', `${this.nic.id}: the store no longer holds ${f.kind} (log entry ${f.index}): it was restored from a backup after the command was logged; the NIC reports it ${r.synced === 'not-executed' ? 'did not run (and it never will now)' : 'may or may not have run'}`);
+        if (r.synced === 'unknown') throw new LifelineError('E_OUTCOME_UNKNOWN', `${this.nic.id}: the NIC cannot tell whether ${f.kind} (log entry ${f.index}) ran (its EEPROM may have been restored, or its record no longer holds it); it is not sent again`);
         // Not executed, and it never will be under its old epoch: send it again in ours, recorded first.
-        if (!(await this.recordResend(f))) throw new LifelineError('E_OUTCOME_UNKNOWN', `${this.nic.id}: command #${f.index} was taken over by another process of this station, or the store went back`);
+        if (!(await this.recordResend(f))) throw new LifelineError('E_OUTCOME_UNKNOWN', `${this.nic.id}: the command at log entry ${f.index} was taken over by another process of this station, or the store went back`);
       }
     } finally {
       this.inFlight.delete(f.hash);

@@ -89,19 +89,30 @@ describe('e2e: CLI frictions (issue 17)', function () {
     assert.equal(all.json.done, 3);
   });
 
-  it("list and nic-emulator status show SA slots alike (sa active=N previous=N pending=N) and counters as dropped=0 / refused=0", async () => {
+  it("list and nic-emulator status show SA slots alike (active/previous/pending) and counters as dropped=0 / refused=0", async () => {
     const list = await lab.run(['list']);
     ok(list, 'list');
     for (const line of list.stdout.trim().split('\n')) assert.match(line, /  sa active=\d+ previous=(\d+|-) pending=(\d+|-)$/);
+    // The fleet: a header, a line per NIC in about 80 columns, a summary (issue 17: one 130-column line per NIC, no
+    // header, no summary). --json is the same array as before.
     const st = await emulator(['status', 'nic-*']);
     ok(st, 'status nic-*');
-    const lines = st.stdout.trim().split('\n');
-    assert.equal(lines.length, 3);
-    for (const line of lines) {
-      assert.match(line, / sa active=\d+ previous=(\d+|-) pending=(\d+|-) /);
-      assert.match(line, / dropped=\d+( \([a-z_=\d,-]+\))? refused=\d+ /);
-      assert.doesNotMatch(line, /dropped (none|\d)/);
-    }
+    const lines = st.stdout.trimEnd().split('\n');
+    assert.equal(lines.length, 1 + 3 + 2, st.stdout);
+    assert.match(lines[0], /^NIC +ADDRESS +HOST +LINK +SA act\/prev\/pend +CLEAR +SECURE +DROPPED +REFUSED +WRITES$/);
+    for (const line of lines.slice(1, 4)) assert.match(line, /^nic-\d +\S+ +up +up +\d+\/(\d+|-)\/(\d+|-) +\d+ +\d+ +\d+ +\d+ +\d+$/);
+    assert.match(lines[4], /^3 NICs, 3 running, 3 with an SA: host up=3; link up=3$/);
+    assert.match(lines[5], /^packets: dropped=\d+( \([a-z_=\d,-]+\))? refused=\d+$/);
+    for (const line of lines) assert.ok(line.length <= 84, `${line.length} columns: ${line}`);
+    const j = await emulator(['status', 'nic-*', '--json']);
+    assert.deepEqual(j.json.map((n: { id: string }) => n.id), ['nic-1', 'nic-2', 'nic-3']);
+    // One NIC: its detail, in the words list uses.
+    const one = await emulator(['status', 'nic-2']);
+    ok(one, 'status nic-2');
+    assert.match(one.stdout, /^nic-2: \S+ \(clear \d+, secure \d+, ike \d+\), running\n/);
+    assert.match(one.stdout, /\n  sa active=\d+ previous=(\d+|-) pending=(\d+|-)\n/);
+    assert.match(one.stdout, /\n  rx clear=\d+ secure=\d+ dropped=\d+( \([a-z_=\d,-]+\))? refused=\d+ executed=\d+\n/);
+    assert.doesNotMatch(one.stdout, /dropped (none|\d)/);
   });
 
   it('nic-emulator: an illegal host transition exits 1 (not 2), and a fleet of host events reports failures by code', async () => {

@@ -1,6 +1,6 @@
 /**
  * Bad command lines, as the user types them, against both executables: one line on stderr,
- * `prog: E_USAGE: ...`, exit code 2 (README "CLI reference"). None of these needs a running emulator.
+ * `prog: E_USAGE: ...`, exit code 2 (docs/CLI.md, "Exit codes"). None of these needs a running emulator.
  */
 import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';

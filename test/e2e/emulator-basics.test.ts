@@ -58,12 +58,14 @@ describe('e2e: an address-per-NIC fleet answers standard tools', function () {
     }
   });
 
-  it('nic-emulator status (text) prints one line per NIC', async () => {
+  it('nic-emulator status (text) prints a header, one line per NIC and a summary', async () => {
     const r = await lab.emulatorCli(['status']);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trim().split('\n');
-    assert.equal(lines.length, 3);
-    assert.match(lines[0], /^nic-1 +127\.\d+\.\d+\.\d+ +running +host=up/);
+    assert.equal(lines.length, 1 + 3 + 2, r.stdout);
+    assert.match(lines[0], /^NIC +ADDRESS +HOST +LINK /);
+    assert.match(lines[1], /^nic-1 +127\.\d+\.\d+\.\d+ +up +up /);
+    assert.match(lines[4], /^3 NICs, 3 running, /);
   });
 
   it('nic-emulator with an unreachable control API fails with one line and exit code 3', async () => {

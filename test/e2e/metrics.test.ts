@@ -11,7 +11,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Lab, ROOT } from '../support/lab.js';
 import { StationDaemon, stopAllStations, writePskFile } from '../support/station-daemon.js';
-import { metricsTokenFile } from '../../mgmt-station/daemon.js';
+import { metricsTokenFile } from '../../mgmt-station/announce.js';
 import { checkLifelineConventions, parsePromText, promtoolCheck, sampleSum, sampleValue, seriesCount, type Family } from '../support/prom-text.js';
 
 async function scrape(base: string, token?: string): Promise<{ status: number; type: string | null; text: string }> {

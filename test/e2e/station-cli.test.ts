@@ -8,7 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { announceFile, announcedStore } from '../../mgmt-station/daemon.js';
+import { announceFile, announcedStore } from '../../mgmt-station/announce.js';
 import { Lab, ROOT, waitFor } from '../support/lab.js';
 import { UDP664_AH_LUA } from '../support/tshark.js';
 import { StationDaemon, announceFileOf, announceStandIn, sleep, stopAllStations, withStoreDb, writePskFile } from '../support/station-daemon.js';
@@ -291,7 +291,7 @@ describe('e2e station CLI: daemon forwarding, leases, usage errors', function ()
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, new RegExp(`^wrote \\d+ IKE SA\\(s\\) to ${ike}\\n$`));
   });
-  it('the AH dissector script the README names ships in scripts/ and is the one the tests use', () => {
+  it('the AH dissector script docs/CAPTURES.md names ships in scripts/ and is the one the tests use', () => {
     assert.equal(readFileSync(join(ROOT, 'scripts', 'udp664_ah.lua'), 'utf8'), UDP664_AH_LUA);
   });
 });

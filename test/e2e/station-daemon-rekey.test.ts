@@ -1,7 +1,7 @@
 /**
  * Review M-D2: with the station's daemon up, the verbs that change a NIC's SA or PSK — enroll (one NIC, all),
  * refresh all, sa manual — run in the daemon (the CLI forwards them: one process holds the sequence state, the
- * SAs and the key exchanges; README "CLI reference"), so the daemon's session and key exchange move with them
+ * SAs and the key exchanges; docs/STATION.md), so the daemon's session and key exchange move with them
  * and the next verb through the daemon works. A change made by another process anyway (--no-daemon here; a
  * station on another host alike) is noticed by the daemon: it reloads its session when the store's active SA is
  * not its own, and makes a new key exchange when the stored PSK changed.

@@ -93,7 +93,7 @@ describe('e2e station: enrolment over IKEv2 and refresh while the host hangs', f
     assert.deepEqual(await listed(lab, 'nic-1'), storeBefore, 'station store: unchanged');
     const state = await lab.station(['state', 'nic-1']);
     assert.equal(state.generation, generation, 'commands still use the old SA');
-    assert.equal(state.response.systemState, 0, 'a hung host still reports S0 (README host states)');
+    assert.equal(state.response.systemState, 0, 'a hung host still reports S0 (docs/CONCEPTS.md, host states)');
   });
 
   it('host hung: secure power commands are acknowledged and move the host (power-down, power-up)', async () => {

@@ -153,7 +153,7 @@ describe('e2e station: tshark decrypts the IKEv2 exchanges and the ESP traffic w
   });
 
   // `keys --wireshark` exports retired SAs too, so one export at the end decrypts a capture spanning refreshes.
-  it('the keys exported at the end alone decrypt every ESP packet of the capture (README recipe)', async () => {
+  it('the keys exported at the end alone decrypt every ESP packet of the capture (docs/CAPTURES.md recipe)', async () => {
     const ikeOptions = ikeLines.flatMap((l) => ['-o', `uat:ikev2_decryption_table:${l}`]);
     const rs = await tsharkFields(pcap, [...dissect, ...endEspOptions, ...ikeOptions], FIELDS);
     const bad = rs.filter((r) => isEsp(r) && r['esp.icv_good'] !== '1');

@@ -1,7 +1,7 @@
 /**
  * `refresh all` in a cluster: it means the enrolled NICs this station owns or can take. A NIC whose lease another
  * live station holds is that station's to refresh: skipped and counted, not tried (it would only end E_FENCED and
- * exit 1). The same run here and forwarded to the daemon; failures carry their error code (README "CLI reference").
+ * exit 1). The same run here and forwarded to the daemon; failures carry their error code (docs/STATION.md).
  */
 import assert from 'node:assert/strict';
 import { Lab } from '../support/lab.js';

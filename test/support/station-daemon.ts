@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { freshFirstAddress, isRoot, type Lab, type StationProcess } from './lab.js';
-import { announceFile, announcedStore } from '../../mgmt-station/daemon.js';
+import { announceFile, announcedStore } from '../../mgmt-station/announce.js';
 import { openStore } from '../../mgmt-station/store/open-store.js';
 import { loadClusterKey } from '../../mgmt-station/store/cluster-key.js';
 import type { Store } from '../../mgmt-station/store/store.js';
