@@ -9,12 +9,13 @@
  */
 export type ProcessState = 'running' | 'paused' | 'dead';
 
-interface Event {
-  at: number;
-  seq: number;
-  owner: string;
-  run: () => void;
-  cancelled: boolean;
+/** An event; it is also the handle its scheduler returns (no second object per event). */
+class Event {
+  cancelled = false;
+  constructor(public at: number, public seq: number, readonly owner: string, readonly run: () => void) {}
+  cancel(): void {
+    this.cancelled = true;
+  }
 }
 
 /** A binary heap ordered by (at, seq). */
@@ -77,11 +78,11 @@ export class Scheduler {
   onStep: ((owner: string) => void) | null = null;
 
   at(time: number, owner: string, run: () => void): { cancel(): void } {
-    const e: Event = { at: Math.max(time, this.now), seq: this.seq++, owner, run, cancelled: false };
+    const e = new Event(Math.max(time, this.now), this.seq++, owner, run);
     const st = this.states.get(owner);
     if (st === 'dead') e.cancelled = true;
     else this.queue.push(e);
-    return { cancel: () => void (e.cancelled = true) };
+    return e;
   }
 
   after(ms: number, owner: string, run: () => void): { cancel(): void } {
@@ -114,14 +115,14 @@ export class Scheduler {
     this.held.delete(owner);
   }
 
-  /** Run one event and what it set off; false when nothing is due before `until`. */
-  async step(until: number): Promise<boolean> {
+  /** The next event to run before `until` (dropping a dead process's, holding a paused one's), or null. */
+  private next(until: number): Event | null {
     for (;;) {
       const e = this.queue.peek();
-      if (!e || e.at > until) return false;
+      if (!e || e.at > until) return null;
       this.queue.pop();
       if (e.cancelled) continue;
-      const st = this.state(e.owner);
+      const st = this.states.get(e.owner);
       if (st === 'dead') continue;
       if (st === 'paused') {
         const h = this.held.get(e.owner);
@@ -129,18 +130,32 @@ export class Scheduler {
         else this.held.set(e.owner, [e]);
         continue;
       }
+      return e;
+    }
+  }
+
+  /** Run one event and what it set off; false when nothing is due before `until`. */
+  async step(until: number): Promise<boolean> {
+    const e = this.next(until);
+    if (e === null) return false;
+    this.now = e.at;
+    this.steps++;
+    e.run();
+    await turn();
+    this.onStep?.(e.owner);
+    return true;
+  }
+
+  /** Run every event due up to `until`, then stand at `until` (step() in a loop, without a promise per step). */
+  async runUntil(until: number, stop?: () => boolean): Promise<void> {
+    for (let e = this.next(until); e !== null; e = this.next(until)) {
       this.now = e.at;
       this.steps++;
       e.run();
       await turn();
       this.onStep?.(e.owner);
-      return true;
+      if (stop?.()) return;
     }
-  }
-
-  /** Run every event due up to `until`, then stand at `until`. */
-  async runUntil(until: number, stop?: () => boolean): Promise<void> {
-    while (await this.step(until)) if (stop?.()) return;
     this.now = Math.max(this.now, until);
   }
 

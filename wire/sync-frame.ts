@@ -101,8 +101,13 @@ const LABEL: Record<SyncKind, Uint8Array> = {
 
 export interface SyncKeys { toNic: Uint8Array; fromNic: Uint8Array }
 
-/** Derived once per SA pair object and kept beside it (a sync is rare; a heartbeat-sized cost each time is fine too). */
+/**
+ * Derived once per SA pair object and kept beside it; a copy of the same SA (a store read gives a fresh object each
+ * time) finds them by the key material itself (a bounded map: a few SAs are live at once).
+ */
 const keyCache = new WeakMap<SaPair, SyncKeys>();
+const byMaterial = new Map<string, SyncKeys>();
+const BY_MATERIAL_MAX = 256;
 
 export function syncKeys(sa: SaPair): SyncKeys {
   let k = keyCache.get(sa);
@@ -111,7 +116,14 @@ export function syncKeys(sa: SaPair): SyncKeys {
     const salt = new Uint8Array(8);
     putU32(salt, 0, sa.fromNic.spi);
     putU32(salt, 4, sa.toNic.spi);
-    k = { toNic: hkdf(sha256, ikm, salt, INFO_TO_NIC, 32), fromNic: hkdf(sha256, ikm, salt, INFO_FROM_NIC, 32) };
+    // The keys are a function of (ikm, salt) alone.
+    const material = `${Buffer.from(ikm.buffer, ikm.byteOffset, ikm.length).toString('hex')},${sa.fromNic.spi},${sa.toNic.spi}`;
+    k = byMaterial.get(material);
+    if (!k) {
+      k = { toNic: hkdf(sha256, ikm, salt, INFO_TO_NIC, 32), fromNic: hkdf(sha256, ikm, salt, INFO_FROM_NIC, 32) };
+      if (byMaterial.size >= BY_MATERIAL_MAX) byMaterial.clear();
+      byMaterial.set(material, k);
+    }
     keyCache.set(sa, k);
   }
   return k;

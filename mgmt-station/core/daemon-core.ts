@@ -152,7 +152,8 @@ export class DaemonCore {
   }
 
   /**
-   * One poll round. First every lease is renewed, in one pass over the store and before any network wait
+   * One poll round. First every lease is renewed (or, if free or lapsed, taken; one read of all leases first, so
+   * that a NIC another live station holds costs no write), in one pass over the store and before any network wait
    * (DESIGN §5: a daemon renews its leases at every poll): a NIC that does not answer must never delay the
    * renewal of another NIC's lease, or a live owner would lose NICs to its backup. Then each owned NIC is polled
    * (System State, a refresh when due) in the background, at most MAX_POLLS_IN_FLIGHT at once and one at a time
@@ -161,8 +162,16 @@ export class DaemonCore {
    */
   private async tick(): Promise<{ polls: Promise<unknown> }> {
     const owned: NicRecord[] = [];
-    for (const n of await this.ctx.store.listNics()) {
+    const nics = await this.ctx.store.listNics();
+    // One read of every lease first: a NIC another live station holds is not asked for (StationCore.heldElsewhere).
+    const leases = new Map((await this.ctx.store.listLeases()).map((l) => [l.nic, l]));
+    for (const n of nics) {
       const st = this.nicState(n.id);
+      if (this.ctx.heldElsewhere(leases.get(n.id))) {
+        this.ctx.dropSession(n.id);
+        st.host = 'owned elsewhere';
+        continue;
+      }
       try {
         await this.ctx.fence(n.id);
         owned.push(n);

@@ -7,7 +7,7 @@
  */
 import { LifelineError } from '../../common/errors.js';
 import type { SaPair, SecurityPolicy } from '../../wire/sa.js';
-import type { Fence, NicRecord, Store } from '../store/store.js';
+import type { Fence, Lease, NicRecord, Store } from '../store/store.js';
 import { KeyExchange, type ExchangeResult } from './key-exchange.js';
 import { NicSession } from './session.js';
 import type { SecurePort, StationEnv } from './env.js';
@@ -103,6 +103,19 @@ export class StationCore {
     this.sessions.get(nic)?.close();
     this.sessions.delete(nic);
     this.fences.delete(nic);
+  }
+
+  /**
+   * Does `lease` (as a read of the store found it; undefined: no row yet) say that another station holds the NIC and
+   * its lease has not lapsed? Then a poll round does not try to take it: that is a write transaction (a row lock in
+   * SQL) that could only fail, every poll interval, for every NIC a standby does not own. What fence() does when
+   * that write fails is done here: our claim, if we had one, is lost. A lease that lapses between the read and the
+   * next round is taken then (one poll interval later at most).
+   */
+  heldElsewhere(lease: Lease | undefined): boolean {
+    if (lease === undefined || lease.owner === null || lease.owner === this.o.stationId || this.now() >= lease.expiresAt) return false;
+    if (this.fences.has(lease.nic)) this.counters.leasesLost++; // once: the daemon then drops our claim (dropSession)
+    return true;
   }
 
   /** Take (or keep) this station's lease on the NIC; the fence guards every write that follows. */

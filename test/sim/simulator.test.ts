@@ -18,7 +18,7 @@ import { World } from '../../sim/world.js';
 export const MUTATION_FINDERS: Record<MutationName, { seed: number | null; case: string | null }> = {
   'epoch-reuse': { seed: 7, case: null },
   'nic-counter-iv': { seed: 225, case: null },
-  'boot-keeps-epoch': { seed: null, case: 'busy:restore-eeprom:79' },
+  'boot-keeps-epoch': { seed: null, case: 'busy:restore-eeprom:83' },
   'exec-record-ram': { seed: 11, case: 'command:crash-and-power:7' },
   'lost-means-fenced': { seed: 1, case: 'command:pause-station:5' },
   'no-log-audit': { seed: 15, case: 'tamper:tamper-delete:0' },
