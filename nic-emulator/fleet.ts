@@ -23,6 +23,10 @@ import { SharedPorts, type SharedPortCounters } from './shared-ports.js';
 export type SharedSockets = 'auto' | 'on' | 'off';
 /** `--shared-sockets auto`: fleets this large share (per-NIC sockets would cost up to 3 descriptors a NIC). */
 export const SHARED_SOCKETS_MIN_NICS = 1000;
+/** A NIC without a secure packet for this long drops its per-key crypto tables (NicMachine.releaseIdle)... */
+export const CRYPTO_IDLE_MS = 60_000;
+/** ...checked by one sweep over the fleet this often (100,000 NICs: a few ms). */
+const IDLE_SWEEP_MS = 30_000;
 
 export interface FleetOptions extends AddressingOptions {
   dataDir: string;
@@ -48,6 +52,7 @@ export class Fleet {
   /** Datagrams and executed commands of every NIC of the fleet (the emulator's /metrics). */
   readonly tally = new FleetTally();
   private readonly byId = new Map<string, NicNode>();
+  private sweep: NodeJS.Timeout | null = null;
   /** The fleet's shared sockets, or null when every NIC binds its own. */
   readonly shared: SharedPorts | null;
 
@@ -96,9 +101,20 @@ export class Fleet {
       }
     };
     await Promise.all(Array.from({ length: this.opts.startConcurrency ?? 64 }, worker));
+    this.sweep = setInterval(() => this.releaseIdle(Date.now()), IDLE_SWEEP_MS);
+    this.sweep.unref();
+  }
+
+  /** Memory for what is in use: every NIC idle for CRYPTO_IDLE_MS drops its crypto tables. Returns how many did. */
+  releaseIdle(now: number, idleMs = CRYPTO_IDLE_MS): number {
+    let n = 0;
+    for (const nic of this.nics) if (nic.machine.releaseIdle(now, idleMs)) n++;
+    return n;
   }
 
   async stop(): Promise<void> {
+    if (this.sweep) clearInterval(this.sweep);
+    this.sweep = null;
     await Promise.all(this.nics.map((n) => n.stop()));
     await this.shared?.close();
   }
