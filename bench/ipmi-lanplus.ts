@@ -251,6 +251,8 @@ export async function measureLanplus(plan: LanplusPlan, log: (s: string) => void
       out.wallRatioC3 = figure(lifelineOut.c3.p50.value / simOut.c3.p50.value, 'ratio', 'ipmitool -C 3 chassis power status wall time p50, Lifeline / ipmi_sim, same runs interleaved');
       out.setupRatioC3 = figure(rate('lc3') / rate('sc3'), 'ratio', 'session set-ups per second (suite 3), Lifeline / ipmi_sim');
     }
+    // The 1-NIC emulator is done: a fleet of 1,000+ NICs binds 0.0.0.0:623 (shared sockets), which its 127.x:623 would block.
+    await stopChild(emu.child);
     out.fleet = await measureLanplusFleet(plan.fleetNics, log).catch((e: Error) => ({ error: e.message }));
     return out;
   } finally {

@@ -217,9 +217,11 @@ export class NicNode implements SharedPortsNic {
     if (this.stopped) return;
     const m = this.machine;
     if (this.opts.shared) {
-      // Shared sockets: opening or closing a port is a flag, at once.
-      this.listening.clear = m.runState === 'running';
-      this.listening.secure = m.wantsSecurePort;
+      // Shared sockets: opening or closing a port is a flag, at once; as with sockets of its own, 623 and 664 stay
+      // open once opened (the firmware counts what reaches a NIC without power, nic_unpowered), the IKE port follows
+      // the host agent.
+      if (m.runState === 'running') this.listening.clear = true;
+      if (m.wantsSecurePort) this.listening.secure = true;
       this.listening.ike = m.wantsIkePort;
       return;
     }
