@@ -72,6 +72,8 @@ export interface BatchUdpCounters {
 
 interface UdpBatchAddon {
   BATCH_MAX: number;
+  /** int32 fields per datagram in its meta arrays (absent in builds before the local-address field). */
+  META_FIELDS?: number;
   open(address: string, port: number, pktinfo: number): number;
   localPort(fd: number): number;
   recv(fd: number, buf: Uint8Array, slot: number, max: number, meta: Int32Array): number;
@@ -88,6 +90,11 @@ let addon: UdpBatchAddon | null = null;
 let addonError: string | null = null;
 try {
   addon = createRequire(import.meta.url)(ADDON_PATH) as UdpBatchAddon;
+  if (addon.META_FIELDS !== 4) {
+    // A build of an older udp_batch.c (three fields a datagram) would misread every batch: not used.
+    addon = null;
+    addonError = 'lib/native is an older build than lib/batch-udp.ts (its batches have another layout); rebuild it with \'npm run install\'';
+  }
 } catch (e) {
   addonError = `lib/native is not built (${(e as Error).message.split('\n')[0]}); run 'npm ci' or 'npm run install' with python3, make and g++ present`;
 }

@@ -308,5 +308,9 @@ NAPI_MODULE_INIT() {
   napi_value max;
   napi_create_int32(env, BATCH_MAX, &max);
   napi_set_named_property(env, exports, "BATCH_MAX", max);
+  /* The meta layout's width: lib/batch-udp.ts refuses a build whose layout is not its own (a stale build). */
+  napi_value fields;
+  napi_create_int32(env, META_FIELDS, &fields);
+  napi_set_named_property(env, exports, "META_FIELDS", fields);
   return exports;
 }
