@@ -30,7 +30,7 @@ export interface BatchClient {
 export function openBatchClient(bindAddress = '127.0.0.1'): BatchClient {
   const nat: UdpBatchAddon | null = udpBatchAddon();
   if (!nat) throw new Error(`batched load generator unavailable: ${batchUdpUnavailable()}`);
-  const fd = nat.open(bindAddress, 0);
+  const fd = nat.open(bindAddress, 0, 0);
   if (fd < 0) throw new Error(`cannot bind a load generator socket on ${bindAddress} (${errnoName(fd)})`);
   const rbuf = new Uint8Array(BATCH * SLOT);
   const rmeta = new Int32Array(BATCH * META);

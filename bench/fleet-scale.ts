@@ -7,7 +7,8 @@
  * `wallMs` adds Node's start and module loading, from spawn to the ready line. "cold" = fresh data
  * directory (every EEPROM image formatted), "warm" = a restart on the images the cold start wrote.
  *
- * Each NIC holds file descriptors (its UDP sockets and its EEPROM file), so N is bounded by
+ * As root (address-per-NIC) a fleet of 1,000 NICs or more shares three sockets (nic-emulator/shared-ports.ts) and a
+ * NIC holds no file descriptor. Otherwise (port-per-NIC) each NIC holds its sockets, so N is bounded by
  * RLIMIT_NOFILE: when the hard limit cannot hold the requested N, the largest N that fits is measured
  * instead and the result says so (the limit cannot be raised without CAP_SYS_RESOURCE).
  */
@@ -76,7 +77,8 @@ export async function measureFleet(sizes: number[], log: (s: string) => void): P
     log(`  ${n} NICs, warm restart`);
     const warm = await measured(n, dir, n, 60000);
     await stopChild(warm.emu.child, 15000);
-    const wl = `${n} NICs in one nic-emulator process (${isRoot ? 'address-per-NIC' : 'port-per-NIC'}, fresh NICs with hosts up: the clear socket each (664 is bound once a NIC holds an SA, the IKE port once it is enrolled), EEPROM files on ${store.kind}), 1 NIC baseline subtracted`;
+    const sockets = isRoot && n >= 1000 ? 'shared sockets: three for the fleet' : 'the clear socket each (664 is bound once a NIC holds an SA, the IKE port once it is enrolled)';
+    const wl = `${n} NICs in one nic-emulator process (${isRoot ? 'address-per-NIC' : 'port-per-NIC'}, fresh NICs with hosts up: ${sockets}, EEPROM files on ${store.kind}), 1 NIC baseline subtracted`;
     points.push({
       requested,
       nics: n,

@@ -371,6 +371,8 @@ export async function measureLanplus(plan: LanplusPlan, log: (s: string) => void
       out.setupRatioC3 = figure(rate('lc3') / rate('sc3'), 'ratio', 'session set-ups per second (suite 3, 4 consoles), Lifeline / ipmi_sim');
       out.setupCpuRatioC3 = figure(cpuPer('lc3') / cpuPer('sc3'), 'ratio', "responder CPU per session set-up (suite 3, 4 consoles), Lifeline / ipmi_sim, same rounds interleaved");
     }
+    // The 1-NIC emulator is done: a fleet of 1,000+ NICs binds 0.0.0.0:623 (shared sockets), which its 127.x:623 would block.
+    await stopChild(emu.child);
     out.fleet = await measureLanplusFleet(plan.fleetNics, log).catch((e: Error) => ({ error: e.message }));
     return out;
   } finally {

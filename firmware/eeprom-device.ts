@@ -9,7 +9,7 @@ import { UsageError } from '../common/errors.js';
 
 export interface EepromDevice {
   readonly size: number;
-  /** Copy of `length` bytes at `offset`. */
+  /** `length` bytes at `offset`: a copy, or a view valid until the next write (FileEepromDevice at boot); a caller copies what it keeps. */
   read(offset: number, length: number): Uint8Array;
   /** Store `bytes` at `offset`. May throw (I/O error, power lost); bytes before the failure may be stored. */
   write(offset: number, bytes: Uint8Array): void;

@@ -63,7 +63,7 @@ import { ExecRecord } from './exec-record.js';
 import { EepromIpmiUsers } from './eeprom-ipmi-users.js';
 import { encodeIpmiUsers, type IpmiUsersConfig } from './ipmi/ipmi-users-record.js';
 import {
-  CRC, EEPROM_FORMAT_VERSION, EEPROM_PAGE, EEPROM_SIZE, FRAME, KIND, MAGIC, corrupt, decodeRecord, encodeRecord, isBlank, newest,
+  CRC, EEPROM_FORMAT_VERSION, EEPROM_PAGE, EEPROM_SIZE, FRAME, KIND, MAGIC, allBytes, corrupt, decodeRecord, encodeRecord, isBlank, newest,
   pageRange, writePages, type Decoded,
 } from './eeprom-record.js';
 import { ProtocolError, UsageError } from '../common/errors.js';
@@ -606,7 +606,7 @@ export class EepromImage {
       const expected = newestGen - back >= 1 ? newestGen - back : 0;
       // Never written means erased (0xFF) throughout: a page whose frame reads blank but whose body does not
       // (a zeroed or half-erased record) is damage, not an unused page.
-      const erased = ringPages[i].every((b) => b === ERASED);
+      const erased = allBytes(ringPages[i], ERASED);
       const sound = expected === 0 ? erased : d.state === 'ok' && d.generation === expected;
       if (i === nextPage) {
         // Generation V-7 intact here, or the page erased while the ring has not gone round yet, shows that V+1 was
@@ -627,7 +627,7 @@ export class EepromImage {
       const r = ring[ri] as Extract<Decoded, { state: 'ok' }>;
       checkpoint = decodeCheckpoint(r.generation, r.payload, (x) => corrupt(name, checkpointName(CHECKPOINT_PAGE + ri), x));
     }
-    if (!ringPages[nextPage].every((b) => b === ERASED) && checkpointMayBeLost) {
+    if (!allBytes(ringPages[nextPage], ERASED) && checkpointMayBeLost) {
       const d = ring[nextPage];
       recovered.push(
         `${checkpointName(CHECKPOINT_PAGE + nextPage)}: ${d.state === 'bad' ? d.why : 'not a checkpoint record'}; a torn write of generation ${newestGen + 1}, or that checkpoint ` +

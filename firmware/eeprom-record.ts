@@ -49,7 +49,13 @@ export function encodeRecord(kind: number, generation: number, payload: Uint8Arr
 }
 
 export function isBlank(b: Uint8Array): boolean {
-  return b.every((x) => x === ERASED) || b.every((x) => x === 0);
+  return allBytes(b, ERASED) || allBytes(b, 0);
+}
+
+/** Every byte of `b` is `v` (a plain loop: boot checks a few hundred pages per NIC, and `every` with a closure per byte cost a fleet's start-up). */
+export function allBytes(b: Uint8Array, v: number): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] !== v) return false;
+  return true;
 }
 
 /** Decodes the record at the start of `buf` (one slot's bytes). A wrong version with a good CRC throws. */

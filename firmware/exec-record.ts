@@ -28,7 +28,7 @@
 import { ERASED, type EepromDevice } from './eeprom-device.js';
 import { ProtocolError, UsageError } from '../common/errors.js';
 import { putU32, u32 } from '../common/bytes.js';
-import { EEPROM_PAGE, KIND, corrupt, decodeRecord, encodeRecord, writePages, type Decoded } from './eeprom-record.js';
+import { EEPROM_PAGE, KIND, allBytes, corrupt, decodeRecord, encodeRecord, writePages, type Decoded } from './eeprom-record.js';
 import type { CommandIdentity, CommandQuery, QueryAnswer } from '../wire/sync-frame.js';
 import { HOST_STATES, type HostState } from './host-state.js';
 import { mutated } from '../common/mutation.js';
@@ -128,7 +128,7 @@ export class ExecRecord {
     decoded.forEach((d, i) => {
       const back = (newest - i + EXEC_RING) % EXEC_RING;
       const expected = newest - back >= 1 ? newest - back : 0;
-      const erased = pages[i].every((b) => b === ERASED);
+      const erased = allBytes(pages[i], ERASED);
       const sound = expected === 0 ? erased : d.state === 'ok' && d.generation === expected;
       if (i === next) {
         // The page record newest + 1 would go to. Erased (ring not round yet) or holding newest + 1 - R: nothing

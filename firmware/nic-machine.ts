@@ -398,6 +398,15 @@ export class NicMachine {
     this.b?.firmware.prepareNext();
   }
 
+  /**
+   * Memory for what is in use: drop the secure channel's per-key tables after `idleMs` without a secure packet
+   * (SecureChannel.releaseIdle; rebuilt by the next). Called by the emulator's periodic sweep, not by a deadline of
+   * the machine's own: it changes no behaviour, so the simulator need not run it. True when something was dropped.
+   */
+  releaseIdle(now: number, idleMs: number): boolean {
+    return this.b?.channel.releaseIdle(now, idleMs) ?? false;
+  }
+
   // ------------------------------------------------------------------ time
 
   /**

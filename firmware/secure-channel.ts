@@ -45,6 +45,8 @@ export class SecureChannel {
   /** Live crypto state per SA generation, created on first use (idle NICs hold none). */
   private readonly endpoints = new Map<number, SaEndpoint>();
   private readonly live = new Map<number, LiveEpoch>();
+  /** When a packet was last opened or sealed here (releaseIdle). */
+  private activeAt = -Infinity;
 
   constructor(
     private readonly db: SaDatabase,
@@ -92,6 +94,7 @@ export class SecureChannel {
     }
     const r = ep.open(datagram, ends, undefined, windows);
     e.lastUsed = now;
+    this.activeAt = now;
     this.lastUsed = ep;
     this.lastIv = iv;
     // Persist what must survive a restart before the packet is acted on (DESIGN §2.6).
@@ -178,6 +181,20 @@ export class SecureChannel {
       this.endpoints.set(sa.generation, ep);
     }
     return ep;
+  }
+
+  /**
+   * Drop the per-key crypto state (the SA endpoints: AES key schedules, GHASH tables, prepared keystreams) when
+   * nothing was opened here for `idleMs`; the next packet builds it again. The keys stay in the SA database, the
+   * sequence counters in its checkpoints (seal() resumes from them) and the replay windows with their epochs, so
+   * nothing a station relies on changes: only memory (issue 16: an idle NIC costs its keys, not its tables).
+   */
+  releaseIdle(now: number, idleMs: number): boolean {
+    if (this.endpoints.size === 0 || now - this.activeAt < idleMs) return false;
+    this.endpoints.clear();
+    this.lastUsed = null;
+    this.lastIv = null;
+    return true;
   }
 
   /** Forget live crypto state and every epoch (the NIC lost power). */

@@ -13,6 +13,10 @@
  * Both deliver each datagram as its own Buffer (a copy: a handler may keep it) with a fresh `{ address, port }`,
  * bind exclusively (never SO_REUSEADDR), and report bind failures as Errors with node's `code` (EADDRINUSE, ...).
  * IPv4 only, as the emulator's NIC addresses are.
+ *
+ * A shared socket (`bindSharedDatagramSocket`, batch only) is one socket for many local addresses, bound to the
+ * wildcard: IP_PKTINFO gives each datagram's destination address, and each answer names the address it leaves
+ * from, so one socket per port number serves a whole address-per-NIC fleet (nic-emulator/shared-ports.ts).
  */
 import dgram from 'node:dgram';
 import { createRequire } from 'node:module';
@@ -23,6 +27,8 @@ import { literalLookup } from './literal-lookup.js';
 export type UdpIo = 'batch' | 'dgram';
 export interface Sender { address: string; port: number }
 export type DatagramHandler = (msg: Buffer, from: Sender) => void;
+/** A shared socket's handler: `local` is the datagram's destination address, a host-order integer (ipv4Value). */
+export type SharedDatagramHandler = (msg: Buffer, from: Sender, local: number) => void;
 
 export interface DatagramHandlers {
   message: DatagramHandler;
@@ -44,6 +50,18 @@ export interface DatagramSocket {
   close(): Promise<void>;
 }
 
+/** One socket for many local addresses (bindSharedDatagramSocket). */
+export interface SharedDatagramSocket {
+  readonly port: number;
+  /** Sends one datagram from local address `local` (host-order integer); failures go to the error handler. */
+  send(bytes: Uint8Array, port: number, address: string, local: number): void;
+  close(): Promise<void>;
+}
+
+export interface SharedDatagramHandlers extends Omit<DatagramHandlers, 'message'> {
+  message: SharedDatagramHandler;
+}
+
 /** Counted, not logged per datagram: what a busy socket can lose without anything being wrong with it. */
 export interface BatchUdpCounters {
   /** Datagrams longer than SLOT bytes, cut by the kernel and dropped (no RMCP/ASF message is that long). */
@@ -54,7 +72,9 @@ export interface BatchUdpCounters {
 
 interface UdpBatchAddon {
   BATCH_MAX: number;
-  open(address: string, port: number): number;
+  /** int32 fields per datagram in its meta arrays (absent in builds before the local-address field). */
+  META_FIELDS?: number;
+  open(address: string, port: number, pktinfo: number): number;
   localPort(fd: number): number;
   recv(fd: number, buf: Uint8Array, slot: number, max: number, meta: Int32Array): number;
   send(fd: number, buf: Uint8Array, slot: number, count: number, meta: Int32Array): number;
@@ -70,6 +90,11 @@ let addon: UdpBatchAddon | null = null;
 let addonError: string | null = null;
 try {
   addon = createRequire(import.meta.url)(ADDON_PATH) as UdpBatchAddon;
+  if (addon.META_FIELDS !== 4) {
+    // A build of an older udp_batch.c (three fields a datagram) would misread every batch: not used.
+    addon = null;
+    addonError = 'lib/native is an older build than lib/batch-udp.ts (its batches have another layout); rebuild it with \'npm run install\'';
+  }
 } catch (e) {
   addonError = `lib/native is not built (${(e as Error).message.split('\n')[0]}); run 'npm ci' or 'npm run install' with python3, make and g++ present`;
 }
@@ -87,8 +112,8 @@ export function defaultUdpIo(): UdpIo {
 /** Datagrams per recvmmsg/sendmmsg call; a datagram's room in the shared buffers. */
 export const BATCH = 32;
 export const SLOT = 2048;
-/** int32 fields per datagram in a meta array (lib/native/udp_batch.c): length, IPv4 address, port. */
-export const META = 3;
+/** int32 fields per datagram in a meta array (lib/native/udp_batch.c): length, IPv4 address, port, local address. */
+export const META = 4;
 
 // One receive batch and one send batch for the whole process: a drain runs to its end before another starts.
 const recvBuf = Buffer.alloc(BATCH * SLOT);
@@ -101,7 +126,8 @@ const addressText = new Map<number, string>();
 const addressValue = new Map<string, number>();
 const ADDRESS_CACHE_MAX = 4096;
 
-function addressOf(v: number): string {
+/** The dotted text of a host-order IPv4 integer (cached for the addresses seen most). */
+export function addressOf(v: number): string {
   let s = addressText.get(v);
   if (s === undefined) {
     s = `${(v >>> 24) & 255}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
@@ -147,17 +173,17 @@ function errnoError(negErrno: number, syscall: string, detail: string): NodeJS.E
 let draining: BatchUdpSocket | null = null;
 let pending = 0;
 
-class BatchUdpSocket implements DatagramSocket {
+class BatchUdpSocket implements DatagramSocket, SharedDatagramSocket {
   readonly io = 'batch' as const;
   readonly counters: BatchUdpCounters = { truncated: 0, sendQueueFull: 0 };
   private watch: unknown;
   private closed = false;
 
-  private readonly onMessage: DatagramHandler;
+  private readonly onMessage: SharedDatagramHandler;
   private readonly onError: (e: Error) => void;
   private readonly onSent: (() => void) | undefined;
 
-  constructor(private readonly native: UdpBatchAddon, private readonly fd: number, readonly port: number, handlers: DatagramHandlers) {
+  constructor(private readonly native: UdpBatchAddon, private readonly fd: number, readonly port: number, handlers: SharedDatagramHandlers) {
     this.onMessage = handlers.message;
     this.onError = handlers.error;
     this.onSent = handlers.sent;
@@ -190,7 +216,7 @@ class BatchUdpSocket implements DatagramSocket {
           const off = i * SLOT;
           const msg = Buffer.allocUnsafe(len);
           recvBuf.copy(msg, 0, off, off + len);
-          this.onMessage(msg, { address: addressOf(recvMeta[i * META + 1]!), port: recvMeta[i * META + 2]! });
+          this.onMessage(msg, { address: addressOf(recvMeta[i * META + 1]!), port: recvMeta[i * META + 2]! }, recvMeta[i * META + 3]!);
         }
       } finally {
         draining = null;
@@ -201,7 +227,7 @@ class BatchUdpSocket implements DatagramSocket {
     }
   };
 
-  send(bytes: Uint8Array, port: number, address: string): void {
+  send(bytes: Uint8Array, port: number, address: string, local = 0): void {
     if (this.closed) return;
     const to = ipv4Value(address);
     if (to === -1 || !(port > 0 && port < 65536)) {
@@ -214,6 +240,7 @@ class BatchUdpSocket implements DatagramSocket {
       sendMeta[pending * META] = bytes.length;
       sendMeta[pending * META + 1] = to;
       sendMeta[pending * META + 2] = port;
+      sendMeta[pending * META + 3] = local;
       pending++;
       return;
     }
@@ -221,6 +248,7 @@ class BatchUdpSocket implements DatagramSocket {
     oneMeta[0] = bytes.length;
     oneMeta[1] = to;
     oneMeta[2] = port;
+    oneMeta[3] = local;
     if (this.native.send(this.fd, bytes, bytes.length, 1, oneMeta) > 0) this.sendFailed(oneMeta[0]!, address, port);
   }
 
@@ -285,7 +313,7 @@ export function bindDatagramSocket(io: UdpIo, address: string, port: number, han
     const native = addon;
     if (!native) return Promise.reject(new Error(`batched UDP unavailable: ${addonError}`));
     try {
-      const fd = native.open(address, port);
+      const fd = native.open(address, port, 0);
       if (fd < 0) return Promise.reject(errnoError(fd, 'bind', `${address}:${port}`));
       const bound = native.localPort(fd);
       if (bound < 0) {
@@ -308,6 +336,27 @@ export function bindDatagramSocket(io: UdpIo, address: string, port: number, han
       resolveSocket(new DgramSocket(s, s.address().port));
     });
   });
+}
+
+/**
+ * Binds `address:port` (the wildcard 0.0.0.0, for a fleet) exclusively with IP_PKTINFO: each datagram reaches
+ * `handlers.message` with its destination address, and `send` names the source address. Batched UDP only.
+ */
+export function bindSharedDatagramSocket(address: string, port: number, handlers: SharedDatagramHandlers): Promise<SharedDatagramSocket & { counters: BatchUdpCounters }> {
+  const native = addon;
+  if (!native) return Promise.reject(new Error(`batched UDP unavailable: ${addonError}`));
+  try {
+    const fd = native.open(address, port, 1);
+    if (fd < 0) return Promise.reject(errnoError(fd, 'bind', `${address}:${port}`));
+    const bound = native.localPort(fd);
+    if (bound < 0) {
+      native.close(fd);
+      return Promise.reject(errnoError(bound, 'getsockname', `${address}:${port}`));
+    }
+    return Promise.resolve(new BatchUdpSocket(native, fd, bound, handlers));
+  } catch (e) {
+    return Promise.reject(e as Error);
+  }
 }
 
 /** The batch counters of a socket, or null for a dgram one. */

@@ -7,7 +7,7 @@ import { batchUdpUnavailable, defaultUdpIo } from '../lib/batch-udp.js';
 import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
 import { networkInterfaces } from 'node:os';
 import dgram from 'node:dgram';
-import { Fleet } from './fleet.js';
+import { Fleet, type SharedSockets } from './fleet.js';
 import { missingAddresses, parseIdPrefix, type NicAddress } from './addressing.js';
 import { startControlServer } from './control-server.js';
 import { createLogger, type LogFormat, type LogLevel } from '../lib/log.js';
@@ -113,6 +113,7 @@ export async function start(values: Values, control: string): Promise<void> {
     checkpointBlock: values['checkpoint-block'] !== undefined ? intOption(values['checkpoint-block'] as string, 16384, 'checkpoint-block', MIN_CHECKPOINT_BLOCK, MAX_CHECKPOINT_BLOCK) : undefined,
     busyPoll: new BusyPoll(busyPollUs),
     udpIo,
+    sharedSockets: oneOf<SharedSockets>(values['shared-sockets'] as string | undefined, 'auto', 'shared-sockets', ['auto', 'on', 'off']),
     log,
   });
   if (portBase === null) await refuseForeignAddresses(fleet.nics.map((n) => n.addr));
@@ -131,6 +132,7 @@ export async function start(values: Values, control: string): Promise<void> {
     if (e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') throw new UsageError('E_USAGE', `cannot listen on control address ${host}:${port} (${e.message}); try another --control`);
     throw e;
   });
+  const first0 = fleet.nics[0].addr;
   const bar = progress('starting NICs');
   const t0 = performance.now();
   try {
@@ -141,6 +143,9 @@ export async function start(values: Values, control: string): Promise<void> {
     await fleet.stop();
     const err = e as NodeJS.ErrnoException;
     if (err.code === 'EACCES') throw new UsageError('E_USAGE', `cannot bind ports below 1024 (${err.message}): run as root, grant 'setcap cap_net_bind_service=+ep $(command -v node)', or use --port-base 10000`);
+    if (err.code === 'EADDRINUSE' && fleet.shared) {
+      throw new UsageError('E_USAGE', `address in use (${err.message}): the fleet's shared sockets bind ports ${first0.clearPort}, ${first0.securePort} and ${first0.ikePort} on every address, and another process holds one of them (another emulator?); stop it, or use --shared-sockets off (a socket per NIC and port: up to 3 file descriptors a NIC) or --port-base`);
+    }
     if (err.code === 'EADDRINUSE') throw new UsageError('E_USAGE', `address in use (${err.message}): another emulator running? try 'nic-emulator stop' or other --first-address/--port-base`);
     if (err.code === 'EADDRNOTAVAIL') {
       throw new UsageError('E_USAGE', `address not available (${err.message}): a NIC address outside 127/8 must be on an interface first (ip addr add ADDRESS/PREFIX dev IF); on an OS without the whole 127/8 on loopback add aliases; or use --port-base`);

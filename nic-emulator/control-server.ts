@@ -1,7 +1,8 @@
 /**
  * The emulator's local control API: JSON over HTTP on 127.0.0.1 (never another address).
  *
- *   GET  /v1/health                      -> { pid, nics, running, failed, busyPoll: { maxUs, windowUs, hits, misses, backoffs }, udpIo }
+ *   GET  /v1/health                      -> { pid, nics, running, failed, busyPoll: { maxUs, windowUs, hits, misses, backoffs }, udpIo,
+ *                                            sharedSockets: null | { noNic, portClosed } (datagrams the shared sockets dropped) }
  *   GET  /v1/nics                        -> [status, ...]               (status: see NicNode.status())
  *   GET  /v1/nics/:id                    -> status                      (:id = nic-N or its address)
  *   GET  /v1/nics/:id/exec-log           -> [{ at, command, via, rmcpSeq, tag, generation, ... }]
@@ -131,6 +132,7 @@ function route(fleet: Fleet, method: string, url: string, body: Record<string, u
       failed: fleet.nics.filter((n) => n.runState === 'failed').length,
       busyPoll: fleet.busyPoll?.stats() ?? null,
       udpIo: fleet.udpIo,
+      sharedSockets: fleet.sharedDrops,
     };
   }
   if (path === '/v1/nics') return fleet.nics.map((n) => n.status());

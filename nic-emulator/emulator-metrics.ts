@@ -52,6 +52,7 @@ export class EmulatorMetrics {
   private readonly ipmiCommands = new TotalCounter(this.r, 'lifeline_nic_ipmi_commands_total', 'In-session IPMI requests answered');
   private readonly ipmiRefused = new TotalCounter(this.r, 'lifeline_nic_ipmi_refused_total', 'IPMI lanplus requests refused, by reason', ['reason']);
   private readonly ipmiDropped = new TotalCounter(this.r, 'lifeline_nic_ipmi_dropped_total', 'IPMI lanplus datagrams dropped, by reason', ['reason']);
+  private readonly sharedDropped = new TotalCounter(this.r, 'lifeline_emulator_shared_socket_dropped_total', 'Datagrams the fleet\'s shared sockets dropped, by reason (no_nic: to an address no NIC has; port_closed: to a NIC port not open, e.g. 664 before an SA)', ['reason']);
   private readonly bpHits = new TotalCounter(this.r, 'lifeline_emulator_busy_poll_events_total', 'Busy polling: datagrams that arrived while polling (hit), after it gave up (miss), and back-offs for another process', ['event']);
   private readonly bpWindow = new ScrapeGauge(this.r, 'lifeline_emulator_busy_poll_window_seconds', 'Busy polling: the adaptive window now (0: off)');
   private readonly bpMax = new ScrapeGauge(this.r, 'lifeline_emulator_busy_poll_max_seconds', 'Busy polling: the longest window (--busy-poll-us; 0: off)');
@@ -104,6 +105,8 @@ export class EmulatorMetrics {
     this.ipmiCommands.setValue(i.commands);
     this.ipmiRefused.set(byLabel('reason', i.refused));
     this.ipmiDropped.set(byLabel('reason', i.dropped));
+    const sd = this.fleet.sharedDrops;
+    this.sharedDropped.set([[{ reason: 'no_nic' }, sd?.noNic ?? 0], [{ reason: 'port_closed' }, sd?.portClosed ?? 0]]);
     const bp = this.fleet.busyPoll?.stats();
     this.bpHits.set([[{ event: 'hit' }, bp?.hits ?? 0], [{ event: 'miss' }, bp?.misses ?? 0], [{ event: 'backoff' }, bp?.backoffs ?? 0]]);
     this.bpWindow.setValue((bp?.windowUs ?? 0) / 1e6);

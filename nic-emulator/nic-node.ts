@@ -1,10 +1,14 @@
 /**
  * One emulated NIC as the emulator process hosts it: the I/O shell around the NIC machine (firmware/nic-machine.ts),
- * which decides everything. This file moves bytes, time and files: it binds the UDP sockets the machine asks for
+ * which decides everything. This file moves bytes, time and files: it opens the UDP ports the machine asks for
  * (623 clear, 664 secure once the NIC holds an SA, the host agent's IKE port while the host OS is up and the NIC is
- * enrolled), keeps one timer at the machine's next deadline, opens the NIC's EEPROM file at each boot, and performs
- * the machine's effects in order (sends, the execution log, log lines). IPMI lanplus shares the clear socket with
+ * enrolled), keeps one timer at the machine's next deadline, reads the NIC's EEPROM file at each boot, and performs
+ * the machine's effects in order (sends, the execution log, log lines). IPMI lanplus shares the clear port with
  * ASF: the machine tells the two apart (RMCP class 7 or 6).
+ *
+ * A port is either a socket of the NIC's own (bound to its address and port) or, in a fleet with shared sockets
+ * (shared-ports.ts), a flag: the fleet's one socket per port number hands the NIC the datagrams sent to its
+ * address while the flag is up, and sends its answers from that address.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
@@ -22,7 +26,8 @@ import type { NicAddress } from './addressing.js';
 import type { Logger } from '../lib/log.js';
 import type { BusyPoll } from './busy-poll.js';
 import { FleetTally } from './fleet-tally.js';
-import { batchCounters, bindDatagramSocket, defaultUdpIo, type DatagramSocket, type Sender, type UdpIo } from '../lib/batch-udp.js';
+import { batchCounters, bindDatagramSocket, defaultUdpIo, ipv4Value, type DatagramSocket, type Sender, type UdpIo } from '../lib/batch-udp.js';
+import type { SharedPorts, SharedPortsNic } from './shared-ports.js';
 
 export type { NicRunState };
 
@@ -57,9 +62,11 @@ export interface NicNodeOptions {
   udpIo?: UdpIo;
   /** The fleet's datagram and command counts (fleet-tally.ts, the emulator's /metrics); default: this NIC's own. */
   tally?: FleetTally;
+  /** The fleet's shared sockets (shared-ports.ts): the NIC then binds none of its own. */
+  shared?: SharedPorts;
 }
 
-export class NicNode {
+export class NicNode implements SharedPortsNic {
   readonly id: string;
   readonly addr: NicAddress;
   readonly eepromPath: string;
@@ -67,6 +74,10 @@ export class NicNode {
   execLog: ExecLogEntry[] = [];
   private sockets: { clear?: DatagramSocket; secure?: DatagramSocket; ike?: dgram.Socket } = {};
   private binding: Partial<Record<NicPort, boolean>> = {};
+  /** Shared sockets: the ports this NIC listens on now (what it would have sockets bound for). */
+  private listening: Record<NicPort, boolean> = { clear: false, secure: false, ike: false };
+  /** This NIC's address as a host-order integer (the shared sockets' source address). */
+  private readonly local: number;
   private timer: NodeJS.Timeout | null = null;
   /** The deadline `timer` was armed for. */
   private timerAt = 0;
@@ -82,6 +93,8 @@ export class NicNode {
     this.id = opts.addr.id;
     this.addr = opts.addr;
     this.eepromPath = join(opts.dataDir, `${this.id}.eeprom`);
+    this.local = ipv4Value(opts.addr.address);
+    opts.shared?.add(this.local, this);
     this.log = opts.log.child({ nic: this.id });
     this.machine = new NicMachine({
       id: this.id,
@@ -144,6 +157,7 @@ export class NicNode {
     const ike = this.sockets.ike;
     await Promise.all([this.sockets.clear?.close(), this.sockets.secure?.close(), ike && new Promise<void>((r) => ike.close(() => r()))]);
     this.sockets = {};
+    this.listening = { clear: false, secure: false, ike: false };
     (this.machine.device as FileEepromDevice | null)?.close();
     if (this.machine.runState !== 'failed') this.machine.runState = 'stopped';
   }
@@ -155,7 +169,10 @@ export class NicNode {
       switch (e.kind) {
         case 'send':
           this.tally.sent[e.port]++;
-          if (e.port === 'ike') this.sockets.ike?.send(e.bytes, e.to.port, e.to.address);
+          if (this.opts.shared) {
+            if (e.port === 'secure') this.prepareWanted = true;
+            this.opts.shared.send(e.port, e.bytes, e.to, this.local, this, e.port === 'secure');
+          } else if (e.port === 'ike') this.sockets.ike?.send(e.bytes, e.to.port, e.to.address);
           else {
             const s = e.port === 'clear' ? this.sockets.clear : this.sockets.secure;
             s?.send(e.bytes, e.to.port, e.to.address);
@@ -201,6 +218,15 @@ export class NicNode {
   private async reconcileSockets(again = true): Promise<void> {
     if (this.stopped) return;
     const m = this.machine;
+    if (this.opts.shared) {
+      // Shared sockets: opening or closing a port is a flag, at once; as with sockets of its own, 623 and 664 stay
+      // open once opened (the firmware counts what reaches a NIC without power, nic_unpowered), the IKE port follows
+      // the host agent.
+      if (m.runState === 'running') this.listening.clear = true;
+      if (m.wantsSecurePort) this.listening.secure = true;
+      this.listening.ike = m.wantsIkePort;
+      return;
+    }
     const jobs: Promise<void>[] = [];
     if (m.runState === 'running' && !this.sockets.clear && !this.binding.clear) jobs.push(this.bindOnce('clear', () => this.bindUdp(this.addr.clearPort, 'clear')));
     if (m.wantsSecurePort && !this.sockets.secure && !this.binding.secure) jobs.push(this.bindOnce('secure', () => this.bindUdp(this.addr.securePort, 'secure')));
@@ -260,6 +286,16 @@ export class NicNode {
     return s;
   }
 
+  /** A datagram to this NIC's address on a shared socket: false (a counted drop) when the NIC has not opened that port. */
+  onSharedDatagram(port: NicPort, msg: Buffer, from: Sender): boolean {
+    if (!this.listening[port]) return false;
+    if (port === 'ike') {
+      this.tally.received.ike++;
+      this.apply(this.machine.receive('ike', from, msg, Date.now()));
+    } else this.onDatagram(port, msg, from);
+    return true;
+  }
+
   private onDatagram(port: 'clear' | 'secure', msg: Buffer, from: Sender): void {
     this.opts.busyPoll?.onDatagram();
     this.tally.received[port]++;
@@ -273,7 +309,7 @@ export class NicNode {
    * the time until the station's next packet is idle, spent on that packet's keystream. Not before: under
    * batching the answer leaves at the end of the batch, and this would delay it.
    */
-  private answersSent(): void {
+  answersSent(): void {
     if (!this.prepareWanted) return;
     this.prepareWanted = false;
     try {
@@ -367,7 +403,10 @@ export class NicNode {
   }
 
   /** The socket layer and what it dropped without a datagram being wrong (lib/batch-udp.ts), since the sockets were bound. */
-  private udpStatus(): { io: UdpIo; truncated: number; sendQueueFull: number } {
+  private udpStatus(): { io: UdpIo; shared?: true; truncated: number; sendQueueFull: number } {
+    const shared = this.opts.shared;
+    // Shared sockets: their counts are the fleet's, not this NIC's.
+    if (shared) return { io: 'batch', shared: true, ...shared.udpCounters() };
     const out = { io: this.opts.udpIo ?? defaultUdpIo(), truncated: 0, sendQueueFull: 0 };
     for (const s of [this.sockets.clear, this.sockets.secure]) {
       const c = s ? batchCounters(s) : null;

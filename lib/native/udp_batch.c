@@ -7,11 +7,15 @@
  * reuses; everything else (parsing, answers, policy) stays in TypeScript (lib/batch-udp.ts wraps this file).
  *
  * Layout shared with lib/batch-udp.ts: a batch is `slot` bytes per datagram in one Uint8Array, and an Int32Array
- * `meta` of three int32 per datagram: length (received: -1 if truncated; to send: the length, replaced by -errno
- * if that datagram failed), IPv4 address as a host-order integer, port.
+ * `meta` of four int32 per datagram: length (received: -1 if truncated; to send: the length, replaced by -errno
+ * if that datagram failed), the peer's IPv4 address as a host-order integer, its port, and the local address
+ * (received: the datagram's destination, IP_PKTINFO's ipi_addr, on a socket opened with pktinfo, else 0; to send:
+ * the source address to send from, IP_PKTINFO's ipi_spec_dst, or 0 for the kernel's choice). The local address
+ * is what lets one socket bound to the wildcard serve many NIC addresses (nic-emulator/shared-ports.ts).
  *
  * Exports (each returns a number; a negative one is -errno):
- *   open(address, port)                 -> fd       non-blocking, close-on-exec, bound, never SO_REUSEADDR
+ *   open(address, port, pktinfo)        -> fd       non-blocking, close-on-exec, bound, never SO_REUSEADDR;
+ *                                                   pktinfo 1: IP_PKTINFO on (destination addresses received)
  *   localPort(fd)                       -> port
  *   recv(fd, buf, slot, max, meta)      -> count    0 when nothing is queued (EAGAIN is not an error here)
  *   send(fd, buf, slot, count, meta)    -> failures the datagrams not sent have -errno in their length field
@@ -31,7 +35,9 @@
 #include <unistd.h>
 
 #define BATCH_MAX 64
-#define META_FIELDS 3
+#define META_FIELDS 4
+/* Room for one IP_PKTINFO control message per datagram. */
+#define CMSG_ROOM CMSG_SPACE(sizeof(struct in_pktinfo))
 
 static napi_value number(napi_env env, double x) {
   napi_value v;
@@ -64,13 +70,13 @@ static size_t get_args(napi_env env, napi_callback_info info, size_t n, napi_val
 }
 
 static napi_value Open(napi_env env, napi_callback_info info) {
-  napi_value a[2];
+  napi_value a[3];
   char address[INET_ADDRSTRLEN + 1];
   size_t len;
-  int32_t port;
-  if (get_args(env, info, 2, a) < 2 || napi_get_value_string_utf8(env, a[0], address, sizeof address, &len) != napi_ok ||
-      !int_arg(env, a[1], &port) || port < 0 || port > 65535)
-    return fail(env, "open(address: string, port: 0..65535)");
+  int32_t port, pktinfo;
+  if (get_args(env, info, 3, a) < 3 || napi_get_value_string_utf8(env, a[0], address, sizeof address, &len) != napi_ok ||
+      !int_arg(env, a[1], &port) || port < 0 || port > 65535 || !int_arg(env, a[2], &pktinfo))
+    return fail(env, "open(address: string, port: 0..65535, pktinfo: 0|1)");
   struct sockaddr_in sa;
   memset(&sa, 0, sizeof sa);
   sa.sin_family = AF_INET;
@@ -78,7 +84,8 @@ static napi_value Open(napi_env env, napi_callback_info info) {
   if (inet_pton(AF_INET, address, &sa.sin_addr) != 1) return number(env, -EINVAL);
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return number(env, -errno);
-  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+  int on = 1;
+  if ((pktinfo && setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof on) < 0) || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
     int e = errno;
     close(fd);
     return number(env, -e);
@@ -116,6 +123,7 @@ static napi_value Recv(napi_env env, napi_callback_info info) {
   struct mmsghdr m[BATCH_MAX];
   struct iovec iov[BATCH_MAX];
   struct sockaddr_in from[BATCH_MAX];
+  union { char room[CMSG_ROOM]; struct cmsghdr align; } control[BATCH_MAX];
   memset(m, 0, sizeof(struct mmsghdr) * (size_t)max);
   for (int i = 0; i < max; i++) {
     iov[i].iov_base = buf + (size_t)i * (size_t)slot;
@@ -124,6 +132,8 @@ static napi_value Recv(napi_env env, napi_callback_info info) {
     m[i].msg_hdr.msg_iovlen = 1;
     m[i].msg_hdr.msg_name = &from[i];
     m[i].msg_hdr.msg_namelen = sizeof from[i];
+    m[i].msg_hdr.msg_control = control[i].room;
+    m[i].msg_hdr.msg_controllen = CMSG_ROOM;
   }
   int n = recvmmsg(fd, m, (unsigned)max, MSG_DONTWAIT, NULL);
   if (n < 0) return number(env, errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -errno);
@@ -131,6 +141,15 @@ static napi_value Recv(napi_env env, napi_callback_info info) {
     meta[i * META_FIELDS] = (m[i].msg_hdr.msg_flags & MSG_TRUNC) ? -1 : (int32_t)m[i].msg_len;
     meta[i * META_FIELDS + 1] = (int32_t)ntohl(from[i].sin_addr.s_addr);
     meta[i * META_FIELDS + 2] = ntohs(from[i].sin_port);
+    int32_t local = 0;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m[i].msg_hdr); c; c = CMSG_NXTHDR(&m[i].msg_hdr, c)) {
+      if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+        struct in_pktinfo pi;
+        memcpy(&pi, CMSG_DATA(c), sizeof pi);
+        local = (int32_t)ntohl(pi.ipi_addr.s_addr);
+      }
+    }
+    meta[i * META_FIELDS + 3] = local;
   }
   return number(env, n);
 }
@@ -142,6 +161,7 @@ static napi_value Send(napi_env env, napi_callback_info info) {
   struct mmsghdr m[BATCH_MAX];
   struct iovec iov[BATCH_MAX];
   struct sockaddr_in to[BATCH_MAX];
+  union { char room[CMSG_ROOM]; struct cmsghdr align; } control[BATCH_MAX];
   memset(m, 0, sizeof(struct mmsghdr) * (size_t)count);
   memset(to, 0, sizeof(struct sockaddr_in) * (size_t)count);
   for (int i = 0; i < count; i++) {
@@ -155,6 +175,21 @@ static napi_value Send(napi_env env, napi_callback_info info) {
     m[i].msg_hdr.msg_iovlen = 1;
     m[i].msg_hdr.msg_name = &to[i];
     m[i].msg_hdr.msg_namelen = sizeof to[i];
+    uint32_t from = (uint32_t)meta[i * META_FIELDS + 3];
+    if (from != 0) {
+      /* Send from this local address (a NIC's own, on a socket bound to the wildcard); any interface. */
+      memset(control[i].room, 0, CMSG_ROOM);
+      m[i].msg_hdr.msg_control = control[i].room;
+      m[i].msg_hdr.msg_controllen = CMSG_ROOM;
+      struct cmsghdr *c = CMSG_FIRSTHDR(&m[i].msg_hdr);
+      c->cmsg_level = IPPROTO_IP;
+      c->cmsg_type = IP_PKTINFO;
+      c->cmsg_len = CMSG_LEN(sizeof(struct in_pktinfo));
+      struct in_pktinfo pi;
+      memset(&pi, 0, sizeof pi);
+      pi.ipi_spec_dst.s_addr = htonl(from);
+      memcpy(CMSG_DATA(c), &pi, sizeof pi);
+    }
   }
   /* sendmmsg stops at the first datagram that fails: note its errno, skip it, send the rest. */
   int done = 0, failures = 0;
@@ -273,5 +308,9 @@ NAPI_MODULE_INIT() {
   napi_value max;
   napi_create_int32(env, BATCH_MAX, &max);
   napi_set_named_property(env, exports, "BATCH_MAX", max);
+  /* The meta layout's width: lib/batch-udp.ts refuses a build whose layout is not its own (a stale build). */
+  napi_value fields;
+  napi_create_int32(env, META_FIELDS, &fields);
+  napi_set_named_property(env, exports, "META_FIELDS", fields);
   return exports;
 }

@@ -182,6 +182,24 @@ describe('NIC firmware core (no sockets, no clocks)', () => {
     assert.equal(rig.fw.counters.dropped.replay, 1, 'rejected by the restart floor');
   });
 
+  it('an idle NIC drops its per-key crypto tables (releaseIdle) and rebuilds them on the next packet: answers, counters and replay windows unchanged', () => {
+    const rig = new Rig();
+    const first = rig.seal({ type: 'presence-ping', tag: 1 });
+    assert.equal(rig.secure(first).answers.length, 1);
+    const now = Date.now();
+    assert.equal(rig.channel.releaseIdle(now, 60_000), true, 'tables held since the packet: dropped');
+    assert.equal(rig.channel.releaseIdle(now, 60_000), false, 'nothing left to drop');
+    // The station's answers go on in sequence (the NIC's outbound counter is the SA database's, not the tables').
+    for (let tag = 2; tag < 5; tag++) {
+      const { answers } = rig.secure(rig.seal({ type: 'presence-ping', tag }));
+      assert.deepEqual(answers.map((x) => x.asf?.tag), [tag]);
+      rig.channel.releaseIdle(Date.now() + 120_000, 60_000);
+    }
+    rig.secure(first); // the windows stayed with their epoch: still a replay
+    assert.equal(rig.fw.counters.dropped.replay, 1);
+    assert.equal(rig.fw.counters.accepted.secure, 4);
+  });
+
   it('answers a retransmitted command from its response cache without executing it twice (DESIGN §5)', () => {
     const rig = new Rig();
     const first = rig.secure(rig.seal({ type: 'power-down', tag: 4 }, 12));

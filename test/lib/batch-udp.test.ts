@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
-import { batchCounters, batchUdpUnavailable, bindDatagramSocket, defaultUdpIo, type DatagramSocket, type Sender, type UdpIo } from '../../lib/batch-udp.js';
+import { batchCounters, batchUdpUnavailable, bindDatagramSocket, bindSharedDatagramSocket, defaultUdpIo, ipv4Value, type DatagramSocket, type Sender, type UdpIo } from '../../lib/batch-udp.js';
 import { openBatchClient } from '../../bench/batch-load.js';
 import { presencePingProbe } from '../../bench/probes.js';
 
@@ -136,6 +136,69 @@ describe('lib/batch-udp.ts', function () {
         assert.equal(batchCounters(s)?.truncated, 1);
       } finally {
         await s.close();
+      }
+    });
+
+    it('a shared socket on the wildcard: each datagram with its destination address (IP_PKTINFO), each answer from the address it names', async () => {
+      // 127.100.0.0/16: this test's loopback addresses (all of 127/8 is local on lo). Port 0: the wildcard bind
+      // of a free port takes nothing another process binds.
+      const locals = ['127.100.0.1', '127.100.0.2', '127.100.3.4'];
+      const seen: string[] = [];
+      const s = await bindSharedDatagramSocket('0.0.0.0', 0, {
+        message: (m, from, local) => {
+          seen.push(`${m} to ${local === ipv4Value('127.100.0.1') ? 'a' : local === ipv4Value('127.100.0.2') ? 'b' : local === ipv4Value('127.100.3.4') ? 'c' : local}`);
+          s.send(Buffer.from(`re:${m}`), from.port, from.address, local); // in the batch
+          s.send(Buffer.from(`now:${m}`), from.port, from.address, ipv4Value('127.100.0.2')); // from another address
+        },
+        error: (e) => seen.push(`error ${e.message}`),
+      });
+      const c = await client();
+      try {
+        const got: string[] = [];
+        const done = new Promise<void>((ok, fail) => {
+          const t = setTimeout(() => fail(new Error(`got ${got.join(', ')}`)), 3000);
+          c.on('message', (m, r) => {
+            got.push(`${m} from ${r.address}:${r.port === s.port ? 'p' : r.port}`);
+            if (got.length === 6) {
+              clearTimeout(t);
+              ok();
+            }
+          });
+        });
+        locals.forEach((a, i) => c.send(`q${i}`, s.port, a));
+        await done;
+        assert.deepEqual(seen.sort(), ['q0 to a', 'q1 to b', 'q2 to c']);
+        assert.deepEqual(got.sort(), [
+          'now:q0 from 127.100.0.2:p', 'now:q1 from 127.100.0.2:p', 'now:q2 from 127.100.0.2:p',
+          're:q0 from 127.100.0.1:p', 're:q1 from 127.100.0.2:p', 're:q2 from 127.100.3.4:p',
+        ]);
+        // A plain socket (no pktinfo) reports no local address, and sends from the kernel's choice.
+        const plain: number[] = [];
+        const p = await bindDatagramSocket('batch', '127.100.0.9', 0, { message: (_m, _f) => plain.push(1), error: () => undefined });
+        try {
+          c.send('x', p.port, '127.100.0.9');
+          const t0 = Date.now();
+          while (plain.length < 1 && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 10));
+          assert.equal(plain.length, 1);
+        } finally {
+          await p.close();
+        }
+      } finally {
+        c.close();
+        await s.close();
+      }
+    });
+
+    it('a shared socket on a port in use fails with EADDRINUSE (the wildcard takes the port on every address)', async () => {
+      const one = await bindDatagramSocket('batch', '127.100.0.1', 0, { message: () => undefined, error: () => undefined });
+      try {
+        const err = await bindSharedDatagramSocket('0.0.0.0', one.port, { message: () => undefined, error: () => undefined }).then(
+          async (x) => (await x.close(), null),
+          (e: NodeJS.ErrnoException) => e,
+        );
+        assert.equal(err?.code, 'EADDRINUSE');
+      } finally {
+        await one.close();
       }
     });
 
