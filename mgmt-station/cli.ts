@@ -15,7 +15,7 @@ import { StationContext, DEFAULT_STORE, DEFAULT_KEY_FILE, emulatorControl } from
 import { ControlClient, DEFAULT_CONTROL, controlTimeoutMs } from '../lib/control-client.js';
 import { EXIT, exitQuietlyOnEpipe, fail, fmtCounts, intOption, parseHostPort, printJson, progress, requireLoopback } from '../lib/cli.js';
 import { parseCommandLine } from '../lib/cli-args.js';
-import { runFleet, type Skipped } from '../lib/fleet-run.js';
+import { concurrencyOption, runFleet, type Skipped } from '../lib/fleet-run.js';
 import { isFleetTarget, needsLookup, resolveTargets, type KnownNic } from '../lib/nic-targets.js';
 import { STATION_CLI } from './cli-spec.js';
 import { DEFAULT_ANSWER_POLL_US } from '../lib/answer-poll.js';
@@ -61,6 +61,8 @@ async function main(argv: string[]): Promise<void> {
   const target = verb === 'sa' ? positionals[2] : NIC_VERBS.has(verb) ? positionals[1] : undefined;
   const num = (v: string | undefined, def: number, name: string) => intOption(v, def, name, 1);
   const timeoutMs = num(values.timeout as string | undefined, 3000, 'timeout');
+  // NICs a fleet TARGET runs at once (lib/fleet-run.ts), here or through the daemon.
+  const concurrency = concurrencyOption(values.concurrency as string | undefined);
   const storeUrl = (values.store as string | undefined) ?? process.env.LIFELINE_STORE ?? DEFAULT_STORE;
   const stationId = (values.id as string | undefined) ?? 'station-1';
   const announce = announceFile(storeUrl, stationId);
@@ -70,14 +72,14 @@ async function main(argv: string[]): Promise<void> {
   // Verbs go through this station's daemon when it runs (one process holds the sequence state).
   if (!values['no-daemon'] && target !== undefined && (READS[verb] || isCommand(verb) || verb === 'refresh')) {
     const d = runningDaemon(announce);
-    if (d && (await forwardVerb(d, verb, target, json, daemonTimeoutMs(d)))) return;
+    if (d && (await forwardVerb(d, verb, target, json, daemonTimeoutMs(d), concurrency))) return;
   }
   // The verbs that change a NIC's SA or PSK go through the daemon too (enroll, sa manual; refresh above): run
   // here, they would leave the daemon's session and key exchange on an SA and PSK the NIC retired.
   if (!values['no-daemon'] && target !== undefined && (verb === 'enroll' || verb === 'sa')) {
     const d = runningDaemon(announce);
     // As the verbs above: the CLI waits for it that long (at least what the key exchange gets) plus a margin.
-    if (d && (await forwardKeying(d, verb, target, values, json, daemonTimeoutMs(d)))) return;
+    if (d && (await forwardKeying(d, verb, target, values, json, daemonTimeoutMs(d), concurrency))) return;
   }
   if (verb === 'replay') return replay(positionals[1]!, json);
   if (verb === 'status') {
@@ -175,8 +177,9 @@ async function main(argv: string[]): Promise<void> {
     const fleetOf = async (known: KnownNic[]): Promise<{ ids: string[]; skipped: Skipped[] }> => {
       const ids: string[] = [];
       const skipped: Skipped[] = [];
+      const owners = await ctx.ownersElsewhere();
       for (const id of resolveTargets(target!, known)) {
-        const owner = await ctx.ownerElsewhere(id);
+        const owner = owners.get(id);
         if (owner) skipped.push({ nic: id, owner });
         else ids.push(id);
       }
@@ -190,7 +193,7 @@ async function main(argv: string[]): Promise<void> {
       };
       if (isFleetTarget(target!)) {
         const { ids, skipped } = await fleetOf(await stored());
-        await runFleet({ prog: PROG, verb, ids, one: async (nic) => requestJson(await run(nic)), line: (_n, r) => describe(r), json, skipped });
+        await runFleet({ prog: PROG, verb, ids, one: async (nic) => requestJson(await run(nic)), line: (_n, r) => describe(r), json, skipped, concurrency });
         return;
       }
       const r = await run(await one());
@@ -202,7 +205,7 @@ async function main(argv: string[]): Promise<void> {
       case 'sa': {
         if (isFleetTarget(target!)) {
           const ids = resolveTargets(target!, await emulatorNics(emu!));
-          await runFleet({ prog: PROG, verb: 'sa manual', ids, one: (nic) => ctx.installManualSa(emulatorControl(emu!), nic, manualSaOf(values)), line: (_n, r) => describeManualSa(r), json });
+          await runFleet({ prog: PROG, verb: 'sa manual', ids, one: (nic) => ctx.installManualSa(emulatorControl(emu!), nic, manualSaOf(values)), line: (_n, r) => describeManualSa(r), json, concurrency });
           return;
         }
         const r = await ctx.installManualSa(emulatorControl(emu!), target!, manual!);
@@ -225,7 +228,7 @@ async function main(argv: string[]): Promise<void> {
           // enroll: NICs of the emulator; refresh: the enrolled NICs this station owns or can take (a NIC whose
           // lease another live station holds is that station's to refresh, and is skipped).
           const fleet = psk ? { ids: resolveTargets(target!, await emulatorNics(emu!)), skipped: [] } : await fleetOf((await stored()).filter((n) => n.enrolled));
-          await runFleet({ prog: PROG, verb, ids: fleet.ids, one: async (nic) => exchangeJson(await exchange(nic)), json, skipped: fleet.skipped });
+          await runFleet({ prog: PROG, verb, ids: fleet.ids, one: async (nic) => exchangeJson(await exchange(nic)), json, skipped: fleet.skipped, concurrency });
           return;
         }
         // enroll by address: the emulator resolves it (it knows NICs the store does not yet).
@@ -535,7 +538,7 @@ async function daemonNics(d: Announced): Promise<(KnownNic & { enrolled: boolean
  * (and a refresh's NICs not enrolled left out). Resolves false when no daemon listens (nothing was sent: the verb
  * then runs here); a daemon that took a request and was lost is an error, not a second run.
  */
-async function forwardVerb(d: Announced, verb: string, target: string, json: boolean, timeoutMs: number): Promise<boolean> {
+async function forwardVerb(d: Announced, verb: string, target: string, json: boolean, timeoutMs: number, concurrency: number): Promise<boolean> {
   // The daemon answers within this timeout for reads and commands, at least 5 s for a refresh (as it would
   // itself), and the CLI waits that long plus a margin.
   const waitMs = (verb === 'refresh' ? Math.max(timeoutMs, 5000) : timeoutMs) + DAEMON_ANSWER_MARGIN_MS;
@@ -557,7 +560,7 @@ async function forwardVerb(d: Announced, verb: string, target: string, json: boo
       const skipped: Skipped[] = ids.filter((id) => owner.get(id)).map((id) => ({ nic: id, owner: owner.get(id)! }));
       await runFleet({
         // A line per NIC for reads and commands; a refresh says only the summary, as without a daemon.
-        prog: PROG, verb, ids: ids.filter((id) => !owner.get(id)), json, skipped, viaDaemon: true, line: verb === 'refresh' ? undefined : (_n, r) => text(r),
+        prog: PROG, verb, ids: ids.filter((id) => !owner.get(id)), json, skipped, viaDaemon: true, concurrency, line: verb === 'refresh' ? undefined : (_n, r) => text(r),
         one: (id) => daemonResult(post(id)),
       });
       return true;
@@ -579,7 +582,7 @@ async function forwardVerb(d: Announced, verb: string, target: string, json: boo
  * when no daemon listens (nothing was sent: the verb then runs here); a daemon that took a request and was lost is
  * an error, not a second run.
  */
-async function forwardKeying(d: Announced, verb: 'enroll' | 'sa', target: string, values: Record<string, string | boolean | undefined>, json: boolean, timeoutMs: number): Promise<boolean> {
+async function forwardKeying(d: Announced, verb: 'enroll' | 'sa', target: string, values: Record<string, string | boolean | undefined>, json: boolean, timeoutMs: number, concurrency: number): Promise<boolean> {
   const daemon = d.control;
   const emulator = String(values.emulator ?? DEFAULT_CONTROL);
   const daemonVerb = verb === 'sa' ? 'sa-manual' : verb;
@@ -610,7 +613,7 @@ async function forwardKeying(d: Announced, verb: 'enroll' | 'sa', target: string
   if ((await daemonNics(d)) === null) return false;
   const ids = resolveTargets(target, await emulatorNics(ControlClient.parse(emulator, '--emulator', controlTimeoutMs(timeoutMs))));
   await runFleet({
-    prog: PROG, verb: verb === 'sa' ? 'sa manual' : verb, ids, json, viaDaemon: true,
+    prog: PROG, verb: verb === 'sa' ? 'sa manual' : verb, ids, json, viaDaemon: true, concurrency,
     line: verb === 'sa' ? (_n, r) => text(r) : undefined,
     one: (id) => daemonResult(post(id)),
   });

@@ -268,10 +268,15 @@ export class StationCore {
     });
   }
 
-  /** The other station whose unexpired lease holds `nic`, or null (free, lapsed, or this station's). */
-  async ownerElsewhere(nic: string): Promise<string | null> {
-    const lease = await this.store.getLease(nic);
-    return lease?.owner && lease.owner !== this.o.stationId && lease.expiresAt > this.now() ? lease.owner : null;
+  /**
+   * The other station whose unexpired lease holds each NIC (free, lapsed or this station's: absent), in one read of
+   * the leases (fleet verbs, GET /v1/nics).
+   */
+  async ownersElsewhere(): Promise<Map<string, string>> {
+    const now = this.now();
+    const owners = new Map<string, string>();
+    for (const l of await this.store.listLeases()) if (l.owner && l.owner !== this.o.stationId && l.expiresAt > now) owners.set(l.nic, l.owner);
+    return owners;
   }
 
   /**
