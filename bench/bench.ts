@@ -3,7 +3,7 @@
  * table on stderr when it is a terminal, progress lines on stderr. docs/PERFORMANCE.md describes every
  * figure and the last recorded run.
  *
- *   node dist/bench/bench.js [--quick] [--only net,ipmi,firmware,eeprom,fleet,refresh,failover,ipmi-lanplus,dos] [--fleet 1000,10000]
+ *   node dist/bench/bench.js [--quick] [--only net,ipmi,firmware,eeprom,fleet,refresh,failover,ipmi-lanplus,dos,station-scale] [--fleet 1000,10000] [--station-nics N]
  *                            [--load-client batch|dgram] [--nic-udp-io batch|dgram]
  *
  * Bounded: a watchdog ends the run (and every child process) after 290 s; children are killed in
@@ -16,6 +16,7 @@ import { killAll, killAllAndWait, removeTempDirs, setPinning, type Pinning } fro
 import { measureNetwork, type LoadPlan, type NicNetworkResult, type IpmiSimResult, type NodeFloorResult } from './network.js';
 import { firmwareCost, trafficWear, refreshWear, type FirmwareCost, type TrafficWear, type RefreshWear } from './firmware-cost.js';
 import { measureFleet, type FleetResult } from './fleet-scale.js';
+import { measureStationScale, type StationScaleResult } from './station-scale.js';
 import { measureRefresh, type RefreshResult } from './ike-refresh.js';
 import { measureFailover, type FailoverResult } from './failover.js';
 import { measureLanplus, type LanplusResult } from './ipmi-lanplus.js';
@@ -27,7 +28,7 @@ import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
 import { intOption } from '../lib/cli.js';
 import { batchUdpUnavailable, defaultUdpIo } from '../lib/batch-udp.js';
 
-const SECTIONS = ['net', 'ipmi', 'firmware', 'eeprom', 'fleet', 'refresh', 'failover', 'ipmi-lanplus', 'dos'] as const;
+const SECTIONS = ['net', 'ipmi', 'firmware', 'eeprom', 'fleet', 'refresh', 'failover', 'ipmi-lanplus', 'dos', 'station-scale'] as const;
 type Section = (typeof SECTIONS)[number];
 const WATCHDOG_S = 290;
 
@@ -43,16 +44,17 @@ interface Results {
   failover?: FailoverResult | { error: string };
   lanplus?: LanplusResult | { error: string };
   dos?: IkeFloodResult | { error: string };
+  stationScale?: StationScaleResult | { error: string };
 }
 
 function usage(msg: string): never {
-  process.stderr.write(`bench: ${msg}\nusage: node dist/bench/bench.js [--quick] [--only ${SECTIONS.join(',')}] [--fleet 1000,10000] [--pin split|same|none] [--client-poll-us US] [--load-client batch|dgram] [--nic-udp-io batch|dgram]\n`);
+  process.stderr.write(`bench: ${msg}\nusage: node dist/bench/bench.js [--quick] [--only ${SECTIONS.join(',')}] [--fleet 1000,10000] [--pin split|same|none] [--client-poll-us US] [--load-client batch|dgram] [--nic-udp-io batch|dgram] [--station-nics N]\n`);
   process.exit(2);
 }
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: { quick: { type: 'boolean' }, only: { type: 'string' }, fleet: { type: 'string' }, pin: { type: 'string' }, 'client-poll-us': { type: 'string' }, 'load-client': { type: 'string' }, 'nic-udp-io': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: { quick: { type: 'boolean' }, only: { type: 'string' }, fleet: { type: 'string' }, pin: { type: 'string' }, 'client-poll-us': { type: 'string' }, 'load-client': { type: 'string' }, 'nic-udp-io': { type: 'string' }, 'station-nics': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
   });
   const pinRequest = (values.pin ?? 'split') as Pinning;
   if (!['split', 'same', 'none'].includes(pinRequest)) usage(`--pin takes split, same or none`);
@@ -85,6 +87,8 @@ async function main(): Promise<number> {
   const fw = quick ? { batches: 5, batchSize: 5000 } : { batches: 15, batchSize: 10000 };
   const wearRequests = quick ? 100_000 : 500_000;
   const ikeNics = quick ? 200 : 1000;
+  const stationNics = values['station-nics'] !== undefined ? Number(values['station-nics']) : quick ? 1000 : 10000;
+  if (!Number.isInteger(stationNics) || stationNics < 2) usage('--station-nics takes a NIC count >= 2');
   // Many short interleaved rounds: on the shared VM a whole second can be slow for one target and not the other.
   const lanplusPlan = quick ? { rounds: 8, setupSeconds: 0.5, setupRounds: 2, fleetNics: 1000 } : { rounds: 40, setupSeconds: 0.5, setupRounds: 8, fleetNics: 10000 };
 
@@ -161,6 +165,11 @@ async function main(): Promise<number> {
     r.dos = await guard('dos', () => measureIkeFlood(plan, log));
   }
 
+  if (run('station-scale')) {
+    log(`station scale: one station daemon, ${stationNics} NICs, enroll all, refresh all, steady-state polling`);
+    r.stationScale = await guard('station-scale', () => measureStationScale(stationNics, log));
+  }
+
   const seconds = (performance.now() - t0) / 1000;
   const targets = judge(r, seconds, quick);
   const cpus = os.cpus();
@@ -173,7 +182,7 @@ async function main(): Promise<number> {
       cpus: cpus.length, cpuModel: cpus[0]?.model ?? 'unknown', node: process.version, platform: process.platform, arch: process.arch,
       kernel: os.release(), memoryGiB: round(os.totalmem() / 2 ** 30), root: process.getuid?.() === 0, loadAvg1mAtStart: round(loadAtStart), loadAvg1mAtEnd: round(os.loadavg()[0]),
     },
-    plan: { ...plan, firmware: fw, wearRequests, ikeNics, fleetSizes, lanplus: lanplusPlan, cpuPinning: pinned },
+    plan: { ...plan, firmware: fw, wearRequests, ikeNics, stationNics, fleetSizes, lanplus: lanplusPlan, cpuPinning: pinned },
     results: r,
     targets,
     durationSeconds: round(seconds),
@@ -224,6 +233,13 @@ function judge(r: Results, seconds: number, quick: boolean): TargetCheck[] {
   t.push(check('dos-rss-growth', 'emulator RSS growth during the flood', dos?.emulator.rssGrowth.value, '<=', 16, 'MiB', dosNote));
   const legit = dos ? 1 + dos.plan.baselineRefreshes + dos.plan.refreshes : 0;
   t.push(check('dos-dh-for-spoofed', 'DH computations for spoofed requests (the cookie threshold lets 4 in)', dos ? dos.hostAgent.dhComputations - legit : null, '<=', 8, 'DH', dosNote));
+  const ss = ok(r.stationScale);
+  const ssNote = r.stationScale && 'error' in r.stationScale ? r.stationScale.error : !ss ? 'not measured' : ss.limitedBy ? `measured at ${ss.nics} NICs: ${ss.limitedBy}` : ss.nics < 10000 ? `measured at ${ss.nics} NICs (--quick or --station-nics)` : undefined;
+  const at10k = (c: TargetCheck): TargetCheck => (ss && ss.nics < 10000 ? { ...c, pass: null } : c);
+  t.push(at10k(check('station-enroll-10000', 'mgmt-station enroll all of 10,000 NICs through the daemon (>= 333/s)', ss?.enroll.seconds.value, '<=', 30, 's', ssNote)));
+  t.push(at10k(check('station-refresh-10000', 'mgmt-station refresh all of 10,000 NICs', ss?.refresh.seconds.value, '<=', 20, 's', ssNote)));
+  t.push(at10k(check('station-rss-per-nic', 'station daemon RSS per managed NIC', ss?.rssPerNic.value, '<=', 30, 'KiB/NIC', ssNote)));
+  t.push(at10k(check('station-steady-cpu', 'station daemon steady-state polling of 10,000 NICs (default 5 s interval)', ss?.steadyCpu.value, '<=', 20, '% of a core', ssNote)));
   t.push(check('bench-duration', 'whole bench', seconds, '<=', 300, 's', quick ? '--quick run' : undefined));
   return t;
 }
@@ -300,6 +316,15 @@ function rows(r: Results): Row[] {
       out.push({ section: s, name: `${n}: warm restart (startMs)`, value: f(p.warmStart) });
     }
   }
+  const ss = ok(r.stationScale);
+  if (ss) {
+    const s = `Station scale (${ss.nics} NICs${ss.nics !== ss.requested ? ` of ${ss.requested} asked` : ''}, ${ss.emulators} emulator(s), one daemon)`;
+    const codes = (c: Record<string, number>) => (Object.keys(c).length ? ` (failed: ${Object.entries(c).map(([k, v]) => `${k} ${v}`).join(', ')})` : '');
+    out.push({ section: s, name: 'enroll all: wall / rate', value: `${ss.enroll.seconds.value} s / ${ss.enroll.perSecond.value} NICs/s${codes(ss.enroll.failedByCode)}` });
+    out.push({ section: s, name: 'refresh all: wall / rate', value: `${ss.refresh.seconds.value} s / ${ss.refresh.perSecond.value} NICs/s${codes(ss.refresh.failedByCode)}` });
+    out.push({ section: s, name: 'daemon RSS per NIC (baseline)', value: `${ss.rssPerNic.value} KiB (${ss.baselineRss.value} MiB)` });
+    out.push({ section: s, name: 'steady-state polling CPU; NICs with a failed last poll; daemon fds', value: `${ss.steadyCpu.value} % of a core; ${ss.pollErrors}; ${ss.stationFds}` });
+  } else if (r.stationScale) out.push({ section: 'Station scale', name: 'error', value: (r.stationScale as { error: string }).error });
   const lp = ok(r.lanplus);
   if (lp) {
     const s = 'IPMI lanplus (ipmitool 1.8.19, spawn to exit)';
