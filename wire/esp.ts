@@ -62,10 +62,14 @@ function assertNextHeader(nh: number): void {
 
 /**
  * The keyed part shared by sender and receiver: AEAD with cached key, salt, and scratch buffers for
- * the nonce and the ESN AAD (no per-packet allocation for either).
+ * the nonce and the ESN AAD (no per-packet allocation for either). The AEAD (for AES-GCM its key schedule and 4 KiB
+ * GHASH table) is made on the first packet: an SA that carries none (a station's 'previous' SA, issue 16) costs
+ * only its key.
  */
 class EspCrypto {
-  readonly #aead: Aead;
+  #aeadMade: Aead | null = null;
+  /** What the AEAD is made from, until it is (the key a private copy). */
+  #pending: { transform: EspTransform; key: Uint8Array; impl: AeadImpl | undefined } | null;
   readonly #nonce = new Uint8Array(12); // salt(4) || IV(8)
   readonly #aadEsn = new Uint8Array(12); // SPI || SeqHigh || SeqLow
   readonly #aadPlain = new Uint8Array(8); // SPI || Sequence Number
@@ -80,9 +84,19 @@ class EspCrypto {
       throw new UsageError('E_USAGE', `${transform} needs key||salt of ${want} bytes (RFC 4106 §8.1, RFC 7634 §2)`);
     }
     const keyLength = encKey.length - ESP_SALT_LENGTH;
-    this.#aead = createAead(transform, encKey.subarray(0, keyLength), impl);
+    this.#pending = { transform, key: encKey.slice(0, keyLength), impl };
     this.#nonce.set(encKey.subarray(keyLength), 0);
     this.#esn = esn;
+  }
+
+  get #aead(): Aead {
+    if (this.#aeadMade === null) {
+      const p = this.#pending!;
+      this.#aeadMade = createAead(p.transform, p.key, p.impl);
+      p.key.fill(0);
+      this.#pending = null;
+    }
+    return this.#aeadMade;
   }
 
   /** AAD of RFC 4106 §5 / RFC 7634 §2.1, read from the packet header (and the inferred high half). */
