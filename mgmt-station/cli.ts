@@ -534,7 +534,7 @@ async function daemonNics(d: Announced): Promise<(KnownNic & { enrolled: boolean
 
 /**
  * A read, a command or a refresh run by this station's daemon: one NIC (by id, or by address looked up in the
- * daemon's list), or a fleet, each NIC a request, a few at a time, with the NICs another live station owns skipped
+ * daemon's list), or a fleet, each NIC a request, `concurrency` at a time, with the NICs another live station owns skipped
  * (and a refresh's NICs not enrolled left out). Resolves false when no daemon listens (nothing was sent: the verb
  * then runs here); a daemon that took a request and was lost is an error, not a second run.
  */
@@ -577,7 +577,7 @@ async function forwardVerb(d: Announced, verb: string, target: string, json: boo
 
 /**
  * Run enroll or sa manual in this station's running daemon (README "CLI reference"): a fleet's NICs are listed
- * here (the emulator's: the store may not know them yet) and the daemon runs each, a few at a time, with progress
+ * here (the emulator's: the store may not know them yet) and the daemon runs each, `concurrency` at a time, with progress
  * on a TTY. The PSK file is read and each manual SA made here, and sent to the daemon on loopback. Resolves false
  * when no daemon listens (nothing was sent: the verb then runs here); a daemon that took a request and was lost is
  * an error, not a second run.
