@@ -3,8 +3,8 @@
  * table on stderr when it is a terminal, progress lines on stderr. docs/PERFORMANCE.md describes every
  * figure and the last recorded run.
  *
- *   node dist/bench/bench.js [--quick] [--only net,ipmi,firmware,eeprom,fleet,fleet-enrolled,refresh,failover,ipmi-lanplus,dos,cli-latency]
- *                            [--fleet 1000,10000] [--fleet-enrolled 100000] [--load-client batch|dgram] [--nic-udp-io batch|dgram]
+ *   node dist/bench/bench.js [--quick] [--only net,ipmi,firmware,eeprom,fleet,fleet-enrolled,refresh,failover,ipmi-lanplus,dos,cli-latency,station-scale]
+ *                            [--fleet 1000,10000] [--fleet-enrolled 100000] [--station-nics N] [--load-client batch|dgram] [--nic-udp-io batch|dgram]
  *
  * Bounded: a watchdog ends the run (and every child process) after 290 s, plus the fleet-enrolled section's own
  * budget when it runs (100,000 NICs: 420 s; it is not counted in the whole bench's 300 s target); children are killed in
@@ -18,6 +18,7 @@ import { measureNetwork, type LoadPlan, type NicNetworkResult, type IpmiSimResul
 import { firmwareCost, trafficWear, refreshWear, type FirmwareCost, type TrafficWear, type RefreshWear } from './firmware-cost.js';
 import { measureFleet, type FleetResult } from './fleet-scale.js';
 import { measureFleetEnrolled, type FleetEnrolledResult } from './fleet-enrolled.js';
+import { measureStationScale, type StationScaleResult } from './station-scale.js';
 import { measureRefresh, type RefreshResult } from './ike-refresh.js';
 import { measureFailover, type FailoverResult } from './failover.js';
 import { measureLanplus, type LanplusResult } from './ipmi-lanplus.js';
@@ -30,9 +31,11 @@ import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
 import { intOption } from '../lib/cli.js';
 import { batchUdpUnavailable, defaultUdpIo } from '../lib/batch-udp.js';
 
-const SECTIONS = ['net', 'ipmi', 'firmware', 'eeprom', 'fleet', 'fleet-enrolled', 'refresh', 'failover', 'ipmi-lanplus', 'dos', 'cli-latency'] as const;
+const SECTIONS = ['net', 'ipmi', 'firmware', 'eeprom', 'fleet', 'fleet-enrolled', 'refresh', 'failover', 'ipmi-lanplus', 'dos', 'cli-latency', 'station-scale'] as const;
 type Section = (typeof SECTIONS)[number];
 const WATCHDOG_S = 290;
+/** What station-scale adds to the watchdog when it runs (10,000 NICs enrolled and refreshed through the CLI). */
+const STATION_SCALE_WATCHDOG_S = 300;
 
 interface Results {
   lifeline?: NicNetworkResult | { error: string };
@@ -48,16 +51,17 @@ interface Results {
   lanplus?: LanplusResult | { error: string };
   dos?: IkeFloodResult | { error: string };
   cliLatency?: CliLatencyResult | { error: string };
+  stationScale?: StationScaleResult | { error: string };
 }
 
 function usage(msg: string): never {
-  process.stderr.write(`bench: ${msg}\nusage: node dist/bench/bench.js [--quick] [--only ${SECTIONS.join(',')}] [--fleet 1000,10000] [--fleet-enrolled N] [--pin split|same|none] [--client-poll-us US] [--load-client batch|dgram] [--nic-udp-io batch|dgram]\n`);
+  process.stderr.write(`bench: ${msg}\nusage: node dist/bench/bench.js [--quick] [--only ${SECTIONS.join(',')}] [--fleet 1000,10000] [--fleet-enrolled N] [--station-nics N] [--pin split|same|none] [--client-poll-us US] [--load-client batch|dgram] [--nic-udp-io batch|dgram]\n`);
   process.exit(2);
 }
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: { quick: { type: 'boolean' }, only: { type: 'string' }, fleet: { type: 'string' }, 'fleet-enrolled': { type: 'string' }, pin: { type: 'string' }, 'client-poll-us': { type: 'string' }, 'load-client': { type: 'string' }, 'nic-udp-io': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: { quick: { type: 'boolean' }, only: { type: 'string' }, fleet: { type: 'string' }, 'fleet-enrolled': { type: 'string' }, pin: { type: 'string' }, 'client-poll-us': { type: 'string' }, 'load-client': { type: 'string' }, 'nic-udp-io': { type: 'string' }, 'station-nics': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
   });
   const pinRequest = (values.pin ?? 'split') as Pinning;
   if (!['split', 'same', 'none'].includes(pinRequest)) usage(`--pin takes split, same or none`);
@@ -74,7 +78,7 @@ async function main(): Promise<number> {
   if (run('fleet-enrolled')) {
     // Its own time budget on top of the watchdog's (the section is not part of the 300 s whole-bench target).
     clearTimeout(watchdog);
-    watchdog = setTimeout(() => void stop(`still running after ${WATCHDOG_S} s + the fleet-enrolled budget`, 1), (WATCHDOG_S + enrolledBudgetS(enrolledNics)) * 1000);
+    watchdog = setTimeout(() => void stop(`still running after ${WATCHDOG_S} s + the fleet-enrolled budget`, 1), (WATCHDOG_S + (stationScaleSelected() ? STATION_SCALE_WATCHDOG_S : 0) + enrolledBudgetS(enrolledNics)) * 1000);
     watchdog.unref();
   }
   // The client polls for its answers as mgmt-station does, by default for as long (lib/answer-poll.ts).
@@ -98,6 +102,8 @@ async function main(): Promise<number> {
   const fw = quick ? { batches: 5, batchSize: 5000 } : { batches: 15, batchSize: 10000 };
   const wearRequests = quick ? 100_000 : 500_000;
   const ikeNics = quick ? 200 : 1000;
+  const stationNics = values['station-nics'] !== undefined ? Number(values['station-nics']) : quick ? 1000 : 10000;
+  if (!Number.isInteger(stationNics) || stationNics < 2) usage('--station-nics takes a NIC count >= 2');
   // Many short interleaved rounds: on the shared VM a whole second can be slow for one target and not the other.
   const lanplusPlan = quick ? { rounds: 8, warmupSessions: 100, setupSeconds: 0.5, setupRounds: 2, fleetNics: 1000 } : { rounds: 40, warmupSessions: 500, setupSeconds: 0.5, setupRounds: 8, fleetNics: 10000 };
 
@@ -187,8 +193,17 @@ async function main(): Promise<number> {
     r.cliLatency = await guard('cli-latency', () => measureCliLatency(rounds, log));
   }
 
+  let stationScaleSeconds = 0;
+  if (run('station-scale')) {
+    log(`station scale: one station daemon, ${stationNics} NICs, enroll all, refresh all, steady-state polling`);
+    const s0 = performance.now();
+    r.stationScale = await guard('station-scale', () => measureStationScale(stationNics, log));
+    stationScaleSeconds = (performance.now() - s0) / 1000;
+  }
+
   const seconds = (performance.now() - t0) / 1000;
-  const targets = judge(r, seconds - enrolledSeconds, quick, enrolledNics);
+  // The whole-bench target is for the sections other than fleet-enrolled and station-scale, which have their own targets.
+  const targets = judge(r, seconds - enrolledSeconds - stationScaleSeconds, quick, enrolledNics);
   const cpus = os.cpus();
   const out = {
     bench: 'lifeline',
@@ -199,7 +214,7 @@ async function main(): Promise<number> {
       cpus: cpus.length, cpuModel: cpus[0]?.model ?? 'unknown', node: process.version, platform: process.platform, arch: process.arch,
       kernel: os.release(), memoryGiB: round(os.totalmem() / 2 ** 30), root: process.getuid?.() === 0, loadAvg1mAtStart: round(loadAtStart), loadAvg1mAtEnd: round(os.loadavg()[0]),
     },
-    plan: { ...plan, firmware: fw, wearRequests, ikeNics, fleetSizes, enrolledNics, lanplus: lanplusPlan, cpuPinning: pinned },
+    plan: { ...plan, firmware: fw, wearRequests, ikeNics, stationNics, fleetSizes, enrolledNics, lanplus: lanplusPlan, cpuPinning: pinned },
     results: r,
     targets,
     durationSeconds: round(seconds),
@@ -266,7 +281,14 @@ function judge(r: Results, seconds: number, quick: boolean, enrolledNics: number
   const cli = ok(r.cliLatency);
   const cliNote = r.cliLatency && 'error' in r.cliLatency ? r.cliLatency.error : cli ? `node -e 0 p50 ${cli.nodeFloor.p50.value} ms; ratio ${cli.overNodeP50.value}` : 'not measured';
   t.push(check('cli-latency', 'mgmt-station state nic-1 through a running daemon, wall p50 (a new process)', cli?.viaDaemon.p50.value, '<=', 150, 'ms', cliNote));
-  t.push(check('bench-duration', 'whole bench (without the fleet-enrolled section)', seconds, '<=', 300, 's', quick ? '--quick run' : undefined));
+  const ss = ok(r.stationScale);
+  const ssNote = r.stationScale && 'error' in r.stationScale ? r.stationScale.error : !ss ? 'not measured' : ss.limitedBy ? `measured at ${ss.nics} NICs: ${ss.limitedBy}` : ss.nics < 10000 ? `measured at ${ss.nics} NICs (--quick or --station-nics)` : undefined;
+  const at10k = (c: TargetCheck): TargetCheck => (ss && ss.nics < 10000 ? { ...c, pass: null } : c);
+  t.push(at10k(check('station-enroll-10000', 'mgmt-station enroll all of 10,000 NICs through the daemon (>= 333/s)', ss?.enroll.seconds.value, '<=', 30, 's', ssNote)));
+  t.push(at10k(check('station-refresh-10000', 'mgmt-station refresh all of 10,000 NICs', ss?.refresh.seconds.value, '<=', 20, 's', ssNote)));
+  t.push(at10k(check('station-rss-per-nic', 'station daemon RSS per managed NIC', ss?.rssPerNic.value, '<=', 30, 'KiB/NIC', ssNote)));
+  t.push(at10k(check('station-steady-cpu', 'station daemon steady-state polling of 10,000 NICs (default 5 s interval)', ss?.steadyCpu.value, '<=', 20, '% of a core', ssNote)));
+  t.push(check('bench-duration', 'whole bench (without the fleet-enrolled and station-scale sections)', seconds, '<=', 300, 's', quick ? '--quick run' : undefined));
   return t;
 }
 
@@ -352,6 +374,15 @@ function rows(r: Results): Row[] {
     out.push({ section: s, name: 'secure System State to random NICs', value: `${fe.sample.answered} of ${fe.sample.asked}`, note: fe.sample.failures.join('; ') || undefined });
     out.push({ section: s, name: 'in-process enrolment of the images', value: f(fe.enrolMs) });
   } else if (r.fleetEnrolled) out.push({ section: 'Fleet of enrolled NICs', name: 'error', value: (r.fleetEnrolled as { error: string }).error });
+  const ss = ok(r.stationScale);
+  if (ss) {
+    const s = `Station scale (${ss.nics} NICs${ss.nics !== ss.requested ? ` of ${ss.requested} asked` : ''}, ${ss.emulators} emulator(s), one daemon)`;
+    const codes = (c: Record<string, number>) => (Object.keys(c).length ? ` (failed: ${Object.entries(c).map(([k, v]) => `${k} ${v}`).join(', ')})` : '');
+    out.push({ section: s, name: 'enroll all: wall / rate', value: `${ss.enroll.seconds.value} s / ${ss.enroll.perSecond.value} NICs/s${codes(ss.enroll.failedByCode)}` });
+    out.push({ section: s, name: 'refresh all: wall / rate', value: `${ss.refresh.seconds.value} s / ${ss.refresh.perSecond.value} NICs/s${codes(ss.refresh.failedByCode)}` });
+    out.push({ section: s, name: 'daemon RSS per NIC (baseline)', value: `${ss.rssPerNic.value} KiB (${ss.baselineRss.value} MiB)` });
+    out.push({ section: s, name: 'steady-state polling CPU; NICs with a failed last poll; daemon fds', value: `${ss.steadyCpu.value} % of a core; ${ss.pollErrors}; ${ss.stationFds}` });
+  } else if (r.stationScale) out.push({ section: 'Station scale', name: 'error', value: (r.stationScale as { error: string }).error });
   const lp = ok(r.lanplus);
   if (lp) {
     const s = 'IPMI lanplus (ipmitool 1.8.19, spawn to exit)';
@@ -419,8 +450,17 @@ const stop = async (why: string, code: number) => {
   process.exit(code);
 };
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void stop(sig, 130));
-let watchdog = setTimeout(() => void stop(`still running after ${WATCHDOG_S} s`, 1), WATCHDOG_S * 1000);
+const watchdogS = WATCHDOG_S + (stationScaleSelected() ? STATION_SCALE_WATCHDOG_S : 0);
+let watchdog = setTimeout(() => void stop(`still running after ${watchdogS} s`, 1), watchdogS * 1000);
 watchdog.unref();
+
+/** Does this run include station-scale (no --only, or --only naming it)? Read before main() parses the options. */
+function stationScaleSelected(): boolean {
+  const i = process.argv.findIndex((a) => a === '--only' || a.startsWith('--only='));
+  if (i < 0) return true;
+  const v = process.argv[i].includes('=') ? process.argv[i].slice(7) : process.argv[i + 1] ?? '';
+  return v.split(',').map((x) => x.trim()).includes('station-scale');
+}
 
 main()
   .then(async (code) => {

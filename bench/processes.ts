@@ -33,6 +33,11 @@ export function setPinning(p: Pinning): Pinning {
   return pinning;
 }
 
+/** The placement in force (setPinning). */
+export function currentPinning(): Pinning {
+  return pinning;
+}
+
 export function spawnChild(cmd: string, args: string[], opts: SpawnOptions = {}): ChildProcess {
   const pinned = pinning === 'none' ? [cmd, args] as const : (['taskset', ['-c', pinning === 'split' ? '1' : '0', cmd, ...args]] as const);
   const c = spawn(pinned[0], [...pinned[1]], { stdio: ['ignore', 'pipe', 'pipe'], ...opts });

@@ -136,11 +136,11 @@ async function daemonNics(d: Announced): Promise<(KnownNic & { enrolled: boolean
 
 /**
  * A read, a command or a refresh run by this station's daemon: one NIC (by id, or by address looked up in the
- * daemon's list), or a fleet, each NIC a request, a few at a time, with the NICs another live station owns skipped
+ * daemon's list), or a fleet, each NIC a request, `concurrency` at a time, with the NICs another live station owns skipped
  * (and a refresh's NICs not enrolled left out). Resolves false when no daemon listens (nothing was sent: the verb
  * then runs here); a daemon that took a request and was lost is an error, not a second run.
  */
-export async function forwardVerb(d: Announced, verb: string, target: string, json: boolean, timeoutMs: number): Promise<boolean> {
+export async function forwardVerb(d: Announced, verb: string, target: string, json: boolean, timeoutMs: number, concurrency: number): Promise<boolean> {
   // The daemon answers within this timeout for reads and commands, at least 5 s for a refresh (as it would
   // itself), and the CLI waits that long plus a margin.
   const waitMs = (verb === 'refresh' ? Math.max(timeoutMs, 5000) : timeoutMs) + DAEMON_ANSWER_MARGIN_MS;
@@ -162,7 +162,7 @@ export async function forwardVerb(d: Announced, verb: string, target: string, js
       const skipped: Skipped[] = ids.filter((id) => owner.get(id)).map((id) => ({ nic: id, owner: owner.get(id)! }));
       await runFleet({
         // A line per NIC for reads and commands; a refresh says only the summary, as without a daemon.
-        prog: PROG, verb, ids: ids.filter((id) => !owner.get(id)), json, skipped, viaDaemon: true, line: verb === 'refresh' ? undefined : (_n, r) => text(r),
+        prog: PROG, verb, ids: ids.filter((id) => !owner.get(id)), json, skipped, viaDaemon: true, concurrency, line: verb === 'refresh' ? undefined : (_n, r) => text(r),
         one: (id) => daemonResult(post(id)),
       });
       return true;
@@ -179,12 +179,12 @@ export async function forwardVerb(d: Announced, verb: string, target: string, js
 
 /**
  * Run enroll or sa manual in this station's running daemon (docs/STATION.md): a fleet's NICs are listed
- * here (the emulator's: the store may not know them yet) and the daemon runs each, a few at a time, with progress
+ * here (the emulator's: the store may not know them yet) and the daemon runs each, `concurrency` at a time, with progress
  * on a TTY. The PSK file is read and each manual SA made here, and sent to the daemon on loopback. Resolves false
  * when no daemon listens (nothing was sent: the verb then runs here); a daemon that took a request and was lost is
  * an error, not a second run.
  */
-export async function forwardKeying(d: Announced, verb: 'enroll' | 'sa', target: string, values: Record<string, string | boolean | undefined>, json: boolean, timeoutMs: number): Promise<boolean> {
+export async function forwardKeying(d: Announced, verb: 'enroll' | 'sa', target: string, values: Record<string, string | boolean | undefined>, json: boolean, timeoutMs: number, concurrency: number): Promise<boolean> {
   const daemon = d.control;
   const emulator = String(values.emulator ?? DEFAULT_CONTROL);
   const daemonVerb = verb === 'sa' ? 'sa-manual' : verb;
@@ -215,7 +215,7 @@ export async function forwardKeying(d: Announced, verb: 'enroll' | 'sa', target:
   if ((await daemonNics(d)) === null) return false;
   const ids = resolveTargets(target, await emulatorNics(ControlClient.parse(emulator, '--emulator', controlTimeoutMs(timeoutMs))));
   await runFleet({
-    prog: PROG, verb: verb === 'sa' ? 'sa manual' : verb, ids, json, viaDaemon: true,
+    prog: PROG, verb: verb === 'sa' ? 'sa manual' : verb, ids, json, viaDaemon: true, concurrency,
     line: verb === 'sa' ? (_n, r) => text(r) : undefined,
     one: (id) => daemonResult(post(id)),
   });

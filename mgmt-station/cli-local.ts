@@ -37,6 +37,8 @@ export interface LocalVerb {
   /** The NIC(s) the verb names (TARGET), if it names any. */
   target: string | undefined;
   timeoutMs: number;
+  /** NICs a fleet TARGET runs at once (--concurrency). */
+  concurrency: number;
   storeUrl: string;
   stationId: string;
   /** This station's announce file, and the daemon it names if one runs (announce.ts). */
@@ -45,7 +47,7 @@ export interface LocalVerb {
 }
 
 export async function runLocal(o: LocalVerb): Promise<void> {
-  const { verb, positionals, values, json, target, timeoutMs, storeUrl, stationId, announce, runningDaemon } = o;
+  const { verb, positionals, values, json, target, timeoutMs, concurrency, storeUrl, stationId, announce, runningDaemon } = o;
   const num = (v: string | undefined, def: number, name: string) => intOption(v, def, name, 1);
   if (verb === 'replay') return replay(positionals[1]!, json);
   // Address options and the log format are checked before anything is opened or created (serve's; the CLI's own
@@ -125,8 +127,9 @@ export async function runLocal(o: LocalVerb): Promise<void> {
     const fleetOf = async (known: KnownNic[]): Promise<{ ids: string[]; skipped: Skipped[] }> => {
       const ids: string[] = [];
       const skipped: Skipped[] = [];
+      const owners = await ctx.ownersElsewhere();
       for (const id of resolveTargets(target!, known)) {
-        const owner = await ctx.ownerElsewhere(id);
+        const owner = owners.get(id);
         if (owner) skipped.push({ nic: id, owner });
         else ids.push(id);
       }
@@ -140,7 +143,7 @@ export async function runLocal(o: LocalVerb): Promise<void> {
       };
       if (isFleetTarget(target!)) {
         const { ids, skipped } = await fleetOf(await stored());
-        await runFleet({ prog: PROG, verb, ids, one: async (nic) => requestJson(await run(nic)), line: (_n, r) => describe(r), json, skipped });
+        await runFleet({ prog: PROG, verb, ids, one: async (nic) => requestJson(await run(nic)), line: (_n, r) => describe(r), json, skipped, concurrency });
         return;
       }
       const r = await run(await one());
@@ -152,7 +155,7 @@ export async function runLocal(o: LocalVerb): Promise<void> {
       case 'sa': {
         if (isFleetTarget(target!)) {
           const ids = resolveTargets(target!, await emulatorNics(emu!));
-          await runFleet({ prog: PROG, verb: 'sa manual', ids, one: (nic) => ctx.installManualSa(emulatorControl(emu!), nic, manualSaOf(values)), line: (_n, r) => describeManualSa(r), json });
+          await runFleet({ prog: PROG, verb: 'sa manual', ids, one: (nic) => ctx.installManualSa(emulatorControl(emu!), nic, manualSaOf(values)), line: (_n, r) => describeManualSa(r), json, concurrency });
           return;
         }
         const r = await ctx.installManualSa(emulatorControl(emu!), target!, manual!);
@@ -175,7 +178,7 @@ export async function runLocal(o: LocalVerb): Promise<void> {
           // enroll: NICs of the emulator; refresh: the enrolled NICs this station owns or can take (a NIC whose
           // lease another live station holds is that station's to refresh, and is skipped).
           const fleet = psk ? { ids: resolveTargets(target!, await emulatorNics(emu!)), skipped: [] } : await fleetOf((await stored()).filter((n) => n.enrolled));
-          await runFleet({ prog: PROG, verb, ids: fleet.ids, one: async (nic) => exchangeJson(await exchange(nic)), json, skipped: fleet.skipped });
+          await runFleet({ prog: PROG, verb, ids: fleet.ids, one: async (nic) => exchangeJson(await exchange(nic)), json, skipped: fleet.skipped, concurrency });
           return;
         }
         // enroll by address: the emulator resolves it (it knows NICs the store does not yet).

@@ -13,14 +13,14 @@ export const TARGET_HELP =
   "a pattern (nic-*) or 'all'; more than one NIC runs as a fleet: a summary line, JSON with --json, progress on a TTY.";
 
 const read = (usage: string, summary: string, about: string, example: string): VerbSpec => ({
-  usage: `${usage} TARGET [options]`, summary, about: `${about} ${TARGET_HELP}`, options: [], examples: [example],
+  usage: `${usage} TARGET [options]`, summary, about: `${about} ${TARGET_HELP}`, options: ['concurrency'], examples: [example],
 });
 const command = (verb: string, what: string): VerbSpec => ({
   usage: `${verb} TARGET [options]`,
   summary: `ASF ${what} over ESP (UDP 664)`,
   about: `Send the NIC an ASF ${what} under its SA. Done means the NIC acknowledged it and the outcome is stored; ` +
     `'mgmt-station log NIC' shows it. Goes through this station's daemon when one runs. ${TARGET_HELP}`,
-  options: [],
+  options: ['concurrency'],
   examples: [`${verb} nic-1`],
 });
 
@@ -37,6 +37,7 @@ export const STATION_CLI: ToolSpec = {
     emulator: { type: 'string', arg: 'HOST:PORT', help: "the emulator's control API (default 127.0.0.1:8623)" },
     'no-daemon': { type: 'boolean', help: "run here even if this station's daemon runs" },
     json: { type: 'boolean', help: 'machine-readable output: one JSON document' },
+    concurrency: { type: 'string', arg: 'N', help: 'a fleet TARGET runs N NICs at once (default 32, 1..1024)' },
     'psk-file': { type: 'string', arg: 'FILE', help: 'the pre-shared key: 64 hex digits (head -c 32 /dev/urandom | xxd -p -c 64)' },
     policy: { type: 'string', arg: 'esp|esp+ah', help: 'ESP alone or ESP inside AH (default esp)' },
     transform: { type: 'string', arg: 'T', help: 'aes-gcm-16 (default) or chacha20-poly1305' },
@@ -67,7 +68,7 @@ export const STATION_CLI: ToolSpec = {
       about: "Write the pre-shared key as the NIC's trust anchor (through the emulator's control API), then negotiate a " +
         'child SA with the host agent (IKEv2; the host OS must be up) and commit it (SA_READY/SA_ACK/SA_CONFIRM). ' +
         `Creates the store and cluster key if missing. ${TARGET_HELP} 'all' = every NIC of the emulator.`,
-      options: ['psk-file'],
+      options: ['psk-file', 'concurrency'],
       examples: ['enroll all --psk-file var/psk.hex'],
     },
     refresh: {
@@ -75,7 +76,7 @@ export const STATION_CLI: ToolSpec = {
       summary: 'new child SA + ready/ack/confirm commit',
       about: 'Negotiate a new child SA with the host agent (CREATE_CHILD_SA, or a new IKE SA) and commit it; the host ' +
         `OS must be up. A NIC another live station owns is skipped (the summary says whose). ${TARGET_HELP}`,
-      options: [],
+      options: ['concurrency'],
       examples: ['refresh nic-*'],
     },
     sa: {
@@ -83,7 +84,7 @@ export const STATION_CLI: ToolSpec = {
       summary: 'manual keying (RFC 4301 §4.5)',
       about: "Make an SA, install it in the NIC through the emulator's control API (standing in for the host driver) " +
         `and keep it in the store. Creates the store and cluster key if missing. ${TARGET_HELP}`,
-      options: ['policy', 'transform', 'key-bits'],
+      options: ['policy', 'transform', 'key-bits', 'concurrency'],
       examples: ['sa manual nic-1 --transform chacha20-poly1305'],
     },
     list: {

@@ -8,6 +8,7 @@
  * little more than Node's own start-up (docs/PERFORMANCE.md, "CLI latency").
  */
 import { EXIT, exitQuietlyOnEpipe, fail, intOption } from '../lib/cli.js';
+import { concurrencyOption } from '../lib/fleet-run.js';
 import { parseCommandLine } from '../lib/cli-args.js';
 import { DEFAULT_STORE, STATION_CLI } from './cli-spec.js';
 import { LifelineError, UsageError } from '../common/errors.js';
@@ -38,6 +39,8 @@ async function main(argv: string[]): Promise<void> {
   const target = verb === 'sa' ? positionals[2] : NIC_VERBS.has(verb) ? positionals[1] : undefined;
   const num = (v: string | undefined, def: number, name: string) => intOption(v, def, name, 1);
   const timeoutMs = num(values.timeout as string | undefined, 3000, 'timeout');
+  // NICs a fleet TARGET runs at once (lib/fleet-run.ts), here or through the daemon.
+  const concurrency = concurrencyOption(values.concurrency as string | undefined);
   const storeUrl = (values.store as string | undefined) ?? process.env.LIFELINE_STORE ?? DEFAULT_STORE;
   const stationId = (values.id as string | undefined) ?? 'station-1';
   const announce = announceFile(storeUrl, stationId);
@@ -47,14 +50,14 @@ async function main(argv: string[]): Promise<void> {
   // Verbs go through this station's daemon when it runs (one process holds the sequence state).
   if (!values['no-daemon'] && target !== undefined && (READS[verb] || isCommand(verb) || verb === 'refresh')) {
     const d = runningDaemon(announce);
-    if (d && (await forwardVerb(d, verb, target, json, daemonTimeoutMs(d)))) return;
+    if (d && (await forwardVerb(d, verb, target, json, daemonTimeoutMs(d), concurrency))) return;
   }
   // The verbs that change a NIC's SA or PSK go through the daemon too (enroll, sa manual; refresh above): run
   // here, they would leave the daemon's session and key exchange on an SA and PSK the NIC retired.
   if (!values['no-daemon'] && target !== undefined && (verb === 'enroll' || verb === 'sa')) {
     const d = runningDaemon(announce);
     // As the verbs above: the CLI waits for it that long (at least what the key exchange gets) plus a margin.
-    if (d && (await forwardKeying(d, verb, target, values, json, daemonTimeoutMs(d)))) return;
+    if (d && (await forwardKeying(d, verb, target, values, json, daemonTimeoutMs(d), concurrency))) return;
   }
   if (verb === 'status') {
     // The daemon's view: leases it polls, host states, refreshes, and what it dropped (by reason).
@@ -63,7 +66,7 @@ async function main(argv: string[]): Promise<void> {
     return daemonStatus(d, json);
   }
   const { runLocal } = await import('./cli-local.js');
-  return runLocal({ verb, positionals, values, json, target, timeoutMs, storeUrl, stationId, announce, runningDaemon });
+  return runLocal({ verb, positionals, values, json, target, timeoutMs, concurrency, storeUrl, stationId, announce, runningDaemon });
 }
 
 /** The positional arguments of each verb, as its usage line shows them (their count is the verb's arity). */

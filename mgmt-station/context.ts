@@ -14,13 +14,13 @@ import { loadClusterKey, createClusterKeyFile, CLUSTER_KEY_ENV, type ClusterKey 
 import type { Store } from './store/store.js';
 import { UdpMux } from './udp-mux.js';
 import { randomBytes } from 'node:crypto';
-import dgram from 'node:dgram';
 import { LifelineError } from '../common/errors.js';
 import type { SaPair } from '../wire/sa.js';
 import { saToJson } from '../lib/sa-json.js';
 import type { ControlClient } from '../lib/control-client.js';
 import { StationCore, type EmulatorControl, type EmulatorNic } from './core/station.js';
-import type { IkeSocket, StationEnv } from './core/env.js';
+import type { StationEnv } from './core/env.js';
+import { openSharedIkeSocket } from './ike-mux.js';
 
 export interface ContextOptions {
   store: string;
@@ -123,7 +123,7 @@ export class StationContext extends StationCore {
   }
 }
 
-/** Real time, timers, randomness and IKE sockets for the station's core. */
+/** Real time, timers, randomness and the IKE socket for the station's core. */
 export const processEnv: StationEnv = {
   now: () => Date.now(),
   mono: () => performance.now(),
@@ -132,22 +132,8 @@ export const processEnv: StationEnv = {
     return { cancel: () => clearTimeout(t) };
   },
   random: (n) => new Uint8Array(randomBytes(n)),
-  openIkeSocket: async (bind, onMessage): Promise<IkeSocket> => {
-    const s = dgram.createSocket('udp4');
-    await new Promise<void>((resolve, reject) => {
-      s.once('error', reject);
-      s.bind({ address: bind, port: 0 }, () => {
-        s.removeListener('error', reject);
-        resolve();
-      });
-    });
-    s.on('error', () => undefined);
-    s.on('message', (msg, rinfo) => onMessage(new Uint8Array(msg.buffer, msg.byteOffset, msg.byteLength), rinfo));
-    return {
-      send: (bytes, port, address) => s.send(bytes, port, address),
-      close: () => new Promise<void>((r) => s.close(() => r())),
-    };
-  },
+  // One socket per local address for every NIC's key exchange, dispatched by IKE SPI (ike-mux.ts).
+  openIkeSocket: openSharedIkeSocket,
 };
 
 /** The emulator's control API as the station's core uses it (lib/control-client.ts). */

@@ -192,10 +192,11 @@ export class StationDaemon {
         };
       } else if (req.method === 'GET' && path === '/v1/nics') {
         const nics = [];
+        const owners = await this.ctx.ownersElsewhere();
         for (const n of await this.ctx.store.listNics()) {
           nics.push({
             id: n.id, address: n.address, ports: { clear: n.clearPort, secure: n.securePort, ike: n.ikePort },
-            enrolled: n.meta.enrolled === true, ownedBy: await this.ctx.ownerElsewhere(n.id),
+            enrolled: n.meta.enrolled === true, ownedBy: owners.get(n.id) ?? null,
           });
         }
         out = { nics };

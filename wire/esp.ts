@@ -62,10 +62,14 @@ function assertNextHeader(nh: number): void {
 
 /**
  * The keyed part shared by sender and receiver: AEAD with cached key, salt, and scratch buffers for
- * the nonce and the ESN AAD (no per-packet allocation for either).
+ * the nonce and the ESN AAD (no per-packet allocation for either). The AEAD (for AES-GCM its key schedule and 4 KiB
+ * GHASH table) is made on the first packet, and release() drops it again: an SA that carries none (a station's
+ * 'previous' SA, issue 16) costs only its key.
  */
 class EspCrypto {
-  readonly #aead: Aead;
+  #aeadMade: Aead | null = null;
+  /** What the AEAD is made from (the key a private copy): on first use, and again after release(). */
+  readonly #spec: { transform: EspTransform; key: Uint8Array; impl: AeadImpl | undefined };
   readonly #nonce = new Uint8Array(12); // salt(4) || IV(8)
   readonly #aadEsn = new Uint8Array(12); // SPI || SeqHigh || SeqLow
   readonly #aadPlain = new Uint8Array(8); // SPI || Sequence Number
@@ -80,9 +84,19 @@ class EspCrypto {
       throw new UsageError('E_USAGE', `${transform} needs key||salt of ${want} bytes (RFC 4106 §8.1, RFC 7634 §2)`);
     }
     const keyLength = encKey.length - ESP_SALT_LENGTH;
-    this.#aead = createAead(transform, encKey.subarray(0, keyLength), impl);
+    this.#spec = { transform, key: encKey.slice(0, keyLength), impl };
     this.#nonce.set(encKey.subarray(keyLength), 0);
     this.#esn = esn;
+  }
+
+  get #aead(): Aead {
+    if (this.#aeadMade === null) this.#aeadMade = createAead(this.#spec.transform, this.#spec.key, this.#spec.impl);
+    return this.#aeadMade;
+  }
+
+  /** Drop the AEAD's tables (made again on the next packet): for an SA kept but not expected to carry traffic. */
+  release(): void {
+    this.#aeadMade = null;
   }
 
   /** AAD of RFC 4106 §5 / RFC 7634 §2.1, read from the packet header (and the inferred high half). */
@@ -237,6 +251,11 @@ export class EspSender {
     const seq = this.#counter.take(this.spi);
     return this.#crypto.seal(this.spi, seq, iv, payload, nextHeader);
   }
+
+  /** See EspCrypto.release: the counter stays, only the AEAD's tables go. */
+  releaseCrypto(): void {
+    this.#crypto.release();
+  }
 }
 
 export interface EspOpened {
@@ -335,6 +354,11 @@ export class EspReceiver {
     }
     // A copy, not a view: plain is small, so V8 keeps it on its heap, and a view would first move it out.
     return { payload: plain.slice(0, payloadLength), nextHeader, seq };
+  }
+
+  /** See EspCrypto.release: the replay window stays, only the AEAD's tables go. */
+  releaseCrypto(): void {
+    this.#crypto.release();
   }
 }
 

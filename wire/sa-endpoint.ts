@@ -62,6 +62,15 @@ export class SaEndpoint {
   private lastSealed = -1;
   private lastOpened = -1;
 
+  /**
+   * Drop the ESP AEADs' tables (4 KiB and more per key), made again on the next packet: for an SA kept for late
+   * packets while another carries the traffic (a station's 'previous' SA, issue 16). Counters and windows stay.
+   */
+  releaseCrypto(): void {
+    this.espOut.releaseCrypto();
+    this.espIn.releaseCrypto();
+  }
+
   constructor(sa: SaPair, side: SaSide, o: SaEndpointOptions) {
     this.sa = sa;
     this.side = side;

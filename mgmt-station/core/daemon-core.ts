@@ -9,7 +9,7 @@
 import { LifelineError, UsageError } from '../../common/errors.js';
 import { HEARTBEAT_SPI } from '../../wire/sa.js';
 import { answerProbe, HEARTBEAT_LENGTH } from '../../wire/heartbeat-frame.js';
-import type { NicRecord } from '../store/store.js';
+import type { Fence, NicRecord } from '../store/store.js';
 import type { ExchangeResult } from './key-exchange.js';
 import { outcomeOf, type EmulatorControl, type StationCore } from './station.js';
 import type { CommandKind, ReadKind, RequestResult } from './session.js';
@@ -163,35 +163,49 @@ export class DaemonCore {
   private async tick(): Promise<{ polls: Promise<unknown> }> {
     const owned: NicRecord[] = [];
     const nics = await this.ctx.store.listNics();
-    // One read of every lease first: a NIC another live station holds is not asked for (StationCore.heldElsewhere).
-    const leases = new Map((await this.ctx.store.listLeases()).map((l) => [l.nic, l]));
+    // One read of every lease first: a NIC another live station holds is not asked for (StationCore.heldElsewhere);
+    // then one pass over the store for the other NICs' leases (a few statements per LEASE_BATCH NICs), not a
+    // transaction per NIC.
+    let fences: Map<string, Fence | LifelineError>;
+    const candidates: string[] = [];
+    try {
+      const leases = new Map((await this.ctx.store.listLeases()).map((l) => [l.nic, l]));
+      for (const n of nics) {
+        if (this.ctx.heldElsewhere(leases.get(n.id))) {
+          this.ctx.dropSession(n.id);
+          this.nicState(n.id).host = 'owned elsewhere';
+        } else candidates.push(n.id);
+      }
+      fences = candidates.length ? await this.ctx.fenceAll(candidates) : new Map();
+    } catch (e) {
+      // The store failed (E_STORE): no NIC is polled this round; the next round tries again.
+      this.countStoreError(e);
+      for (const n of nics) this.nicState(n.id).lastError = (e as Error).message;
+      this.log('warn', 'lease renewal failed', { code: (e as LifelineError).code, error: (e as Error).message });
+      return { polls: Promise.resolve() };
+    }
     for (const n of nics) {
       const st = this.nicState(n.id);
-      if (this.ctx.heldElsewhere(leases.get(n.id))) {
+      const f = fences.get(n.id);
+      if (f === undefined) continue; // held elsewhere (above), or gone from the store since it was listed
+      if (!(f instanceof LifelineError)) {
+        owned.push(n);
+      } else {
+        // Another live station owns it: not ours to poll (DESIGN §5). Drop any stale claim we had.
         this.ctx.dropSession(n.id);
         st.host = 'owned elsewhere';
-        continue;
-      }
-      try {
-        await this.ctx.fence(n.id);
-        owned.push(n);
-      } catch (e) {
-        // Another live station owns it: not ours to poll (DESIGN §5). Drop any stale claim we had.
-        if ((e as LifelineError).code === 'E_FENCED') {
-          this.ctx.dropSession(n.id);
-          st.host = 'owned elsewhere';
-        } else {
-          this.countStoreError(e);
-          st.lastError = (e as Error).message;
-        }
       }
     }
+    // Every NIC's active generation in one read (whether a session must reload), not a read per poll; a store that
+    // fails it leaves each poll to read its own.
+    const active = owned.length ? await this.ctx.store.activeGenerations().catch(() => null) : null;
     const polls: Promise<void>[] = [];
     for (const n of owned) {
       const st = this.nicState(n.id);
       if (st.busy) continue; // its previous poll still waits for the NIC: its lease was renewed above all the same
       st.busy = true;
-      polls.push(this.polls.run(() => this.poll(n, st)).finally(() => (st.busy = false)));
+      const generation = active === null ? undefined : (active.get(n.id) ?? null);
+      polls.push(this.polls.run(() => this.poll(n, st, generation)).finally(() => (st.busy = false)));
     }
     return { polls: Promise.allSettled(polls) }; // wrapped: an async function would wait for a returned promise
   }
@@ -211,11 +225,14 @@ export class DaemonCore {
     return st;
   }
 
-  /** Poll one NIC whose lease this round renewed: read the host state, refresh the SA when due. */
-  private async poll(n: NicRecord, st: NicState): Promise<void> {
+  /**
+   * Poll one NIC whose lease this round renewed: read the host state, refresh the SA when due. `activeGeneration`:
+   * the store's active SA generation as the round read it (undefined: not read, syncWithStore reads it).
+   */
+  private async poll(n: NicRecord, st: NicState, activeGeneration?: number | null): Promise<void> {
     if (this.stopped) return;
     try {
-      await this.ctx.syncWithStore(n); // another process may have re-keyed it (see the file comment)
+      await this.ctx.syncWithStore(n, activeGeneration); // another process may have re-keyed it (see the file comment)
       const s = await this.ctx.session(n.id);
       if (this.ctx.takeovers.has(n.id)) await this.afterTakeover(n.id);
       const r = await s.read('system-state-request', Math.min(this.o.timeoutMs, this.o.pollIntervalMs), true);

@@ -31,7 +31,11 @@ export interface SecurePort {
   readonly poll: AnswerPolling | null;
 }
 
-/** A UDP socket for one NIC's IKE exchanges (the host agent answers from its IKE port). */
+/**
+ * One NIC's IKE exchanges' way to the network (the host agent answers from its IKE port). In the process it is a
+ * channel of the station's one shared IKE socket, which dispatches arriving datagrams by IKE SPI
+ * (mgmt-station/ike-mux.ts); in the simulator a socket of its own.
+ */
 export interface IkeSocket {
   send(bytes: Uint8Array, port: number, address: string): void;
   close(): Promise<void>;
@@ -45,7 +49,7 @@ export interface StationEnv {
   /** Run `f` after `ms` (a timer that does not keep a process alive). */
   after(ms: number, f: () => void): Timer;
   random(n: number): Uint8Array;
-  /** Open a socket for IKE on `bind` (any port); its datagrams go to `onMessage`. */
+  /** A channel for IKE on `bind` (any port); the datagrams for its IKE SAs go to `onMessage`. */
   openIkeSocket(bind: string, onMessage: DatagramHandler): Promise<IkeSocket>;
 }
 

@@ -237,7 +237,7 @@ export class NicSession {
       if (stored.state === 'active') {
         this.active = h;
         this.reservedOut = cp?.outReserved ?? 0n;
-      }
+      } else ep.releaseCrypto(); // 'previous': kept for late answers, its AEADs made again only if one comes
     }
   }
 

@@ -7,7 +7,7 @@
  */
 import { LifelineError } from '../../common/errors.js';
 import type { SaPair, SecurityPolicy } from '../../wire/sa.js';
-import type { Fence, Lease, NicRecord, Store } from '../store/store.js';
+import type { Fence, Lease, LeaseResult, NicRecord, Store } from '../store/store.js';
 import { KeyExchange, type ExchangeResult } from './key-exchange.js';
 import { NicSession } from './session.js';
 import type { SecurePort, StationEnv } from './env.js';
@@ -120,7 +120,27 @@ export class StationCore {
 
   /** Take (or keep) this station's lease on the NIC; the fence guards every write that follows. */
   async fence(nic: string): Promise<Fence> {
-    const r = await this.store.acquireLease(nic, this.o.stationId, this.now(), this.o.leaseMs);
+    return this.leaseTaken(nic, await this.store.acquireLease(nic, this.o.stationId, this.now(), this.o.leaseMs));
+  }
+
+  /**
+   * fence() for many NICs in one pass over the store (Store.acquireLeases: a daemon's poll round): per NIC its fence,
+   * or the E_FENCED error fence() would have thrown. NICs the store does not know are left out.
+   */
+  async fenceAll(nics: readonly string[]): Promise<Map<string, Fence | LifelineError>> {
+    const out = new Map<string, Fence | LifelineError>();
+    for (const [nic, r] of await this.store.acquireLeases(nics, this.o.stationId, this.now(), this.o.leaseMs)) {
+      try {
+        out.set(nic, this.leaseTaken(nic, r));
+      } catch (e) {
+        out.set(nic, e as LifelineError);
+      }
+    }
+    return out;
+  }
+
+  /** What a lease acquisition means for this process: a fence (and a takeover noted, a stale session dropped), or E_FENCED. */
+  private leaseTaken(nic: string, r: LeaseResult): Fence {
     if (!r.acquired) {
       if (this.fences.has(nic)) this.counters.leasesLost++; // once: the daemon then drops our claim (dropSession)
       throw new LifelineError(
@@ -285,10 +305,15 @@ export class StationCore {
     });
   }
 
-  /** The other station whose unexpired lease holds `nic`, or null (free, lapsed, or this station's). */
-  async ownerElsewhere(nic: string): Promise<string | null> {
-    const lease = await this.store.getLease(nic);
-    return lease?.owner && lease.owner !== this.o.stationId && lease.expiresAt > this.now() ? lease.owner : null;
+  /**
+   * The other station whose unexpired lease holds each NIC (free, lapsed or this station's: absent), in one read of
+   * the leases (fleet verbs, GET /v1/nics).
+   */
+  async ownersElsewhere(): Promise<Map<string, string>> {
+    const now = this.now();
+    const owners = new Map<string, string>();
+    for (const l of await this.store.listLeases()) if (l.owner && l.owner !== this.o.stationId && l.expiresAt > now) owners.set(l.nic, l.owner);
+    return owners;
   }
 
   /**
@@ -296,17 +321,19 @@ export class StationCore {
    * host with our cluster key): if the store's active SA is not the one this process's session sends on, reload
    * the session from the store, so it does not go on sending under an SA the NIC has retired. A NIC whose
    * address or ports changed (re-enrolled) gets a new session. The key exchange driver is checked the same way
-   * before each use (keyExchangeExclusive). Cheap when nothing changed: one read of the active SA.
+   * before each use (keyExchangeExclusive). Cheap when nothing changed: one read of the active SA, none when the
+   * caller read every NIC's active generation at once (`activeGeneration`: the daemon's poll round).
    */
-  async syncWithStore(nic: NicRecord): Promise<void> {
+  async syncWithStore(nic: NicRecord, activeGeneration?: number | null): Promise<void> {
     const s = this.sessions.get(nic.id);
     if (!s) return;
     if (s.nic.address !== nic.address || s.nic.securePort !== nic.securePort) {
       this.dropSession(nic.id);
       return;
     }
-    const active = await this.store.getActiveSa(nic.id);
-    if ((active?.pair.generation ?? null) !== s.activeGeneration) await s.reload();
+    // `activeGeneration`: what a poll round read for every NIC at once (Store.activeGenerations); else read here.
+    const active = activeGeneration !== undefined ? activeGeneration : ((await this.store.getActiveSa(nic.id))?.pair.generation ?? null);
+    if (active !== s.activeGeneration) await s.reload();
   }
 
   /** End every session and key exchange (the store and the socket belong to the caller). */

@@ -178,6 +178,14 @@ export class MemoryStore implements Store {
     });
   }
 
+  activeGenerations(): Promise<Map<string, number>> {
+    return this.#call((t) => {
+      const out = new Map<string, number>();
+      for (const [nic, sas] of t.sas) for (const sa of sas.values()) if (sa.state === 'active') out.set(nic, sa.pair.generation);
+      return out;
+    });
+  }
+
   findSaBySpi(spi: number): Promise<StoredSa | null> {
     return this.#call(() => {
       v.assertInt('spi', spi, 1, 0xfffffffe);
@@ -262,22 +270,20 @@ export class MemoryStore implements Store {
       v.assertTime('now', now);
       v.assertInt('ttlMs', ttlMs, 1, Number.MAX_SAFE_INTEGER - now);
       if (!t.nics.has(nic)) throw notEnrolled(nic);
-      // As in SQL, the free row is created on first contact and stays, whatever the outcome.
-      const cur = t.leases.get(nic) ?? { nic, owner: null, epoch: 0, expiresAt: 0 };
-      const expiresAt = now + ttlMs;
-      if (cur.owner === station) {
-        const lease = { ...cur, expiresAt };
-        t.leases.set(nic, lease);
-        return { acquired: true, lease: { ...lease }, takeover: false, previousOwner: station };
-      }
-      if (cur.owner !== null && now < cur.expiresAt) {
-        t.leases.set(nic, cur);
-        return { acquired: false, lease: { ...cur } };
-      }
-      // Free or expired: a new epoch; replacing the row purges the old owner's claim (fenced from now on).
-      const lease: Lease = { nic, owner: station, epoch: cur.epoch + 1, expiresAt };
-      t.leases.set(nic, lease);
-      return { acquired: true, lease: { ...lease }, takeover: cur.owner !== null, previousOwner: cur.owner };
+      return acquire(t, nic, station, now, ttlMs);
+    });
+  }
+
+  acquireLeases(nics: readonly string[], station: string, now: number, ttlMs: number): Promise<Map<string, LeaseResult>> {
+    return this.#call((t) => {
+      for (const nic of nics) v.assertName('nic id', nic);
+      v.assertName('station id', station);
+      v.assertTime('now', now);
+      v.assertInt('ttlMs', ttlMs, 1, Number.MAX_SAFE_INTEGER - now);
+      const out = new Map<string, LeaseResult>();
+      // In one step, as SQL's batches are one transaction each (and any interleaving of batches is one of these).
+      for (const nic of [...new Set(nics)].sort(byString)) if (t.nics.has(nic)) out.set(nic, acquire(t, nic, station, now, ttlMs));
+      return out;
     });
   }
 
@@ -434,4 +440,24 @@ function nicRow(n: NicRecord): MemoryNicRow {
 
 function nicRecord(r: MemoryNicRow): NicRecord {
   return { ...r, psk: copyBytes(r.psk), meta: JSON.parse(r.meta) as Record<string, unknown> };
+}
+
+/** acquireLease's rules for one known NIC (acquireLease, acquireLeases). */
+function acquire(t: MemoryTables, nic: string, station: string, now: number, ttlMs: number): LeaseResult {
+  // As in SQL, the free row is created on first contact and stays, whatever the outcome.
+  const cur = t.leases.get(nic) ?? { nic, owner: null, epoch: 0, expiresAt: 0 };
+  const expiresAt = now + ttlMs;
+  if (cur.owner === station) {
+    const lease = { ...cur, expiresAt };
+    t.leases.set(nic, lease);
+    return { acquired: true, lease: { ...lease }, takeover: false, previousOwner: station };
+  }
+  if (cur.owner !== null && now < cur.expiresAt) {
+    t.leases.set(nic, cur);
+    return { acquired: false, lease: { ...cur } };
+  }
+  // Free or expired: a new epoch; replacing the row purges the old owner's claim (fenced from now on).
+  const lease: Lease = { nic, owner: station, epoch: cur.epoch + 1, expiresAt };
+  t.leases.set(nic, lease);
+  return { acquired: true, lease: { ...lease }, takeover: cur.owner !== null, previousOwner: cur.owner };
 }

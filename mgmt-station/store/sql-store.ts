@@ -25,6 +25,7 @@ import type {
   AuditReport, CommandInput, CommandLogEntry, CommandOutcome, CommandRecord, CommandRef, Fence, Lease,
   LeaseResult, NicRecord, SaInput, SaState, SeqCheckpoint, StationRecord, Store, StoredSa,
 } from './store.js';
+import { LEASE_BATCH } from './store.js';
 import { fenced, pruneRetired, requireNic, saState } from './tx-steps.js';
 import * as v from './validate.js';
 import { mutated } from '../../common/mutation.js';
@@ -171,6 +172,11 @@ export class SqlStore implements Store {
     return rows.length ? codec.saFromRow(rows[0], this.#wrap) : null;
   }
 
+  async activeGenerations(): Promise<Map<string, number>> {
+    const rows = await this.#read(sql(`SELECT nic, generation FROM sas WHERE state = 'active'`));
+    return new Map(rows.map((r) => [String(r.nic), Number(r.generation)]));
+  }
+
   async findSaBySpi(spi: number): Promise<StoredSa | null> {
     v.assertInt('spi', spi, 1, 0xfffffffe);
     const rows = await this.#read(sql(`SELECT ${codec.SA_COLUMNS} FROM sas WHERE from_nic_spi = ? AND state <> 'retired'`, spi));
@@ -280,6 +286,48 @@ export class SqlStore implements Store {
       yield sql('UPDATE leases SET owner = ?, epoch = ?, expires_at = ? WHERE nic = ?', station, lease.epoch, expiresAt, nic);
       return { acquired: true, lease, takeover: cur.owner !== null, previousOwner: cur.owner };
     });
+  }
+
+  async acquireLeases(nics: readonly string[], station: string, now: number, ttlMs: number): Promise<Map<string, LeaseResult>> {
+    for (const nic of nics) v.assertName('nic id', nic);
+    v.assertName('station id', station);
+    v.assertTime('now', now);
+    v.assertInt('ttlMs', ttlMs, 1, Number.MAX_SAFE_INTEGER - now);
+    const fu = this.#db.forUpdate;
+    const out = new Map<string, LeaseResult>();
+    // Sorted: two stations lock the rows of a batch in one order (PostgreSQL), so they never deadlock.
+    const all = [...new Set(nics)].sort();
+    const expiresAt = now + ttlMs;
+    for (let i = 0; i < all.length; i += LEASE_BATCH) {
+      const batch = all.slice(i, i + LEASE_BATCH);
+      const marks = batch.map(() => '?').join(', ');
+      await this.#db.transaction('write', function* () {
+        // Rows exist before they can be locked (as acquireLease), for the NICs the store knows only.
+        yield sql(`INSERT INTO leases (nic, owner, epoch, expires_at) SELECT id, NULL, 0, 0 FROM nics WHERE id IN (${marks}) ORDER BY id ON CONFLICT (nic) DO NOTHING`, ...batch);
+        const rows = yield sql(`SELECT nic, owner, epoch, expires_at FROM leases WHERE nic IN (${marks}) ORDER BY nic${fu}`, ...batch);
+        const renew: string[] = [];
+        const take: string[] = [];
+        const results: [string, LeaseResult][] = [];
+        for (const row of rows) {
+          const cur = codec.leaseFromRow(row);
+          if (cur.owner === station) {
+            renew.push(cur.nic);
+            results.push([cur.nic, { acquired: true, lease: { ...cur, expiresAt }, takeover: false, previousOwner: station }]);
+          } else if (cur.owner !== null && now < cur.expiresAt) {
+            results.push([cur.nic, { acquired: false, lease: cur }]);
+          } else {
+            // Free or expired: a new epoch, the old owner's claim purged (as acquireLease).
+            take.push(cur.nic);
+            results.push([cur.nic, { acquired: true, lease: { nic: cur.nic, owner: station, epoch: cur.epoch + 1, expiresAt }, takeover: cur.owner !== null, previousOwner: cur.owner }]);
+          }
+        }
+        const list = (ids: string[]) => ids.map(() => '?').join(', ');
+        if (renew.length) yield sql(`UPDATE leases SET expires_at = ? WHERE nic IN (${list(renew)})`, expiresAt, ...renew);
+        if (take.length) yield sql(`UPDATE leases SET owner = ?, epoch = epoch + 1, expires_at = ? WHERE nic IN (${list(take)})`, station, expiresAt, ...take);
+        for (const [nic, r] of results) out.set(nic, r);
+      });
+    }
+    return out;
   }
 
   async renewLease(nic: string, fence: Fence, now: number, ttlMs: number): Promise<Lease> {

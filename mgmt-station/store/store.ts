@@ -117,6 +117,9 @@ export interface Lease {
   expiresAt: number;
 }
 
+/** NICs per transaction of Store.acquireLeases (well under SQLite's and PostgreSQL's bound on parameters). */
+export const LEASE_BATCH = 500;
+
 export type LeaseResult =
   | {
       acquired: true;
@@ -264,6 +267,12 @@ export interface Store {
   /** All SAs of a NIC, by generation. */
   listSas(nic: string): Promise<StoredSa[]>;
   /** The NIC's 'active' SA, if any. */
+  /**
+   * The active SA's generation of every NIC that has one, in one read (a daemon's poll round: whether a session
+   * must reload, StationCore.syncWithStore). A hint only: the session reloads through getActiveSa/listSas, which
+   * verify the rows.
+   */
+  activeGenerations(): Promise<Map<string, number>>;
   getActiveSa(nic: string): Promise<StoredSa | null>;
   /** Adoption by SPI (DESIGN §5): the non-retired SA whose station-inbound SPI (fromNic.spi) is `spi`. */
   findSaBySpi(spi: number): Promise<StoredSa | null>;
@@ -299,6 +308,12 @@ export interface Store {
    * owner's claim is replaced) or it is already ours (same epoch, expiry extended).
    */
   acquireLease(nic: string, station: string, now: number, ttlMs: number): Promise<LeaseResult>;
+  /**
+   * acquireLease for many NICs at once (a daemon's poll round, DESIGN §5), by the same rules NIC by NIC, in a few
+   * statements per LEASE_BATCH NICs (one transaction each) rather than a transaction per NIC. A NIC the store does
+   * not know is left out of the answer.
+   */
+  acquireLeases(nics: readonly string[], station: string, now: number, ttlMs: number): Promise<Map<string, LeaseResult>>;
   /** Extend our lease; E_FENCED if the epoch moved on or another station holds it. */
   renewLease(nic: string, fence: Fence, now: number, ttlMs: number): Promise<Lease>;
   /** Give the NIC up (owner cleared, epoch kept so the next owner gets epoch + 1). Fenced. */

@@ -153,6 +153,21 @@ describe('ESP receive order (RFC 4303 §3.4)', () => {
     assert.equal(r.open(p2).seq, 2n);
   });
 
+  it('releaseCrypto() drops the AEAD only: counter and window go on, the next packet makes it again (issue 16)', () => {
+    const w = new ReplayWindow();
+    const r = receiver(0x1001, GCM128, { window: w });
+    const s = new EspSender(dir(0x1001, GCM128), 'aes-gcm-16', false, 1n);
+    const p1 = s.seal(PING);
+    s.releaseCrypto();
+    const p2 = s.seal(PING);
+    assert.equal(r.open(p1).seq, 1n);
+    r.releaseCrypto();
+    assert.equal(r.open(p2).seq, 2n);
+    r.releaseCrypto();
+    assert.throws(() => r.open(p2), { code: 'E_REPLAY' });
+    assert.deepEqual(r.open(s.seal(PING)).payload, PING);
+  });
+
   it('accepts out-of-order packets within the window and refuses those left of it', () => {
     const s = new EspSender(dir(0x1001, GCM128), 'aes-gcm-16', false, 1n);
     const packets = Array.from({ length: 140 }, () => s.seal(PING));

@@ -6,7 +6,7 @@
  * fixtures are in contract/harness.ts; tampering behind the store's back, on every backend, in contract/tamper.ts.
  */
 import assert from 'node:assert/strict';
-import type { Fence, Store } from '../../mgmt-station/store/store.js';
+import { LEASE_BATCH, type Fence, type Store } from '../../mgmt-station/store/store.js';
 import {
   exec, ike, KEY, memoryBackend, nic, OTHER_KEY, pair, postgresBackend, rejectsWith, sqliteBackend, sqlOnly, T0, TTL, type Contract, type Place,
 } from './contract/harness.js';
@@ -146,6 +146,21 @@ for (const backend of [sqliteBackend(), postgresBackend(), memoryBackend()]) {
         assert.equal(await store.getSa('nic-1', 2), null);
       });
 
+      it('activeGenerations: every NIC\'s active generation in one read (a poll round\'s reload hint)', async () => {
+        const f1 = await owned(store, 'nic-1');
+        const f2 = await owned(store, 'nic-2');
+        await owned(store, 'nic-3');
+        assert.deepEqual(await store.activeGenerations(), new Map());
+        await store.putSa('nic-1', { pair: pair(1), state: 'pending', ike: null }, T0, f1);
+        await store.activateSa('nic-1', 1, T0, f1);
+        await store.putSa('nic-1', { pair: pair(2), state: 'pending', ike: null }, T0, f1);
+        await store.activateSa('nic-1', 2, T0, f1);
+        await store.putSa('nic-2', { pair: pair(7), state: 'pending', ike: null }, T0, f2);
+        assert.deepEqual(await store.activeGenerations(), new Map([['nic-1', 2]]));
+        await store.activateSa('nic-2', 7, T0, f2);
+        assert.deepEqual(await store.activeGenerations(), new Map([['nic-1', 2], ['nic-2', 7]]));
+      });
+
       it('activateSa: new active, old active -> previous, older previous -> retired', async () => {
         const f = await owned(store, 'nic-1');
         for (const g of [1, 2, 3]) await store.putSa('nic-1', { pair: pair(g), state: 'pending', ike: null }, T0, f);
@@ -240,6 +255,43 @@ for (const backend of [sqliteBackend(), postgresBackend(), memoryBackend()]) {
     });
 
     describe('leases and fencing (DESIGN §5)', () => {
+      it('acquireLeases: a poll round\'s leases in batches, each NIC by acquireLease\'s rules; unknown NICs left out', async () => {
+        // More NICs than one batch, so the batches' edges are crossed.
+        const n = LEASE_BATCH + 37;
+        const ids = Array.from({ length: n }, (_, i) => `nic-${i + 1}`);
+        for (const id of ids) await store.addNicIfAbsent(nic(id));
+        // nic-1 ours already, nic-2 held by st-b, nic-3 held by st-b but lapsing, the rest free.
+        await store.acquireLease('nic-1', 'st-a', T0, TTL);
+        await store.acquireLease('nic-2', 'st-b', T0 + 50, TTL);
+        await store.acquireLease('nic-3', 'st-b', T0 - TTL, TTL);
+        const now = T0 + 10;
+        const got = await store.acquireLeases([...ids, 'nic-1', 'nic-unknown'].reverse(), 'st-a', now, TTL);
+        assert.equal(got.size, n);
+        assert.equal(got.has('nic-unknown'), false);
+        assert.deepEqual(got.get('nic-1'), { acquired: true, lease: { nic: 'nic-1', owner: 'st-a', epoch: 1, expiresAt: now + TTL }, takeover: false, previousOwner: 'st-a' });
+        assert.deepEqual(got.get('nic-2'), { acquired: false, lease: { nic: 'nic-2', owner: 'st-b', epoch: 1, expiresAt: T0 + 50 + TTL } });
+        assert.deepEqual(got.get('nic-3'), { acquired: true, lease: { nic: 'nic-3', owner: 'st-a', epoch: 2, expiresAt: now + TTL }, takeover: true, previousOwner: 'st-b' });
+        assert.deepEqual(got.get(`nic-${n}`), { acquired: true, lease: { nic: `nic-${n}`, owner: 'st-a', epoch: 1, expiresAt: now + TTL }, takeover: false, previousOwner: null });
+        // What it answered is what the store holds, and fences as acquireLease's would.
+        const leases = new Map((await store.listLeases()).map((l) => [l.nic, l]));
+        for (const [id, r] of got) assert.deepEqual(leases.get(id), r.lease, id);
+        await rejectsWith(store.renewLease('nic-3', { station: 'st-b', epoch: 1 }, now, TTL), 'E_FENCED');
+        await store.renewLease('nic-3', { station: 'st-a', epoch: 2 }, now, TTL);
+        assert.equal((await store.acquireLeases([], 'st-a', now, TTL)).size, 0);
+        await rejectsWith(store.acquireLeases(['bad id'], 'st-a', now, TTL), 'E_USAGE', /nic id/);
+      });
+
+      it('acquireLeases by two stations (two connections) at once: every NIC has exactly one owner', async () => {
+        const other = await openAt(place);
+        const ids = Array.from({ length: 40 }, (_, i) => `nic-${i + 1}`);
+        for (const id of ids) await store.addNicIfAbsent(nic(id));
+        const [a, b] = await Promise.all([store.acquireLeases(ids, 'st-a', T0, TTL), other.acquireLeases([...ids].reverse(), 'st-b', T0, TTL)]);
+        for (const id of ids) {
+          assert.equal(Number(a.get(id)!.acquired) + Number(b.get(id)!.acquired), 1, id);
+          assert.equal((await store.getLease(id))!.epoch, 1);
+        }
+      });
+
       it('a free NIC is acquired at epoch 1; a live lease is refused to others and extended for its owner', async () => {
         await store.addNicIfAbsent(nic('nic-1'));
         const a = await store.acquireLease('nic-1', 'st-a', T0, TTL);
