@@ -12,8 +12,9 @@
  */
 import { ProtocolError, UsageError } from '../common/errors.js';
 import { SaEndpoint, candidateSpis, espPacketOf, type InboundWindows } from '../wire/sa-endpoint.js';
-import { nicAnswerIv, stationIv, stationIvParts } from '../wire/sync-iv.js';
+import { nicAlertIv, nicAnswerIv, stationIv, stationIvParts } from '../wire/sync-iv.js';
 import type { AeadImpl } from '../wire/aead.js';
+import { mutated } from '../common/mutation.js';
 import type { SaDatabase } from './sa-database.js';
 import type { SaPair } from '../wire/sa.js';
 
@@ -39,6 +40,10 @@ interface LiveEpoch {
   /** The SA that synced it and the floor given: the windows of an SA start there or at the SA's own floor. */
   generation: number;
   floor: bigint;
+  /** Where this epoch's station packets last came from: where its alerts go (null: none accepted yet). */
+  peer: Endpoint | null;
+  /** Alerts sealed in this epoch: the next one's IV number (wire/sync-iv.ts nicAlertIv). */
+  alerts: number;
 }
 
 export class SecureChannel {
@@ -92,6 +97,7 @@ export class SecureChannel {
     }
     const r = ep.open(datagram, ends, undefined, windows);
     e.lastUsed = now;
+    if (e.peer === null || e.peer.address !== from.address || e.peer.port !== from.port) e.peer = { address: from.address, port: from.port };
     this.lastUsed = ep;
     this.lastIv = iv;
     // Persist what must survive a restart before the packet is acted on (DESIGN §2.6).
@@ -113,7 +119,7 @@ export class SecureChannel {
     const sa = this.db.byGeneration(generation);
     const windows = new Map<number, InboundWindows>();
     if (sa) windows.set(generation, this.endpoint(sa).newWindows(floor));
-    this.live.set(epoch, { lastUsed: now, windows, generation, floor });
+    this.live.set(epoch, { lastUsed: now, windows, generation, floor, peer: null, alerts: 0 });
     while (this.live.size > MAX_LIVE_EPOCHS) {
       let oldest = -1;
       let at = Infinity;
@@ -166,6 +172,32 @@ export class SecureChannel {
     const { seq } = this.db.nextOutbound(generation);
     if (seq !== ep.nextOutSeq) ep.skipOutboundTo(seq);
     return ep.seal(inner, { srcAddr: this.local.address, srcPort: this.local.port, dstAddr: to.address, dstPort: to.port }, iv);
+  }
+
+  /**
+   * Where an alert goes (docs/ALERTS.md): the live epoch whose station packets arrived last, to where they came
+   * from — the station process that talks to this NIC (its owner's daemon; after a takeover the new owner's sync
+   * ended every other epoch). Null when no epoch is live with a packet accepted, or no SA is active.
+   */
+  alertTarget(): { epoch: number; to: Endpoint } | null {
+    if (!this.db.active) return null;
+    let best: { epoch: number; to: Endpoint } | null = null;
+    let at = -Infinity;
+    for (const [k, v] of this.live) if (v.peer && v.lastUsed >= at) [best, at] = [{ epoch: k, to: v.peer }, v.lastUsed];
+    return best;
+  }
+
+  /**
+   * Seal an alert (its inner UDP datagram) under the active SA in live epoch `epoch`, with that epoch's next alert
+   * IV (wire/sync-iv.ts nicAlertIv): never an IV an answer or another alert used.
+   */
+  sealAlert(epoch: number, inner: Uint8Array, to: Endpoint): { bytes: Uint8Array; generation: number } {
+    const e = this.live.get(epoch);
+    const sa = this.db.active;
+    if (!e || !sa) throw new UsageError('E_NO_SA', `no live epoch ${epoch} or no active SA to send an alert under`);
+    if (e.alerts > 0xffffffff) throw new ProtocolError('E_SEQ_EXHAUSTED', `epoch ${epoch} has used every alert IV; the next sync gives a new epoch`);
+    const n = mutated('alert-iv-reuse') ? e.alerts : e.alerts++;
+    return { bytes: this.seal(sa.generation, inner, to, nicAlertIv(epoch, n)), generation: sa.generation };
   }
 
   private endpoint(sa: SaPair): SaEndpoint {

@@ -13,6 +13,10 @@
  *    station packet once (the replay window of its epoch), so its IVs are as unique as the station's, whatever its
  *    own EEPROM counters say after a restore; and the station can tell which of its transmissions an answer
  *    belongs to (a replayed or misdirected answer is recognised as such).
+ *  - NIC -> station, unsolicited (an ASF alert, docs/ALERTS.md): alert n (0, 1, 2, ...: a counter the NIC keeps in
+ *    RAM per live epoch) sent in epoch E gets IV = (E mod 2^30) || n || 2 (k = 2, which no answer uses). An epoch
+ *    is live only in the NIC's RAM and is never issued twice, so a counter that starts at 0 in every live epoch
+ *    never repeats an IV; a retransmission is the same datagram, not a new IV.
  * Epochs stay below 2^30 (SYNC_EPOCH_MAX) so that the NIC's mapping is one-to-one.
  */
 import { u32 } from '../common/bytes.js';
@@ -20,6 +24,8 @@ import { u32 } from '../common/bytes.js';
 export const SYNC_EPOCH_MAX = 0x3fffffff;
 /** Answers a NIC may send to one station packet (k = 0..3): the RMCP ACK and one response use 0 and 1. */
 export const ANSWERS_PER_REQUEST = 4;
+/** k of an unsolicited NIC packet (an alert): answers use 0 (RMCP ACK) and 1 (the response). */
+export const K_ALERT = 2;
 /** IV offset in an ESP packet (after SPI and sequence number, RFC 4303 §2). */
 const IV_OFFSET = 8;
 
@@ -31,6 +37,11 @@ export function stationIv(epoch: number, seq: bigint): bigint {
 /** The NIC's IV for its answer `k` to the station packet whose IV was (epoch, low). */
 export function nicAnswerIv(epoch: number, low: number, k: number): bigint {
   return (BigInt(epoch & SYNC_EPOCH_MAX) << 34n) | (BigInt(low >>> 0) << 2n) | BigInt(k & 3);
+}
+
+/** The NIC's IV for its alert number `n` (from 0) in live epoch `epoch`. */
+export function nicAlertIv(epoch: number, n: number): bigint {
+  return nicAnswerIv(epoch, n, K_ALERT);
 }
 
 /** The (epoch, low 32 bits) of a station packet's IV, read from the ESP packet (null if too short). */

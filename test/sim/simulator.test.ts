@@ -18,10 +18,12 @@ import { World } from '../../sim/world.js';
 export const MUTATION_FINDERS: Record<MutationName, { seed: number | null; case: string | null }> = {
   'epoch-reuse': { seed: 7, case: null },
   'nic-counter-iv': { seed: 225, case: null },
-  'boot-keeps-epoch': { seed: null, case: 'busy:restore-eeprom:79' },
-  'exec-record-ram': { seed: 11, case: 'command:crash-and-power:7' },
+  'boot-keeps-epoch': { seed: 6, case: 'busy:restore-eeprom:0' },
+  'exec-record-ram': { seed: 8, case: 'command:crash-and-power:7' },
   'lost-means-fenced': { seed: 1, case: 'command:pause-station:5' },
   'no-log-audit': { seed: 15, case: 'tamper:tamper-delete:0' },
+  // Also found by the enumeration's run of 'command' without a fault (the mutation breaks every run with two alerts).
+  'alert-iv-reuse': { seed: 1, case: null },
 };
 
 /** Seeds of the slice: the recorded ones are among them or run on their own below. */
