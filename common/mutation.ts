@@ -17,7 +17,7 @@ export type MutationName =
   | 'lost-means-fenced'
   /** Hole 5: a session acts on its command log without verifying the chain first. */
   | 'no-log-audit'
-  /** Alerts (docs/ALERTS.md): the NIC's per-epoch alert counter does not advance, so two alerts share an IV. */
+  /** Alerts (docs/ALERTS.md): the NIC does not use up an alert IV slot it sealed with, so two alerts share an IV. */
   | 'alert-iv-reuse';
 
 export const MUTATIONS: readonly MutationName[] = ['epoch-reuse', 'nic-counter-iv', 'boot-keeps-epoch', 'exec-record-ram', 'lost-means-fenced', 'no-log-audit', 'alert-iv-reuse'];

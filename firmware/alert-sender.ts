@@ -6,7 +6,8 @@
  * transmissions within a minute, no acknowledgement.
  *
  * Pure: time is an argument, randomness injected; the NIC machine (nic-machine.ts) raises events, gives the path
- * (sealing is the secure channel's: the IV of an alert is its own, wire/sync-iv.ts) and asks for the deadline. The
+ * (sealing is the secure channel's: an alert's IV is a free slot of a station packet the NIC accepted, wire/sync-iv.ts;
+ * with none free the alert waits for the station's next packet) and asks for the deadline. The
  * queue lives in RAM only: a NIC that loses power forgets its unsent alerts (and reports the power loss when power
  * returns).
  */
@@ -37,7 +38,7 @@ const SYSTEM_ID = 1;
 const ALERT_ID_FIELD = 0x08;
 
 export type AlertPath =
-  | { kind: 'secure'; epoch: number; generation: number; to: Endpoint; seal: (inner: Uint8Array) => { bytes: Uint8Array; generation: number } }
+  | { kind: 'secure'; epoch: number; generation: number; to: Endpoint; seal: (inner: Uint8Array) => { bytes: Uint8Array; generation: number } | null }
   | { kind: 'clear'; to: Endpoint }
   | null;
 
@@ -48,7 +49,7 @@ interface Entry {
   trap: Uint8Array;
   raisedAt: number;
   attempts: number;
-  /** When it goes out next; null: waiting for a path (no live epoch, link down). */
+  /** When it goes out next; null: waiting for a path (no live epoch, link down) or for a free IV slot. */
   nextAt: number | null;
   /** The datagram of its last secure transmission: sent again as it is while its epoch, SA and peer stay. */
   sealed: { epoch: number; generation: number; to: Endpoint; bytes: Uint8Array } | null;
@@ -65,6 +66,8 @@ export interface AlertCounters {
   clearSent: number;
   /** PET Acknowledges that matched no queued alert (late duplicates). */
   unmatchedAcks: number;
+  /** Times an alert due to be sealed found no free IV slot and waited for the station's next packet. */
+  slotWaits: number;
 }
 
 export interface AlertSenderOptions {
@@ -78,7 +81,7 @@ export interface AlertSenderOptions {
 }
 
 export class AlertSender {
-  readonly counters: AlertCounters = { raised: 0, sent: 0, retransmitted: 0, acked: 0, dropped: 0, clearSent: 0, unmatchedAcks: 0 };
+  readonly counters: AlertCounters = { raised: 0, sent: 0, retransmitted: 0, acked: 0, dropped: 0, clearSent: 0, unmatchedAcks: 0, slotWaits: 0 };
   private readonly queue: Entry[] = [];
   private sequence = 0;
   private security = { since: -Infinity, replay: 0, icv: 0, raised: false };
@@ -89,7 +92,7 @@ export class AlertSender {
     return this.queue.length;
   }
 
-  /** Some alert waits for a path (the machine then tries after every accepted station packet). */
+  /** Some alert waits for a path or an IV slot (the machine then tries after every accepted station packet). */
   get waiting(): boolean {
     return this.queue.some((e) => e.nextAt === null);
   }
@@ -168,6 +171,12 @@ export class AlertSender {
           this.counters.retransmitted++;
         } else {
           const sealed = path.seal(encodeInnerUdp(RMCP_PORT, SNMP_TRAP_PORT, e.trap));
+          if (!sealed) {
+            // No free IV slot in this epoch: wait for the station's next packet (its acknowledgement, its poll).
+            e.nextAt = null;
+            this.counters.slotWaits++;
+            continue;
+          }
           e.sealed = { epoch: path.epoch, generation: sealed.generation, to: path.to, bytes: sealed.bytes };
           bytes = sealed.bytes;
           if (e.attempts > 0) this.counters.retransmitted++;

@@ -526,7 +526,7 @@ export class NicMachine {
   private alertPath(b: Booted): AlertPath {
     if (!this.link) return null;
     const t = b.channel.alertTarget();
-    if (t && b.db.active) return { kind: 'secure', epoch: t.epoch, generation: b.db.active.generation, to: t.to, seal: (inner) => b.channel.sealAlert(t.epoch, inner, t.to) };
+    if (t) return { kind: 'secure', epoch: t.epoch, generation: t.generation, to: t.to, seal: (inner) => b.channel.sealAlert(t.epoch, inner, t.to) };
     if (!b.image.config.clearManagement) return null;
     const station = this.owner?.station ?? this.heartbeats.current;
     const address = station ? station.slice(0, station.lastIndexOf(':')) : null;

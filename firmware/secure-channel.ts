@@ -12,7 +12,7 @@
  */
 import { ProtocolError, UsageError } from '../common/errors.js';
 import { SaEndpoint, candidateSpis, espPacketOf, type InboundWindows } from '../wire/sa-endpoint.js';
-import { nicAlertIv, nicAnswerIv, stationIv, stationIvParts } from '../wire/sync-iv.js';
+import { K_ALERT_SLOTS, nicAlertIv, nicAnswerIv, stationIv, stationIvParts } from '../wire/sync-iv.js';
 import type { AeadImpl } from '../wire/aead.js';
 import { mutated } from '../common/mutation.js';
 import type { SaDatabase } from './sa-database.js';
@@ -31,6 +31,12 @@ export interface OpenedPacket {
 
 /** Sync epochs accepted at once (nic-sync.ts). */
 export const MAX_LIVE_EPOCHS = 4;
+/**
+ * Free alert IV slots kept per live epoch (wire/sync-iv.ts: two per accepted station packet); beyond it the oldest
+ * go unused. Enough for a burst of alerts between two station packets (a power loss and its restore, a cable pull
+ * and plug, host events); each acknowledgement the station sends brings two more.
+ */
+export const ALERT_SLOTS_KEPT = 16;
 
 interface LiveEpoch {
   /** When a packet of this epoch was last accepted (least recently used goes first). */
@@ -42,8 +48,12 @@ interface LiveEpoch {
   floor: bigint;
   /** Where this epoch's station packets last came from: where its alerts go (null: none accepted yet). */
   peer: Endpoint | null;
-  /** Alerts sealed in this epoch: the next one's IV number (wire/sync-iv.ts nicAlertIv). */
-  alerts: number;
+  /**
+   * Free alert IV slots (wire/sync-iv.ts): station packets accepted in this epoch under SA `slotGeneration`, each
+   * as low * 4 + k for k = 2 and 3, oldest first. An alert takes one and it is gone; RAM only, as the epoch is.
+   */
+  slots: number[];
+  slotGeneration: number;
 }
 
 export class SecureChannel {
@@ -102,6 +112,17 @@ export class SecureChannel {
     this.lastIv = iv;
     // Persist what must survive a restart before the packet is acted on (DESIGN §2.6).
     this.db.onAuthenticated(sa.generation, r.seq);
+    // Accepted (once: the window now refuses this IV): its two alert slots are free (wire/sync-iv.ts). Slots are
+    // kept for the newest SA the epoch's packets came under (a late packet of an older one adds none).
+    if (sa.generation > e.slotGeneration) {
+      e.slots.length = 0;
+      e.slotGeneration = sa.generation;
+    }
+    if (sa.generation === e.slotGeneration) {
+      const base = iv.low * 4;
+      e.slots.push(base + K_ALERT_SLOTS[0], base + K_ALERT_SLOTS[1]);
+      if (e.slots.length > ALERT_SLOTS_KEPT) e.slots.splice(0, e.slots.length - ALERT_SLOTS_KEPT);
+    }
     return { sa, payload: r.payload, seq: r.seq, iv, unsynced: false };
   }
 
@@ -119,7 +140,7 @@ export class SecureChannel {
     const sa = this.db.byGeneration(generation);
     const windows = new Map<number, InboundWindows>();
     if (sa) windows.set(generation, this.endpoint(sa).newWindows(floor));
-    this.live.set(epoch, { lastUsed: now, windows, generation, floor, peer: null, alerts: 0 });
+    this.live.set(epoch, { lastUsed: now, windows, generation, floor, peer: null, slots: [], slotGeneration: generation });
     while (this.live.size > MAX_LIVE_EPOCHS) {
       let oldest = -1;
       let at = Infinity;
@@ -177,27 +198,37 @@ export class SecureChannel {
   /**
    * Where an alert goes (docs/ALERTS.md): the live epoch whose station packets arrived last, to where they came
    * from — the station process that talks to this NIC (its owner's daemon; after a takeover the new owner's sync
-   * ended every other epoch). Null when no epoch is live with a packet accepted, or no SA is active.
+   * ended every other epoch) — under the SA those packets came in on. Null when no epoch is live with a packet
+   * accepted, or that SA is no longer held.
    */
-  alertTarget(): { epoch: number; to: Endpoint } | null {
-    if (!this.db.active) return null;
-    let best: { epoch: number; to: Endpoint } | null = null;
+  alertTarget(): { epoch: number; to: Endpoint; generation: number } | null {
+    let best: { epoch: number; to: Endpoint; generation: number } | null = null;
     let at = -Infinity;
-    for (const [k, v] of this.live) if (v.peer && v.lastUsed >= at) [best, at] = [{ epoch: k, to: v.peer }, v.lastUsed];
-    return best;
+    for (const [k, v] of this.live) if (v.peer && v.lastUsed >= at) [best, at] = [{ epoch: k, to: v.peer, generation: v.slotGeneration }, v.lastUsed];
+    return best && this.db.byGeneration(best.generation) ? best : null;
   }
 
   /**
-   * Seal an alert (its inner UDP datagram) under the active SA in live epoch `epoch`, with that epoch's next alert
-   * IV (wire/sync-iv.ts nicAlertIv): never an IV an answer or another alert used.
+   * Seal an alert (its inner UDP datagram) in live epoch `epoch` under the SA of its free slots, with the IV of the
+   * oldest free slot, which is then used (wire/sync-iv.ts nicAlertIv): never an IV an answer or another alert used.
+   * Null when the epoch has no free slot: the alert waits for the station's next packet.
    */
-  sealAlert(epoch: number, inner: Uint8Array, to: Endpoint): { bytes: Uint8Array; generation: number } {
+  sealAlert(epoch: number, inner: Uint8Array, to: Endpoint): { bytes: Uint8Array; generation: number } | null {
     const e = this.live.get(epoch);
-    const sa = this.db.active;
-    if (!e || !sa) throw new UsageError('E_NO_SA', `no live epoch ${epoch} or no active SA to send an alert under`);
-    if (e.alerts > 0xffffffff) throw new ProtocolError('E_SEQ_EXHAUSTED', `epoch ${epoch} has used every alert IV; the next sync gives a new epoch`);
-    const n = mutated('alert-iv-reuse') ? e.alerts : e.alerts++;
-    return { bytes: this.seal(sa.generation, inner, to, nicAlertIv(epoch, n)), generation: sa.generation };
+    if (!e || e.slots.length === 0) return null;
+    const sa = this.db.byGeneration(e.slotGeneration);
+    if (!sa) {
+      e.slots.length = 0;
+      return null;
+    }
+    // Taken before sealing: a slot whose seal then fails is lost, never used twice.
+    const slot = mutated('alert-iv-reuse') ? e.slots[0] : e.slots.shift()!;
+    return { bytes: this.seal(sa.generation, inner, to, nicAlertIv(epoch, Math.floor(slot / 4), slot % 4)), generation: sa.generation };
+  }
+
+  /** Free alert slots of live epoch `epoch` (status and tests). */
+  alertSlots(epoch: number): number {
+    return this.live.get(epoch)?.slots.length ?? 0;
   }
 
   private endpoint(sa: SaPair): SaEndpoint {

@@ -30,7 +30,7 @@ import { RMCP_SEQ_NO_ACK, RMCP_PORT } from '../../wire/rmcp.js';
 import { decodeInnerUdp, encodeInnerUdp, maxSequence } from '../../wire/esp.js';
 import { encodeOwnerNotice } from '../../wire/owner-notice.js';
 import { decodeSync, encodeSync, isSyncFrame, SYNC_MAX_QUERIES, SYNC_NONCE_LENGTH, type CommandQuery, type QueryAnswer, type SyncFrame } from '../../wire/sync-frame.js';
-import { K_ALERT, nicAnswerIv, nicIvParts, stationIv, SYNC_EPOCH_MAX } from '../../wire/sync-iv.js';
+import { isAlertK, nicAnswerIv, nicIvParts, stationIv, SYNC_EPOCH_MAX } from '../../wire/sync-iv.js';
 import { alertEventOf, decodePet, decodeTrap, petTimeMs, SNMP_TRAP_PORT, type Pet } from '../../wire/pet.js';
 import { encodePetAck, petAckFor } from '../../wire/pet-ack.js';
 import { LifelineError, ProtocolError } from '../../common/errors.js';
@@ -192,7 +192,7 @@ export class NicSession {
   private tag: number;
   readonly counters = { accepted: 0, syncs: 0, dropped: {} as Record<string, number>, alerts: { stored: 0, duplicates: 0, acksSent: 0 } };
   /**
-   * Alerts taken, by their IV (`${epoch mod 2^30}:${n}`): the datagram and, once the alert is stored, the PET
+   * Alerts taken, by their IV (`${epoch mod 2^30}:${low}:${k}`, wire/sync-iv.ts): the datagram and, once the alert is stored, the PET
    * Acknowledge sent for it. A retransmission is the same datagram (which the replay window refuses): it gets the
    * same acknowledgement datagram again, so no IV is spent on it (docs/ALERTS.md).
    */
@@ -910,10 +910,12 @@ export class NicSession {
         throw new ProtocolError('E_EPOCH', `answer of sync epoch ${iv.epoch30}, this session's is ${this.epoch}; dropped`);
       }
       const key = `${iv.epoch30}:${iv.low}`;
-      if (iv.k === K_ALERT) {
+      const alert = isAlertK(iv.k);
+      const alertKey = `${key}:${iv.k}`;
+      if (alert) {
         // A retransmitted alert: the same datagram as one taken (the replay window would refuse it) gets the same
         // acknowledgement again, if it is stored by now.
-        const taken = this.alertAcks.get(key);
+        const taken = this.alertAcks.get(alertKey);
         if (taken && equalBytes(taken.alert, bytes)) {
           this.counters.alerts.duplicates++;
           if (taken.ack) this.o.port.send(taken.ack, this.nic.securePort, this.nic.address);
@@ -926,8 +928,8 @@ export class NicSession {
       // The NIC takes our packets on this SA: no sync needed.
       h.unanswered = 0;
       const udp = decodeInnerUdp(payload);
-      if (udp.dstPort === SNMP_TRAP_PORT && iv.k === K_ALERT) {
-        this.onAlert(key, bytes, udp.body);
+      if (udp.dstPort === SNMP_TRAP_PORT && alert) {
+        this.onAlert(alertKey, bytes, udp.body);
         return;
       }
       const pkt = decodeRmcpAsf(udp.body);
@@ -935,7 +937,7 @@ export class NicSession {
       const a: Answer = { msg: pkt.asf, rmcpSeq: pkt.rmcp.sequence, ack: pkt.rmcp.ack, generation: h.stored.pair.generation };
       for (const w of this.waiters) {
         // Only an answer to one of this waiter's own transmissions (its IV names it) can settle it.
-        if ((counterIv || w.sent.has(key)) && w.match(a)) {
+        if ((counterIv || (!alert && w.sent.has(key))) && w.match(a)) {
           this.waiters.delete(w);
           w.settle(a);
           return;

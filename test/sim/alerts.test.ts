@@ -10,10 +10,11 @@ import assert from 'node:assert/strict';
 import { World } from '../../sim/world.js';
 import type { AlertRecord } from '../../mgmt-station/store/store.js';
 import type { SimNic } from '../../sim/nic.js';
+import { isAlertK, nicIvParts, stationIvParts } from '../../wire/sync-iv.js';
 
 type Scenario = (w: World, nic: SimNic, events: () => Promise<string[]>, bySequence: () => Promise<string[]>) => Promise<void>;
 
-async function run(scenario: Scenario, seed = 3): Promise<void> {
+async function run(scenario: Scenario, seed = 3, before?: (w: World, nic: SimNic) => void): Promise<void> {
   let failure: unknown = null;
   const w = new World({
     seed, nics: 1, stations: 1, faults: 'none', policy: 'esp', trace: false,
@@ -30,6 +31,7 @@ async function run(scenario: Scenario, seed = 3): Promise<void> {
       }
     },
   });
+  before?.(w, w.nics.get('nic-1')!); // from the start (enrolment and the first sync included)
   const r = await w.run();
   if (failure) throw failure;
   assert.ok(r.ok, r.violation ?? '');
@@ -95,6 +97,46 @@ describe('alerts: NIC machine and station core in virtual time', function () {
     assert.equal(copies(), 3, 'each duplicate answered with the same acknowledgement datagram: no IV spent');
     w.net.onSend = prev;
   }));
+
+  it("an alert's IV is a free slot (k = 2 or 3) of a station packet the NIC accepted, each used once; a burst beyond the free slots waits for the station's next packets", () => {
+    const stationIvs = new Set<string>();
+    const alerts = new Map<string, string>(); // datagram -> its IV (epoch30:low:k)
+    const watch = (w: World, nic: SimNic): void => {
+      const st = w.stations.get('A')!;
+      const prev = w.net.onSend;
+      w.net.onSend = (from, to, bytes) => {
+        prev?.(from, to, bytes);
+        if (to.port !== 664 && from.port !== 664) return;
+        if (bytes.length < 16 || (bytes[0] & bytes[1] & bytes[2] & bytes[3]) === 0xff) return; // sync frames and heartbeats (SPI FFFFFFFFh)
+        if (from.address === st.address) {
+          const iv = stationIvParts(bytes)!;
+          stationIvs.add(`${iv.epoch}:${iv.low}`);
+        } else if (from.address === nic.address) {
+          const iv = nicIvParts(bytes)!;
+          if (isAlertK(iv.k)) alerts.set(Buffer.from(bytes).toString('hex'), `${iv.epoch30}:${iv.low}:${iv.k}`);
+        }
+      };
+    };
+    return run(async (w, nic, events) => {
+      const before = (await events()).length;
+      for (let i = 0; i < 12; i++) {
+        nic.event('suspend');
+        nic.event('wake');
+      }
+      await w.runFor(1000); // each acknowledgement the station sends frees two more slots: no wait for a poll
+      assert.equal((await events()).length - before, 24, 'every alert of the burst stored within a second');
+      const s = alertStatus(nic);
+      assert.equal(s.queued, 0);
+      assert.ok(s.counters.slotWaits > 0, `the burst outran the free slots: ${JSON.stringify(s.counters)}`);
+      const ivs = [...alerts.values()];
+      assert.ok(ivs.length >= 24);
+      assert.equal(new Set(ivs).size, ivs.length, 'no alert IV twice');
+      for (const iv of ivs) {
+        const [e, low] = iv.split(':');
+        assert.ok(stationIvs.has(`${e}:${low}`), `alert IV ${iv} is a slot of a station packet`);
+      }
+    }, 3, watch);
+  });
 
   it('reset, boot, power-down, power-up, wake: one alert each, in order', () => run(async (w, nic, events) => {
     const st = w.stations.get('A')!;
