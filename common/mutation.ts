@@ -1,6 +1,6 @@
 /**
  * Switches that put a fixed hole back, for the simulator's mutation check (sim/mutations.ts, docs/SIMULATION.md): a
- * simulator that cannot find a bug put back has no teeth. Each names one fix of issue 14; the code of that fix asks
+ * simulator that cannot find a bug put back has no teeth. Each names one fix of issue 14 (or a rule of a later part); the code of that fix asks
  * `mutated(name)` and, when it is on, behaves as before the fix. They are off unless the simulator turns them on
  * (never in the emulator or the station processes): production pays one Set lookup on an empty set.
  */
@@ -16,9 +16,11 @@ export type MutationName =
   /** Hole 4: a command whose session was lost is reported E_FENCED ("use that station"), not as the store has it. */
   | 'lost-means-fenced'
   /** Hole 5: a session acts on its command log without verifying the chain first. */
-  | 'no-log-audit';
+  | 'no-log-audit'
+  /** Alerts (docs/ALERTS.md): the NIC does not use up an alert IV slot it sealed with, so two alerts share an IV. */
+  | 'alert-iv-reuse';
 
-export const MUTATIONS: readonly MutationName[] = ['epoch-reuse', 'nic-counter-iv', 'boot-keeps-epoch', 'exec-record-ram', 'lost-means-fenced', 'no-log-audit'];
+export const MUTATIONS: readonly MutationName[] = ['epoch-reuse', 'nic-counter-iv', 'boot-keeps-epoch', 'exec-record-ram', 'lost-means-fenced', 'no-log-audit', 'alert-iv-reuse'];
 
 const on = new Set<MutationName>();
 

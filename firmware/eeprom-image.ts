@@ -13,10 +13,12 @@
  *   pages 1-2    0x0040  directory   two ping-pong copies, kind 0x04: active gen u32, active slot u8,
  *                                    previous gen u32, previous slot u8, discarded-up-to gen u32
  *   pages 3-10   0x00C0  checkpoint  ring of 8 (generation g in page 3 + g mod 8), kind 0x05:
- *                                    last-authenticated gen u32, sync epoch u32 (the highest issued,
- *                                    wire/sync-frame.ts), epoch floor u32 (below it: another history's
- *                                    epochs), n x (SA gen u32, out reserved u64, in reserved u64), n from
- *                                    the length; images written before sync epochs have last-authenticated
+ *                                    last-authenticated gen u32, sync epoch u32 (bits 29-0: the highest
+ *                                    issued, wire/sync-frame.ts), epoch floor u32 (bits 29-0: below it,
+ *                                    another history's epochs), n x (SA gen u32, out reserved u64, in
+ *                                    reserved u64), n from the length; the two epoch words' bits 31-30
+ *                                    carry the live span (high bits in the sync epoch's: Checkpoint.liveSpan);
+ *                                    images written before sync epochs have last-authenticated
  *                                    gen u32, count u8, count x entry (told apart by length mod 20)
  *   pages 11-34  0x02C0  SA slots    8 slots x 3 pages (192 bytes), kind 0x03, generation =
  *                                    SA generation: transform id u8, esn u8, policy u8, origin u8,
@@ -362,18 +364,30 @@ interface Checkpoint {
    * (its EEPROM had been restored from a backup), so it knows nothing of commands sent under them. 0 = none.
    */
   epochFloor: number;
+  /**
+   * How far below `syncEpoch` the lowest epoch still live was when this checkpoint was written (0-14; LIVE_SPAN_FAR:
+   * that far or farther). Epochs below syncEpoch - liveSpan had ended by then, so whatever ran under them is in the
+   * executed-command record of this image, whichever copy of it a NIC boots from; the others may have run more
+   * commands after it (exec-record.ts query(), issue 17's seed 6799). Epochs stay below 2^30 (wire/sync-iv.ts), so
+   * it rides in the top two bits of the two epoch words; 0 in images written before it (their old reading).
+   */
+  liveSpan: number;
 }
+
+/** Checkpoint.liveSpan's "every epoch up to the sync epoch may have been live". */
+export const LIVE_SPAN_FAR = 15;
+const EPOCH_BITS = 0x3fffffff;
 
 /**
  * Two layouts, told apart by length (mod 20): the one before sync epochs, `lastAuthenticated u32 | n u8 | n x entry`
  * (5 + 20n), and `lastAuthenticated u32 | syncEpoch u32 | epochFloor u32 | n x entry` (12 + 20n; n = 0..2, so a
- * checkpoint still fits its 64-byte page). An entry: generation u32 | outReserved u64 | inReserved u64.
+ * checkpoint still fits its 64-byte page; the live span in the epoch words' top bits). An entry: generation u32 | outReserved u64 | inReserved u64.
  */
 function encodeCheckpoint(c: Checkpoint): Uint8Array {
   const p = new Uint8Array(12 + 20 * c.entries.length);
   putU32(p, 0, c.lastAuthenticated);
-  putU32(p, 4, c.syncEpoch);
-  putU32(p, 8, c.epochFloor);
+  putU32(p, 4, (c.syncEpoch | ((c.liveSpan >> 2) << 30)) >>> 0);
+  putU32(p, 8, (c.epochFloor | ((c.liveSpan & 3) << 30)) >>> 0);
   c.entries.forEach((e, i) => {
     putU32(p, 12 + i * 20, e.generation);
     putU64(p, 16 + i * 20, e.outReserved);
@@ -389,10 +403,14 @@ function decodeCheckpoint(generation: number, p: Uint8Array, bad: (detail: strin
   const at = legacy ? 5 : 12;
   const entries: SeqCheckpoint[] = [];
   for (let i = 0; i < n; i++) entries.push({ generation: u32(p, at + i * 20), outReserved: u64(p, at + 4 + i * 20), inReserved: u64(p, at + 12 + i * 20) });
-  const syncEpoch = legacy ? 0 : u32(p, 4);
-  const epochFloor = legacy ? 0 : u32(p, 8);
+  const se = legacy ? 0 : u32(p, 4);
+  const ef = legacy ? 0 : u32(p, 8);
+  const syncEpoch = se & EPOCH_BITS;
+  const epochFloor = ef & EPOCH_BITS;
+  const liveSpan = ((se >>> 30) << 2) | (ef >>> 30);
   if (epochFloor > syncEpoch) throw bad('the epoch floor is above the highest epoch issued');
-  return { generation, lastAuthenticated: u32(p, 0), entries, syncEpoch, epochFloor };
+  if (liveSpan > LIVE_SPAN_FAR) throw bad(`live span ${liveSpan} is past ${LIVE_SPAN_FAR}`);
+  return { generation, lastAuthenticated: u32(p, 0), entries, syncEpoch, epochFloor, liveSpan };
 }
 
 // ---------------------------------------------------------------- the image
@@ -494,7 +512,7 @@ export class EepromImage {
     return new EepromImage({
       dev, name, serial, nicId, legacyIdentity: false, config: cfg, configGen: 1, configCopy: 0, dir, dirCopy: 0, olderDir: null,
       slotGen: new Array<number>(SA_SLOTS).fill(0), active: null, previous: null, pending: null, maxGeneration: 0,
-      checkpoint: { generation: 0, lastAuthenticated: 0, entries: [], syncEpoch: 0, epochFloor: 0 }, checkpointMayBeLost: false, writes, recovered: [],
+      checkpoint: { generation: 0, lastAuthenticated: 0, entries: [], syncEpoch: 0, epochFloor: 0, liveSpan: 0 }, checkpointMayBeLost: false, writes, recovered: [],
     });
   }
 
@@ -622,7 +640,7 @@ export class EepromImage {
       const belongs = expected === 0 ? 'no checkpoint was written there' : `generation ${expected} belongs there`;
       throw corrupt(name, checkpointName(CHECKPOINT_PAGE + i), `${found}; ${belongs}, and only the page of the next generation may be torn`);
     });
-    let checkpoint: Checkpoint = { generation: 0, lastAuthenticated: 0, entries: [], syncEpoch: 0, epochFloor: 0 };
+    let checkpoint: Checkpoint = { generation: 0, lastAuthenticated: 0, entries: [], syncEpoch: 0, epochFloor: 0, liveSpan: 0 };
     if (ri >= 0) {
       const r = ring[ri] as Extract<Decoded, { state: 'ok' }>;
       checkpoint = decodeCheckpoint(r.generation, r.payload, (x) => corrupt(name, checkpointName(CHECKPOINT_PAGE + ri), x));
@@ -698,6 +716,15 @@ export class EepromImage {
   /** Epochs below it belong to another history of this NIC (Checkpoint.epochFloor). */
   get epochFloor(): number {
     return this.s.checkpoint.epochFloor;
+  }
+
+  /**
+   * Epochs below it had all ended when the last checkpoint was written (Checkpoint.liveSpan): this image's
+   * executed-command record holds every command that ran under them. 0 when that is not known.
+   */
+  get liveFloor(): number {
+    const c = this.s.checkpoint;
+    return c.liveSpan >= LIVE_SPAN_FAR ? 0 : c.syncEpoch - c.liveSpan;
   }
 
   /** Newest SA generation under which a station packet authenticated, as of the last checkpoint (0 = none). */
@@ -804,7 +831,7 @@ export class EepromImage {
    * One checkpoint page: reservations for held SAs (active and/or previous) and the newest generation a
    * station packet authenticated under. Written into the next ring page, so a torn write leaves the last.
    */
-  writeCheckpoint(cp: { lastAuthenticated: number; entries: SeqCheckpoint[]; syncEpoch?: number; epochFloor?: number }): void {
+  writeCheckpoint(cp: { lastAuthenticated: number; entries: SeqCheckpoint[]; syncEpoch?: number; epochFloor?: number; liveFloor?: number }): void {
     const s = this.s;
     if (!Number.isInteger(cp.lastAuthenticated) || cp.lastAuthenticated < 0 || cp.lastAuthenticated > s.maxGeneration) {
       throw usage(`lastAuthenticated must be a generation this NIC has seen, got ${cp.lastAuthenticated}`);
@@ -819,14 +846,20 @@ export class EepromImage {
     });
     if (entries.length === 2 && entries[0].generation === entries[1].generation) throw usage('a checkpoint names each SA once');
     const syncEpoch = cp.syncEpoch ?? s.checkpoint.syncEpoch;
-    if (!Number.isInteger(syncEpoch) || syncEpoch < s.checkpoint.syncEpoch || syncEpoch > MAX_U32) {
+    if (!Number.isInteger(syncEpoch) || syncEpoch < s.checkpoint.syncEpoch || syncEpoch > EPOCH_BITS) {
       throw usage(`the sync epoch only grows: ${syncEpoch} after ${s.checkpoint.syncEpoch}`);
     }
     const epochFloor = cp.epochFloor ?? s.checkpoint.epochFloor;
     if (!Number.isInteger(epochFloor) || epochFloor < s.checkpoint.epochFloor || epochFloor > syncEpoch) {
       throw usage(`the epoch floor only grows and stays at or below the sync epoch: ${epochFloor} after ${s.checkpoint.epochFloor} (sync epoch ${syncEpoch})`);
     }
-    const next: Checkpoint = { generation: this.bump(s.checkpoint.generation), lastAuthenticated: cp.lastAuthenticated, entries, syncEpoch, epochFloor };
+    // The live span: given with a new sync epoch; otherwise kept (no epoch was issued since, and epochs only end).
+    let liveSpan = s.checkpoint.liveSpan;
+    if (cp.liveFloor !== undefined) {
+      if (!Number.isInteger(cp.liveFloor) || cp.liveFloor < 0 || cp.liveFloor > syncEpoch) throw usage(`the live floor must be 0..${syncEpoch} (the sync epoch), got ${cp.liveFloor}`);
+      liveSpan = Math.min(syncEpoch - cp.liveFloor, LIVE_SPAN_FAR);
+    } else if (syncEpoch !== s.checkpoint.syncEpoch) liveSpan = LIVE_SPAN_FAR;
+    const next: Checkpoint = { generation: this.bump(s.checkpoint.generation), lastAuthenticated: cp.lastAuthenticated, entries, syncEpoch, epochFloor, liveSpan };
     this.write('checkpoint', CHECKPOINT_PAGE + (next.generation % CHECKPOINT_RING), encodeRecord(KIND.checkpoint, next.generation, encodeCheckpoint(next)));
     s.checkpoint = next;
   }

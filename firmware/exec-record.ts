@@ -19,10 +19,11 @@
  *  - executed: it is in the ring. Always true: the ring only holds commands that ran (or were about to, when
  *    power went: written before acting), even in an image restored from a backup.
  *  - not executed: the NIC is sure it never ran and never will: its epoch is over (a sync ended it), the ring is
- *    complete for it, and it is not there. For the epoch that was current when this NIC last booted the ring may
- *    be an older image (a restored backup lacks what ran after the backup was taken), so that epoch is unknown;
- *    an earlier epoch ended before the checkpoint that the image holds was written, so whatever ran under it is in
- *    the image, whichever copy it is.
+ *    complete for it, and it is not there. For the epochs that were live when the checkpoint this NIC last booted
+ *    from was written (the newest issued, and the older ones a non-exclusive sync left live: the checkpoint's live
+ *    floor) the ring may be an older image (a restored backup lacks what ran under them after the backup was
+ *    taken), so those are unknown; an epoch below the live floor had ended before that checkpoint was written, so
+ *    whatever ran under it is in the image, whichever copy it is.
  *  - unknown: anything else (evicted, from an epoch the NIC does not know, the ring's newest page unreadable).
  */
 import { ERASED, type EepromDevice } from './eeprom-device.js';
@@ -188,14 +189,16 @@ export class ExecRecord {
    * last sent under (`q.epoch`: the station's log has every epoch it was sent under, and the latest is the one
    * whose transmissions may be missing from this record). `issued`: the highest epoch this NIC has issued;
    * `bootEpoch`: the highest it had issued when it last booted; `floor`: epochs below it were issued by another
-   * history of this NIC (it jumped above them after its EEPROM was restored: sa-database.ts epochFloor).
+   * history of this NIC (it jumped above them after its EEPROM was restored: sa-database.ts epochFloor);
+   * `bootLiveFloor`: epochs below it had ended when the checkpoint it booted from was written (sa-database.ts
+   * liveFloor; bootEpoch when not given).
    */
-  query(q: CommandQuery, issued: number, bootEpoch: number, floor = 0): QueryAnswer {
+  query(q: CommandQuery, issued: number, bootEpoch: number, floor = 0, bootLiveFloor = bootEpoch): QueryAnswer {
     if (this.find(q)) return 'executed';
     if (q.epoch === 0 || q.firstEpoch === 0 || q.epoch > issued || q.epoch < floor) return 'unknown';
     if (mutated('exec-record-ram')) return q.epoch < this.#completeFrom ? 'unknown' : 'not-executed';
     if (this.#mayHaveLost && q.epoch <= bootEpoch) return 'unknown';
-    if (q.epoch === bootEpoch || q.epoch < this.#completeFrom) return 'unknown';
+    if ((q.epoch <= bootEpoch && q.epoch >= bootLiveFloor) || q.epoch < this.#completeFrom) return 'unknown';
     return 'not-executed';
   }
 

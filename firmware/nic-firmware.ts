@@ -48,6 +48,7 @@ import { nicAnswerIv } from '../wire/sync-iv.js';
 import { mutated } from '../common/mutation.js';
 import type { CommandIdentity, CommandQuery } from '../wire/sync-frame.js';
 import type { SaPair } from '../wire/sa.js';
+import { decodePetAck, type PetAck } from '../wire/pet-ack.js';
 
 export interface Endpoint { address: string; port: number }
 
@@ -72,7 +73,9 @@ export type FirmwareEffect =
   /** A station packet authenticated and was accepted (liveness for the heartbeat monitor). */
   | { kind: 'station-packet' }
   /** A station that took this NIC over said so (authenticated, wire/owner-notice.ts). */
-  | { kind: 'owner'; notice: OwnerNotice; from: Endpoint };
+  | { kind: 'owner'; notice: OwnerNotice; from: Endpoint }
+  /** The station acknowledged an alert (PET Acknowledge under the SA, wire/pet-ack.ts; docs/ALERTS.md). */
+  | { kind: 'alert-ack'; ack: PetAck };
 
 /** What the firmware needs to know of the executed-command record and of the sync's cancellations. */
 export interface FirmwareState {
@@ -297,6 +300,19 @@ export class NicFirmware {
       if (fresh) effects.push({ kind: 'owner', notice, from });
       return effects;
     }
+    if (rmcp.messageClass === RMCP_CLASS_IPMI && rmcp.sequence === RMCP_SEQ_NO_ACK) {
+      // The one IPMI message taken under the SA: the station's PET Acknowledge of an alert (docs/ALERTS.md).
+      let ackd: PetAck;
+      try {
+        ackd = decodePetAck(body);
+      } catch (e) {
+        this.drop(e);
+        return effects;
+      }
+      this.counters.accepted.secure++;
+      effects.push({ kind: 'alert-ack', ack: ackd });
+      return effects;
+    }
     if (!asf) {
       // Acknowledged (above) and disregarded.
       this.drop(asfError ?? new ProtocolError('E_CLASS', `RMCP class ${rmcp.messageClass} is not ASF`));
@@ -403,7 +419,11 @@ export class NicFirmware {
   /** Count a drop under `reason` (error codes without E_, lower-case). */
   count(reason: string): void {
     this.counters.dropped[reason] = (this.counters.dropped[reason] ?? 0) + 1;
+    this.onDrop?.(reason);
   }
+
+  /** Observer of drops by reason (the NIC machine's security alerts: replays and ICV failures). */
+  onDrop: ((reason: string) => void) | null = null;
 
   /** The last non-coded error swallowed by drop(), for diagnosis. */
   lastInternalError: string | null = null;

@@ -39,6 +39,9 @@ import type { AeadImpl } from '../wire/aead.js';
 import { mutated } from '../common/mutation.js';
 import { addCounts, addFirmwareCounters, addFirmwareTotals, addIpmiCounters, addIpmiTotals, newFirmwareTotals, newIpmiTotals, type NicTotals } from './nic-totals.js';
 import { RMCP_SEQ_NO_ACK } from '../wire/rmcp.js';
+import { AlertSender, type AlertPath } from './alert-sender.js';
+import { SNMP_TRAP_PORT, type AlertEvent } from '../wire/pet.js';
+import { systemUuid } from './system-guid.js';
 
 export type { Endpoint };
 export type NicRunState = 'starting' | 'running' | 'unpowered' | 'failed' | 'stopped';
@@ -120,6 +123,8 @@ interface Booted {
   ipmiUsers: EepromIpmiUsers;
   /** The lanplus responder: made on the first class-7 datagram while lanplus is on (no tables for idle NICs). */
   lan: IpmiLan | null;
+  /** ASF alerts to the owning station (alert-sender.ts): RAM only, so a boot starts with an empty queue. */
+  alerts: AlertSender;
 }
 
 export class NicMachine {
@@ -138,6 +143,8 @@ export class NicMachine {
   /** The EEPROM as last opened (the shell arms its fault injection on it). */
   device: EepromDevice | null = null;
   private bootAt: number | null = null;
+  /** The time of the call being handled (drops raise security alerts with it). */
+  private clock = 0;
   private readonly agent: HostAgent;
   private readonly heartbeats: StationHeartbeats;
   private readonly local: Endpoint;
@@ -205,7 +212,12 @@ export class NicMachine {
         () => ipmiUsers.config.enabled,
       );
       firmware.hostState = this.hostState;
-      this.b = { image, db, exec, channel, sync, firmware, ipmiUsers, lan: null };
+      const alerts = new AlertSender({ nicId: this.id, address: this.o.address, guid: systemUuid(image.serial), random: this.o.random, bootAt: now });
+      firmware.onDrop = (reason) => {
+        if (reason === 'replay') alerts.noteBadPacket('replay', this.clock);
+        else if (reason === 'icv' || reason === 'ah_icv') alerts.noteBadPacket('icv', this.clock);
+      };
+      this.b = { image, db, exec, channel, sync, firmware, ipmiUsers, lan: null, alerts };
       this.lastSerial = image.serial;
       // (Mutation check only: the NIC keeps its last epoch across a boot, as it kept its counters before issue 14.)
       if (mutated('boot-keeps-epoch') && db.syncEpoch > 0 && db.active) channel.addEpoch(db.syncEpoch, db.active.generation, db.inboundFloor(db.active.generation), now, false);
@@ -281,11 +293,16 @@ export class NicMachine {
       return [];
     }
     if (port === 'ike') return this.receiveIke(from, bytes, now);
-    return this.guarded(now, (fx) => {
+    this.clock = now;
+    const fx = this.guarded(now, (fx) => {
       const out = port === 'clear' ? b.firmware.receiveClear(from, bytes) : b.firmware.receiveSecure(from, bytes, now);
       if (this.o.onAccepted && out[0]?.kind === 'station-packet') this.o.onAccepted(bytes);
       this.perform(out, now, fx);
     });
+    // Alerts raised by what this datagram did, or waiting for the path a station packet just opened. Guarded on their
+    // own: an alert that cannot be sealed (no sequence number left) must not take the datagram's answers with it.
+    if (b.alerts.pending > 0 && this.b === b) fx.push(...this.guarded(now, (g) => this.sendAlerts(b, now, g)));
+    return fx;
   }
 
   private receiveIke(from: Endpoint, bytes: Uint8Array, now: number): NicEffect[] {
@@ -312,7 +329,7 @@ export class NicMachine {
           const t = transition(before, e.command);
           // Recorded before it runs (exec-record.ts): a torn write throws, the command does not run, no ACK goes out.
           if (e.identity) b.exec.append({ ...e.identity, via: 'secure', saGeneration: e.generation, hostBefore: before, hostAfter: t.to });
-          this.setHost(t.to, t.startBootTimer, now, fx);
+          this.setHost(t.to, t.startBootTimer, now, fx, e.command);
           fx.push({
             kind: 'executed',
             entry: {
@@ -352,6 +369,9 @@ export class NicMachine {
         case 'station-packet':
           this.heartbeats.noteReceived(now);
           break;
+        case 'alert-ack':
+          b.alerts.ack(e.ack);
+          break;
         case 'owner':
           this.owner = { station: `${e.notice.address}:${e.notice.port}`, epoch: e.notice.epoch, at: now };
           this.heartbeats.setOwner(this.owner.station, now);
@@ -380,7 +400,7 @@ export class NicMachine {
       else {
         const before = this.hostState;
         const t = transition(before, e.command);
-        this.setHost(t.to, t.startBootTimer, now, fx);
+        this.setHost(t.to, t.startBootTimer, now, fx, e.command);
         fx.push({
           kind: 'executed',
           entry: {
@@ -416,7 +436,7 @@ export class NicMachine {
   pollTimeout(): number | null {
     if (this.runState !== 'running') return this.bootAt;
     let t = this.bootAt;
-    for (const d of [this.heartbeats.pollTimeout(), this.wantsIkePort ? this.agent.pollTimeout() : null, this.b?.lan?.pollTimeout() ?? null]) {
+    for (const d of [this.heartbeats.pollTimeout(), this.wantsIkePort ? this.agent.pollTimeout() : null, this.b?.lan?.pollTimeout() ?? null, this.b?.alerts.pollTimeout() ?? null]) {
       if (d !== null && (t === null || d < t)) t = d;
     }
     return t;
@@ -440,6 +460,12 @@ export class NicMachine {
     const lan = this.b?.lan;
     const ipmi = lan?.pollTimeout() ?? null;
     if (lan && ipmi !== null && now >= ipmi) this.performIpmi(lan.handleTimeout(now), null, now, fx);
+    const b = this.b;
+    const alert = b?.alerts.pollTimeout() ?? null;
+    if (b && alert !== null && now >= alert) {
+      this.clock = now;
+      fx.push(...this.guarded(now, (g) => this.sendAlerts(b, now, g)));
+    }
     return this.link ? fx : fx.filter((e) => e.kind !== 'send');
   }
 
@@ -449,16 +475,25 @@ export class NicMachine {
   hostEvent(event: LabEvent, now: number): { from: HostState; to: HostState; effects: NicEffect[] } {
     const from = this.hostState;
     const fx: NicEffect[] = [];
+    this.clock = now;
     if (event === 'cable-pull' || event === 'cable-plug') {
+      const was = this.link;
       this.link = event === 'cable-plug';
+      // Raised when it happens, sent once the link is back (the pull's PET keeps the time it happened).
+      if (was !== this.link) this.raiseAlert(event, now, fx);
       return { from, to: from, effects: fx };
     }
     if (event === 'power-restore') {
       if (this.runState !== 'unpowered') throw new UsageError('E_ILLEGAL_TRANSITION', `${this.id} has power; power-restore only follows power-loss`);
       this.boot(now, fx, false);
+      // The NIC was down with its host and could tell nobody: it reports the loss, then its return.
+      this.raiseAlert('power-loss', now, fx);
+      this.raiseAlert('power-restore', now, fx);
       return { from, to: this.hostState, effects: fx };
     }
     this.event(event, now, fx);
+    const b = this.b;
+    if (b && b.alerts.pending > 0) fx.push(...this.guarded(now, (g) => this.sendAlerts(b, now, g)));
     return { from, to: this.hostState, effects: fx };
   }
 
@@ -470,10 +505,10 @@ export class NicMachine {
       this.retire();
       this.runState = 'unpowered';
     }
-    this.setHost(t.to, t.startBootTimer, now, fx);
+    this.setHost(t.to, t.startBootTimer, now, fx, event);
   }
 
-  private setHost(state: HostState, startBoot: boolean, now: number, fx: NicEffect[]): void {
+  private setHost(state: HostState, startBoot: boolean, now: number, fx: NicEffect[], cause: string | null = null): void {
     const was = this.hostState;
     this.hostState = state;
     if (this.b) this.b.firmware.hostState = state;
@@ -487,6 +522,40 @@ export class NicMachine {
       // what DEFERRED heartbeats wait for (DESIGN §2.3).
       if (this.runState === 'running') this.heartbeats.noteTrafficToSend(now);
     }
+    const alert = cause === null ? null : hostAlert(was, state, cause);
+    if (alert && this.runState === 'running') this.b?.alerts.raise(alert, now);
+  }
+
+  // ------------------------------------------------------------------ alerts (docs/ALERTS.md)
+
+  /** Queue an alert and send what can go now (a lab event's: the link or power just changed). */
+  private raiseAlert(event: AlertEvent, now: number, fx: NicEffect[]): void {
+    const b = this.b;
+    if (!b || this.runState !== 'running') return;
+    b.alerts.raise(event, now);
+    fx.push(...this.guarded(now, (g) => this.sendAlerts(b, now, g)));
+  }
+
+  /**
+   * Where alerts go now: under the SA to the station process of the live epoch heard from last (its owner's
+   * daemon); with no such epoch and clear management enabled in the EEPROM, a plain trap to UDP 162 of the owner
+   * or the cluster policy's current station; else nowhere yet (they wait). Nothing while the link is down.
+   */
+  private alertPath(b: Booted): AlertPath {
+    if (!this.link) return null;
+    const t = b.channel.alertTarget();
+    if (t) return { kind: 'secure', epoch: t.epoch, generation: t.generation, to: t.to, seal: (inner) => b.channel.sealAlert(t.epoch, inner, t.to) };
+    if (!b.image.config.clearManagement) return null;
+    const station = this.owner?.station ?? this.heartbeats.current;
+    const address = station ? station.slice(0, station.lastIndexOf(':')) : null;
+    return address ? { kind: 'clear', to: { address, port: SNMP_TRAP_PORT } } : null;
+  }
+
+  /** Send the alerts due now; with a path, those that waited for one too. Runs inside guarded(). */
+  private sendAlerts(b: Booted, now: number, fx: NicEffect[]): void {
+    const path = this.alertPath(b);
+    if (path && b.alerts.waiting) b.alerts.wake(now);
+    for (const d of b.alerts.due(now, path)) fx.push({ kind: 'send', port: d.port, to: d.to, bytes: d.bytes });
   }
 
   // ------------------------------------------------------------------ sockets the shell should hold
@@ -682,6 +751,7 @@ export class NicMachine {
       hostAgent: this.agent.status(this.wantsIkePort, now),
       owner: this.owner,
       heartbeat: this.heartbeats.status(),
+      alerts: b ? b.alerts.status() : null,
       ipmi: b ? ipmiStatus(b) : null,
     };
   }
@@ -695,6 +765,24 @@ export class NicMachine {
   get config(): Readonly<NicConfig> | null {
     return this.b?.image.config ?? null;
   }
+}
+
+/**
+ * The alert a host transition raises (docs/ALERTS.md): `cause` is the lab event or command that moved it. A reset
+ * or power cycle of a host already booting is reported too (the boot starts again); the power loss itself is
+ * reported when power returns (hostEvent 'power-restore'), a crash as a warm reset.
+ */
+function hostAlert(was: HostState, to: HostState, cause: string): AlertEvent | null {
+  if (cause === 'power-loss') return null;
+  if (was === to && !(to === 'pre-boot' && (cause === 'reset' || cause === 'power-cycle'))) return null;
+  switch (to) {
+    case 'hung': return 'os-hang';
+    case 'suspend': return 'sleep';
+    case 'up': return was === 'pre-boot' ? 'os-boot' : 'wake';
+    case 'off': return 'power-down';
+    case 'pre-boot': return was === 'off' ? 'power-up' : cause === 'crash' ? 'warm-reset' : 'boot-initiated';
+  }
+  return null;
 }
 
 function toEffects(out: AgentOutput, port: NicPort): NicEffect[] {

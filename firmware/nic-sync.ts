@@ -13,7 +13,9 @@
  *  2. issues epoch max(highest issued + 1, the station's minimum) and writes it (a checkpoint page); a minimum
  *     above highest + 1 means the station's store saw epochs this NIC has no record of (its EEPROM went back), so
  *     the epoch floor rises to the new epoch: every earlier one is another history's, and queries about commands
- *     last sent under one are answered 'unknown' (exec-record.ts);
+ *     last sent under one are answered 'unknown' (exec-record.ts). The page also says how far below the new epoch
+ *     the lowest one still live is (a non-exclusive sync leaves the others live): an image restored from a backup
+ *     of this page may lack commands run under those afterwards, so they are 'unknown' after such a boot too;
  *  3. makes it live: the SA's inbound window starts above P - 1 (the station's first number in the epoch); an
  *     exclusive SET (a takeover) ends every other epoch; the outbound counter moves past S (what the station has
  *     seen of ours), so the station's replay window takes our next answers even if our EEPROM went back;
@@ -67,6 +69,8 @@ export interface NicSyncCounters {
 export class NicSync {
   /** The highest epoch issued when this NIC booted (exec-record.ts query()). */
   readonly bootEpoch: number;
+  /** Epochs below it had ended when the checkpoint this NIC booted from was written (exec-record.ts query()). */
+  readonly bootLiveFloor: number;
   readonly counters: NicSyncCounters = { hellos: 0, sets: 0, repeatedSets: 0, hints: 0, epochsIssued: 0, cancelled: 0 };
   private readonly cancelledIds = new Map<string, number>();
   /** `${epoch}:${rmcpSeq}:${tag}:${type}` of a command a station may send again under a new epoch -> its first epoch. */
@@ -82,6 +86,7 @@ export class NicSync {
     private readonly random: (n: number) => Uint8Array,
   ) {
     this.bootEpoch = db.syncEpoch;
+    this.bootLiveFloor = db.liveFloor;
   }
 
   /**
@@ -111,11 +116,13 @@ export class NicSync {
     if (epoch > SYNC_EPOCH_MAX) throw new ProtocolError('E_EPOCH_EXHAUSTED', `sync epoch ${epoch} is past ${SYNC_EPOCH_MAX}; re-enroll the NIC with a fresh image`);
     this.challenges.delete(key);
     // 1. what this NIC knows of the station's unfinished commands; what did not run never will under its epoch
-    const answers = f.queries.map((q) => this.exec.query(q, issued, this.bootEpoch, this.db.epochFloor));
+    const answers = f.queries.map((q) => this.exec.query(q, issued, this.bootEpoch, this.db.epochFloor, this.bootLiveFloor));
     // 2. durable before announced (a torn write throws here: no DONE, no cancellation, the epoch is not live).
     // A station that asks for more than one above what this NIC issued has seen epochs this NIC has no record of:
     // its EEPROM went back (a restored backup), and from now on it answers 'unknown' for every earlier epoch.
-    if (epoch > issued) this.db.recordSyncEpoch(epoch, f.minEpoch > issued + 1);
+    // Live once it is: the new epoch, and (unless it is exclusive) those live now; an eviction only raises the floor.
+    const liveFloor = f.exclusive ? epoch : Math.min(epoch, ...this.channel.liveEpochs);
+    if (epoch > issued) this.db.recordSyncEpoch(epoch, f.minEpoch > issued + 1, liveFloor);
     this.counters.sets++;
     this.counters.epochsIssued++;
     f.queries.forEach((q, i) => {

@@ -256,14 +256,20 @@ export class SaDatabase {
     return this.image.epochFloor;
   }
 
+  /** Epochs below it had all ended when the last checkpoint was written (eeprom-image.ts Checkpoint.liveSpan). */
+  get liveFloor(): number {
+    return this.image.liveFloor;
+  }
+
   /**
    * Record a newly issued sync epoch (one checkpoint page), before the NIC announces it. `jumped`: the station asked
    * for more than one above the highest this NIC had issued, so its EEPROM went back (a restored backup): every
-   * epoch below the new one becomes another history's (the floor rises to it).
+   * epoch below the new one becomes another history's (the floor rises to it). `liveFloor`: the lowest epoch that
+   * may still be live once it is (the new one, or an earlier one a non-exclusive sync leaves live).
    */
-  recordSyncEpoch(epoch: number, jumped = false): void {
+  recordSyncEpoch(epoch: number, jumped = false, liveFloor = 0): void {
     if (!Number.isInteger(epoch) || epoch <= this.image.syncEpoch) throw new UsageError('E_USAGE', `sync epochs only grow: ${epoch} after ${this.image.syncEpoch}`);
-    this.checkpoint(this.lastAuth, this.held(), null, { syncEpoch: epoch, epochFloor: jumped ? epoch : undefined });
+    this.checkpoint(this.lastAuth, this.held(), null, { syncEpoch: epoch, epochFloor: jumped ? epoch : undefined, liveFloor });
   }
 
   /** The highest inbound number known under `generation`: above it the station's next packets must lie. */
@@ -321,7 +327,7 @@ export class SaDatabase {
    * used, then adopts the new reservations. Every counter within K/2 of its mark moves on one block, so
    * the other direction does not need a page of its own soon after.
    */
-  private checkpoint(lastAuth: number, keep: LiveSa[], use: { l: LiveSa; outUsed?: bigint; inUsed?: bigint } | null, epochs?: { syncEpoch: number; epochFloor?: number }): void {
+  private checkpoint(lastAuth: number, keep: LiveSa[], use: { l: LiveSa; outUsed?: bigint; inUsed?: bigint } | null, epochs?: { syncEpoch: number; epochFloor?: number; liveFloor?: number }): void {
     const k = this.checkpointBlock;
     const next = keep.map((l) => {
       const outUsed = use && l === use.l && use.outUsed !== undefined ? use.outUsed : l.outLast;
@@ -338,6 +344,7 @@ export class SaDatabase {
       entries: next.map((n) => ({ generation: n.l.sa.generation, outReserved: n.outReserved, inReserved: n.inReserved })),
       syncEpoch: epochs?.syncEpoch,
       epochFloor: epochs?.epochFloor,
+      liveFloor: epochs?.liveFloor,
     });
     for (const n of next) {
       n.l.outReserved = n.outReserved;

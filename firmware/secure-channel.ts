@@ -12,8 +12,9 @@
  */
 import { ProtocolError, UsageError } from '../common/errors.js';
 import { SaEndpoint, candidateSpis, espPacketOf, type InboundWindows } from '../wire/sa-endpoint.js';
-import { nicAnswerIv, stationIv, stationIvParts } from '../wire/sync-iv.js';
+import { K_ALERT_SLOTS, nicAlertIv, nicAnswerIv, stationIv, stationIvParts } from '../wire/sync-iv.js';
 import type { AeadImpl } from '../wire/aead.js';
+import { mutated } from '../common/mutation.js';
 import type { SaDatabase } from './sa-database.js';
 import type { SaPair } from '../wire/sa.js';
 
@@ -30,6 +31,12 @@ export interface OpenedPacket {
 
 /** Sync epochs accepted at once (nic-sync.ts). */
 export const MAX_LIVE_EPOCHS = 4;
+/**
+ * Free alert IV slots kept per live epoch (wire/sync-iv.ts: two per accepted station packet); beyond it the oldest
+ * go unused. Enough for a burst of alerts between two station packets (a power loss and its restore, a cable pull
+ * and plug, host events); each acknowledgement the station sends brings two more.
+ */
+export const ALERT_SLOTS_KEPT = 16;
 
 interface LiveEpoch {
   /** When a packet of this epoch was last accepted (least recently used goes first). */
@@ -39,6 +46,14 @@ interface LiveEpoch {
   /** The SA that synced it and the floor given: the windows of an SA start there or at the SA's own floor. */
   generation: number;
   floor: bigint;
+  /** Where this epoch's station packets last came from: where its alerts go (null: none accepted yet). */
+  peer: Endpoint | null;
+  /**
+   * Free alert IV slots (wire/sync-iv.ts): station packets accepted in this epoch under SA `slotGeneration`, each
+   * as low * 4 + k for k = 2 and 3, oldest first. An alert takes one and it is gone; RAM only, as the epoch is.
+   */
+  slots: number[];
+  slotGeneration: number;
 }
 
 export class SecureChannel {
@@ -95,10 +110,22 @@ export class SecureChannel {
     const r = ep.open(datagram, ends, undefined, windows);
     e.lastUsed = now;
     this.activeAt = now;
+    if (e.peer === null || e.peer.address !== from.address || e.peer.port !== from.port) e.peer = { address: from.address, port: from.port };
     this.lastUsed = ep;
     this.lastIv = iv;
     // Persist what must survive a restart before the packet is acted on (DESIGN §2.6).
     this.db.onAuthenticated(sa.generation, r.seq);
+    // Accepted (once: the window now refuses this IV): its two alert slots are free (wire/sync-iv.ts). Slots are
+    // kept for the newest SA the epoch's packets came under (a late packet of an older one adds none).
+    if (sa.generation > e.slotGeneration) {
+      e.slots.length = 0;
+      e.slotGeneration = sa.generation;
+    }
+    if (sa.generation === e.slotGeneration) {
+      const base = iv.low * 4;
+      e.slots.push(base + K_ALERT_SLOTS[0], base + K_ALERT_SLOTS[1]);
+      if (e.slots.length > ALERT_SLOTS_KEPT) e.slots.splice(0, e.slots.length - ALERT_SLOTS_KEPT);
+    }
     return { sa, payload: r.payload, seq: r.seq, iv, unsynced: false };
   }
 
@@ -116,7 +143,7 @@ export class SecureChannel {
     const sa = this.db.byGeneration(generation);
     const windows = new Map<number, InboundWindows>();
     if (sa) windows.set(generation, this.endpoint(sa).newWindows(floor));
-    this.live.set(epoch, { lastUsed: now, windows, generation, floor });
+    this.live.set(epoch, { lastUsed: now, windows, generation, floor, peer: null, slots: [], slotGeneration: generation });
     while (this.live.size > MAX_LIVE_EPOCHS) {
       let oldest = -1;
       let at = Infinity;
@@ -169,6 +196,42 @@ export class SecureChannel {
     const { seq } = this.db.nextOutbound(generation);
     if (seq !== ep.nextOutSeq) ep.skipOutboundTo(seq);
     return ep.seal(inner, { srcAddr: this.local.address, srcPort: this.local.port, dstAddr: to.address, dstPort: to.port }, iv);
+  }
+
+  /**
+   * Where an alert goes (docs/ALERTS.md): the live epoch whose station packets arrived last, to where they came
+   * from — the station process that talks to this NIC (its owner's daemon; after a takeover the new owner's sync
+   * ended every other epoch) — under the SA those packets came in on. Null when no epoch is live with a packet
+   * accepted, or that SA is no longer held.
+   */
+  alertTarget(): { epoch: number; to: Endpoint; generation: number } | null {
+    let best: { epoch: number; to: Endpoint; generation: number } | null = null;
+    let at = -Infinity;
+    for (const [k, v] of this.live) if (v.peer && v.lastUsed >= at) [best, at] = [{ epoch: k, to: v.peer, generation: v.slotGeneration }, v.lastUsed];
+    return best && this.db.byGeneration(best.generation) ? best : null;
+  }
+
+  /**
+   * Seal an alert (its inner UDP datagram) in live epoch `epoch` under the SA of its free slots, with the IV of the
+   * oldest free slot, which is then used (wire/sync-iv.ts nicAlertIv): never an IV an answer or another alert used.
+   * Null when the epoch has no free slot: the alert waits for the station's next packet.
+   */
+  sealAlert(epoch: number, inner: Uint8Array, to: Endpoint): { bytes: Uint8Array; generation: number } | null {
+    const e = this.live.get(epoch);
+    if (!e || e.slots.length === 0) return null;
+    const sa = this.db.byGeneration(e.slotGeneration);
+    if (!sa) {
+      e.slots.length = 0;
+      return null;
+    }
+    // Taken before sealing: a slot whose seal then fails is lost, never used twice.
+    const slot = mutated('alert-iv-reuse') ? e.slots[0] : e.slots.shift()!;
+    return { bytes: this.seal(sa.generation, inner, to, nicAlertIv(epoch, Math.floor(slot / 4), slot % 4)), generation: sa.generation };
+  }
+
+  /** Free alert slots of live epoch `epoch` (status and tests). */
+  alertSlots(epoch: number): number {
+    return this.live.get(epoch)?.slots.length ?? 0;
   }
 
   private endpoint(sa: SaPair): SaEndpoint {

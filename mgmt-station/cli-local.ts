@@ -256,6 +256,18 @@ export async function runLocal(o: LocalVerb): Promise<void> {
         else process.stdout.write(`wrote ${[file ? `${n} ESP SA(s) to ${file}` : '', ikev2 ? `${ike.length} IKE SA(s) to ${ikev2}` : ''].filter(Boolean).join(', ')}\n`);
         return;
       }
+      case 'events': {
+        // events [NIC] [--follow] [--json] (docs/ALERTS.md): from the store, so it needs no daemon.
+        const nic = positionals[1];
+        if (nic !== undefined) await requireNic(ctx, nic);
+        const stop = new Promise<void>((r) => {
+          process.once('SIGINT', () => r());
+          process.once('SIGTERM', () => r());
+        });
+        const { eventsVerb } = await import('./events-verb.js');
+        await eventsVerb(ctx.store, nic, values.follow === true, json, stop);
+        return;
+      }
       case 'log': {
         const commands = async (nic: string) => {
           await requireNic(ctx, nic);

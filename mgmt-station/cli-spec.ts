@@ -52,6 +52,7 @@ export const STATION_CLI: ToolSpec = {
     control: { type: 'string', arg: 'HOST:PORT', help: "the daemon's control API; loopback only (default 127.0.0.1:0, any port)" },
     listen: { type: 'string', arg: 'ADDR:PORT', help: "the station's secure UDP socket, as the NICs' cluster policy lists it (default 127.0.0.1:0)" },
     'log-format': { type: 'string', arg: 'text|json', help: 'log lines on stderr (default text; json: one object a line)' },
+    follow: { type: 'boolean', help: 'keep printing new ones as they arrive (NDJSON with --json) until Ctrl-C' },
   },
   common: ['store', 'cluster-key', 'id', 'lease-ms', 'timeout', 'busy-poll-us', 'emulator', 'no-daemon', 'json'],
   verbs: {
@@ -111,6 +112,15 @@ export const STATION_CLI: ToolSpec = {
       options: [],
       examples: ['audit all'],
     },
+    events: {
+      usage: 'events [NIC] [options]',
+      summary: 'ASF alerts the NICs sent, as stored',
+      about: 'The alerts the NICs sent to the stations (host hang, boot, power, cable, security), oldest first, from ' +
+        'the store: every station of the cluster, no daemon needed. A NIC by id narrows them to it; --follow streams ' +
+        'new ones. docs/ALERTS.md.',
+      options: ['follow'],
+      examples: ['events nic-1 --follow --json'],
+    },
     status: {
       usage: 'status [options]',
       summary: "the running daemon's view of its NICs",
@@ -147,7 +157,7 @@ export const STATION_CLI: ToolSpec = {
   },
   groups: [
     ['Secure reads and commands (through the daemon when one runs)', ['ping', 'state', 'capabilities', 'reset', 'power-up', 'power-down', 'power-cycle']],
-    ['Keys and NICs', ['enroll', 'refresh', 'sa', 'list', 'log', 'audit', 'keys']],
+    ['Keys and NICs', ['enroll', 'refresh', 'sa', 'list', 'log', 'audit', 'events', 'keys']],
     ['Daemon and tables', ['serve', 'status', 'replay']],
   ],
   footer: [

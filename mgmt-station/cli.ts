@@ -33,9 +33,11 @@ async function main(argv: string[]): Promise<void> {
   // Each verb takes a fixed number of positionals, checked before anything is opened: a missing one or an extra
   // one (e.g. 'state nic-1 nic-2') is a usage error, whatever the state of the store.
   const verbArgs = VERB_ARGS[verb];
-  const arity = verbArgs.split(' ').filter(Boolean).length + 1;
+  const words = verbArgs.split(' ').filter(Boolean);
+  const arity = words.length + 1; // '[NIC]': optional
+  const required = words.filter((w) => !w.startsWith('[')).length + 1;
   if (positionals.length > arity) throw new UsageError('E_USAGE', `${verb} takes ${arity - 1 || 'no'} argument${arity === 2 ? '' : 's'}; unexpected '${positionals.slice(arity).join(' ')}'; run 'mgmt-station ${verb} --help'`);
-  if (positionals.length < arity || (verb === 'sa' && positionals[1] !== 'manual')) throw new UsageError('E_USAGE', `usage: mgmt-station ${verb} ${verbArgs}`);
+  if (positionals.length < required || (verb === 'sa' && positionals[1] !== 'manual')) throw new UsageError('E_USAGE', `usage: mgmt-station ${verb} ${verbArgs}`);
   const target = verb === 'sa' ? positionals[2] : NIC_VERBS.has(verb) ? positionals[1] : undefined;
   const num = (v: string | undefined, def: number, name: string) => intOption(v, def, name, 1);
   const timeoutMs = num(values.timeout as string | undefined, 3000, 'timeout');
@@ -73,7 +75,7 @@ async function main(argv: string[]): Promise<void> {
 const VERB_ARGS: Record<string, string> = {
   ping: 'TARGET', state: 'TARGET', capabilities: 'TARGET', reset: 'TARGET', 'power-up': 'TARGET', 'power-down': 'TARGET', 'power-cycle': 'TARGET',
   sa: 'manual TARGET', enroll: 'TARGET', refresh: 'TARGET', replay: 'TABLE', log: 'TARGET', audit: 'TARGET',
-  list: '', keys: '', status: '', serve: '',
+  list: '', keys: '', status: '', serve: '', events: '[NIC]',
 };
 
 exitQuietlyOnEpipe();

@@ -93,6 +93,8 @@ export class StationDaemon {
   constructor(private readonly ctx: StationContext, private readonly o: DaemonOptions, log: Logger) {
     this.core = new DaemonCore(ctx, o, (level, msg, fields) => log.log(level, msg, fields));
     ctx.keyingLog = (level, msg, fields) => log.log(level, msg, fields);
+    // Every alert this daemon's sessions store (docs/ALERTS.md): one log line, rate-limited per NIC like the rest.
+    ctx.o.onAlert = (a) => log.log(a.severity >= 0x08 ? 'warn' : 'info', 'alert', { nic: a.nic, event: a.event, severity: a.severity, petSequence: a.petSequence, alertId: a.alertId });
   }
 
   get heartbeats(): DaemonCore['heartbeats'] {

@@ -154,6 +154,7 @@ function summaryText(o: Options, r: { tally: Tally; enumeration: EnumerationSumm
     lines.push(`  seeds run            ${fmt(t.seeds)}, violations ${t.violations.length}`);
     lines.push(`  commands             ${c('commands')} issued: ${c('acked')} acknowledged, ${c('unknown')} reported unknown, ${c('notRun')} reported not run; ${c('executions')} executions`);
     lines.push(`  faults               ${c('fault crash')} kills, ${c('fault pause')} pauses, ${c('fault nicPower')} NIC power losses, ${c('fault cable')} cable pulls, ${c('fault host')} host events, ${c('fault partition')} partitions, ${c('fault net')} lossy-network episodes, ${c('restores')} restores, ${c('fault tamper')} store edits, ${c('fault replay')} replays`);
+    lines.push(`  alerts               ${c('alerts stored')} stored, ${c('alert duplicates')} duplicates answered from the store (docs/ALERTS.md)`);
     lines.push(`  datagrams            ${c('sent')} sent, ${c('lost')} lost, ${c('duplicated')} duplicated, ${c('reordered')} reordered, ${c('partitioned')} cut by partitions; ${c('espPackets')} ESP packets checked`);
     lines.push(`  steps                ${fmt(t.steps)} (${fmt(Math.round(t.virtualMs / 1000))} s of virtual time)`);
     lines.push(`  CPU per seed         mean ${(t.cpuMs / t.seeds).toFixed(1)} ms, median ≤ ${cpuQuantile(t, 0.5)} ms, p99 ≤ ${cpuQuantile(t, 0.99)} ms (target ≤ 20 ms mean)`);

@@ -228,6 +228,8 @@ export class World {
   readonly book = { next: 0, byRow: new Map<string, number>(), byIdentity: new Map<string, number>() };
 
   private stored(st: SimStation, method: string, args: unknown[], result: unknown): void {
+    // ASF alerts stored (docs/ALERTS.md): a retransmission is not a second row.
+    if (method === 'addAlert') this.bump(result ? 'alerts stored' : 'alert duplicates');
     if (method === 'appendCommand') {
       const nic = args[0] as string;
       const e = result as CommandLogEntry;

@@ -13,6 +13,14 @@
  *    station packet once (the replay window of its epoch), so its IVs are as unique as the station's, whatever its
  *    own EEPROM counters say after a restore; and the station can tell which of its transmissions an answer
  *    belongs to (a replayed or misdirected answer is recognised as such).
+ *  - NIC -> station, unsolicited (an ASF alert, docs/ALERTS.md): the NIC still chooses no IV of its own. A station
+ *    packet the NIC accepted under live epoch E with IV (E, s) leaves two slots beside its answers: k = 2 and
+ *    k = 3 of (E mod 2^30) || s || k, which no answer uses. An alert takes a slot of an accepted packet of the epoch
+ *    it goes to, each slot at most once (the NIC forgets a slot as it uses it, and its free slots live in RAM with
+ *    the epoch), and waits when none is free. So an alert IV repeats only if the NIC accepted one station IV twice
+ *    or the station sent one twice: the conditions its answers already rely on, whatever the NIC's counters, its
+ *    EEPROM or its epochs did (an epoch issued a second time after a restore carries new station numbers, so new
+ *    slots). A retransmission is the same datagram, not a new IV.
  * Epochs stay below 2^30 (SYNC_EPOCH_MAX) so that the NIC's mapping is one-to-one.
  */
 import { u32 } from '../common/bytes.js';
@@ -20,6 +28,14 @@ import { u32 } from '../common/bytes.js';
 export const SYNC_EPOCH_MAX = 0x3fffffff;
 /** Answers a NIC may send to one station packet (k = 0..3): the RMCP ACK and one response use 0 and 1. */
 export const ANSWERS_PER_REQUEST = 4;
+/** The k of an alert (an unsolicited NIC packet): 2 or 3, the slots answers leave free. */
+export const K_ALERT_SLOTS = [2, 3] as const;
+
+/** Is `k` an alert's (2 or 3) rather than an answer's (0: RMCP ACK, 1: response)? */
+export function isAlertK(k: number): boolean {
+  return k === 2 || k === 3;
+}
+
 /** IV offset in an ESP packet (after SPI and sequence number, RFC 4303 §2). */
 const IV_OFFSET = 8;
 
@@ -31,6 +47,12 @@ export function stationIv(epoch: number, seq: bigint): bigint {
 /** The NIC's IV for its answer `k` to the station packet whose IV was (epoch, low). */
 export function nicAnswerIv(epoch: number, low: number, k: number): bigint {
   return (BigInt(epoch & SYNC_EPOCH_MAX) << 34n) | (BigInt(low >>> 0) << 2n) | BigInt(k & 3);
+}
+
+/** The NIC's IV for an alert in slot `k` (2 or 3) of the station packet whose IV was (epoch, low). */
+export function nicAlertIv(epoch: number, low: number, k: number): bigint {
+  if (!isAlertK(k)) throw new RangeError(`an alert IV takes slot 2 or 3 of a station packet, got ${k}`);
+  return nicAnswerIv(epoch, low, k);
 }
 
 /** The (epoch, low 32 bits) of a station packet's IV, read from the ESP packet (null if too short). */

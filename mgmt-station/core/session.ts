@@ -30,12 +30,14 @@ import { RMCP_SEQ_NO_ACK, RMCP_PORT } from '../../wire/rmcp.js';
 import { decodeInnerUdp, encodeInnerUdp, maxSequence } from '../../wire/esp.js';
 import { encodeOwnerNotice } from '../../wire/owner-notice.js';
 import { decodeSync, encodeSync, isSyncFrame, SYNC_MAX_QUERIES, SYNC_NONCE_LENGTH, type CommandQuery, type QueryAnswer, type SyncFrame } from '../../wire/sync-frame.js';
-import { nicAnswerIv, nicIvParts, stationIv, SYNC_EPOCH_MAX } from '../../wire/sync-iv.js';
+import { isAlertK, nicAnswerIv, nicIvParts, stationIv, SYNC_EPOCH_MAX } from '../../wire/sync-iv.js';
+import { alertEventOf, decodePet, decodeTrap, petTimeMs, SNMP_TRAP_PORT, type Pet } from '../../wire/pet.js';
+import { encodePetAck, petAckFor } from '../../wire/pet-ack.js';
 import { LifelineError, ProtocolError } from '../../common/errors.js';
 import { equalBytes } from '../../common/bytes.js';
 import { mutated } from '../../common/mutation.js';
 import type { AhEndpoints } from '../../wire/ah.js';
-import type { CommandRecord, CommandRef, Fence, NicRecord, Store, StoredSa } from '../store/store.js';
+import type { AlertInput, AlertRecord, CommandRecord, CommandRef, Fence, NicRecord, Store, StoredSa } from '../store/store.js';
 import type { Endpoint, SecurePort, StationEnv } from './env.js';
 
 export type ReadKind = 'presence-ping' | 'capabilities-request' | 'system-state-request';
@@ -56,7 +58,22 @@ export interface SessionOptions {
   log?: (level: 'info' | 'warn', msg: string, fields: Record<string, unknown>) => void;
   /** Observer of the NIC datagrams this session accepted (the simulator's replay check); absent: none. */
   onAccepted?: (bytes: Uint8Array) => void;
+  /** Observer of each alert this session stored (a retransmission is stored once: not told again). */
+  onAlert?: (a: AlertRecord) => void;
 }
+
+interface TakenAlert {
+  alert: Uint8Array;
+  pet: Pet;
+  input: AlertInput;
+  /** The PET Acknowledge datagram sent for it, once it is stored. */
+  ack: Uint8Array | null;
+  /** Being stored and acknowledged now. */
+  busy: boolean;
+}
+
+/** Alerts whose acknowledgement a session keeps, to answer a retransmission with the same datagram. */
+const ALERT_ACKS_KEPT = 64;
 
 /** Commands in flight to one NIC (a sync asks about at most SYNC_MAX_QUERIES at once). */
 export const MAX_COMMANDS_IN_FLIGHT = 16;
@@ -173,7 +190,14 @@ export class NicSession {
   private usedEpoch = -1;
   private closed = false;
   private tag: number;
-  readonly counters = { accepted: 0, syncs: 0, dropped: {} as Record<string, number> };
+  readonly counters = { accepted: 0, syncs: 0, dropped: {} as Record<string, number>, alerts: { stored: 0, duplicates: 0, acksSent: 0 } };
+  /**
+   * Alerts taken, by their IV (`${epoch mod 2^30}:${low}:${k}`, wire/sync-iv.ts): the datagram and, once the alert is stored, the PET
+   * Acknowledge sent for it. A retransmission is the same datagram (which the replay window refuses): it gets the
+   * same acknowledgement datagram again, so no IV is spent on it (docs/ALERTS.md).
+   */
+  private alertAcks = new Map<string, TakenAlert>();
+  private ackSeq = 0;
 
   private constructor(nic: NicRecord, private readonly o: SessionOptions) {
     this.nic = nic;
@@ -885,18 +909,35 @@ export class NicSession {
       if (!counterIv && (this.epoch === null || iv.epoch30 !== (this.epoch & SYNC_EPOCH_MAX))) {
         throw new ProtocolError('E_EPOCH', `answer of sync epoch ${iv.epoch30}, this session's is ${this.epoch}; dropped`);
       }
+      const key = `${iv.epoch30}:${iv.low}`;
+      const alert = isAlertK(iv.k);
+      const alertKey = `${key}:${iv.k}`;
+      if (alert) {
+        // A retransmitted alert: the same datagram as one taken (the replay window would refuse it) gets the same
+        // acknowledgement again, if it is stored by now.
+        const taken = this.alertAcks.get(alertKey);
+        if (taken && equalBytes(taken.alert, bytes)) {
+          this.counters.alerts.duplicates++;
+          if (taken.ack) this.o.port.send(taken.ack, this.nic.securePort, this.nic.address);
+          else if (!taken.busy) this.storeAndAck(taken);
+          return;
+        }
+      }
       payload = h.ep.open(bytes, this.ahIn(from)).payload;
       this.o.onAccepted?.(bytes);
       // The NIC takes our packets on this SA: no sync needed.
       h.unanswered = 0;
-      const key = `${iv.epoch30}:${iv.low}`;
       const udp = decodeInnerUdp(payload);
+      if (udp.dstPort === SNMP_TRAP_PORT && alert) {
+        this.onAlert(alertKey, bytes, udp.body);
+        return;
+      }
       const pkt = decodeRmcpAsf(udp.body);
       this.counters.accepted++;
       const a: Answer = { msg: pkt.asf, rmcpSeq: pkt.rmcp.sequence, ack: pkt.rmcp.ack, generation: h.stored.pair.generation };
       for (const w of this.waiters) {
         // Only an answer to one of this waiter's own transmissions (its IV names it) can settle it.
-        if ((counterIv || w.sent.has(key)) && w.match(a)) {
+        if ((counterIv || (!alert && w.sent.has(key))) && w.match(a)) {
           this.waiters.delete(w);
           w.settle(a);
           return;
@@ -906,6 +947,68 @@ export class NicSession {
     } catch (e) {
       this.count(e);
     }
+  }
+
+  /**
+   * An alert from the NIC, authentic and new (docs/ALERTS.md): stored (once: its id is the key), then acknowledged
+   * with a PET Acknowledge under the SA — acknowledged only once durable, so a station that crashes before never
+   * leaves the NIC believing it was heard.
+   */
+  private onAlert(key: string, bytes: Uint8Array, body: Uint8Array): void {
+    let pet: Pet;
+    let specific: number;
+    let petBytes: Uint8Array;
+    try {
+      const trap = decodeTrap(body);
+      pet = decodePet(trap.pet);
+      specific = trap.specific;
+      petBytes = trap.pet;
+    } catch (e) {
+      this.count(e);
+      return;
+    }
+    const id = pet.oemFields.find((f) => f.length === 9 && f[0] === 0x08);
+    if (!id) {
+      this.bump('alert_id');
+      return;
+    }
+    const event = alertEventOf(specific) ?? `sensor-${((specific >> 16) & 0xff).toString(16).padStart(2, '0')}-${(specific & 0xff).toString(16).padStart(2, '0')}`;
+    const taken: TakenAlert = {
+      alert: bytes, pet, ack: null, busy: false,
+      input: {
+        alertId: Buffer.from(id.subarray(1)).toString('hex'), receivedAt: this.o.env.now(), event, severity: pet.severity, specific,
+        petSequence: pet.sequence, petTime: petTimeMs(pet.timestamp), pet: Buffer.from(petBytes).toString('hex'), via: 'secure',
+      },
+    };
+    this.alertAcks.set(key, taken);
+    if (this.alertAcks.size > ALERT_ACKS_KEPT) this.alertAcks.delete(this.alertAcks.keys().next().value!);
+    this.storeAndAck(taken);
+  }
+
+  private storeAndAck(taken: TakenAlert): void {
+    taken.busy = true;
+    void (async () => {
+      const stored = await this.o.store.addAlert(this.nic.id, this.o.fence.station, taken.input);
+      if (stored) {
+        this.counters.alerts.stored++;
+        this.o.onAlert?.(stored);
+      } else this.counters.alerts.duplicates++;
+      const h = this.active;
+      if (!h || this.epoch === null || this.closed) return;
+      while (h.ep.nextOutSeq > this.reservedOut) await this.claim(h, h.ep.nextOutSeq);
+      if (this.active !== h || this.epoch === null || this.closed) return;
+      this.ackSeq = (this.ackSeq + 1) & 0x3f;
+      const inner = encodeInnerUdp(this.o.port.port, RMCP_PORT, encodePetAck(petAckFor(taken.pet, this.ackSeq)));
+      const ack = h.ep.seal(inner, this.ahOut(), stationIv(this.epoch, h.ep.nextOutSeq));
+      taken.ack = ack;
+      this.counters.alerts.acksSent++;
+      this.o.port.send(ack, this.nic.securePort, this.nic.address);
+    })().catch((e) => {
+      // Not stored (the store is down) or not acknowledged: the NIC sends it again, and that copy tries again.
+      this.o.log?.('warn', 'alert not stored or not acknowledged; the NIC will send it again', { nic: this.nic.id, error: (e as Error).message });
+    }).finally(() => {
+      taken.busy = false;
+    });
   }
 
   private count(e: unknown): void {

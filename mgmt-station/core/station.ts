@@ -7,7 +7,7 @@
  */
 import { LifelineError } from '../../common/errors.js';
 import type { SaPair, SecurityPolicy } from '../../wire/sa.js';
-import type { Fence, Lease, LeaseResult, NicRecord, Store } from '../store/store.js';
+import type { AlertRecord, Fence, Lease, LeaseResult, NicRecord, Store } from '../store/store.js';
 import { KeyExchange, type ExchangeResult } from './key-exchange.js';
 import { NicSession } from './session.js';
 import type { SecurePort, StationEnv } from './env.js';
@@ -46,6 +46,8 @@ export interface StationCoreOptions {
   log?: (level: 'info' | 'warn', msg: string, fields: Record<string, unknown>) => void;
   /** Observer of the NIC datagrams this station's sessions accepted (the simulator's replay check). */
   onAccepted?: (bytes: Uint8Array) => void;
+  /** Observer of each alert a session of this station stored (docs/ALERTS.md; the daemon logs them). */
+  onAlert?: (a: AlertRecord) => void;
   /** Observer of each session opened (its command log verified): the simulator's check that none opens on an edited log. */
   onSessionOpen?: (nic: string) => void;
   /** Outbound sequence numbers a session claims in the store at a time (default 1024; the simulator varies it). */
@@ -176,7 +178,7 @@ export class StationCore {
     if (!opening) {
       opening = (async () => {
         const fence = await this.fence(nic);
-        const s = await NicSession.open(nic, { store: this.store, port: await this.o.port(), fence, env: this.env, takeover: this.takeovers.has(nic), log: this.o.log, onAccepted: this.o.onAccepted, reserveBlock: this.o.reserveBlock });
+        const s = await NicSession.open(nic, { store: this.store, port: await this.o.port(), fence, env: this.env, takeover: this.takeovers.has(nic), log: this.o.log, onAccepted: this.o.onAccepted, onAlert: (a) => this.o.onAlert?.(a), reserveBlock: this.o.reserveBlock });
         this.sessions.set(nic, s);
         this.o.onSessionOpen?.(nic);
         return s;

@@ -25,11 +25,13 @@ import {
 import { RowMacs } from './row-mac.js';
 import { checkFence, logAltered, notEnrolled, saRules } from './store-errors.js';
 import type {
-  AuditReport, CommandInput, CommandLogEntry, CommandOutcome, CommandRecord, CommandRef, Fence, Lease, LeaseResult,
+  AlertInput, AlertQuery, AlertRecord, AuditReport, CommandInput, CommandLogEntry, CommandOutcome, CommandRecord, CommandRef, Fence, Lease, LeaseResult,
   NicRecord, SaInput, SaState, SeqCheckpoint, StationRecord, Store, StoredSa,
 } from './store.js';
 import * as v from './validate.js';
 import { mutated } from '../../common/mutation.js';
+import { assertAlert, assertAlertQuery } from './alert-rows.js';
+import { ALERTS_KEPT } from './store.js';
 
 export type { MemoryStoreSnapshot, RawTables } from './memory-tables.js';
 
@@ -406,6 +408,36 @@ export class MemoryStore implements Store {
       v.assertTime('now', now);
       v.assertFence(fence);
       return raiseSyncEpoch(t, this.#macs, nic, epoch, now, fence);
+    });
+  }
+
+  // --- ASF alerts (docs/ALERTS.md) ---------------------------------------------------------------
+
+  addAlert(nic: string, station: string, a: AlertInput): Promise<AlertRecord | null> {
+    return this.#call((t) => {
+      assertAlert(nic, station, a);
+      let last = 0;
+      const mine: number[] = [];
+      for (const [id, r] of t.alerts) {
+        if (r.nic === nic && r.alertId === a.alertId) return null;
+        if (r.nic === nic) mine.push(id);
+        last = Math.max(last, id);
+      }
+      // SQL's AUTOINCREMENT never hands out an id again: the counter survives deleted rows.
+      const id = Math.max(last, this.#db.alertSeq ?? 0) + 1;
+      this.#db.alertSeq = id;
+      const row: AlertRecord = { id, nic, station, ...a };
+      t.alerts.set(id, row);
+      for (const old of mine.slice(0, Math.max(0, mine.length + 1 - ALERTS_KEPT))) t.alerts.delete(old);
+      return { ...row };
+    });
+  }
+
+  listAlerts(q: AlertQuery): Promise<AlertRecord[]> {
+    return this.#call((t) => {
+      assertAlertQuery(q);
+      const rows = [...t.alerts.values()].filter((r) => (q.nic === undefined || r.nic === q.nic) && (q.afterId === undefined || r.id > q.afterId)).sort((a, b) => a.id - b.id);
+      return (q.limit !== undefined ? rows.slice(-q.limit) : rows).map((r) => ({ ...r }));
     });
   }
 

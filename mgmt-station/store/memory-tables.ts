@@ -10,7 +10,7 @@
  */
 import type { SaDirection, SaPair } from '../../wire/sa.js';
 import type { SealedEntry, SealedHead } from './command-log.js';
-import type { IkeSaSnapshot, Lease, NicRecord, StationRecord, StoredSa } from './store.js';
+import type { AlertRecord, IkeSaSnapshot, Lease, NicRecord, StationRecord, StoredSa } from './store.js';
 
 /** A NIC as stored: `meta` as JSON text, as the SQL backends keep it (so it reads back the same). */
 export interface MemoryNicRow extends Omit<NicRecord, 'meta'> {
@@ -47,6 +47,8 @@ export interface MemoryTables {
   commandHeads: Map<string, SealedHead>;
   syncEpochs: Map<string, MemorySyncRow>;
   stations: Map<string, StationRecord>;
+  /** Row id -> alert, ids increasing (docs/ALERTS.md). */
+  alerts: Map<number, AlertRecord>;
 }
 
 /** What every connection of one memory store shares. */
@@ -56,6 +58,8 @@ export interface MemoryDatabase {
   readonly tables: MemoryTables;
   /** Inbound SPI -> the non-retired SA using it: the SQL unique index sas_inbound_spi (schema.ts), kept by memory-sas.ts. */
   readonly liveSpis: Map<number, StoredSa>;
+  /** The highest alert id handed out (as SQL's AUTOINCREMENT: never again, also after its row is gone). */
+  alertSeq?: number;
 }
 
 /** A deep copy of every table, MACs included, and the cluster key the rows are sealed under. */
@@ -69,7 +73,7 @@ export type RawTables = Pick<MemoryTables, 'commandLog' | 'commandHeads' | 'seqC
 export function emptyTables(): MemoryTables {
   return {
     nics: new Map(), sas: new Map(), seqCheckpoints: new Map(), leases: new Map(),
-    commandLog: new Map(), commandHeads: new Map(), syncEpochs: new Map(), stations: new Map(),
+    commandLog: new Map(), commandHeads: new Map(), syncEpochs: new Map(), stations: new Map(), alerts: new Map(),
   };
 }
 
@@ -122,6 +126,7 @@ export function copyTables(t: MemoryTables): MemoryTables {
     commandHeads: copyMap(t.commandHeads, flat),
     syncEpochs: copyMap(t.syncEpochs, flat),
     stations: copyMap(t.stations, flat),
+    alerts: copyMap(t.alerts, flat),
   };
 }
 

@@ -8,7 +8,9 @@
  * u64; the monotonic max is taken in the transaction, under the NIC's lease row lock.
  *
  * Versions: 1 the first release; 2 adds command_log.sync_epoch (NULL for entries without one),
- * seq_checkpoints.mac (row-mac.ts) and the sync_epochs table. A version-1 store is upgraded in place by the
+ * seq_checkpoints.mac (row-mac.ts) and the sync_epochs table. The alerts table (docs/ALERTS.md) came later
+ * without a version change: CREATE TABLE IF NOT EXISTS adds it to any version-2 store at open, and a station
+ * that predates it never reads it. A version-1 store is upgraded in place by the
  * first version-2 station that opens it, inside the same transaction as the rest of ensureSchema (so two
  * stations opening it at once upgrade it once: SQLite's write lock, PostgreSQL's setup advisory lock).
  * Upgrade every station of a cluster together: a version-1 station still running on an upgraded store
@@ -103,6 +105,21 @@ CREATE TABLE IF NOT EXISTS command_heads (
   hash TEXT NOT NULL,
   mac TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS alerts (
+  id {serial},
+  nic TEXT NOT NULL,
+  alert_id TEXT NOT NULL,
+  received_at {big} NOT NULL,
+  station TEXT NOT NULL,
+  event TEXT NOT NULL,
+  severity INTEGER NOT NULL,
+  specific_trap {big} NOT NULL,
+  pet_sequence INTEGER NOT NULL,
+  pet_time {big},
+  pet TEXT NOT NULL,
+  via TEXT NOT NULL,
+  UNIQUE (nic, alert_id)
+);
 CREATE TABLE IF NOT EXISTS stations (
   id TEXT PRIMARY KEY,
   address TEXT NOT NULL,
@@ -110,8 +127,10 @@ CREATE TABLE IF NOT EXISTS stations (
 );
 `;
 
-function typesOf(kind: SqlStoreKind): { blob: string; big: string } {
-  return kind === 'sqlite' ? { blob: 'BLOB', big: 'INTEGER' } : { blob: 'BYTEA', big: 'BIGINT' };
+function typesOf(kind: SqlStoreKind): { blob: string; big: string; serial: string } {
+  return kind === 'sqlite'
+    ? { blob: 'BLOB', big: 'INTEGER', serial: 'INTEGER PRIMARY KEY AUTOINCREMENT' }
+    : { blob: 'BYTEA', big: 'BIGINT', serial: 'BIGSERIAL PRIMARY KEY' };
 }
 
 export function schemaStatements(kind: SqlStoreKind): SqlOp[] {
@@ -119,7 +138,7 @@ export function schemaStatements(kind: SqlStoreKind): SqlOp[] {
   return TABLES.split(';')
     .map((s) => s.trim())
     .filter((s) => s.length > 0)
-    .map((s) => sql(s.replace(/\{(blob|big)\}/g, (_, t: 'blob' | 'big') => types[t])));
+    .map((s) => sql(s.replace(/\{(blob|big|serial)\}/g, (_, t: 'blob' | 'big' | 'serial') => types[t])));
 }
 
 /** The cluster key as the schema needs it: its id (store_meta) and the row MACs (the version-2 upgrade). */

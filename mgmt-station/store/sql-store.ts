@@ -11,6 +11,7 @@
  * (command-log.ts, row-mac.ts, store-errors.ts, validate.ts).
  */
 import { UsageError } from '../../common/errors.js';
+import { ALERTS_KEPT } from './store.js';
 import type { ClusterKey } from './cluster-key.js';
 import { auditChain, foldCommands, LogSealer, resendAllowed, unsealed } from './command-log.js';
 import { KeyWrapper } from './key-wrap.js';
@@ -22,13 +23,14 @@ import { appendEntry, outcomeFields, readLog, readLogAndHead } from './sql-comma
 import { sql, type Row, type SqlDriver, type SqlOp, type Tx } from './sql-driver.js';
 import { logAltered, saRules, spiInUse } from './store-errors.js';
 import type {
-  AuditReport, CommandInput, CommandLogEntry, CommandOutcome, CommandRecord, CommandRef, Fence, Lease,
+  AlertInput, AlertQuery, AlertRecord, AuditReport, CommandInput, CommandLogEntry, CommandOutcome, CommandRecord, CommandRef, Fence, Lease,
   LeaseResult, NicRecord, SaInput, SaState, SeqCheckpoint, StationRecord, Store, StoredSa,
 } from './store.js';
 import { LEASE_BATCH } from './store.js';
 import { fenced, pruneRetired, requireNic, saState } from './tx-steps.js';
 import * as v from './validate.js';
 import { mutated } from '../../common/mutation.js';
+import { ALERT_COLUMNS, alertFromRow, alertParams, assertAlert, assertAlertQuery } from './alert-rows.js';
 
 export interface SqlStoreOptions {
   /** Randomness for key-wrap nonces (default node:crypto). */
@@ -444,6 +446,44 @@ export class SqlStore implements Store {
     v.assertFence(fence);
     const [fu, macs] = [this.#db.forUpdate, this.#macs];
     return this.#db.transaction('write', () => raiseSyncEpoch(nic, epoch, now, fence, fu, macs));
+  }
+
+  // --- ASF alerts (docs/ALERTS.md) ---------------------------------------------------------------
+
+  async addAlert(nic: string, station: string, a: AlertInput): Promise<AlertRecord | null> {
+    assertAlert(nic, station, a);
+    const params = alertParams(nic, station, a);
+    const rows = await this.#db.transaction('write', function* (): Tx<Row[]> {
+      const r = yield sql(
+        `INSERT INTO alerts (nic, alert_id, received_at, station, event, severity, specific_trap, pet_sequence, pet_time, pet, via)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (nic, alert_id) DO NOTHING RETURNING ${ALERT_COLUMNS}`,
+        ...params,
+      );
+      if (r.length === 1) {
+        // The newest ALERTS_KEPT per NIC stay (a NIC that alerts for years keeps a bounded table).
+        yield sql(`DELETE FROM alerts WHERE nic = ? AND id <= (SELECT id FROM alerts WHERE nic = ? ORDER BY id DESC LIMIT 1 OFFSET ${ALERTS_KEPT})`, nic, nic);
+      }
+      return r;
+    });
+    return rows.length === 1 ? alertFromRow(rows[0]) : null;
+  }
+
+  async listAlerts(q: AlertQuery): Promise<AlertRecord[]> {
+    assertAlertQuery(q);
+    const where: string[] = [];
+    const params: (string | number)[] = [];
+    if (q.nic !== undefined) {
+      where.push('nic = ?');
+      params.push(q.nic);
+    }
+    if (q.afterId !== undefined) {
+      where.push('id > ?');
+      params.push(q.afterId);
+    }
+    const cond = where.length ? `WHERE ${where.join(' AND ')}` : '';
+    const limit = q.limit !== undefined ? ` LIMIT ${q.limit}` : '';
+    const rows = await this.#read(sql(`SELECT ${ALERT_COLUMNS} FROM (SELECT ${ALERT_COLUMNS} FROM alerts ${cond} ORDER BY id DESC${limit}) newest ORDER BY id`, ...params));
+    return rows.map(alertFromRow);
   }
 
   // --- cluster membership -----------------------------------------------------------------------

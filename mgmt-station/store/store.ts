@@ -230,6 +230,47 @@ export interface AuditReport {
   problem: string | null;
 }
 
+/**
+ * An ASF alert a NIC sent (docs/ALERTS.md), as the station that verified and acknowledged it stored it. One row per
+ * alert: a retransmission (the same `alertId`, the random id in the PET's OEM field) is stored once.
+ */
+export interface AlertInput {
+  /** 16 hex digits: the id the NIC gave the alert (PET OEM field). */
+  alertId: string;
+  /** When the station received it (ms since the Unix epoch). */
+  receivedAt: number;
+  /** Lifeline's name for the event (wire/pet.ts ALERT_CODES), or `sensor-TT-OO` for another sender's. */
+  event: string;
+  severity: number;
+  /** The trap's specific-trap number (sensor type, event type, direction, offset). */
+  specific: number;
+  petSequence: number;
+  /** The PET's own timestamp (when the NIC saw the event), ms; null when unspecified. */
+  petTime: number | null;
+  /** The PET data, hex. */
+  pet: string;
+  via: 'secure' | 'clear';
+}
+
+export interface AlertRecord extends AlertInput {
+  /** Row id, increasing in the order rows were stored (`events --follow` reads on from the last it printed). */
+  id: number;
+  nic: string;
+  /** The station that stored it. */
+  station: string;
+}
+
+/** Alerts a store keeps per NIC; the oldest go when more are stored. */
+export const ALERTS_KEPT = 1000;
+
+export interface AlertQuery {
+  nic?: string;
+  /** Only rows with a larger id. */
+  afterId?: number;
+  /** At most this many, the newest (in id order). */
+  limit?: number;
+}
+
 export interface StationRecord {
   id: string;
   address: string;
@@ -361,6 +402,11 @@ export interface Store {
   getSyncEpoch(nic: string): Promise<number>;
   /** Raise the NIC's highest sync epoch to `epoch` (never lowers it); returns the value now stored. Fenced. */
   recordSyncEpoch(nic: string, epoch: number, now: number, fence: Fence): Promise<number>;
+
+  // --- ASF alerts (docs/ALERTS.md): observations, not runtime state, so not fenced ---
+  /** Store an alert; null when the NIC's alert with that id is already stored (a retransmission). */
+  addAlert(nic: string, station: string, alert: AlertInput): Promise<AlertRecord | null>;
+  listAlerts(q: AlertQuery): Promise<AlertRecord[]>;
 
   // --- cluster membership ---
   touchStation(id: string, address: string, now: number): Promise<void>;

@@ -39,6 +39,12 @@ const spiHex = (spi: number) => '0x' + spi.toString(16).padStart(8, '0');
  * are not ESP and carry no RMCP: left out of the ESP dissection checks (Ethernet 14 + IPv4 20 + UDP 8 = offset 42).
  */
 const NOT_SYNC = '!(frame[42:4] == ff:ff:ff:ff)';
+/**
+ * The commands move the host, so the NIC sends ASF alerts (docs/ALERTS.md: SNMP traps under the SA) to the station
+ * process it heard from last, and that process acknowledges them (PET Acknowledge, RMCP class 7): checked in
+ * test/e2e/alerts.test.ts, left out of the request/answer pairing here.
+ */
+const NOT_ALERT = '!snmp && !(rmcp.class == 0x07)';
 
 describe('e2e: tshark decrypts a capture of secure commands with the exported keys', function () {
   this.timeout(60000);
@@ -124,20 +130,21 @@ describe('e2e: tshark decrypts a capture of secure commands with the exported ke
 
   it('policy esp: every ESP packet has esp.icv_good == 1 and dissects as UDP -> RMCP -> ASF with the right type', async () => {
     const sa = (await esp.nic('nic-1')).sa.active;
-    const rows = await tsharkFields(pcap, ['-d', 'udp.port==664,udpencap', ...DECRYPT, ...espSaOptions(uat), '-Y', `ip.addr == ${espAddr} && ${NOT_SYNC}`], FIELDS);
+    const rows = await tsharkFields(pcap, ['-d', 'udp.port==664,udpencap', ...DECRYPT, ...espSaOptions(uat), '-Y', `ip.addr == ${espAddr} && ${NOT_SYNC} && ${NOT_ALERT}`], FIELDS);
     checkDissection(rows, espAddr, sa.toNicSpi, sa.fromNicSpi);
   });
 
   it('policy esp: without the keys nothing inside decodes (the capture really is encrypted)', async () => {
     const rows = await tsharkFields(pcap, ['-d', 'udp.port==664,udpencap', '-Y', `ip.addr == ${espAddr} && ${NOT_SYNC}`], FIELDS);
-    assert.equal(rows.length, 2 * SCRIPT.length);
+    const alerts = await tsharkFields(pcap, ['-d', 'udp.port==664,udpencap', ...DECRYPT, ...espSaOptions(uat), '-Y', `ip.addr == ${espAddr} && ${NOT_SYNC} && !(${NOT_ALERT})`], FIELDS);
+    assert.equal(rows.length, 2 * SCRIPT.length + alerts.length);
     assert.ok(rows.every((r) => r['asf.type'] === '' && r['esp.spi'] !== ''));
   });
 
   it('policy esp+ah: AH -> ESP (icv_good == 1) -> UDP -> RMCP -> ASF, AH and ESP sequence numbers in step', async () => {
     const sa = await stationActiveSa(ah, 'nic-1');
     const lua = writeAhLua(ah.dir);
-    const rows = await tsharkFields(pcap, ['-X', `lua_script:${lua}`, ...DECRYPT, ...espSaOptions(uat), '-Y', `ip.addr == ${ahAddr} && ${NOT_SYNC}`], FIELDS);
+    const rows = await tsharkFields(pcap, ['-X', `lua_script:${lua}`, ...DECRYPT, ...espSaOptions(uat), '-Y', `ip.addr == ${ahAddr} && ${NOT_SYNC} && ${NOT_ALERT}`], FIELDS);
     checkDissection(rows, ahAddr, sa.toNic.spi, sa.fromNic.spi);
     for (const r of rows) {
       const toNic = r['ip.dst'] === ahAddr;
@@ -149,7 +156,7 @@ describe('e2e: tshark decrypts a capture of secure commands with the exported ke
   it('policy esp+ah: every AH ICV recomputes (HMAC-SHA-256-128 over pseudo-header || AH with ICV zeroed || ESP)', async () => {
     const sa = await stationActiveSa(ah, 'nic-1');
     const datagrams = (await capturedDatagrams(pcap)).filter((d) => (d.src === ahAddr || d.dst === ahAddr) && !isSyncFrame(d.payload));
-    assert.equal(datagrams.length, 2 * SCRIPT.length);
+    assert.ok(datagrams.length >= 2 * SCRIPT.length, 'the requests and answers, and the alerts with their acknowledgements');
     for (const d of datagrams) {
       const p = d.payload;
       assert.equal(p[0], 50, 'AH next header = ESP (RFC 4302 §2.1)');

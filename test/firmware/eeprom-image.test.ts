@@ -196,6 +196,32 @@ describe('EEPROM image (DESIGN §3)', () => {
     });
   });
 
+  describe('sync epochs in the checkpoint', () => {
+    it('the live span rides in the epoch words and survives a reload: epochs below the live floor had ended (issue 17, seed 6799)', () => {
+      const { dev, img } = fresh();
+      img.writePending(makeSa(1), { outReserved: 100n, inReserved: 0n });
+      img.commitPending(0);
+      const cp = { lastAuthenticated: 1, entries: [{ generation: 1, outReserved: 1000n, inReserved: 2n ** 40n }] };
+      img.writeCheckpoint({ ...cp, syncEpoch: 0x3ffffff0, epochFloor: 0x3fffffe0, liveFloor: 0x3fffffe5 });
+      let back = reload(dev);
+      assert.deepEqual([back.syncEpoch, back.epochFloor, back.liveFloor], [0x3ffffff0, 0x3fffffe0, 0x3fffffe5]);
+      assert.deepEqual(back.checkpoints().find((c) => c.generation === 1), cp.entries[0], 'the entries are unchanged');
+      // A checkpoint without a new epoch keeps the span (epochs only end meanwhile); a new epoch without one: unknown.
+      img.writeCheckpoint(cp);
+      assert.equal(reload(dev).liveFloor, 0x3fffffe5);
+      img.writeCheckpoint({ ...cp, syncEpoch: 0x3ffffff1 });
+      assert.equal(reload(dev).liveFloor, 0, 'a new epoch with no live floor given: every epoch may have been live');
+      // 15 or more below: that far or farther, known only as "may have been live".
+      img.writeCheckpoint({ ...cp, syncEpoch: 0x3ffffff2, liveFloor: 7 });
+      assert.equal(reload(dev).liveFloor, 0);
+      img.writeCheckpoint({ ...cp, syncEpoch: 0x3ffffff3, liveFloor: 0x3ffffff3 });
+      back = reload(dev);
+      assert.deepEqual([back.syncEpoch, back.epochFloor, back.liveFloor], [0x3ffffff3, 0x3fffffe0, 0x3ffffff3]);
+      expectCode(() => img.writeCheckpoint({ ...cp, syncEpoch: 0x3ffffff4, liveFloor: 0x3ffffff5 }), 'E_USAGE', /live floor/);
+      expectCode(() => img.writeCheckpoint({ ...cp, syncEpoch: 0x40000000 }), 'E_USAGE', /sync epoch/);
+    });
+  });
+
   describe('page writes (24C256 endurance)', () => {
     it('an SA record is 2 pages (3 under esp+ah); commit and discard are 1 directory page each; a refresh is 3 (4)', () => {
       const { dev, img } = fresh();

@@ -14,6 +14,7 @@ import { sealedRowCases } from './contract/sealed-row-cases.js';
 import { syncEpochCases } from './contract/sync-epoch-cases.js';
 import { upgradeCases } from './contract/upgrade-cases.js';
 import { saRetentionCases } from './contract/sa-retention-cases.js';
+import { alertCases } from './contract/alert-cases.js';
 
 // --- the contract -------------------------------------------------------------------------------------
 
@@ -524,5 +525,6 @@ for (const backend of [sqliteBackend(), postgresBackend(), memoryBackend()]) {
     saRetentionCases(contract);
     sealedRowCases(contract);
     upgradeCases(contract);
+    alertCases(contract);
   });
 }
