@@ -3,7 +3,7 @@
  * table on stderr when it is a terminal, progress lines on stderr. docs/PERFORMANCE.md describes every
  * figure and the last recorded run.
  *
- *   node dist/bench/bench.js [--quick] [--only net,ipmi,firmware,eeprom,fleet,refresh,failover,ipmi-lanplus,dos] [--fleet 1000,10000]
+ *   node dist/bench/bench.js [--quick] [--only net,ipmi,firmware,eeprom,fleet,refresh,failover,ipmi-lanplus,dos,fleet-page] [--fleet 1000,10000]
  *                            [--load-client batch|dgram] [--nic-udp-io batch|dgram]
  *
  * Bounded: a watchdog ends the run (and every child process) after 290 s; children are killed in
@@ -20,6 +20,7 @@ import { measureRefresh, type RefreshResult } from './ike-refresh.js';
 import { measureFailover, type FailoverResult } from './failover.js';
 import { measureLanplus, type LanplusResult } from './ipmi-lanplus.js';
 import { DEFAULT_FLOOD_PLAN, measureIkeFlood, type IkeFloodResult } from './ike-flood.js';
+import { measureFleetPage, type FleetPageResult } from './fleet-page.js';
 import { check, renderTable, type Row, type TargetCheck } from './report.js';
 import { figure, round, type Figure } from './stats.js';
 import { DEFAULT_ANSWER_POLL_US } from '../lib/answer-poll.js';
@@ -27,7 +28,7 @@ import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
 import { intOption } from '../lib/cli.js';
 import { batchUdpUnavailable, defaultUdpIo } from '../lib/batch-udp.js';
 
-const SECTIONS = ['net', 'ipmi', 'firmware', 'eeprom', 'fleet', 'refresh', 'failover', 'ipmi-lanplus', 'dos'] as const;
+const SECTIONS = ['net', 'ipmi', 'firmware', 'eeprom', 'fleet', 'refresh', 'failover', 'ipmi-lanplus', 'dos', 'fleet-page'] as const;
 type Section = (typeof SECTIONS)[number];
 const WATCHDOG_S = 290;
 
@@ -43,6 +44,7 @@ interface Results {
   failover?: FailoverResult | { error: string };
   lanplus?: LanplusResult | { error: string };
   dos?: IkeFloodResult | { error: string };
+  fleetPage?: FleetPageResult | { error: string } | { skipped: string };
 }
 
 function usage(msg: string): never {
@@ -161,6 +163,14 @@ async function main(): Promise<number> {
     r.dos = await guard('dos', () => measureIkeFlood(plan, log));
   }
 
+  if (run('fleet-page')) {
+    const { existsSync } = await import('node:fs');
+    const { CHROMIUM } = await import('../lib/chromium.js');
+    const plan = { nics: quick ? 1000 : 10000, runs: quick ? 3 : 5 };
+    log(`fleet page: ${plan.nics} NICs' rows in a store, the page loaded ${plan.runs} times in headless Chromium`);
+    r.fleetPage = existsSync(CHROMIUM) ? await guard('fleet-page', () => measureFleetPage(plan, log)) : { skipped: `no ${CHROMIUM} (apt-get install chromium)` };
+  }
+
   const seconds = (performance.now() - t0) / 1000;
   const targets = judge(r, seconds, quick);
   const cpus = os.cpus();
@@ -224,6 +234,10 @@ function judge(r: Results, seconds: number, quick: boolean): TargetCheck[] {
   t.push(check('dos-rss-growth', 'emulator RSS growth during the flood', dos?.emulator.rssGrowth.value, '<=', 16, 'MiB', dosNote));
   const legit = dos ? 1 + dos.plan.baselineRefreshes + dos.plan.refreshes : 0;
   t.push(check('dos-dh-for-spoofed', 'DH computations for spoofed requests (the cookie threshold lets 4 in)', dos ? dos.hostAgent.dhComputations - legit : null, '<=', 8, 'DH', dosNote));
+  const fp = ok(r.fleetPage);
+  const fpNote = !r.fleetPage ? 'not run' : 'error' in r.fleetPage ? r.fleetPage.error : 'skipped' in r.fleetPage ? r.fleetPage.skipped : undefined;
+  t.push(check('fleet-page-first-paint', `fleet page first paint, ${fp?.large.nics ?? 10000} NICs (max of the loads, the first after start included)`, fp ? Math.max(fp.large.firstPaint.max.value, fp.large.firstPaint.cold.value) : null, '<=', 1000, 'ms', fpNote));
+  t.push(check('fleet-page-list', `fleet page: NIC list rendered, ${fp?.large.nics ?? 10000} NICs (p50)`, fp?.large.listRendered.p50.value, '<=', 1000, 'ms', fpNote));
   t.push(check('bench-duration', 'whole bench', seconds, '<=', 300, 's', quick ? '--quick run' : undefined));
   return t;
 }
@@ -231,6 +245,16 @@ function judge(r: Results, seconds: number, quick: boolean): TargetCheck[] {
 function rows(r: Results): Row[] {
   const out: Row[] = [];
   const f = (x: Figure) => `${x.value} ${x.unit}`;
+  const fp = ok(r.fleetPage);
+  if (fp) {
+    const s = `Fleet page (seeded store, headless Chromium, ${fp.runs} loads + the first)`;
+    for (const l of [fp.small, fp.large]) {
+      out.push({ section: s, name: `${l.nics} NICs: first paint, first load / p50 / max`, value: `${l.firstPaint.cold.value} / ${l.firstPaint.p50.value} / ${l.firstPaint.max.value} ms` });
+      out.push({ section: s, name: `${l.nics} NICs: list rendered, first load / p50 / max`, value: `${l.listRendered.cold.value} / ${l.listRendered.p50.value} / ${l.listRendered.max.value} ms` });
+      out.push({ section: s, name: `${l.nics} NICs: GET /v1/fleet (glance) mean`, value: f(l.glanceMs), note: `store seeded in ${l.seedSeconds.value} s` });
+    }
+    out.push({ section: s, name: `list rendered p50 / first paint p50, ${fp.large.nics} / 10 NICs`, value: `${fp.listRatio.value} / ${fp.firstPaintRatio.value}` });
+  } else if (r.fleetPage) out.push({ section: 'Fleet page', name: 'not measured', value: 'error' in r.fleetPage ? r.fleetPage.error : (r.fleetPage as { skipped: string }).skipped });
   const net = ok(r.lifeline);
   if (net) {
     const s = 'Lifeline, one emulated NIC (' + net.placement + ')';
