@@ -102,7 +102,7 @@ async function drawChart(a) {
   if (chart) return chart.setData(data);
   const el = $('g-chart');
   chart = new uPlot({
-    width: Math.max(300, el.clientWidth), height: 140, legend: { show: true },
+    width: Math.max(300, el.clientWidth), height: 150, legend: { show: false },
     scales: { y: { range: (_u, _min, max) => [0, Math.max(1, max)] } },
     series: [{}, { label: 'commands ok', stroke: '#1f8a4c' }, { label: 'commands failed', stroke: '#c0352b' }, { label: 'polls failed', stroke: '#b26a00' }, { label: 'alerts', stroke: '#2a62c9' }],
   }, data, el);
@@ -157,13 +157,22 @@ $('nics').tBodies[0].onclick = (e) => {
 
 // --- a NIC's page ------------------------------------------------------------------------------------------
 let nicShown = null;
+/** The last action's result on this NIC's page: kept across the page's re-renders (every glance re-reads the NIC). */
+let action = { cls: '', text: '' };
+function showAction(cls, text) {
+  action = { cls, text };
+  const el = $('action-result');
+  if (el) {
+    el.className = cls;
+    el.textContent = text;
+  }
+}
 function table(head, rows) {
   return `<table><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.length ? rows.join('') : `<tr><td colspan="${head.length}" class="sub">none</td></tr>`}</tbody></table>`;
 }
-async function loadNic(id, keepResult) {
+async function loadNic(id) {
   const n = await getJson(`/v1/fleet/nics/${encodeURIComponent(id)}`);
   if (nicShown !== id) return;
-  const result = keepResult ? $('action-result')?.outerHTML : null;
   const l = n.lease;
   $('nic-view').innerHTML = `
     <div class="nic-head"><h2 id="nic-id">${esc(n.id)}</h2><span class="h-${esc(n.hostGroup)}" id="nic-host">host ${esc(n.host)}</span><a href="#">‹ back to the fleet</a></div>
@@ -177,7 +186,7 @@ async function loadNic(id, keepResult) {
       <div><span>dropped</span>${Object.entries(n.dropped).map(([k, v]) => `${esc(k)} ${v}`).join(', ') || 'none'}</div>
     </div>
     <div class="actions"><b>Act</b> ${ACTIONS.map((a) => `<button type="button" data-action="${a}">${a}</button>`).join('')}
-      ${result ?? '<span id="action-result"></span>'}</div>
+      <span id="action-result" class="${action.cls}">${esc(action.text)}</span></div>
     <h3>SAs (newest first; retired ones are history)</h3>
     ${table(['generation', 'state', 'since', 'age', 'origin', 'policy', 'transform', 'SPI to NIC', 'SPI from NIC'], n.sas.map((s) => `<tr><td class="num">${s.generation}</td><td>${esc(s.state)}</td><td>${time(s.since)}</td><td>${age(s.ageMs)}</td><td>${esc(s.origin)}</td><td>${esc(s.policy)}</td><td>${esc(s.transform)}</td><td>${esc(s.toNicSpi)}</td><td>${esc(s.fromNicSpi)}</td></tr>`))}
     <h3>Command log <span id="audit" class="${n.audit.ok ? 'audit-ok' : 'audit-bad'}">${n.audit.ok ? `audit ok: ${n.audit.entries} entries, chain and MACs verify` : `audit FAILED at entry ${n.audit.firstBadIndex}: ${esc(n.audit.problem)}`}</span></h3>
@@ -188,35 +197,28 @@ async function loadNic(id, keepResult) {
 $('nic-view').onclick = async (e) => {
   const b = e.target.closest('button[data-action]');
   if (!b || !nicShown) return;
-  const out = $('action-result');
   const token = cred.get();
-  out.className = '';
-  out.textContent = `${b.dataset.action}…`;
+  showAction('', `${b.dataset.action}…`);
   const headers = { 'content-type': 'application/json' };
   if (token) headers.authorization = `Bearer ${token}`;
   try {
     const r = await fetch(`/v1/nics/${encodeURIComponent(nicShown)}/${b.dataset.action}`, { method: 'POST', headers, body: '{}' });
     const j = await r.json();
-    if (j.ok) {
-      out.className = 'ok';
-      out.textContent = `${b.dataset.action}: done${j.rttMs !== undefined ? ` in ${j.rttMs} ms` : ''}`;
-    } else {
-      out.className = 'bad';
-      out.textContent = r.status === 401
-        ? `${b.dataset.action} refused: ${j.error.code}: this page needs the daemon's credential to act (paste it above)`
-        : `${b.dataset.action} failed: ${j.error.code}: ${j.error.message}`;
-    }
+    if (j.ok) showAction('ok', `${b.dataset.action}: done${j.rttMs !== undefined ? ` in ${j.rttMs} ms` : ''}`);
+    else if (r.status === 401) showAction('bad', `${b.dataset.action} refused: ${j.error.code}: this page needs the daemon's credential to act (paste it above)`);
+    else showAction('bad', `${b.dataset.action} failed: ${j.error.code}: ${j.error.message}`);
   } catch (err) {
-    out.className = 'bad';
-    out.textContent = `${b.dataset.action} failed: ${err.message}`;
+    showAction('bad', `${b.dataset.action} failed: ${err.message}`);
   }
-  loadNic(nicShown, true).catch(() => undefined);
+  loadNic(nicShown).catch(() => undefined);
 };
 
 // --- routing: #nic=ID shows a NIC, anything else the fleet ---------------------------------------------------
 function route() {
   const m = /^#nic=(.+)$/.exec(location.hash);
-  nicShown = m ? decodeURIComponent(m[1]) : null;
+  const next = m ? decodeURIComponent(m[1]) : null;
+  if (next !== nicShown) action = { cls: '', text: '' };
+  nicShown = next;
   $('fleet-view').hidden = nicShown !== null;
   $('nic-view').hidden = nicShown === null;
   if (nicShown) {
@@ -239,7 +241,7 @@ function follow() {
   };
   es.addEventListener('glance', (e) => {
     renderGlance(JSON.parse(e.data));
-    if (nicShown) loadNic(nicShown, true).catch(() => undefined);
+    if (nicShown) loadNic(nicShown).catch(() => undefined);
     else loadList().catch(() => undefined);
   });
   es.addEventListener('alert', (e) => {
