@@ -172,6 +172,7 @@ export class StationDaemon {
     writeSecretFile(metricsTokenFile(this.o.announceFile), this.metricsToken + '\n');
     writeSecretFile(this.o.announceFile, JSON.stringify({ pid: process.pid, control: `${this.o.controlHost}:${this.port}`, id: this.ctx.o.stationId, store: this.o.store, timeoutMs: this.o.timeoutMs, token: this.token }) + '\n');
     await this.ctx.store.touchStation(this.ctx.o.stationId, `${this.o.controlHost}:${this.port}`, this.ctx.now());
+    this.fleet.start();
     await this.core.start(await this.ctx.udp());
   }
 

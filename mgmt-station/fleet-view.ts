@@ -81,7 +81,8 @@ export class FleetView {
   private nicList: { at: number; nics: NicRecord[] } | null = null;
   /** Per second of the last WINDOW_S: commands ok and failed (the API's verbs), polls failed, alerts. */
   private readonly seconds: { t: number; ok: number; failed: number; pollsFailed: number; alerts: number }[] = [];
-  private lastPollFailures = 0;
+  private lastPollFailures: number | null = null;
+  private sampler: NodeJS.Timeout | null = null;
   private readonly streams = new Set<http.ServerResponse>();
   private timer: NodeJS.Timeout | null = null;
 
@@ -92,6 +93,24 @@ export class FleetView {
     const s = this.second();
     if (outcome === 'ok') s.ok++;
     else s.failed++;
+  }
+
+  /**
+   * The core counts failed polls in a running total: its growth since the last call goes into this second. The
+   * daemon calls it every second (start()), so a page opened an hour later sees the last minute's, not the hour's.
+   */
+  samplePolls(): void {
+    let failures = 0;
+    for (const [k, v] of this.core.counters.polls) if (k !== 'ok') failures += v;
+    if (this.lastPollFailures !== null) this.second().pollsFailed += Math.max(0, failures - this.lastPollFailures);
+    this.lastPollFailures = failures;
+  }
+
+  /** Sample the polls every second until close(). */
+  start(): void {
+    this.samplePolls();
+    this.sampler ??= setInterval(() => this.samplePolls(), 1000);
+    this.sampler.unref();
   }
 
   /** A session stored an alert: counted, and sent to every page at once. */
@@ -178,11 +197,6 @@ export class FleetView {
     const drops: Record<string, number> = {};
     for (const [k, v] of Object.entries(d.socket)) drops[`socket: ${k}`] = v;
     for (const per of Object.values(d.nics)) for (const [k, v] of Object.entries(per)) drops[k] = (drops[k] ?? 0) + v;
-    // Poll failures are counted by the core; read its running total into this second.
-    let pollFailures = 0;
-    for (const [k, v] of this.core.counters.polls) if (k !== 'ok') pollFailures += v;
-    this.second().pollsFailed += Math.max(0, pollFailures - this.lastPollFailures);
-    this.lastPollFailures = pollFailures;
     const t0 = Math.floor(now / 1000) - WINDOW_S + 1;
     const activity = { t: [] as number[], ok: [] as number[], failed: [] as number[], pollsFailed: [] as number[], alerts: [] as number[] };
     const bySecond = new Map(this.seconds.map((s) => [s.t, s]));
@@ -300,6 +314,8 @@ export class FleetView {
 
   /** Ends every stream (the daemon stops). */
   close(): void {
+    if (this.sampler) clearInterval(this.sampler);
+    this.sampler = null;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     for (const res of this.streams) res.end();
