@@ -78,6 +78,10 @@ export async function serveStore(dir: string, store: string, keyFile: string, po
     'serve', '--json', '--id', 'station-1', '--store', store, '--cluster-key', keyFile, '--control', `${CONTROL_HOST}:${port}`,
     '--listen', LISTEN, '--poll-interval', '5000', '--emulator', '127.0.0.1:1',
   ], 'mgmt-station serve', { cwd: dir, timeoutMs: 120_000, stdio: ['ignore', 'pipe', 'ignore'] });
+  // Not one of processes.ts's children (spawnReady made it): killed on the bench's exit all the same (watchdog, signals).
+  const kill = () => child.kill('SIGKILL');
+  process.once('exit', kill);
+  child.once('exit', () => process.off('exit', kill));
   const { readFileSync } = await import('node:fs');
   const token = String((JSON.parse(readFileSync(ready.announce, 'utf8')) as { token: string }).token);
   return { child, url: `http://${ready.control}/`, token };
