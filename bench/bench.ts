@@ -3,7 +3,7 @@
  * table on stderr when it is a terminal, progress lines on stderr. docs/PERFORMANCE.md describes every
  * figure and the last recorded run.
  *
- *   node dist/bench/bench.js [--quick] [--only net,ipmi,firmware,eeprom,fleet,fleet-enrolled,refresh,failover,ipmi-lanplus,dos,cli-latency,station-scale]
+ *   node dist/bench/bench.js [--quick] [--only net,ipmi,firmware,eeprom,fleet,fleet-enrolled,refresh,failover,ipmi-lanplus,dos,cli-latency,fleet-page,station-scale]
  *                            [--fleet 1000,10000] [--fleet-enrolled 100000] [--station-nics N] [--load-client batch|dgram] [--nic-udp-io batch|dgram]
  *
  * Bounded: a watchdog ends the run (and every child process) after 290 s, plus the fleet-enrolled section's own
@@ -24,6 +24,7 @@ import { measureFailover, type FailoverResult } from './failover.js';
 import { measureLanplus, type LanplusResult } from './ipmi-lanplus.js';
 import { DEFAULT_FLOOD_PLAN, measureIkeFlood, type IkeFloodResult } from './ike-flood.js';
 import { measureCliLatency, type CliLatencyResult } from './cli-latency.js';
+import { measureFleetPage, type FleetPageResult } from './fleet-page.js';
 import { check, renderTable, type Row, type TargetCheck } from './report.js';
 import { figure, round, type Figure } from './stats.js';
 import { DEFAULT_ANSWER_POLL_US } from '../lib/answer-poll.js';
@@ -31,7 +32,7 @@ import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
 import { intOption } from '../lib/cli.js';
 import { batchUdpUnavailable, defaultUdpIo } from '../lib/batch-udp.js';
 
-const SECTIONS = ['net', 'ipmi', 'firmware', 'eeprom', 'fleet', 'fleet-enrolled', 'refresh', 'failover', 'ipmi-lanplus', 'dos', 'cli-latency', 'station-scale'] as const;
+const SECTIONS = ['net', 'ipmi', 'firmware', 'eeprom', 'fleet', 'fleet-enrolled', 'refresh', 'failover', 'ipmi-lanplus', 'dos', 'cli-latency', 'fleet-page', 'station-scale'] as const;
 type Section = (typeof SECTIONS)[number];
 const WATCHDOG_S = 290;
 /** What station-scale adds to the watchdog when it runs (10,000 NICs enrolled and refreshed through the CLI). */
@@ -52,6 +53,7 @@ interface Results {
   dos?: IkeFloodResult | { error: string };
   cliLatency?: CliLatencyResult | { error: string };
   stationScale?: StationScaleResult | { error: string };
+  fleetPage?: FleetPageResult | { error: string } | { skipped: string };
 }
 
 function usage(msg: string): never {
@@ -193,6 +195,14 @@ async function main(): Promise<number> {
     r.cliLatency = await guard('cli-latency', () => measureCliLatency(rounds, log));
   }
 
+  if (run('fleet-page')) {
+    const { existsSync } = await import('node:fs');
+    const { CHROMIUM } = await import('../lib/chromium.js');
+    const plan = { nics: quick ? 1000 : 10000, runs: quick ? 3 : 5 };
+    log(`fleet page: ${plan.nics} NICs' rows in a store, the page loaded ${plan.runs} times in headless Chromium`);
+    r.fleetPage = existsSync(CHROMIUM) ? await guard('fleet-page', () => measureFleetPage(plan, log)) : { skipped: `no ${CHROMIUM} (apt-get install chromium)` };
+  }
+
   let stationScaleSeconds = 0;
   if (run('station-scale')) {
     log(`station scale: one station daemon, ${stationNics} NICs, enroll all, refresh all, steady-state polling`);
@@ -288,6 +298,10 @@ function judge(r: Results, seconds: number, quick: boolean, enrolledNics: number
   t.push(at10k(check('station-refresh-10000', 'mgmt-station refresh all of 10,000 NICs', ss?.refresh.seconds.value, '<=', 20, 's', ssNote)));
   t.push(at10k(check('station-rss-per-nic', 'station daemon RSS per managed NIC', ss?.rssPerNic.value, '<=', 30, 'KiB/NIC', ssNote)));
   t.push(at10k(check('station-steady-cpu', 'station daemon steady-state polling of 10,000 NICs (default 5 s interval)', ss?.steadyCpu.value, '<=', 20, '% of a core', ssNote)));
+  const fp = ok(r.fleetPage);
+  const fpNote = !r.fleetPage ? 'not run' : 'error' in r.fleetPage ? r.fleetPage.error : 'skipped' in r.fleetPage ? r.fleetPage.skipped : undefined;
+  t.push(check('fleet-page-first-paint', `fleet page first paint, ${fp?.large.nics ?? 10000} NICs (max of the loads, the first after start included)`, fp ? Math.max(fp.large.firstPaint.max.value, fp.large.firstPaint.cold.value) : null, '<=', 1000, 'ms', fpNote));
+  t.push(check('fleet-page-list', `fleet page: NIC list rendered, ${fp?.large.nics ?? 10000} NICs (p50)`, fp?.large.listRendered.p50.value, '<=', 1000, 'ms', fpNote));
   t.push(check('bench-duration', 'whole bench (without the fleet-enrolled and station-scale sections)', seconds, '<=', 300, 's', quick ? '--quick run' : undefined));
   return t;
 }
@@ -295,6 +309,16 @@ function judge(r: Results, seconds: number, quick: boolean, enrolledNics: number
 function rows(r: Results): Row[] {
   const out: Row[] = [];
   const f = (x: Figure) => `${x.value} ${x.unit}`;
+  const fp = ok(r.fleetPage);
+  if (fp) {
+    const s = `Fleet page (seeded store, headless Chromium, ${fp.runs} loads + the first)`;
+    for (const l of [fp.small, fp.large]) {
+      out.push({ section: s, name: `${l.nics} NICs: first paint, first load / p50 / max`, value: `${l.firstPaint.cold.value} / ${l.firstPaint.p50.value} / ${l.firstPaint.max.value} ms` });
+      out.push({ section: s, name: `${l.nics} NICs: list rendered, first load / p50 / max`, value: `${l.listRendered.cold.value} / ${l.listRendered.p50.value} / ${l.listRendered.max.value} ms` });
+      out.push({ section: s, name: `${l.nics} NICs: GET /v1/fleet (glance) mean`, value: f(l.glanceMs), note: `store seeded in ${l.seedSeconds.value} s` });
+    }
+    out.push({ section: s, name: `list rendered p50 / first paint p50, ${fp.large.nics} / 10 NICs`, value: `${fp.listRatio.value} / ${fp.firstPaintRatio.value}` });
+  } else if (r.fleetPage) out.push({ section: 'Fleet page', name: 'not measured', value: 'error' in r.fleetPage ? r.fleetPage.error : (r.fleetPage as { skipped: string }).skipped });
   const net = ok(r.lifeline);
   if (net) {
     const s = 'Lifeline, one emulated NIC (' + net.placement + ')';

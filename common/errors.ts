@@ -38,7 +38,9 @@ export type ErrorCode =
   // a daemon of this station already runs on this store
   | 'E_RUNNING'
   // a request to the station daemon's control API without its credential, or with a wrong one (HTTP 401)
-  | 'E_AUTH';
+  | 'E_AUTH'
+  // the fleet page: a request whose Host is not a loopback name (HTTP 403); too many event streams at once (HTTP 503)
+  | 'E_HOST' | 'E_BUSY';
 
 export class LifelineError extends Error {
   readonly code: ErrorCode;

@@ -15,12 +15,16 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   // the request is wrong: fix it and ask again
   E_USAGE: 400, E_POLICY: 400, E_TABLE: 400, E_IPMI_USERS: 400,
   E_AUTH: 401,
+  // a fleet-page read whose Host is not a loopback name (DNS rebinding)
+  E_HOST: 403,
   E_NOT_FOUND: 404,
   // the NIC's, the host's or the station's state refuses it now
   E_NIC_DOWN: 409, E_SPI_IN_USE: 409, E_ILLEGAL_TRANSITION: 409, E_FENCED: 409, E_RUNNING: 409, E_TAMPERED: 409,
   E_INTERNAL: 500,
   // something this server needs is not there: the store, the emulator
   E_STORE: 503, E_UNREACHABLE: 503, E_KEYFILE: 503,
+  // too many fleet-page event streams at once
+  E_BUSY: 503,
   // no answer in time; the outcome may not be known
   E_TIMEOUT: 504, E_IKE_TIMEOUT: 504, E_OUTCOME_UNKNOWN: 504,
 };

@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { writeSecretFile } from '../lib/secret-file.js';
-import { StationDaemon, validateLifetime } from './daemon.js';
+import { DEFAULT_CONTROL as DEFAULT_DAEMON_CONTROL, StationDaemon, validateLifetime } from './daemon.js';
 import { announcedStore, type Announced } from './announce.js';
 import { parseTable } from './replay/table.js';
 import { replayTable } from './replay/runner.js';
@@ -53,8 +53,8 @@ export async function runLocal(o: LocalVerb): Promise<void> {
   // Address options and the log format are checked before anything is opened or created (serve's; the CLI's own
   // socket takes any local port).
   const listen = hostPortOption('--listen', (values.listen as string | undefined) ?? '127.0.0.1:0');
-  const control = hostPortOption('--control', (values.control as string | undefined) ?? '127.0.0.1:0');
-  requireLoopback('--control', (values.control as string | undefined) ?? '127.0.0.1:0', control.host); // the daemon's control API: loopback only
+  const control = hostPortOption('--control', (values.control as string | undefined) ?? DEFAULT_DAEMON_CONTROL);
+  requireLoopback('--control', (values.control as string | undefined) ?? DEFAULT_DAEMON_CONTROL, control.host); // the daemon's control API: loopback only
   const logFormat = values['log-format'] ?? 'text';
   if (logFormat !== 'text' && logFormat !== 'json') throw new UsageError('E_USAGE', `--log-format must be text or json, got '${logFormat}'`);
   const busyPollUs = intOption(values['busy-poll-us'] as string | undefined, DEFAULT_ANSWER_POLL_US, 'busy-poll-us', 0, MAX_BUSY_POLL_US);
@@ -112,7 +112,7 @@ export async function runLocal(o: LocalVerb): Promise<void> {
       throw addressError(e, '--listen', (values.listen as string | undefined) ?? '127.0.0.1:0');
     });
     await daemon.start().catch((e: unknown) => {
-      throw addressError(e, '--control', (values.control as string | undefined) ?? '127.0.0.1:0');
+      throw addressError(e, '--control', (values.control as string | undefined) ?? DEFAULT_DAEMON_CONTROL);
     });
     // `announce`: the file (0600) with the daemon's address and the credential its control API wants.
     const line = { ready: true, id: stationId, pid: process.pid, control: `${control.host}:${daemon.port}`, store: ctx.store.url, announce };

@@ -49,7 +49,7 @@ export const STATION_CLI: ToolSpec = {
     lifetime: { type: 'string', arg: 'S', help: 'SA lifetime (default: infinite); must cover refresh interval + max down time' },
     'ike-rekey-interval': { type: 'string', arg: 'S', help: 'rekey a held IKE SA at the first refresh after S (default 14400)' },
     'poll-interval': { type: 'string', arg: 'MS', help: 'poll every NIC this often (default 5000)' },
-    control: { type: 'string', arg: 'HOST:PORT', help: "the daemon's control API; loopback only (default 127.0.0.1:0, any port)" },
+    control: { type: 'string', arg: 'HOST:PORT', help: "the daemon's API and fleet page; loopback only (default 127.0.0.1:8664; port 0: any)" },
     listen: { type: 'string', arg: 'ADDR:PORT', help: "the station's secure UDP socket, as the NICs' cluster policy lists it (default 127.0.0.1:0)" },
     'log-format': { type: 'string', arg: 'text|json', help: 'log lines on stderr (default text; json: one object a line)' },
     follow: { type: 'boolean', help: 'keep printing new ones as they arrive (NDJSON with --json) until Ctrl-C' },

@@ -4,7 +4,14 @@
  * agent exists only while the OS is up, DESIGN §2.4-2.5), and serves the CLI's verbs over a local JSON API so
  * commands go through one process that holds the sequence state.
  *
- * Control API (loopback only). Every request but GET /v1/identity carries the daemon's credential, `Authorization:
+ * Control API (loopback only), at DEFAULT_CONTROL (127.0.0.1:8664) unless `serve --control` names another address.
+ * The fleet page and its reads (fleet-page-server.ts, docs/FLEET-PAGE.md) need no credential:
+ *   GET  /  /page/*  /vendor/*              -> the page's files
+ *   GET  /v1/fleet                          -> the fleet at a glance (fleet-view.ts)
+ *   GET  /v1/fleet/nics?q&host&owner&problem&offset&limit -> { total, offset, rows } a page of the NIC list
+ *   GET  /v1/fleet/nics/:id                 -> one NIC: poll state, lease, SAs with history, commands, audit, alerts
+ *   GET  /v1/fleet/events                   -> server-sent events: glance every second, alert as stored
+ * Every other request but GET /v1/identity carries the daemon's credential, `Authorization:
  * Bearer TOKEN`: TOKEN is 32 random bytes (64 hex digits) made at each start and written into the announce file
  * (announce.ts announceFile(), mode 0600, beside an SQLite store), where the CLI of the same user reads it. A request without it or
  * with another is answered 401 { ok: false, error: { code: 'E_AUTH' } } before its body is read: nothing runs. (The
@@ -51,6 +58,7 @@ import { emulatorControl, type StationContext } from './context.js';
 import { LifelineError, UsageError } from '../common/errors.js';
 import type { Logger } from '../lib/log.js';
 import { metricsTokenFile } from './announce.js';
+import type { AlertRecord } from './store/store.js';
 import { ControlClient, controlTimeoutMs } from '../lib/control-client.js';
 import { hexField, saFromJson } from '../lib/sa-json.js';
 import { decodePathSegment, errorBody, httpStatusOf, readJsonBody, sendJson } from '../lib/json-http.js';
@@ -59,11 +67,16 @@ import { DaemonCore, type DaemonTimes } from './core/daemon-core.js';
 import type { CommandKind, ReadKind } from './core/session.js';
 import { outcomeOf } from './core/station.js';
 import type { StationMetrics } from './station-metrics.js';
+import { FleetView } from './fleet-view.js';
+import { isPageRequest, servePage } from './fleet-page-server.js';
 
 export { validateLifetime } from './core/daemon-core.js';
 
 /** An epoch-ms time as ISO 8601, null for 0 or none (never). */
 const iso = (ms: number | null | undefined): string | null => (ms ? new Date(ms).toISOString() : null);
+
+/** Where `serve` puts its control API and fleet page unless --control says otherwise: stable, so the page's address is. */
+export const DEFAULT_CONTROL = '127.0.0.1:8664';
 
 export interface DaemonOptions extends DaemonTimes {
   controlHost: string;
@@ -89,12 +102,19 @@ export class StationDaemon {
   private readonly metricsToken = randomBytes(32).toString('hex');
   private readonly metricsTokenHash = createHash('sha256').update(this.metricsToken).digest();
   private metrics: StationMetrics | null = null;
+  /** The fleet page's reads and event stream (fleet-view.ts, docs/FLEET-PAGE.md). */
+  readonly fleet: FleetView;
 
   constructor(private readonly ctx: StationContext, private readonly o: DaemonOptions, log: Logger) {
     this.core = new DaemonCore(ctx, o, (level, msg, fields) => log.log(level, msg, fields));
     ctx.keyingLog = (level, msg, fields) => log.log(level, msg, fields);
     // Every alert this daemon's sessions store (docs/ALERTS.md): one log line, rate-limited per NIC like the rest.
-    ctx.o.onAlert = (a) => log.log(a.severity >= 0x08 ? 'warn' : 'info', 'alert', { nic: a.nic, event: a.event, severity: a.severity, petSequence: a.petSequence, alertId: a.alertId });
+    this.fleet = new FleetView(ctx, this.core);
+    ctx.o.onAlert = (a) => {
+      this.fleet.recordAlert(a);
+      logAlert(a);
+    };
+    const logAlert = (a: AlertRecord) => log.log(a.severity >= 0x08 ? 'warn' : 'info', 'alert', { nic: a.nic, event: a.event, severity: a.severity, petSequence: a.petSequence, alertId: a.alertId });
   }
 
   get heartbeats(): DaemonCore['heartbeats'] {
@@ -117,6 +137,7 @@ export class StationDaemon {
     writeSecretFile(metricsTokenFile(this.o.announceFile), this.metricsToken + '\n');
     writeSecretFile(this.o.announceFile, JSON.stringify({ pid: process.pid, control: `${this.o.controlHost}:${this.port}`, id: this.ctx.o.stationId, store: this.o.store, timeoutMs: this.o.timeoutMs, token: this.token }) + '\n');
     await this.ctx.store.touchStation(this.ctx.o.stationId, `${this.o.controlHost}:${this.port}`, this.ctx.now());
+    this.fleet.start();
     await this.core.start(await this.ctx.udp());
   }
 
@@ -161,6 +182,10 @@ export class StationDaemon {
       const path = url.pathname;
       if (req.method === 'GET' && path === '/v1/identity') {
         out = { id: this.ctx.o.stationId, pid: process.pid };
+        return;
+      }
+      if (isPageRequest(req.method, path)) {
+        out = await servePage(this.fleet, req, res, url); // null: answered there (a file, the event stream)
         return;
       }
       if (req.method === 'GET' && path === '/metrics' && this.metrics && this.authorized(req, true)) {
@@ -231,7 +256,10 @@ export class StationDaemon {
       outcome = outcomeOf(e);
       this.core.countStoreError(e);
     } finally {
-      if (timed) this.metrics?.observeVerb(timed.verb, outcome, (performance.now() - timed.t0) / 1000);
+      if (timed) {
+        this.metrics?.observeVerb(timed.verb, outcome, (performance.now() - timed.t0) / 1000);
+        this.fleet.recordVerb(outcome);
+      }
       if (res.headersSent) return; // a scrape answered above
       sendJson(res, status, out, headers);
     }
@@ -239,6 +267,7 @@ export class StationDaemon {
 
   async stop(): Promise<void> {
     this.core.stop();
+    this.fleet.close();
     // Only our own announce file: a file naming another process belongs to another daemon of this station.
     try {
       if ((JSON.parse(readFileSync(this.o.announceFile, 'utf8')) as { pid?: number }).pid === process.pid) {

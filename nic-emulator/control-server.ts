@@ -1,6 +1,8 @@
 /**
  * The emulator's local control API: JSON over HTTP on 127.0.0.1 (never another address).
  *
+ *   GET  /                               -> a small HTML index: these endpoints, and where the fleet page is (the station
+ *                                           daemon's, docs/FLEET-PAGE.md)
  *   GET  /v1/health                      -> { pid, nics, running, failed, busyPoll: { maxUs, windowUs, hits, misses, backoffs }, udpIo,
  *                                            sharedSockets: null | { noNic, portClosed } (datagrams the shared sockets dropped) }
  *   GET  /v1/nics                        -> [status, ...]               (status: see NicNode.status())
@@ -46,6 +48,11 @@ export async function startControlServer(fleet: Fleet, host: string, port: numbe
   // Made at the first scrape: an emulator nobody scrapes loads no prom-client and runs no event-loop monitor.
   let metrics: Promise<import('./emulator-metrics.js').EmulatorMetrics> | null = null;
   const server = http.createServer(async (req, res) => {
+    if (req.method === 'GET' && (req.url ?? '/').split('?')[0] === '/') {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end(INDEX);
+      return;
+    }
     if (req.method === 'GET' && (req.url ?? '/').split('?')[0] === '/metrics') {
       try {
         metrics ??= import('./emulator-metrics.js').then((m) => new m.EmulatorMetrics(fleet));
@@ -75,6 +82,21 @@ export async function startControlServer(fleet: Fleet, host: string, port: numbe
     close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
   };
 }
+
+/** GET /: what this API is, and where to look at the fleet. */
+const INDEX = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Lifeline nic-emulator</title></head>
+<body style="font:14px system-ui,sans-serif;max-width:44rem;margin:2rem auto">
+<h1>Lifeline nic-emulator: control API</h1>
+<p>This is the emulated NICs' local control API (JSON). The <b>fleet page</b> is served by the station daemon
+(<code>mgmt-station serve</code>), by default at <a href="http://127.0.0.1:8664/">http://127.0.0.1:8664/</a>
+(docs/FLEET-PAGE.md).</p>
+<ul>
+<li><a href="/v1/health">GET /v1/health</a>: the emulator process</li>
+<li><a href="/v1/nics">GET /v1/nics</a>: every NIC's status; GET /v1/nics/ID, /v1/nics/ID/exec-log</li>
+<li>POST /v1/nics/ID/host {"event": "hang"}: drive the host (nic-emulator host ID EVENT)</li>
+<li><a href="/metrics">GET /metrics</a>: Prometheus metrics (docs/METRICS.md)</li>
+</ul></body></html>
+`;
 
 /** A known endpoint asked with the wrong method: HTTP 405 with an Allow header. */
 class MethodNotAllowed extends UsageError {

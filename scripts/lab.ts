@@ -9,9 +9,9 @@
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { spawnReady } from '../lib/spawn-ready.js';
 import { restrictFileMode } from '../lib/secret-file.js';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { join, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const EMULATOR = join(ROOT, 'bin/nic-emulator.js');
@@ -23,6 +23,8 @@ const CWD = process.env.LIFELINE_LAB_DIR ?? ROOT;
 const CONTROL = process.env.LIFELINE_LAB_CONTROL ?? '127.0.0.1:8623';
 let control = CONTROL;
 const FIRST = process.env.LIFELINE_LAB_FIRST_ADDRESS ?? '127.0.1.1';
+// The station daemon's API and fleet page (its default, docs/FLEET-PAGE.md).
+const STATION_CONTROL = process.env.LIFELINE_LAB_STATION_CONTROL ?? '127.0.0.1:8664';
 const isRoot = process.getuid?.() === 0;
 const children: ChildProcess[] = [];
 
@@ -80,12 +82,25 @@ async function main(): Promise<void> {
     const r = station(['enroll', id, '--psk-file', psk]);
     if (!r.ok) process.stderr.write(`lab: enrolling ${id} failed: ${r.err}\n`);
   }
-  const st = await startChild(STATION, ['serve', '--json', '--refresh-interval', '3600'], 'mgmt-station serve');
+  const st = await startChild(STATION, ['serve', '--json', '--refresh-interval', '3600', '--control', STATION_CONTROL], 'mgmt-station serve');
+  // The daemon's credential, from its announce file (0600, ours): the page acts only with it (docs/FLEET-PAGE.md).
+  let token = '';
+  try {
+    token = String((JSON.parse(readFileSync(String(st.announce), 'utf8')) as { token?: string }).token ?? '');
+  } catch {
+    /* no credential to print: the page still shows the fleet */
+  }
   const ping = station(['ping', 'nic-1']);
   if (stopping) return; // a child died while we set up; shutdown() has said which
   process.stdout.write(`
 Lifeline lab is up: ${emu.running} NICs (${emu.first} .. ${emu.last}), emulator control http://${emu.control}
 Station daemon 'station-1' on http://${st.control}; store sqlite:var/station.db, cluster key var/cluster.key
+
+Fleet page   http://${st.control}/
+  to act from it (power cycle, refresh), open http://${st.control}/#token=${token || 'TOKEN'}
+  (the daemon's credential: this address is for you alone; it changes at every start)
+Metrics      http://${emu.control}/metrics (emulator), http://${st.control}/metrics (station: Bearer credential in
+             ${relative(CWD, String(st.announce).replace(/\.daemon\.json$/, '.metrics-token'))})
 ${ping.ok ? 'Secure ping nic-1: ' + ping.out : 'Secure ping nic-1 FAILED: ' + ping.err}
 
 Try, in another terminal:

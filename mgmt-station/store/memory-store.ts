@@ -26,7 +26,7 @@ import { RowMacs } from './row-mac.js';
 import { checkFence, logAltered, notEnrolled, saRules } from './store-errors.js';
 import type {
   AlertInput, AlertQuery, AlertRecord, AuditReport, CommandInput, CommandLogEntry, CommandOutcome, CommandRecord, CommandRef, Fence, Lease, LeaseResult,
-  NicRecord, SaInput, SaState, SeqCheckpoint, StationRecord, Store, StoredSa,
+  NicRecord, SaInput, SaState, SaSummary, SeqCheckpoint, StationRecord, Store, StoredSa,
 } from './store.js';
 import * as v from './validate.js';
 import { mutated } from '../../common/mutation.js';
@@ -169,6 +169,18 @@ export class MemoryStore implements Store {
     return this.#call((t) => {
       v.assertName('nic id', nic);
       return [...(t.sas.get(nic)?.values() ?? [])].sort((a, b) => a.pair.generation - b.pair.generation).map(copySa);
+    });
+  }
+
+  listSaStates(): Promise<SaSummary[]> {
+    return this.#call((t) => {
+      const out: SaSummary[] = [];
+      for (const nic of [...t.sas.keys()].sort(byString)) {
+        for (const s of [...t.sas.get(nic)!.values()].sort((a, b) => a.pair.generation - b.pair.generation)) {
+          if (s.state !== 'retired') out.push({ nic, generation: s.pair.generation, state: s.state, updatedAt: s.updatedAt });
+        }
+      }
+      return out;
     });
   }
 

@@ -24,7 +24,7 @@ import { sql, type Row, type SqlDriver, type SqlOp, type Tx } from './sql-driver
 import { logAltered, saRules, spiInUse } from './store-errors.js';
 import type {
   AlertInput, AlertQuery, AlertRecord, AuditReport, CommandInput, CommandLogEntry, CommandOutcome, CommandRecord, CommandRef, Fence, Lease,
-  LeaseResult, NicRecord, SaInput, SaState, SeqCheckpoint, StationRecord, Store, StoredSa,
+  LeaseResult, NicRecord, SaInput, SaState, SaSummary, SeqCheckpoint, StationRecord, Store, StoredSa,
 } from './store.js';
 import { LEASE_BATCH } from './store.js';
 import { fenced, pruneRetired, requireNic, saState } from './tx-steps.js';
@@ -166,6 +166,11 @@ export class SqlStore implements Store {
     v.assertName('nic id', nic);
     const rows = await this.#read(sql(`SELECT ${codec.SA_COLUMNS} FROM sas WHERE nic = ? ORDER BY generation`, nic));
     return rows.map((r) => codec.saFromRow(r, this.#wrap));
+  }
+
+  async listSaStates(): Promise<SaSummary[]> {
+    const rows = await this.#read(sql(`SELECT nic, generation, state, updated_at FROM sas WHERE state <> 'retired' ORDER BY nic, generation`));
+    return rows.map((r) => ({ nic: String(r.nic), generation: Number(r.generation), state: String(r.state) as SaState, updatedAt: Number(r.updated_at) }));
   }
 
   async getActiveSa(nic: string): Promise<StoredSa | null> {

@@ -80,6 +80,14 @@ export interface StoredSa {
   updatedAt: number;
 }
 
+/** An SA without its keys (listSaStates): what the fleet page shows of every NIC's SAs in one read. */
+export interface SaSummary {
+  nic: string;
+  generation: number;
+  state: SaState;
+  updatedAt: number;
+}
+
 /** What `putSa` writes; `pair.generation` names the row. */
 export interface SaInput {
   pair: SaPair;
@@ -307,6 +315,8 @@ export interface Store {
   getSa(nic: string, generation: number): Promise<StoredSa | null>;
   /** All SAs of a NIC, by generation. */
   listSas(nic: string): Promise<StoredSa[]>;
+  /** Every NIC's SAs but the retired ones, without keys (nothing is unwrapped), by NIC and generation. */
+  listSaStates(): Promise<SaSummary[]>;
   /** The NIC's 'active' SA, if any. */
   /**
    * The active SA's generation of every NIC that has one, in one read (a daemon's poll round: whether a session

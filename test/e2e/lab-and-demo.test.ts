@@ -24,7 +24,7 @@ describe('npm start and npm run demo', function () {
     const dir = mkdtempSync(join(tmpdir(), 'lifeline-npm-start-'));
     const lab = spawn(process.execPath, [join(ROOT, 'dist/scripts/lab.js')], {
       cwd: ROOT,
-      env: { ...process.env, LIFELINE_LAB_DIR: dir, LIFELINE_LAB_CONTROL: '127.0.0.1:0', LIFELINE_LAB_FIRST_ADDRESS: freshFirstAddress() },
+      env: { ...process.env, LIFELINE_LAB_DIR: dir, LIFELINE_LAB_CONTROL: '127.0.0.1:0', LIFELINE_LAB_STATION_CONTROL: '127.0.0.1:0', LIFELINE_LAB_FIRST_ADDRESS: freshFirstAddress() },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true, // its own process group, as a terminal's: Ctrl-C signals the lab and its children at once
     });
@@ -47,6 +47,18 @@ describe('npm start and npm run demo', function () {
       assert.match(out, /Lifeline lab is up: 4 NICs/, err);
       assert.match(out, /Secure ping nic-1: pong from nic-1/, err);
       const control = /emulator control http:\/\/(\S+)/.exec(out)![1]!;
+      // Issue 17: the banner's addresses answer at / (the fleet page; the emulator's index points to it), and the
+      // page's address with the credential is printed for the one who started the lab.
+      const page = /Fleet page +(http:\/\/\S+\/)/.exec(out)?.[1];
+      assert.ok(page, out);
+      assert.match(out, new RegExp(`open ${page.replace(/[.]/g, '\\.')}#token=[0-9a-f]{64}`));
+      for (const url of [page, `http://${control}/`]) {
+        const r = await fetch(url);
+        assert.equal(r.status, 200, url);
+        assert.match(await r.text(), /fleet page|Lifeline fleet/i, url);
+      }
+      const glance = (await (await fetch(`${page}v1/fleet`)).json()) as { nics: number };
+      assert.equal(glance.nics, 4);
       // A user's command in the lab's directory goes through the lab's station daemon.
       const r = spawnSync(process.execPath, [STATION, 'state', 'nic-4', '--json', '--emulator', control], { cwd: dir, encoding: 'utf8', timeout: 20000 });
       assert.equal(r.status, 0, r.stderr);

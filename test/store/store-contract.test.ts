@@ -175,6 +175,16 @@ for (const backend of [sqliteBackend(), postgresBackend(), memoryBackend()]) {
         await rejectsWith(store.activateSa('nic-1', 9, T0, f), 'E_NOT_FOUND');
       });
 
+      it('listSaStates: every NIC\'s live SAs without keys, retired ones left out (the fleet page)', async () => {
+        const f = await owned(store, 'nic-1');
+        for (const g of [1, 2, 3]) await store.putSa('nic-1', { pair: pair(g), state: 'pending', ike: null }, T0 + g, f);
+        for (const g of [1, 2, 3]) await store.activateSa('nic-1', g, T0 + 10 * g, f);
+        assert.deepEqual(await store.listSaStates(), [
+          { nic: 'nic-1', generation: 2, state: 'previous', updatedAt: T0 + 30 },
+          { nic: 'nic-1', generation: 3, state: 'active', updatedAt: T0 + 30 },
+        ]);
+      });
+
       it('at most one active SA per NIC; retired is final', async () => {
         const f = await owned(store, 'nic-1');
         await store.putSa('nic-1', { pair: pair(1), state: 'active', ike: null }, T0, f);

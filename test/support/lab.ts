@@ -155,7 +155,7 @@ export class Lab {
    */
   async startStation(id: string, args: string[] = [], opts: { cwd?: string; store?: string; keyFile?: string; timeoutMs?: number } = {}): Promise<StationProcess> {
     const timeoutMs = opts.timeoutMs ?? 15000;
-    const argv = [STATION, 'serve', '--json', '--id', id, ...args, '--store', opts.store ?? this.store, '--cluster-key', opts.keyFile ?? this.keyFile, '--emulator', this.ready?.control ?? '127.0.0.1:1'];
+    const argv = [STATION, 'serve', '--json', '--id', id, ...(args.includes('--control') ? [] : ['--control', '127.0.0.1:0']), ...args, '--store', opts.store ?? this.store, '--cluster-key', opts.keyFile ?? this.keyFile, '--emulator', this.ready?.control ?? '127.0.0.1:1'];
     const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd });
     this.children.add(child);
     child.once('exit', () => this.children.delete(child));
