@@ -9,8 +9,12 @@
  * another channel already holds is left to it). An arriving datagram goes to the channel that holds its initiator
  * SPI, else its responder SPI (an IKE SA the peer rekeyed has the peer's new SPI first, RFC 7296 §2.18), and only if
  * it comes from the endpoint that channel last sent to (the NIC's address and IKE port): a peer that copies another
- * NIC's SPI reaches nobody. Anything else is counted (`dropped`) and dropped. A channel keeps the SPIs of its last
- * MAX_SPIS_PER_CHANNEL IKE SAs (rekeys make new ones), so the table stays bounded by the NICs' count.
+ * NIC's SPI reaches nobody. An IKE SA made by a rekey (CREATE_CHILD_SA, RFC 7296 §1.3.2) has SPIs that travelled
+ * in a payload, not a header: a request the peer sends on it before the channel has sent anything there (a DELETE
+ * of that IKE SA, its next rekey) carries no SPI the table knows. Such a datagram goes to the one channel that talks
+ * to its sender (the NIC's address and IKE port), which learns its SPIs; with none, or several, it is dropped.
+ * Anything else is counted (`dropped`) and dropped. A channel keeps the SPIs of its last MAX_SPIS_PER_CHANNEL IKE
+ * SAs (rekeys make new ones), so the table stays bounded by the NICs' count.
  */
 import dgram from 'node:dgram';
 import type { DatagramHandler, Endpoint, IkeSocket } from './core/env.js';
@@ -38,6 +42,8 @@ interface Channel {
 /** The dispatch, socket-free (unit-tested alone): channels, their SPIs, and what was dropped. */
 export class IkeDispatch {
   private readonly bySpi = new Map<bigint, Channel>();
+  /** Live channels by the endpoint they last sent to (`address:port`). */
+  private readonly byPeer = new Map<string, Set<Channel>>();
   private channels = 0;
   readonly dropped = { short: 0, unknownSpi: 0, wrongPeer: 0 };
 
@@ -63,17 +69,32 @@ export class IkeDispatch {
           this.learn(ch, spiAt(bytes, 0));
           this.learn(ch, spiAt(bytes, 8));
         }
-        if (ch.peer?.port !== port || ch.peer.address !== address) ch.peer = { address, port };
+        if (ch.peer?.port !== port || ch.peer.address !== address) {
+          this.forgetPeer(ch);
+          ch.peer = { address, port };
+          const k = `${address}:${port}`;
+          let set = this.byPeer.get(k);
+          if (!set) this.byPeer.set(k, (set = new Set()));
+          set.add(ch);
+        }
         this.transmit(bytes, port, address);
       },
       close: async () => {
         if (ch.closed) return;
         ch.closed = true;
+        this.forgetPeer(ch);
         for (const s of ch.spis) if (this.bySpi.get(s) === ch) this.bySpi.delete(s);
         ch.spis = [];
         if (--this.channels === 0) this.onEmpty();
       },
     };
+  }
+
+  private forgetPeer(ch: Channel): void {
+    if (!ch.peer) return;
+    const k = `${ch.peer.address}:${ch.peer.port}`;
+    const set = this.byPeer.get(k);
+    if (set?.delete(ch) && set.size === 0) this.byPeer.delete(k);
   }
 
   private learn(ch: Channel, spi: bigint): void {
@@ -105,8 +126,20 @@ export class IkeDispatch {
         return;
       }
     }
-    if (known) this.dropped.wrongPeer++;
-    else this.dropped.unknownSpi++;
+    if (known) {
+      this.dropped.wrongPeer++;
+      return;
+    }
+    // An IKE SA the channel has not sent on yet (made by a rekey): the one channel that talks to this sender.
+    const chans = this.byPeer.get(`${from.address}:${from.port}`);
+    if (chans?.size === 1) {
+      const [ch] = chans;
+      this.learn(ch, spiAt(bytes, 0));
+      this.learn(ch, spiAt(bytes, 8));
+      ch.onMessage(bytes, from);
+      return;
+    }
+    this.dropped.unknownSpi++;
   }
 }
 

@@ -42,8 +42,8 @@ describe('IKE SPI dispatch (mgmt-station/ike-mux.ts)', () => {
     d.receive(ike(0x1111n, 0xbbbbn), NIC2);
     assert.equal(got.a.length, 1);
     assert.equal(d.dropped.wrongPeer, 1);
-    // Unknown SPIs and runts are counted and dropped.
-    d.receive(ike(0x3333n, 0x4444n), NIC1);
+    // Unknown SPIs from a sender no channel talks to, and runts, are counted and dropped.
+    d.receive(ike(0x3333n, 0x4444n), { address: '127.0.1.3', port: 500 });
     d.receive(new Uint8Array(20), NIC1);
     assert.deepEqual(d.dropped, { short: 1, unknownSpi: 1, wrongPeer: 1 });
   });
@@ -56,6 +56,21 @@ describe('IKE SPI dispatch (mgmt-station/ike-mux.ts)', () => {
     d.receive(ike(0x7777n, 0x5555n), NIC1);
     d.receive(ike(0x9999n, 0x5555n), NIC1); // only our SPI known: still ours
     assert.equal(got.a.length, 2);
+  });
+
+  it('an IKE SA made by a rekey, whose SPIs travelled in a payload, reaches the one channel talking to that NIC', () => {
+    const { d, a, b, got } = setup();
+    a.send(ike(0x1111n, 0xaaaan, 40), NIC1.port, NIC1.address);
+    // The peer deletes the IKE SA a CREATE_CHILD_SA made: neither SPI was ever in a header we sent.
+    d.receive(ike(0x6666n, 0x5555n), NIC1);
+    assert.equal(got.a.length, 1);
+    d.receive(ike(0x6666n, 0x5555n), NIC1); // learnt now
+    assert.equal(got.a.length, 2);
+    // Two channels talking to one NIC: an unknown SPI from it is nobody's.
+    b.send(ike(0x2222n, 0n), NIC1.port, NIC1.address);
+    d.receive(ike(0x8888n, 0x9999n), NIC1);
+    assert.equal(got.a.length + got.b.length, 2);
+    assert.equal(d.dropped.unknownSpi, 1);
   });
 
   it('a peer that copies another channel\'s SPI as its own does not take it over', () => {
@@ -74,9 +89,12 @@ describe('IKE SPI dispatch (mgmt-station/ike-mux.ts)', () => {
     const { d, a, b, got, empty } = setup();
     for (let i = 1n; i <= 20n; i++) a.send(ike(i, 0n), NIC1.port, NIC1.address);
     assert.equal(d.spiCount, MAX_SPIS_PER_CHANNEL);
-    d.receive(ike(1n, 0xffn), NIC1);
+    // SPI 1 left the table: from a sender no channel talks to, it is nobody's (from NIC 1 it would go to a, the one
+    // channel talking to NIC 1, as an IKE SA made by a rekey does).
+    d.receive(ike(1n, 0xffn), { address: NIC1.address, port: 4500 });
     d.receive(ike(20n, 0xffn), NIC1);
     assert.equal(got.a.length, 1);
+    assert.equal(d.dropped.unknownSpi, 1);
     await a.close();
     assert.equal(d.spiCount, 0);
     d.receive(ike(20n, 0xffn), NIC1);
