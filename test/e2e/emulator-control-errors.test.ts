@@ -111,10 +111,10 @@ describe('e2e: control API bad requests', function () {
       assert.equal(a.status, 405);
       assert.equal(a.allow, 'GET');
     });
-    it('GET / : 404 naming the path /', async () => {
-      const a = await request(control, 'GET', '/');
+    it('GET /v2 : 404 naming the path (GET / is the index pointing at the fleet page, lab-and-demo checks it)', async () => {
+      const a = await request(control, 'GET', '/v2');
       assert.equal(a.status, 404);
-      assert.equal(a.body.error?.message, 'no such endpoint: GET /');
+      assert.equal(a.body.error?.message, 'no such endpoint: GET /v2');
     });
     it('an unknown sub-resource: 404', async () => assert.equal((await request(control, 'GET', '/v1/nics/nic-1/bogus')).status, 404));
   });
