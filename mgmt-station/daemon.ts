@@ -51,7 +51,7 @@ import { emulatorControl, type StationContext } from './context.js';
 import { LifelineError, UsageError } from '../common/errors.js';
 import type { Logger } from '../lib/log.js';
 import { metricsTokenFile } from './announce.js';
-import { ControlClient, controlTimeoutMs } from '../lib/control-client.js';
+import { ControlClient, controlTimeoutMs, keepAliveAgent } from '../lib/control-client.js';
 import { hexField, saFromJson } from '../lib/sa-json.js';
 import { decodePathSegment, errorBody, httpStatusOf, readJsonBody, sendJson } from '../lib/json-http.js';
 import { writeSecretFile } from '../lib/secret-file.js';
@@ -59,6 +59,7 @@ import { DaemonCore, type DaemonTimes } from './core/daemon-core.js';
 import type { CommandKind, ReadKind } from './core/session.js';
 import { outcomeOf } from './core/station.js';
 import type { StationMetrics } from './station-metrics.js';
+import { MAX_FLEET_CONCURRENCY } from '../lib/fleet-run.js';
 
 export { validateLifetime } from './core/daemon-core.js';
 
@@ -89,6 +90,11 @@ export class StationDaemon {
   private readonly metricsToken = randomBytes(32).toString('hex');
   private readonly metricsTokenHash = createHash('sha256').update(this.metricsToken).digest();
   private metrics: StationMetrics | null = null;
+  /**
+   * Connections to the emulators' control APIs, kept open between requests: an enrolment makes two (the NIC's
+   * record, its trust anchor), and a fleet's enrolment runs many at once (lib/fleet-run.ts).
+   */
+  private readonly emulatorAgent = keepAliveAgent(MAX_FLEET_CONCURRENCY);
 
   constructor(private readonly ctx: StationContext, private readonly o: DaemonOptions, log: Logger) {
     this.core = new DaemonCore(ctx, o, (level, msg, fields) => log.log(level, msg, fields));
@@ -208,7 +214,11 @@ export class StationDaemon {
         const [nic, verb] = [decodePathSegment(m[1]), m[2]];
         timed = { verb, t0: performance.now() };
         const body = await readJsonBody(req, 65536);
-        const emu = () => emulatorControl(ControlClient.parse(String(body.emulator ?? ''), undefined, controlTimeoutMs(timeoutMs)));
+        const emu = () => {
+          const c = ControlClient.parse(String(body.emulator ?? ''), undefined, controlTimeoutMs(timeoutMs));
+          c.agent = this.emulatorAgent;
+          return emulatorControl(c);
+        };
         if (READS[verb]) out = await this.core.read(nic, READS[verb], timeoutMs);
         else if (COMMANDS.includes(verb)) out = await this.core.command(nic, verb as CommandKind, timeoutMs);
         else if (verb === 'enroll') {
@@ -248,6 +258,7 @@ export class StationDaemon {
     } catch {
       /* gone or unreadable: not ours to remove */
     }
+    this.emulatorAgent.destroy();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     await this.ctx.close();
   }
