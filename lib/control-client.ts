@@ -16,6 +16,11 @@ export function controlTimeoutMs(timeoutMs: number): number {
 export class ControlClient {
   /** Sent as `Authorization: Bearer TOKEN` when set (a station daemon's control API wants it: mgmt-station/daemon.ts). */
   token: string | null = null;
+  /**
+   * A keep-alive agent to send through (keepAliveAgent()), for a caller that makes many requests (the station daemon
+   * enrolling a fleet: two per NIC); null: one connection per request, closed after its answer.
+   */
+  agent: http.Agent | null = null;
 
   /**
    * `option` is the command-line option that gave the address (nic-emulator's `--control`, mgmt-station's
@@ -43,11 +48,12 @@ export class ControlClient {
 
   private request<T>(method: string, path: string, body?: unknown): Promise<T> {
     const data = body === undefined ? undefined : JSON.stringify(body);
-    const headers: Record<string, string> = data ? { 'content-type': 'application/json', connection: 'close' } : { connection: 'close' };
+    const headers: Record<string, string> = this.agent ? {} : { connection: 'close' };
+    if (data) headers['content-type'] = 'application/json';
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     return new Promise<T>((resolve, reject) => {
       const req = http.request(
-        { host: this.host, port: this.port, method, path, timeout: this.timeoutMs, agent: false, headers },
+        { host: this.host, port: this.port, method, path, timeout: this.timeoutMs, agent: this.agent ?? false, headers },
         (res) => {
           let text = '';
           res.setEncoding('utf8');
@@ -83,4 +89,16 @@ export class ControlClient {
       req.end();
     });
   }
+}
+
+/**
+ * An agent that keeps connections open between requests, for a process that makes many to one server (a fleet verb:
+ * the CLI to its station daemon, the daemon to the emulator's control API): each request then costs two segments on
+ * an open connection instead of a connection's set-up and tear-down (a TCP handshake, FINs; on this project's VM
+ * every segment to a sleeping process is a wake-up, docs/PERFORMANCE.md "Station scale"). An idle connection is
+ * closed after `idleMs` (below the 5 s a Node server keeps one, so a request never goes out on a connection the
+ * server is closing), and does not keep the process alive (Node unrefs idle sockets).
+ */
+export function keepAliveAgent(maxSockets: number, idleMs = 2000): http.Agent {
+  return new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, timeout: idleMs, scheduling: 'lifo' });
 }

@@ -6,7 +6,7 @@
 import http from 'node:http';
 import { LifelineError, type ErrorCode } from '../common/errors.js';
 import { fmtCounts, printJson } from '../lib/cli.js';
-import { ControlClient, DEFAULT_CONTROL, controlTimeoutMs } from '../lib/control-client.js';
+import { ControlClient, DEFAULT_CONTROL, controlTimeoutMs, keepAliveAgent } from '../lib/control-client.js';
 import { runFleet, type Skipped } from '../lib/fleet-run.js';
 import { isFleetTarget, needsLookup, resolveTargets, type KnownNic } from '../lib/nic-targets.js';
 import { saToJson } from '../lib/sa-json.js';
@@ -67,9 +67,10 @@ export class DaemonRequestFailed extends Error {
  * included ({ ok: false, error }); `body` goes as JSON. Rejects with DaemonRequestFailed: `sent` false when the connection was
  * refused (no daemon listens: a verb may then run here instead); `sent` true when the daemon took the
  * connection and then reset it, hung up, answered non-JSON or did not answer within `timeoutMs` (the verb may
- * have run there: it must not run again here).
+ * have run there: it must not run again here). `agent`: a keep-alive agent (a fleet verb's requests); a request on a
+ * connection it kept open counts as sent.
  */
-export function daemonJson(d: Pick<Announced, 'control' | 'token'>, method: 'GET' | 'POST', path: string, timeoutMs: number, body?: object): Promise<any> {
+export function daemonJson(d: Pick<Announced, 'control' | 'token'>, method: 'GET' | 'POST', path: string, timeoutMs: number, body?: object, agent?: http.Agent): Promise<any> {
   const [host, port] = d.control.split(':');
   const data = body === undefined ? undefined : JSON.stringify(body);
   const headers: Record<string, string | number> = data === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) };
@@ -77,7 +78,7 @@ export function daemonJson(d: Pick<Announced, 'control' | 'token'>, method: 'GET
   return new Promise((resolve, reject) => {
     let sent = false;
     let timedOut = false;
-    const req = http.request({ host, port: Number(port), method, path, headers, timeout: timeoutMs, agent: false }, (res) => {
+    const req = http.request({ host, port: Number(port), method, path, headers, timeout: timeoutMs, agent: agent ?? false }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (text += c));
@@ -144,8 +145,10 @@ export async function forwardVerb(d: Announced, verb: string, target: string, js
   // The daemon answers within this timeout for reads and commands, at least 5 s for a refresh (as it would
   // itself), and the CLI waits that long plus a margin.
   const waitMs = (verb === 'refresh' ? Math.max(timeoutMs, 5000) : timeoutMs) + DAEMON_ANSWER_MARGIN_MS;
+  // A fleet's requests share connections kept open (keepAliveAgent); one NIC's goes on a connection of its own.
+  let agent: http.Agent | undefined;
   const post = (nic: string) =>
-    daemonJson(d, 'POST', `/v1/nics/${encodeURIComponent(nic)}/${verb}?timeout=${timeoutMs}`, waitMs).catch((e: unknown) => {
+    daemonJson(d, 'POST', `/v1/nics/${encodeURIComponent(nic)}/${verb}?timeout=${timeoutMs}`, waitMs, undefined, agent).catch((e: unknown) => {
       // The daemon was not there when we connected (a daemon killed with -9 leaves its file behind, and its
       // pid may have been reused): nothing was sent, so the verb runs here.
       if (e instanceof DaemonRequestFailed && !e.sent) return null;
@@ -160,11 +163,16 @@ export async function forwardVerb(d: Announced, verb: string, target: string, js
       const ids = resolveTargets(target, known.filter((n) => verb !== 'refresh' || n.enrolled));
       const owner = new Map(known.map((n) => [n.id, n.ownedBy]));
       const skipped: Skipped[] = ids.filter((id) => owner.get(id)).map((id) => ({ nic: id, owner: owner.get(id)! }));
-      await runFleet({
-        // A line per NIC for reads and commands; a refresh says only the summary, as without a daemon.
-        prog: PROG, verb, ids: ids.filter((id) => !owner.get(id)), json, skipped, viaDaemon: true, concurrency, line: verb === 'refresh' ? undefined : (_n, r) => text(r),
-        one: (id) => daemonResult(post(id)),
-      });
+      agent = keepAliveAgent(concurrency);
+      try {
+        await runFleet({
+          // A line per NIC for reads and commands; a refresh says only the summary, as without a daemon.
+          prog: PROG, verb, ids: ids.filter((id) => !owner.get(id)), json, skipped, viaDaemon: true, concurrency, line: verb === 'refresh' ? undefined : (_n, r) => text(r),
+          one: (id) => daemonResult(post(id)),
+        });
+      } finally {
+        agent.destroy();
+      }
       return true;
     }
     nic = resolveTargets(target, known)[0];
@@ -195,9 +203,11 @@ export async function forwardKeying(d: Announced, verb: 'enroll' | 'sa', target:
   // (enroll 10 s, sa manual 5 s for the emulator's control API); the CLI waits that long plus
   // DAEMON_ANSWER_MARGIN_MS per request.
   const waitMs = Math.max(timeoutMs, verb === 'enroll' ? 10000 : 5000) + DAEMON_ANSWER_MARGIN_MS;
+  // A fleet's requests share connections kept open (keepAliveAgent); one NIC's goes on a connection of its own.
+  let agent: http.Agent | undefined;
   // Refused (no daemon listens): null, the verb runs here. Taken and then lost: it may have run there; not again here.
   const post = (nic: string) =>
-    daemonJson(d, 'POST', `/v1/nics/${encodeURIComponent(nic)}/${daemonVerb}?timeout=${timeoutMs}`, waitMs, body()).catch((e: unknown) => {
+    daemonJson(d, 'POST', `/v1/nics/${encodeURIComponent(nic)}/${daemonVerb}?timeout=${timeoutMs}`, waitMs, body(), agent).catch((e: unknown) => {
       if (e instanceof DaemonRequestFailed && !e.sent) return null;
       throw e instanceof DaemonRequestFailed ? lostVerb(e, daemon, verb === 'sa' ? 'sa manual' : verb, nic) : e;
     });
@@ -214,11 +224,16 @@ export async function forwardKeying(d: Announced, verb: 'enroll' | 'sa', target:
   // Is the daemon there at all? (A refused listing: the verb runs here.)
   if ((await daemonNics(d)) === null) return false;
   const ids = resolveTargets(target, await emulatorNics(ControlClient.parse(emulator, '--emulator', controlTimeoutMs(timeoutMs))));
-  await runFleet({
-    prog: PROG, verb: verb === 'sa' ? 'sa manual' : verb, ids, json, viaDaemon: true, concurrency,
-    line: verb === 'sa' ? (_n, r) => text(r) : undefined,
-    one: (id) => daemonResult(post(id)),
-  });
+  agent = keepAliveAgent(concurrency);
+  try {
+    await runFleet({
+      prog: PROG, verb: verb === 'sa' ? 'sa manual' : verb, ids, json, viaDaemon: true, concurrency,
+      line: verb === 'sa' ? (_n, r) => text(r) : undefined,
+      one: (id) => daemonResult(post(id)),
+    });
+  } finally {
+    agent.destroy();
+  }
   return true;
 }
 

@@ -59,7 +59,7 @@ import { LifelineError, UsageError } from '../common/errors.js';
 import type { Logger } from '../lib/log.js';
 import { metricsTokenFile } from './announce.js';
 import type { AlertRecord } from './store/store.js';
-import { ControlClient, controlTimeoutMs } from '../lib/control-client.js';
+import { ControlClient, controlTimeoutMs, keepAliveAgent } from '../lib/control-client.js';
 import { hexField, saFromJson } from '../lib/sa-json.js';
 import { decodePathSegment, errorBody, httpStatusOf, readJsonBody, sendJson } from '../lib/json-http.js';
 import { writeSecretFile } from '../lib/secret-file.js';
@@ -69,6 +69,7 @@ import { outcomeOf } from './core/station.js';
 import type { StationMetrics } from './station-metrics.js';
 import { FleetView } from './fleet-view.js';
 import { isPageRequest, servePage } from './fleet-page-server.js';
+import { MAX_FLEET_CONCURRENCY } from '../lib/fleet-run.js';
 
 export { validateLifetime } from './core/daemon-core.js';
 
@@ -104,6 +105,11 @@ export class StationDaemon {
   private metrics: StationMetrics | null = null;
   /** The fleet page's reads and event stream (fleet-view.ts, docs/FLEET-PAGE.md). */
   readonly fleet: FleetView;
+  /**
+   * Connections to the emulators' control APIs, kept open between requests: an enrolment makes two (the NIC's
+   * record, its trust anchor), and a fleet's enrolment runs many at once (lib/fleet-run.ts).
+   */
+  private readonly emulatorAgent = keepAliveAgent(MAX_FLEET_CONCURRENCY);
 
   constructor(private readonly ctx: StationContext, private readonly o: DaemonOptions, log: Logger) {
     this.core = new DaemonCore(ctx, o, (level, msg, fields) => log.log(level, msg, fields));
@@ -233,7 +239,11 @@ export class StationDaemon {
         const [nic, verb] = [decodePathSegment(m[1]), m[2]];
         timed = { verb, t0: performance.now() };
         const body = await readJsonBody(req, 65536);
-        const emu = () => emulatorControl(ControlClient.parse(String(body.emulator ?? ''), undefined, controlTimeoutMs(timeoutMs)));
+        const emu = () => {
+          const c = ControlClient.parse(String(body.emulator ?? ''), undefined, controlTimeoutMs(timeoutMs));
+          c.agent = this.emulatorAgent;
+          return emulatorControl(c);
+        };
         if (READS[verb]) out = await this.core.read(nic, READS[verb], timeoutMs);
         else if (COMMANDS.includes(verb)) out = await this.core.command(nic, verb as CommandKind, timeoutMs);
         else if (verb === 'enroll') {
@@ -277,6 +287,7 @@ export class StationDaemon {
     } catch {
       /* gone or unreadable: not ours to remove */
     }
+    this.emulatorAgent.destroy();
     await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     await this.ctx.close();
   }

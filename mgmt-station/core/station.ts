@@ -208,11 +208,14 @@ export class StationCore {
     return this.exclusiveKeying(nic.id, () => this.keyExchangeExclusive(nic, kind, timeoutMs));
   }
 
-  /** keyExchange for a caller that already holds `exclusiveKeying(nic.id)`; counted by kind and outcome (`counters`). */
-  async keyExchangeExclusive(nic: NicRecord, kind: 'enroll' | 'refresh', timeoutMs: number): Promise<ExchangeResult> {
+  /**
+   * keyExchange for a caller that already holds `exclusiveKeying(nic.id)`; counted by kind and outcome (`counters`).
+   * `fence`: the lease the caller took a moment ago (enroll), not taken again.
+   */
+  async keyExchangeExclusive(nic: NicRecord, kind: 'enroll' | 'refresh', timeoutMs: number, fence?: Fence): Promise<ExchangeResult> {
     let outcome = 'ok';
     try {
-      return await this.runKeyExchange(nic, kind, timeoutMs);
+      return await this.runKeyExchange(nic, kind, timeoutMs, fence);
     } catch (e) {
       outcome = outcomeOf(e);
       throw e;
@@ -222,8 +225,8 @@ export class StationCore {
     }
   }
 
-  private async runKeyExchange(nic: NicRecord, kind: 'enroll' | 'refresh', timeoutMs: number): Promise<ExchangeResult> {
-    const fence = await this.fence(nic.id);
+  private async runKeyExchange(nic: NicRecord, kind: 'enroll' | 'refresh', timeoutMs: number, taken?: Fence): Promise<ExchangeResult> {
+    const fence = taken ?? (await this.fence(nic.id));
     let kx = this.exchanges.get(nic.id);
     if (kx && !sameIkePeer(kx.nic, nic)) {
       // Re-enrolled since (a new PSK, or the host agent moved): the old driver would authenticate with the old key.
@@ -245,8 +248,10 @@ export class StationCore {
     const r = kind === 'enroll' ? await kx.enroll(timeoutMs) : await kx.refresh(timeoutMs);
     // Use the new SA at once (protocol/README.md shell contract): the NIC then retires the previous SA, and
     // the next refresh cannot start before a packet under this one has been answered.
+    // A session opened here, now, reads the SAs the exchange has just stored: only one open before needs a reload.
+    const opened = this.sessions.has(nic.id) || this.opening.has(nic.id);
     const s = await this.session(nic.id);
-    await s.reload();
+    if (opened) await s.reload();
     await s.read('presence-ping', 2000).catch(() => undefined);
     return r;
   }
@@ -273,7 +278,7 @@ export class StationCore {
       await emu.setTrustAnchor(st.id, psk);
       const enrolled = record(await this.store.getNic(st.id));
       await this.store.updateNic(enrolled, fence);
-      return this.keyExchangeExclusive(enrolled, 'enroll', timeoutMs);
+      return this.keyExchangeExclusive(enrolled, 'enroll', timeoutMs, fence);
     });
   }
 

@@ -1,13 +1,14 @@
 /**
  * lib/control-client.ts against real TCP servers on loopback: a control API that takes the connection and never
  * answers (a stopped or overloaded emulator) is E_TIMEOUT after the client's timeout; nothing listening is
- * E_UNREACHABLE; an answer that is not JSON is E_UNREACHABLE naming it.
+ * E_UNREACHABLE; an answer that is not JSON is E_UNREACHABLE naming it; with a keep-alive agent (fleet verbs)
+ * requests share a connection, without one each has its own.
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ControlClient, controlTimeoutMs, DEFAULT_CONTROL_TIMEOUT_MS } from '../../lib/control-client.js';
+import { ControlClient, controlTimeoutMs, DEFAULT_CONTROL_TIMEOUT_MS, keepAliveAgent } from '../../lib/control-client.js';
 import { LifelineError } from '../../common/errors.js';
 
 async function listen(server: net.Server): Promise<number> {
@@ -57,6 +58,33 @@ describe('lib/control-client.ts', function () {
       assert.equal(err.code, 'E_UNREACHABLE');
       assert.match(err.message, /non-JSON/);
     } finally {
+      server.close();
+    }
+  });
+
+  it('with keepAliveAgent, requests one after another share one connection; without, each has its own', async () => {
+    let connections = 0;
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.setHeader('content-type', 'application/json').end('{"ok":true}'));
+    });
+    server.on('connection', () => connections++);
+    // This work's test address (loopback, 127.0.187.0/24), any port.
+    await new Promise<void>((ok) => server.listen(0, '127.0.187.3', ok));
+    const port = (server.address() as AddressInfo).port;
+    const agent = keepAliveAgent(4);
+    try {
+      const kept = ControlClient.parse(`127.0.187.3:${port}`);
+      kept.agent = agent;
+      for (let i = 0; i < 3; i++) assert.deepEqual(await kept.post('/v1/nics/nic-1/trust-anchor', { psk: '00' }), { ok: true });
+      assert.deepEqual(await kept.get('/v1/nics/nic-1'), { ok: true });
+      assert.equal(connections, 1);
+      const own = ControlClient.parse(`127.0.187.3:${port}`);
+      for (let i = 0; i < 2; i++) assert.deepEqual(await own.get('/v1/nics/nic-1'), { ok: true });
+      assert.equal(connections, 3);
+    } finally {
+      agent.destroy();
+      server.closeAllConnections();
       server.close();
     }
   });
