@@ -163,16 +163,22 @@ class SetupConsole {
     });
   }
 
+  /** Open Session, RAKP 1/2, RAKP 3/4, every HMAC checked: the console's session id (4 bytes), or null. */
+  private async handshake(c: IpmiTestConsole): Promise<Uint8Array | null> {
+    const os = await this.ask(c.openSession());
+    if (!os || c.onOpenSession(os).status !== 0) return null;
+    const r2 = await this.ask(c.rakp1());
+    if (!r2 || !c.onRakp2(r2).hmacOk) return null;
+    const r4 = await this.ask(c.rakp3());
+    if (!r4 || !c.onRakp4(r4).icvOk) return null;
+    return Uint8Array.of(c.sidC & 0xff, (c.sidC >>> 8) & 0xff, (c.sidC >>> 16) & 0xff, c.sidC >>> 24);
+  }
+
   async setup(): Promise<boolean> {
     const c = new IpmiTestConsole({ suite: this.suite, user: USER, password: PASSWORD, random: (n) => new Uint8Array(randomBytes(n)) });
     try {
-      const os = await this.ask(c.openSession());
-      if (!os || c.onOpenSession(os).status !== 0) return false;
-      const r2 = await this.ask(c.rakp1());
-      if (!r2 || !c.onRakp2(r2).hmacOk) return false;
-      const r4 = await this.ask(c.rakp3());
-      if (!r4 || !c.onRakp4(r4).icvOk) return false;
-      const sid = Uint8Array.of(c.sidC & 0xff, (c.sidC >>> 8) & 0xff, (c.sidC >>> 16) & 0xff, c.sidC >>> 24);
+      const sid = await this.handshake(c);
+      if (!sid) return false;
       const closed = await this.ask(c.request(0x06, 0x3c, sid));
       return !!closed && c.onResponse(closed).cc === 0;
     } catch {
@@ -189,13 +195,8 @@ class SetupConsole {
     const c = new IpmiTestConsole({ suite: this.suite, user: USER, password: PASSWORD, random: (n) => new Uint8Array(randomBytes(n)) });
     try {
       if (!(await this.ask(c.gcac()))) return false;
-      const os = await this.ask(c.openSession());
-      if (!os || c.onOpenSession(os).status !== 0) return false;
-      const r2 = await this.ask(c.rakp1());
-      if (!r2 || !c.onRakp2(r2).hmacOk) return false;
-      const r4 = await this.ask(c.rakp3());
-      if (!r4 || !c.onRakp4(r4).icvOk) return false;
-      const sid = Uint8Array.of(c.sidC & 0xff, (c.sidC >>> 8) & 0xff, (c.sidC >>> 16) & 0xff, c.sidC >>> 24);
+      const sid = await this.handshake(c);
+      if (!sid) return false;
       for (const [netFn, cmd, data] of [[0x06, 0x3b, [0x04]], [0x00, 0x01, []], [0x06, 0x3c, [...sid]]] as [number, number, number[]][]) {
         const a = await this.ask(c.request(netFn, cmd, data));
         if (!a || c.onResponse(a).cc !== 0) return false;

@@ -309,22 +309,7 @@ class DgramSocket implements DatagramSocket {
  * Rejects with the bind's error (`code` EADDRINUSE, EACCES, ...).
  */
 export function bindDatagramSocket(io: UdpIo, address: string, port: number, handlers: DatagramHandlers): Promise<DatagramSocket> {
-  if (io === 'batch') {
-    const native = addon;
-    if (!native) return Promise.reject(new Error(`batched UDP unavailable: ${addonError}`));
-    try {
-      const fd = native.open(address, port, 0);
-      if (fd < 0) return Promise.reject(errnoError(fd, 'bind', `${address}:${port}`));
-      const bound = native.localPort(fd);
-      if (bound < 0) {
-        native.close(fd);
-        return Promise.reject(errnoError(bound, 'getsockname', `${address}:${port}`));
-      }
-      return Promise.resolve(new BatchUdpSocket(native, fd, bound, handlers));
-    } catch (e) {
-      return Promise.reject(e as Error);
-    }
-  }
+  if (io === 'batch') return bindNative(address, port, 0, handlers);
   return new Promise((resolveSocket, reject) => {
     const s = dgram.createSocket({ type: 'udp4', reuseAddr: false, lookup: literalLookup });
     s.once('error', reject);
@@ -343,10 +328,15 @@ export function bindDatagramSocket(io: UdpIo, address: string, port: number, han
  * `handlers.message` with its destination address, and `send` names the source address. Batched UDP only.
  */
 export function bindSharedDatagramSocket(address: string, port: number, handlers: SharedDatagramHandlers): Promise<SharedDatagramSocket & { counters: BatchUdpCounters }> {
+  return bindNative(address, port, 1, handlers);
+}
+
+/** A native socket bound to `address:port` (with IP_PKTINFO when `pktinfo` is 1), or the bind's error. */
+function bindNative(address: string, port: number, pktinfo: 0 | 1, handlers: DatagramHandlers | SharedDatagramHandlers): Promise<BatchUdpSocket> {
   const native = addon;
   if (!native) return Promise.reject(new Error(`batched UDP unavailable: ${addonError}`));
   try {
-    const fd = native.open(address, port, 1);
+    const fd = native.open(address, port, pktinfo);
     if (fd < 0) return Promise.reject(errnoError(fd, 'bind', `${address}:${port}`));
     const bound = native.localPort(fd);
     if (bound < 0) {
