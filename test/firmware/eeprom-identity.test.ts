@@ -1,7 +1,7 @@
 /**
  * The EEPROM's identity (issue 16, fleets across emulators): the serial is the part's own value (header), the NIC
  * id the emulator gave it is in the identity record (pages 117-118), written once at format before the header.
- * Images written before that record existed (fixtures/eeprom/nic-3-before-id-prefix.eeprom, made by the release
+ * Images written before that record existed (fixtures/eeprom/nic-3-before-id-prefix.hex, made by the release
  * before it) are read with their serial as their id, and nothing is written to them.
  */
 import assert from 'node:assert/strict';
@@ -14,10 +14,25 @@ import { newSerial, systemUuidText } from '../../firmware/system-guid.js';
 import { NicMachine } from '../../firmware/nic-machine.js';
 import { isLifelineError } from '../../common/errors.js';
 
+/**
+ * An image kept as text (fixtures/eeprom/*.hex: `size N`, then `OFFSET HEX` for each page that is not erased; every
+ * other byte 0xff), so the repository tracks no runtime .eeprom file.
+ */
+function fromPageListing(text: string): Uint8Array {
+  let out: Uint8Array | null = null;
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const [a, b] = line.split(' ');
+    if (a === 'size') out = new Uint8Array(Number(b)).fill(0xff);
+    else out!.set(Buffer.from(b, 'hex'), Number(a));
+  }
+  return out!;
+}
+
 function fixture(name: string): Uint8Array {
   for (let d = import.meta.dirname; dirname(d) !== d; d = dirname(d)) {
     const f = join(d, 'fixtures', 'eeprom', name);
-    if (existsSync(f)) return new Uint8Array(readFileSync(f));
+    if (existsSync(f)) return fromPageListing(readFileSync(f, 'utf8'));
   }
   throw new Error(`fixtures/eeprom/${name} not found above ${import.meta.dirname}`);
 }
@@ -62,7 +77,7 @@ describe('EEPROM identity: serial and NIC id', () => {
   });
 
   it('reads an image of the release before (no identity record) with its serial as its id, its SA and counters intact, writing nothing', () => {
-    const bytes = fixture('nic-3-before-id-prefix.eeprom');
+    const bytes = fixture('nic-3-before-id-prefix.hex');
     const dev = new MemoryEepromDevice(bytes);
     const img = EepromImage.load(dev, 'nic-3.eeprom');
     assert.deepEqual([img.serial, img.nicId, img.legacyIdentity], ['nic-3', 'nic-3', true]);
@@ -134,7 +149,7 @@ describe('EEPROM identity: serial and NIC id', () => {
     });
 
     it('boots an image of the release before as the NIC it was (serial = id, the same GUID), with its SA', () => {
-      const st = boot('nic-3', new MemoryEepromDevice(fixture('nic-3-before-id-prefix.eeprom')), false).status();
+      const st = boot('nic-3', new MemoryEepromDevice(fixture('nic-3-before-id-prefix.hex')), false).status();
       assert.deepEqual([st.state, st.serial, st.systemGuid], ['running', 'nic-3', systemUuidText('nic-3')]);
       assert.equal((st.sa as { active: { generation: number } }).active.generation, 1);
     });
@@ -145,7 +160,7 @@ describe('EEPROM identity: serial and NIC id', () => {
       const m = boot('lab-a-nic-2', dev, false);
       assert.equal(m.runState, 'failed');
       assert.match(m.error!, /belongs to NIC 'lab-a-nic-1' \(serial LL00000000ABCD\), not lab-a-nic-2/);
-      const legacy = boot('nic-4', new MemoryEepromDevice(fixture('nic-3-before-id-prefix.eeprom')), false);
+      const legacy = boot('nic-4', new MemoryEepromDevice(fixture('nic-3-before-id-prefix.hex')), false);
       assert.match(legacy.error!, /belongs to NIC 'nic-3' \(serial nic-3\), not nic-4/);
     });
   });
