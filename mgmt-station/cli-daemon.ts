@@ -177,7 +177,11 @@ export async function forwardVerb(d: Announced, verb: string, target: string, js
     }
     nic = resolveTargets(target, known)[0];
   }
-  const r = await post(nic);
+  return printDaemonAnswer(await post(nic), json, text);
+}
+
+/** One NIC's answer from the daemon: false when no daemon took it (null), its error thrown, else printed. */
+function printDaemonAnswer(r: any, json: boolean, text: (r: any) => string): boolean {
   if (r === null) return false;
   if (!r.ok) throw new LifelineError(r.error.code, r.error.message);
   if (json) printJson(r);
@@ -214,12 +218,7 @@ export async function forwardKeying(d: Announced, verb: 'enroll' | 'sa', target:
   const text = (r: any) => (verb === 'sa' ? describeManualSa(r) : describeExchange(r));
   if (!isFleetTarget(target)) {
     // An address is the emulator's to resolve, as for a NIC the store does not know yet.
-    const r = await post(target);
-    if (r === null) return false;
-    if (!r.ok) throw new LifelineError(r.error.code, r.error.message);
-    if (json) printJson(r);
-    else process.stdout.write(`${text(r)} [via daemon]\n`);
-    return true;
+    return printDaemonAnswer(await post(target), json, text);
   }
   // Is the daemon there at all? (A refused listing: the verb runs here.)
   if ((await daemonNics(d)) === null) return false;
