@@ -65,7 +65,13 @@ function before(x: Event, y: Event): boolean {
   return x.at < y.at || (x.at === y.at && x.seq < y.seq);
 }
 
-const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+/**
+ * Resolves once every microtask queued so far, and every one those queue in turn, has run: a microtask that queues a
+ * process.nextTick, which Node runs only when the microtask queue is empty. (The same point as a setImmediate, without
+ * a turn of the event loop and its poll for I/O: a simulated process has no I/O. Nothing in the simulated code uses
+ * nextTick or timers.) A nextTick queued directly could run before microtasks already queued when called outside one.
+ */
+const turn = (): Promise<void> => new Promise((r) => queueMicrotask(() => process.nextTick(r)));
 
 export class Scheduler {
   now = 0;
