@@ -65,7 +65,14 @@ function byte(name: string, v: number): void {
 export function encodePet(p: Pet): Uint8Array {
   if (!(p.guid instanceof Uint8Array) || p.guid.length !== 16) throw new UsageError('E_USAGE', 'PET GUID must be 16 bytes');
   if (!(p.eventData instanceof Uint8Array) || p.eventData.length !== 8) throw new UsageError('E_USAGE', 'PET event data must be 8 bytes');
-  for (const [n, v] of Object.entries({ trapSource: p.trapSource, eventSource: p.eventSource, severity: p.severity, sensorDevice: p.sensorDevice, sensorNumber: p.sensorNumber, entity: p.entity, entityInstance: p.entityInstance, language: p.language })) byte(n, v);
+  byte('trapSource', p.trapSource);
+  byte('eventSource', p.eventSource);
+  byte('severity', p.severity);
+  byte('sensorDevice', p.sensorDevice);
+  byte('sensorNumber', p.sensorNumber);
+  byte('entity', p.entity);
+  byte('entityInstance', p.entityInstance);
+  byte('language', p.language);
   let oemLength = 0;
   for (const f of p.oemFields) {
     if (f.length < 1 || (f[0] & 0x3f) !== f.length - 1) throw new UsageError('E_USAGE', 'a PET OEM field is a FRU type/length byte and that many bytes');
@@ -182,16 +189,19 @@ function putBytes(out: Uint8Array, at: number, tag: number, body: Uint8Array): n
   return at + body.length;
 }
 
-/** agent-addr's four bytes; the last address parsed is kept (a NIC encodes its own address every time). */
-let lastAddr: { text: string; bytes: Uint8Array } | null = null;
+/** agent-addr's four bytes by its text: a NIC encodes its own address every time (bounded: an emulator has many NICs). */
+const addrBytes = new Map<string, Uint8Array>();
+const ADDR_CACHE_MAX = 4096;
 
 function ipv4(a: string): Uint8Array {
-  if (lastAddr !== null && lastAddr.text === a) return lastAddr.bytes;
+  const had = addrBytes.get(a);
+  if (had !== undefined) return had;
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(a);
   const parts = m ? m.slice(1).map(Number) : [];
   if (!m || parts.some((x) => x > 255)) throw new UsageError('E_USAGE', `agent-addr must be a dotted IPv4 address, got ${JSON.stringify(a)}`);
   const bytes = Uint8Array.from(parts);
-  lastAddr = { text: a, bytes };
+  if (addrBytes.size >= ADDR_CACHE_MAX) addrBytes.clear();
+  addrBytes.set(a, bytes);
   return bytes;
 }
 
