@@ -30,7 +30,7 @@ export function freshFirstAddress(): string {
   return `127.${(process.pid >> 3) % 200 + 20}.${subnet}.1`;
 }
 
-export interface Ready { ready: true; pid: number; nics: number; running: number; failed: number; first: string; last: string; control: string; startMs: number }
+export interface Ready { ready: true; pid: number; nics: number; running: number; failed: number; booting?: number; first: string; last: string; control: string; startMs: number }
 
 export interface RunResult { code: number | null; stdout: string; stderr: string; json?: any }
 
