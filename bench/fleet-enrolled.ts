@@ -99,7 +99,7 @@ async function allBooted(emu: Emulator, timeoutMs: number): Promise<number> {
   const end = readyAt + timeoutMs;
   for (;;) {
     const h = (await (await fetch(`http://${emu.ready.control}/v1/health`, { signal: AbortSignal.timeout(60_000) })).json()) as { booting?: number };
-    if (!h.booting) return emu.wallMs + (performance.now() - readyAt);
+    if (!h.booting) return emu.readyMs + (performance.now() - readyAt);
     if (performance.now() > end) throw new Error(`${h.booting} NICs still not booted ${timeoutMs} ms after the ready line`);
     await settle(100);
   }
@@ -107,7 +107,7 @@ async function allBooted(emu: Emulator, timeoutMs: number): Promise<number> {
 
 /** startEmulator, refusing a refusal (with --json an error is the one line where the ready line would be). */
 async function started(args: string[], timeoutMs: number): Promise<Emulator> {
-  const emu = await startEmulator(args, timeoutMs);
+  const emu = await startEmulator(args, timeoutMs, { waitBooted: false });
   if (emu.ready.ready !== true) {
     await stopChild(emu.child);
     throw new Error(`nic-emulator refused to start: ${JSON.stringify(emu.ready)}`);
@@ -232,7 +232,7 @@ export async function measureFleetEnrolled(n: number, log: (s: string) => void):
       rssPerNic: figure((rss - baseRss) / (n - 1), 'KiB/NIC', `${wl}; (VmRSS(N) - VmRSS(1)) / (N - 1), idle (no packet since boot), 1.5 s after ready`),
       rssTotal: figure(rss / 1024, 'MiB', `${wl}; VmRSS`),
       baselineRss: figure(baseRss / 1024, 'MiB', '1 enrolled NIC, VmRSS after ready'),
-      restartWall: figure(emu.wallMs, 'ms', `${wl}; restart on the same data directory: spawn to ready line`),
+      restartWall: figure(emu.readyMs, 'ms', `${wl}; restart on the same data directory: spawn to ready line`),
       restartStartMs: figure(emu.ready.startMs, 'ms', `${wl}; restart: emulator's startMs (fleet.start())`),
       restartBootedMs: figure(restartBooted, 'ms', `${wl}; restart: spawn to every NIC booted (/v1/health booting 0; the 100 secure states ran meanwhile)`),
       startBootedMs: figure(startBooted, 'ms', `${wl}; first start: spawn to every NIC booted`),
