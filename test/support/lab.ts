@@ -92,6 +92,12 @@ export class Lab {
     });
     this.ready = ready;
     this.control = ControlClient.parse(ready.control);
+    // Lazy boot (nic-emulator/fleet.ts: fleets on shared sockets of 1,000 NICs or more, or --lazy-boot on): the NICs
+    // boot after the ready line. Tests mean a started fleet, so wait until every NIC has booted; `ready` stays the
+    // line as printed (its `booting` counts the NICs not booted then).
+    if (ready.booting) {
+      await waitFor('every NIC booted', async () => (await this.control.get<{ booting: number }>('/v1/health')).booting === 0, timeoutMs);
+    }
     return ready;
   }
 
