@@ -395,6 +395,7 @@ function rows(r: Results): Row[] {
     out.push({ section: s, name: 'RSS per enrolled idle NIC; total', value: `${fe.rssPerNic.value} KiB; ${fe.rssTotal.value} MiB` });
     out.push({ section: s, name: 'file descriptors of the process (fd limit)', value: `${fe.fds} (${fe.fdLimit.hard})` });
     out.push({ section: s, name: 'start (startMs); restart spawn to ready (startMs)', value: `${fe.startMs.value} ms; ${fe.restartWall.value} (${fe.restartStartMs.value}) ms` });
+    out.push({ section: s, name: 'spawn to every NIC booted (lazy boot): start; restart', value: `${fe.startBootedMs.value} ms; ${fe.restartBootedMs.value} ms (${fe.restartBootingAtReady} booting at ready)` });
     out.push({ section: s, name: 'secure System State to random NICs', value: `${fe.sample.answered} of ${fe.sample.asked}`, note: fe.sample.failures.join('; ') || undefined });
     out.push({ section: s, name: 'in-process enrolment of the images', value: f(fe.enrolMs) });
   } else if (r.fleetEnrolled) out.push({ section: 'Fleet of enrolled NICs', name: 'error', value: (r.fleetEnrolled as { error: string }).error });

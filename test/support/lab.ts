@@ -30,7 +30,7 @@ export function freshFirstAddress(): string {
   return `127.${(process.pid >> 3) % 200 + 20}.${subnet}.1`;
 }
 
-export interface Ready { ready: true; pid: number; nics: number; running: number; failed: number; first: string; last: string; control: string; startMs: number }
+export interface Ready { ready: true; pid: number; nics: number; running: number; failed: number; booting?: number; first: string; last: string; control: string; startMs: number }
 
 export interface RunResult { code: number | null; stdout: string; stderr: string; json?: any }
 
@@ -92,6 +92,12 @@ export class Lab {
     });
     this.ready = ready;
     this.control = ControlClient.parse(ready.control);
+    // Lazy boot (nic-emulator/fleet.ts: fleets on shared sockets of 1,000 NICs or more, or --lazy-boot on): the NICs
+    // boot after the ready line. Tests mean a started fleet, so wait until every NIC has booted; `ready` stays the
+    // line as printed (its `booting` counts the NICs not booted then).
+    if (ready.booting) {
+      await waitFor('every NIC booted', async () => (await this.control.get<{ booting: number }>('/v1/health')).booting === 0, timeoutMs);
+    }
     return ready;
   }
 
