@@ -85,7 +85,9 @@ export interface SimResult {
   counts: Record<string, number>;
 }
 
-const TIMES: DaemonTimes = { refreshIntervalS: 15, maxDownTimeS: 0, lifetimeS: Infinity, pollIntervalMs: 2000, timeoutMs: 3000, leaseMs: 5000 };
+// First-come sharing: the simulator's stations are a primary and its backups, and its pinned seeds (mutation check)
+// replay traces of that; balanced sharing (rendezvous, hand-overs) is covered by test/e2e/station-cluster.test.ts.
+const TIMES: DaemonTimes = { refreshIntervalS: 15, maxDownTimeS: 0, lifetimeS: Infinity, pollIntervalMs: 2000, timeoutMs: 3000, leaseMs: 5000, sharing: 'first-come' };
 /** Virtual ms the system gets to settle before a NIC that does not answer is a liveness violation. */
 const QUIESCE_MS = 30_000;
 /** Datagrams the attacker keeps. */

@@ -12,6 +12,7 @@ import { answerProbe, HEARTBEAT_LENGTH } from '../../wire/heartbeat-frame.js';
 import type { Fence, NicRecord } from '../store/store.js';
 import type { ExchangeResult } from './key-exchange.js';
 import { outcomeOf, type EmulatorControl, type StationCore } from './station.js';
+import { rankOf } from './rendezvous.js';
 import type { CommandKind, ReadKind, RequestResult } from './session.js';
 import type { Endpoint, SecurePort, Timer } from './env.js';
 import type { SaPair } from '../../wire/sa.js';
@@ -27,6 +28,12 @@ export interface DaemonTimes {
   timeoutMs: number;
   /** Lease renewals happen every poll; the lease must outlast a poll interval. */
   leaseMs: number;
+  /**
+   * How the NICs are shared with the other stations of the store (docs/STATION.md "Station cluster"): 'balanced'
+   * (the default) by rendezvous hashing over the live members, with hand-overs when one joins; 'first-come': a free
+   * or lapsed lease goes to whichever station asks first and stays there.
+   */
+  sharing?: 'balanced' | 'first-come';
 }
 
 export type DaemonLog = (level: 'info' | 'warn', msg: string, fields: Record<string, unknown>) => void;
@@ -54,6 +61,19 @@ const REKEY_RETRY_MS = 30_000;
  * datagrams and 9 polls in 20 s). No jitter: the NICs of a fleet fail and retry at their own times anyway, and the
  * daemon's schedule stays a function of the env's clock (the simulator replays it).
  */
+/**
+ * Cluster sharing (DESIGN §5, docs/STATION.md "Station cluster"). A free or lapsed NIC is taken at once by its
+ * preferred live member (rendezvous.ts); the member r places down its order takes it only r lease times after it
+ * went free (counted from this daemon's start too), so a preferred member that is slow, or cannot get the lease, is
+ * stood in for without two members racing for every NIC. A NIC taken so stays at least FALLBACK_KEEP_MS before it is
+ * handed to its preferred member. A NIC that stops answering this station (UNANSWERED_POLLS_BEFORE_HANDOVER polls in
+ * a row) while other members live is handed over and avoided for AVOID_MS: a network that cuts one station off a NIC
+ * must not leave it owned by the one station that cannot reach it.
+ */
+const FALLBACK_KEEP_MS = 60_000;
+const UNANSWERED_POLLS_BEFORE_HANDOVER = 5;
+const AVOID_MS = 60_000;
+
 const REFRESH_RETRY_BASE_MS = 5_000;
 const REFRESH_RETRY_MAX_MS = 300_000;
 
@@ -102,6 +122,9 @@ export interface NicState {
   /** Refreshes in a row that failed, and when the daemon may try its own next one (ms; 0 = at any time). */
   refreshFailures: number;
   retryRefreshAt: number;
+  /** Cluster sharing (FALLBACK_KEEP_MS, AVOID_MS): not handed over before, not taken before (ms; 0 = no bound). */
+  keepUntil: number;
+  avoidUntil: number;
 }
 
 export class DaemonCore {
@@ -116,6 +139,12 @@ export class DaemonCore {
    * polling, renewing leases or serving a verb (the shell counts those of its API, daemon.ts).
    */
   readonly counters = { refreshesOk: 0, refreshesFailed: 0, polls: new Map<string, number>(), storeErrors: 0 };
+  /** The live members of the store as the last round read them (this station included), in station order. */
+  members: string[] = [];
+  /** When this daemon first registered as a member (ms): a fallback's grace counts from it as well. */
+  private joinedAt = 0;
+  /** Verbs of users under way per NIC (read, command): a NIC is not handed over while one runs. */
+  private using = new Map<string, number>();
 
   constructor(readonly ctx: StationCore, private readonly o: DaemonTimes, private readonly log: DaemonLog) {
     validateLifetime(o);
@@ -129,6 +158,13 @@ export class DaemonCore {
    */
   async start(port: SecurePort): Promise<void> {
     port.register(HEARTBEAT_SPI, (bytes, from) => void this.onHeartbeat(bytes, from, port).catch(() => undefined));
+    if (this.sharing === 'balanced') {
+      // Registered a poll interval before the first round, so stations started together see each other before
+      // any of them takes a NIC (else the first one takes the whole fleet and hands most of it over a round later).
+      this.joinedAt = this.ctx.env.now();
+      this.members = (await this.ctx.store.renewMember(this.ctx.o.stationId, this.joinedAt, this.o.leaseMs)).map((m) => m.station);
+      await new Promise<void>((r) => this.ctx.env.after(this.o.pollIntervalMs, r));
+    }
     const first = await this.tick();
     this.schedule();
     await first.polls;
@@ -138,6 +174,19 @@ export class DaemonCore {
     this.stopped = true;
     this.timer?.cancel();
     this.timer = null;
+  }
+
+  private get sharing(): 'balanced' | 'first-come' {
+    return this.o.sharing ?? 'balanced';
+  }
+
+  /**
+   * A clean stop: remove this station's member row, so its leases live by their own expiry only (lapsed, unless
+   * taken a moment ago) and the others take its NICs at their next round instead of a lease time later.
+   */
+  async leave(): Promise<void> {
+    this.stop();
+    if (this.sharing === 'balanced') await this.ctx.store.leaveMembers(this.ctx.o.stationId);
   }
 
   private schedule(): void {
@@ -152,31 +201,51 @@ export class DaemonCore {
   }
 
   /**
-   * One poll round. First every lease is renewed (or, if free or lapsed, taken; one read of all leases first, so
-   * that a NIC another live station holds costs no write), in one pass over the store and before any network wait
-   * (DESIGN §5: a daemon renews its leases at every poll): a NIC that does not answer must never delay the
-   * renewal of another NIC's lease, or a live owner would lose NICs to its backup. Then each owned NIC is polled
-   * (System State, a refresh when due) in the background, at most MAX_POLLS_IN_FLIGHT at once and one at a time
-   * per NIC (`busy`); the next round does not wait for them. Resolves once the leases are renewed, with a
-   * promise that settles when the polls this round started have finished.
+   * One poll round. First this station's member row is renewed — which keeps every lease it holds live (Store
+   * renewMember: one row per round, not one per NIC) — and every lease read once; then, in one pass over the store,
+   * the free or lapsed NICs this station is to take are taken (rendezvous order over the live members, see
+   * FALLBACK_KEEP_MS; 'first-come': every free one), and the NICs another live member is now preferred for are handed
+   * over if nothing of theirs is under way (a rebalance when a member joins; StationCore.quiet). All of it before any
+   * network wait (DESIGN §5): a NIC that does not answer must never delay a renewal, or a live owner would lose NICs
+   * to its backup. Then each owned NIC is polled (System State, a refresh when due) in the background, at most
+   * MAX_POLLS_IN_FLIGHT at once and one at a time per NIC (`busy`); the next round does not wait for them. Resolves
+   * once the leases are settled, with a promise that settles when the polls this round started have finished.
    */
   private async tick(): Promise<{ polls: Promise<unknown> }> {
+    const me = this.ctx.o.stationId;
+    const balanced = this.sharing === 'balanced';
     const owned: NicRecord[] = [];
     const nics = await this.ctx.store.listNics();
-    // One read of every lease first: a NIC another live station holds is not asked for (StationCore.heldElsewhere);
-    // then one pass over the store for the other NICs' leases (a few statements per LEASE_BATCH NICs), not a
-    // transaction per NIC.
     let fences: Map<string, Fence | LifelineError>;
-    const candidates: string[] = [];
+    const take: string[] = [];
+    const give: string[] = [];
+    const now = this.ctx.env.now();
     try {
+      if (balanced) {
+        const rows = await this.ctx.store.renewMember(me, now, this.o.leaseMs);
+        this.members = rows.filter((m) => m.station === me || m.expiresAt > now).map((m) => m.station);
+      }
       const leases = new Map((await this.ctx.store.listLeases()).map((l) => [l.nic, l]));
       for (const n of nics) {
-        if (this.ctx.heldElsewhere(leases.get(n.id))) {
+        const l = leases.get(n.id);
+        const st = this.nics.get(n.id);
+        if (balanced && l?.owner === me) {
+          // Ours, live by the member row just renewed: no write per NIC.
+          this.ctx.holdLease(l);
+          owned.push(n);
+          if (st && this.shouldHandOver(n.id, st, now)) give.push(n.id);
+        } else if (this.ctx.heldElsewhere(l)) {
           this.ctx.dropSession(n.id);
           this.nicState(n.id).host = 'owned elsewhere';
-        } else candidates.push(n.id);
+        } else if (!balanced) {
+          take.push(n.id); // first-come: ours if we are first (also our own leases: renewed one by one)
+        } else if (!(st && now < st.avoidUntil)) {
+          const rank = rankOf(n.id, me, this.members);
+          const since = Math.max(l?.expiresAt ?? 0, this.joinedAt);
+          if (rank === 0 || now >= since + rank * this.o.leaseMs) take.push(n.id);
+        }
       }
-      fences = candidates.length ? await this.ctx.fenceAll(candidates) : new Map();
+      fences = take.length ? await this.ctx.fenceAll(take) : new Map();
     } catch (e) {
       // The store failed (E_STORE): no NIC is polled this round; the next round tries again.
       this.countStoreError(e);
@@ -185,15 +254,27 @@ export class DaemonCore {
       return { polls: Promise.resolve() };
     }
     for (const n of nics) {
-      const st = this.nicState(n.id);
       const f = fences.get(n.id);
-      if (f === undefined) continue; // held elsewhere (above), or gone from the store since it was listed
+      if (f === undefined) continue; // ours already (above), held elsewhere, not ours to take, or gone from the store
       if (!(f instanceof LifelineError)) {
         owned.push(n);
+        // Taken as a stand-in for its preferred member: kept a while before it goes back (FALLBACK_KEEP_MS).
+        if (balanced && rankOf(n.id, me, this.members) > 0) this.nicState(n.id).keepUntil = now + FALLBACK_KEEP_MS;
       } else {
         // Another live station owns it: not ours to poll (DESIGN §5). Drop any stale claim we had.
         this.ctx.dropSession(n.id);
-        st.host = 'owned elsewhere';
+        this.nicState(n.id).host = 'owned elsewhere';
+      }
+    }
+    if (give.length) {
+      try {
+        const released = new Set(await this.ctx.release(give));
+        for (const nic of released) this.nicState(nic).host = 'handed over';
+        if (released.size) this.log('info', 'handed NICs over to their preferred stations', { nics: released.size, members: this.members.length });
+        for (let i = owned.length - 1; i >= 0; i--) if (released.has(owned[i].id)) owned.splice(i, 1);
+      } catch (e) {
+        this.countStoreError(e); // kept: handed over at a later round
+        this.log('warn', 'hand-over failed', { code: (e as LifelineError).code, error: (e as Error).message });
       }
     }
     // Every NIC's active generation in one read (whether a session must reload), not a read per poll; a store that
@@ -210,6 +291,23 @@ export class DaemonCore {
     return { polls: Promise.allSettled(polls) }; // wrapped: an async function would wait for a returned promise
   }
 
+  /**
+   * Is an owned NIC to be handed over at this round? Only at a safe point — no poll, verb, key exchange or command of
+   * ours under way for it (StationCore.quiet), so every command we sent has its outcome stored — and either another
+   * live member is now preferred for it (a member joined, or the one we stood in for is back: after
+   * FALLBACK_KEEP_MS), or it has stopped answering us while another member might reach it (then avoided a while).
+   */
+  private shouldHandOver(nic: string, st: NicState, now: number): boolean {
+    if (this.members.length < 2 || st.busy || (this.using.get(nic) ?? 0) > 0 || !this.ctx.quiet(nic)) return false;
+    if (st.unanswered >= UNANSWERED_POLLS_BEFORE_HANDOVER) {
+      st.avoidUntil = now + AVOID_MS;
+      st.unanswered = 0;
+      this.log('warn', 'NIC does not answer this station; handing it over to another member', { nic });
+      return true;
+    }
+    return now >= st.keepUntil && rankOf(nic, this.ctx.o.stationId, this.members) > 0;
+  }
+
   private countPoll(outcome: string): void {
     this.counters.polls.set(outcome, (this.counters.polls.get(outcome) ?? 0) + 1);
   }
@@ -221,7 +319,7 @@ export class DaemonCore {
 
   private nicState(nic: string): NicState {
     let st = this.nics.get(nic);
-    if (!st) this.nics.set(nic, (st = { lastRefresh: this.ctx.env.now(), host: 'unknown', lastError: null, refreshes: 0, busy: false, unanswered: 0, rekeyTriedAt: 0, refreshFailures: 0, retryRefreshAt: 0 }));
+    if (!st) this.nics.set(nic, (st = { lastRefresh: this.ctx.env.now(), host: 'unknown', lastError: null, refreshes: 0, busy: false, unanswered: 0, rekeyTriedAt: 0, refreshFailures: 0, retryRefreshAt: 0, keepUntil: 0, avoidUntil: 0 }));
     return st;
   }
 
@@ -384,15 +482,31 @@ export class DaemonCore {
 
   /** A read verb (ping, state, capabilities) on a NIC of the store: its session, synced with the store first. */
   async read(nic: string, kind: ReadKind, timeoutMs: number): Promise<RequestResult> {
-    const stored = await this.ctx.store.getNic(nic);
-    if (stored) await this.ctx.syncWithStore(stored);
-    return (await this.ctx.session(nic)).read(kind, timeoutMs);
+    return this.inUse(nic, async () => {
+      const stored = await this.ctx.store.getNic(nic);
+      if (stored) await this.ctx.syncWithStore(stored);
+      return (await this.ctx.session(nic)).read(kind, timeoutMs);
+    });
   }
 
   /** A command verb (reset, power-up, power-down, power-cycle), as read(). */
   async command(nic: string, kind: CommandKind, timeoutMs: number): Promise<RequestResult> {
-    const stored = await this.ctx.store.getNic(nic);
-    if (stored) await this.ctx.syncWithStore(stored);
-    return (await this.ctx.session(nic)).command(kind, timeoutMs);
+    return this.inUse(nic, async () => {
+      const stored = await this.ctx.store.getNic(nic);
+      if (stored) await this.ctx.syncWithStore(stored);
+      return (await this.ctx.session(nic)).command(kind, timeoutMs);
+    });
+  }
+
+  /** Run a user's verb on the NIC, counted in `using` (not handed over meanwhile: shouldHandOver). */
+  private async inUse<T>(nic: string, f: () => Promise<T>): Promise<T> {
+    this.using.set(nic, (this.using.get(nic) ?? 0) + 1);
+    try {
+      return await f();
+    } finally {
+      const left = (this.using.get(nic) ?? 1) - 1;
+      if (left > 0) this.using.set(nic, left);
+      else this.using.delete(nic);
+    }
   }
 }
