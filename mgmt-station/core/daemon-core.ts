@@ -67,8 +67,9 @@ const REKEY_RETRY_MS = 30_000;
  * went free (counted from this daemon's start too), so a preferred member that is slow, or cannot get the lease, is
  * stood in for without two members racing for every NIC. A NIC taken so stays at least FALLBACK_KEEP_MS before it is
  * handed to its preferred member. A NIC that stops answering this station (UNANSWERED_POLLS_BEFORE_HANDOVER polls in
- * a row) while other members live is handed over and avoided for AVOID_MS: a network that cuts one station off a NIC
- * must not leave it owned by the one station that cannot reach it.
+ * a row) while other members live is handed over, and for AVOID_MS this station ranks itself last for it: a network
+ * that cuts one station off a NIC must not leave it owned by the one station that cannot reach it, and a NIC nobody
+ * reaches must still be owned by someone.
  */
 const FALLBACK_KEEP_MS = 60_000;
 const UNANSWERED_POLLS_BEFORE_HANDOVER = 5;
@@ -129,6 +130,8 @@ export interface NicState {
 
 export class DaemonCore {
   private timer: Timer | null = null;
+  /** The member row's own timer (balanced sharing): renewed every poll interval whatever the poll rounds are doing. */
+  private liveTimer: Timer | null = null;
   readonly nics = new Map<string, NicState>();
   private stopped = false;
   private readonly polls = new Limiter(MAX_POLLS_IN_FLIGHT);
@@ -162,7 +165,8 @@ export class DaemonCore {
       // Registered a poll interval before the first round, so stations started together see each other before
       // any of them takes a NIC (else the first one takes the whole fleet and hands most of it over a round later).
       this.joinedAt = this.ctx.env.now();
-      this.members = (await this.ctx.store.renewMember(this.ctx.o.stationId, this.joinedAt, this.o.leaseMs)).map((m) => m.station);
+      await this.renewMembership();
+      this.scheduleLiveness();
       await new Promise<void>((r) => this.ctx.env.after(this.o.pollIntervalMs, r));
     }
     const first = await this.tick();
@@ -174,6 +178,31 @@ export class DaemonCore {
     this.stopped = true;
     this.timer?.cancel();
     this.timer = null;
+    this.liveTimer?.cancel();
+    this.liveTimer = null;
+  }
+
+  /**
+   * Renew this station's member row and read the live members. On its own timer, not in the poll round: a round
+   * waits for the store behind the polls' work (a takeover of thousands of NICs opens thousands of sessions), and a
+   * member row renewed late would let the others take every NIC of a station that is only busy. The store runs it
+   * on a connection of its own (the 'liveness' lane of sql-driver.ts).
+   */
+  private async renewMembership(): Promise<void> {
+    const now = this.ctx.env.now();
+    const rows = await this.ctx.store.renewMember(this.ctx.o.stationId, now, this.o.leaseMs);
+    this.members = rows.filter((m) => m.station === this.ctx.o.stationId || m.expiresAt > now).map((m) => m.station);
+  }
+
+  private scheduleLiveness(): void {
+    if (this.stopped) return;
+    this.liveTimer = this.ctx.env.after(this.o.pollIntervalMs, () => {
+      this.liveTimer = null;
+      void this.renewMembership().catch((e) => {
+        this.countStoreError(e);
+        this.log('warn', 'member row not renewed', { code: (e as LifelineError).code, error: (e as Error).message });
+      }).finally(() => this.scheduleLiveness());
+    });
   }
 
   private get sharing(): 'balanced' | 'first-come' {
@@ -201,8 +230,9 @@ export class DaemonCore {
   }
 
   /**
-   * One poll round. First this station's member row is renewed — which keeps every lease it holds live (Store
-   * renewMember: one row per round, not one per NIC) — and every lease read once; then, in one pass over the store,
+   * One poll round. This station's member row, renewed on its own timer (renewMembership), keeps every lease it
+   * holds live (Store.renewMember: one row per poll interval, not one per NIC). Every lease is read once; then, in one
+   * pass over the store,
    * the free or lapsed NICs this station is to take are taken (rendezvous order over the live members, see
    * FALLBACK_KEEP_MS; 'first-come': every free one), and the NICs another live member is now preferred for are handed
    * over if nothing of theirs is under way (a rebalance when a member joins; StationCore.quiet). All of it before any
@@ -221,16 +251,12 @@ export class DaemonCore {
     const give: string[] = [];
     const now = this.ctx.env.now();
     try {
-      if (balanced) {
-        const rows = await this.ctx.store.renewMember(me, now, this.o.leaseMs);
-        this.members = rows.filter((m) => m.station === me || m.expiresAt > now).map((m) => m.station);
-      }
       const leases = new Map((await this.ctx.store.listLeases()).map((l) => [l.nic, l]));
       for (const n of nics) {
         const l = leases.get(n.id);
         const st = this.nics.get(n.id);
-        if (balanced && l?.owner === me) {
-          // Ours, live by the member row just renewed: no write per NIC.
+        if (balanced && l?.owner === me && l.expiresAt > now) {
+          // Ours, live by our member row (renewMembership): no write per NIC.
           this.ctx.holdLease(l);
           owned.push(n);
           if (st && this.shouldHandOver(n.id, st, now)) give.push(n.id);
@@ -239,8 +265,11 @@ export class DaemonCore {
           this.nicState(n.id).host = 'owned elsewhere';
         } else if (!balanced) {
           take.push(n.id); // first-come: ours if we are first (also our own leases: renewed one by one)
-        } else if (!(st && now < st.avoidUntil)) {
-          const rank = rankOf(n.id, me, this.members);
+        } else {
+          // A NIC this station gave up (it stopped answering us) puts us last in its order, behind every other
+          // member, so it is still taken — by us too, if nobody else does.
+          // Ours with its lease lapsed (our member row was not renewed in time): taken back at once if nobody took it.
+          const rank = l?.owner === me ? 0 : st && now < st.avoidUntil ? this.members.length : rankOf(n.id, me, this.members);
           const since = Math.max(l?.expiresAt ?? 0, this.joinedAt);
           if (rank === 0 || now >= since + rank * this.o.leaseMs) take.push(n.id);
         }

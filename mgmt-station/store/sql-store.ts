@@ -548,7 +548,7 @@ export class SqlStore implements Store {
       );
       const rows = yield sql('SELECT station, expires_at FROM cluster_members ORDER BY station');
       return rows.map((r) => ({ station: String(r.station), expiresAt: Number(r.expires_at) }));
-    });
+    }, 'liveness');
   }
 
   async leaveMembers(station: string): Promise<void> {
