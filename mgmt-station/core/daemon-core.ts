@@ -328,13 +328,22 @@ export class DaemonCore {
    */
   private shouldHandOver(nic: string, st: NicState, now: number): boolean {
     if (this.members.length < 2 || st.busy || (this.using.get(nic) ?? 0) > 0 || !this.ctx.quiet(nic)) return false;
-    if (st.unanswered >= UNANSWERED_POLLS_BEFORE_HANDOVER) {
-      st.avoidUntil = now + AVOID_MS;
-      st.unanswered = 0;
-      this.log('warn', 'NIC does not answer this station; handing it over to another member', { nic });
-      return true;
-    }
     return now >= st.keepUntil && rankOf(nic, this.ctx.o.stationId, this.members) > 0;
+  }
+
+  /**
+   * A NIC that has not answered UNANSWERED_POLLS_BEFORE_HANDOVER polls in a row (and a key exchange, see
+   * rekeyIfSilent) while other members live: handed over at the end of its poll, the safe point of a NIC that never
+   * answers (its poll lasts about a poll interval, so a round rarely finds it idle), and avoided for AVOID_MS.
+   */
+  private async giveUpIfUnreachable(nic: string, st: NicState): Promise<void> {
+    if (this.sharing !== 'balanced' || st.unanswered < UNANSWERED_POLLS_BEFORE_HANDOVER || this.members.length < 2) return;
+    if ((this.using.get(nic) ?? 0) > 0 || !this.ctx.quiet(nic)) return;
+    if ((await this.ctx.release([nic])).length === 0) return;
+    st.avoidUntil = this.ctx.env.now() + AVOID_MS;
+    st.unanswered = 0;
+    st.host = 'handed over';
+    this.log('warn', 'NIC does not answer this station; handed it over to another member', { nic });
   }
 
   private countPoll(outcome: string): void {
@@ -385,7 +394,10 @@ export class DaemonCore {
       if (code === 'E_SEQ_EXHAUSTED' && n.meta.enrolled === true) {
         await this.ownRefresh(n.id, st).then(() => (st.lastError = null)).catch((e2) => (st.lastError = (e2 as Error).message));
       }
-      if (code === 'E_TIMEOUT') await this.rekeyIfSilent(n, st);
+      if (code === 'E_TIMEOUT') {
+        await this.rekeyIfSilent(n, st);
+        await this.giveUpIfUnreachable(n.id, st).catch((e2) => this.countStoreError(e2));
+      }
     }
   }
 

@@ -91,8 +91,8 @@ export class MemoryStore implements Store {
    * checks an edit here; the store finds it (or, for an older sealed row, cannot: see row-mac.ts).
    */
   get raw(): RawTables {
-    const { commandLog, commandHeads, seqCheckpoints, syncEpochs, leases } = this.#db.tables;
-    return { commandLog, commandHeads, seqCheckpoints, syncEpochs, leases };
+    const { commandLog, commandHeads, seqCheckpoints, syncEpochs, leases, members } = this.#db.tables;
+    return { commandLog, commandHeads, seqCheckpoints, syncEpochs, leases, members };
   }
 
   /** Run one call: atomic because `body` is synchronous; its errors become a rejection, as SqlStore's do. */

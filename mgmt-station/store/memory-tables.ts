@@ -70,7 +70,7 @@ export interface MemoryStoreSnapshot extends MemoryTables {
 }
 
 /** The live tables someone with write access to the store could edit (memory-store.ts `raw`). */
-export type RawTables = Pick<MemoryTables, 'commandLog' | 'commandHeads' | 'seqCheckpoints' | 'syncEpochs' | 'leases'>;
+export type RawTables = Pick<MemoryTables, 'commandLog' | 'commandHeads' | 'seqCheckpoints' | 'syncEpochs' | 'leases' | 'members'>;
 
 export function emptyTables(): MemoryTables {
   return {
