@@ -106,7 +106,7 @@ export class SqlStore implements Store {
 
   async listNics(): Promise<NicRecord[]> {
     const rows = await this.#read(sql(`SELECT ${codec.NIC_COLUMNS} FROM nics ORDER BY id`));
-    return rows.map((r) => codec.nicFromRow(r, this.#wrap));
+    return rows.map((r) => codec.nicFromRowLazyPsk(r, this.#wrap));
   }
 
   // --- SAs --------------------------------------------------------------------------------------

@@ -323,6 +323,7 @@ export interface Store {
    */
   updateNic(nic: NicRecord, fence: Fence): Promise<void>;
   getNic(id: string): Promise<NicRecord | null>;
+  /** Every NIC, by id. SQL backends unwrap each record's PSK when it is first read (row-codec.ts nicFromRowLazyPsk). */
   listNics(): Promise<NicRecord[]>;
 
   // --- SAs ---
