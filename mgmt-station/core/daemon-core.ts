@@ -194,9 +194,10 @@ export class DaemonCore {
     this.members = rows.filter((m) => m.station === this.ctx.o.stationId || m.expiresAt > now).map((m) => m.station);
   }
 
+  /** A third of the lease, at most a poll interval: two renewals may fail before the others take our NICs. */
   private scheduleLiveness(): void {
     if (this.stopped) return;
-    this.liveTimer = this.ctx.env.after(this.o.pollIntervalMs, () => {
+    this.liveTimer = this.ctx.env.after(Math.max(1, Math.min(this.o.pollIntervalMs, Math.floor(this.o.leaseMs / 3))), () => {
       this.liveTimer = null;
       void this.renewMembership().catch((e) => {
         this.countStoreError(e);
