@@ -201,7 +201,9 @@ export class StationCore {
     const old = this.fences.get(nic);
     this.fences.set(nic, f);
     this.counters.leaseRenewals++;
-    if (r.takeover) {
+    // A lapsed lease taken, or one another station handed over (free at an epoch above 0): the NIC is told of its new
+    // owner (DaemonCore.afterTakeover) and our first sync ends the former owner's epochs.
+    if (r.takeover || (r.previousOwner === null && r.lease.epoch > 1 && !old)) {
       this.takeovers.add(nic);
       this.counters.takeovers++;
     }
