@@ -163,7 +163,11 @@ function startDaemon(dir: string, id: string, address: string, args: string[], l
       clearTimeout(t);
       child.stdout!.removeAllListeners('data');
       child.stdout!.resume();
-      res({ id, child, pid: child.pid!, control: ready.control, token: (JSON.parse(readFileSync(ready.announce, 'utf8')) as { token: string }).token });
+      try {
+        res({ id, child, pid: child.pid!, control: ready.control, token: (JSON.parse(readFileSync(ready.announce, 'utf8')) as { token: string }).token });
+      } catch (e) {
+        rej(new Error(`station ${id}: its announce file ${ready.announce}: ${(e as Error).message}`));
+      }
     });
   });
 }
