@@ -86,7 +86,9 @@ async function main(): Promise<number> {
     watchdog = setTimeout(() => void stop(`still running after ${WATCHDOG_S} s + the fleet-enrolled budget`, 1), (WATCHDOG_S + (stationScaleSelected() ? STATION_SCALE_WATCHDOG_S : 0) + enrolledBudgetS(enrolledNics)) * 1000);
     watchdog.unref();
   }
-  const clusterNics = Number(values['cluster-nics'] ?? (quick ? 10000 : 100000));
+  // 10,000 by default, not the target's 100,000: at today's station memory per NIC (issue 16, the stmem work) four
+  // daemons of 25,000 NICs each would need more memory than this machine has. --cluster-nics 100000 asks for it.
+  const clusterNics = Number(values['cluster-nics'] ?? (quick ? 2000 : 10000));
   if (!Number.isInteger(clusterNics) || clusterNics < 8) usage('--cluster-nics takes a NIC count >= 8, e.g. 10000');
   if (run('station-cluster')) {
     // Its own budget too (not part of the 300 s whole-bench target), on top of whatever the watchdog allows now.
