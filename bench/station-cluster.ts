@@ -137,7 +137,7 @@ function request(control: string, method: 'GET' | 'POST', path: string, token: s
   });
 }
 
-function startDaemon(dir: string, id: string, address: string, args: string[], logDir?: string): Promise<Daemon> {
+function startDaemon(dir: string, id: string, address: string, args: string[], logDir: string | undefined, readyMs: number): Promise<Daemon> {
   const child = spawnChild(process.execPath, [STATION_CLI, 'serve', '--json', '--id', id, '--listen', `${address}:7000`, '--control', `${address}:0`, '--sharing', 'balanced', ...args], { cwd: dir });
   let err = '';
   child.stderr!.setEncoding('utf8').on('data', (c: string) => {
@@ -147,7 +147,7 @@ function startDaemon(dir: string, id: string, address: string, args: string[], l
   });
   return new Promise((res, rej) => {
     let out = '';
-    const t = setTimeout(() => rej(new Error(`station ${id} not ready in 60 s: ${err.slice(-500)}`)), 60_000);
+    const t = setTimeout(() => rej(new Error(`station ${id} not ready in ${readyMs} ms: ${err.slice(-500)}`)), readyMs);
     child.once('exit', (code) => rej(new Error(`station ${id} exited (${code}): ${err.slice(-500)}`)));
     child.stdout!.setEncoding('utf8').on('data', (c: string) => {
       out += c;
@@ -250,9 +250,9 @@ export async function measureStationCluster(o: StationClusterOptions, log: (s: s
     // 1. k - 1 stations.
     log(`  ${k - 1} stations start`);
     const tStart = performance.now();
-    // One after the other: two daemons writing their announce files into one new var/ directory at once can trip
-    // over each other's temporary files (seen here; not what this section measures).
-    for (const [i, id] of ids.slice(0, k - 1).entries()) daemons.set(id, await startDaemon(dir, id, addressOf(i), args, o.logDir));
+    // All at once (a daemon prints its ready line after its first poll round, which at scale is long): they register
+    // within a poll interval of each other and split the fleet at once.
+    await Promise.all(ids.slice(0, k - 1).map(async (id, i) => daemons.set(id, await startDaemon(dir, id, addressOf(i), args, o.logDir, 60_000 + 30 * n))));
     const firstOwned = await settled('first ownership', ids.slice(0, k - 1), 60_000 + n);
     const firstOwnedMs = firstOwned === null ? null : firstOwned - tStart;
 
@@ -260,7 +260,7 @@ export async function measureStationCluster(o: StationClusterOptions, log: (s: s
     const ideal = n / k;
     log(`  station ${ids[k - 1]} joins`);
     const tJoin = performance.now();
-    daemons.set(ids[k - 1], await startDaemon(dir, ids[k - 1], addressOf(k - 1), args, o.logDir));
+    daemons.set(ids[k - 1], await startDaemon(dir, ids[k - 1], addressOf(k - 1), args, o.logDir, 60_000 + 30 * n));
     const balancedAt = await settled('hand-overs after the join', ids, 60_000 + n);
     const balancedMs = balancedAt === null ? null : balancedAt - tJoin;
     const afterJoin = await counts();
