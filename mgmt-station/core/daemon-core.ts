@@ -267,9 +267,9 @@ export class DaemonCore {
         } else if (!balanced) {
           take.push(n.id); // first-come: ours if we are first (also our own leases: renewed one by one)
         } else {
+          // Ours with its lease lapsed (our member row was not renewed in time): taken back at once if nobody took it.
           // A NIC this station gave up (it stopped answering us) puts us last in its order, behind every other
           // member, so it is still taken — by us too, if nobody else does.
-          // Ours with its lease lapsed (our member row was not renewed in time): taken back at once if nobody took it.
           const rank = l?.owner === me ? 0 : st && now < st.avoidUntil ? this.members.length : rankOf(n.id, me, this.members);
           const since = Math.max(l?.expiresAt ?? 0, this.joinedAt);
           if (rank === 0 || now >= since + rank * this.o.leaseMs) take.push(n.id);
@@ -323,9 +323,9 @@ export class DaemonCore {
 
   /**
    * Is an owned NIC to be handed over at this round? Only at a safe point — no poll, verb, key exchange or command of
-   * ours under way for it (StationCore.quiet), so every command we sent has its outcome stored — and either another
-   * live member is now preferred for it (a member joined, or the one we stood in for is back: after
-   * FALLBACK_KEEP_MS), or it has stopped answering us while another member might reach it (then avoided a while).
+   * ours under way for it (StationCore.quiet), so every command we sent has its outcome stored — and another live
+   * member is now preferred for it (a member joined, or the one we stood in for is back: after FALLBACK_KEEP_MS).
+   * A NIC that stopped answering us is handed over at the end of its poll instead (giveUpIfUnreachable).
    */
   private shouldHandOver(nic: string, st: NicState, now: number): boolean {
     if (this.members.length < 2 || st.busy || (this.using.get(nic) ?? 0) > 0 || !this.ctx.quiet(nic)) return false;
