@@ -21,7 +21,7 @@
  *     ran once (lost = acknowledged but not in the log) and no command ran twice (doubled).
  */
 import http from 'node:http';
-import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -392,5 +392,6 @@ export async function measureStationCluster(o: StationClusterOptions, log: (s: s
     if (emu) await stopChild(emu.child, 10_000);
     await store?.close().catch(() => undefined);
     await pg?.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 }
