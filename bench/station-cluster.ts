@@ -147,7 +147,10 @@ function startDaemon(dir: string, id: string, address: string, args: string[], l
   });
   return new Promise((res, rej) => {
     let out = '';
-    const t = setTimeout(() => rej(new Error(`station ${id} not ready in ${readyMs} ms: ${err.slice(-500)}`)), readyMs);
+    const t = setTimeout(() => {
+      child.kill('SIGKILL');
+      rej(new Error(`station ${id} not ready in ${readyMs} ms: ${err.slice(-500)}`));
+    }, readyMs);
     child.once('exit', (code) => rej(new Error(`station ${id} exited (${code}): ${err.slice(-500)}`)));
     child.stdout!.setEncoding('utf8').on('data', (c: string) => {
       out += c;
@@ -155,6 +158,7 @@ function startDaemon(dir: string, id: string, address: string, args: string[], l
       const failed = lines.find((l) => l.ok === false || l.error);
       if (failed) {
         clearTimeout(t);
+        child.kill('SIGKILL');
         rej(new Error(`station ${id}: ${JSON.stringify(failed)}`));
         return;
       }
@@ -252,7 +256,9 @@ export async function measureStationCluster(o: StationClusterOptions, log: (s: s
     const tStart = performance.now();
     // All at once (a daemon prints its ready line after its first poll round, which at scale is long): they register
     // within a poll interval of each other and split the fleet at once.
-    await Promise.all(ids.slice(0, k - 1).map(async (id, i) => daemons.set(id, await startDaemon(dir, id, addressOf(i), args, o.logDir, 60_000 + 30 * n))));
+    const started = await Promise.allSettled(ids.slice(0, k - 1).map((id, i) => startDaemon(dir, id, addressOf(i), args, o.logDir, 60_000 + 30 * n)));
+    for (const r of started) if (r.status === 'fulfilled') daemons.set(r.value.id, r.value);
+    for (const r of started) if (r.status === 'rejected') throw r.reason;
     const firstOwned = await settled('first ownership', ids.slice(0, k - 1), 60_000 + n);
     const firstOwnedMs = firstOwned === null ? null : firstOwned - tStart;
 
