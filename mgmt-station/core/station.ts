@@ -69,8 +69,9 @@ export class StationCore {
   readonly takeovers = new Set<string>();
   /**
    * What this process did, for the daemon's /metrics (mgmt-station/station-metrics.ts): leases taken or renewed,
-   * leases found held by another station where we had one, takeovers, NICs handed over (a rebalance), and key exchanges by `kind|outcome` (kind:
-   * enroll or refresh; outcome: ok or the error code in lower case without E_, e.g. ike_timeout).
+   * leases found held by another station where we had one, takeovers, NICs handed over (a rebalance), and key
+   * exchanges by `kind|outcome` (kind: enroll or refresh; outcome: ok or the error code in lower case without E_,
+   * e.g. ike_timeout).
    */
   readonly counters = { leaseRenewals: 0, leasesLost: 0, takeovers: 0, handovers: 0, keyExchanges: new Map<string, number>() };
   /**
@@ -135,11 +136,6 @@ export class StationCore {
       this.sessions.delete(lease.nic);
     }
     return f;
-  }
-
-  /** Our fence on `nic` as this process last held it (undefined: none). */
-  heldFence(nic: string): Fence | undefined {
-    return this.fences.get(nic);
   }
 
   /**
