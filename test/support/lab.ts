@@ -161,7 +161,10 @@ export class Lab {
    */
   async startStation(id: string, args: string[] = [], opts: { cwd?: string; store?: string; keyFile?: string; timeoutMs?: number } = {}): Promise<StationProcess> {
     const timeoutMs = opts.timeoutMs ?? 15000;
-    const argv = [STATION, 'serve', '--json', '--id', id, ...(args.includes('--control') ? [] : ['--control', '127.0.0.1:0']), ...args, '--store', opts.store ?? this.store, '--cluster-key', opts.keyFile ?? this.keyFile, '--emulator', this.ready?.control ?? '127.0.0.1:1'];
+    // The lab's cluster tests are about a primary and its backups: first-come sharing unless the test names one
+    // (balanced sharing, rendezvous and hand-overs: test/e2e/station-cluster.test.ts).
+    const sharing = args.includes('--sharing') ? [] : ['--sharing', 'first-come'];
+    const argv = [STATION, 'serve', '--json', '--id', id, ...(args.includes('--control') ? [] : ['--control', '127.0.0.1:0']), ...sharing, ...args, '--store', opts.store ?? this.store, '--cluster-key', opts.keyFile ?? this.keyFile, '--emulator', this.ready?.control ?? '127.0.0.1:1'];
     const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd });
     this.children.add(child);
     child.once('exit', () => this.children.delete(child));
