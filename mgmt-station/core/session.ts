@@ -111,7 +111,8 @@ function requestResult(
 }
 
 interface Held {
-  stored: StoredSa;
+  /** The SA and its state, without the rest of its stored row (its IKE SA snapshot: keys this session never uses). */
+  stored: Pick<StoredSa, 'pair' | 'state'>;
   ep: SaEndpoint;
   inboundSpi: number;
   /** Attempts on this SA in a row that got no answer, across requests; reset by any packet the NIC sends on it. */
@@ -250,9 +251,10 @@ export class NicSession {
       const outStart = wanted > max + 1n ? max + 1n : wanted; // max + 1 = exhausted: sends fail, never wrap
       const old = kept.get(stored.pair.generation);
       const same = old && old.inboundSpi === (stored.pair.policy === 'esp+ah' ? stored.pair.fromNic.ahSpi : stored.pair.fromNic.spi);
-      const ep = same ? old : new SaEndpoint(stored.pair, 'station', { outStart, inFloor: cp?.inHighest ?? 0n });
+      // The small GHASH table (wire/aead.ts 'keyed-small'): a daemon holds these for every NIC it polls (issue 16).
+      const ep = same ? old : new SaEndpoint(stored.pair, 'station', { outStart, inFloor: cp?.inHighest ?? 0n, impl: 'keyed-small' });
       if (ep.nextOutSeq < outStart) ep.skipOutboundTo(outStart); // another process of this station claimed a block
-      const h: Held = { stored, ep, inboundSpi: ep.inboundSpi, unanswered: 0 };
+      const h: Held = { stored: { pair: stored.pair, state: stored.state }, ep, inboundSpi: ep.inboundSpi, unanswered: 0 };
       this.held.push(h);
       const handler = (b: Uint8Array, from: Endpoint) => this.onDatagram(h, b, from);
       this.o.port.register(h.inboundSpi, handler);
