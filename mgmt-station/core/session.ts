@@ -159,8 +159,11 @@ interface SyncResult { epoch: number; answers: QueryAnswer[]; nicRestored: boole
 
 const WANT = { 'presence-ping': 'presence-pong', 'capabilities-request': 'capabilities-response', 'system-state-request': 'system-state-response' } as const;
 
+/** What a session keeps of its NIC's record: where to send (not its PSK or meta: a daemon holds a session per NIC). */
+export type SessionNic = Pick<NicRecord, 'id' | 'address' | 'securePort'>;
+
 export class NicSession {
-  readonly nic: NicRecord;
+  readonly nic: SessionNic;
   private held: Held[] = [];
   private active: Held | null = null;
   /** The tail of the reloads asked for (reload(): one at a time). */
@@ -201,7 +204,7 @@ export class NicSession {
   private ackSeq = 0;
 
   private constructor(nic: NicRecord, private readonly o: SessionOptions) {
-    this.nic = nic;
+    this.nic = { id: nic.id, address: nic.address, securePort: nic.securePort };
     this.tag = o.env.random(1)[0] ^ 0x5a;
   }
 
