@@ -193,6 +193,12 @@ export class NicSession {
   private used = new Set<number>();
   private usedEpoch = -1;
   private closed = false;
+  /**
+   * Generations of 'previous' SAs this session let go: once the NIC answered on the active SA it has retired the
+   * previous one (protocol/README.md), so nothing it sends can come under it any more. A reload does not take
+   * them up again (a daemon holds a session per NIC: an SA endpoint is about 3 KiB, issue 16).
+   */
+  private letGo = new Set<number>();
   private tag: number;
   readonly counters = { accepted: 0, syncs: 0, dropped: {} as Record<string, number>, alerts: { stored: 0, duplicates: 0, acksSent: 0 } };
   /**
@@ -246,7 +252,10 @@ export class NicSession {
     for (const h of this.held) this.unregister(h);
     this.held = [];
     this.active = null;
-    const sas = (await this.o.store.listSas(this.nic.id)).filter((s) => s.state === 'active' || s.state === 'previous');
+    const listed = await this.o.store.listSas(this.nic.id);
+    // Only the store's current 'previous' can be let go of again: the set holds one generation at most.
+    if (this.letGo.size > 0) this.letGo = new Set(listed.filter((s) => s.state === 'previous' && this.letGo.has(s.pair.generation)).map((s) => s.pair.generation));
+    const sas = listed.filter((s) => s.state === 'active' || (s.state === 'previous' && !this.letGo.has(s.pair.generation)));
     for (const stored of sas) {
       const cp = await this.o.store.getCheckpoint(this.nic.id, stored.pair.generation);
       const max = maxSequence(stored.pair.esn);
@@ -268,6 +277,19 @@ export class NicSession {
         this.reservedOut = cp?.outReserved ?? 0n;
       } else ep.releaseCrypto(); // 'previous': kept for late answers, its AEADs made again only if one comes
     }
+  }
+
+  /**
+   * The NIC sent on the active SA, so it has retired the previous one: drop its endpoint and SPIs (a datagram that
+   * still names them is counted by the socket as of an unknown SPI). Its store row stays 'previous'.
+   */
+  private letGoOfPrevious(): void {
+    for (const x of this.held) {
+      if (x === this.active) continue;
+      this.unregister(x);
+      this.letGo.add(x.stored.pair.generation);
+    }
+    this.held = this.active ? [this.active] : [];
   }
 
   private unregister(h: Held): void {
@@ -932,6 +954,7 @@ export class NicSession {
       this.o.onAccepted?.(bytes);
       // The NIC takes our packets on this SA: no sync needed.
       h.unanswered = 0;
+      if (h === this.active && this.held.length > 1) this.letGoOfPrevious();
       const udp = decodeInnerUdp(payload);
       if (udp.dstPort === SNMP_TRAP_PORT && alert) {
         this.onAlert(alertKey, bytes, udp.body);
