@@ -190,7 +190,7 @@ export class NicSession {
    * abandoned ('failed': it was never sent) and the command is logged again after a sync gives a new epoch, under
    * which nothing has been sent.
    */
-  private used = new Set<number>();
+  private used: Set<number> | null = null; // made by the first command
   private usedEpoch = -1;
   private closed = false;
   /**
@@ -198,7 +198,7 @@ export class NicSession {
    * previous one (protocol/README.md), so nothing it sends can come under it any more. A reload does not take
    * them up again (a daemon holds a session per NIC: an SA endpoint is about 3 KiB, issue 16).
    */
-  private letGo = new Set<number>();
+  private letGo: Set<number> | null = null;
   private tag: number;
   readonly counters = { accepted: 0, syncs: 0, dropped: {} as Record<string, number>, alerts: { stored: 0, duplicates: 0, acksSent: 0 } };
   /**
@@ -206,7 +206,7 @@ export class NicSession {
    * Acknowledge sent for it. A retransmission is the same datagram (which the replay window refuses): it gets the
    * same acknowledgement datagram again, so no IV is spent on it (docs/ALERTS.md).
    */
-  private alertAcks = new Map<string, TakenAlert>();
+  private alertAcks: Map<string, TakenAlert> | null = null; // made on the first alert (a daemon holds a session per NIC)
   private ackSeq = 0;
 
   private constructor(nic: NicRecord, private readonly o: SessionOptions) {
@@ -254,8 +254,12 @@ export class NicSession {
     this.active = null;
     const listed = await this.o.store.listSas(this.nic.id);
     // Only the store's current 'previous' can be let go of again: the set holds one generation at most.
-    if (this.letGo.size > 0) this.letGo = new Set(listed.filter((s) => s.state === 'previous' && this.letGo.has(s.pair.generation)).map((s) => s.pair.generation));
-    const sas = listed.filter((s) => s.state === 'active' || (s.state === 'previous' && !this.letGo.has(s.pair.generation)));
+    const letGo = this.letGo;
+    if (letGo !== null) {
+      const still = listed.filter((s) => s.state === 'previous' && letGo.has(s.pair.generation)).map((s) => s.pair.generation);
+      this.letGo = still.length > 0 ? new Set(still) : null;
+    }
+    const sas = listed.filter((s) => s.state === 'active' || (s.state === 'previous' && !this.letGo?.has(s.pair.generation)));
     for (const stored of sas) {
       const cp = await this.o.store.getCheckpoint(this.nic.id, stored.pair.generation);
       const max = maxSequence(stored.pair.esn);
@@ -287,7 +291,7 @@ export class NicSession {
     for (const x of this.held) {
       if (x === this.active) continue;
       this.unregister(x);
-      this.letGo.add(x.stored.pair.generation);
+      (this.letGo ??= new Set()).add(x.stored.pair.generation);
     }
     this.held = this.active ? [this.active] : [];
   }
@@ -351,7 +355,7 @@ export class NicSession {
       // per NIC across stations and restarts; with the epoch it is the identity the NIC records (DESIGN §5).
       let loggedEpoch = this.epoch!;
       entry = await this.o.store.appendCommand(this.nic.id, { time: this.o.env.now(), command: kind, outcome: 'sent', syncEpoch: loggedEpoch }, this.o.fence);
-      if (this.usedEpoch === loggedEpoch && this.used.has(entry.index)) {
+      if (this.usedEpoch === loggedEpoch && this.used?.has(entry.index)) {
         this.o.log?.('warn', "the store's command log went back (restored from a backup?): the command is logged again after a sync gives a new epoch", { nic: this.nic.id, index: entry.index, epoch: loggedEpoch });
         await this.o.store.updateOutcomeIf(this.nic.id, refOf(entry), 'failed', this.o.env.now(), this.o.fence, loggedEpoch).catch(() => false);
         await this.sync(deadline, 'the store went back');
@@ -386,7 +390,7 @@ export class NicSession {
    */
   private async commandLost(f: InFlight, kind: CommandKind, e: unknown, deadline: number): Promise<RequestResult> {
     const code = (e as LifelineError).code;
-    const sent = this.inFlightSent.delete(f.hash);
+    const sent = this.inFlightSent?.delete(f.hash) ?? false;
     const entry = { index: f.index, rmcpSeq: f.rmcpSeq, asfTag: f.tag };
     const about = (err: LifelineError) => Object.assign(err, { command: { index: entry.index, hash: f.hash, sent } });
     if (!sent) {
@@ -420,7 +424,7 @@ export class NicSession {
   }
 
   /** Commands whose first transmission left (a failure after it cannot be 'failed'). */
-  private inFlightSent = new Set<string>();
+  private inFlightSent: Set<string> | null = null; // made by the first command
 
   /** Send a command (and again, as long as the deadline allows) until the NIC acknowledges it or a sync settles it. */
   private async runCommand(f: InFlight, deadline: number): Promise<Exchanged> {
@@ -471,10 +475,10 @@ export class NicSession {
   private markUsed(index: number, epoch: number): void {
     if (epoch !== this.usedEpoch) {
       if (epoch < this.usedEpoch) return;
-      this.used.clear();
+      this.used?.clear();
       this.usedEpoch = epoch;
     }
-    this.used.add(index);
+    (this.used ??= new Set()).add(index);
   }
 
   /**
@@ -569,7 +573,7 @@ export class NicSession {
         }
         await this.sendOn(this.active!, inner, waiter, command);
         if (command) {
-          this.inFlightSent.add(command.hash);
+          (this.inFlightSent ??= new Set()).add(command.hash);
           this.markUsed(command.index, command.epoch);
         }
         attempts++;
@@ -942,7 +946,7 @@ export class NicSession {
       if (alert) {
         // A retransmitted alert: the same datagram as one taken (the replay window would refuse it) gets the same
         // acknowledgement again, if it is stored by now.
-        const taken = this.alertAcks.get(alertKey);
+        const taken = this.alertAcks?.get(alertKey);
         if (taken && equalBytes(taken.alert, bytes)) {
           this.counters.alerts.duplicates++;
           if (taken.ack) this.o.port.send(taken.ack, this.nic.securePort, this.nic.address);
@@ -1008,8 +1012,9 @@ export class NicSession {
         petSequence: pet.sequence, petTime: petTimeMs(pet.timestamp), pet: Buffer.from(petBytes).toString('hex'), via: 'secure',
       },
     };
-    this.alertAcks.set(key, taken);
-    if (this.alertAcks.size > ALERT_ACKS_KEPT) this.alertAcks.delete(this.alertAcks.keys().next().value!);
+    const acks = (this.alertAcks ??= new Map());
+    acks.set(key, taken);
+    if (acks.size > ALERT_ACKS_KEPT) acks.delete(acks.keys().next().value!);
     this.storeAndAck(taken);
   }
 
