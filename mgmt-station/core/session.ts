@@ -194,11 +194,14 @@ export class NicSession {
   private usedEpoch = -1;
   private closed = false;
   /**
-   * Generations of 'previous' SAs this session let go: once the NIC answered on the active SA it has retired the
-   * previous one (protocol/README.md), so nothing it sends can come under it any more. A reload does not take
-   * them up again (a daemon holds a session per NIC: an SA endpoint is about 3 KiB, issue 16).
+   * 'Previous' SAs this session let go of, by generation, with where their endpoints' counters were: once the NIC
+   * answered on the active SA it has retired the previous one (protocol/README.md), so nothing it sends can come
+   * under it any more, and its endpoint (about 3 KiB, issue 16: a daemon holds a session per NIC) goes. A reload
+   * does not take a let-go SA up again while the store holds it as 'previous'; if the store holds it as 'active'
+   * again (restored from a backup), its new endpoint goes on from these counters, never from the lower ones the
+   * backup holds (two packets under one key and IV: found by the simulator, seed 202209).
    */
-  private letGo: Set<number> | null = null;
+  private letGo: Map<number, { nextOut: bigint; inHigh: bigint }> | null = null;
   private tag: number;
   readonly counters = { accepted: 0, syncs: 0, dropped: {} as Record<string, number>, alerts: { stored: 0, duplicates: 0, acksSent: 0 } };
   /**
@@ -253,22 +256,30 @@ export class NicSession {
     this.held = [];
     this.active = null;
     const listed = await this.o.store.listSas(this.nic.id);
-    // Only the store's current 'previous' can be let go of again: the set holds one generation at most.
+    // Only SAs the store still holds keep their record (one or two generations at most).
     const letGo = this.letGo;
     if (letGo !== null) {
-      const still = listed.filter((s) => s.state === 'previous' && letGo.has(s.pair.generation)).map((s) => s.pair.generation);
-      this.letGo = still.length > 0 ? new Set(still) : null;
+      for (const g of [...letGo.keys()]) if (!listed.some((s) => s.pair.generation === g && (s.state === 'active' || s.state === 'previous'))) letGo.delete(g);
+      if (letGo.size === 0) this.letGo = null;
     }
     const sas = listed.filter((s) => s.state === 'active' || (s.state === 'previous' && !this.letGo?.has(s.pair.generation)));
     for (const stored of sas) {
       const cp = await this.o.store.getCheckpoint(this.nic.id, stored.pair.generation);
       const max = maxSequence(stored.pair.esn);
       const wanted = (cp?.outReserved ?? 0n) + 1n;
-      const outStart = wanted > max + 1n ? max + 1n : wanted; // max + 1 = exhausted: sends fail, never wrap
+      let outStart = wanted > max + 1n ? max + 1n : wanted; // max + 1 = exhausted: sends fail, never wrap
+      let inFloor = cp?.inHighest ?? 0n;
+      const gone = this.letGo?.get(stored.pair.generation);
+      if (gone) {
+        // Active again (see letGo): on from where this session's endpoint was.
+        if (gone.nextOut > outStart) outStart = gone.nextOut;
+        if (gone.inHigh > inFloor) inFloor = gone.inHigh;
+        this.letGo!.delete(stored.pair.generation);
+      }
       const old = kept.get(stored.pair.generation);
       const same = old && old.inboundSpi === (stored.pair.policy === 'esp+ah' ? stored.pair.fromNic.ahSpi : stored.pair.fromNic.spi);
       // The small GHASH table (wire/aead.ts 'keyed-small'): a daemon holds these for every NIC it polls (issue 16).
-      const ep = same ? old : new SaEndpoint(stored.pair, 'station', { outStart, inFloor: cp?.inHighest ?? 0n, impl: 'keyed-small' });
+      const ep = same ? old : new SaEndpoint(stored.pair, 'station', { outStart, inFloor, impl: 'keyed-small' });
       if (ep.nextOutSeq < outStart) ep.skipOutboundTo(outStart); // another process of this station claimed a block
       const h: Held = { stored: { pair: stored.pair, state: stored.state }, ep, inboundSpi: ep.inboundSpi, unanswered: 0 };
       this.held.push(h);
@@ -291,7 +302,7 @@ export class NicSession {
     for (const x of this.held) {
       if (x === this.active) continue;
       this.unregister(x);
-      (this.letGo ??= new Set()).add(x.stored.pair.generation);
+      (this.letGo ??= new Map()).set(x.stored.pair.generation, { nextOut: x.ep.nextOutSeq, inHigh: x.ep.highestInSeq });
     }
     this.held = this.active ? [this.active] : [];
   }
