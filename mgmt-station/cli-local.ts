@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { writeSecretFile } from '../lib/secret-file.js';
-import { DEFAULT_CONTROL as DEFAULT_DAEMON_CONTROL, StationDaemon, limitHeapGrowth, validateLifetime } from './daemon.js';
+import { DEFAULT_CONTROL as DEFAULT_DAEMON_CONTROL, StationDaemon, validateLifetime } from './daemon.js';
 import { announcedStore, type Announced } from './announce.js';
 import { parseTable } from './replay/table.js';
 import { replayTable } from './replay/runner.js';
@@ -89,7 +89,6 @@ export async function runLocal(o: LocalVerb): Promise<void> {
     ikeRekeyMs: ikeRekeyS !== undefined ? ikeRekeyS * 1000 : undefined,
   });
   if (verb === 'serve') {
-    limitHeapGrowth(); // a long-running daemon: see DAEMON_HEAP_GROWING_PERCENT
     // Per NIC and reason at most 5 lines per 10 s, the rest summarised (lib/log-limit.ts).
     const log = createLogger({ format: logFormat as LogFormat, component: PROG, limit: new LogLimiter() });
     const daemon = new StationDaemon(ctx, {

@@ -51,7 +51,6 @@
  * key exchange is made anew when the stored PSK changed.
  * A restart (even kill -9) resumes from the store: SAs, sequence reservations and the command log.
  */
-import { setFlagsFromString } from 'node:v8';
 import http from 'node:http';
 import { readFileSync, rmSync } from 'node:fs';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
@@ -78,22 +77,6 @@ export { validateLifetime } from './core/daemon-core.js';
 const iso = (ms: number | null | undefined): string | null => (ms ? new Date(ms).toISOString() : null);
 
 /** Where `serve` puts its control API and fleet page unless --control says otherwise: stable, so the page's address is. */
-/**
- * How far the daemon's V8 heap may grow past what its last full GC left live: 50 % (V8 picks 10 % to 300 % by
- * itself, the upper end when its GCs are fast, as they are on a small heap). Most of a daemon's heap is a fixed set
- * of long-lived objects per NIC, and enrolling or refreshing a fleet leaves garbage in it that V8 would otherwise
- * collect only once the heap had grown to four times the live set: with 2,000 NICs that was about 60 KiB of heap
- * used per NIC at 22 KiB live (issue 16, docs/PERFORMANCE.md "Station scale"). The price is more full GCs during a
- * burst, measured there. A `--heap-growing-percent` of the user's own (node's options or NODE_OPTIONS) is kept.
- */
-export const DAEMON_HEAP_GROWING_PERCENT = 50;
-
-/** Applies DAEMON_HEAP_GROWING_PERCENT to this process (`mgmt-station serve`), unless the user set their own. */
-export function limitHeapGrowth(): void {
-  const own = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => /^--heap[-_]growing[-_]percent\b/.test(a));
-  if (!own) setFlagsFromString(`--heap-growing-percent=${DAEMON_HEAP_GROWING_PERCENT}`);
-}
-
 export const DEFAULT_CONTROL = '127.0.0.1:8664';
 
 export interface DaemonOptions extends DaemonTimes {
