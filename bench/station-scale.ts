@@ -5,6 +5,8 @@
  *
  *   enroll / refresh   spawn of the CLI to its exit, per emulator for enroll (each emulator's `all`), NICs per second
  *   RSS per NIC        (daemon VmRSS after the refresh and two poll rounds - its VmRSS just after it was ready) / N
+ *   heap used per NIC  the same difference of the V8 heap used that the daemon's /metrics reports
+ *                      (nodejs_heap_size_used_bytes: live objects and garbage not yet collected), beside the RSS
  *   steady-state CPU   the daemon's utime + stime over three poll intervals after that, % of one core
  *
  * The emulators: an enrolled NIC holds four file descriptors in today's emulator (issue 16), so one process holds at
@@ -15,7 +17,7 @@
  * the single-responder latency sections).
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { currentPinning, fdLimit, memoryBackedBase, setPinning, openFds, rssKiB, spawnChild, startEmulator, stopChild, tempDir, EMULATOR_CLI, type Emulator } from './processes.js';
@@ -40,6 +42,8 @@ export interface StationScaleResult {
   refresh: FleetVerbFigures;
   baselineRss: Figure;
   rssPerNic: Figure;
+  /** The daemon's V8 heap used (its /metrics), after the refresh minus when ready, per NIC; null if /metrics did not answer. */
+  heapUsedPerNic: Figure | null;
   steadyCpu: Figure;
   /** NICs whose last poll failed, as `mgmt-station status` says after the steady-state window. */
   pollErrors: number;
@@ -97,6 +101,26 @@ async function startStation(dir: string, store: string, key: string): Promise<{ 
     c.once('exit', (code) => rej(new Error(`station daemon exited (${code}) before it was ready: ${err.slice(-800)}`)));
   });
   return { pid: ready.pid, stop: () => stopChild(c, 10000) };
+}
+
+/**
+ * The V8 heap used of the daemon whose SQLite store is in `dir`, in KiB, as its /metrics reports it (the scrape
+ * token is beside its announce file, mgmt-station/announce.ts); null if it cannot be read.
+ */
+async function daemonHeapUsedKiB(dir: string): Promise<number | null> {
+  try {
+    const files = readdirSync(dir);
+    const announce = files.find((f) => f.endsWith('.daemon.json'));
+    const tokenFile = files.find((f) => f.endsWith('.metrics-token'));
+    if (!announce || !tokenFile) return null;
+    const control = (JSON.parse(readFileSync(join(dir, announce), 'utf8')) as { control: string }).control;
+    const token = readFileSync(join(dir, tokenFile), 'utf8').trim();
+    const r = await fetch(`http://${control}/metrics`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(10000) });
+    const m = /^nodejs_heap_size_used_bytes (\S+)$/m.exec(await r.text());
+    return m ? Number(m[1]) / 1024 : null;
+  } catch {
+    return null;
+  }
 }
 
 function verbFigures(what: string, n: number, runs: { json: any; seconds: number }[]): FleetVerbFigures {
@@ -158,6 +182,7 @@ export async function measureStationScale(requested: number, log: (s: string) =>
     station = await startStation(dir, store, key);
     await sleep(1000);
     const baseline = rssKiB(station.pid);
+    const baselineHeap = await daemonHeapUsedKiB(dir);
     const common = ['--store', store, '--cluster-key', key, '--json'];
     const verbTimeout = 120000 + nics * 20;
     log(`  enroll all: ${nics} NICs through the daemon`);
@@ -169,6 +194,7 @@ export async function measureStationScale(requested: number, log: (s: string) =>
     // Two poll rounds: every NIC polled at least once since the refresh, the heap settled.
     await sleep(2 * POLL_INTERVAL_MS);
     const rss = rssKiB(station.pid);
+    const heap = await daemonHeapUsedKiB(dir);
     const window = 3 * POLL_INTERVAL_MS;
     log(`  steady state: ${window / 1000} s of polling`);
     const c0 = cpuTicks(station.pid);
@@ -184,6 +210,8 @@ export async function measureStationScale(requested: number, log: (s: string) =>
       enroll, refresh,
       baselineRss: figure(baseline / 1024, 'MiB', 'the daemon just after its ready line, no NIC'),
       rssPerNic: figure((rss - baseline) / nics, 'KiB/NIC', `(daemon VmRSS after refresh all and two poll rounds - baseline) / NICs; ${wl}`),
+      heapUsedPerNic: heap === null || baselineHeap === null ? null
+        : figure((heap - baselineHeap) / nics, 'KiB/NIC', `(daemon V8 heap used, nodejs_heap_size_used_bytes of its /metrics, at the same moments as the RSS) / NICs: live objects and garbage not yet collected; the rest of the RSS per NIC is V8's heap headroom and memory outside the heap (OpenSSL, SQLite)`),
       steadyCpu: figure(cpu, '% of a core', `daemon utime+stime over ${window / 1000} s of its default ${POLL_INTERVAL_MS} ms poll round (System State to every NIC); ${wl}`),
       pollErrors,
       stationFds: fds,

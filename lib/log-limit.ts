@@ -44,6 +44,12 @@ interface Group {
 }
 
 const OVERFLOW = '(other reasons)';
+/**
+ * Groups kept before a sweep is scheduled: a group whose window ended without anything suppressed has no timer of
+ * its own, and a daemon that logged one line for each of 10,000 NICs (enrolled, refreshed) would otherwise hold its
+ * group (about 1 KiB with its key) until maxGroups forced a sweep (issue 16).
+ */
+const SWEEP_FROM = 256;
 
 export class LogLimiter {
   readonly windowMs: number;
@@ -53,6 +59,8 @@ export class LogLimiter {
   private readonly after: (ms: number, f: () => void) => () => void;
   private readonly groups = new Map<string, Group>();
   private sink: ((s: Suppressed) => void) | null = null;
+  /** Cancels the pending sweep (scheduled once SWEEP_FROM groups are kept). */
+  private sweeping: (() => void) | null = null;
   /** Lines left out since the limiter was made (all groups). */
   suppressedTotal = 0;
 
@@ -96,6 +104,7 @@ export class LogLimiter {
       if (!g) {
         g = { start: now, shown: 0, suppressed: 0, level, ...group, cancel: null };
         this.groups.set(key, g);
+        this.scheduleSweep();
       }
     }
     if (g.shown < this.burst) {
@@ -117,6 +126,18 @@ export class LogLimiter {
   /** Write every pending summary now (the process is stopping). */
   flush(): void {
     for (const [k, g] of [...this.groups]) this.end(k, g);
+    this.sweeping?.();
+    this.sweeping = null;
+  }
+
+  /** With SWEEP_FROM groups or more, forget the ended ones a window from now (and again while as many are kept). */
+  private scheduleSweep(): void {
+    if (this.sweeping || this.groups.size < SWEEP_FROM) return;
+    this.sweeping = this.after(this.windowMs, () => {
+      this.sweeping = null;
+      this.sweep(this.now());
+      this.scheduleSweep();
+    });
   }
 
   private end(key: string, g: Group): void {

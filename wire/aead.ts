@@ -29,8 +29,11 @@ import { KeyedAesGcm } from './aes-gcm-keyed.js';
  * 'noble': @noble/ciphers, key expansion and GHASH table per packet.
  * 'keyed': AES-GCM only (wire/aes-gcm-keyed.ts): key schedule and GHASH table built once per key, so a
  *          packet costs only CTR + GHASH. ChaCha20-Poly1305 has no 'keyed' variant: asking for it gives 'node'.
+ * 'keyed-small': 'keyed' with GHASH's 256-byte nibble table instead of its 4 KiB byte table (about twice the
+ *          GHASH work per block): for a holder of thousands of keys that each carry a few packets per poll
+ *          interval (the station daemon's sessions, issue 16). ChaCha20-Poly1305 again gives 'node'.
  */
-export type AeadImpl = 'node' | 'noble' | 'keyed';
+export type AeadImpl = 'node' | 'noble' | 'keyed' | 'keyed-small';
 
 export const AEAD_TAG_LENGTH = 16;
 export const AEAD_NONCE_LENGTH = 12;
@@ -80,7 +83,8 @@ export function createAead(transform: EspTransform, key: Uint8Array, impl: AeadI
     // Only AES-GCM has a keyed implementation; ChaCha20-Poly1305 falls back to node:crypto.
     return transform === 'aes-gcm-16' ? new KeyedAesGcm(key) : new NodeAead(transform, key);
   }
-  throw new UsageError('E_USAGE', `unknown AEAD implementation ${JSON.stringify(impl)}; use 'node', 'noble' or 'keyed'`);
+  if (impl === 'keyed-small') return transform === 'aes-gcm-16' ? new KeyedAesGcm(key, true) : new NodeAead(transform, key);
+  throw new UsageError('E_USAGE', `unknown AEAD implementation ${JSON.stringify(impl)}; use 'node', 'noble', 'keyed' or 'keyed-small'`);
 }
 
 function checkNonce(nonce: Uint8Array): void {

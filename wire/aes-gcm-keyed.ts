@@ -183,20 +183,65 @@ function ghashBlock(st: Uint32Array, t: Uint32Array, w0: number, w1: number, w2:
   st[ST_Y + 3] = z3;
 }
 
+/**
+ * ghashBlock with the nibble table M (256 bytes) instead of T8 (4 KiB): T8[b] = M[b & 15]·x^4 ⊕ M[b >> 4], so
+ * each byte step Z ← Z·x^8 ⊕ T8[b] is two nibble steps, Z ← (Z·x^4 ⊕ M[b & 15])·x^4 ⊕ M[b >> 4] (Shoup's 4-bit
+ * method). Twice the steps per block, for a table a sixteenth the size: the small tables of a station that holds
+ * SAs for thousands of NICs (issue 16), where a key's packets are a few per poll interval.
+ */
+function ghashBlock4(st: Uint32Array, t: Uint32Array, w0: number, w1: number, w2: number, w3: number): void {
+  const x0 = st[ST_Y] ^ w0;
+  const x1 = st[ST_Y + 1] ^ w1;
+  const x2 = st[ST_Y + 2] ^ w2;
+  const x3 = st[ST_Y + 3] ^ w3;
+  let z0 = 0;
+  let z1 = 0;
+  let z2 = 0;
+  let z3 = 0;
+  let r = 0;
+  let i = 0;
+  for (let w = 3; w >= 0; w--) {
+    let x = w === 3 ? x3 : w === 2 ? x2 : w === 1 ? x1 : x0; // consumed from its low byte up
+    for (let k = 0; k < 4; k++) {
+      r = z3 & 15; z3 = (z3 >>> 4) | (z2 << 28); z2 = (z2 >>> 4) | (z1 << 28); z1 = (z1 >>> 4) | (z0 << 28); z0 = (z0 >>> 4) ^ RED[r];
+      i = (x & 15) << 2; z0 ^= t[i]; z1 ^= t[i + 1]; z2 ^= t[i + 2]; z3 ^= t[i + 3];
+      r = z3 & 15; z3 = (z3 >>> 4) | (z2 << 28); z2 = (z2 >>> 4) | (z1 << 28); z1 = (z1 >>> 4) | (z0 << 28); z0 = (z0 >>> 4) ^ RED[r];
+      i = ((x >>> 4) & 15) << 2; x >>>= 8; z0 ^= t[i]; z1 ^= t[i + 1]; z2 ^= t[i + 2]; z3 ^= t[i + 3];
+    }
+  }
+  st[ST_Y] = z0;
+  st[ST_Y + 1] = z1;
+  st[ST_Y + 2] = z2;
+  st[ST_Y + 3] = z3;
+}
+
+/** The nibble table M has 16 entries of 4 words; T8 256. */
+const M_WORDS = 16 * 4;
+
+/** One GHASH step with either table (T8, or M for a small KeyedAesGcm). */
+function ghashStep(st: Uint32Array, t: Uint32Array, w0: number, w1: number, w2: number, w3: number): void {
+  if (t.length === M_WORDS) ghashBlock4(st, t, w0, w1, w2, w3);
+  else ghashBlock(st, t, w0, w1, w2, w3);
+}
+
 /** Feeds b[at, at + len) to GHASH as whole blocks, the last one zero-padded (§7.1 step 5: A || 0^v, C || 0^u). */
 function ghashBytes(st: Uint32Array, t8: Uint32Array, b: Uint8Array, at: number, len: number): void {
   const end = at + len;
   let o = at;
-  for (; o + 16 <= end; o += 16) ghashBlock(st, t8, be32(b, o), be32(b, o + 4), be32(b, o + 8), be32(b, o + 12));
+  if (t8.length === M_WORDS) {
+    for (; o + 16 <= end; o += 16) ghashBlock4(st, t8, be32(b, o), be32(b, o + 4), be32(b, o + 8), be32(b, o + 12));
+  } else {
+    for (; o + 16 <= end; o += 16) ghashBlock(st, t8, be32(b, o), be32(b, o + 4), be32(b, o + 8), be32(b, o + 12));
+  }
   if (o < end) {
-    ghashBlock(st, t8, be32Padded(b, o, end), be32Padded(b, o + 4, end), be32Padded(b, o + 8, end), be32Padded(b, o + 12, end));
+    ghashStep(st, t8, be32Padded(b, o, end), be32Padded(b, o + 4, end), be32Padded(b, o + 8, end), be32Padded(b, o + 12, end));
   }
 }
 
 /** The final GHASH block [len(A)]_64 || [len(C)]_64, lengths in bits (§7.1 step 5). */
 function ghashLengths(st: Uint32Array, t8: Uint32Array, aadBytes: number, textBytes: number): void {
   // bytes·8 split into two 32-bit words; `n << 3` keeps the low 32 bits of n·8 (ToInt32 is modulo 2^32).
-  ghashBlock(st, t8, Math.floor(aadBytes / 2 ** 29), aadBytes << 3, Math.floor(textBytes / 2 ** 29), textBytes << 3);
+  ghashStep(st, t8, Math.floor(aadBytes / 2 ** 29), aadBytes << 3, Math.floor(textBytes / 2 ** 29), textBytes << 3);
 }
 
 /**
@@ -281,10 +326,14 @@ export class KeyedAesGcm implements Aead {
   readonly #st: Uint32Array;
   /** prepare()'s result (layout above PRE_LEN), allocated on first use; pre[PRE_LEN] = -1 when spent. */
   #pre: Uint32Array | null = null;
-  /** The byte-wide GHASH table T8 (4 KiB). */
+  /** The byte-wide GHASH table T8 (4 KiB), or, made `small`, the nibble table M (256 bytes; ghashBlock4). */
   readonly #t8: Uint32Array;
 
-  constructor(key: Uint8Array) {
+  /**
+   * `small`: GHASH with the 256-byte nibble table instead of the 4 KiB byte table, about twice the GHASH work per
+   * block: for a holder of many keys that each carry little traffic (the station's sessions, issue 16).
+   */
+  constructor(key: Uint8Array, small = false) {
     if (!(key instanceof Uint8Array) || (key.length !== 16 && key.length !== 24 && key.length !== 32)) {
       throw new UsageError('E_USAGE', `AES-GCM needs a 16/24/32-byte key, got ${key instanceof Uint8Array ? key.length : typeof key}`);
     }
@@ -325,7 +374,7 @@ export class KeyedAesGcm implements Aead {
       if (low === v) continue; // a power of two, set above
       for (let j = 0; j < 4; j++) m[v * 4 + j] = m[low * 4 + j] ^ m[(v ^ low) * 4 + j];
     }
-    this.#t8 = table8(m);
+    this.#t8 = small ? m : table8(m);
     this.#st = st;
   }
 

@@ -66,14 +66,21 @@ function assertNextHeader(nh: number): void {
  * GHASH table) is made on the first packet, and release() drops it again: an SA that carries none (a station's
  * 'previous' SA, issue 16) costs only its key.
  */
+/**
+ * Scratch of every EspCrypto, shared (issue 16: a station holds four per NIC, and four small arrays each cost more
+ * than their bytes): each is filled and used within one synchronous call, and the AEADs keep none of them.
+ */
+const NONCE = new Uint8Array(12); // salt(4) || IV(8)
+const AAD_ESN = new Uint8Array(12); // SPI || SeqHigh || SeqLow
+const AAD_PLAIN = new Uint8Array(8); // SPI || Sequence Number
+const PREPARE_HEADER = new Uint8Array(ESP_HEADER_LENGTH); // the expected packet's SPI || Sequence Number
+
 class EspCrypto {
   #aeadMade: Aead | null = null;
   /** What the AEAD is made from (the key a private copy): on first use, and again after release(). */
   readonly #spec: { transform: EspTransform; key: Uint8Array; impl: AeadImpl | undefined };
-  readonly #nonce = new Uint8Array(12); // salt(4) || IV(8)
-  readonly #aadEsn = new Uint8Array(12); // SPI || SeqHigh || SeqLow
-  readonly #aadPlain = new Uint8Array(8); // SPI || Sequence Number
-  readonly #prepareHeader = new Uint8Array(ESP_HEADER_LENGTH); // the expected packet's SPI || Sequence Number
+  /** The nonce's salt (RFC 4106 §4), big-endian: written into the shared NONCE before each use. */
+  readonly #salt: number;
   readonly #esn: boolean;
 
   constructor(transform: EspTransform, encKey: Uint8Array, esn: boolean, impl: AeadImpl | undefined) {
@@ -85,7 +92,7 @@ class EspCrypto {
     }
     const keyLength = encKey.length - ESP_SALT_LENGTH;
     this.#spec = { transform, key: encKey.slice(0, keyLength), impl };
-    this.#nonce.set(encKey.subarray(keyLength), 0);
+    this.#salt = u32(encKey, keyLength);
     this.#esn = esn;
   }
 
@@ -103,11 +110,11 @@ class EspCrypto {
   #aad(packet: Uint8Array, seq: bigint): Uint8Array {
     // Copied into a buffer of our own: cheaper than a view per packet.
     if (!this.#esn) {
-      const a = this.#aadPlain;
+      const a = AAD_PLAIN;
       for (let i = 0; i < 8; i++) a[i] = packet[i];
       return a;
     }
-    const a = this.#aadEsn;
+    const a = AAD_ESN;
     for (let i = 0; i < 4; i++) a[i] = packet[i];
     putU32(a, 4, high32(seq));
     for (let i = 4; i < 8; i++) a[i + 4] = packet[i];
@@ -138,17 +145,20 @@ class EspCrypto {
     for (let i = 1; i <= padLength; i++) packet[body + payload.length + i - 1] = i;
     packet[body + plainLength - 2] = padLength;
     packet[body + plainLength - 1] = nextHeader;
-    this.#setIv(packet);
+    const aead = this.#aead;
+    const nonce = this.#setIv(packet);
     const aad = this.#aad(packet, seq);
-    if (this.#aead.sealInPlace) this.#aead.sealInPlace(this.#nonce, aad, packet, body, plainLength);
-    else packet.set(this.#aead.seal(this.#nonce, aad, packet.subarray(body, body + plainLength)), body);
+    if (aead.sealInPlace) aead.sealInPlace(nonce, aad, packet, body, plainLength);
+    else packet.set(aead.seal(nonce, aad, packet.subarray(body, body + plainLength)), body);
     return packet;
   }
 
-  /** nonce = salt || the packet's 8-byte IV (RFC 4106 §4). */
-  #setIv(packet: Uint8Array): void {
-    const n = this.#nonce;
+  /** The shared NONCE = salt || the packet's 8-byte IV (RFC 4106 §4). */
+  #setIv(packet: Uint8Array): Uint8Array {
+    const n = NONCE;
+    putU32(n, 0, this.#salt);
     for (let i = 0; i < ESP_IV_LENGTH; i++) n[ESP_SALT_LENGTH + i] = packet[ESP_HEADER_LENGTH + i];
+    return n;
   }
 
   /**
@@ -156,22 +166,25 @@ class EspCrypto {
    * sequence number when absent, as EspSender sends by default): see Aead.prepare.
    */
   prepare(spi: number, seq: bigint, payloadLength: number, iv: bigint = seq): void {
-    if (!this.#aead.prepare) return;
+    const aead = this.#aead;
+    if (!aead.prepare) return;
     const plainLength = payloadLength + espPadLength(payloadLength) + 2;
-    const header = this.#prepareHeader;
+    const header = PREPARE_HEADER;
     putU32(header, 0, spi);
     putU32(header, 4, low32(seq));
-    putU32(this.#nonce, ESP_SALT_LENGTH, high32(iv));
-    putU32(this.#nonce, ESP_SALT_LENGTH + 4, low32(iv));
-    this.#aead.prepare(this.#nonce, plainLength, this.#aad(header, seq));
+    putU32(NONCE, 0, this.#salt);
+    putU32(NONCE, ESP_SALT_LENGTH, high32(iv));
+    putU32(NONCE, ESP_SALT_LENGTH + 4, low32(iv));
+    aead.prepare(NONCE, plainLength, this.#aad(header, seq));
   }
 
   /** The verified plaintext (payload | pad | pad length | next header), or null if the ICV is bad. */
   open(packet: Uint8Array, seq: bigint): Uint8Array | null {
-    this.#setIv(packet);
+    const aead = this.#aead;
+    const nonce = this.#setIv(packet);
     const body = ESP_HEADER_LENGTH + ESP_IV_LENGTH;
     const aad = this.#aad(packet, seq);
-    return this.#aead.openAt ? this.#aead.openAt(this.#nonce, aad, packet, body) : this.#aead.open(this.#nonce, aad, view(packet, body));
+    return aead.openAt ? aead.openAt(nonce, aad, packet, body) : aead.open(nonce, aad, view(packet, body));
   }
 }
 

@@ -111,7 +111,8 @@ function requestResult(
 }
 
 interface Held {
-  stored: StoredSa;
+  /** The SA and its state, without the rest of its stored row (its IKE SA snapshot: keys this session never uses). */
+  stored: Pick<StoredSa, 'pair' | 'state'>;
   ep: SaEndpoint;
   inboundSpi: number;
   /** Attempts on this SA in a row that got no answer, across requests; reset by any packet the NIC sends on it. */
@@ -158,8 +159,11 @@ interface SyncResult { epoch: number; answers: QueryAnswer[]; nicRestored: boole
 
 const WANT = { 'presence-ping': 'presence-pong', 'capabilities-request': 'capabilities-response', 'system-state-request': 'system-state-response' } as const;
 
+/** What a session keeps of its NIC's record: where to send (not its PSK or meta: a daemon holds a session per NIC). */
+export type SessionNic = Pick<NicRecord, 'id' | 'address' | 'securePort'>;
+
 export class NicSession {
-  readonly nic: NicRecord;
+  readonly nic: SessionNic;
   private held: Held[] = [];
   private active: Held | null = null;
   /** The tail of the reloads asked for (reload(): one at a time). */
@@ -186,9 +190,18 @@ export class NicSession {
    * abandoned ('failed': it was never sent) and the command is logged again after a sync gives a new epoch, under
    * which nothing has been sent.
    */
-  private used = new Set<number>();
+  private used: Set<number> | null = null; // made by the first command
   private usedEpoch = -1;
   private closed = false;
+  /**
+   * 'Previous' SAs this session let go of, by generation, with where their endpoints' counters were: once the NIC
+   * answered on the active SA it has retired the previous one (protocol/README.md), so nothing it sends can come
+   * under it any more, and its endpoint (about 3 KiB, issue 16: a daemon holds a session per NIC) goes. A reload
+   * does not take a let-go SA up again while the store holds it as 'previous'; if the store holds it as 'active'
+   * again (restored from a backup), its new endpoint goes on from these counters, never from the lower ones the
+   * backup holds (two packets under one key and IV: found by the simulator, seed 202209).
+   */
+  private letGo: Map<number, { nextOut: bigint; inHigh: bigint }> | null = null;
   private tag: number;
   readonly counters = { accepted: 0, syncs: 0, dropped: {} as Record<string, number>, alerts: { stored: 0, duplicates: 0, acksSent: 0 } };
   /**
@@ -196,11 +209,11 @@ export class NicSession {
    * Acknowledge sent for it. A retransmission is the same datagram (which the replay window refuses): it gets the
    * same acknowledgement datagram again, so no IV is spent on it (docs/ALERTS.md).
    */
-  private alertAcks = new Map<string, TakenAlert>();
+  private alertAcks: Map<string, TakenAlert> | null = null; // made on the first alert (a daemon holds a session per NIC)
   private ackSeq = 0;
 
   private constructor(nic: NicRecord, private readonly o: SessionOptions) {
-    this.nic = nic;
+    this.nic = { id: nic.id, address: nic.address, securePort: nic.securePort };
     this.tag = o.env.random(1)[0] ^ 0x5a;
   }
 
@@ -242,17 +255,33 @@ export class NicSession {
     for (const h of this.held) this.unregister(h);
     this.held = [];
     this.active = null;
-    const sas = (await this.o.store.listSas(this.nic.id)).filter((s) => s.state === 'active' || s.state === 'previous');
+    const listed = await this.o.store.listSas(this.nic.id);
+    // Only SAs the store still holds keep their record (one or two generations at most).
+    const letGo = this.letGo;
+    if (letGo !== null) {
+      for (const g of [...letGo.keys()]) if (!listed.some((s) => s.pair.generation === g && (s.state === 'active' || s.state === 'previous'))) letGo.delete(g);
+      if (letGo.size === 0) this.letGo = null;
+    }
+    const sas = listed.filter((s) => s.state === 'active' || (s.state === 'previous' && !this.letGo?.has(s.pair.generation)));
     for (const stored of sas) {
       const cp = await this.o.store.getCheckpoint(this.nic.id, stored.pair.generation);
       const max = maxSequence(stored.pair.esn);
       const wanted = (cp?.outReserved ?? 0n) + 1n;
-      const outStart = wanted > max + 1n ? max + 1n : wanted; // max + 1 = exhausted: sends fail, never wrap
+      let outStart = wanted > max + 1n ? max + 1n : wanted; // max + 1 = exhausted: sends fail, never wrap
+      let inFloor = cp?.inHighest ?? 0n;
+      const gone = this.letGo?.get(stored.pair.generation);
+      if (gone) {
+        // Active again (see letGo): on from where this session's endpoint was.
+        if (gone.nextOut > outStart) outStart = gone.nextOut;
+        if (gone.inHigh > inFloor) inFloor = gone.inHigh;
+        this.letGo!.delete(stored.pair.generation);
+      }
       const old = kept.get(stored.pair.generation);
       const same = old && old.inboundSpi === (stored.pair.policy === 'esp+ah' ? stored.pair.fromNic.ahSpi : stored.pair.fromNic.spi);
-      const ep = same ? old : new SaEndpoint(stored.pair, 'station', { outStart, inFloor: cp?.inHighest ?? 0n });
+      // The small GHASH table (wire/aead.ts 'keyed-small'): a daemon holds these for every NIC it polls (issue 16).
+      const ep = same ? old : new SaEndpoint(stored.pair, 'station', { outStart, inFloor, impl: 'keyed-small' });
       if (ep.nextOutSeq < outStart) ep.skipOutboundTo(outStart); // another process of this station claimed a block
-      const h: Held = { stored, ep, inboundSpi: ep.inboundSpi, unanswered: 0 };
+      const h: Held = { stored: { pair: stored.pair, state: stored.state }, ep, inboundSpi: ep.inboundSpi, unanswered: 0 };
       this.held.push(h);
       const handler = (b: Uint8Array, from: Endpoint) => this.onDatagram(h, b, from);
       this.o.port.register(h.inboundSpi, handler);
@@ -272,6 +301,19 @@ export class NicSession {
    */
   get idle(): boolean {
     return this.inFlight.size === 0 && this.commandsRunning === 0 && this.queue.length === 0 && this.syncing === null && this.waiters.size === 0;
+  }
+
+  /**
+   * The NIC sent on the active SA, so it has retired the previous one: drop its endpoint and SPIs (a datagram that
+   * still names them is counted by the socket as of an unknown SPI). Its store row stays 'previous'.
+   */
+  private letGoOfPrevious(): void {
+    for (const x of this.held) {
+      if (x === this.active) continue;
+      this.unregister(x);
+      (this.letGo ??= new Map()).set(x.stored.pair.generation, { nextOut: x.ep.nextOutSeq, inHigh: x.ep.highestInSeq });
+    }
+    this.held = this.active ? [this.active] : [];
   }
 
   private unregister(h: Held): void {
@@ -333,7 +375,7 @@ export class NicSession {
       // per NIC across stations and restarts; with the epoch it is the identity the NIC records (DESIGN §5).
       let loggedEpoch = this.epoch!;
       entry = await this.o.store.appendCommand(this.nic.id, { time: this.o.env.now(), command: kind, outcome: 'sent', syncEpoch: loggedEpoch }, this.o.fence);
-      if (this.usedEpoch === loggedEpoch && this.used.has(entry.index)) {
+      if (this.usedEpoch === loggedEpoch && this.used?.has(entry.index)) {
         this.o.log?.('warn', "the store's command log went back (restored from a backup?): the command is logged again after a sync gives a new epoch", { nic: this.nic.id, index: entry.index, epoch: loggedEpoch });
         await this.o.store.updateOutcomeIf(this.nic.id, refOf(entry), 'failed', this.o.env.now(), this.o.fence, loggedEpoch).catch(() => false);
         await this.sync(deadline, 'the store went back');
@@ -368,7 +410,7 @@ export class NicSession {
    */
   private async commandLost(f: InFlight, kind: CommandKind, e: unknown, deadline: number): Promise<RequestResult> {
     const code = (e as LifelineError).code;
-    const sent = this.inFlightSent.delete(f.hash);
+    const sent = this.inFlightSent?.delete(f.hash) ?? false;
     const entry = { index: f.index, rmcpSeq: f.rmcpSeq, asfTag: f.tag };
     const about = (err: LifelineError) => Object.assign(err, { command: { index: entry.index, hash: f.hash, sent } });
     if (!sent) {
@@ -402,7 +444,7 @@ export class NicSession {
   }
 
   /** Commands whose first transmission left (a failure after it cannot be 'failed'). */
-  private inFlightSent = new Set<string>();
+  private inFlightSent: Set<string> | null = null; // made by the first command
 
   /** Send a command (and again, as long as the deadline allows) until the NIC acknowledges it or a sync settles it. */
   private async runCommand(f: InFlight, deadline: number): Promise<Exchanged> {
@@ -453,10 +495,10 @@ export class NicSession {
   private markUsed(index: number, epoch: number): void {
     if (epoch !== this.usedEpoch) {
       if (epoch < this.usedEpoch) return;
-      this.used.clear();
+      this.used?.clear();
       this.usedEpoch = epoch;
     }
-    this.used.add(index);
+    (this.used ??= new Set()).add(index);
   }
 
   /**
@@ -551,7 +593,7 @@ export class NicSession {
         }
         await this.sendOn(this.active!, inner, waiter, command);
         if (command) {
-          this.inFlightSent.add(command.hash);
+          (this.inFlightSent ??= new Set()).add(command.hash);
           this.markUsed(command.index, command.epoch);
         }
         attempts++;
@@ -924,7 +966,7 @@ export class NicSession {
       if (alert) {
         // A retransmitted alert: the same datagram as one taken (the replay window would refuse it) gets the same
         // acknowledgement again, if it is stored by now.
-        const taken = this.alertAcks.get(alertKey);
+        const taken = this.alertAcks?.get(alertKey);
         if (taken && equalBytes(taken.alert, bytes)) {
           this.counters.alerts.duplicates++;
           if (taken.ack) this.o.port.send(taken.ack, this.nic.securePort, this.nic.address);
@@ -936,6 +978,7 @@ export class NicSession {
       this.o.onAccepted?.(bytes);
       // The NIC takes our packets on this SA: no sync needed.
       h.unanswered = 0;
+      if (h === this.active && this.held.length > 1) this.letGoOfPrevious();
       const udp = decodeInnerUdp(payload);
       if (udp.dstPort === SNMP_TRAP_PORT && alert) {
         this.onAlert(alertKey, bytes, udp.body);
@@ -989,8 +1032,9 @@ export class NicSession {
         petSequence: pet.sequence, petTime: petTimeMs(pet.timestamp), pet: Buffer.from(petBytes).toString('hex'), via: 'secure',
       },
     };
-    this.alertAcks.set(key, taken);
-    if (this.alertAcks.size > ALERT_ACKS_KEPT) this.alertAcks.delete(this.alertAcks.keys().next().value!);
+    const acks = (this.alertAcks ??= new Map());
+    acks.set(key, taken);
+    if (acks.size > ALERT_ACKS_KEPT) acks.delete(acks.keys().next().value!);
     this.storeAndAck(taken);
   }
 

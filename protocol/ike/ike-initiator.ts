@@ -84,12 +84,14 @@ export const INITIATOR_TABLE: Record<InitiatorState, Partial<Record<InitiatorEve
 };
 
 const MAX_COOKIE_ROUNDS = 3;
+/** An empty byte string, for the IKE_SA_INIT material dropped once it is used. */
+const EMPTY_BYTES = new Uint8Array(0);
 
 export class IkeInitiator {
   private readonly o: ResolvedInitiatorOptions;
   private s: InitiatorState = 'idle';
-  private kePriv: Uint8Array = new Uint8Array(0);
-  private initRequest: Uint8Array = new Uint8Array(0);
+  private kePriv: Uint8Array = EMPTY_BYTES;
+  private initRequest: Uint8Array = EMPTY_BYTES;
   private cookieRounds = 0;
   private readonly commit = new StationCommit();
   private readonly dropped = new DropCounter();
@@ -359,7 +361,6 @@ export class IkeInitiator {
     core.spiR = r.spiR;
     core.keys = r.keys;
     this.x.nr = r.nr;
-    this.x.initRequest = this.initRequest;
     this.x.initResponse = new Uint8Array(bytes);
     core.finishRequest(now);
     this.go('init-response');
@@ -375,6 +376,10 @@ export class IkeInitiator {
       notifies: this.o.commitExtension ? [encodeNotify(NOTIFY.COMMIT_SUPPORTED)] : [],
     });
     const payloads: EncodedPayload[] = authPayloads({ idPayloadType: PAYLOAD.IDi, id: this.o.id, psk: this.o.psk, realMessage: this.initRequest, peerNonce: r.nr, skP: r.keys.skPi });
+    // IKE_SA_INIT is answered and our AUTH signed: its request and our DH private key are not needed again (a
+    // station holds an IKE SA per NIC between refreshes, issue 16).
+    this.initRequest = EMPTY_BYTES;
+    this.kePriv = EMPTY_BYTES;
     if (this.o.initialContact) payloads.push(encodeNotify(NOTIFY.INITIAL_CONTACT));
     payloads.push(...child.payloads);
     this.x.childInFlight = true;

@@ -31,7 +31,7 @@ const EMPTY = new Uint8Array(0);
 export class StationExchanges extends StationIkeSas {
   ni: Uint8Array = EMPTY;
   nr: Uint8Array = EMPTY;
-  initRequest: Uint8Array = EMPTY;
+  /** IKE_SA_INIT's response, for the peer's AUTH (§2.15); dropped once IKE_AUTH's answer is read. */
   initResponse: Uint8Array = EMPTY;
   current: SaPair | null = null;
   /** An IKE_AUTH / CREATE_CHILD_SA of ours is sent or queued and its answer not yet read. */
@@ -113,6 +113,8 @@ export class StationExchanges extends StationIkeSas {
       return;
     }
     const v = verifyPeerAuth({ idBody: idrBody, authBody, psk: this.o.psk, realMessage: this.initResponse, ourNonce: this.ni, skP: keys.skPr, expectedId: this.o.peerId });
+    // Not needed again (a station holds an IKE SA per NIC between refreshes, issue 16).
+    this.initResponse = EMPTY;
     if (!v.ok) {
       this.m.fail('E_IKE_AUTH', `host agent failed authentication: ${v.message}`, fx);
       return;

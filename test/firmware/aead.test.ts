@@ -3,7 +3,7 @@ import { createAead, type AeadImpl } from '../../wire/aead.js';
 import { fromHex } from '../../common/bytes.js';
 import { prng } from '../support/prng.js';
 
-const IMPLS: AeadImpl[] = ['node', 'noble', 'keyed'];
+const IMPLS: AeadImpl[] = ['node', 'noble', 'keyed', 'keyed-small'];
 
 // McGrew & Viega, "The Galois/Counter Mode of Operation (GCM)", test cases 4 (AES-128), 10 (AES-192)
 // and 16 (AES-256): 60-byte plaintext, 20-byte AAD, 96-bit IV.
@@ -155,7 +155,7 @@ describe('AEAD implementations agree', () => {
   });
 });
 
-describe("AES-GCM 'keyed' against 'node' and 'noble'", () => {
+describe("AES-GCM 'keyed' (and 'keyed-small') against 'node' and 'noble'", () => {
   // Seeded pseudo-random bytes, so a failing case can be replayed from its description.
   const rand = prng(0x9e3779b9).bytes;
   const KEY_LENGTHS = [16, 24, 32] as const;
@@ -177,11 +177,12 @@ describe("AES-GCM 'keyed' against 'node' and 'noble'", () => {
           const aad = rand(aadLen);
           const plaintext = rand(len);
           const what = `key ${kl}, aad ${aadLen}, text ${len}`;
-          const impls = (['keyed', 'node', 'noble'] as const).map((i) => createAead('aes-gcm-16', key, i));
+          const impls = (['keyed', 'node', 'noble', 'keyed-small'] as const).map((i) => createAead('aes-gcm-16', key, i));
           const sealed = impls.map((a) => a.seal(nonce, aad, plaintext));
           assert.equal(sealed[0].length, len + 16, what);
           same(sealed[0], sealed[1], `${what}: keyed vs node`);
           same(sealed[0], sealed[2], `${what}: keyed vs noble`);
+          same(sealed[3], sealed[1], `${what}: keyed-small vs node`);
           for (const a of impls) for (const s of sealed) same(a.open(nonce, aad, s), plaintext, `${what}: cross open`);
           cases++;
         }

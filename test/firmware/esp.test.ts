@@ -14,7 +14,7 @@ import {
 import { ReplayWindow } from '../../wire/replay-window.js';
 import type { EspTransform, SaDirection } from '../../wire/sa.js';
 
-const IMPLS: AeadImpl[] = ['keyed', 'node', 'noble'];
+const IMPLS: AeadImpl[] = ['keyed', 'keyed-small', 'node', 'noble'];
 
 // Vectors from shared/reference/tshark/esp_pcap.py (python cryptography 48), which tshark 4.0.17
 // decrypts with esp.icv_good == 1 (frames 1, 5) and esp.icv_bad == 1 (frame 2).
