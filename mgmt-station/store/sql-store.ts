@@ -162,15 +162,26 @@ export class SqlStore implements Store {
     return rows.length ? codec.saFromRow(rows[0], this.#wrap) : null;
   }
 
-  async listSas(nic: string): Promise<StoredSa[]> {
+  async listSas(nic: string, states?: readonly SaState[]): Promise<StoredSa[]> {
     v.assertName('nic id', nic);
-    const rows = await this.#read(sql(`SELECT ${codec.SA_COLUMNS} FROM sas WHERE nic = ? ORDER BY generation`, nic));
+    if (states !== undefined) {
+      for (const st of states) v.assertSaState(st);
+      if (states.length === 0) return [];
+    }
+    const only = states === undefined ? '' : ` AND state IN (${states.map(() => '?').join(', ')})`;
+    const rows = await this.#read(sql(`SELECT ${codec.SA_COLUMNS} FROM sas WHERE nic = ?${only} ORDER BY generation`, nic, ...(states ?? [])));
     return rows.map((r) => codec.saFromRow(r, this.#wrap));
   }
 
   async listSaStates(): Promise<SaSummary[]> {
     const rows = await this.#read(sql(`SELECT nic, generation, state, updated_at FROM sas WHERE state <> 'retired' ORDER BY nic, generation`));
-    return rows.map((r) => ({ nic: String(r.nic), generation: Number(r.generation), state: String(r.state) as SaState, updatedAt: Number(r.updated_at) }));
+    return rows.map(saSummary);
+  }
+
+  async listNicSaStates(nic: string): Promise<SaSummary[]> {
+    v.assertName('nic id', nic);
+    const rows = await this.#read(sql(`SELECT nic, generation, state, updated_at FROM sas WHERE nic = ? ORDER BY generation`, nic));
+    return rows.map(saSummary);
   }
 
   async getActiveSa(nic: string): Promise<StoredSa | null> {
@@ -520,4 +531,8 @@ export class SqlStore implements Store {
       return yield op;
     });
   }
+}
+
+function saSummary(r: Row): SaSummary {
+  return { nic: String(r.nic), generation: Number(r.generation), state: String(r.state) as SaState, updatedAt: Number(r.updated_at) };
 }

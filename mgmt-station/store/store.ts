@@ -313,10 +313,18 @@ export interface Store {
    */
   putSa(nic: string, sa: SaInput, now: number, fence: Fence): Promise<void>;
   getSa(nic: string, generation: number): Promise<StoredSa | null>;
-  /** All SAs of a NIC, by generation. */
-  listSas(nic: string): Promise<StoredSa[]>;
+  /**
+   * All SAs of a NIC, by generation; with `states`, only those in one of them (a session loads its active and
+   * previous SAs without unwrapping the keys of the retired ones it keeps).
+   */
+  listSas(nic: string, states?: readonly SaState[]): Promise<StoredSa[]>;
   /** Every NIC's SAs but the retired ones, without keys (nothing is unwrapped), by NIC and generation. */
   listSaStates(): Promise<SaSummary[]>;
+  /**
+   * One NIC's SAs, retired ones included, without keys (nothing is unwrapped), by generation: what a key exchange
+   * needs to number the next generation and find pending rows left behind.
+   */
+  listNicSaStates(nic: string): Promise<SaSummary[]>;
   /** The NIC's 'active' SA, if any. */
   /**
    * The active SA's generation of every NIC that has one, in one read (a daemon's poll round: whether a session
