@@ -208,8 +208,10 @@ export class NicSession {
    * Load the NIC's SAs and its unsettled commands from the store. The command log must verify (hash chain, MACs,
    * sealed head) before the session acts on any of its rows: E_STORE otherwise, and nothing is sent.
    */
-  static async open(nicId: string, o: SessionOptions): Promise<NicSession> {
-    const nic = await o.store.getNic(nicId);
+  static async open(nicOrId: string | NicRecord, o: SessionOptions): Promise<NicSession> {
+    // A record the caller has just read or written (a key exchange's) is not read again.
+    const nicId = typeof nicOrId === 'string' ? nicOrId : nicOrId.id;
+    const nic = typeof nicOrId === 'string' ? await o.store.getNic(nicId) : nicOrId;
     if (!nic) throw new LifelineError('E_NOT_FOUND', `NIC '${nicId}' is not known to this station; enroll it or key it with 'mgmt-station sa manual ${nicId}'`);
     const audit = mutated('no-log-audit') ? { ok: true, problem: null } : await o.store.auditCommandLog(nicId);
     if (!audit.ok) {
@@ -242,7 +244,7 @@ export class NicSession {
     for (const h of this.held) this.unregister(h);
     this.held = [];
     this.active = null;
-    const sas = (await this.o.store.listSas(this.nic.id)).filter((s) => s.state === 'active' || s.state === 'previous');
+    const sas = await this.o.store.listSas(this.nic.id, ['active', 'previous']);
     for (const stored of sas) {
       const cp = await this.o.store.getCheckpoint(this.nic.id, stored.pair.generation);
       const max = maxSequence(stored.pair.esn);

@@ -171,14 +171,15 @@ export class StationCore {
    * settles the commands that an earlier owner — another station, or an earlier process of this one — logged as
    * sent and never saw acknowledged (core/session.ts).
    */
-  async session(nic: string): Promise<NicSession> {
+  async session(nic: string, known?: { fence: Fence; record: NicRecord }): Promise<NicSession> {
     const have = this.sessions.get(nic);
     if (have) return have;
     let opening = this.opening.get(nic);
     if (!opening) {
       opening = (async () => {
-        const fence = await this.fence(nic);
-        const s = await NicSession.open(nic, { store: this.store, port: await this.o.port(), fence, env: this.env, takeover: this.takeovers.has(nic), log: this.o.log, onAccepted: this.o.onAccepted, onAlert: (a) => this.o.onAlert?.(a), reserveBlock: this.o.reserveBlock });
+        // `known`: the lease and record a key exchange of this process has just taken and used (not again).
+        const fence = known && this.fences.get(nic)?.epoch === known.fence.epoch ? known.fence : await this.fence(nic);
+        const s = await NicSession.open(known?.record ?? nic, { store: this.store, port: await this.o.port(), fence, env: this.env, takeover: this.takeovers.has(nic), log: this.o.log, onAccepted: this.o.onAccepted, onAlert: (a) => this.o.onAlert?.(a), reserveBlock: this.o.reserveBlock });
         this.sessions.set(nic, s);
         this.o.onSessionOpen?.(nic);
         return s;
@@ -250,7 +251,7 @@ export class StationCore {
     // the next refresh cannot start before a packet under this one has been answered.
     // A session opened here, now, reads the SAs the exchange has just stored: only one open before needs a reload.
     const opened = this.sessions.has(nic.id) || this.opening.has(nic.id);
-    const s = await this.session(nic.id);
+    const s = await this.session(nic.id, { fence, record: nic });
     if (opened) await s.reload();
     await s.read('presence-ping', 2000).catch(() => undefined);
     return r;
@@ -273,11 +274,15 @@ export class StationCore {
       });
       // A NIC new to the store must be there before it can be leased; inserted only if absent, so a station
       // that then loses the lease (E_FENCED) never replaces the winner's record. Only the holder writes it.
-      await this.store.addNicIfAbsent(record(null));
+      const fresh = record(null);
+      const inserted = await this.store.addNicIfAbsent(fresh);
       const fence = await this.fence(st.id);
       await emu.setTrustAnchor(st.id, psk);
-      const enrolled = record(await this.store.getNic(st.id));
-      await this.store.updateNic(enrolled, fence);
+      // Inserted by this call and leased for the first time (epoch 1: nobody else ever held it, so nobody else
+      // wrote its record since): the stored record is `fresh`, not read and written again.
+      const untouched = inserted && fence.epoch === 1;
+      const enrolled = untouched ? fresh : record(await this.store.getNic(st.id));
+      if (!untouched) await this.store.updateNic(enrolled, fence);
       return this.keyExchangeExclusive(enrolled, 'enroll', timeoutMs, fence);
     });
   }
