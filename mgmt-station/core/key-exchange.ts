@@ -90,6 +90,11 @@ export class KeyExchange {
   private ikeWaiting: { resolve: () => void; reject: (e: Error) => void } | null = null;
   /** Generations stored 'pending' by the current IKE SA and neither activated nor retired yet. */
   private readonly staged = new Map<number, SaPair>();
+  /**
+   * The SA this driver last stored (putSa) and activated, as it stored it: the session that goes over to it takes
+   * it from here instead of reading it back and unwrapping its keys (StationCore.runKeyExchange).
+   */
+  lastActivated: SaPair | null = null;
   /** When the current IKE SA was established or last rekeyed (env.mono). */
   private ikeSince = 0;
   /** Datagrams from the peer since the current attempt began (an error then says what the peer did answer). */
@@ -375,6 +380,7 @@ export class KeyExchange {
           // SA_CONFIRM (or plain IKEv2's completed exchange): the NIC holds it. Persist, then use it (the old one
           // stays as 'previous').
           await store.activateSa(this.nic.id, e.sa.generation, this.o.env.now(), this.o.fence());
+          this.lastActivated = this.staged.get(e.sa.generation) ?? null;
           this.staged.delete(e.sa.generation);
           if (this.waiting) this.waiting.resolve(e.sa);
           else this.o.onActivated?.(this.nic.id, e.sa); // the peer's own rekey (§2.8): move the session over

@@ -37,6 +37,7 @@ import { LifelineError, ProtocolError } from '../../common/errors.js';
 import { equalBytes } from '../../common/bytes.js';
 import { mutated } from '../../common/mutation.js';
 import type { AhEndpoints } from '../../wire/ah.js';
+import type { SaPair } from '../../wire/sa.js';
 import type { AlertInput, AlertRecord, CommandRecord, CommandRef, Fence, NicRecord, Store, StoredSa } from '../store/store.js';
 import type { Endpoint, SecurePort, StationEnv } from './env.js';
 
@@ -208,19 +209,20 @@ export class NicSession {
    * Load the NIC's SAs and its unsettled commands from the store. The command log must verify (hash chain, MACs,
    * sealed head) before the session acts on any of its rows: E_STORE otherwise, and nothing is sent.
    */
-  static async open(nicOrId: string | NicRecord, o: SessionOptions): Promise<NicSession> {
+  static async open(nicOrId: string | NicRecord, o: SessionOptions, known?: SaPair): Promise<NicSession> {
     // A record the caller has just read or written (a key exchange's) is not read again.
     const nicId = typeof nicOrId === 'string' ? nicOrId : nicOrId.id;
     const nic = typeof nicOrId === 'string' ? await o.store.getNic(nicId) : nicOrId;
     if (!nic) throw new LifelineError('E_NOT_FOUND', `NIC '${nicId}' is not known to this station; enroll it or key it with 'mgmt-station sa manual ${nicId}'`);
-    const audit = mutated('no-log-audit') ? { ok: true, problem: null } : await o.store.auditCommandLog(nicId);
+    const audit = mutated('no-log-audit') ? { ok: true, problem: null, entries: -1 } : await o.store.auditCommandLog(nicId);
     if (!audit.ok) {
       throw new LifelineError('E_STORE', `the command log of ${nicId} does not verify (${audit.problem}); nothing was sent. Run 'mgmt-station audit ${nicId}' and restore the store from a backup`);
     }
     const s = new NicSession(nic, o);
-    const listed = await o.store.listCommands(nicId);
+    // An empty log (a NIC just enrolled) has no command to settle: not read a second time.
+    const listed = audit.entries === 0 ? [] : await o.store.listCommands(nicId);
     s.backlog = listed.filter((c) => c.outcome === 'sent');
-    await s.reload();
+    await s.reload(known);
     return s;
   }
 
@@ -230,21 +232,23 @@ export class NicSession {
    * each find the other's half-built list, and the second make a second endpoint for the same SA from its stored
    * checkpoint — two senders of the same sequence numbers under one key (found by the simulator, commit:cable:0).
    */
-  reload(): Promise<void> {
-    const r = this.reloading.then(() => this.reloadNow());
+  reload(known?: SaPair): Promise<void> {
+    const r = this.reloading.then(() => this.reloadNow(known));
     this.reloading = r.catch(() => undefined);
     return r;
   }
 
-  private async reloadNow(): Promise<void> {
+  private async reloadNow(known?: SaPair): Promise<void> {
     // This session's sync epoch stays, so an SA it keeps keeps its endpoint: its IVs go on from where they are
     // (never from a lower number a store restored from a backup may now hold), and its replay window still knows
     // every answer it took (one taken before the reload and sent again by someone is not taken twice).
     const kept = new Map(this.held.map((h) => [h.stored.pair.generation, h.ep]));
+    const have = new Map<number, SaPair>(this.held.map((h) => [h.stored.pair.generation, h.stored.pair]));
+    if (known) have.set(known.generation, known);
     for (const h of this.held) this.unregister(h);
     this.held = [];
     this.active = null;
-    const sas = await this.o.store.listSas(this.nic.id, ['active', 'previous']);
+    const sas = await this.liveSas(have);
     for (const stored of sas) {
       const cp = await this.o.store.getCheckpoint(this.nic.id, stored.pair.generation);
       const max = maxSequence(stored.pair.esn);
@@ -265,6 +269,24 @@ export class NicSession {
         this.reservedOut = cp?.outReserved ?? 0n;
       } else ep.releaseCrypto(); // 'previous': kept for late answers, its AEADs made again only if one comes
     }
+  }
+
+  /**
+   * The NIC's active and previous SAs as the store has them now. Their keys come from `have` (what this process
+   * already holds: the SAs the session held, and the one a key exchange of this process has just stored and
+   * activated) when the store's row is that SA (same generation and station-inbound SPI); else they are read with
+   * their keys (an unwrap per key). Which SAs are live, and in which state, always comes from the store.
+   */
+  private async liveSas(have: Map<number, SaPair>): Promise<StoredSa[]> {
+    if (have.size === 0) return this.o.store.listSas(this.nic.id, ['active', 'previous']);
+    const out: StoredSa[] = [];
+    for (const s of await this.o.store.listNicSaStates(this.nic.id)) {
+      if (s.state !== 'active' && s.state !== 'previous') continue;
+      const pair = have.get(s.generation);
+      if (!pair || pair.fromNic.spi !== s.fromNicSpi) return this.o.store.listSas(this.nic.id, ['active', 'previous']);
+      out.push({ nic: this.nic.id, pair, state: s.state, ike: null, updatedAt: s.updatedAt });
+    }
+    return out;
   }
 
   private unregister(h: Held): void {

@@ -171,15 +171,16 @@ export class StationCore {
    * settles the commands that an earlier owner — another station, or an earlier process of this one — logged as
    * sent and never saw acknowledged (core/session.ts).
    */
-  async session(nic: string, known?: { fence: Fence; record: NicRecord }): Promise<NicSession> {
+  async session(nic: string, known?: { fence: Fence; record: NicRecord; sa?: SaPair }): Promise<NicSession> {
     const have = this.sessions.get(nic);
     if (have) return have;
     let opening = this.opening.get(nic);
     if (!opening) {
       opening = (async () => {
-        // `known`: the lease and record a key exchange of this process has just taken and used (not again).
+        // `known`: the lease and record a key exchange of this process has just taken and used, and the SA it has just
+        // stored and activated (not read again).
         const fence = known && this.fences.get(nic)?.epoch === known.fence.epoch ? known.fence : await this.fence(nic);
-        const s = await NicSession.open(known?.record ?? nic, { store: this.store, port: await this.o.port(), fence, env: this.env, takeover: this.takeovers.has(nic), log: this.o.log, onAccepted: this.o.onAccepted, onAlert: (a) => this.o.onAlert?.(a), reserveBlock: this.o.reserveBlock });
+        const s = await NicSession.open(known?.record ?? nic, { store: this.store, port: await this.o.port(), fence, env: this.env, takeover: this.takeovers.has(nic), log: this.o.log, onAccepted: this.o.onAccepted, onAlert: (a) => this.o.onAlert?.(a), reserveBlock: this.o.reserveBlock }, known?.sa);
         this.sessions.set(nic, s);
         this.o.onSessionOpen?.(nic);
         return s;
@@ -250,9 +251,11 @@ export class StationCore {
     // Use the new SA at once (protocol/README.md shell contract): the NIC then retires the previous SA, and
     // the next refresh cannot start before a packet under this one has been answered.
     // A session opened here, now, reads the SAs the exchange has just stored: only one open before needs a reload.
+    // The SA just committed, as this process stored it: the session does not read its keys back.
+    const sa = kx.lastActivated?.generation === r.generation ? kx.lastActivated : undefined;
     const opened = this.sessions.has(nic.id) || this.opening.has(nic.id);
-    const s = await this.session(nic.id, { fence, record: nic });
-    if (opened) await s.reload();
+    const s = await this.session(nic.id, { fence, record: nic, sa });
+    if (opened) await s.reload(sa);
     await s.read('presence-ping', 2000).catch(() => undefined);
     return r;
   }

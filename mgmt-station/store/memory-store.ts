@@ -26,7 +26,7 @@ import { RowMacs } from './row-mac.js';
 import { checkFence, logAltered, notEnrolled, saRules } from './store-errors.js';
 import type {
   AlertInput, AlertQuery, AlertRecord, AuditReport, CommandInput, CommandLogEntry, CommandOutcome, CommandRecord, CommandRef, Fence, Lease, LeaseResult,
-  NicRecord, SaInput, SaState, SaSummary, SeqCheckpoint, StationRecord, Store, StoredSa,
+  NicRecord, NicSaState, SaInput, SaState, SaSummary, SeqCheckpoint, StationRecord, Store, StoredSa,
 } from './store.js';
 import * as v from './validate.js';
 import { mutated } from '../../common/mutation.js';
@@ -174,12 +174,12 @@ export class MemoryStore implements Store {
     });
   }
 
-  listNicSaStates(nic: string): Promise<SaSummary[]> {
+  listNicSaStates(nic: string): Promise<NicSaState[]> {
     return this.#call((t) => {
       v.assertName('nic id', nic);
       return [...(t.sas.get(nic)?.values() ?? [])]
         .sort((a, b) => a.pair.generation - b.pair.generation)
-        .map((s) => ({ nic, generation: s.pair.generation, state: s.state, updatedAt: s.updatedAt }));
+        .map((s) => ({ nic, generation: s.pair.generation, state: s.state, updatedAt: s.updatedAt, fromNicSpi: s.pair.fromNic.spi }));
     });
   }
 

@@ -24,7 +24,7 @@ import { sql, type Row, type SqlDriver, type SqlOp, type Tx } from './sql-driver
 import { logAltered, saRules, spiInUse } from './store-errors.js';
 import type {
   AlertInput, AlertQuery, AlertRecord, AuditReport, CommandInput, CommandLogEntry, CommandOutcome, CommandRecord, CommandRef, Fence, Lease,
-  LeaseResult, NicRecord, SaInput, SaState, SaSummary, SeqCheckpoint, StationRecord, Store, StoredSa,
+  LeaseResult, NicRecord, NicSaState, SaInput, SaState, SaSummary, SeqCheckpoint, StationRecord, Store, StoredSa,
 } from './store.js';
 import { LEASE_BATCH } from './store.js';
 import { fenced, pruneRetired, requireNic, saState } from './tx-steps.js';
@@ -178,10 +178,10 @@ export class SqlStore implements Store {
     return rows.map(saSummary);
   }
 
-  async listNicSaStates(nic: string): Promise<SaSummary[]> {
+  async listNicSaStates(nic: string): Promise<NicSaState[]> {
     v.assertName('nic id', nic);
-    const rows = await this.#read(sql(`SELECT nic, generation, state, updated_at FROM sas WHERE nic = ? ORDER BY generation`, nic));
-    return rows.map(saSummary);
+    const rows = await this.#read(sql(`SELECT nic, generation, state, updated_at, from_nic_spi FROM sas WHERE nic = ? ORDER BY generation`, nic));
+    return rows.map((r) => ({ ...saSummary(r), fromNicSpi: Number(r.from_nic_spi) }));
   }
 
   async getActiveSa(nic: string): Promise<StoredSa | null> {

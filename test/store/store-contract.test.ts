@@ -198,11 +198,12 @@ for (const backend of [sqliteBackend(), postgresBackend(), memoryBackend()]) {
         assert.deepEqual((await store.listSas('nic-1', ['retired'])).map((x) => x.pair.generation), [1]);
         assert.deepEqual(await store.listSas('nic-1', []), []);
         await rejectsWith(store.listSas('nic-1', ['gone' as 'active']), 'E_USAGE');
+        const spis = new Map((await store.listSas('nic-1')).map((x) => [x.pair.generation, x.pair.fromNic.spi]));
         assert.deepEqual(await store.listNicSaStates('nic-1'), [
-          { nic: 'nic-1', generation: 1, state: 'retired', updatedAt: T0 + 30 },
-          { nic: 'nic-1', generation: 2, state: 'previous', updatedAt: T0 + 30 },
-          { nic: 'nic-1', generation: 3, state: 'active', updatedAt: T0 + 30 },
-          { nic: 'nic-1', generation: 4, state: 'pending', updatedAt: T0 + 40 },
+          { nic: 'nic-1', generation: 1, state: 'retired', updatedAt: T0 + 30, fromNicSpi: spis.get(1) },
+          { nic: 'nic-1', generation: 2, state: 'previous', updatedAt: T0 + 30, fromNicSpi: spis.get(2) },
+          { nic: 'nic-1', generation: 3, state: 'active', updatedAt: T0 + 30, fromNicSpi: spis.get(3) },
+          { nic: 'nic-1', generation: 4, state: 'pending', updatedAt: T0 + 40, fromNicSpi: spis.get(4) },
         ]);
         assert.deepEqual(await store.listNicSaStates('nic-9'), []);
       });
