@@ -253,6 +253,7 @@ export class StationCore {
     // A session opened here, now, reads the SAs the exchange has just stored: only one open before needs a reload.
     // The SA just committed, as this process stored it: the session does not read its keys back.
     const sa = kx.lastActivated?.generation === r.generation ? kx.lastActivated : undefined;
+    kx.lastActivated = null; // handed over: the session holds it from now on
     const opened = this.sessions.has(nic.id) || this.opening.has(nic.id);
     const s = await this.session(nic.id, { fence, record: nic, sa });
     if (opened) await s.reload(sa);
