@@ -314,8 +314,9 @@ export class NicSession {
   // ------------------------------------------------------------------ requests
 
   /**
-   * `background`: the daemon's periodic poll, which nobody waits for; it does not keep the event loop polling for
-   * its answer (lib/answer-poll.ts), so a daemon polling many NICs does not spin a CPU for them.
+   * `background`: the daemon's periodic poll, or the ping that puts a new SA to use, whose round trip nobody waits
+   * for; it does not keep the event loop polling for its answer (lib/answer-poll.ts), so a daemon polling or keying
+   * many NICs does not spin a CPU for them.
    */
   async read(kind: ReadKind, timeoutMs: number, background = false): Promise<RequestResult> {
     const tag = (this.tag = (this.tag + 1) & 0xff);

@@ -257,7 +257,9 @@ export class StationCore {
     const opened = this.sessions.has(nic.id) || this.opening.has(nic.id);
     const s = await this.session(nic.id, { fence, record: nic, sa });
     if (opened) await s.reload(sa);
-    await s.read('presence-ping', 2000).catch(() => undefined);
+    // Without answer polling (lib/answer-poll.ts): nobody waits on this ping's round trip, and a fleet verb keying 32
+    // NICs at a time would otherwise keep the event loop spinning between its datagrams, on a CPU the NICs' host needs.
+    await s.read('presence-ping', 2000, true).catch(() => undefined);
     return r;
   }
 
@@ -315,7 +317,7 @@ export class StationCore {
       const s = this.sessions.get(st.id);
       if (s) {
         await s.reload();
-        await s.read('presence-ping', 2000).catch(() => undefined);
+        await s.read('presence-ping', 2000, true).catch(() => undefined);
       }
       return { nic: st.id, generation, policy: sa.policy, transform: sa.transform, toNicSpi: sa.toNic.spi, fromNicSpi: sa.fromNic.spi };
     });
