@@ -1,5 +1,6 @@
 /**
- * Station failover figures (issue 5): two station daemons (A, B) on one SQLite store, lease 500 ms, polling
+ * Station failover figures (issue 5): two station daemons (A, B) on one SQLite store, sharing first-come (a primary
+ * and its backup; balanced sharing: station-cluster.ts), lease 500 ms, polling
  * every 150 ms; one emulated NIC, enrolled over IKEv2, with an INSTANT heartbeat policy listing both stations.
  * Each trial: a command through the current owner, `kill -9` of the owner, then commands through the other
  * station until one is acknowledged (time from the kill = "first command through the backup"), and the time
@@ -67,7 +68,7 @@ async function freePort(): Promise<number> {
 }
 
 function startStation(dir: string, id: string, port: number, emulator: string): Promise<{ child: ChildProcess } & Daemon> {
-  const child = spawnChild(process.execPath, [STATION_CLI, 'serve', '--json', '--id', id, '--listen', `127.0.0.1:${port}`, '--lease-ms', String(LEASE_MS), '--poll-interval', '150', '--control', '127.0.0.1:0', '--store', `sqlite:${join(dir, 'station.db')}`, '--cluster-key', join(dir, 'cluster.key'), '--emulator', emulator]);
+  const child = spawnChild(process.execPath, [STATION_CLI, 'serve', '--json', '--id', id, '--listen', `127.0.0.1:${port}`, '--lease-ms', String(LEASE_MS), '--poll-interval', '150', '--sharing', 'first-come', '--control', '127.0.0.1:0', '--store', `sqlite:${join(dir, 'station.db')}`, '--cluster-key', join(dir, 'cluster.key'), '--emulator', emulator]);
   return new Promise((res, rej) => {
     let out = '';
     const t = setTimeout(() => rej(new Error(`station ${id} not ready`)), 15000);

@@ -11,8 +11,12 @@
  *  - enrolled: NICs running with an active SA (`lifeline_nics_with_sa`) and host agents up (`lifeline_nic_host_agents`);
  *  - EMFILE: lines naming it on the emulator's stderr (a NIC that cannot open a socket or its EEPROM file logs it);
  *  - RSS per enrolled idle NIC = (VmRSS(N) - VmRSS(1)) / (N - 1), the 1-NIC process on an image enrolled the same way;
- *  - a restart on the same data directory: spawn to ready line;
- *  - a secure System State Request (sync, then ESP on 664: lib/sync-client.ts, bench/probes.ts) to 100 random NICs.
+ *  - a restart on the same data directory: spawn to ready line (the target), and spawn to every NIC booted (the
+ *    fleet boots lazily, nic-emulator/fleet.ts: ready first, each NIC's EEPROM read on its first datagram or
+ *    control call, the rest in the background; `booting` in /v1/health reaches 0);
+ *  - a secure System State Request (sync, then ESP on 664: lib/sync-client.ts, bench/probes.ts) to 100 random NICs,
+ *    sent right after the restart's ready line, while the background boot runs (so most boot on their first datagram).
+ * RSS and the enrolled counts are taken once every NIC has booted.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
@@ -48,6 +52,11 @@ export interface FleetEnrolledResult {
   baselineRss: Figure;
   restartWall: Figure;
   restartStartMs: Figure;
+  /** Spawn to every NIC booted (lazy boot), restart and first start. */
+  restartBootedMs: Figure;
+  startBootedMs: Figure;
+  /** NICs not yet booted at the restart's ready line. */
+  restartBootingAtReady: number;
   restartEnrolled: number;
   sample: { asked: number; answered: number; failures: string[] };
 }
@@ -84,9 +93,21 @@ function addressing(salt: number): string[] {
 
 const settle = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Waits until the emulator's /v1/health says every NIC has booted (lazy boot); ms from the emulator's spawn. */
+async function allBooted(emu: Emulator, timeoutMs: number): Promise<number> {
+  const readyAt = performance.now();
+  const end = readyAt + timeoutMs;
+  for (;;) {
+    const h = (await (await fetch(`http://${emu.ready.control}/v1/health`, { signal: AbortSignal.timeout(60_000) })).json()) as { booting?: number };
+    if (!h.booting) return emu.readyMs + (performance.now() - readyAt);
+    if (performance.now() > end) throw new Error(`${h.booting} NICs still not booted ${timeoutMs} ms after the ready line`);
+    await settle(100);
+  }
+}
+
 /** startEmulator, refusing a refusal (with --json an error is the one line where the ready line would be). */
 async function started(args: string[], timeoutMs: number): Promise<Emulator> {
-  const emu = await startEmulator(args, timeoutMs);
+  const emu = await startEmulator(args, timeoutMs, { waitBooted: false });
   if (emu.ready.ready !== true) {
     await stopChild(emu.child);
     throw new Error(`nic-emulator refused to start: ${JSON.stringify(emu.ready)}`);
@@ -175,6 +196,7 @@ export async function measureFleetEnrolled(n: number, log: (s: string) => void):
   log(`  ${n} enrolled NICs: start`);
   let emu: Emulator | null = await started(['--nics', String(n), '--data-dir', dir, ...addrArgs], 120_000);
   try {
+    const startBooted = await allBooted(emu, 120_000);
     await settle(1500);
     const rss = rssKiB(emu.ready.pid);
     const fds = openFds(emu.ready.pid);
@@ -187,10 +209,12 @@ export async function measureFleetEnrolled(n: number, log: (s: string) => void):
 
     log(`  ${n} enrolled NICs: restart on the same data directory`);
     emu = await started(['--nics', String(n), '--data-dir', dir, ...addrArgs], 120_000);
-    const restartEnrolled = await metric(emu.ready.control, 'lifeline_nics_with_sa');
+    const restartBootingAtReady = (emu.ready as { booting?: number }).booting ?? 0;
     const sample = Array.from({ length: Math.min(100, n) }, () => Math.floor(Math.random() * n));
-    log(`  secure state to ${sample.length} random NICs`);
+    log(`  secure state to ${sample.length} random NICs (at once, during the background boot of ${restartBootingAtReady})`);
     const states = await secureStates(addrs, sample, seed);
+    const restartBooted = await allBooted(emu, 120_000);
+    const restartEnrolled = await metric(emu.ready.control, 'lifeline_nics_with_sa');
     const emfile = emfile1 + (emu.stderr().match(/EMFILE/g) ?? []).length;
     const wl = `${n} enrolled NICs (SA + trust anchor written in-process by each NIC's firmware: installSa as 'sa manual' does, setTrustAnchor as 'enroll' does; not by a station) in one nic-emulator process, ${isRoot ? 'address-per-NIC, shared sockets' : 'port-per-NIC'}, hosts up, EEPROM files on ${store.kind}`;
     return {
@@ -208,8 +232,11 @@ export async function measureFleetEnrolled(n: number, log: (s: string) => void):
       rssPerNic: figure((rss - baseRss) / (n - 1), 'KiB/NIC', `${wl}; (VmRSS(N) - VmRSS(1)) / (N - 1), idle (no packet since boot), 1.5 s after ready`),
       rssTotal: figure(rss / 1024, 'MiB', `${wl}; VmRSS`),
       baselineRss: figure(baseRss / 1024, 'MiB', '1 enrolled NIC, VmRSS after ready'),
-      restartWall: figure(emu.wallMs, 'ms', `${wl}; restart on the same data directory: spawn to ready line`),
+      restartWall: figure(emu.readyMs, 'ms', `${wl}; restart on the same data directory: spawn to ready line`),
       restartStartMs: figure(emu.ready.startMs, 'ms', `${wl}; restart: emulator's startMs (fleet.start())`),
+      restartBootedMs: figure(restartBooted, 'ms', `${wl}; restart: spawn to every NIC booted (/v1/health booting 0; the 100 secure states ran meanwhile)`),
+      startBootedMs: figure(startBooted, 'ms', `${wl}; first start: spawn to every NIC booted`),
+      restartBootingAtReady,
       restartEnrolled,
       sample: { asked: sample.length, ...states },
     };

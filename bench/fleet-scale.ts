@@ -3,8 +3,10 @@
  *
  * Memory per NIC = (VmRSS of the N-NIC process - VmRSS of a 1-NIC process) / (N - 1), both read from
  * /proc/PID/status once the ready line is out and the process has settled. Start-up = the emulator's own
- * `startMs` (fleet.start(): create or load every EEPROM image, bind every socket, start host agents);
- * `wallMs` adds Node's start and module loading, from spawn to the ready line. "cold" = fresh data
+ * `startMs` (fleet.start(): create or load every EEPROM image, bind every socket, start host agents; with lazy boot,
+ * nic-emulator/fleet.ts, only the registration before the ready line); `wallMs` adds Node's start and module loading,
+ * from spawn to the ready line, and with lazy boot on to every NIC booted (bench/processes.ts startEmulator), so that
+ * it times the same work as before lazy boot, and memory is read from the booted fleet. "cold" = fresh data
  * directory (every EEPROM image formatted), "warm" = a restart on the images the cold start wrote.
  *
  * As root (address-per-NIC) a fleet of 1,000 NICs or more shares three sockets (nic-emulator/shared-ports.ts) and a

@@ -72,6 +72,7 @@ export async function runLocal(o: LocalVerb): Promise<void> {
         maxDownTimeS: intOption(values['max-down-time'] as string | undefined, 86400, 'max-down-time'),
         lifetimeS: values.lifetime !== undefined ? num(values.lifetime as string, 0, 'lifetime') : Infinity,
         pollIntervalMs: num(values['poll-interval'] as string | undefined, 5000, 'poll-interval'),
+        sharing: sharingOf(values.sharing as string | undefined),
       }
     : null;
   if (serveTimes) validateLifetime(serveTimes);
@@ -362,4 +363,10 @@ function writeKeyFile(option: string, path: string, text: string): void {
     const why = code === 'ENOENT' ? 'its directory does not exist' : code === 'EISDIR' ? 'it is a directory' : code === 'EACCES' ? 'permission denied' : (e as Error).message;
     throw new UsageError('E_USAGE', `cannot write ${option} ${path}: ${why}`);
   }
+}
+
+/** serve's --sharing (DaemonTimes.sharing; docs/STATION.md "Station cluster"). */
+function sharingOf(v: string | undefined): 'balanced' | 'first-come' {
+  if (v === undefined || v === 'balanced' || v === 'first-come') return v ?? 'balanced';
+  throw new UsageError('E_USAGE', `--sharing takes balanced or first-come, not ${JSON.stringify(v)}`);
 }

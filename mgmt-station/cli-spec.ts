@@ -52,6 +52,7 @@ export const STATION_CLI: ToolSpec = {
     control: { type: 'string', arg: 'HOST:PORT', help: "the daemon's API and fleet page; loopback only (default 127.0.0.1:8664; port 0: any)" },
     listen: { type: 'string', arg: 'ADDR:PORT', help: "the station's secure UDP socket, as the NICs' cluster policy lists it (default 127.0.0.1:0)" },
     'log-format': { type: 'string', arg: 'text|json', help: 'log lines on stderr (default text; json: one object a line)' },
+    sharing: { type: 'string', arg: 'balanced|first-come', help: "how stations of one store share the NICs (default balanced)" },
     follow: { type: 'boolean', help: 'keep printing new ones as they arrive (NDJSON with --json) until Ctrl-C' },
   },
   common: ['store', 'cluster-key', 'id', 'lease-ms', 'timeout', 'busy-poll-us', 'emulator', 'no-daemon', 'json'],
@@ -143,7 +144,7 @@ export const STATION_CLI: ToolSpec = {
       about: 'Run the station daemon: it keeps leases, polls its NICs, refreshes SAs on its timer while the host is ' +
         'up, and runs the verbs the CLI forwards to it. Stays in the foreground; SIGINT or SIGTERM stop it. ' +
         'Creates the store and cluster key if missing.',
-      options: ['refresh-interval', 'max-down-time', 'lifetime', 'ike-rekey-interval', 'poll-interval', 'control', 'listen', 'log-format'],
+      options: ['refresh-interval', 'max-down-time', 'lifetime', 'ike-rekey-interval', 'poll-interval', 'control', 'listen', 'log-format', 'sharing'],
       examples: ['serve --listen 127.0.0.1:7001 --log-format json'],
     },
     replay: {

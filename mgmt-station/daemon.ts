@@ -276,7 +276,8 @@ export class StationDaemon {
   }
 
   async stop(): Promise<void> {
-    this.core.stop();
+    // Out of the cluster's members first: the other stations take our NICs at their next round (DaemonCore.leave).
+    await this.core.leave().catch(() => this.core.stop()); // a store that fails: the member row lapses on its own
     this.fleet.close();
     // Only our own announce file: a file naming another process belongs to another daemon of this station.
     try {

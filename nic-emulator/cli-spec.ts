@@ -29,6 +29,7 @@ export const EMULATOR_CLI: ToolSpec = {
     'busy-poll-us': { type: 'string', arg: 'US', help: 'after a datagram, poll the sockets up to US µs instead of sleeping (default 200; 0 = never)' },
     'udp-io': { type: 'string', arg: 'batch|dgram', help: 'batch = recvmmsg/sendmmsg (lib/native; default where built), dgram = node:dgram' },
     'shared-sockets': { type: 'string', arg: 'auto|on|off', help: 'one socket per port (0.0.0.0:623/664/500) for all NICs, by destination address: no descriptor per NIC; auto = fleets of 1000+ NICs, address-per-NIC, batch (default auto)' },
+    'lazy-boot': { type: 'string', arg: 'auto|on|off', help: 'ready before the NICs read their EEPROMs: each boots on its first datagram or control call, the rest in the background; needs shared sockets; auto = fleets of 1000+ NICs (default auto)' },
     'log-format': { type: 'string', arg: 'text|json', help: 'log lines on stderr (default text; json: one object a line)' },
     'log-level': { type: 'string', arg: 'L', help: 'least important line logged: debug, info, warn, error (default info)' },
     control: { type: 'string', arg: 'HOST:PORT', help: 'the control API (default 127.0.0.1:8623; loopback only)' },
@@ -41,7 +42,7 @@ export const EMULATOR_CLI: ToolSpec = {
       summary: 'host a fleet of NICs (foreground)',
       about: "Start the NICs and the control API and stay in the foreground; Ctrl-C, SIGTERM or 'nic-emulator stop' end it. " +
         'Every NIC resumes from its EEPROM file. Prints one ready line (JSON with --json).',
-      options: ['nics', 'id-prefix', 'first-address', 'port-base', 'data-dir', 'boot-delay', 'host-state', 'policy', 'clear-management', 'checkpoint-block', 'ipmi-user', 'busy-poll-us', 'udp-io', 'shared-sockets', 'log-format', 'log-level'],
+      options: ['nics', 'id-prefix', 'first-address', 'port-base', 'data-dir', 'boot-delay', 'host-state', 'policy', 'clear-management', 'checkpoint-block', 'ipmi-user', 'busy-poll-us', 'udp-io', 'shared-sockets', 'lazy-boot', 'log-format', 'log-level'],
       examples: ['start --nics 8 --port-base 16230 --log-format json', 'start --nics 8 --id-prefix lab-a --first-address 10.77.1.1'],
     },
     status: {

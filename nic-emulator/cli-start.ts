@@ -7,7 +7,7 @@ import { batchUdpUnavailable, defaultUdpIo } from '../lib/batch-udp.js';
 import { MAX_BUSY_POLL_US } from '../lib/poll-loop.js';
 import { networkInterfaces } from 'node:os';
 import dgram from 'node:dgram';
-import { Fleet, type SharedSockets } from './fleet.js';
+import { Fleet, type LazyBoot, type SharedSockets } from './fleet.js';
 import { missingAddresses, parseIdPrefix, type NicAddress } from './addressing.js';
 import { startControlServer } from './control-server.js';
 import { createLogger, type LogFormat, type LogLevel } from '../lib/log.js';
@@ -114,6 +114,7 @@ export async function start(values: Values, control: string): Promise<void> {
     busyPoll: new BusyPoll(busyPollUs),
     udpIo,
     sharedSockets: oneOf<SharedSockets>(values['shared-sockets'] as string | undefined, 'auto', 'shared-sockets', ['auto', 'on', 'off']),
+    lazyBoot: oneOf<LazyBoot>(values['lazy-boot'] as string | undefined, 'auto', 'lazy-boot', ['auto', 'on', 'off']),
     log,
   });
   if (portBase === null) await refuseForeignAddresses(fleet.nics.map((n) => n.addr));
@@ -155,18 +156,37 @@ export async function start(values: Values, control: string): Promise<void> {
   bar.done();
   process.on('SIGINT', () => void shutdown('SIGINT'));
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  // Lazy boot (fleet.ts): the NICs boot after this line; `booting` says how many have not yet, and `running` and
+  // `failed` count the others (each NIC a datagram or a control call names boots at once).
   const running = fleet.nics.filter((n) => n.runState === 'running').length;
+  const booting = fleet.booting;
   const first = fleet.nics[0].addr;
   const last = fleet.nics[fleet.nics.length - 1].addr;
   const ready = {
-    ready: true, pid: process.pid, nics: fleet.nics.length, running, failed: fleet.nics.length - running,
+    ready: true, pid: process.pid, nics: fleet.nics.length, running, failed: fleet.nics.length - running - booting, booting,
     first: `${first.address}:${first.clearPort}`, last: `${last.address}:${last.clearPort}`, firstId: first.id, lastId: last.id,
     control: `${host}:${server.port}`, startMs: Math.round(performance.now() - t0),
   };
   if (values.json) process.stdout.write(JSON.stringify(ready) + '\n');
+  else if (booting > 0)
+    process.stdout.write(
+      `nic-emulator: ${fleet.nics.length} NICs ready, booting from their EEPROMs in the background (${first.id} ${ready.first} .. ${last.id} ${ready.last}), control http://${ready.control}, started in ${ready.startMs} ms\n`,
+    );
   else
     process.stdout.write(
       `nic-emulator: ${running}/${fleet.nics.length} NICs running (${first.id} ${ready.first} .. ${last.id} ${ready.last}), control http://${ready.control}, started in ${ready.startMs} ms\n`,
     );
-  for (const n of fleet.nics.filter((x) => x.runState === 'failed')) process.stderr.write(`${PROG}: ${n.id} failed: ${n.error}\n`);
+  const reportFailed = () => {
+    for (const n of fleet.nics.filter((x) => x.runState === 'failed')) process.stderr.write(`${PROG}: ${n.id} failed: ${n.error}\n`);
+  };
+  if (booting === 0) reportFailed();
+  else {
+    void fleet.allBooted.then(({ ms }) => {
+      if (stopping) return;
+      const up = fleet.nics.filter((n) => n.runState === 'running').length;
+      const failed = fleet.nics.filter((n) => n.runState === 'failed').length;
+      log.log('info', 'every NIC booted', { running: up, failed, ms });
+      reportFailed();
+    });
+  }
 }

@@ -3,10 +3,12 @@
  *
  *   GET  /                               -> a small HTML index: these endpoints, and where the fleet page is (the station
  *                                           daemon's, docs/FLEET-PAGE.md)
- *   GET  /v1/health                      -> { pid, nics, running, failed, busyPoll: { maxUs, windowUs, hits, misses, backoffs }, udpIo,
+ *   GET  /v1/health                      -> { pid, nics, running, failed, booting (NICs not booted yet: lazy boot,
+ *                                            fleet.ts; 0 once all have), busyPoll: { maxUs, windowUs, hits, misses, backoffs }, udpIo,
  *                                            sharedSockets: null | { noNic, portClosed } (datagrams the shared sockets dropped) }
  *   GET  /v1/nics                        -> [status, ...]               (status: see NicNode.status())
  *   GET  /v1/nics/:id                    -> status                      (:id = nic-N or its address)
+ *   (Every endpoint under /v1/nics boots a NIC not booted yet before it answers: lazy boot, fleet.ts.)
  *   GET  /v1/nics/:id/exec-log           -> [{ at, command, via, rmcpSeq, tag, generation, ... }]
  *   POST /v1/nics/:id/host   {event}     -> { from, to }   events: hang suspend wake crash power-loss power-restore
  *                                                            cable-pull cable-plug reset power-up power-down power-cycle
@@ -152,6 +154,7 @@ function route(fleet: Fleet, method: string, url: string, body: Record<string, u
       nics: fleet.nics.length,
       running: fleet.nics.filter((n) => n.runState === 'running').length,
       failed: fleet.nics.filter((n) => n.runState === 'failed').length,
+      booting: fleet.booting,
       busyPoll: fleet.busyPoll?.stats() ?? null,
       udpIo: fleet.udpIo,
       sharedSockets: fleet.sharedDrops,

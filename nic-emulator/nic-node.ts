@@ -64,6 +64,11 @@ export interface NicNodeOptions {
   tally?: FleetTally;
   /** The fleet's shared sockets (shared-ports.ts): the NIC then binds none of its own. */
   shared?: SharedPorts;
+  /**
+   * Whether the data directory held this NIC's EEPROM file when the fleet listed it (fleet.ts: one readdir instead
+   * of a stat per NIC); undefined: not listed, the NIC looks for its file itself.
+   */
+  fileListed?: (id: string) => boolean | undefined;
 }
 
 export class NicNode implements SharedPortsNic {
@@ -127,7 +132,10 @@ export class NicNode implements SharedPortsNic {
 
   /** The EEPROM file, opened at every boot: created blank on a NIC's first start, never re-created after. */
   private openDevice(first: boolean): { device: FileEepromDevice; fresh: boolean } {
-    const fresh = first && !existsSync(this.eepromPath);
+    // The fleet listed the data directory once (fleet.ts): no stat per NIC. A file named there is opened, and one
+    // gone since then fails the open with E_EEPROM_IO naming it, as a file gone between boots does.
+    const listed = this.opts.fileListed?.(this.id);
+    const fresh = first && (listed === undefined ? !existsSync(this.eepromPath) : !listed);
     const device = fresh ? FileEepromDevice.create(this.eepromPath, EEPROM_SIZE) : FileEepromDevice.open(this.eepromPath);
     device.onWriteError = (e) => this.eepromWriteFailed(e);
     return { device, fresh };
@@ -135,6 +143,27 @@ export class NicNode implements SharedPortsNic {
 
   /** Boot the NIC from its EEPROM file (creating it on first start) and bind its sockets. */
   async start(): Promise<void> {
+    this.boot();
+    if (this.machine.runState === 'failed') return;
+    await this.reconcileSockets();
+  }
+
+  /** Not booted yet: a fleet that boots lazily (fleet.ts) has registered it but not read its EEPROM. */
+  get booted(): boolean {
+    return this.machine.runState !== 'starting';
+  }
+
+  /**
+   * Lazy boot (fleet.ts): boot now unless the NIC already has (or the emulator is stopping). Synchronous: with
+   * shared sockets a port is a flag, set by the boot's effects before this returns, so the datagram or the control
+   * call that asked is handled by the booted NIC, as it would have been after an eager boot.
+   */
+  ensureBooted(): void {
+    if (this.machine.runState === 'starting' && !this.stopped) this.boot();
+  }
+
+  /** powerOn from the EEPROM file, the --ipmi-user users written if they differ, the boot's preloaded copy dropped. */
+  private boot(): void {
     this.apply(this.machine.powerOn(Date.now()));
     const want = this.opts.ipmiUsers;
     if (want && this.machine.runState === 'running' && !sameIpmiUsers(this.machine.ipmiUsers, want)) {
@@ -146,8 +175,6 @@ export class NicNode implements SharedPortsNic {
       }
     }
     (this.machine.device as FileEepromDevice | null)?.release(); // boot is over: reads go to the file from now on
-    if (this.machine.runState === 'failed') return;
-    await this.reconcileSockets();
   }
 
   async stop(): Promise<void> {
@@ -288,6 +315,7 @@ export class NicNode implements SharedPortsNic {
 
   /** A datagram to this NIC's address on a shared socket: false (a counted drop) when the NIC has not opened that port. */
   onSharedDatagram(port: NicPort, msg: Buffer, from: Sender): boolean {
+    if (this.machine.runState === 'starting') this.ensureBooted(); // lazy boot: its first datagram boots it
     if (!this.listening[port]) return false;
     if (port === 'ike') {
       this.tally.received.ike++;
@@ -337,6 +365,7 @@ export class NicNode implements SharedPortsNic {
 
   /** Drive the host from the lab (control API). Illegal events throw UsageError and change nothing. */
   applyHostEvent(event: LabEvent): { from: HostState; to: HostState } {
+    this.ensureBooted();
     const r = this.machine.hostEvent(event, Date.now());
     this.apply(r.effects);
     return { from: r.from, to: r.to };
@@ -371,6 +400,7 @@ export class NicNode implements SharedPortsNic {
 
   /** The machine's reboot after a write torn under an administrative call is performed before the error goes on. */
   private admin<T>(f: () => T): T {
+    this.ensureBooted();
     try {
       return f();
     } catch (e) {
@@ -380,6 +410,7 @@ export class NicNode implements SharedPortsNic {
   }
 
   tearNextEepromWrite(atByte: number): void {
+    this.ensureBooted();
     // A NIC without power opens its EEPROM anew when power returns: a fault armed now would be lost unseen.
     const dev = this.machine.device;
     if (!(dev instanceof FileEepromDevice) || this.machine.runState !== 'running') {
@@ -388,7 +419,9 @@ export class NicNode implements SharedPortsNic {
     dev.tearNextWrite(atByte);
   }
 
+  /** What the control API shows; a NIC not booted yet (lazy boot) boots first, so it shows what its EEPROM holds. */
   status(): Record<string, unknown> {
+    this.ensureBooted();
     const s = this.machine.status(Date.now());
     const owner = this.machine.owner;
     const hb = s.heartbeat as { failovers?: { at: number }[] } | null;

@@ -4,8 +4,8 @@
  * Events at one instant run in the order they were scheduled, so a run is a pure function of its seed.
  *
  * After each event the microtasks it started (the station's async code) run to completion before the next event
- * (`step()` awaits a macrotask turn): one event and its consequences are one step, and a crash can fall between
- * any two steps.
+ * (`step()` awaits the end of the microtask queue, `turn()`): one event and its consequences are one step, and a
+ * crash can fall between any two steps.
  */
 export type ProcessState = 'running' | 'paused' | 'dead';
 
@@ -65,7 +65,14 @@ function before(x: Event, y: Event): boolean {
   return x.at < y.at || (x.at === y.at && x.seq < y.seq);
 }
 
-const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+/**
+ * Resolves once every microtask queued so far, and every one those queue in turn, has run: a microtask that queues a
+ * process.nextTick, which Node runs only when the microtask queue is empty. (The same point as a setImmediate, without
+ * a turn of the event loop and its poll for I/O: a simulated process has no I/O, and the pure cores use no timer,
+ * queueMicrotask or nextTick, test/sim/pure-imports.test.ts.) A nextTick queued directly, outside a microtask, could
+ * run before microtasks already queued.
+ */
+const turn = (): Promise<void> => new Promise((r) => queueMicrotask(() => process.nextTick(r)));
 
 export class Scheduler {
   now = 0;

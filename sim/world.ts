@@ -18,7 +18,7 @@ import { SimNic } from './nic.js';
 import { SimStation, simEmulator } from './station.js';
 import { Invariants, Violation } from './invariants.js';
 import { ASF_TYPE_CODE } from '../wire/asf.js';
-import type { CommandLogEntry, CommandRef } from '../mgmt-station/store/store.js';
+import { liveLease, type CommandLogEntry, type CommandRef, type Lease } from '../mgmt-station/store/store.js';
 import { foldCommands } from '../mgmt-station/store/command-log.js';
 
 function identityKey(nic: string, epoch: number, rmcpSeq: number, tag: number, type: number): string {
@@ -85,7 +85,9 @@ export interface SimResult {
   counts: Record<string, number>;
 }
 
-const TIMES: DaemonTimes = { refreshIntervalS: 15, maxDownTimeS: 0, lifetimeS: Infinity, pollIntervalMs: 2000, timeoutMs: 3000, leaseMs: 5000 };
+// First-come sharing: the simulator's stations are a primary and its backups, and its pinned seeds (mutation check)
+// replay traces of that; balanced sharing (rendezvous, hand-overs) is covered by test/e2e/station-cluster.test.ts.
+const TIMES: DaemonTimes = { refreshIntervalS: 15, maxDownTimeS: 0, lifetimeS: Infinity, pollIntervalMs: 2000, timeoutMs: 3000, leaseMs: 5000, sharing: 'first-come' };
 /** Virtual ms the system gets to settle before a NIC that does not answer is a liveness violation. */
 const QUIESCE_MS = 30_000;
 /** Datagrams the attacker keeps. */
@@ -335,11 +337,17 @@ export class World {
     for (let t = 4000; t < duration; t += 4000) this.sched.at(this.sched.now + t, 'world', () => this.snapshotAll());
   }
 
+  /** The NIC's lease as the store reports it: its owner's member row folded in (balanced sharing renews only that). */
+  private liveLease(nic: string): Lease | undefined {
+    const l = this.store.raw.leases.get(nic);
+    return l && liveLease(l, this.store.raw.members);
+  }
+
   /** A caller asks a station (the owner it knows of, mostly) to send a command. */
   private issue(nic: string, kind: CommandKind, r: number): void {
     const alive = [...this.stations.values()].filter((s) => s.alive);
     if (alive.length === 0) return;
-    const lease = this.store.raw.leases.get(nic);
+    const lease = this.liveLease(nic);
     const owner = alive.find((s) => s.name === lease?.owner);
     const st = owner && r < 0.8 ? owner : alive[Math.floor(r * alive.length) % alive.length];
     void this.command(st, nic, kind);
@@ -649,7 +657,7 @@ export class World {
       for (const n of this.nics.values()) for (const ev of ['wake', 'power-up'] as const) n.event(ev);
       if (this.failure) return;
       for (const nic of [...pending.keys()]) {
-        const lease = this.store.raw.leases.get(nic);
+        const lease = this.liveLease(nic);
         const live = lease && lease.owner && lease.expiresAt > WALL_START + this.sched.now ? this.stations.get(lease.owner) : undefined;
         const st = live ?? this.stations.get('A')!;
         const r = await this.drive(st.daemon.read(nic, 'system-state-request', 3000), 10_000);

@@ -21,7 +21,7 @@
  * payload and never sent (RFC 4302 §2.5.1, §3.3.3.2.2).
  * Wireshark does not verify AH ICVs (shared/reference/tshark README §4): tests recompute the HMAC.
  */
-import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
+import { createHmac, createSecretKey, type Hmac, type KeyObject } from 'node:crypto';
 import { ProtocolError, UsageError } from '../common/errors.js';
 import { equalBytes, high32, low32, putU16, putU32, u32 } from '../common/bytes.js';
 import { SendCounter } from './send-counter.js';
@@ -44,14 +44,28 @@ export interface AhEndpoints {
   dstPort: number;
 }
 
+/** Addresses already parsed (every datagram of a flow names the same two): text -> its four octets. Bounded. */
+const parsed = new Map<string, Uint8Array>();
+const PARSED_MAX = 4096;
+
 function putIpv4(out: Uint8Array, offset: number, addr: string, what: string): void {
-  const m = typeof addr === 'string' ? IPV4.exec(addr) : null;
-  if (m === null) throw new UsageError('E_USAGE', `${what} must be a dotted IPv4 address, got ${JSON.stringify(addr)}`);
-  for (let i = 0; i < 4; i++) {
-    const v = Number(m[i + 1]);
-    if (v > 255) throw new UsageError('E_USAGE', `${what} ${addr} has an octet above 255`);
-    out[offset + i] = v;
+  let b = typeof addr === 'string' ? parsed.get(addr) : undefined;
+  if (b === undefined) {
+    const m = typeof addr === 'string' ? IPV4.exec(addr) : null;
+    if (m === null) throw new UsageError('E_USAGE', `${what} must be a dotted IPv4 address, got ${JSON.stringify(addr)}`);
+    b = new Uint8Array(4);
+    for (let i = 0; i < 4; i++) {
+      const v = Number(m[i + 1]);
+      if (v > 255) throw new UsageError('E_USAGE', `${what} ${addr} has an octet above 255`);
+      b[i] = v;
+    }
+    if (parsed.size >= PARSED_MAX) parsed.clear();
+    parsed.set(addr, b);
   }
+  out[offset] = b[0];
+  out[offset + 1] = b[1];
+  out[offset + 2] = b[2];
+  out[offset + 3] = b[3];
 }
 
 function putPort(out: Uint8Array, offset: number, port: number, what: string): void {
@@ -99,6 +113,18 @@ class AhIcv {
     h.update(header);
     h.update(AhIcv.#zeroIcv);
     h.update(esp);
+    return this.#finish(h, seq);
+  }
+
+  /** The same over a whole AH packet whose ICV field is still zero (one being built): one update for all of it. */
+  computeZeroed(ep: AhEndpoints, packet: Uint8Array, seq: bigint): Uint8Array {
+    const h = createHmac('sha256', this.#key);
+    h.update(ahPseudoHeader(ep, this.#pseudo));
+    h.update(packet);
+    return this.#finish(h, seq);
+  }
+
+  #finish(h: Hmac, seq: bigint): Uint8Array {
     if (this.#esn) {
       putU32(this.#seqHigh, 0, high32(seq));
       h.update(this.#seqHigh);
@@ -146,7 +172,8 @@ export class AhSender {
     putU32(out, 4, this.spi);
     putU32(out, 8, low32(seq));
     out.set(espPacket, AH_LENGTH);
-    out.set(this.#icv.compute(ep, out.subarray(0, 12), espPacket, seq), 12);
+    // The ICV field (bytes 12..27) is still zero, as the ICV input wants it.
+    out.set(this.#icv.computeZeroed(ep, out, seq), 12);
     return out;
   }
 }

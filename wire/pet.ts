@@ -65,7 +65,14 @@ function byte(name: string, v: number): void {
 export function encodePet(p: Pet): Uint8Array {
   if (!(p.guid instanceof Uint8Array) || p.guid.length !== 16) throw new UsageError('E_USAGE', 'PET GUID must be 16 bytes');
   if (!(p.eventData instanceof Uint8Array) || p.eventData.length !== 8) throw new UsageError('E_USAGE', 'PET event data must be 8 bytes');
-  for (const [n, v] of Object.entries({ trapSource: p.trapSource, eventSource: p.eventSource, severity: p.severity, sensorDevice: p.sensorDevice, sensorNumber: p.sensorNumber, entity: p.entity, entityInstance: p.entityInstance, language: p.language })) byte(n, v);
+  byte('trapSource', p.trapSource);
+  byte('eventSource', p.eventSource);
+  byte('severity', p.severity);
+  byte('sensorDevice', p.sensorDevice);
+  byte('sensorNumber', p.sensorNumber);
+  byte('entity', p.entity);
+  byte('entityInstance', p.entityInstance);
+  byte('language', p.language);
   let oemLength = 0;
   for (const f of p.oemFields) {
     if (f.length < 1 || (f[0] & 0x3f) !== f.length - 1) throw new UsageError('E_USAGE', 'a PET OEM field is a FRU type/length byte and that many bytes');
@@ -130,56 +137,102 @@ export interface Trap {
   pet: Uint8Array;
 }
 
-function tlv(tag: number, body: Uint8Array): Uint8Array {
-  const n = body.length;
-  const len = n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : [0x82, n >> 8, n & 0xff];
-  const out = new Uint8Array(1 + len.length + n);
-  out[0] = tag;
-  out.set(len, 1);
-  out.set(body, 1 + len.length);
-  return out;
+// The encoder sizes the whole message first and writes it into one buffer: an alert is encoded at every host event.
+
+/** Bytes of a BER definite length for `n` content bytes (short form, or 81h/82h and one or two bytes). */
+function lengthBytes(n: number): number {
+  return n < 0x80 ? 1 : n < 0x100 ? 2 : 3;
 }
 
-function cat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
+/** Bytes of a TLV with `n` content bytes. */
+function tlvSize(n: number): number {
+  return 1 + lengthBytes(n) + n;
+}
+
+/** Write a TLV's tag and length at `at`; returns where its content starts. */
+function putHeader(out: Uint8Array, at: number, tag: number, n: number): number {
+  out[at++] = tag;
+  if (n < 0x80) out[at++] = n;
+  else if (n < 0x100) {
+    out[at++] = 0x81;
+    out[at++] = n;
+  } else {
+    out[at++] = 0x82;
+    out[at++] = n >> 8;
+    out[at++] = n & 0xff;
   }
-  return out;
+  return at;
 }
 
-/** Minimal two's-complement content of a non-negative integer (a leading 00 when the top bit is set). */
-function uintContent(v: number): Uint8Array {
-  const bytes: number[] = [];
-  let x = v >>> 0;
-  do {
-    bytes.unshift(x & 0xff);
-    x = Math.floor(x / 256);
-  } while (x > 0);
-  if (bytes[0] & 0x80) bytes.unshift(0);
-  return Uint8Array.from(bytes);
+/** Bytes of the minimal two's-complement content of a non-negative 32-bit integer (a leading 00 when the top bit is set). */
+function uintSize(v: number): number {
+  let n = 1;
+  for (let x = v >>> 0; x > 0xff; x = Math.floor(x / 256)) n++;
+  return ((v >>> 0) / 2 ** (8 * n - 1)) >= 1 ? n + 1 : n;
 }
+
+/** Write an INTEGER TLV of `v` (its content uintSize(v) bytes, big-endian); returns the end. */
+function putUint(out: Uint8Array, at: number, tag: number, v: number): number {
+  const n = uintSize(v);
+  at = putHeader(out, at, tag, n);
+  let x = v >>> 0;
+  for (let i = n - 1; i >= 0; i--) {
+    out[at + i] = x & 0xff;
+    x = Math.floor(x / 256);
+  }
+  return at + n;
+}
+
+function putBytes(out: Uint8Array, at: number, tag: number, body: Uint8Array): number {
+  at = putHeader(out, at, tag, body.length);
+  out.set(body, at);
+  return at + body.length;
+}
+
+/** agent-addr's four bytes by its text: a NIC encodes its own address every time (bounded: an emulator has many NICs). */
+const addrBytes = new Map<string, Uint8Array>();
+const ADDR_CACHE_MAX = 4096;
 
 function ipv4(a: string): Uint8Array {
+  const had = addrBytes.get(a);
+  if (had !== undefined) return had;
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(a);
   const parts = m ? m.slice(1).map(Number) : [];
   if (!m || parts.some((x) => x > 255)) throw new UsageError('E_USAGE', `agent-addr must be a dotted IPv4 address, got ${JSON.stringify(a)}`);
-  return Uint8Array.from(parts);
+  const bytes = Uint8Array.from(parts);
+  if (addrBytes.size >= ADDR_CACHE_MAX) addrBytes.clear();
+  addrBytes.set(a, bytes);
+  return bytes;
 }
+
+const utf8 = new TextEncoder();
+const utf8Decoder = new TextDecoder();
 
 export function encodeTrap(t: Trap): Uint8Array {
   if (!Number.isInteger(t.specific) || t.specific < 0 || t.specific > 0x7fffffff) throw new UsageError('E_USAGE', `specific-trap must be 0..2^31-1, got ${t.specific}`);
-  const pdu = cat(
-    tlv(0x06, ENTERPRISE_OID),
-    tlv(0x40, ipv4(t.agentAddr)),
-    tlv(0x02, uintContent(6)),
-    tlv(0x02, uintContent(t.specific)),
-    tlv(0x43, uintContent(t.timeTicks >>> 0)),
-    tlv(0x30, tlv(0x30, cat(tlv(0x06, VARBIND_OID), tlv(0x04, t.pet)))),
-  );
-  return tlv(0x30, cat(tlv(0x02, uintContent(0)), tlv(0x04, new TextEncoder().encode(t.community)), tlv(0xa4, pdu)));
+  const addr = ipv4(t.agentAddr);
+  const community = utf8.encode(t.community);
+  const timeTicks = t.timeTicks >>> 0;
+  // Sizes inside out: the varbind (name, value), its list, the Trap-PDU, the message.
+  const varbind = tlvSize(VARBIND_OID.length) + tlvSize(t.pet.length);
+  const list = tlvSize(varbind);
+  const pdu = tlvSize(ENTERPRISE_OID.length) + tlvSize(addr.length) + tlvSize(uintSize(6)) + tlvSize(uintSize(t.specific)) + tlvSize(uintSize(timeTicks)) + tlvSize(list);
+  const message = tlvSize(uintSize(0)) + tlvSize(community.length) + tlvSize(pdu);
+  const out = new Uint8Array(tlvSize(message));
+  let at = putHeader(out, 0, 0x30, message);
+  at = putUint(out, at, 0x02, 0);
+  at = putBytes(out, at, 0x04, community);
+  at = putHeader(out, at, 0xa4, pdu);
+  at = putBytes(out, at, 0x06, ENTERPRISE_OID);
+  at = putBytes(out, at, 0x40, addr);
+  at = putUint(out, at, 0x02, 6);
+  at = putUint(out, at, 0x02, t.specific);
+  at = putUint(out, at, 0x43, timeTicks);
+  at = putHeader(out, at, 0x30, list);
+  at = putHeader(out, at, 0x30, varbind);
+  at = putBytes(out, at, 0x06, VARBIND_OID);
+  putBytes(out, at, 0x04, t.pet);
+  return out;
 }
 
 /** A BER reader over one buffer: each read checks the tag and that the length fits. */
@@ -207,8 +260,13 @@ class Ber {
     return this.b.slice(this.at, this.end);
   }
 
+  /** The content without a copy (read at once, not kept). */
+  view(): Uint8Array {
+    return this.b.subarray(this.at, this.end);
+  }
+
   uint(what: string): number {
-    const c = this.bytes();
+    const c = this.view();
     if (c.length < 1 || c.length > 5 || (c[0] & 0x80) !== 0 || (c.length === 5 && c[0] !== 0)) throw new ProtocolError('E_LENGTH', `SNMP trap: ${what} is not a 32-bit unsigned integer; dropped`);
     let v = 0;
     for (const x of c) v = v * 256 + x;
@@ -221,7 +279,9 @@ class Ber {
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 export function decodeTrap(b: Uint8Array): Trap {
@@ -229,11 +289,11 @@ export function decodeTrap(b: Uint8Array): Trap {
   const msg = top.read(0x30, 'message');
   top.done('message');
   if (msg.read(0x02, 'version').uint('version') !== 0) throw new ProtocolError('E_VERSION', 'SNMP message is not version 1 (0); dropped');
-  const community = new TextDecoder().decode(msg.read(0x04, 'community').bytes());
+  const community = utf8Decoder.decode(msg.read(0x04, 'community').view());
   const pdu = msg.read(0xa4, 'Trap-PDU');
   msg.done('Trap-PDU');
-  if (!sameBytes(pdu.read(0x06, 'enterprise').bytes(), ENTERPRISE_OID)) throw new ProtocolError('E_TYPE', 'SNMP trap enterprise is not 1.3.6.1.4.1.3183.1.1 (PET); dropped');
-  const addr = pdu.read(0x40, 'agent-addr').bytes();
+  if (!sameBytes(pdu.read(0x06, 'enterprise').view(), ENTERPRISE_OID)) throw new ProtocolError('E_TYPE', 'SNMP trap enterprise is not 1.3.6.1.4.1.3183.1.1 (PET); dropped');
+  const addr = pdu.read(0x40, 'agent-addr').view();
   if (addr.length !== 4) throw new ProtocolError('E_LENGTH', 'SNMP trap agent-addr is not 4 bytes; dropped');
   if (pdu.read(0x02, 'generic-trap').uint('generic-trap') !== 6) throw new ProtocolError('E_TYPE', 'SNMP trap is not enterprise-specific (generic-trap 6); dropped');
   const specific = pdu.read(0x02, 'specific-trap').uint('specific-trap');
@@ -242,10 +302,10 @@ export function decodeTrap(b: Uint8Array): Trap {
   pdu.done('variable-bindings');
   const vb = list.read(0x30, 'variable binding');
   list.done('variable binding (a PET has exactly one)');
-  if (!sameBytes(vb.read(0x06, 'varbind name').bytes(), VARBIND_OID)) throw new ProtocolError('E_TYPE', 'SNMP trap varbind is not 1.3.6.1.4.1.3183.1.1.1 (PET data); dropped');
+  if (!sameBytes(vb.read(0x06, 'varbind name').view(), VARBIND_OID)) throw new ProtocolError('E_TYPE', 'SNMP trap varbind is not 1.3.6.1.4.1.3183.1.1.1 (PET data); dropped');
   const pet = vb.read(0x04, 'PET data').bytes();
   vb.done('PET data');
-  return { community, agentAddr: [...addr].join('.'), specific, timeTicks, pet };
+  return { community, agentAddr: `${addr[0]}.${addr[1]}.${addr[2]}.${addr[3]}`, specific, timeTicks, pet };
 }
 
 // ---------------------------------------------------------------- the events a Lifeline NIC reports

@@ -13,6 +13,7 @@
  * gets nothing back.
  */
 import { ProtocolError } from '../../common/errors.js';
+import { AesCbc128 } from './aes-cbc-128.js';
 import {
   findCipherSuite, isCipherZeroFamily, AUTH_RAKP_NONE, type CipherSuiteId,
 } from './cipher-suites.js';
@@ -181,7 +182,7 @@ export function rakp3(ctx: HandshakeContext, from: IpmiEndpoint, p: Uint8Array, 
   ctx.table.activate({
     sidC: s.sidC, sidM: s.sidM, suite: s.suite, peer: s.peer, user,
     privilege: PRIV.user, maxPrivilege,
-    k1: additionalKey(s.suite, sik, 1), k2: additionalKey(s.suite, sik, 2),
+    k1: additionalKey(s.suite, sik, 1), aes: new AesCbc128(additionalKey(s.suite, sik, 2)),
     window: new SequenceWindow(), outSeq: 0, lastActivity: now, activatedAt: now,
     rakp3Code: rq.authCode, rakp4Icv: icv,
   });

@@ -13,7 +13,6 @@
  * AuthCode verify -> decrypt -> window mark -> command. Bad input never throws: it is dropped and counted.
  */
 import { ProtocolError, UsageError } from '../../common/errors.js';
-import { decryptPayload, encryptPayload } from './aes-cbc-128.js';
 import { BootOptions } from './boot-options.js';
 import { CIPHER_SUITES, DEFAULT_CIPHER_SUITES, type CipherSuiteId } from './cipher-suites.js';
 import { APP_COMMANDS, IPMI15_SESSION_COMMANDS } from './commands-app.js';
@@ -334,7 +333,7 @@ export class IpmiLan {
     if (!verifyIntegrity(datagram, pkt, s.suite, s.k1)) return this.drop('integrity', { sessionId: hex32(s.sidC), from: peer });
     let message: Uint8Array;
     try {
-      message = decryptPayload(s.k2, pkt.payload);
+      message = s.aes.decrypt(pkt.payload);
     } catch (e) {
       if (!(e instanceof ProtocolError)) throw e;
       return this.drop('confidentiality');
@@ -361,7 +360,7 @@ export class IpmiLan {
       return;
     }
     s.outSeq++;
-    const payload = encryptPayload(s.k2, this.random(16), message);
+    const payload = s.aes.encrypt(this.random(16), message);
     this.send(s.peer, encodeRmcpPlus({
       payloadType: PAYLOAD.ipmi, sessionId: s.sidM, sequence: s.outSeq, payload, encrypted: true, integrity: { suite: s.suite, k1: s.k1 },
     }));

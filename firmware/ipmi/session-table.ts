@@ -12,6 +12,7 @@
  * the handshake after about 1 s, cat. §8 #10). Time is an argument; deadlines are data (nextDeadline()).
  * Map insertion order is creation order, so "oldest" is the first key.
  */
+import type { AesCbc128 } from './aes-cbc-128.js';
 import type { CipherSuite } from './cipher-suites.js';
 import type { IpmiEndpoint } from './ipmi-types.js';
 import type { RakpTranscript } from './rakp-keys.js';
@@ -60,7 +61,8 @@ export interface ActiveSession {
   privilege: number;
   maxPrivilege: number;
   k1: Uint8Array;
-  k2: Uint8Array;
+  /** AES-CBC-128 under K2 (§13.32), one context each way for the session's packets (aes-cbc-128.ts). */
+  aes: AesCbc128;
   window: SequenceWindow;
   /** Last outbound session sequence number; the next packet carries outSeq + 1 (cat. §5.3: first is 1). */
   outSeq: number;

@@ -12,6 +12,7 @@ import { answerProbe, HEARTBEAT_LENGTH } from '../../wire/heartbeat-frame.js';
 import type { Fence, NicRecord } from '../store/store.js';
 import type { ExchangeResult } from './key-exchange.js';
 import { outcomeOf, type EmulatorControl, type StationCore } from './station.js';
+import { rankOf } from './rendezvous.js';
 import type { CommandKind, ReadKind, RequestResult } from './session.js';
 import type { Endpoint, SecurePort, Timer } from './env.js';
 import type { SaPair } from '../../wire/sa.js';
@@ -27,6 +28,12 @@ export interface DaemonTimes {
   timeoutMs: number;
   /** Lease renewals happen every poll; the lease must outlast a poll interval. */
   leaseMs: number;
+  /**
+   * How the NICs are shared with the other stations of the store (docs/STATION.md "Station cluster"): 'balanced'
+   * (the default) by rendezvous hashing over the live members, with hand-overs when one joins; 'first-come': a free
+   * or lapsed lease goes to whichever station asks first and stays there.
+   */
+  sharing?: 'balanced' | 'first-come';
 }
 
 export type DaemonLog = (level: 'info' | 'warn', msg: string, fields: Record<string, unknown>) => void;
@@ -54,6 +61,20 @@ const REKEY_RETRY_MS = 30_000;
  * datagrams and 9 polls in 20 s). No jitter: the NICs of a fleet fail and retry at their own times anyway, and the
  * daemon's schedule stays a function of the env's clock (the simulator replays it).
  */
+/**
+ * Cluster sharing (DESIGN §5, docs/STATION.md "Station cluster"). A free or lapsed NIC is taken at once by its
+ * preferred live member (rendezvous.ts); the member r places down its order takes it only r lease times after it
+ * went free (counted from this daemon's start too), so a preferred member that is slow, or cannot get the lease, is
+ * stood in for without two members racing for every NIC. A NIC taken so stays at least FALLBACK_KEEP_MS before it is
+ * handed to its preferred member. A NIC that stops answering this station (UNANSWERED_POLLS_BEFORE_HANDOVER polls in
+ * a row) while other members live is handed over, and for AVOID_MS this station ranks itself last for it: a network
+ * that cuts one station off a NIC must not leave it owned by the one station that cannot reach it, and a NIC nobody
+ * reaches must still be owned by someone.
+ */
+const FALLBACK_KEEP_MS = 60_000;
+const UNANSWERED_POLLS_BEFORE_HANDOVER = 5;
+const AVOID_MS = 60_000;
+
 const REFRESH_RETRY_BASE_MS = 5_000;
 const REFRESH_RETRY_MAX_MS = 300_000;
 
@@ -102,10 +123,15 @@ export interface NicState {
   /** Refreshes in a row that failed, and when the daemon may try its own next one (ms; 0 = at any time). */
   refreshFailures: number;
   retryRefreshAt: number;
+  /** Cluster sharing (FALLBACK_KEEP_MS, AVOID_MS): not handed over before, not taken before (ms; 0 = no bound). */
+  keepUntil: number;
+  avoidUntil: number;
 }
 
 export class DaemonCore {
   private timer: Timer | null = null;
+  /** The member row's own timer (balanced sharing): renewed every poll interval whatever the poll rounds are doing. */
+  private liveTimer: Timer | null = null;
   readonly nics = new Map<string, NicState>();
   private stopped = false;
   private readonly polls = new Limiter(MAX_POLLS_IN_FLIGHT);
@@ -116,6 +142,12 @@ export class DaemonCore {
    * polling, renewing leases or serving a verb (the shell counts those of its API, daemon.ts).
    */
   readonly counters = { refreshesOk: 0, refreshesFailed: 0, polls: new Map<string, number>(), storeErrors: 0 };
+  /** The live members of the store as the last round read them (this station included), in station order. */
+  members: string[] = [];
+  /** When this daemon first registered as a member (ms): a fallback's grace counts from it as well. */
+  private joinedAt = 0;
+  /** Verbs of users under way per NIC (read, command): a NIC is not handed over while one runs. */
+  private using = new Map<string, number>();
 
   constructor(readonly ctx: StationCore, private readonly o: DaemonTimes, private readonly log: DaemonLog) {
     validateLifetime(o);
@@ -129,6 +161,14 @@ export class DaemonCore {
    */
   async start(port: SecurePort): Promise<void> {
     port.register(HEARTBEAT_SPI, (bytes, from) => void this.onHeartbeat(bytes, from, port).catch(() => undefined));
+    if (this.sharing === 'balanced') {
+      // Registered a poll interval before the first round, so stations started together see each other before
+      // any of them takes a NIC (else the first one takes the whole fleet and hands most of it over a round later).
+      this.joinedAt = this.ctx.env.now();
+      await this.renewMembership();
+      this.scheduleLiveness();
+      await new Promise<void>((r) => this.ctx.env.after(this.o.pollIntervalMs, r));
+    }
     const first = await this.tick();
     this.schedule();
     await first.polls;
@@ -138,6 +178,45 @@ export class DaemonCore {
     this.stopped = true;
     this.timer?.cancel();
     this.timer = null;
+    this.liveTimer?.cancel();
+    this.liveTimer = null;
+  }
+
+  /**
+   * Renew this station's member row and read the live members. On its own timer, not in the poll round: a round
+   * waits for the store behind the polls' work (a takeover of thousands of NICs opens thousands of sessions), and a
+   * member row renewed late would let the others take every NIC of a station that is only busy. The store runs it
+   * on a connection of its own (the 'liveness' lane of sql-driver.ts).
+   */
+  private async renewMembership(): Promise<void> {
+    const now = this.ctx.env.now();
+    const rows = await this.ctx.store.renewMember(this.ctx.o.stationId, now, this.o.leaseMs);
+    this.members = rows.filter((m) => m.station === this.ctx.o.stationId || m.expiresAt > now).map((m) => m.station);
+  }
+
+  /** A third of the lease, at most a poll interval: two renewals may fail before the others take our NICs. */
+  private scheduleLiveness(): void {
+    if (this.stopped) return;
+    this.liveTimer = this.ctx.env.after(Math.max(1, Math.min(this.o.pollIntervalMs, Math.floor(this.o.leaseMs / 3))), () => {
+      this.liveTimer = null;
+      void this.renewMembership().catch((e) => {
+        this.countStoreError(e);
+        this.log('warn', 'member row not renewed', { code: (e as LifelineError).code, error: (e as Error).message });
+      }).finally(() => this.scheduleLiveness());
+    });
+  }
+
+  private get sharing(): 'balanced' | 'first-come' {
+    return this.o.sharing ?? 'balanced';
+  }
+
+  /**
+   * A clean stop: remove this station's member row, so its leases live by their own expiry only (lapsed, unless
+   * taken a moment ago) and the others take its NICs at their next round instead of a lease time later.
+   */
+  async leave(): Promise<void> {
+    this.stop();
+    if (this.sharing === 'balanced') await this.ctx.store.leaveMembers(this.ctx.o.stationId);
   }
 
   private schedule(): void {
@@ -152,31 +231,51 @@ export class DaemonCore {
   }
 
   /**
-   * One poll round. First every lease is renewed (or, if free or lapsed, taken; one read of all leases first, so
-   * that a NIC another live station holds costs no write), in one pass over the store and before any network wait
-   * (DESIGN §5: a daemon renews its leases at every poll): a NIC that does not answer must never delay the
-   * renewal of another NIC's lease, or a live owner would lose NICs to its backup. Then each owned NIC is polled
-   * (System State, a refresh when due) in the background, at most MAX_POLLS_IN_FLIGHT at once and one at a time
-   * per NIC (`busy`); the next round does not wait for them. Resolves once the leases are renewed, with a
-   * promise that settles when the polls this round started have finished.
+   * One poll round. This station's member row, renewed on its own timer (renewMembership), keeps every lease it
+   * holds live (Store.renewMember: one row per poll interval, not one per NIC). Every lease is read once; then, in one
+   * pass over the store,
+   * the free or lapsed NICs this station is to take are taken (rendezvous order over the live members, see
+   * FALLBACK_KEEP_MS; 'first-come': every free one), and the NICs another live member is now preferred for are handed
+   * over if nothing of theirs is under way (a rebalance when a member joins; StationCore.quiet). All of it before any
+   * network wait (DESIGN §5): a NIC that does not answer must never delay a renewal, or a live owner would lose NICs
+   * to its backup. Then each owned NIC is polled (System State, a refresh when due) in the background, at most
+   * MAX_POLLS_IN_FLIGHT at once and one at a time per NIC (`busy`); the next round does not wait for them. Resolves
+   * once the leases are settled, with a promise that settles when the polls this round started have finished.
    */
   private async tick(): Promise<{ polls: Promise<unknown> }> {
+    const me = this.ctx.o.stationId;
+    const balanced = this.sharing === 'balanced';
     const owned: NicRecord[] = [];
     const nics = await this.ctx.store.listNics();
-    // One read of every lease first: a NIC another live station holds is not asked for (StationCore.heldElsewhere);
-    // then one pass over the store for the other NICs' leases (a few statements per LEASE_BATCH NICs), not a
-    // transaction per NIC.
     let fences: Map<string, Fence | LifelineError>;
-    const candidates: string[] = [];
+    const take: string[] = [];
+    const give: string[] = [];
+    const now = this.ctx.env.now();
     try {
       const leases = new Map((await this.ctx.store.listLeases()).map((l) => [l.nic, l]));
       for (const n of nics) {
-        if (this.ctx.heldElsewhere(leases.get(n.id))) {
+        const l = leases.get(n.id);
+        const st = this.nics.get(n.id);
+        if (balanced && l?.owner === me && l.expiresAt > now) {
+          // Ours, live by our member row (renewMembership): no write per NIC.
+          this.ctx.holdLease(l);
+          owned.push(n);
+          if (st && this.shouldHandOver(n.id, st, now)) give.push(n.id);
+        } else if (this.ctx.heldElsewhere(l)) {
           this.ctx.dropSession(n.id);
           this.nicState(n.id).host = 'owned elsewhere';
-        } else candidates.push(n.id);
+        } else if (!balanced) {
+          take.push(n.id); // first-come: ours if we are first (also our own leases: renewed one by one)
+        } else {
+          // Ours with its lease lapsed (our member row was not renewed in time): taken back at once if nobody took it.
+          // A NIC this station gave up (it stopped answering us) puts us last in its order, behind every other
+          // member, so it is still taken — by us too, if nobody else does.
+          const rank = l?.owner === me ? 0 : st && now < st.avoidUntil ? this.members.length : rankOf(n.id, me, this.members);
+          const since = Math.max(l?.expiresAt ?? 0, this.joinedAt);
+          if (rank === 0 || now >= since + rank * this.o.leaseMs) take.push(n.id);
+        }
       }
-      fences = candidates.length ? await this.ctx.fenceAll(candidates) : new Map();
+      fences = take.length ? await this.ctx.fenceAll(take) : new Map();
     } catch (e) {
       // The store failed (E_STORE): no NIC is polled this round; the next round tries again.
       this.countStoreError(e);
@@ -185,15 +284,27 @@ export class DaemonCore {
       return { polls: Promise.resolve() };
     }
     for (const n of nics) {
-      const st = this.nicState(n.id);
       const f = fences.get(n.id);
-      if (f === undefined) continue; // held elsewhere (above), or gone from the store since it was listed
+      if (f === undefined) continue; // ours already (above), held elsewhere, not ours to take, or gone from the store
       if (!(f instanceof LifelineError)) {
         owned.push(n);
+        // Taken as a stand-in for its preferred member: kept a while before it goes back (FALLBACK_KEEP_MS).
+        if (balanced && rankOf(n.id, me, this.members) > 0) this.nicState(n.id).keepUntil = now + FALLBACK_KEEP_MS;
       } else {
         // Another live station owns it: not ours to poll (DESIGN §5). Drop any stale claim we had.
         this.ctx.dropSession(n.id);
-        st.host = 'owned elsewhere';
+        this.nicState(n.id).host = 'owned elsewhere';
+      }
+    }
+    if (give.length) {
+      try {
+        const released = new Set(await this.ctx.release(give));
+        for (const nic of released) this.nicState(nic).host = 'handed over';
+        if (released.size) this.log('info', 'handed NICs over to their preferred stations', { nics: released.size, members: this.members.length });
+        for (let i = owned.length - 1; i >= 0; i--) if (released.has(owned[i].id)) owned.splice(i, 1);
+      } catch (e) {
+        this.countStoreError(e); // kept: handed over at a later round
+        this.log('warn', 'hand-over failed', { code: (e as LifelineError).code, error: (e as Error).message });
       }
     }
     // Every NIC's active generation in one read (whether a session must reload), not a read per poll; a store that
@@ -210,6 +321,32 @@ export class DaemonCore {
     return { polls: Promise.allSettled(polls) }; // wrapped: an async function would wait for a returned promise
   }
 
+  /**
+   * Is an owned NIC to be handed over at this round? Only at a safe point — no poll, verb, key exchange or command of
+   * ours under way for it (StationCore.quiet), so every command we sent has its outcome stored — and another live
+   * member is now preferred for it (a member joined, or the one we stood in for is back: after FALLBACK_KEEP_MS).
+   * A NIC that stopped answering us is handed over at the end of its poll instead (giveUpIfUnreachable).
+   */
+  private shouldHandOver(nic: string, st: NicState, now: number): boolean {
+    if (this.members.length < 2 || st.busy || (this.using.get(nic) ?? 0) > 0 || !this.ctx.quiet(nic)) return false;
+    return now >= st.keepUntil && rankOf(nic, this.ctx.o.stationId, this.members) > 0;
+  }
+
+  /**
+   * A NIC that has not answered UNANSWERED_POLLS_BEFORE_HANDOVER polls in a row (and a key exchange, see
+   * rekeyIfSilent) while other members live: handed over at the end of its poll, the safe point of a NIC that never
+   * answers (its poll lasts about a poll interval, so a round rarely finds it idle), and avoided for AVOID_MS.
+   */
+  private async giveUpIfUnreachable(nic: string, st: NicState): Promise<void> {
+    if (this.sharing !== 'balanced' || st.unanswered < UNANSWERED_POLLS_BEFORE_HANDOVER || this.members.length < 2) return;
+    if ((this.using.get(nic) ?? 0) > 0 || !this.ctx.quiet(nic)) return;
+    if ((await this.ctx.release([nic])).length === 0) return;
+    st.avoidUntil = this.ctx.env.now() + AVOID_MS;
+    st.unanswered = 0;
+    st.host = 'handed over';
+    this.log('warn', 'NIC does not answer this station; handed it over to another member', { nic });
+  }
+
   private countPoll(outcome: string): void {
     this.counters.polls.set(outcome, (this.counters.polls.get(outcome) ?? 0) + 1);
   }
@@ -221,7 +358,7 @@ export class DaemonCore {
 
   private nicState(nic: string): NicState {
     let st = this.nics.get(nic);
-    if (!st) this.nics.set(nic, (st = { lastRefresh: this.ctx.env.now(), host: 'unknown', lastError: null, refreshes: 0, busy: false, unanswered: 0, rekeyTriedAt: 0, refreshFailures: 0, retryRefreshAt: 0 }));
+    if (!st) this.nics.set(nic, (st = { lastRefresh: this.ctx.env.now(), host: 'unknown', lastError: null, refreshes: 0, busy: false, unanswered: 0, rekeyTriedAt: 0, refreshFailures: 0, retryRefreshAt: 0, keepUntil: 0, avoidUntil: 0 }));
     return st;
   }
 
@@ -258,7 +395,10 @@ export class DaemonCore {
       if (code === 'E_SEQ_EXHAUSTED' && n.meta.enrolled === true) {
         await this.ownRefresh(n.id, st).then(() => (st.lastError = null)).catch((e2) => (st.lastError = (e2 as Error).message));
       }
-      if (code === 'E_TIMEOUT') await this.rekeyIfSilent(n, st);
+      if (code === 'E_TIMEOUT') {
+        await this.rekeyIfSilent(n, st);
+        await this.giveUpIfUnreachable(n.id, st).catch((e2) => this.countStoreError(e2));
+      }
     }
   }
 
@@ -384,15 +524,31 @@ export class DaemonCore {
 
   /** A read verb (ping, state, capabilities) on a NIC of the store: its session, synced with the store first. */
   async read(nic: string, kind: ReadKind, timeoutMs: number): Promise<RequestResult> {
-    const stored = await this.ctx.store.getNic(nic);
-    if (stored) await this.ctx.syncWithStore(stored);
-    return (await this.ctx.session(nic)).read(kind, timeoutMs);
+    return this.inUse(nic, async () => {
+      const stored = await this.ctx.store.getNic(nic);
+      if (stored) await this.ctx.syncWithStore(stored);
+      return (await this.ctx.session(nic)).read(kind, timeoutMs);
+    });
   }
 
   /** A command verb (reset, power-up, power-down, power-cycle), as read(). */
   async command(nic: string, kind: CommandKind, timeoutMs: number): Promise<RequestResult> {
-    const stored = await this.ctx.store.getNic(nic);
-    if (stored) await this.ctx.syncWithStore(stored);
-    return (await this.ctx.session(nic)).command(kind, timeoutMs);
+    return this.inUse(nic, async () => {
+      const stored = await this.ctx.store.getNic(nic);
+      if (stored) await this.ctx.syncWithStore(stored);
+      return (await this.ctx.session(nic)).command(kind, timeoutMs);
+    });
+  }
+
+  /** Run a user's verb on the NIC, counted in `using` (not handed over meanwhile: shouldHandOver). */
+  private async inUse<T>(nic: string, f: () => Promise<T>): Promise<T> {
+    this.using.set(nic, (this.using.get(nic) ?? 0) + 1);
+    try {
+      return await f();
+    } finally {
+      const left = (this.using.get(nic) ?? 1) - 1;
+      if (left > 0) this.using.set(nic, left);
+      else this.using.delete(nic);
+    }
   }
 }

@@ -289,6 +289,15 @@ export class NicSession {
     return out;
   }
 
+  /**
+   * Nothing of this session is under way: no command in flight or queued, no sync, no request awaiting an answer.
+   * A daemon hands a NIC over to another station only then (DaemonCore: a rebalance's safe point), so every command
+   * it sent has its outcome stored before the lease goes.
+   */
+  get idle(): boolean {
+    return this.inFlight.size === 0 && this.commandsRunning === 0 && this.queue.length === 0 && this.syncing === null && this.waiters.size === 0;
+  }
+
   private unregister(h: Held): void {
     this.o.port.unregister(h.inboundSpi);
     if (h.stored.pair.fromNic.spi !== h.inboundSpi) this.o.port.unregister(h.stored.pair.fromNic.spi);

@@ -69,10 +69,11 @@ export class StationCore {
   readonly takeovers = new Set<string>();
   /**
    * What this process did, for the daemon's /metrics (mgmt-station/station-metrics.ts): leases taken or renewed,
-   * leases found held by another station where we had one, takeovers, and key exchanges by `kind|outcome` (kind:
-   * enroll or refresh; outcome: ok or the error code in lower case without E_, e.g. ike_timeout).
+   * leases found held by another station where we had one, takeovers, NICs handed over (a rebalance), and key
+   * exchanges by `kind|outcome` (kind: enroll or refresh; outcome: ok or the error code in lower case without E_,
+   * e.g. ike_timeout).
    */
-  readonly counters = { leaseRenewals: 0, leasesLost: 0, takeovers: 0, keyExchanges: new Map<string, number>() };
+  readonly counters = { leaseRenewals: 0, leasesLost: 0, takeovers: 0, handovers: 0, keyExchanges: new Map<string, number>() };
   /**
    * Where the key exchanges report what a user of a long-running station should see (the IKE SA's mode, IKE SA
    * rekeys, the peer's own Child SA rekeys, fallbacks, retries); `o.log` when unset. The daemon sets its logger.
@@ -120,6 +121,48 @@ export class StationCore {
     return true;
   }
 
+  /**
+   * A lease of ours as a read of the store found it (the owner is this station, live by its member row): hold its
+   * fence without a write (a poll round renews the member row, not each lease: DaemonCore.tick). A lease taken again
+   * under another epoch since this process last held it ends our stale session, as leaseTaken does.
+   */
+  holdLease(lease: Lease): Fence {
+    const f = { station: this.o.stationId, epoch: lease.epoch };
+    const old = this.fences.get(lease.nic);
+    this.fences.set(lease.nic, f);
+    this.counters.leaseRenewals++;
+    if (old && old.epoch !== f.epoch) {
+      this.sessions.get(lease.nic)?.close();
+      this.sessions.delete(lease.nic);
+    }
+    return f;
+  }
+
+  /**
+   * Nothing of this process is under way for the NIC: no session being opened, no key exchange or SA change, and
+   * its session (if any) idle (NicSession.idle). The safe point at which a daemon may hand the NIC over.
+   */
+  quiet(nic: string): boolean {
+    return !this.opening.has(nic) && !this.keying.has(nic) && (this.sessions.get(nic)?.idle ?? true);
+  }
+
+  /**
+   * Hand NICs over (a rebalance, DESIGN §5): release the leases we hold on `nics` in one pass over the store
+   * (Store.releaseLeases, fenced by our epochs) and drop our sessions on those released. Returns them.
+   */
+  async release(nics: readonly string[]): Promise<string[]> {
+    const held = new Map<string, number>();
+    for (const nic of nics) {
+      const f = this.fences.get(nic);
+      if (f) held.set(nic, f.epoch);
+    }
+    if (held.size === 0) return [];
+    const released = await this.store.releaseLeases(held, this.o.stationId, this.now());
+    for (const nic of released) this.dropSession(nic);
+    this.counters.handovers += released.length;
+    return released;
+  }
+
   /** Take (or keep) this station's lease on the NIC; the fence guards every write that follows. */
   async fence(nic: string): Promise<Fence> {
     return this.leaseTaken(nic, await this.store.acquireLease(nic, this.o.stationId, this.now(), this.o.leaseMs));
@@ -154,7 +197,9 @@ export class StationCore {
     const old = this.fences.get(nic);
     this.fences.set(nic, f);
     this.counters.leaseRenewals++;
-    if (r.takeover) {
+    // A lapsed lease taken, or one another station handed over (free at an epoch above 0): the NIC is told of its new
+    // owner (DaemonCore.afterTakeover) and our first sync ends the former owner's epochs.
+    if (r.takeover || (r.previousOwner === null && r.lease.epoch > 1 && !old)) {
       this.takeovers.add(nic);
       this.counters.takeovers++;
     }

@@ -32,11 +32,10 @@ export const GENESIS_HASH = '0'.repeat(64);
 export type ChainedFields = Omit<CommandLogEntry, 'prevHash' | 'hash'>;
 
 export function canonicalEntry(e: ChainedFields): string {
-  const v1 = [e.nic, e.index, e.kind, e.ref, e.time, e.station, e.epoch, e.command, e.rmcpSeq, e.asfTag, e.outcome];
   // `== null`: a row read from a version-1 caller may lack the field altogether; it hashes as version 1.
   return e.syncEpoch == null
-    ? JSON.stringify(['lifeline-cmdlog-v1', ...v1])
-    : JSON.stringify(['lifeline-cmdlog-v2', ...v1, e.syncEpoch]);
+    ? JSON.stringify(['lifeline-cmdlog-v1', e.nic, e.index, e.kind, e.ref, e.time, e.station, e.epoch, e.command, e.rmcpSeq, e.asfTag, e.outcome])
+    : JSON.stringify(['lifeline-cmdlog-v2', e.nic, e.index, e.kind, e.ref, e.time, e.station, e.epoch, e.command, e.rmcpSeq, e.asfTag, e.outcome, e.syncEpoch]);
 }
 
 export function entryHash(prevHash: string, e: ChainedFields): string {
@@ -53,8 +52,12 @@ export interface SealedEntry extends CommandLogEntry {
 }
 
 /** The entry as the Store interface gives it: the row without its MAC. */
-export function unsealed({ mac: _mac, ...entry }: SealedEntry): CommandLogEntry {
-  return entry;
+export function unsealed(r: SealedEntry): CommandLogEntry {
+  // Field by field (what `{ mac, ...entry }` gives, in its order): a rest pattern copies generically.
+  return {
+    kind: r.kind, ref: r.ref, command: r.command, rmcpSeq: r.rmcpSeq, asfTag: r.asfTag, outcome: r.outcome, time: r.time,
+    syncEpoch: r.syncEpoch, nic: r.nic, station: r.station, epoch: r.epoch, index: r.index, prevHash: r.prevHash, hash: r.hash,
+  };
 }
 
 export interface SealedHead {
@@ -154,12 +157,17 @@ export class LogSealer {
   seal(prev: { index: number; hash: string } | null, fields: Omit<ChainedFields, 'index'>): SealedEntry {
     const index = prev ? prev.index + 1 : 1;
     const prevHash = prev ? prev.hash : GENESIS_HASH;
-    const chained: ChainedFields = { ...fields, index };
-    const canonical = canonicalEntry(chained);
-    const hash = hashOf(prevHash, canonical);
-    const mac = this.rowMac(hash);
-    this.remember(rowMemo(prevHash, hash, mac, canonical)); // sealed here: it verifies
-    const row: SealedEntry = { ...chained, prevHash, hash, mac };
+    // The row's fields one by one, in the order (and with the values) `{ ...fields, index, prevHash, hash, mac }`
+    // would give for a caller's EntryFields: an append builds one object instead of two spreads.
+    const row: SealedEntry = {
+      kind: fields.kind, ref: fields.ref, command: fields.command, rmcpSeq: fields.rmcpSeq, asfTag: fields.asfTag, outcome: fields.outcome,
+      time: fields.time, syncEpoch: fields.syncEpoch, nic: fields.nic, station: fields.station, epoch: fields.epoch, index,
+      prevHash, hash: '', mac: '',
+    };
+    const canonical = canonicalEntry(row);
+    row.hash = hashOf(prevHash, canonical);
+    row.mac = this.rowMac(row.hash);
+    this.remember(rowMemo(prevHash, row.hash, row.mac, canonical)); // sealed here: it verifies
     this.#rememberRow(prevHash, row);
     return row;
   }
@@ -192,8 +200,11 @@ export function nextEntry(
   if ((head && !sealer.verifyHead(nic, head)) || (tailIndex !== null && (!head || tailIndex > head.index))) {
     throw new UsageError('E_STORE', `the command log of ${nic} was altered outside a station; run \`mgmt-station audit ${nic}\` and restore the store`);
   }
-  const wire = fields.rmcpSeq < 0 ? wireIdentity((head?.index ?? 0) + 1) : null;
-  const entry = sealer.seal(head, { ...fields, ...wire, nic, station: fence.station, epoch: fence.epoch });
+  const wire = fields.rmcpSeq < 0 ? wireIdentity((head?.index ?? 0) + 1) : fields;
+  const entry = sealer.seal(head, {
+    kind: fields.kind, ref: fields.ref, command: fields.command, rmcpSeq: wire.rmcpSeq, asfTag: wire.asfTag, outcome: fields.outcome,
+    time: fields.time, syncEpoch: fields.syncEpoch, nic, station: fence.station, epoch: fence.epoch,
+  });
   return { entry, head: sealer.sealHead(nic, entry.index, entry.hash) };
 }
 

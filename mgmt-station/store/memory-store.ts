@@ -25,13 +25,13 @@ import {
 import { RowMacs } from './row-mac.js';
 import { checkFence, logAltered, notEnrolled, saRules } from './store-errors.js';
 import type {
-  AlertInput, AlertQuery, AlertRecord, AuditReport, CommandInput, CommandLogEntry, CommandOutcome, CommandRecord, CommandRef, Fence, Lease, LeaseResult,
+  AlertInput, AlertQuery, AlertRecord, AuditReport, CommandInput, CommandLogEntry, CommandOutcome, CommandRecord, CommandRef, Fence, Lease, LeaseResult, Member,
   NicRecord, NicSaState, SaInput, SaState, SaSummary, SeqCheckpoint, StationRecord, Store, StoredSa,
 } from './store.js';
 import * as v from './validate.js';
 import { mutated } from '../../common/mutation.js';
 import { assertAlert, assertAlertQuery } from './alert-rows.js';
-import { ALERTS_KEPT } from './store.js';
+import { ALERTS_KEPT, liveLease } from './store.js';
 
 export type { MemoryStoreSnapshot, RawTables } from './memory-tables.js';
 
@@ -91,8 +91,8 @@ export class MemoryStore implements Store {
    * checks an edit here; the store finds it (or, for an older sealed row, cannot: see row-mac.ts).
    */
   get raw(): RawTables {
-    const { commandLog, commandHeads, seqCheckpoints, syncEpochs, leases } = this.#db.tables;
-    return { commandLog, commandHeads, seqCheckpoints, syncEpochs, leases };
+    const { commandLog, commandHeads, seqCheckpoints, syncEpochs, leases, members } = this.#db.tables;
+    return { commandLog, commandHeads, seqCheckpoints, syncEpochs, leases, members };
   }
 
   /** Run one call: atomic because `body` is synchronous; its errors become a rejection, as SqlStore's do. */
@@ -338,12 +338,30 @@ export class MemoryStore implements Store {
     return this.#call((t) => {
       v.assertName('nic id', nic);
       const l = t.leases.get(nic);
-      return l ? { ...l } : null;
+      return l ? liveLease({ ...l }, t.members) : null;
     });
   }
 
   listLeases(): Promise<Lease[]> {
-    return this.#call((t) => [...t.leases.values()].sort((a, b) => byString(a.nic, b.nic)).map((l) => ({ ...l })));
+    return this.#call((t) => [...t.leases.values()].sort((a, b) => byString(a.nic, b.nic)).map((l) => liveLease({ ...l }, t.members)));
+  }
+
+  releaseLeases(nics: ReadonlyMap<string, number>, station: string, now: number): Promise<string[]> {
+    return this.#call((t) => {
+      for (const [nic, epoch] of nics) {
+        v.assertName('nic id', nic);
+        v.assertFence({ station, epoch });
+      }
+      v.assertTime('now', now);
+      const released: string[] = [];
+      for (const [nic, epoch] of nics) {
+        const cur = t.leases.get(nic);
+        if (!cur || cur.owner !== station || cur.epoch !== epoch) continue;
+        t.leases.set(nic, { ...cur, owner: null, expiresAt: now });
+        released.push(nic);
+      }
+      return released.sort(byString);
+    });
   }
 
   // --- command log: memory-command-log.ts, the chain in command-log.ts -------------------------------
@@ -479,6 +497,23 @@ export class MemoryStore implements Store {
     return this.#call((t) => [...t.stations.values()].sort((a, b) => byString(a.id, b.id)).map((s) => ({ ...s })));
   }
 
+  renewMember(station: string, now: number, ttlMs: number): Promise<Member[]> {
+    return this.#call((t) => {
+      v.assertName('station id', station);
+      v.assertTime('now', now);
+      v.assertInt('ttlMs', ttlMs, 1, Number.MAX_SAFE_INTEGER - now);
+      t.members.set(station, now + ttlMs);
+      return [...t.members].sort((a, b) => byString(a[0], b[0])).map(([s, e]) => ({ station: s, expiresAt: e }));
+    });
+  }
+
+  leaveMembers(station: string): Promise<void> {
+    return this.#call((t) => {
+      v.assertName('station id', station);
+      t.members.delete(station);
+    });
+  }
+
   /** Ends this connection only: the tables stay, for `connect()` and every other connection. */
   close(): Promise<void> {
     this.#closed = true;
@@ -500,19 +535,20 @@ function nicRecord(r: MemoryNicRow): NicRecord {
 /** acquireLease's rules for one known NIC (acquireLease, acquireLeases). */
 function acquire(t: MemoryTables, nic: string, station: string, now: number, ttlMs: number): LeaseResult {
   // As in SQL, the free row is created on first contact and stays, whatever the outcome.
-  const cur = t.leases.get(nic) ?? { nic, owner: null, epoch: 0, expiresAt: 0 };
+  const row = t.leases.get(nic) ?? { nic, owner: null, epoch: 0, expiresAt: 0 };
+  const cur = liveLease(row, t.members);
   const expiresAt = now + ttlMs;
   if (cur.owner === station) {
-    const lease = { ...cur, expiresAt };
+    const lease = { ...row, expiresAt };
     t.leases.set(nic, lease);
-    return { acquired: true, lease: { ...lease }, takeover: false, previousOwner: station };
+    return { acquired: true, lease: liveLease({ ...lease }, t.members), takeover: false, previousOwner: station };
   }
   if (cur.owner !== null && now < cur.expiresAt) {
-    t.leases.set(nic, cur);
+    t.leases.set(nic, row);
     return { acquired: false, lease: { ...cur } };
   }
   // Free or expired: a new epoch; replacing the row purges the old owner's claim (fenced from now on).
   const lease: Lease = { nic, owner: station, epoch: cur.epoch + 1, expiresAt };
   t.leases.set(nic, lease);
-  return { acquired: true, lease: { ...lease }, takeover: cur.owner !== null, previousOwner: cur.owner };
+  return { acquired: true, lease: liveLease({ ...lease }, t.members), takeover: cur.owner !== null, previousOwner: cur.owner };
 }

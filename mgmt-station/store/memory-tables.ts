@@ -47,6 +47,8 @@ export interface MemoryTables {
   commandHeads: Map<string, SealedHead>;
   syncEpochs: Map<string, MemorySyncRow>;
   stations: Map<string, StationRecord>;
+  /** station -> its member row's expiry (Store.renewMember). */
+  members: Map<string, number>;
   /** Row id -> alert, ids increasing (docs/ALERTS.md). */
   alerts: Map<number, AlertRecord>;
 }
@@ -68,12 +70,12 @@ export interface MemoryStoreSnapshot extends MemoryTables {
 }
 
 /** The live tables someone with write access to the store could edit (memory-store.ts `raw`). */
-export type RawTables = Pick<MemoryTables, 'commandLog' | 'commandHeads' | 'seqCheckpoints' | 'syncEpochs' | 'leases'>;
+export type RawTables = Pick<MemoryTables, 'commandLog' | 'commandHeads' | 'seqCheckpoints' | 'syncEpochs' | 'leases' | 'members'>;
 
 export function emptyTables(): MemoryTables {
   return {
     nics: new Map(), sas: new Map(), seqCheckpoints: new Map(), leases: new Map(),
-    commandLog: new Map(), commandHeads: new Map(), syncEpochs: new Map(), stations: new Map(), alerts: new Map(),
+    commandLog: new Map(), commandHeads: new Map(), syncEpochs: new Map(), stations: new Map(), members: new Map(), alerts: new Map(),
   };
 }
 
@@ -126,6 +128,7 @@ export function copyTables(t: MemoryTables): MemoryTables {
     commandHeads: copyMap(t.commandHeads, flat),
     syncEpochs: copyMap(t.syncEpochs, flat),
     stations: copyMap(t.stations, flat),
+    members: new Map(t.members),
     alerts: copyMap(t.alerts, flat),
   };
 }

@@ -43,6 +43,8 @@ export class PostgresDriver implements SqlDriver {
   readonly url: string;
   readonly schema: string;
   readonly #pool: pg.Pool;
+  /** One connection for the member row only (transaction lane 'liveness'). */
+  readonly #livePool: pg.Pool;
 
   constructor(url: string, opts: PostgresStoreOptions = {}) {
     let parsed: URL;
@@ -70,8 +72,16 @@ export class PostgresDriver implements SqlDriver {
       idleTimeoutMillis: 10000,
       options: `-c search_path=${this.schema} -c lock_timeout=${lockTimeout} -c idle_in_transaction_session_timeout=${idleTimeout}`,
     });
+    this.#livePool = new pg.Pool({
+      connectionString: parsed.toString(),
+      max: 1,
+      connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
+      idleTimeoutMillis: 0,
+      options: `-c search_path=${this.schema} -c lock_timeout=${lockTimeout} -c idle_in_transaction_session_timeout=${idleTimeout}`,
+    });
     // An idle client whose server went away emits 'error' on the pool; the next query reports it.
     this.#pool.on('error', () => {});
+    this.#livePool.on('error', () => {});
   }
 
   /** Statements run before the tables are created: the schema, under the setup lock. */
@@ -79,10 +89,10 @@ export class PostgresDriver implements SqlDriver {
     return [sql(`SELECT pg_advisory_xact_lock(${SCHEMA_LOCK_KEY})`), sql(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`)];
   }
 
-  async transaction<T>(mode: 'read' | 'write', body: () => Tx<T>): Promise<T> {
+  async transaction<T>(mode: 'read' | 'write', body: () => Tx<T>, lane?: 'liveness'): Promise<T> {
     let client: pg.PoolClient;
     try {
-      client = await this.#pool.connect();
+      client = await (lane === 'liveness' ? this.#livePool : this.#pool).connect();
     } catch (e) {
       throw storeError(this.url, e);
     }
@@ -112,9 +122,8 @@ export class PostgresDriver implements SqlDriver {
     }
   }
 
-  close(): Promise<void> {
-    if (this.#pool.ended || this.#pool.ending) return Promise.resolve();
-    return this.#pool.end();
+  async close(): Promise<void> {
+    for (const p of [this.#livePool, this.#pool]) if (!p.ended && !p.ending) await p.end();
   }
 }
 

@@ -125,6 +125,10 @@ CREATE TABLE IF NOT EXISTS stations (
   address TEXT NOT NULL,
   last_seen {big} NOT NULL
 );
+CREATE TABLE IF NOT EXISTS cluster_members (
+  station TEXT PRIMARY KEY,
+  expires_at {big} NOT NULL
+);
 `;
 
 function typesOf(kind: SqlStoreKind): { blob: string; big: string; serial: string } {

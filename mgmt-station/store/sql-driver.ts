@@ -37,8 +37,12 @@ export interface SqlDriver {
   readonly url: string;
   /** Statements to run before creating the tables (PostgreSQL: schema and setup lock). */
   prelude(): SqlOp[];
-  /** Run `body` in one transaction: 'write' takes the write lock up front; 'read' sees one snapshot. */
-  transaction<T>(mode: 'read' | 'write', body: () => Tx<T>): Promise<T>;
+  /**
+   * Run `body` in one transaction: 'write' takes the write lock up front; 'read' sees one snapshot. `lane`
+   * 'liveness': a station's member row (Store.renewMember), on a connection of its own where the driver has a pool,
+   * so it never waits behind the station's other work: a busy station is not a dead one.
+   */
+  transaction<T>(mode: 'read' | 'write', body: () => Tx<T>, lane?: 'liveness'): Promise<T>;
   close(): Promise<void>;
 }
 

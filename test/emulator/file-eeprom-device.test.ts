@@ -17,7 +17,7 @@ describe('FileEepromDevice', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-  it("a fresh image's first-boot writes go through one descriptor, closed at release() (fleet start-up)", () => {
+  it("a fresh image's first-boot writes go through one descriptor, closed at release() (fleet start-up)", async () => {
     const fds = () => readdirSync('/proc/self/fd').length;
     const before = fds();
     const path = join(dir, 'fresh.eeprom');
@@ -28,8 +28,12 @@ describe('FileEepromDevice', () => {
     assert.deepEqual(dev.read(64, 4), Uint8Array.of(1, 1, 1, 1));
     dev.release();
     assert.equal(fds(), before);
-    dev.write(0, Uint8Array.of(7)); // after boot: opened for the write and closed again
-    assert.equal(fds(), before);
+    dev.write(0, Uint8Array.of(7)); // after boot: opened for the write, held for this turn of the event loop
+    dev.write(64, Uint8Array.of(8));
+    assert.equal(fds(), before + 1, 'the writes of one turn share a descriptor');
+    assert.equal(dev.read(64, 1)[0], 8, 'and reads go through it');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(fds(), before, 'closed when the turn ends');
     assert.equal(readFileSync(path)[0], 7);
     assert.equal(readFileSync(path)[64 * 19], 19);
   });

@@ -8,7 +8,7 @@ import { fromHex, hex } from '../../common/bytes.js';
 import { ProtocolError } from '../../common/errors.js';
 import { decodeSessionPacket, encodeIpmi15Sessionless, encodeRmcpPlus, verifyIntegrity } from '../../firmware/ipmi/rmcpplus-codec.js';
 import { decodeIpmiRequest, encodeIpmiResponse } from '../../firmware/ipmi/ipmi-message.js';
-import { decryptPayload, encryptPayload } from '../../firmware/ipmi/aes-cbc-128.js';
+import { AesCbc128, decryptPayload, encryptPayload } from '../../firmware/ipmi/aes-cbc-128.js';
 import { CIPHER_SUITES, cipherSuiteRecords, supportedAlgorithms } from '../../firmware/ipmi/cipher-suites.js';
 import { decodeOpenSessionRequest, decodeRakp1, encodeOpenSessionResponse, encodeRakp2 } from '../../firmware/ipmi/rakp-messages.js';
 
@@ -142,6 +142,30 @@ describe('AES-CBC-128 confidentiality (IPMI v2.0 §13.29, table 13-20; cat. §5.
     assert.equal(decryptPayload(k2, seal(good)).length, 13);
     throwsCode(() => decryptPayload(k2, seal(Uint8Array.from([...new Array(13).fill(0xaa), 2, 2, 2]))), 'E_PAD'); // PKCS#7-style
     throwsCode(() => decryptPayload(k2, seal(Uint8Array.from([...new Array(15).fill(0xaa), 16]))), 'E_PAD'); // pad length 16
+  });
+
+  it("a session's one context each way gives, packet after packet, the bytes of a fresh CBC context under each packet's IV", async () => {
+    const { createCipheriv, createDecipheriv, randomBytes } = await import('node:crypto');
+    const aes = new AesCbc128(k2);
+    const fresh = (ivx: Uint8Array, padded: Uint8Array) => {
+      const c = createCipheriv('aes-128-cbc', k2.subarray(0, 16), ivx).setAutoPadding(false);
+      return new Uint8Array(Buffer.concat([ivx, c.update(padded), c.final()]));
+    };
+    for (let i = 0; i < 60; i++) {
+      const n = (i * 7) % 45;
+      const plain = new Uint8Array(randomBytes(n));
+      const ivx = new Uint8Array(randomBytes(16));
+      const sealed = aes.encrypt(ivx, plain);
+      const pad = (16 - ((n + 1) % 16)) % 16;
+      const padded = Uint8Array.from([...plain, ...Array.from({ length: pad }, (_, j) => j + 1), pad]);
+      assert.deepEqual(sealed, fresh(ivx, padded), `packet ${i} out`);
+      // In: what a console sealed with its own context, and packets that fail (the chain must stay right after them).
+      assert.deepEqual(aes.decrypt(fresh(ivx, padded)), plain, `packet ${i} in`);
+      if (i % 5 === 0) throwsCode(() => aes.decrypt(fresh(ivx, Uint8Array.from([...new Array(15).fill(0xaa), 16]))), 'E_PAD');
+      if (i % 7 === 0) throwsCode(() => aes.decrypt(new Uint8Array(40)), 'E_PAD');
+      const d = createDecipheriv('aes-128-cbc', k2.subarray(0, 16), ivx).setAutoPadding(false);
+      assert.deepEqual(new Uint8Array(Buffer.concat([d.update(sealed.subarray(16)), d.final()])), padded, `packet ${i} opened by a fresh context`);
+    }
   });
 });
 

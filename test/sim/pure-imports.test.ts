@@ -55,7 +55,9 @@ const FORBIDDEN_GLOBALS: [RegExp, string][] = [
   [/\bperformance\.now\s*\(/, 'performance.now()'],
   [/\bprocess\.(hrtime|env|cpuUsage|uptime)\b/, 'process clock or environment'],
   [/\bMath\.random\s*\(/, 'Math.random()'],
-  [/\b(setTimeout|setInterval|setImmediate|queueMicrotask)\s*\(/, 'a timer'],
+  // (and the simulator's steps end when the microtask queue is empty, sim/scheduler.ts turn(): a core that queued its own
+  // ticks or microtasks outside its promises could run across that end)
+  [/\b(setTimeout|setInterval|setImmediate|queueMicrotask|process\.nextTick)\s*\(/, 'a timer'],
   [/\bcrypto\.(getRandomValues|randomUUID)\b/, 'Web Crypto randomness'],
   [/\bfetch\s*\(/, 'the network'],
   [/\brequire\s*\(/, 'require()'],

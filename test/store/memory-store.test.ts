@@ -129,7 +129,7 @@ describe('MemoryStore', () => {
     it('exposes the live runtime tables only: no NIC or SA rows, so no key', async () => {
       const db = new MemoryStore(KEY);
       const f = await populate(db);
-      assert.deepEqual(Object.keys(db.raw).sort(), ['commandHeads', 'commandLog', 'leases', 'seqCheckpoints', 'syncEpochs']);
+      assert.deepEqual(Object.keys(db.raw).sort(), ['commandHeads', 'commandLog', 'leases', 'members', 'seqCheckpoints', 'syncEpochs']);
       // Live: an edit is what the store reads next.
       db.raw.leases.delete('nic-1');
       await rejectsWith(db.reserveOutbound('nic-1', 1, 1n, T0, f['nic-1']), 'E_FENCED', /acquire one first/);

@@ -377,6 +377,49 @@ for (const backend of [sqliteBackend(), postgresBackend(), memoryBackend()]) {
         assert.deepEqual((await store.listLeases()).map((l) => [l.nic, l.owner, l.epoch]), [['nic-0', 'st-a', 1], ['nic-1', 'st-b', 2]]);
       });
 
+      it('a live member row keeps its leases live past their own expiry; a dead one lets them lapse', async () => {
+        await owned(store, 'nic-1', 'st-a'); // the lease row expires at T0 + TTL
+        assert.deepEqual(await store.renewMember('st-a', T0 + 100, 10 * TTL), [{ station: 'st-a', expiresAt: T0 + 100 + 10 * TTL }]);
+        assert.deepEqual(await store.renewMember('st-b', T0 + 150, 10 * TTL), [
+          { station: 'st-a', expiresAt: T0 + 100 + 10 * TTL },
+          { station: 'st-b', expiresAt: T0 + 150 + 10 * TTL },
+        ]);
+        const late = T0 + 5 * TTL; // past the lease row's expiry, within the member row's
+        assert.equal((await store.getLease('nic-1'))!.expiresAt, T0 + 100 + 10 * TTL);
+        assert.deepEqual((await store.listLeases()).map((l) => [l.nic, l.owner, l.expiresAt]), [['nic-1', 'st-a', T0 + 100 + 10 * TTL]]);
+        const refused = await store.acquireLease('nic-1', 'st-b', late, TTL);
+        assert.ok(!refused.acquired);
+        assert.deepEqual((await store.acquireLeases(['nic-1'], 'st-b', late, TTL)).get('nic-1')?.acquired, false);
+        // st-a's member row lapses: the lease goes to st-b at the next epoch, a takeover.
+        const taken = (await store.acquireLeases(['nic-1'], 'st-b', T0 + 100 + 10 * TTL, TTL)).get('nic-1');
+        assert.ok(taken?.acquired && taken.takeover && taken.lease.epoch === 2 && taken.previousOwner === 'st-a');
+        await rejectsWith(store.renewLease('nic-1', { station: 'st-a', epoch: 1 }, late, TTL), 'E_FENCED');
+        // A member that leaves: its leases live by their own expiry only.
+        await store.leaveMembers('st-b');
+        assert.deepEqual((await store.renewMember('st-a', T0, TTL)).map((m) => m.station), ['st-a']);
+        assert.equal((await store.getLease('nic-1'))!.expiresAt, T0 + 100 + 10 * TTL + TTL);
+      });
+
+      it('releaseLeases hands over, in one call, the leases held under the epochs given; others are left alone', async () => {
+        const fa1 = await owned(store, 'nic-1', 'st-a');
+        const fa2 = await owned(store, 'nic-2', 'st-a');
+        const fb3 = await owned(store, 'nic-3', 'st-b');
+        await rejectsWith(store.releaseLeases(new Map([['nic-1', -1]]), 'st-a', T0), 'E_USAGE');
+        const released = await store.releaseLeases(new Map([['nic-1', fa1.epoch], ['nic-2', fa2.epoch + 1], ['nic-3', fb3.epoch]]), 'st-a', T0 + 7);
+        assert.deepEqual(released, ['nic-1']);
+        assert.deepEqual((await store.listLeases()).map((l) => [l.nic, l.owner, l.epoch, l.expiresAt]), [
+          ['nic-1', null, 1, T0 + 7],
+          ['nic-2', 'st-a', 1, T0 + TTL],
+          ['nic-3', 'st-b', 1, T0 + TTL],
+        ]);
+        await rejectsWith(store.appendCommand('nic-1', { time: T0, command: 'reset', rmcpSeq: 1, asfTag: 1, outcome: 'sent' }, fa1), 'E_FENCED');
+        const b = await store.acquireLease('nic-1', 'st-b', T0 + 8, TTL);
+        assert.ok(b.acquired && b.lease.epoch === 2 && !b.takeover);
+        const many = new Map<string, number>();
+        for (let i = 0; i < LEASE_BATCH + 3; i++) many.set(`nic-x${i}`, 1);
+        assert.deepEqual(await store.releaseLeases(many, 'st-a', T0), []);
+      });
+
       it('two stations (two connections) racing for the same NICs: exactly one wins each', async () => {
         const other = await openAt(place);
         const ids = ['nic-1', 'nic-2', 'nic-3', 'nic-4', 'nic-5', 'nic-6'];

@@ -30,7 +30,7 @@ export function freshFirstAddress(): string {
   return `127.${(process.pid >> 3) % 200 + 20}.${subnet}.1`;
 }
 
-export interface Ready { ready: true; pid: number; nics: number; running: number; failed: number; first: string; last: string; control: string; startMs: number }
+export interface Ready { ready: true; pid: number; nics: number; running: number; failed: number; booting?: number; first: string; last: string; control: string; startMs: number }
 
 export interface RunResult { code: number | null; stdout: string; stderr: string; json?: any }
 
@@ -92,6 +92,12 @@ export class Lab {
     });
     this.ready = ready;
     this.control = ControlClient.parse(ready.control);
+    // Lazy boot (nic-emulator/fleet.ts: fleets on shared sockets of 1,000 NICs or more, or --lazy-boot on): the NICs
+    // boot after the ready line. Tests mean a started fleet, so wait until every NIC has booted; `ready` stays the
+    // line as printed (its `booting` counts the NICs not booted then).
+    if (ready.booting) {
+      await waitFor('every NIC booted', async () => (await this.control.get<{ booting: number }>('/v1/health')).booting === 0, timeoutMs);
+    }
     return ready;
   }
 
@@ -155,7 +161,10 @@ export class Lab {
    */
   async startStation(id: string, args: string[] = [], opts: { cwd?: string; store?: string; keyFile?: string; timeoutMs?: number } = {}): Promise<StationProcess> {
     const timeoutMs = opts.timeoutMs ?? 15000;
-    const argv = [STATION, 'serve', '--json', '--id', id, ...(args.includes('--control') ? [] : ['--control', '127.0.0.1:0']), ...args, '--store', opts.store ?? this.store, '--cluster-key', opts.keyFile ?? this.keyFile, '--emulator', this.ready?.control ?? '127.0.0.1:1'];
+    // The lab's cluster tests are about a primary and its backups: first-come sharing unless the test names one
+    // (balanced sharing, rendezvous and hand-overs: test/e2e/station-cluster.test.ts).
+    const sharing = args.includes('--sharing') ? [] : ['--sharing', 'first-come'];
+    const argv = [STATION, 'serve', '--json', '--id', id, ...(args.includes('--control') ? [] : ['--control', '127.0.0.1:0']), ...sharing, ...args, '--store', opts.store ?? this.store, '--cluster-key', opts.keyFile ?? this.keyFile, '--emulator', this.ready?.control ?? '127.0.0.1:1'];
     const child = spawn(process.execPath, argv, { stdio: ['ignore', 'pipe', 'pipe'], cwd: opts.cwd });
     this.children.add(child);
     child.once('exit', () => this.children.delete(child));

@@ -94,7 +94,8 @@ function run(file: string, args: string[], cwd: string, user: { uid: number; gid
 }
 
 /** Start a private PostgreSQL; typically in a before() hook with a 30 s timeout. */
-export async function startPostgres(opts: { initTimeoutMs?: number; startTimeoutMs?: number } = {}): Promise<PostgresServer> {
+/** `port`: listen there (a test's own range) rather than on a free port found at start. */
+export async function startPostgres(opts: { initTimeoutMs?: number; startTimeoutMs?: number; port?: number } = {}): Promise<PostgresServer> {
   const why = postgresUnavailable();
   if (why) throw new Error(why);
   const bin = findBinaries()!;
@@ -116,8 +117,8 @@ export async function startPostgres(opts: { initTimeoutMs?: number; startTimeout
     );
     let port = 0;
     let lastError: unknown;
-    for (let attempt = 0; attempt < 3; attempt++) {
-      port = await freePort();
+    for (let attempt = 0; attempt < (opts.port ? 1 : 3); attempt++) {
+      port = opts.port ?? (await freePort());
       const settings = [
         `-p ${port}`, `-k ${dir}`, `-c listen_addresses=127.0.0.1`, '-c fsync=off', '-c synchronous_commit=off',
         '-c full_page_writes=off', '-c max_connections=50', '-c shared_buffers=16MB',
