@@ -451,6 +451,7 @@ function rows(r: Results): Row[] {
     const codes = (c: Record<string, number>) => (Object.keys(c).length ? ` (failed: ${Object.entries(c).map(([k, v]) => `${k} ${v}`).join(', ')})` : '');
     out.push({ section: s, name: 'enroll all: wall / rate', value: `${ss.enroll.seconds.value} s / ${ss.enroll.perSecond.value} NICs/s${codes(ss.enroll.failedByCode)}` });
     out.push({ section: s, name: 'refresh all: wall / rate', value: `${ss.refresh.seconds.value} s / ${ss.refresh.perSecond.value} NICs/s${codes(ss.refresh.failedByCode)}` });
+    out.push({ section: s, name: 'CPU per NIC enrolled / refreshed: daemon; emulator', value: `${ss.enroll.daemonCpuPerNic.value} / ${ss.refresh.daemonCpuPerNic.value} ms; ${ss.enroll.emulatorCpuPerNic.value} / ${ss.refresh.emulatorCpuPerNic.value} ms` });
     out.push({ section: s, name: 'daemon RSS per NIC (baseline); V8 heap used per NIC', value: `${ss.rssPerNic.value} KiB (${ss.baselineRss.value} MiB); ${ss.heapUsedPerNic?.value ?? '?'} KiB` });
     out.push({ section: s, name: 'steady-state polling CPU; NICs with a failed last poll; daemon fds', value: `${ss.steadyCpu.value} % of a core; ${ss.pollErrors}; ${ss.stationFds}` });
   } else if (r.stationScale) out.push({ section: 'Station scale', name: 'error', value: (r.stationScale as { error: string }).error });

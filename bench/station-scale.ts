@@ -8,6 +8,8 @@
  *   heap used per NIC  the same difference of the V8 heap used that the daemon's /metrics reports
  *                      (nodejs_heap_size_used_bytes: live objects and garbage not yet collected), beside the RSS
  *   steady-state CPU   the daemon's utime + stime over three poll intervals after that, % of one core
+ *   CPU per NIC        the daemon's and the emulators' utime + stime during each verb (/proc), ms per NIC enrolled or
+ *                      refreshed: what the processes spend, apart from the machine's load (the wall time is not)
  *
  * The emulators: an enrolled NIC holds four file descriptors in today's emulator (issue 16), so one process holds at
  * most about RLIMIT_NOFILE / 4 enrolled NICs. With `nic-emulator start --id-prefix` (NIC ids unique across
@@ -31,7 +33,15 @@ const FDS_PER_ENROLLED_NIC = 4;
 const POLL_INTERVAL_MS = 5000;
 const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
-export interface FleetVerbFigures { seconds: Figure; perSecond: Figure; done: number; failedByCode: Record<string, number> }
+export interface FleetVerbFigures {
+  seconds: Figure;
+  perSecond: Figure;
+  done: number;
+  failedByCode: Record<string, number>;
+  /** utime + stime during the verb per NIC it did: the station daemon's, and the emulators' together. */
+  daemonCpuPerNic: Figure;
+  emulatorCpuPerNic: Figure;
+}
 
 export interface StationScaleResult {
   requested: number;
@@ -123,7 +133,10 @@ async function daemonHeapUsedKiB(dir: string): Promise<number | null> {
   }
 }
 
-function verbFigures(what: string, n: number, runs: { json: any; seconds: number }[]): FleetVerbFigures {
+/** utime + stime of the daemon and of the emulators, in clock ticks, at one moment (for CPU per NIC of a verb). */
+interface CpuMark { daemon: number; emulators: number }
+
+function verbFigures(what: string, n: number, runs: { json: any; seconds: number }[], cpu: { daemon: number; emulators: number }): FleetVerbFigures {
   const seconds = runs.reduce((a, r) => a + r.seconds, 0);
   const failedByCode: Record<string, number> = {};
   let done = 0;
@@ -136,6 +149,8 @@ function verbFigures(what: string, n: number, runs: { json: any; seconds: number
     perSecond: figure(done / seconds, 'NICs/s', `NICs ${what}ed per second of that wall time`),
     done,
     failedByCode,
+    daemonCpuPerNic: figure((cpu.daemon * 10) / Math.max(1, done), 'ms/NIC', `station daemon utime+stime (/proc) during ${what} all, per NIC done`),
+    emulatorCpuPerNic: figure((cpu.emulators * 10) / Math.max(1, done), 'ms/NIC', `nic-emulator utime+stime (/proc) during ${what} all, per NIC done`),
   };
 }
 
@@ -185,12 +200,18 @@ export async function measureStationScale(requested: number, log: (s: string) =>
     const baselineHeap = await daemonHeapUsedKiB(dir);
     const common = ['--store', store, '--cluster-key', key, '--json'];
     const verbTimeout = 120000 + nics * 20;
+    const daemonPid = station.pid;
+    const mark = (): CpuMark => ({ daemon: cpuTicks(daemonPid), emulators: emus.reduce((a, e) => a + cpuTicks(e.child.pid!), 0) });
+    const since = (m: CpuMark): CpuMark => { const n = mark(); return { daemon: n.daemon - m.daemon, emulators: n.emulators - m.emulators }; };
     log(`  enroll all: ${nics} NICs through the daemon`);
     const enrolls = [];
+    const m0 = mark();
     for (const e of emus) enrolls.push(await stationCli(['enroll', 'all', '--psk-file', psk, '--emulator', e.ready.control, ...common], dir, verbTimeout));
-    const enroll = verbFigures('enroll', nics, enrolls);
+    const enroll = verbFigures('enroll', nics, enrolls, since(m0));
     log(`  refresh all`);
-    const refresh = verbFigures('refresh', nics, [await stationCli(['refresh', 'all', ...common], dir, verbTimeout)]);
+    const m1 = mark();
+    const refreshRun = await stationCli(['refresh', 'all', ...common], dir, verbTimeout);
+    const refresh = verbFigures('refresh', nics, [refreshRun], since(m1));
     // Two poll rounds: every NIC polled at least once since the refresh, the heap settled.
     await sleep(2 * POLL_INTERVAL_MS);
     const rss = rssKiB(station.pid);

@@ -90,8 +90,9 @@ export async function runLocal(o: LocalVerb): Promise<void> {
     ikeRekeyMs: ikeRekeyS !== undefined ? ikeRekeyS * 1000 : undefined,
   });
   if (verb === 'serve') {
-    // Per NIC and reason at most 5 lines per 10 s, the rest summarised (lib/log-limit.ts).
-    const log = createLogger({ format: logFormat as LogFormat, component: PROG, limit: new LogLimiter() });
+    // Per NIC and reason at most 5 lines per 10 s, the rest summarised (lib/log-limit.ts). Info lines are written
+    // 100 ms at a time (a fleet verb logs one or two per NIC; warnings at once): lib/log.ts batchMs.
+    const log = createLogger({ format: logFormat as LogFormat, component: PROG, limit: new LogLimiter(), batchMs: 100 });
     const daemon = new StationDaemon(ctx, {
       ...serveTimes!,
       timeoutMs,

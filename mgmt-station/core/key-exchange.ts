@@ -90,6 +90,11 @@ export class KeyExchange {
   private ikeWaiting: { resolve: () => void; reject: (e: Error) => void } | null = null;
   /** Generations stored 'pending' by the current IKE SA and neither activated nor retired yet. */
   private readonly staged = new Map<number, SaPair>();
+  /**
+   * The SA this driver last stored (putSa) and activated, as it stored it: the session that goes over to it takes
+   * it from here instead of reading it back and unwrapping its keys (StationCore.runKeyExchange).
+   */
+  lastActivated: SaPair | null = null;
   /** When the current IKE SA was established or last rekeyed (env.mono). */
   private ikeSince = 0;
   /** Datagrams from the peer since the current attempt began (an error then says what the peer did answer). */
@@ -139,7 +144,13 @@ export class KeyExchange {
 
   private async runPhases(kind: 'enroll' | 'refresh', timeoutMs: number, onFallback: () => void): Promise<ExchangeResult> {
     await this.open();
-    await this.retireStalePending(timeoutMs);
+    // The generations read here number the first attempt; a later one (a retry, the fallback) reads them again.
+    let known: number | undefined = await this.retireStalePending(timeoutMs);
+    const generation = (): Promise<number> => {
+      const g = this.nextGeneration(known);
+      known = undefined;
+      return g;
+    };
     const t0 = this.o.env.mono();
     const left = (): number => timeoutMs - (this.o.env.mono() - t0);
     if (kind === 'refresh' && this.initiator?.canRefresh === true) {
@@ -149,7 +160,7 @@ export class KeyExchange {
       const share = timeoutMs * CHILD_SHARE_OF_TIMEOUT;
       try {
         await this.rekeyIkeSaIfDue(share);
-        const sa = await this.retryBusy(() => this.attempt(true, share - (this.o.env.mono() - t0)), () => share - (this.o.env.mono() - t0));
+        const sa = await this.retryBusy(() => this.attempt(true, share - (this.o.env.mono() - t0), generation), () => share - (this.o.env.mono() - t0));
         return { nic: this.nic.id, generation: sa.generation, kind, exchange: 'CREATE_CHILD_SA', ms: this.o.env.mono() - t0 };
       } catch (e) {
         if (!(e instanceof ExchangeError && e.ikeGone)) throw e;
@@ -157,7 +168,7 @@ export class KeyExchange {
         this.o.log?.('info', `${(e as Error).message}; the host agent restarted? starting a new IKE SA`);
       }
     }
-    const sa = await this.retryBusy(() => this.attempt(false, left()), left);
+    const sa = await this.retryBusy(() => this.attempt(false, left(), generation), left);
     return { nic: this.nic.id, generation: sa.generation, kind, exchange: 'IKE_AUTH', ms: this.o.env.mono() - t0 };
   }
 
@@ -205,8 +216,8 @@ export class KeyExchange {
   }
 
   /** One exchange (CREATE_CHILD_SA on the held IKE SA, or a new IKE SA) through the commit. */
-  private async attempt(useChild: boolean, timeoutMs: number): Promise<SaPair> {
-    const next = await this.nextGeneration();
+  private async attempt(useChild: boolean, timeoutMs: number, generation: () => Promise<number>): Promise<SaPair> {
+    const next = await generation();
     if (useChild && !this.initiator?.canRefresh) {
       throw new ExchangeError('E_IKE_STATE', `${this.nic.id}: the IKE SA went away before CREATE_CHILD_SA`, 'ike', true);
     }
@@ -294,21 +305,30 @@ export class KeyExchange {
     for (const g of [...this.staged.keys()]) await this.retireStaged(g);
   }
 
-  /** Plain mode numbers SAs on the station: above every generation the store holds for the NIC. */
-  private async nextGeneration(): Promise<number> {
-    let max = 0;
-    for (const s of await this.o.store.listSas(this.nic.id)) max = Math.max(max, s.pair.generation);
+  /**
+   * Plain mode numbers SAs on the station: above every generation the store holds for the NIC. `known`: the
+   * generations the caller has just read (retireStalePending's read, for the first attempt of a run).
+   */
+  private async nextGeneration(known?: number): Promise<number> {
+    let max = known ?? 0;
+    if (known === undefined) for (const s of await this.o.store.listNicSaStates(this.nic.id)) max = Math.max(max, s.generation);
     return max + 1;
   }
 
-  /** Retire the NIC's 'pending' rows that no exchange can commit any more (see STALE_PENDING_MS). */
-  private async retireStalePending(timeoutMs: number): Promise<void> {
+  /**
+   * Retire the NIC's 'pending' rows that no exchange can commit any more (see STALE_PENDING_MS). Returns the highest
+   * generation the store holds for the NIC (0: none), from the same read (keys are not read: listNicSaStates).
+   */
+  private async retireStalePending(timeoutMs: number): Promise<number> {
     const before = this.o.env.now() - Math.max(STALE_PENDING_MS, 2 * timeoutMs);
-    for (const s of await this.o.store.listSas(this.nic.id)) {
+    let max = 0;
+    for (const s of await this.o.store.listNicSaStates(this.nic.id)) {
+      max = Math.max(max, s.generation);
       if (s.state !== 'pending' || s.updatedAt > before) continue;
-      this.o.log?.('info', `${this.nic.id}: retiring SA generation ${s.pair.generation}, left pending by an exchange that never finished`);
-      await this.o.store.setSaState(this.nic.id, s.pair.generation, 'retired', this.o.env.now(), this.o.fence()).catch(() => undefined);
+      this.o.log?.('info', `${this.nic.id}: retiring SA generation ${s.generation}, left pending by an exchange that never finished`);
+      await this.o.store.setSaState(this.nic.id, s.generation, 'retired', this.o.env.now(), this.o.fence()).catch(() => undefined);
     }
+    return max;
   }
 
   private async open(): Promise<void> {
@@ -360,6 +380,7 @@ export class KeyExchange {
           // SA_CONFIRM (or plain IKEv2's completed exchange): the NIC holds it. Persist, then use it (the old one
           // stays as 'previous').
           await store.activateSa(this.nic.id, e.sa.generation, this.o.env.now(), this.o.fence());
+          this.lastActivated = this.staged.get(e.sa.generation) ?? null;
           this.staged.delete(e.sa.generation);
           if (this.waiting) this.waiting.resolve(e.sa);
           else this.o.onActivated?.(this.nic.id, e.sa); // the peer's own rekey (§2.8): move the session over

@@ -37,6 +37,7 @@ import { LifelineError, ProtocolError } from '../../common/errors.js';
 import { equalBytes } from '../../common/bytes.js';
 import { mutated } from '../../common/mutation.js';
 import type { AhEndpoints } from '../../wire/ah.js';
+import type { SaPair } from '../../wire/sa.js';
 import type { AlertInput, AlertRecord, CommandRecord, CommandRef, Fence, NicRecord, Store, StoredSa } from '../store/store.js';
 import type { Endpoint, SecurePort, StationEnv } from './env.js';
 
@@ -221,17 +222,20 @@ export class NicSession {
    * Load the NIC's SAs and its unsettled commands from the store. The command log must verify (hash chain, MACs,
    * sealed head) before the session acts on any of its rows: E_STORE otherwise, and nothing is sent.
    */
-  static async open(nicId: string, o: SessionOptions): Promise<NicSession> {
-    const nic = await o.store.getNic(nicId);
+  static async open(nicOrId: string | NicRecord, o: SessionOptions, known?: SaPair): Promise<NicSession> {
+    // A record the caller has just read or written (a key exchange's) is not read again.
+    const nicId = typeof nicOrId === 'string' ? nicOrId : nicOrId.id;
+    const nic = typeof nicOrId === 'string' ? await o.store.getNic(nicId) : nicOrId;
     if (!nic) throw new LifelineError('E_NOT_FOUND', `NIC '${nicId}' is not known to this station; enroll it or key it with 'mgmt-station sa manual ${nicId}'`);
-    const audit = mutated('no-log-audit') ? { ok: true, problem: null } : await o.store.auditCommandLog(nicId);
+    const audit = mutated('no-log-audit') ? { ok: true, problem: null, entries: -1 } : await o.store.auditCommandLog(nicId);
     if (!audit.ok) {
       throw new LifelineError('E_STORE', `the command log of ${nicId} does not verify (${audit.problem}); nothing was sent. Run 'mgmt-station audit ${nicId}' and restore the store from a backup`);
     }
     const s = new NicSession(nic, o);
-    const listed = await o.store.listCommands(nicId);
+    // An empty log (a NIC just enrolled) has no command to settle: not read a second time.
+    const listed = audit.entries === 0 ? [] : await o.store.listCommands(nicId);
     s.backlog = listed.filter((c) => c.outcome === 'sent');
-    await s.reload();
+    await s.reload(known);
     return s;
   }
 
@@ -241,28 +245,29 @@ export class NicSession {
    * each find the other's half-built list, and the second make a second endpoint for the same SA from its stored
    * checkpoint — two senders of the same sequence numbers under one key (found by the simulator, commit:cable:0).
    */
-  reload(): Promise<void> {
-    const r = this.reloading.then(() => this.reloadNow());
+  reload(known?: SaPair): Promise<void> {
+    const r = this.reloading.then(() => this.reloadNow(known));
     this.reloading = r.catch(() => undefined);
     return r;
   }
 
-  private async reloadNow(): Promise<void> {
+  private async reloadNow(known?: SaPair): Promise<void> {
     // This session's sync epoch stays, so an SA it keeps keeps its endpoint: its IVs go on from where they are
     // (never from a lower number a store restored from a backup may now hold), and its replay window still knows
     // every answer it took (one taken before the reload and sent again by someone is not taken twice).
     const kept = new Map(this.held.map((h) => [h.stored.pair.generation, h.ep]));
+    const have = new Map<number, SaPair>(this.held.map((h) => [h.stored.pair.generation, h.stored.pair]));
+    if (known) have.set(known.generation, known);
     for (const h of this.held) this.unregister(h);
     this.held = [];
     this.active = null;
-    const listed = await this.o.store.listSas(this.nic.id);
-    // Only SAs the store still holds keep their record (one or two generations at most).
     const letGo = this.letGo;
+    const { sas, live } = await this.liveSas(have, letGo);
+    // Only SAs the store still holds keep their record (one or two generations at most).
     if (letGo !== null) {
-      for (const g of [...letGo.keys()]) if (!listed.some((s) => s.pair.generation === g && (s.state === 'active' || s.state === 'previous'))) letGo.delete(g);
+      for (const g of [...letGo.keys()]) if (!live.has(g)) letGo.delete(g);
       if (letGo.size === 0) this.letGo = null;
     }
-    const sas = listed.filter((s) => s.state === 'active' || (s.state === 'previous' && !this.letGo?.has(s.pair.generation)));
     for (const stored of sas) {
       const cp = await this.o.store.getCheckpoint(this.nic.id, stored.pair.generation);
       const max = maxSequence(stored.pair.esn);
@@ -292,6 +297,33 @@ export class NicSession {
         this.reservedOut = cp?.outReserved ?? 0n;
       } else ep.releaseCrypto(); // 'previous': kept for late answers, its AEADs made again only if one comes
     }
+  }
+
+  /**
+   * The NIC's active and previous SAs as the store has them now. Their keys come from `have` (what this process
+   * already holds: the SAs the session held, and the one a key exchange of this process has just stored and
+   * activated) when the store's row is that SA (same generation and station-inbound SPI); else they are read with
+   * their keys (an unwrap per key). Which SAs are live, and in which state, always comes from the store.
+   */
+  private async liveSas(have: Map<number, SaPair>, letGo: ReadonlyMap<number, unknown> | null): Promise<{ sas: StoredSa[]; live: Set<number> }> {
+    // A 'previous' SA this session has let go of stays let go (its keys are not read); `live` names every
+    // generation the store still holds as active or previous.
+    const full = async () => {
+      const listed = await this.o.store.listSas(this.nic.id, ['active', 'previous']);
+      return { sas: listed.filter((x) => !(x.state === 'previous' && letGo?.has(x.pair.generation))), live: new Set(listed.map((x) => x.pair.generation)) };
+    };
+    if (have.size === 0) return full();
+    const sas: StoredSa[] = [];
+    const live = new Set<number>();
+    for (const s of await this.o.store.listNicSaStates(this.nic.id)) {
+      if (s.state !== 'active' && s.state !== 'previous') continue;
+      live.add(s.generation);
+      if (s.state === 'previous' && letGo?.has(s.generation)) continue;
+      const pair = have.get(s.generation);
+      if (!pair || pair.fromNic.spi !== s.fromNicSpi) return full();
+      sas.push({ nic: this.nic.id, pair, state: s.state, ike: null, updatedAt: s.updatedAt });
+    }
+    return { sas, live };
   }
 
   /**
@@ -341,8 +373,9 @@ export class NicSession {
   // ------------------------------------------------------------------ requests
 
   /**
-   * `background`: the daemon's periodic poll, which nobody waits for; it does not keep the event loop polling for
-   * its answer (lib/answer-poll.ts), so a daemon polling many NICs does not spin a CPU for them.
+   * `background`: the daemon's periodic poll, or the ping that puts a new SA to use, whose round trip nobody waits
+   * for; it does not keep the event loop polling for its answer (lib/answer-poll.ts), so a daemon polling or keying
+   * many NICs does not spin a CPU for them.
    */
   async read(kind: ReadKind, timeoutMs: number, background = false): Promise<RequestResult> {
     const tag = (this.tag = (this.tag + 1) & 0xff);

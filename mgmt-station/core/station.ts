@@ -216,14 +216,16 @@ export class StationCore {
    * settles the commands that an earlier owner — another station, or an earlier process of this one — logged as
    * sent and never saw acknowledged (core/session.ts).
    */
-  async session(nic: string): Promise<NicSession> {
+  async session(nic: string, known?: { fence: Fence; record: NicRecord; sa?: SaPair }): Promise<NicSession> {
     const have = this.sessions.get(nic);
     if (have) return have;
     let opening = this.opening.get(nic);
     if (!opening) {
       opening = (async () => {
-        const fence = await this.fence(nic);
-        const s = await NicSession.open(nic, { store: this.store, port: await this.o.port(), fence, env: this.env, takeover: this.takeovers.has(nic), log: this.o.log, onAccepted: this.o.onAccepted, onAlert: (a) => this.o.onAlert?.(a), reserveBlock: this.o.reserveBlock });
+        // `known`: the lease and record a key exchange of this process has just taken and used, and the SA it has just
+        // stored and activated (not read again).
+        const fence = known && this.fences.get(nic)?.epoch === known.fence.epoch ? known.fence : await this.fence(nic);
+        const s = await NicSession.open(known?.record ?? nic, { store: this.store, port: await this.o.port(), fence, env: this.env, takeover: this.takeovers.has(nic), log: this.o.log, onAccepted: this.o.onAccepted, onAlert: (a) => this.o.onAlert?.(a), reserveBlock: this.o.reserveBlock }, known?.sa);
         this.sessions.set(nic, s);
         this.o.onSessionOpen?.(nic);
         return s;
@@ -294,10 +296,15 @@ export class StationCore {
     // Use the new SA at once (protocol/README.md shell contract): the NIC then retires the previous SA, and
     // the next refresh cannot start before a packet under this one has been answered.
     // A session opened here, now, reads the SAs the exchange has just stored: only one open before needs a reload.
+    // The SA just committed, as this process stored it: the session does not read its keys back.
+    const sa = kx.lastActivated?.generation === r.generation ? kx.lastActivated : undefined;
+    kx.lastActivated = null; // handed over: the session holds it from now on
     const opened = this.sessions.has(nic.id) || this.opening.has(nic.id);
-    const s = await this.session(nic.id);
-    if (opened) await s.reload();
-    await s.read('presence-ping', 2000).catch(() => undefined);
+    const s = await this.session(nic.id, { fence, record: nic, sa });
+    if (opened) await s.reload(sa);
+    // Without answer polling (lib/answer-poll.ts): nobody waits on this ping's round trip, and a fleet verb keying 32
+    // NICs at a time would otherwise keep the event loop spinning between its datagrams, on a CPU the NICs' host needs.
+    await s.read('presence-ping', 2000, true).catch(() => undefined);
     return r;
   }
 
@@ -318,11 +325,15 @@ export class StationCore {
       });
       // A NIC new to the store must be there before it can be leased; inserted only if absent, so a station
       // that then loses the lease (E_FENCED) never replaces the winner's record. Only the holder writes it.
-      await this.store.addNicIfAbsent(record(null));
+      const fresh = record(null);
+      const inserted = await this.store.addNicIfAbsent(fresh);
       const fence = await this.fence(st.id);
       await emu.setTrustAnchor(st.id, psk);
-      const enrolled = record(await this.store.getNic(st.id));
-      await this.store.updateNic(enrolled, fence);
+      // Inserted by this call and leased for the first time (epoch 1: nobody else ever held it, so nobody else
+      // wrote its record since): the stored record is `fresh`, not read and written again.
+      const untouched = inserted && fence.epoch === 1;
+      const enrolled = untouched ? fresh : record(await this.store.getNic(st.id));
+      if (!untouched) await this.store.updateNic(enrolled, fence);
       return this.keyExchangeExclusive(enrolled, 'enroll', timeoutMs, fence);
     });
   }
@@ -351,7 +362,7 @@ export class StationCore {
       const s = this.sessions.get(st.id);
       if (s) {
         await s.reload();
-        await s.read('presence-ping', 2000).catch(() => undefined);
+        await s.read('presence-ping', 2000, true).catch(() => undefined);
       }
       return { nic: st.id, generation, policy: sa.policy, transform: sa.transform, toNicSpi: sa.toNic.spi, fromNicSpi: sa.fromNic.spi };
     });

@@ -10,7 +10,7 @@
  * "this row was altered" (E_STORE). Nonces are 96 random bits: far below the 2^32 wraps per key
  * that SP 800-38D §8.3 allows for random nonces.
  */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { ProtocolError, UsageError } from '../../common/errors.js';
 import type { ClusterKey } from './cluster-key.js';
 
@@ -34,22 +34,31 @@ function describe(ctx: WrapContext): string {
 
 export class KeyWrapper {
   readonly keyId: string;
-  readonly #key: Uint8Array;
+  /**
+   * The wrapping key as a KeyObject, made once: createCipheriv with raw key bytes imports them again on every call
+   * (a store call wraps or unwraps up to five keys a row).
+   */
+  readonly #key: KeyObject;
+  /** version | key id: the header of every blob this wrapper writes. */
+  readonly #header: Uint8Array;
   readonly #keySource: string;
   readonly #random: (n: number) => Uint8Array;
 
   constructor(clusterKey: ClusterKey, random: (n: number) => Uint8Array = (n) => new Uint8Array(randomBytes(n))) {
-    this.#key = clusterKey.subkey('store key wrap v1');
+    const raw = clusterKey.subkey('store key wrap v1');
+    this.#key = createSecretKey(raw);
+    raw.fill(0);
     this.keyId = clusterKey.id;
+    this.#header = new Uint8Array(HEADER_BYTES);
+    this.#header[0] = VERSION;
+    this.#header.set(Buffer.from(this.keyId, 'hex'), 1);
     this.#keySource = clusterKey.source;
     this.#random = random;
   }
 
   wrap(plain: Uint8Array, ctx: WrapContext): Uint8Array {
     if (!(plain instanceof Uint8Array)) throw new UsageError('E_USAGE', `wrap ${describe(ctx)}: expected bytes`);
-    const header = new Uint8Array(HEADER_BYTES);
-    header[0] = VERSION;
-    header.set(Buffer.from(this.keyId, 'hex'), 1);
+    const header = this.#header;
     const nonce = this.#random(NONCE_BYTES);
     if (nonce.length !== NONCE_BYTES) throw new UsageError('E_INTERNAL', 'random source returned a short nonce');
     const c = createCipheriv('aes-256-gcm', this.#key, nonce, { authTagLength: TAG_BYTES });
@@ -62,8 +71,9 @@ export class KeyWrapper {
     if (!(blob instanceof Uint8Array) || blob.length < WRAP_OVERHEAD || blob[0] !== VERSION) {
       throw new ProtocolError('E_STORE', `stored ${describe(ctx)} is not a wrapped key (the row was altered); re-enroll the NIC or restore the store`);
     }
-    const blobKeyId = Buffer.from(blob.subarray(1, HEADER_BYTES)).toString('hex');
-    if (blobKeyId !== this.keyId) {
+    const h = this.#header;
+    if (blob[1] !== h[1] || blob[2] !== h[2] || blob[3] !== h[3] || blob[4] !== h[4]) {
+      const blobKeyId = Buffer.from(blob.subarray(1, HEADER_BYTES)).toString('hex');
       throw new UsageError(
         'E_KEYFILE',
         `stored ${describe(ctx)} is wrapped under cluster key ${blobKeyId}, but this station has key ${this.keyId} (${this.#keySource}); use the cluster's key file`,

@@ -26,7 +26,7 @@ import { RowMacs } from './row-mac.js';
 import { checkFence, logAltered, notEnrolled, saRules } from './store-errors.js';
 import type {
   AlertInput, AlertQuery, AlertRecord, AuditReport, CommandInput, CommandLogEntry, CommandOutcome, CommandRecord, CommandRef, Fence, Lease, LeaseResult, Member,
-  NicRecord, SaInput, SaState, SaSummary, SeqCheckpoint, StationRecord, Store, StoredSa,
+  NicRecord, NicSaState, SaInput, SaState, SaSummary, SeqCheckpoint, StationRecord, Store, StoredSa,
 } from './store.js';
 import * as v from './validate.js';
 import { mutated } from '../../common/mutation.js';
@@ -165,10 +165,21 @@ export class MemoryStore implements Store {
     });
   }
 
-  listSas(nic: string): Promise<StoredSa[]> {
+  listSas(nic: string, states?: readonly SaState[]): Promise<StoredSa[]> {
     return this.#call((t) => {
       v.assertName('nic id', nic);
-      return [...(t.sas.get(nic)?.values() ?? [])].sort((a, b) => a.pair.generation - b.pair.generation).map(copySa);
+      if (states !== undefined) for (const st of states) v.assertSaState(st);
+      const all = [...(t.sas.get(nic)?.values() ?? [])];
+      return (states === undefined ? all : all.filter((s) => states.includes(s.state))).sort((a, b) => a.pair.generation - b.pair.generation).map(copySa);
+    });
+  }
+
+  listNicSaStates(nic: string): Promise<NicSaState[]> {
+    return this.#call((t) => {
+      v.assertName('nic id', nic);
+      return [...(t.sas.get(nic)?.values() ?? [])]
+        .sort((a, b) => a.pair.generation - b.pair.generation)
+        .map((s) => ({ nic, generation: s.pair.generation, state: s.state, updatedAt: s.updatedAt, fromNicSpi: s.pair.fromNic.spi }));
     });
   }
 

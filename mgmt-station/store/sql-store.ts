@@ -24,7 +24,7 @@ import { sql, type Row, type SqlDriver, type SqlOp, type Tx } from './sql-driver
 import { logAltered, saRules, spiInUse } from './store-errors.js';
 import type {
   AlertInput, AlertQuery, AlertRecord, AuditReport, CommandInput, CommandLogEntry, CommandOutcome, CommandRecord, CommandRef, Fence, Lease,
-  LeaseResult, Member, NicRecord, SaInput, SaState, SaSummary, SeqCheckpoint, StationRecord, Store, StoredSa,
+  LeaseResult, Member, NicRecord, NicSaState, SaInput, SaState, SaSummary, SeqCheckpoint, StationRecord, Store, StoredSa,
 } from './store.js';
 import { LEASE_BATCH } from './store.js';
 import { fenced, liveLease, LIVE_LEASES, memberExpiries, pruneRetired, requireNic, saState } from './tx-steps.js';
@@ -162,15 +162,26 @@ export class SqlStore implements Store {
     return rows.length ? codec.saFromRow(rows[0], this.#wrap) : null;
   }
 
-  async listSas(nic: string): Promise<StoredSa[]> {
+  async listSas(nic: string, states?: readonly SaState[]): Promise<StoredSa[]> {
     v.assertName('nic id', nic);
-    const rows = await this.#read(sql(`SELECT ${codec.SA_COLUMNS} FROM sas WHERE nic = ? ORDER BY generation`, nic));
+    if (states !== undefined) {
+      for (const st of states) v.assertSaState(st);
+      if (states.length === 0) return [];
+    }
+    const only = states === undefined ? '' : ` AND state IN (${states.map(() => '?').join(', ')})`;
+    const rows = await this.#read(sql(`SELECT ${codec.SA_COLUMNS} FROM sas WHERE nic = ?${only} ORDER BY generation`, nic, ...(states ?? [])));
     return rows.map((r) => codec.saFromRow(r, this.#wrap));
   }
 
   async listSaStates(): Promise<SaSummary[]> {
     const rows = await this.#read(sql(`SELECT nic, generation, state, updated_at FROM sas WHERE state <> 'retired' ORDER BY nic, generation`));
-    return rows.map((r) => ({ nic: String(r.nic), generation: Number(r.generation), state: String(r.state) as SaState, updatedAt: Number(r.updated_at) }));
+    return rows.map(saSummary);
+  }
+
+  async listNicSaStates(nic: string): Promise<NicSaState[]> {
+    v.assertName('nic id', nic);
+    const rows = await this.#read(sql(`SELECT nic, generation, state, updated_at, from_nic_spi FROM sas WHERE nic = ? ORDER BY generation`, nic));
+    return rows.map((r) => ({ ...saSummary(r), fromNicSpi: Number(r.from_nic_spi) }));
   }
 
   async getActiveSa(nic: string): Promise<StoredSa | null> {
@@ -567,4 +578,8 @@ export class SqlStore implements Store {
       return yield op;
     });
   }
+}
+
+function saSummary(r: Row): SaSummary {
+  return { nic: String(r.nic), generation: Number(r.generation), state: String(r.state) as SaState, updatedAt: Number(r.updated_at) };
 }

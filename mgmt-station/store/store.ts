@@ -88,6 +88,12 @@ export interface SaSummary {
   updatedAt: number;
 }
 
+/** One of a NIC's SAs without its keys (listNicSaStates), with the station-inbound SPI that names it on the wire. */
+export interface NicSaState extends SaSummary {
+  /** `pair.fromNic.spi`: unique among the store's non-retired SAs (putSa), so it tells a row apart from one replaced. */
+  fromNicSpi: number;
+}
+
 /** What `putSa` writes; `pair.generation` names the row. */
 export interface SaInput {
   pair: SaPair;
@@ -334,10 +340,19 @@ export interface Store {
    */
   putSa(nic: string, sa: SaInput, now: number, fence: Fence): Promise<void>;
   getSa(nic: string, generation: number): Promise<StoredSa | null>;
-  /** All SAs of a NIC, by generation. */
-  listSas(nic: string): Promise<StoredSa[]>;
+  /**
+   * All SAs of a NIC, by generation; with `states`, only those in one of them (a session loads its active and
+   * previous SAs without unwrapping the keys of the retired ones it keeps).
+   */
+  listSas(nic: string, states?: readonly SaState[]): Promise<StoredSa[]>;
   /** Every NIC's SAs but the retired ones, without keys (nothing is unwrapped), by NIC and generation. */
   listSaStates(): Promise<SaSummary[]>;
+  /**
+   * One NIC's SAs, retired ones included, without keys (nothing is unwrapped), by generation: what a key exchange
+   * needs to number the next generation and find pending rows left behind, and what a session needs to know which
+   * of the SAs it holds keys for are active and previous now.
+   */
+  listNicSaStates(nic: string): Promise<NicSaState[]>;
   /** The NIC's 'active' SA, if any. */
   /**
    * The active SA's generation of every NIC that has one, in one read (a daemon's poll round: whether a session

@@ -185,6 +185,29 @@ for (const backend of [sqliteBackend(), postgresBackend(), memoryBackend()]) {
         ]);
       });
 
+      it('listSas with states: only those rows; listNicSaStates: one NIC\'s SAs, retired ones too, without keys', async () => {
+        const f = await owned(store, 'nic-1');
+        const f2 = await owned(store, 'nic-2');
+        for (const g of [1, 2, 3]) await store.putSa('nic-1', { pair: pair(g), state: 'pending', ike: null }, T0 + g, f);
+        for (const g of [1, 2, 3]) await store.activateSa('nic-1', g, T0 + 10 * g, f);
+        await store.putSa('nic-1', { pair: pair(4), state: 'pending', ike: null }, T0 + 40, f);
+        await store.putSa('nic-2', { pair: pair(1), state: 'pending', ike: null }, T0, f2);
+        const live = await store.listSas('nic-1', ['active', 'previous']);
+        assert.deepEqual(live.map((x) => [x.pair.generation, x.state]), [[2, 'previous'], [3, 'active']]);
+        assert.deepEqual(live, (await store.listSas('nic-1')).filter((x) => x.state === 'active' || x.state === 'previous'));
+        assert.deepEqual((await store.listSas('nic-1', ['retired'])).map((x) => x.pair.generation), [1]);
+        assert.deepEqual(await store.listSas('nic-1', []), []);
+        await rejectsWith(store.listSas('nic-1', ['gone' as 'active']), 'E_USAGE');
+        const spis = new Map((await store.listSas('nic-1')).map((x) => [x.pair.generation, x.pair.fromNic.spi]));
+        assert.deepEqual(await store.listNicSaStates('nic-1'), [
+          { nic: 'nic-1', generation: 1, state: 'retired', updatedAt: T0 + 30, fromNicSpi: spis.get(1) },
+          { nic: 'nic-1', generation: 2, state: 'previous', updatedAt: T0 + 30, fromNicSpi: spis.get(2) },
+          { nic: 'nic-1', generation: 3, state: 'active', updatedAt: T0 + 30, fromNicSpi: spis.get(3) },
+          { nic: 'nic-1', generation: 4, state: 'pending', updatedAt: T0 + 40, fromNicSpi: spis.get(4) },
+        ]);
+        assert.deepEqual(await store.listNicSaStates('nic-9'), []);
+      });
+
       it('at most one active SA per NIC; retired is final', async () => {
         const f = await owned(store, 'nic-1');
         await store.putSa('nic-1', { pair: pair(1), state: 'active', ike: null }, T0, f);
