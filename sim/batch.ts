@@ -50,6 +50,8 @@ export interface SeedOptions {
   mutations?: MutationName[];
   /** Stop at the first violation (a mutation search). */
   stopAtFirst?: boolean;
+  /** The stations' cluster sharing (default first-come, as the pinned seeds). */
+  sharing?: 'first-come' | 'balanced';
 }
 
 /** Seeds `from`..`to`, traceless (a failing seed is replayed with its trace by whoever reports it). */
@@ -57,7 +59,7 @@ export async function runSeeds(from: number, to: number, o: SeedOptions = {}): P
   const t = emptyTally();
   for (let seed = from; seed <= to; seed++) {
     const c0 = process.cpuUsage();
-    const r = await new World({ seed, trace: false, mutations: o.mutations }).run();
+    const r = await new World({ seed, trace: false, mutations: o.mutations, times: o.sharing ? { sharing: o.sharing } : undefined }).run();
     const c = process.cpuUsage(c0);
     const ms = (c.user + c.system) / 1000;
     t.seeds++;
@@ -77,7 +79,7 @@ export async function runSeeds(from: number, to: number, o: SeedOptions = {}): P
 }
 
 export type BatchRequest =
-  | { kind: 'seeds'; from: number; to: number; mutations: MutationName[]; stopAtFirst: boolean }
+  | { kind: 'seeds'; from: number; to: number; mutations: MutationName[]; stopAtFirst: boolean; sharing?: 'first-come' | 'balanced' }
   | { kind: 'enumerate'; mutations: MutationName[]; stopAtFirst: boolean };
 
 export type BatchReply =

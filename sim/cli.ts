@@ -25,6 +25,8 @@ seeds 1..100000 and the full enumeration, on one worker per core.
   --enumerate           run only the enumeration (every crash, pause, power loss, restore, edit point)
   --no-enumerate        run only the seeds
   --case S:F:K          run one enumeration case (scenario:fault:step) and print its trace
+  --sharing MODE        the stations' cluster sharing: first-come (default: a primary and its backups, as the
+                        pinned seeds) or balanced (rendezvous over live members, serve's default)
   --mutation NAME       revert one fix of issue 14 (${MUTATIONS.join(', ')}); the runs must then fail
   --find-mutations      for each mutation, the first seed (up to --seeds) and enumeration case that finds it
   --jobs N              worker processes (default: ${availableParallelism()}, the cores)
@@ -52,6 +54,14 @@ interface Options {
   json: boolean;
   traceLines: number;
   stopAtFirst: boolean;
+  sharing: Sharing;
+}
+
+type Sharing = 'first-come' | 'balanced';
+
+function sharingMode(s: string | undefined): Sharing {
+  if (s === undefined || s === 'first-come' || s === 'balanced') return s ?? 'first-come';
+  throw new UsageError('E_USAGE', `--sharing must be first-come or balanced, got '${s}'`);
 }
 
 function parseRange(s: string): [number, number] {
@@ -126,7 +136,7 @@ async function runAll(o: Options): Promise<{ tally: Tally; enumeration: Enumerat
           const from = next;
           const to = Math.min(o.to, from + CHUNK - 1);
           next = to + 1;
-          const r = await pool.request(i, { kind: 'seeds', from, to, mutations: o.mutations, stopAtFirst: o.stopAtFirst });
+          const r = await pool.request(i, { kind: 'seeds', from, to, mutations: o.mutations, stopAtFirst: o.stopAtFirst, sharing: o.sharing });
           if (r.kind === 'error') throw new Error(r.message);
           addTally(tally, (r as Extract<BatchReply, { kind: 'seeds' }>).tally);
           if (tally.violations.length > 0) seedFound = true;
@@ -149,7 +159,7 @@ function summaryText(o: Options, r: { tally: Tally; enumeration: EnumerationSumm
   const c = (k: string) => fmt(t.counts[k] ?? 0) ;
   const lines: string[] = [];
   const what = [o.seeds ? `seeds ${o.from}..${o.to}` : null, r.enumeration ? `enumeration (${fmt(r.enumeration.cases)} cases)` : null].filter(Boolean).join(' + ');
-  lines.push(`lifeline sim: ${what}${o.mutations.length ? `, mutation ${o.mutations.join(',')}` : ''}, ${o.jobs} worker(s)`);
+  lines.push(`lifeline sim: ${what}${o.mutations.length ? `, mutation ${o.mutations.join(',')}` : ''}${o.sharing === 'balanced' ? ', seeds with balanced sharing' : ''}, ${o.jobs} worker(s)`);
   if (o.seeds && t.seeds > 0) {
     lines.push(`  seeds run            ${fmt(t.seeds)}, violations ${t.violations.length}`);
     lines.push(`  commands             ${c('commands')} issued: ${c('acked')} acknowledged, ${c('unknown')} reported unknown, ${c('notRun')} reported not run; ${c('executions')} executions`);
@@ -175,8 +185,8 @@ async function explain(run: string, o: Options): Promise<string> {
   const mut = o.mutations.length ? ` --mutation ${o.mutations[0]}` : '';
   if (run.startsWith('seed ')) {
     const seed = Number(run.slice(5));
-    r = await new World({ seed, trace: true, mutations: o.mutations, traceLines: o.traceLines }).run();
-    replay = `npm run sim -- --seed ${seed}${mut}`;
+    r = await new World({ seed, trace: true, mutations: o.mutations, traceLines: o.traceLines, times: { sharing: o.sharing } }).run();
+    replay = `npm run sim -- --seed ${seed}${mut}${o.sharing === 'balanced' ? ' --sharing balanced' : ''}`;
   } else {
     const [s, f, k] = run.split(':');
     r = await runCase(s, f as Fault, Number(k), true, o.mutations);
@@ -195,6 +205,7 @@ async function main(argv: string[]): Promise<void> {
       'no-enumerate': { type: 'boolean' },
       case: { type: 'string' },
       mutation: { type: 'string' },
+      sharing: { type: 'string' },
       'find-mutations': { type: 'boolean' },
       jobs: { type: 'string' },
       'trace-lines': { type: 'string' },
@@ -209,12 +220,13 @@ async function main(argv: string[]): Promise<void> {
   }
   const mutations = values.mutation ? [mutationName(values.mutation)] : [];
   const traceLines = values['trace-lines'] ? positiveInt(values['trace-lines'], '--trace-lines') : 60;
+  const sharing = sharingMode(values.sharing);
 
   // One run, with its trace.
   if (values.seed || values.case) {
     const verbose = values.verbose === true;
     const r = values.seed
-      ? await new World({ seed: positiveInt(values.seed, '--seed'), trace: true, verbose, mutations, traceLines }).run()
+      ? await new World({ seed: positiveInt(values.seed, '--seed'), trace: true, verbose, mutations, traceLines, times: { sharing } }).run()
       : await (async () => {
           const [s, f, k] = values.case!.split(':');
           if (!SCENARIO_NAMES.includes(s) || !f || !/^\d+$/.test(k ?? '')) throw new UsageError('E_USAGE', `--case takes scenario:fault:step (scenarios: ${SCENARIO_NAMES.join(', ')}), got '${values.case}'`);
@@ -232,7 +244,7 @@ async function main(argv: string[]): Promise<void> {
   const [from, to] = values.seeds ? parseRange(values.seeds) : [1, 100_000];
   const jobs = values.jobs ? positiveInt(values.jobs, '--jobs') : availableParallelism();
   const o: Options = {
-    from, to, jobs, mutations, json: values.json === true, traceLines, stopAtFirst: mutations.length > 0,
+    from, to, jobs, mutations, json: values.json === true, traceLines, stopAtFirst: mutations.length > 0, sharing,
     enumerate: values['no-enumerate'] !== true, seeds: values.enumerate !== true,
   };
 
