@@ -229,7 +229,7 @@ describe('e2e: 100,000 mutated datagrams at UDP 623 and 664', function () {
     assert.ok(lab.emulatorAlive, 'the emulator process is alive');
     const { busyPoll, udpIo, ...health } = await lab.control.get<{ busyPoll: Record<string, number>; udpIo: string }>('/v1/health');
     // (sharedSockets: null, a 1-NIC fleet binds sockets of its own: nic-emulator/fleet.ts)
-    assert.deepEqual(health, { pid: lab.ready!.pid, nics: 1, running: 1, failed: 0, sharedSockets: null });
+    assert.deepEqual(health, { pid: lab.ready!.pid, nics: 1, running: 1, failed: 0, booting: 0, sharedSockets: null });
     assert.equal(udpIo, defaultUdpIo(), 'the default socket layer: batched where lib/native is built');
     assert.deepEqual(after.udp, { io: udpIo, truncated: 0, sendQueueFull: 0 });
     // Busy polling is on by default; its counters depend on timing, only their shape is fixed.
