@@ -69,6 +69,8 @@ const CHILD_SHARE_OF_TIMEOUT = 0.5;
 export const DEFAULT_IKE_REKEY_MS = 4 * 3600_000;
 /** TEMPORARY_FAILURE (§2.25): try again after 100-400 ms, while the caller's timeout allows. */
 const BUSY_RETRY_MS = 100;
+/** New attempts after the store refused the inbound SPI drawn (retryBusy). */
+const SPI_CLASH_RETRIES = 3;
 
 export interface ExchangeResult { nic: string; generation: number; kind: 'enroll' | 'refresh'; exchange: 'IKE_AUTH' | 'CREATE_CHILD_SA'; ms: number }
 
@@ -172,12 +174,23 @@ export class KeyExchange {
     return { nic: this.nic.id, generation: sa.generation, kind, exchange: 'IKE_AUTH', ms: this.o.env.mono() - t0 };
   }
 
-  /** §2.25: a peer busy with its own rekey answers TEMPORARY_FAILURE; ask again shortly, within the time left. */
+  /**
+   * §2.25: a peer busy with its own rekey answers TEMPORARY_FAILURE; ask again shortly, within the time left. And an
+   * inbound SPI drawn at random that another SA in the store already uses (E_SPI_IN_USE when the SA is stored as
+   * pending, before anything is sent under it or any commit step): a new attempt draws another SPI, at most
+   * SPI_CLASH_RETRIES times (SPIs are unique store-wide for adoption by SPI; 20,000 random ones meet with a chance
+   * of about 5 %).
+   */
   private async retryBusy(f: () => Promise<SaPair>, left: () => number): Promise<SaPair> {
+    let clashes = 0;
     for (;;) {
       try {
         return await f();
       } catch (e) {
+        if ((e as LifelineError).code === 'E_SPI_IN_USE' && ++clashes <= SPI_CLASH_RETRIES && left() > 4 * BUSY_RETRY_MS) {
+          this.o.log?.('info', `${this.nic.id}: ${(e as Error).message}; trying again with another SPI`);
+          continue;
+        }
         const wait = BUSY_RETRY_MS * (1 + (this.o.env.random(1)[0] & 3));
         if ((e as LifelineError).code !== 'E_IKE_BUSY' || left() < wait + 4 * BUSY_RETRY_MS) throw e;
         this.o.log?.('info', `${this.nic.id}: ${(e as Error).message}; trying again in ${wait} ms`);
