@@ -370,7 +370,7 @@ export class DaemonCore {
     if (this.stopped) return;
     try {
       await this.ctx.syncWithStore(n, activeGeneration); // another process may have re-keyed it (see the file comment)
-      const s = await this.ctx.session(n.id);
+      const s = await this.ctx.session(n.id, { record: n });
       if (this.ctx.takeovers.has(n.id)) await this.afterTakeover(n.id);
       const r = await s.read('system-state-request', Math.min(this.o.timeoutMs, this.o.pollIntervalMs), true);
       const code = (r.response as { systemState?: number }).systemState;
@@ -426,10 +426,11 @@ export class DaemonCore {
   private async afterTakeover(nic: string): Promise<void> {
     this.ctx.takeovers.delete(nic);
     const s = await this.ctx.session(nic);
-    const lease = await this.ctx.store.getLease(nic);
+    // The epoch the round took it at (no read of the lease per NIC taken); the store's when this process holds none.
+    const epoch = this.ctx.heldFence(nic)?.epoch ?? (await this.ctx.store.getLease(nic))?.epoch;
     const port = await this.ctx.o.port();
-    this.log('info', 'took NIC over', { nic, epoch: lease?.epoch });
-    await s.notifyOwner(lease?.epoch ?? 0, { address: port.address, port: port.port }, this.o.timeoutMs).catch((e) =>
+    this.log('info', 'took NIC over', { nic, epoch });
+    await s.notifyOwner(epoch ?? 0, { address: port.address, port: port.port }, this.o.timeoutMs).catch((e) =>
       this.log('warn', 'owner notice not acknowledged', { nic, error: (e as Error).message }),
     );
   }
@@ -527,7 +528,7 @@ export class DaemonCore {
     return this.inUse(nic, async () => {
       const stored = await this.ctx.store.getNic(nic);
       if (stored) await this.ctx.syncWithStore(stored);
-      return (await this.ctx.session(nic)).read(kind, timeoutMs);
+      return (await this.ctx.session(nic, stored ? { record: stored } : undefined)).read(kind, timeoutMs);
     });
   }
 
@@ -536,15 +537,18 @@ export class DaemonCore {
     return this.inUse(nic, async () => {
       const stored = await this.ctx.store.getNic(nic);
       if (stored) await this.ctx.syncWithStore(stored);
-      return (await this.ctx.session(nic)).command(kind, timeoutMs);
+      return (await this.ctx.session(nic, stored ? { record: stored } : undefined)).command(kind, timeoutMs);
     });
   }
 
-  /** Run a user's verb on the NIC, counted in `using` (not handed over meanwhile: shouldHandOver). */
+  /**
+   * Run a user's verb on the NIC, counted in `using` (not handed over meanwhile: shouldHandOver), its store work on
+   * the verb lane (Store.asUserVerb: not behind the background polls' transactions).
+   */
   private async inUse<T>(nic: string, f: () => Promise<T>): Promise<T> {
     this.using.set(nic, (this.using.get(nic) ?? 0) + 1);
     try {
-      return await f();
+      return await (this.ctx.store.asUserVerb ? this.ctx.store.asUserVerb(f) : f());
     } finally {
       const left = (this.using.get(nic) ?? 1) - 1;
       if (left > 0) this.using.set(nic, left);
