@@ -24,9 +24,13 @@ export interface DaemonTimes {
   maxDownTimeS: number;
   /** SA lifetime in seconds; Infinity = the seed's default. */
   lifetimeS: number;
+  /** Each owned NIC is polled this often. */
   pollIntervalMs: number;
   timeoutMs: number;
-  /** Lease renewals happen every poll; the lease must outlast a poll interval. */
+  /**
+   * Ownership lease. Poll rounds (leases taken, renewed, handed over) run every poll interval when it is shorter,
+   * else every third of the lease (roundIntervalMs): NICs are polled at their own interval all the same.
+   */
   leaseMs: number;
   /**
    * How the NICs are shared with the other stations of the store (docs/STATION.md "Station cluster"): 'balanced'
@@ -126,6 +130,8 @@ export interface NicState {
   /** Cluster sharing (FALLBACK_KEEP_MS, AVOID_MS): not handed over before, not taken before (ms; 0 = no bound). */
   keepUntil: number;
   avoidUntil: number;
+  /** When the round last started a poll of it (ms; 0 = never): polled again a poll interval later. */
+  polledAt: number;
 }
 
 export class DaemonCore {
@@ -146,12 +152,15 @@ export class DaemonCore {
   members: string[] = [];
   /** When this daemon first registered as a member (ms): a fallback's grace counts from it as well. */
   private joinedAt = 0;
+  /** The poll rounds run on their timer (start() has scheduled it); one runs now; the member row's next renewal (ms). */
+  private started = false;
+  private inRound = false;
+  private nextLivenessMs: number | null = null;
   /** Verbs of users under way per NIC (read, command): a NIC is not handed over while one runs. */
   private using = new Map<string, number>();
 
   constructor(readonly ctx: StationCore, private readonly o: DaemonTimes, private readonly log: DaemonLog) {
     validateLifetime(o);
-    if (o.pollIntervalMs >= o.leaseMs) throw new UsageError('E_USAGE', `--poll-interval (${o.pollIntervalMs} ms) must be shorter than --lease-ms (${o.leaseMs} ms): the lease is renewed at every poll`);
   }
 
   /**
@@ -170,6 +179,7 @@ export class DaemonCore {
       await new Promise<void>((r) => this.ctx.env.after(this.o.pollIntervalMs, r));
     }
     const first = await this.tick();
+    this.started = true;
     this.schedule();
     await first.polls;
   }
@@ -191,13 +201,25 @@ export class DaemonCore {
   private async renewMembership(): Promise<void> {
     const now = this.ctx.env.now();
     const rows = await this.ctx.store.renewMember(this.ctx.o.stationId, now, this.o.leaseMs);
+    const before = this.members;
     this.members = rows.filter((m) => m.station === this.ctx.o.stationId || m.expiresAt > now).map((m) => m.station);
+    // The next renewal comes early when another member's row lapses before it (that member stopped renewing: a live
+    // one's row is always more than a renewal interval ahead), so its lapse is seen when it happens.
+    let next = this.livenessIntervalMs();
+    for (const m of rows) if (m.station !== this.ctx.o.stationId && m.expiresAt > now) next = Math.min(next, m.expiresAt - now + 1);
+    this.nextLivenessMs = next;
+    // A member gone (lapsed or left): its NICs are taken at a round started now, not at the next poll timer.
+    if (this.started && before.some((m) => !this.members.includes(m))) this.roundNow();
   }
 
   /** A third of the lease, at most a poll interval: two renewals may fail before the others take our NICs. */
+  private livenessIntervalMs(): number {
+    return Math.max(1, Math.min(this.o.pollIntervalMs, Math.floor(this.o.leaseMs / 3)));
+  }
+
   private scheduleLiveness(): void {
     if (this.stopped) return;
-    this.liveTimer = this.ctx.env.after(Math.max(1, Math.min(this.o.pollIntervalMs, Math.floor(this.o.leaseMs / 3))), () => {
+    this.liveTimer = this.ctx.env.after(this.nextLivenessMs ?? this.livenessIntervalMs(), () => {
       this.liveTimer = null;
       void this.renewMembership().catch((e) => {
         this.countStoreError(e);
@@ -221,13 +243,38 @@ export class DaemonCore {
 
   private schedule(): void {
     if (this.stopped) return;
-    this.timer = this.ctx.env.after(this.o.pollIntervalMs, () => {
-      this.timer = null;
-      void this.tick().catch((e) => {
-        this.countStoreError(e);
-        this.log('warn', 'poll round failed', { error: (e as Error).message });
-      }).finally(() => this.schedule());
+    this.timer = this.ctx.env.after(this.roundIntervalMs(), () => this.round());
+  }
+
+  /**
+   * Rounds every poll interval, or every third of the lease when the poll interval is not shorter than the lease
+   * (a large fleet polled every few seconds, with a lease short enough for a quick takeover: issue 16): a lease
+   * (first-come) is renewed at every round, and a lapsed one is taken within a third of the lease.
+   */
+  private roundIntervalMs(): number {
+    return this.o.pollIntervalMs < this.o.leaseMs ? this.o.pollIntervalMs : Math.max(1, Math.floor(this.o.leaseMs / 3));
+  }
+
+  private round(): void {
+    this.timer = null;
+    this.inRound = true;
+    void this.tick().catch((e) => {
+      this.countStoreError(e);
+      this.log('warn', 'poll round failed', { error: (e as Error).message });
+    }).finally(() => {
+      this.inRound = false;
+      this.schedule();
     });
+  }
+
+  /**
+   * Start the next poll round now rather than at its timer (a member lapsed: renewMembership). Not while one runs:
+   * the timer's round comes a poll interval after it, as ever.
+   */
+  private roundNow(): void {
+    if (this.stopped || this.inRound || this.timer === null) return;
+    this.timer.cancel();
+    this.round();
   }
 
   /**
@@ -314,6 +361,10 @@ export class DaemonCore {
     for (const n of owned) {
       const st = this.nicState(n.id);
       if (st.busy) continue; // its previous poll still waits for the NIC: its lease was renewed above all the same
+      // Polled a poll interval after its last poll (a round may come sooner: roundIntervalMs, roundNow); a NIC just
+      // taken over at once.
+      if (st.polledAt > 0 && now - st.polledAt < this.o.pollIntervalMs && !this.ctx.takeovers.has(n.id)) continue;
+      st.polledAt = now;
       st.busy = true;
       const generation = active === null ? undefined : (active.get(n.id) ?? null);
       polls.push(this.polls.run(() => this.poll(n, st, generation)).finally(() => (st.busy = false)));
@@ -358,7 +409,7 @@ export class DaemonCore {
 
   private nicState(nic: string): NicState {
     let st = this.nics.get(nic);
-    if (!st) this.nics.set(nic, (st = { lastRefresh: this.ctx.env.now(), host: 'unknown', lastError: null, refreshes: 0, busy: false, unanswered: 0, rekeyTriedAt: 0, refreshFailures: 0, retryRefreshAt: 0, keepUntil: 0, avoidUntil: 0 }));
+    if (!st) this.nics.set(nic, (st = { lastRefresh: this.ctx.env.now(), host: 'unknown', lastError: null, refreshes: 0, busy: false, unanswered: 0, rekeyTriedAt: 0, refreshFailures: 0, retryRefreshAt: 0, keepUntil: 0, avoidUntil: 0, polledAt: 0 }));
     return st;
   }
 
