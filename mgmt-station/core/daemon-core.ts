@@ -48,6 +48,13 @@ export type DaemonLog = (level: 'info' | 'warn', msg: string, fields: Record<str
  * for it (StationDaemon.tick).
  */
 const MAX_POLLS_IN_FLIGHT = 32;
+/**
+ * First polls of NICs whose session is not open yet (a takeover of thousands, a cold start) run beside the polls
+ * of open sessions, MAX_POLLS_IN_FLIGHT at once, but only OPENS_BESIDE_VERBS while a user's verb runs: opening a
+ * session is store and CPU work, and 32 of them at once left a verb on a NIC just taken over a thirty-third of the
+ * daemon (issue 16).
+ */
+const OPENS_BESIDE_VERBS = 4;
 
 /**
  * Polls in a row that got no answer at all (E_TIMEOUT) before the daemon tries a key exchange with the NIC's host
@@ -86,15 +93,16 @@ export function refreshRetryDelayMs(failures: number): number {
   return Math.min(REFRESH_RETRY_MAX_MS, REFRESH_RETRY_BASE_MS * 2 ** Math.min(Math.max(failures - 1, 0), 16));
 }
 
-/** Runs at most `max` tasks at once, the rest in arrival order. */
+/** Runs at most `max()` tasks at once, the rest in arrival order (a bound raised lets the waiting in one by one). */
 class Limiter {
   private active = 0;
   private readonly queue: (() => void)[] = [];
-  constructor(private readonly max: number) {}
+  constructor(private readonly max: () => number) {}
 
   async run<T>(task: () => Promise<T>): Promise<T> {
-    while (this.active >= this.max) await new Promise<void>((r) => this.queue.push(r));
+    while (this.active >= this.max()) await new Promise<void>((r) => this.queue.push(r));
     this.active++;
+    if (this.active < this.max()) this.queue.shift()?.();
     try {
       return await task();
     } finally {
@@ -140,7 +148,8 @@ export class DaemonCore {
   private liveTimer: Timer | null = null;
   readonly nics = new Map<string, NicState>();
   private stopped = false;
-  private readonly polls = new Limiter(MAX_POLLS_IN_FLIGHT);
+  private readonly polls = new Limiter(() => MAX_POLLS_IN_FLIGHT);
+  private readonly opens = new Limiter(() => (this.using.size > 0 ? OPENS_BESIDE_VERBS : MAX_POLLS_IN_FLIGHT));
   readonly heartbeats = { answered: 0, unknownSpi: 0, badProbe: 0, ownedElsewhere: 0, adopted: 0 };
   /**
    * For the daemon's /metrics (mgmt-station/station-metrics.ts): SA refreshes run here (the daemon's own and the
@@ -171,12 +180,14 @@ export class DaemonCore {
   async start(port: SecurePort): Promise<void> {
     port.register(HEARTBEAT_SPI, (bytes, from) => void this.onHeartbeat(bytes, from, port).catch(() => undefined));
     if (this.sharing === 'balanced') {
-      // Registered a poll interval before the first round, so stations started together see each other before
+      // Registered a round interval before the first round, so stations started together see each other before
       // any of them takes a NIC (else the first one takes the whole fleet and hands most of it over a round later).
       this.joinedAt = this.ctx.env.now();
       await this.renewMembership();
       this.scheduleLiveness();
-      await new Promise<void>((r) => this.ctx.env.after(this.o.pollIntervalMs, r));
+      // A round interval, which is shorter than the lease: a member that stands in for us (rendezvous.ts) waits a
+      // lease after a NIC went free, so ours is the first round to see what is ours.
+      await new Promise<void>((r) => this.ctx.env.after(this.roundIntervalMs(), r));
     }
     const first = await this.tick();
     this.started = true;
@@ -367,7 +378,8 @@ export class DaemonCore {
       st.polledAt = now;
       st.busy = true;
       const generation = active === null ? undefined : (active.get(n.id) ?? null);
-      polls.push(this.polls.run(() => this.poll(n, st, generation)).finally(() => (st.busy = false)));
+      const lane = this.ctx.hasSession(n.id) ? this.polls : this.opens;
+      polls.push(lane.run(() => this.poll(n, st, generation)).finally(() => (st.busy = false)));
     }
     return { polls: Promise.allSettled(polls) }; // wrapped: an async function would wait for a returned promise
   }

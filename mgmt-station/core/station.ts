@@ -101,6 +101,11 @@ export class StationCore {
     return nics;
   }
 
+  /** Is the NIC's session open (not being opened)? */
+  hasSession(nic: string): boolean {
+    return this.sessions.has(nic);
+  }
+
   /** The lease this process holds on the NIC as of its last take or renewal (undefined: none). */
   heldFence(nic: string): Fence | undefined {
     return this.fences.get(nic);
