@@ -304,13 +304,17 @@ export class DaemonCore {
     const me = this.ctx.o.stationId;
     const balanced = this.sharing === 'balanced';
     const owned: NicRecord[] = [];
-    const nics = await this.ctx.store.listNics();
+    // The round's lease work on the store's verb lane too (Store.asUserVerb): queued behind the sessions a takeover
+    // or a join is opening, a round came too late, and a stand-in took the NICs freed for us (and kept them 60 s).
+    // Only these calls: the polls started below run on the default lane.
+    const lane = <T>(f: () => Promise<T>): Promise<T> => (this.ctx.store.asUserVerb ? this.ctx.store.asUserVerb(f) : f());
+    const nics = await lane(() => this.ctx.store.listNics());
     let fences: Map<string, Fence | LifelineError>;
     const take: string[] = [];
     const give: string[] = [];
     const now = this.ctx.env.now();
     try {
-      const leases = new Map((await this.ctx.store.listLeases()).map((l) => [l.nic, l]));
+      const leases = new Map((await lane(() => this.ctx.store.listLeases())).map((l) => [l.nic, l]));
       for (const n of nics) {
         const l = leases.get(n.id);
         const st = this.nics.get(n.id);
@@ -333,7 +337,7 @@ export class DaemonCore {
           if (rank === 0 || now >= since + rank * this.o.leaseMs) take.push(n.id);
         }
       }
-      fences = take.length ? await this.ctx.fenceAll(take) : new Map();
+      fences = take.length ? await lane(() => this.ctx.fenceAll(take)) : new Map();
     } catch (e) {
       // The store failed (E_STORE): no NIC is polled this round; the next round tries again.
       this.countStoreError(e);
@@ -356,7 +360,7 @@ export class DaemonCore {
     }
     if (give.length) {
       try {
-        const released = new Set(await this.ctx.release(give));
+        const released = new Set(await lane(() => this.ctx.release(give)));
         for (const nic of released) this.nicState(nic).host = 'handed over';
         if (released.size) this.log('info', 'handed NICs over to their preferred stations', { nics: released.size, members: this.members.length });
         for (let i = owned.length - 1; i >= 0; i--) if (released.has(owned[i].id)) owned.splice(i, 1);
@@ -367,7 +371,7 @@ export class DaemonCore {
     }
     // Every NIC's active generation in one read (whether a session must reload), not a read per poll; a store that
     // fails it leaves each poll to read its own.
-    const active = owned.length ? await this.ctx.store.activeGenerations().catch(() => null) : null;
+    const active = owned.length ? await lane(() => this.ctx.store.activeGenerations()).catch(() => null) : null;
     const polls: Promise<void>[] = [];
     for (const n of owned) {
       const st = this.nicState(n.id);
