@@ -60,13 +60,13 @@ interface Results {
 }
 
 function usage(msg: string): never {
-  process.stderr.write(`bench: ${msg}\nusage: node dist/bench/bench.js [--quick] [--only ${SECTIONS.join(',')}] [--fleet 1000,10000] [--fleet-enrolled N] [--station-nics N] [--cluster-nics N] [--pin split|same|none] [--client-poll-us US] [--load-client batch|dgram] [--nic-udp-io batch|dgram]\n`);
+  process.stderr.write(`bench: ${msg}\nusage: node dist/bench/bench.js [--quick] [--only ${SECTIONS.join(',')}] [--fleet 1000,10000] [--fleet-enrolled N] [--station-nics N] [--cluster-nics N] [--cluster-poll-ms MS] [--pin split|same|none] [--client-poll-us US] [--load-client batch|dgram] [--nic-udp-io batch|dgram]\n`);
   process.exit(2);
 }
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
-    options: { quick: { type: 'boolean' }, only: { type: 'string' }, fleet: { type: 'string' }, 'fleet-enrolled': { type: 'string' }, pin: { type: 'string' }, 'client-poll-us': { type: 'string' }, 'load-client': { type: 'string' }, 'nic-udp-io': { type: 'string' }, 'station-nics': { type: 'string' }, 'cluster-nics': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    options: { quick: { type: 'boolean' }, only: { type: 'string' }, fleet: { type: 'string' }, 'fleet-enrolled': { type: 'string' }, pin: { type: 'string' }, 'client-poll-us': { type: 'string' }, 'load-client': { type: 'string' }, 'nic-udp-io': { type: 'string' }, 'station-nics': { type: 'string' }, 'cluster-nics': { type: 'string' }, 'cluster-poll-ms': { type: 'string' }, help: { type: 'boolean', short: 'h' } },
   });
   const pinRequest = (values.pin ?? 'split') as Pinning;
   if (!['split', 'same', 'none'].includes(pinRequest)) usage(`--pin takes split, same or none`);
@@ -90,6 +90,9 @@ async function main(): Promise<number> {
   // daemons of 25,000 NICs each would need more memory than this machine has. --cluster-nics 100000 asks for it.
   const clusterNics = Number(values['cluster-nics'] ?? (quick ? 2000 : 10000));
   if (!Number.isInteger(clusterNics) || clusterNics < 8) usage('--cluster-nics takes a NIC count >= 8, e.g. 10000');
+  // The stations' poll interval (the daemon's default, 5 s); the lease stays 3 s, so rounds run every second.
+  const clusterPollMs = Number(values['cluster-poll-ms'] ?? 5000);
+  if (!Number.isInteger(clusterPollMs) || clusterPollMs < 100) usage('--cluster-poll-ms takes milliseconds >= 100, e.g. 5000');
   if (run('station-cluster')) {
     // Its own budget too (not part of the 300 s whole-bench target), on top of whatever the watchdog allows now.
     const allowedS = WATCHDOG_S + (stationScaleSelected() ? STATION_SCALE_WATCHDOG_S : 0) + (run('fleet-enrolled') ? enrolledBudgetS(enrolledNics) : 0);
@@ -230,7 +233,7 @@ async function main(): Promise<number> {
     log(`station cluster: 4 station daemons on PostgreSQL sharing ${clusterNics} enrolled NICs (one joins, one is killed)`);
     const c0 = performance.now();
     r.stationCluster = await guard('station-cluster', () =>
-      measureStationCluster({ nics: clusterNics, stations: 4, firstAddress: '127.104.0.1', stationNet: '127.103.255', portBase: 20000 }, log));
+      measureStationCluster({ nics: clusterNics, stations: 4, firstAddress: '127.104.0.1', stationNet: '127.103.255', portBase: 20000, pollMs: clusterPollMs }, log));
     clusterSeconds = (performance.now() - c0) / 1000;
   }
 

@@ -24,9 +24,13 @@ export interface DaemonTimes {
   maxDownTimeS: number;
   /** SA lifetime in seconds; Infinity = the seed's default. */
   lifetimeS: number;
+  /** Each owned NIC is polled this often. */
   pollIntervalMs: number;
   timeoutMs: number;
-  /** Lease renewals happen every poll; the lease must outlast a poll interval. */
+  /**
+   * Ownership lease. Poll rounds (leases taken, renewed, handed over) run every poll interval when it is shorter,
+   * else every third of the lease (roundIntervalMs): NICs are polled at their own interval all the same.
+   */
   leaseMs: number;
   /**
    * How the NICs are shared with the other stations of the store (docs/STATION.md "Station cluster"): 'balanced'
@@ -44,6 +48,13 @@ export type DaemonLog = (level: 'info' | 'warn', msg: string, fields: Record<str
  * for it (StationDaemon.tick).
  */
 const MAX_POLLS_IN_FLIGHT = 32;
+/**
+ * First polls of NICs whose session is not open yet (a takeover of thousands, a cold start) run beside the polls
+ * of open sessions, MAX_POLLS_IN_FLIGHT at once, but only OPENS_BESIDE_VERBS while a user's verb runs: opening a
+ * session is store and CPU work, and 32 of them at once left a verb on a NIC just taken over a thirty-third of the
+ * daemon (issue 16).
+ */
+const OPENS_BESIDE_VERBS = 4;
 
 /**
  * Polls in a row that got no answer at all (E_TIMEOUT) before the daemon tries a key exchange with the NIC's host
@@ -82,15 +93,16 @@ export function refreshRetryDelayMs(failures: number): number {
   return Math.min(REFRESH_RETRY_MAX_MS, REFRESH_RETRY_BASE_MS * 2 ** Math.min(Math.max(failures - 1, 0), 16));
 }
 
-/** Runs at most `max` tasks at once, the rest in arrival order. */
+/** Runs at most `max()` tasks at once, the rest in arrival order (a bound raised lets the waiting in one by one). */
 class Limiter {
   private active = 0;
   private readonly queue: (() => void)[] = [];
-  constructor(private readonly max: number) {}
+  constructor(private readonly max: () => number) {}
 
   async run<T>(task: () => Promise<T>): Promise<T> {
-    while (this.active >= this.max) await new Promise<void>((r) => this.queue.push(r));
+    while (this.active >= this.max()) await new Promise<void>((r) => this.queue.push(r));
     this.active++;
+    if (this.active < this.max()) this.queue.shift()?.();
     try {
       return await task();
     } finally {
@@ -126,6 +138,8 @@ export interface NicState {
   /** Cluster sharing (FALLBACK_KEEP_MS, AVOID_MS): not handed over before, not taken before (ms; 0 = no bound). */
   keepUntil: number;
   avoidUntil: number;
+  /** When the round last started a poll of it (ms; 0 = never): polled again a poll interval later. */
+  polledAt: number;
 }
 
 export class DaemonCore {
@@ -134,7 +148,8 @@ export class DaemonCore {
   private liveTimer: Timer | null = null;
   readonly nics = new Map<string, NicState>();
   private stopped = false;
-  private readonly polls = new Limiter(MAX_POLLS_IN_FLIGHT);
+  private readonly polls = new Limiter(() => MAX_POLLS_IN_FLIGHT);
+  private readonly opens = new Limiter(() => (this.using.size > 0 ? OPENS_BESIDE_VERBS : MAX_POLLS_IN_FLIGHT));
   readonly heartbeats = { answered: 0, unknownSpi: 0, badProbe: 0, ownedElsewhere: 0, adopted: 0 };
   /**
    * For the daemon's /metrics (mgmt-station/station-metrics.ts): SA refreshes run here (the daemon's own and the
@@ -146,12 +161,15 @@ export class DaemonCore {
   members: string[] = [];
   /** When this daemon first registered as a member (ms): a fallback's grace counts from it as well. */
   private joinedAt = 0;
+  /** The poll rounds run on their timer (start() has scheduled it); one runs now; the member row's next renewal (ms). */
+  private started = false;
+  private inRound = false;
+  private nextLivenessMs: number | null = null;
   /** Verbs of users under way per NIC (read, command): a NIC is not handed over while one runs. */
   private using = new Map<string, number>();
 
   constructor(readonly ctx: StationCore, private readonly o: DaemonTimes, private readonly log: DaemonLog) {
     validateLifetime(o);
-    if (o.pollIntervalMs >= o.leaseMs) throw new UsageError('E_USAGE', `--poll-interval (${o.pollIntervalMs} ms) must be shorter than --lease-ms (${o.leaseMs} ms): the lease is renewed at every poll`);
   }
 
   /**
@@ -162,14 +180,17 @@ export class DaemonCore {
   async start(port: SecurePort): Promise<void> {
     port.register(HEARTBEAT_SPI, (bytes, from) => void this.onHeartbeat(bytes, from, port).catch(() => undefined));
     if (this.sharing === 'balanced') {
-      // Registered a poll interval before the first round, so stations started together see each other before
+      // Registered a round interval before the first round, so stations started together see each other before
       // any of them takes a NIC (else the first one takes the whole fleet and hands most of it over a round later).
       this.joinedAt = this.ctx.env.now();
       await this.renewMembership();
       this.scheduleLiveness();
-      await new Promise<void>((r) => this.ctx.env.after(this.o.pollIntervalMs, r));
+      // A round interval, which is shorter than the lease: a member that stands in for us (rendezvous.ts) waits a
+      // lease after a NIC went free, so ours is the first round to see what is ours.
+      await new Promise<void>((r) => this.ctx.env.after(this.roundIntervalMs(), r));
     }
     const first = await this.tick();
+    this.started = true;
     this.schedule();
     await first.polls;
   }
@@ -191,13 +212,25 @@ export class DaemonCore {
   private async renewMembership(): Promise<void> {
     const now = this.ctx.env.now();
     const rows = await this.ctx.store.renewMember(this.ctx.o.stationId, now, this.o.leaseMs);
+    const before = this.members;
     this.members = rows.filter((m) => m.station === this.ctx.o.stationId || m.expiresAt > now).map((m) => m.station);
+    // The next renewal comes early when another member's row lapses before it (that member stopped renewing: a live
+    // one's row is always more than a renewal interval ahead), so its lapse is seen when it happens.
+    let next = this.livenessIntervalMs();
+    for (const m of rows) if (m.station !== this.ctx.o.stationId && m.expiresAt > now) next = Math.min(next, m.expiresAt - now + 1);
+    this.nextLivenessMs = next;
+    // A member gone (lapsed or left): its NICs are taken at a round started now, not at the next poll timer.
+    if (this.started && before.some((m) => !this.members.includes(m))) this.roundNow();
   }
 
   /** A third of the lease, at most a poll interval: two renewals may fail before the others take our NICs. */
+  private livenessIntervalMs(): number {
+    return Math.max(1, Math.min(this.o.pollIntervalMs, Math.floor(this.o.leaseMs / 3)));
+  }
+
   private scheduleLiveness(): void {
     if (this.stopped) return;
-    this.liveTimer = this.ctx.env.after(Math.max(1, Math.min(this.o.pollIntervalMs, Math.floor(this.o.leaseMs / 3))), () => {
+    this.liveTimer = this.ctx.env.after(this.nextLivenessMs ?? this.livenessIntervalMs(), () => {
       this.liveTimer = null;
       void this.renewMembership().catch((e) => {
         this.countStoreError(e);
@@ -221,13 +254,38 @@ export class DaemonCore {
 
   private schedule(): void {
     if (this.stopped) return;
-    this.timer = this.ctx.env.after(this.o.pollIntervalMs, () => {
-      this.timer = null;
-      void this.tick().catch((e) => {
-        this.countStoreError(e);
-        this.log('warn', 'poll round failed', { error: (e as Error).message });
-      }).finally(() => this.schedule());
+    this.timer = this.ctx.env.after(this.roundIntervalMs(), () => this.round());
+  }
+
+  /**
+   * Rounds every poll interval, or every third of the lease when the poll interval is not shorter than the lease
+   * (a large fleet polled every few seconds, with a lease short enough for a quick takeover: issue 16): a lease
+   * (first-come) is renewed at every round, and a lapsed one is taken within a third of the lease.
+   */
+  private roundIntervalMs(): number {
+    return this.o.pollIntervalMs < this.o.leaseMs ? this.o.pollIntervalMs : Math.max(1, Math.floor(this.o.leaseMs / 3));
+  }
+
+  private round(): void {
+    this.timer = null;
+    this.inRound = true;
+    void this.tick().catch((e) => {
+      this.countStoreError(e);
+      this.log('warn', 'poll round failed', { error: (e as Error).message });
+    }).finally(() => {
+      this.inRound = false;
+      this.schedule();
     });
+  }
+
+  /**
+   * Start the next poll round now rather than at its timer (a member lapsed: renewMembership). Not while one runs:
+   * the timer's round comes a poll interval after it, as ever.
+   */
+  private roundNow(): void {
+    if (this.stopped || this.inRound || this.timer === null) return;
+    this.timer.cancel();
+    this.round();
   }
 
   /**
@@ -246,13 +304,17 @@ export class DaemonCore {
     const me = this.ctx.o.stationId;
     const balanced = this.sharing === 'balanced';
     const owned: NicRecord[] = [];
-    const nics = await this.ctx.store.listNics();
+    // The round's lease work on the store's verb lane too (Store.asUserVerb): queued behind the sessions a takeover
+    // or a join is opening, a round came too late, and a stand-in took the NICs freed for us (and kept them 60 s).
+    // Only these calls: the polls started below run on the default lane.
+    const lane = <T>(f: () => Promise<T>): Promise<T> => (this.ctx.store.asUserVerb ? this.ctx.store.asUserVerb(f) : f());
+    const nics = await lane(() => this.ctx.store.listNics());
     let fences: Map<string, Fence | LifelineError>;
     const take: string[] = [];
     const give: string[] = [];
     const now = this.ctx.env.now();
     try {
-      const leases = new Map((await this.ctx.store.listLeases()).map((l) => [l.nic, l]));
+      const leases = new Map((await lane(() => this.ctx.store.listLeases())).map((l) => [l.nic, l]));
       for (const n of nics) {
         const l = leases.get(n.id);
         const st = this.nics.get(n.id);
@@ -275,7 +337,7 @@ export class DaemonCore {
           if (rank === 0 || now >= since + rank * this.o.leaseMs) take.push(n.id);
         }
       }
-      fences = take.length ? await this.ctx.fenceAll(take) : new Map();
+      fences = take.length ? await lane(() => this.ctx.fenceAll(take)) : new Map();
     } catch (e) {
       // The store failed (E_STORE): no NIC is polled this round; the next round tries again.
       this.countStoreError(e);
@@ -298,7 +360,7 @@ export class DaemonCore {
     }
     if (give.length) {
       try {
-        const released = new Set(await this.ctx.release(give));
+        const released = new Set(await lane(() => this.ctx.release(give)));
         for (const nic of released) this.nicState(nic).host = 'handed over';
         if (released.size) this.log('info', 'handed NICs over to their preferred stations', { nics: released.size, members: this.members.length });
         for (let i = owned.length - 1; i >= 0; i--) if (released.has(owned[i].id)) owned.splice(i, 1);
@@ -309,14 +371,19 @@ export class DaemonCore {
     }
     // Every NIC's active generation in one read (whether a session must reload), not a read per poll; a store that
     // fails it leaves each poll to read its own.
-    const active = owned.length ? await this.ctx.store.activeGenerations().catch(() => null) : null;
+    const active = owned.length ? await lane(() => this.ctx.store.activeGenerations()).catch(() => null) : null;
     const polls: Promise<void>[] = [];
     for (const n of owned) {
       const st = this.nicState(n.id);
       if (st.busy) continue; // its previous poll still waits for the NIC: its lease was renewed above all the same
+      // Polled a poll interval after its last poll (a round may come sooner: roundIntervalMs, roundNow); a NIC just
+      // taken over at once.
+      if (st.polledAt > 0 && now - st.polledAt < this.o.pollIntervalMs && !this.ctx.takeovers.has(n.id)) continue;
+      st.polledAt = now;
       st.busy = true;
       const generation = active === null ? undefined : (active.get(n.id) ?? null);
-      polls.push(this.polls.run(() => this.poll(n, st, generation)).finally(() => (st.busy = false)));
+      const lane = this.ctx.hasSession(n.id) ? this.polls : this.opens;
+      polls.push(lane.run(() => this.poll(n, st, generation)).finally(() => (st.busy = false)));
     }
     return { polls: Promise.allSettled(polls) }; // wrapped: an async function would wait for a returned promise
   }
@@ -358,7 +425,7 @@ export class DaemonCore {
 
   private nicState(nic: string): NicState {
     let st = this.nics.get(nic);
-    if (!st) this.nics.set(nic, (st = { lastRefresh: this.ctx.env.now(), host: 'unknown', lastError: null, refreshes: 0, busy: false, unanswered: 0, rekeyTriedAt: 0, refreshFailures: 0, retryRefreshAt: 0, keepUntil: 0, avoidUntil: 0 }));
+    if (!st) this.nics.set(nic, (st = { lastRefresh: this.ctx.env.now(), host: 'unknown', lastError: null, refreshes: 0, busy: false, unanswered: 0, rekeyTriedAt: 0, refreshFailures: 0, retryRefreshAt: 0, keepUntil: 0, avoidUntil: 0, polledAt: 0 }));
     return st;
   }
 
@@ -370,7 +437,7 @@ export class DaemonCore {
     if (this.stopped) return;
     try {
       await this.ctx.syncWithStore(n, activeGeneration); // another process may have re-keyed it (see the file comment)
-      const s = await this.ctx.session(n.id);
+      const s = await this.ctx.session(n.id, { record: n });
       if (this.ctx.takeovers.has(n.id)) await this.afterTakeover(n.id);
       const r = await s.read('system-state-request', Math.min(this.o.timeoutMs, this.o.pollIntervalMs), true);
       const code = (r.response as { systemState?: number }).systemState;
@@ -426,10 +493,11 @@ export class DaemonCore {
   private async afterTakeover(nic: string): Promise<void> {
     this.ctx.takeovers.delete(nic);
     const s = await this.ctx.session(nic);
-    const lease = await this.ctx.store.getLease(nic);
+    // The epoch the round took it at (no read of the lease per NIC taken); the store's when this process holds none.
+    const epoch = this.ctx.heldFence(nic)?.epoch ?? (await this.ctx.store.getLease(nic))?.epoch;
     const port = await this.ctx.o.port();
-    this.log('info', 'took NIC over', { nic, epoch: lease?.epoch });
-    await s.notifyOwner(lease?.epoch ?? 0, { address: port.address, port: port.port }, this.o.timeoutMs).catch((e) =>
+    this.log('info', 'took NIC over', { nic, epoch });
+    await s.notifyOwner(epoch ?? 0, { address: port.address, port: port.port }, this.o.timeoutMs).catch((e) =>
       this.log('warn', 'owner notice not acknowledged', { nic, error: (e as Error).message }),
     );
   }
@@ -527,7 +595,7 @@ export class DaemonCore {
     return this.inUse(nic, async () => {
       const stored = await this.ctx.store.getNic(nic);
       if (stored) await this.ctx.syncWithStore(stored);
-      return (await this.ctx.session(nic)).read(kind, timeoutMs);
+      return (await this.ctx.session(nic, stored ? { record: stored } : undefined)).read(kind, timeoutMs);
     });
   }
 
@@ -536,15 +604,18 @@ export class DaemonCore {
     return this.inUse(nic, async () => {
       const stored = await this.ctx.store.getNic(nic);
       if (stored) await this.ctx.syncWithStore(stored);
-      return (await this.ctx.session(nic)).command(kind, timeoutMs);
+      return (await this.ctx.session(nic, stored ? { record: stored } : undefined)).command(kind, timeoutMs);
     });
   }
 
-  /** Run a user's verb on the NIC, counted in `using` (not handed over meanwhile: shouldHandOver). */
+  /**
+   * Run a user's verb on the NIC, counted in `using` (not handed over meanwhile: shouldHandOver), its store work on
+   * the verb lane (Store.asUserVerb: not behind the background polls' transactions).
+   */
   private async inUse<T>(nic: string, f: () => Promise<T>): Promise<T> {
     this.using.set(nic, (this.using.get(nic) ?? 0) + 1);
     try {
-      return await f();
+      return await (this.ctx.store.asUserVerb ? this.ctx.store.asUserVerb(f) : f());
     } finally {
       const left = (this.using.get(nic) ?? 1) - 1;
       if (left > 0) this.using.set(nic, left);

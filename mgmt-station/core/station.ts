@@ -101,6 +101,16 @@ export class StationCore {
     return nics;
   }
 
+  /** Is the NIC's session open (not being opened)? */
+  hasSession(nic: string): boolean {
+    return this.sessions.has(nic);
+  }
+
+  /** The lease this process holds on the NIC as of its last take or renewal (undefined: none). */
+  heldFence(nic: string): Fence | undefined {
+    return this.fences.get(nic);
+  }
+
   /** Forget our own claim on a NIC (e.g. the lease could not be renewed). */
   dropSession(nic: string): void {
     this.sessions.get(nic)?.close();
@@ -214,9 +224,13 @@ export class StationCore {
   /**
    * The secure session to a NIC, opened once per process (concurrent callers share the opening). Its first sync
    * settles the commands that an earlier owner — another station, or an earlier process of this one — logged as
-   * sent and never saw acknowledged (core/session.ts).
+   * sent and never saw acknowledged (core/session.ts). A lease this process holds (a daemon's poll round took or
+   * held it) is used as it is, not taken again: a write per session opened that a takeover of thousands of NICs
+   * made thousands of times (issue 16). It is the fence an open session of the NIC would use just the same; a lease
+   * lost meanwhile fails the session's first fenced write (E_FENCED), and the next round drops the claim.
+   * `record`: the NIC's record as the caller has just read it (not read again).
    */
-  async session(nic: string, known?: { fence: Fence; record: NicRecord; sa?: SaPair }): Promise<NicSession> {
+  async session(nic: string, known?: { fence: Fence; record: NicRecord; sa?: SaPair } | { record: NicRecord }): Promise<NicSession> {
     const have = this.sessions.get(nic);
     if (have) return have;
     let opening = this.opening.get(nic);
@@ -224,8 +238,10 @@ export class StationCore {
       opening = (async () => {
         // `known`: the lease and record a key exchange of this process has just taken and used, and the SA it has just
         // stored and activated (not read again).
-        const fence = known && this.fences.get(nic)?.epoch === known.fence.epoch ? known.fence : await this.fence(nic);
-        const s = await NicSession.open(known?.record ?? nic, { store: this.store, port: await this.o.port(), fence, env: this.env, takeover: this.takeovers.has(nic), log: this.o.log, onAccepted: this.o.onAccepted, onAlert: (a) => this.o.onAlert?.(a), reserveBlock: this.o.reserveBlock }, known?.sa);
+        const held = this.fences.get(nic);
+        const fence = known && 'fence' in known ? (held?.epoch === known.fence.epoch ? known.fence : await this.fence(nic)) : (held ?? (await this.fence(nic)));
+        const sa = known && 'sa' in known ? known.sa : undefined;
+        const s = await NicSession.open(known?.record ?? nic, { store: this.store, port: await this.o.port(), fence, env: this.env, takeover: this.takeovers.has(nic), log: this.o.log, onAccepted: this.o.onAccepted, onAlert: (a) => this.o.onAlert?.(a), reserveBlock: this.o.reserveBlock }, sa);
         this.sessions.set(nic, s);
         this.o.onSessionOpen?.(nic);
         return s;

@@ -18,13 +18,15 @@
 import pg from 'pg';
 import { UsageError } from '../../common/errors.js';
 import type { ClusterKey } from './cluster-key.js';
-import { bindable, sql, storeError, type Row, type SqlDriver, type SqlOp, type Tx } from './sql-driver.js';
+import { bindable, currentLane, sql, storeError, type Row, type SqlDriver, type SqlOp, type Tx } from './sql-driver.js';
 import { SqlStore, type SqlStoreOptions } from './sql-store.js';
 import { redactedStoreUrl } from './store-url.js';
 
 export interface PostgresStoreOptions extends SqlStoreOptions {
   /** Pool size (default 4). */
   maxConnections?: number;
+  /** Connections for users' verbs (sql-driver.ts asUserVerb), besides the pool (default 2). */
+  verbConnections?: number;
   /** Connect timeout (default 5000 ms). */
   connectTimeoutMs?: number;
   /** Longest wait for a row lock before the statement fails (default 10000 ms). */
@@ -45,6 +47,8 @@ export class PostgresDriver implements SqlDriver {
   readonly #pool: pg.Pool;
   /** One connection for the member row only (transaction lane 'liveness'). */
   readonly #livePool: pg.Pool;
+  /** Users' verbs (sql-driver.ts asUserVerb): connections opened on first use, never shared with background polls. */
+  readonly #verbPool: pg.Pool;
 
   constructor(url: string, opts: PostgresStoreOptions = {}) {
     let parsed: URL;
@@ -79,9 +83,17 @@ export class PostgresDriver implements SqlDriver {
       idleTimeoutMillis: 0,
       options: `-c search_path=${this.schema} -c lock_timeout=${lockTimeout} -c idle_in_transaction_session_timeout=${idleTimeout}`,
     });
+    this.#verbPool = new pg.Pool({
+      connectionString: parsed.toString(),
+      max: opts.verbConnections ?? 2,
+      connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
+      idleTimeoutMillis: 10000,
+      options: `-c search_path=${this.schema} -c lock_timeout=${lockTimeout} -c idle_in_transaction_session_timeout=${idleTimeout}`,
+    });
     // An idle client whose server went away emits 'error' on the pool; the next query reports it.
     this.#pool.on('error', () => {});
     this.#livePool.on('error', () => {});
+    this.#verbPool.on('error', () => {});
   }
 
   /** Statements run before the tables are created: the schema, under the setup lock. */
@@ -92,7 +104,8 @@ export class PostgresDriver implements SqlDriver {
   async transaction<T>(mode: 'read' | 'write', body: () => Tx<T>, lane?: 'liveness'): Promise<T> {
     let client: pg.PoolClient;
     try {
-      client = await (lane === 'liveness' ? this.#livePool : this.#pool).connect();
+      const pool = lane === 'liveness' ? this.#livePool : currentLane() === 'verb' ? this.#verbPool : this.#pool;
+      client = await pool.connect();
     } catch (e) {
       throw storeError(this.url, e);
     }
@@ -123,7 +136,7 @@ export class PostgresDriver implements SqlDriver {
   }
 
   async close(): Promise<void> {
-    for (const p of [this.#livePool, this.#pool]) if (!p.ended && !p.ending) await p.end();
+    for (const p of [this.#livePool, this.#verbPool, this.#pool]) if (!p.ended && !p.ending) await p.end();
   }
 }
 

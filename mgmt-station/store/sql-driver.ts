@@ -11,8 +11,27 @@
  * PostgreSQL driver runs the same body with an await per statement on one pooled connection. Placeholders
  * are written '?' and numbered for PostgreSQL by the driver; no SQL text here contains a literal '?'.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { LifelineError, UsageError } from '../../common/errors.js';
 import type { SqlStoreKind } from './store.js';
+
+/**
+ * A user's verb under way (DaemonCore.read/command): its store transactions, and those of everything it awaits that
+ * it started itself (the session it opens, the sync, the command log), run on the driver's 'verb' lane, connections
+ * of their own where the driver has a pool, so a user's `state` to a NIC a station has just taken over does not wait
+ * behind the background polls that open the sessions of thousands of taken-over NICs (issue 16, criterion 3).
+ */
+const verbContext = new AsyncLocalStorage<true>();
+
+/** Run `f` as a user's verb: see verbContext. */
+export function asUserVerb<T>(f: () => Promise<T>): Promise<T> {
+  return verbContext.run(true, f);
+}
+
+/** The lane a transaction started now runs on: 'verb' inside asUserVerb, else the default (undefined). */
+export function currentLane(): 'verb' | undefined {
+  return verbContext.getStore() === true ? 'verb' : undefined;
+}
 
 export type SqlValue = string | number | Uint8Array | null;
 export type Row = Record<string, unknown>;
@@ -40,7 +59,8 @@ export interface SqlDriver {
   /**
    * Run `body` in one transaction: 'write' takes the write lock up front; 'read' sees one snapshot. `lane`
    * 'liveness': a station's member row (Store.renewMember), on a connection of its own where the driver has a pool,
-   * so it never waits behind the station's other work: a busy station is not a dead one.
+   * so it never waits behind the station's other work: a busy station is not a dead one. With no lane given, a
+   * transaction started inside asUserVerb runs on the 'verb' lane (currentLane), likewise on connections of its own.
    */
   transaction<T>(mode: 'read' | 'write', body: () => Tx<T>, lane?: 'liveness'): Promise<T>;
   close(): Promise<void>;

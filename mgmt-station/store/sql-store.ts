@@ -20,7 +20,7 @@ import { RowMacs } from './row-mac.js';
 import { ensureSchema } from './schema.js';
 import { claimBlock, raiseCheckpoint, raiseSyncEpoch, readCheckpoint, readSyncEpoch, type SeqColumn } from './sql-checkpoints.js';
 import { appendEntry, outcomeFields, readLog, readLogAndHead } from './sql-command-log.js';
-import { sql, type Row, type SqlDriver, type SqlOp, type Tx } from './sql-driver.js';
+import { asUserVerb, sql, type Row, type SqlDriver, type SqlOp, type Tx } from './sql-driver.js';
 import { logAltered, saRules, spiInUse } from './store-errors.js';
 import type {
   AlertInput, AlertQuery, AlertRecord, AuditReport, CommandInput, CommandLogEntry, CommandOutcome, CommandRecord, CommandRef, Fence, Lease,
@@ -567,6 +567,10 @@ export class SqlStore implements Store {
     await this.#db.transaction('write', function* () {
       yield sql('DELETE FROM cluster_members WHERE station = ?', station);
     });
+  }
+
+  asUserVerb<T>(f: () => Promise<T>): Promise<T> {
+    return asUserVerb(f);
   }
 
   close(): Promise<void> {

@@ -315,6 +315,12 @@ export interface Store {
   readonly kind: StoreKind;
   /** The store URL with any password removed, for messages. */
   readonly url: string;
+  /**
+   * Run `f`, a user's verb (DaemonCore.read/command) or a poll round's lease work (DaemonCore.tick), with its
+   * transactions on connections of their own, not queued behind the daemon's background polls (sql-driver.ts
+   * asUserVerb; PostgreSQL's pool). Absent: no such lanes.
+   */
+  asUserVerb?<T>(f: () => Promise<T>): Promise<T>;
 
   // --- NICs (enrolment is an administrative write: not fenced) ---
   /**

@@ -32,7 +32,7 @@ async function fleet(n: number) {
         await store.activateSa(id, 2, at, fence);
       }
     }
-    nics.set(id, { lastRefresh: 0, host: i % 7 === 0 ? 'unknown (last S0)' : i % 2 ? 'S0' : 'S5', lastError: i % 7 === 0 ? 'E_TIMEOUT: no answer' : null, refreshes: 0, busy: false, unanswered: 0, rekeyTriedAt: 0, refreshFailures: 0, retryRefreshAt: 0, keepUntil: 0, avoidUntil: 0 });
+    nics.set(id, { lastRefresh: 0, host: i % 7 === 0 ? 'unknown (last S0)' : i % 2 ? 'S0' : 'S5', lastError: i % 7 === 0 ? 'E_TIMEOUT: no answer' : null, refreshes: 0, busy: false, unanswered: 0, rekeyTriedAt: 0, refreshFailures: 0, retryRefreshAt: 0, keepUntil: 0, avoidUntil: 0, polledAt: 0 });
   }
   const ctx = { store, o: { stationId: 'station-1' }, drops: () => ({ socket: { short: 2 }, nics: { 'nic-1': { replay: 3 }, 'nic-2': { icv: 1, replay: 1 } } }) } as unknown as StationContext;
   const polls = new Map([['ok', 10], ['timeout', 4]]);
