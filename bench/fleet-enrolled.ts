@@ -62,15 +62,18 @@ export interface FleetEnrolledResult {
 }
 
 /** Each NIC's SA, derived from a per-run seed and its index, so the bench need not keep 100,000 of them. */
-function saFor(seed: Buffer, i: number): SaPair {
+export function saFor(seed: Buffer, i: number): SaPair {
   const h = (tag: string) => createHash('sha256').update(seed).update(`${tag}:${i}`).digest();
   const spi = (tag: string) => 0x100 + (h(tag).readUInt32BE(0) % 0xfffffe00);
   const dir = (tag: string) => ({ spi: spi(`${tag}-spi`), encKey: new Uint8Array(h(`${tag}-key`).subarray(0, 20)), ahSpi: 0, ahKey: new Uint8Array(0) });
   return { generation: 0, transform: 'aes-gcm-16', esn: false, policy: 'esp', toNic: dir('to'), fromNic: dir('from'), origin: 'manual' };
 }
 
-/** Write NIC `a`'s EEPROM file as a fresh NIC would format it, then manual keying and the trust anchor. */
-function enrolImage(dir: string, a: NicAddress, sa: SaPair, psk: Uint8Array, now: number): void {
+/**
+ * Write NIC `a`'s EEPROM file as a fresh NIC would format it, then manual keying and the trust anchor (also the
+ * station-cluster section's images); the SA's generation as the NIC numbered it.
+ */
+export function enrolImage(dir: string, a: NicAddress, sa: SaPair, psk: Uint8Array, now: number): number {
   const device = new MemoryEepromDevice(EEPROM_SIZE);
   const m = new NicMachine({
     id: a.id, address: a.address, ports: { clear: a.clearPort, secure: a.securePort, ike: a.ikePort },
@@ -80,9 +83,10 @@ function enrolImage(dir: string, a: NicAddress, sa: SaPair, psk: Uint8Array, now
   });
   m.powerOn(now);
   if (m.runState !== 'running') throw new Error(`${a.id}: the firmware did not boot (${m.error})`);
-  m.installSa(sa, now);
+  const { generation } = m.installSa(sa, now);
   m.setTrustAnchor(psk, now);
   writeFileSync(join(dir, `${a.id}.eeprom`), device.image, { mode: 0o600 });
+  return generation;
 }
 
 function addressing(salt: number): string[] {

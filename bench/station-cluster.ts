@@ -21,22 +21,18 @@
  *     ran once (lost = acknowledged but not in the log) and no command ran twice (doubled).
  */
 import http from 'node:http';
-import { appendFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createHash, randomBytes } from 'node:crypto';
+import { appendFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { NicMachine } from '../firmware/nic-machine.js';
-import { MemoryEepromDevice } from '../firmware/eeprom-device.js';
-import { EEPROM_SIZE } from '../firmware/eeprom-record.js';
-import { pooledRandom } from '../lib/random-pool.js';
-import { assignAddresses, type NicAddress } from '../nic-emulator/addressing.js';
+import { assignAddresses } from '../nic-emulator/addressing.js';
 import { createClusterKeyFile } from '../mgmt-station/store/cluster-key.js';
 import { openStore } from '../mgmt-station/store/open-store.js';
 import type { Lease, Store } from '../mgmt-station/store/store.js';
-import type { SaPair } from '../wire/sa.js';
 import { startPostgres, type PostgresServer } from '../test/support/postgres-server.js';
 import { spawnChild, startEmulator, stopChild, rssKiB, tempDir, memoryBackedBase, type Emulator } from './processes.js';
 import { figure, type Figure } from './stats.js';
+import { enrolImage, saFor } from './fleet-enrolled.js';
 import { preferenceOrder } from '../mgmt-station/core/rendezvous.js';
 
 const STATION_CLI = resolve(import.meta.dirname, '../mgmt-station/cli.js');
@@ -81,31 +77,6 @@ export interface StationClusterResult {
     ownedAfter: Record<string, number>;
   };
   rssKiBPerOwnedNic: Record<string, number>;
-}
-
-/** Each NIC's SA, derived from a per-run seed and its index (as fleet-enrolled.ts). */
-function saFor(seed: Buffer, i: number): SaPair {
-  const h = (tag: string) => createHash('sha256').update(seed).update(`${tag}:${i}`).digest();
-  const spi = (tag: string) => 0x100 + (h(tag).readUInt32BE(0) % 0xfffffe00);
-  const dir = (tag: string) => ({ spi: spi(`${tag}-spi`), encKey: new Uint8Array(h(`${tag}-key`).subarray(0, 20)), ahSpi: 0, ahKey: new Uint8Array(0) });
-  return { generation: 0, transform: 'aes-gcm-16', esn: false, policy: 'esp', toNic: dir('to'), fromNic: dir('from'), origin: 'manual' };
-}
-
-/** NIC `a`'s EEPROM file: formatted, keyed (installSa) and given its trust anchor by its own firmware (as fleet-enrolled.ts). */
-function enrolImage(dir: string, a: NicAddress, sa: SaPair, psk: Uint8Array, now: number): number {
-  const device = new MemoryEepromDevice(EEPROM_SIZE);
-  const m = new NicMachine({
-    id: a.id, address: a.address, ports: { clear: a.clearPort, secure: a.securePort, ike: a.ikePort },
-    openDevice: (first) => ({ device, fresh: first }), deviceName: a.id,
-    initialConfig: { securityPolicy: 'esp', clearManagement: false, allowedClearCommands: 0, trustAnchor: { kind: 'none', key: new Uint8Array(32) }, clusterPolicy: '' },
-    initialHostState: 'up', bootDelayMs: 0, random: pooledRandom,
-  });
-  m.powerOn(now);
-  if (m.runState !== 'running') throw new Error(`${a.id}: the firmware did not boot (${m.error})`);
-  const { generation } = m.installSa(sa, now);
-  m.setTrustAnchor(psk, now);
-  writeFileSync(join(dir, `${a.id}.eeprom`), device.image, { mode: 0o600 });
-  return generation;
 }
 
 /** Run `f` over `items`, `limit` at once. */
