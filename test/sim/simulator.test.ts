@@ -74,7 +74,11 @@ describe('simulator (issue 14)', function () {
     // 6799 (the run at 91d63e9, with the alerts): a NIC's EEPROM restored to a backup taken while an older epoch was
     // still live answered "not executed" for a command that ran under it after the backup (eeprom-image.ts
     // liveSpan; test/sim/restore-live-epoch.test.ts plays it on purpose).
-    for (const seed of [60895, 72680, 99037, 6799]) {
+    // 200434, 201825, 202209, 202599 (issue 16's leaner station sessions, before merge): a session let go of its
+    // 'previous' SA once the NIC answered on the active one; a store restored from a backup made that SA active again
+    // with the backup's lower outbound reservation, and the new endpoint sent under an IV already used (nonce). The
+    // session now remembers where a let-go SA's counters were (core/session.ts letGo).
+    for (const seed of [60895, 72680, 99037, 6799, 200434, 201825, 202209, 202599]) {
       const r = await new World({ seed, trace: false }).run();
       assert.equal(r.ok, true, `seed ${seed}: ${r.violation}`);
     }
