@@ -27,6 +27,12 @@ const erased = new Map<number, Uint8Array>();
 /** Devices whose write descriptor is open in this turn of the event loop; one setImmediate closes them all. */
 const turnHeld = new Set<FileEepromDevice>();
 let turnCloseScheduled = false;
+/**
+ * At most this many write descriptors open at once: a turn that never reaches the check phase (an eager boot of a
+ * whole fleet chains only microtasks; one request that boots every NIC) closes the oldest as it opens more, so the
+ * descriptors stay within RLIMIT_NOFILE whatever one turn writes.
+ */
+const MAX_TURN_HELD = 256;
 
 function closeTurnHeld(): void {
   turnCloseScheduled = false;
@@ -133,6 +139,11 @@ export class FileEepromDevice implements EepromDevice {
       throw new LifelineError('E_EEPROM_IO', `cannot open EEPROM file ${this.path}: ${(e as Error).message}`);
     }
     this.turnFd = fd;
+    if (turnHeld.size >= MAX_TURN_HELD) {
+      const oldest = turnHeld.values().next().value!;
+      turnHeld.delete(oldest);
+      oldest.closeTurnFd();
+    }
     turnHeld.add(this);
     if (!turnCloseScheduled) {
       turnCloseScheduled = true;
@@ -148,8 +159,10 @@ export class FileEepromDevice implements EepromDevice {
     this.turnFd = null;
     try {
       closeSync(fd);
-    } catch {
-      // already closed: nothing held
+    } catch (e) {
+      // Only this device closes it, so a failure is the file system's (a write-back error reported at close: EIO,
+      // ENOSPC on some file systems): an EEPROM write failure like any other, logged and counted by the NIC's owner.
+      this.onWriteError?.(new LifelineError('E_EEPROM_IO', `cannot close EEPROM file ${this.path} after writing it: ${(e as Error).message}`));
     }
   }
 
