@@ -187,6 +187,9 @@ export async function start(values: Values, control: string): Promise<void> {
       const failed = fleet.nics.filter((n) => n.runState === 'failed').length;
       log.log('info', 'every NIC booted', { running: up, failed, ms });
       reportFailed();
+    }, (e: unknown) => {
+      // A fault in the background boot itself (a NIC's own boot failure fails that NIC, not this): said, not fatal.
+      log.log('error', 'background boot stopped', { code: (e as { code?: string }).code ?? 'E_INTERNAL', error: (e as Error).message });
     });
   }
 }
